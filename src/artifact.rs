@@ -1,0 +1,380 @@
+//! The artifact pipeline: plain dump bytes → zstd → age → store, streamed through
+//! bounded buffers, counting and hashing as it goes. Also the hashing reader used when an
+//! artifact is fetched back.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::store::Upload;
+
+/// Size of the chunks handed to the store; with the channel depth this bounds memory.
+pub const CHUNK: usize = 256 << 10;
+/// Chunks in flight between the encryptor and the store.
+pub const CHANNEL_DEPTH: usize = 16;
+
+/// Parses recipients (already validated) and those of a recipients file.
+pub fn load_recipients(inline: &[String], file: Option<&std::path::Path>) -> Result<Vec<age::x25519::Recipient>> {
+    let mut out = Vec::new();
+    for r in inline {
+        out.push(
+            age::x25519::Recipient::from_str(r)
+                .map_err(|e| Error::config(format!("recipient {r}: {e}")))?,
+        );
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read encryption.recipients_file {}: {e}", path.display()))
+                .with_hint("check the path; `firedrill keygen` prints a recipient to put there")
+        })?;
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            out.push(age::x25519::Recipient::from_str(l).map_err(|e| {
+                Error::config(format!("{} line {}: `{l}` is not an age recipient: {e}", path.display(), i + 1))
+            })?);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::config("no age recipients").with_hint("add recipients to encryption.recipients"));
+    }
+    Ok(out)
+}
+
+/// Byte counts and digest of one encrypted artifact.
+#[derive(Debug, Clone, Default)]
+pub struct EncryptOutcome {
+    pub plain_bytes: u64,
+    pub compressed_bytes: u64,
+    pub encrypted_bytes: u64,
+    pub sha256: String,
+}
+
+/// Counts bytes written through it.
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The end of the pipeline: hashes, counts and sends fixed-size chunks to the store.
+struct ChannelSink {
+    tx: mpsc::Sender<Upload>,
+    buf: Vec<u8>,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl ChannelSink {
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.hasher.update(&chunk);
+        self.count += chunk.len() as u64;
+        self.tx
+            .blocking_send(Upload::Chunk(Bytes::from(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+}
+
+impl Write for ChannelSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = room.min(buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() == CHUNK {
+            self.send_buf()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs on a blocking thread: reads the plain dump from `input`, compresses, encrypts to
+/// every recipient and sends the result to `tx`. The upload is finished only when
+/// `dump_ok` says the dump succeeded (the tool exited cleanly and the dump is big enough);
+/// otherwise it is aborted, so a failed dump never becomes a stored object.
+pub fn encrypt_stream(
+    mut input: impl Read,
+    recipients: Vec<age::x25519::Recipient>,
+    level: i32,
+    threads: u32,
+    tx: mpsc::Sender<Upload>,
+    dump_ok: oneshot::Receiver<bool>,
+) -> Result<EncryptOutcome> {
+    let abort_tx = tx.clone();
+    let result = (|| -> Result<EncryptOutcome> {
+        let sink = ChannelSink {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| Error::internal(format!("age: {e}")))?;
+        let age_writer = encryptor
+            .wrap_output(sink)
+            .map_err(|e| Error::internal(format!("age: {e}")))?;
+        let counted = CountingWriter {
+            inner: age_writer,
+            count: 0,
+        };
+        let mut z = zstd::Encoder::new(counted, level).map_err(|e| Error::internal(format!("zstd: {e}")))?;
+        let workers = if threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+        } else {
+            threads
+        };
+        if workers > 1 {
+            z.multithread(workers).map_err(|e| Error::internal(format!("zstd: {e}")))?;
+        }
+        let mut plain = 0u64;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::infra(format!("reading the dump: {e}"))),
+            };
+            plain += n as u64;
+            z.write_all(&buf[..n]).map_err(pipe_err)?;
+        }
+        let counted = z.finish().map_err(pipe_err)?;
+        let compressed = counted.count;
+        let mut sink = counted.inner.finish().map_err(pipe_err)?;
+        sink.send_buf().map_err(pipe_err)?;
+
+        // Only a dump whose tool succeeded, and which is not suspiciously small, is
+        // finished; anything else is aborted and leaves no object.
+        if !dump_ok.blocking_recv().unwrap_or(false) {
+            return Err(Error::cancelled().context("the dump failed, upload discarded"));
+        }
+        sink.tx
+            .blocking_send(Upload::Finish)
+            .map_err(|_| Error::infra("the upload stopped before the artifact was complete"))?;
+        Ok(EncryptOutcome {
+            plain_bytes: plain,
+            compressed_bytes: compressed,
+            encrypted_bytes: sink.count,
+            sha256: hex::encode(sink.hasher.finalize()),
+        })
+    })();
+    if let Err(e) = &result {
+        let _ = abort_tx.blocking_send(Upload::Abort(e.clone()));
+    }
+    result
+}
+
+/// A dump smaller than the drill's minimum is a failure, not a success: a backup job that
+/// "succeeded" with a 0-byte dump once deleted the last good backup.
+pub fn check_dump_size(plain: u64, min: u64) -> Result<()> {
+    if plain < min {
+        return Err(Error::backup(format!(
+            "the dump is {plain} bytes, under the minimum of {min}: it cannot hold the database"
+        ))
+        .with_hint("check what the dump user can see; lower source.min_dump_bytes only if the database really is this small"));
+    }
+    Ok(())
+}
+
+/// Counts the bytes read through it and tells when the end was reached.
+pub struct CountingReader<R> {
+    inner: R,
+    count: Arc<std::sync::atomic::AtomicU64>,
+    eof: Option<oneshot::Sender<()>>,
+}
+
+impl<R> CountingReader<R> {
+    pub fn new(inner: R) -> (Self, Arc<std::sync::atomic::AtomicU64>, oneshot::Receiver<()>) {
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (tx, rx) = oneshot::channel();
+        (
+            CountingReader {
+                inner,
+                count: count.clone(),
+                eof: Some(tx),
+            },
+            count,
+            rx,
+        )
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let n = buf.filled().len() - before;
+            if n == 0 {
+                if let Some(tx) = self.eof.take() {
+                    let _ = tx.send(());
+                }
+            } else {
+                self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+fn pipe_err(e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Error::cancelled().context("the upload stopped")
+    } else {
+        Error::internal(format!("compress/encrypt: {e}"))
+    }
+}
+
+/// Running SHA-256 and byte count of what passed through a [`HashingReader`].
+#[derive(Default)]
+pub struct HashState {
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl HashState {
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.bytes)
+    }
+}
+
+/// An `AsyncRead` that hashes what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    state: Arc<Mutex<HashState>>,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> (Self, Arc<Mutex<HashState>>) {
+        let state = Arc::new(Mutex::new(HashState::default()));
+        (
+            HashingReader {
+                inner,
+                state: state.clone(),
+            },
+            state,
+        )
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let new = &buf.filled()[before..];
+            let mut st = self.state.lock().expect("hash state lock");
+            st.hasher.update(new);
+            st.bytes += new.len() as u64;
+        }
+        r
+    }
+}
+
+/// Generates an age X25519 identity; returns (identity file text, recipient).
+pub fn generate_identity() -> (String, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let recipient = id.to_public().to_string();
+    let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+    let text = format!(
+        "# created: {created}\n# public key: {recipient}\n{}\n",
+        id.to_string().expose_secret()
+    );
+    (text, recipient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn encrypts_to_something_age_and_zstd_read_back() {
+        let (id_text, recipient) = generate_identity();
+        let identity = age::x25519::Identity::from_str(id_text.lines().nth(2).unwrap()).unwrap();
+        let plain: Vec<u8> = (0..2_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (ok_tx, ok_rx) = oneshot::channel();
+        ok_tx.send(true).unwrap();
+        let recips = load_recipients(&[recipient], None).unwrap();
+        let input = plain.clone();
+        let h = tokio::task::spawn_blocking(move || {
+            encrypt_stream(&input[..], recips, 3, 2, tx, ok_rx)
+        });
+        let mut stored = Vec::new();
+        let mut finished = false;
+        while let Some(u) = rx.recv().await {
+            match u {
+                Upload::Chunk(b) => {
+                    assert!(b.len() <= CHUNK);
+                    stored.extend_from_slice(&b)
+                }
+                Upload::Finish => finished = true,
+                Upload::Abort(e) => panic!("aborted: {e}"),
+            }
+        }
+        let out = h.await.unwrap().unwrap();
+        assert!(finished);
+        assert_eq!(out.plain_bytes, plain.len() as u64);
+        assert_eq!(out.encrypted_bytes, stored.len() as u64);
+        assert_eq!(out.sha256, hex::encode(Sha256::digest(&stored)));
+        let dec = age::Decryptor::new(&stored[..]).unwrap();
+        let mut r = dec.decrypt(std::iter::once(&identity as &dyn age::Identity)).unwrap();
+        let mut compressed = Vec::new();
+        r.read_to_end(&mut compressed).unwrap();
+        assert_eq!(compressed.len() as u64, out.compressed_bytes);
+        assert_eq!(zstd::decode_all(&compressed[..]).unwrap(), plain);
+    }
+
+    #[tokio::test]
+    async fn a_failed_dump_aborts_the_upload() {
+        let (_, recipient) = generate_identity();
+        let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (ok_tx, ok_rx) = oneshot::channel();
+        ok_tx.send(false).unwrap();
+        let recips = load_recipients(&[recipient], None).unwrap();
+        let h = tokio::task::spawn_blocking(move || {
+            encrypt_stream(&b"some dump bytes"[..], recips, 3, 1, tx, ok_rx)
+        });
+        let mut last = None;
+        while let Some(u) = rx.recv().await {
+            last = Some(u);
+        }
+        assert!(h.await.unwrap().is_err());
+        assert!(matches!(last, Some(Upload::Abort(_))));
+    }
+
+    #[test]
+    fn a_tiny_dump_is_a_failure() {
+        let e = check_dump_size(0, 1024).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Backup);
+        assert!(e.message.contains("under the minimum"), "{e}");
+        assert!(check_dump_size(1024, 1024).is_ok());
+    }
+}

@@ -1,0 +1,155 @@
+//! The drill file as written. Every struct refuses unknown fields; backends are closed,
+//! `type`-tagged enums. Durations and sizes stay strings here so that validation can
+//! name the field when one is wrong.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::SecretRef;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillFile {
+    /// Defaults to the file name without `.toml`.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub source: SourceConfig,
+    pub storage: StorageConfig,
+    pub encryption: EncryptionConfig,
+    #[serde(default)]
+    pub compression: CompressionConfig,
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default, rename = "assertion")]
+    pub assertions: Vec<AssertionConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    Postgres(PostgresSourceConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    /// Where the password comes from; omit for trust/peer authentication.
+    pub password: Option<SecretRef>,
+    /// The pg_dump binary. Default: `/usr/lib/postgresql/<server major>/bin/pg_dump` when
+    /// it exists, else `pg_dump` on PATH.
+    pub pg_dump: Option<PathBuf>,
+    /// A dump smaller than this is a failure (default "1KiB").
+    pub min_dump_bytes: Option<String>,
+}
+
+fn default_host() -> String {
+    "localhost".into()
+}
+fn default_pg_port() -> u16 {
+    5432
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StorageConfig {
+    /// A directory on the orchestrator host (or a mounted file system).
+    Local(LocalStorageConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalStorageConfig {
+    pub path: PathBuf,
+    /// Key prefix under the path; artifacts go to `<prefix>/<drill>/<run>/`.
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// age X25519 recipients (`age1…`). Every artifact is encrypted to all of them.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A file of recipients, one per line (`#` comments), as `age -R` reads.
+    pub recipients_file: Option<PathBuf>,
+    /// Where the sandbox gets the age identity that decrypts the artifact. Read on the
+    /// orchestrator host, handed to the sandbox only.
+    pub identity: SecretRef,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// zstd level, 1–19 (default 3).
+    pub level: Option<i32>,
+    /// zstd worker threads; 0 = one per core (default).
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SandboxConfig {
+    Docker(DockerSandboxConfig),
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig::Docker(DockerSandboxConfig::default())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSandboxConfig {
+    /// Image to restore into; `{major}` is replaced by the source's major version.
+    /// Default: `firedrill-sandbox-<engine>:{major}`.
+    pub image: Option<String>,
+    /// Memory limit, e.g. "2GiB" (default 2GiB).
+    pub memory: Option<String>,
+    /// CPU limit in cores (default 2).
+    pub cpus: Option<f64>,
+    /// Docker endpoint; default: DOCKER_HOST or the local socket.
+    pub docker_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    pub dump: Option<String>,
+    pub encrypt: Option<String>,
+    pub upload: Option<String>,
+    pub provision: Option<String>,
+    pub restore: Option<String>,
+    pub verify: Option<String>,
+    pub teardown: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts for infrastructure steps (provision) before the drill gives up (default 3).
+    pub attempts: Option<u32>,
+    /// First backoff between attempts, doubled each time (default "2s").
+    pub backoff: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionConfig {
+    pub name: String,
+    /// A query returning one row with one column.
+    pub sql: String,
+    /// `= 5`, `>= 1000`, `!= 0`, `< 3`, or a bare value meaning `=`.
+    pub expect: String,
+}

@@ -1,0 +1,657 @@
+//! Turns a parsed drill file into a [`Drill`], reporting every problem at once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::raw::*;
+use super::units::{parse_byte_size, parse_duration};
+use crate::assertion::{Expectation, SqlAssertion};
+use crate::report::Stage;
+use crate::secret::SecretSource;
+
+/// One thing wrong with a drill file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// Dotted path of the field (`source.port`, `assertion[2].expect`), or empty when the
+    /// file as a whole is at fault.
+    pub field: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.field, self.message)?;
+        }
+        if !self.fix.is_empty() {
+            write!(f, "\n  fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one or more drill files.
+#[derive(Debug, Clone)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl From<Problems> for crate::Error {
+    fn from(p: Problems) -> Self {
+        let n = p.0.len();
+        crate::Error::config(format!(
+            "{n} problem{} in the drill file:\n{p}",
+            if n == 1 { "" } else { "s" }
+        ))
+        .with_hint("fix the fields named above; `firedrill validate FILE` checks offline")
+    }
+}
+
+/// A drill that passed validation: the only thing the engine runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drill {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    /// Relative paths in the drill file are resolved against this directory.
+    pub base_dir: PathBuf,
+    pub source: SourceSpec,
+    pub storage: StorageSpec,
+    pub encryption: EncryptionSpec,
+    pub compression: CompressionSpec,
+    pub sandbox: SandboxSpec,
+    pub timeouts: StageTimeouts,
+    pub retry: RetryPolicy,
+    pub assertions: Vec<SqlAssertion>,
+}
+
+impl Drill {
+    /// Resolves a path from the drill file against the drill file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceSpec {
+    Postgres(PostgresSpec),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PostgresSpec {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: Option<SecretSource>,
+    pub pg_dump: Option<PathBuf>,
+    pub min_dump_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StorageSpec {
+    Local { path: PathBuf, prefix: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EncryptionSpec {
+    /// Checked `age1…` strings.
+    pub recipients: Vec<String>,
+    pub recipients_file: Option<PathBuf>,
+    pub identity: SecretSource,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompressionSpec {
+    pub level: i32,
+    pub threads: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SandboxSpec {
+    Docker(DockerSpec),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DockerSpec {
+    pub image: Option<String>,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub docker_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTimeouts {
+    #[serde(with = "duration_secs")]
+    pub dump: Duration,
+    #[serde(with = "duration_secs")]
+    pub encrypt: Duration,
+    #[serde(with = "duration_secs")]
+    pub upload: Duration,
+    #[serde(with = "duration_secs")]
+    pub provision: Duration,
+    #[serde(with = "duration_secs")]
+    pub restore: Duration,
+    #[serde(with = "duration_secs")]
+    pub verify: Duration,
+    #[serde(with = "duration_secs")]
+    pub teardown: Duration,
+}
+
+impl StageTimeouts {
+    pub fn get(&self, stage: Stage) -> Duration {
+        match stage {
+            Stage::Dump => self.dump,
+            Stage::Encrypt => self.encrypt,
+            Stage::Upload => self.upload,
+            Stage::Provision => self.provision,
+            Stage::Restore => self.restore,
+            Stage::Verify => self.verify,
+            Stage::Teardown => self.teardown,
+        }
+    }
+
+    /// The longest a whole run can take; sandboxes older than this are leftovers.
+    pub fn total(&self) -> Duration {
+        Stage::ALL.iter().map(|s| self.get(*s)).sum()
+    }
+}
+
+impl Default for StageTimeouts {
+    fn default() -> Self {
+        StageTimeouts {
+            dump: Duration::from_secs(6 * 3600),
+            encrypt: Duration::from_secs(6 * 3600),
+            upload: Duration::from_secs(6 * 3600),
+            provision: Duration::from_secs(300),
+            restore: Duration::from_secs(6 * 3600),
+            verify: Duration::from_secs(3600),
+            teardown: Duration::from_secs(120),
+        }
+    }
+}
+
+mod duration_secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    #[serde(with = "duration_secs")]
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Reads, parses and validates one drill file.
+pub fn load_drill(path: &Path) -> Result<Drill, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            file: path.to_path_buf(),
+            field: String::new(),
+            message: format!("cannot read the file: {e}"),
+            fix: "check the path".into(),
+        }])
+    })?;
+    parse_drill(path, &text)
+}
+
+/// Parses and validates drill-file text; `path` names the file in messages and gives the
+/// default drill name and the base for relative paths.
+pub fn parse_drill(path: &Path, text: &str) -> Result<Drill, Problems> {
+    let raw: DrillFile = toml::from_str(text).map_err(|e| {
+        let field = e
+            .span()
+            .map(|sp| key_at(text, sp.start, e.message()))
+            .unwrap_or_default();
+        Problems(vec![Problem {
+            file: path.to_path_buf(),
+            field,
+            message: e
+                .message()
+                .replace(
+                    "expected struct SecretRef",
+                    "expected a secret reference { env = \"VAR\" } or { file = \"/path\" }",
+                )
+                .to_string(),
+            fix: parse_fix(e.message()),
+        }])
+    })?;
+    validate(path, raw)
+}
+
+/// Names the field a parse error is about: the table holding byte `pos`, and the key on
+/// that line or the one the message names (`unknown field `x``, `missing field `y``).
+fn key_at(text: &str, pos: usize, message: &str) -> String {
+    let pos = pos.min(text.len());
+    let start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    let line_no = text[..start].matches('\n').count() + 1;
+    // The innermost table header at or above this line.
+    let mut table = String::new();
+    for l in text[..start + line.len()].lines().rev() {
+        let l = l.trim();
+        if l.starts_with('[') {
+            table = l.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            break;
+        }
+    }
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|p| message.split_once(p).and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f.to_string()));
+    let key = match named {
+        Some(f) => Some(f),
+        None => line
+            .split_once('=')
+            .filter(|_| !line.starts_with('['))
+            .map(|(k, _)| k.trim().to_string()),
+    };
+    let field = match (table.is_empty(), key) {
+        (true, Some(k)) => k,
+        (false, Some(k)) => format!("{table}.{k}"),
+        (false, None) => table,
+        (true, None) => String::new(),
+    };
+    if field.is_empty() {
+        format!("line {line_no}")
+    } else {
+        format!("{field} (line {line_no})")
+    }
+}
+
+fn parse_fix(message: &str) -> String {
+    if message.contains("SecretRef") {
+        "secrets are never written inline: use { env = \"VAR\" } or { file = \"/path\" }".into()
+    } else if message.contains("unknown field") {
+        "remove the field or correct its spelling; the message lists the fields allowed here".into()
+    } else if message.contains("missing field") {
+        "add the field named in the message".into()
+    } else if message.contains("unknown variant") {
+        "use one of the types the message lists".into()
+    } else {
+        "correct the TOML at the place shown".into()
+    }
+}
+
+struct Collector<'a> {
+    file: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn duration(&mut self, field: &str, v: &Option<String>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(s) => parse_duration(s).unwrap_or_else(|m| {
+                self.push(field, m, "write a duration such as \"90s\", \"10m\" or \"2h\"");
+                default
+            }),
+        }
+    }
+
+    fn size(&mut self, field: &str, v: &Option<String>, default: u64) -> u64 {
+        match v {
+            None => default,
+            Some(s) => parse_byte_size(s).unwrap_or_else(|m| {
+                self.push(field, m, "write a size such as \"512MiB\" or \"2GiB\"");
+                default
+            }),
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Checks a parsed drill file. Pure: reads nothing, connects to nothing.
+pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
+    let mut c = Collector {
+        file: path,
+        problems: Vec::new(),
+    };
+
+    let name = raw.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    if !valid_name(&name) {
+        c.push(
+            "name",
+            format!("`{name}` is not a valid drill name"),
+            "use 1–63 lowercase letters, digits, - or _, starting with a letter or digit (it names storage keys and container labels)",
+        );
+    }
+
+    let source = match &raw.source {
+        SourceConfig::Postgres(pg) => {
+            if pg.host.trim().is_empty() {
+                c.push("source.host", "the host is empty", "give a host name, an IP address or a socket directory");
+            }
+            if pg.port == 0 {
+                c.push("source.port", "port 0 is not a port", "PostgreSQL listens on 5432 by default");
+            }
+            if pg.database.trim().is_empty() {
+                c.push("source.database", "the database name is empty", "name the database to dump");
+            }
+            if pg.user.trim().is_empty() {
+                c.push("source.user", "the user name is empty", "name a role that may read every table (pg_read_all_data)");
+            }
+            let password = pg.password.as_ref().and_then(|p| {
+                p.validate()
+                    .map_err(|m| {
+                        c.push("source.password", m, "passwords are never written inline: use { env = \"VAR\" } or { file = \"/path\" }")
+                    })
+                    .ok()
+            });
+            let min_dump_bytes = c.size("source.min_dump_bytes", &pg.min_dump_bytes, 1024);
+            SourceSpec::Postgres(PostgresSpec {
+                host: pg.host.clone(),
+                port: pg.port,
+                database: pg.database.clone(),
+                user: pg.user.clone(),
+                password,
+                pg_dump: pg.pg_dump.clone(),
+                min_dump_bytes,
+            })
+        }
+    };
+
+    let storage = match &raw.storage {
+        StorageConfig::Local(l) => {
+            if l.path.as_os_str().is_empty() {
+                c.push("storage.path", "the path is empty", "give the directory where artifacts are kept");
+            }
+            let prefix = l.prefix.clone().unwrap_or_default();
+            if prefix.split('/').any(|part| part == "..") || prefix.starts_with('/') {
+                c.push(
+                    "storage.prefix",
+                    format!("`{prefix}` must be a relative key prefix without `..`"),
+                    "write e.g. prefix = \"prod/db1\"",
+                );
+            }
+            StorageSpec::Local {
+                path: l.path.clone(),
+                prefix: prefix.trim_matches('/').to_string(),
+            }
+        }
+    };
+
+    let mut recipients = Vec::new();
+    for (i, r) in raw.encryption.recipients.iter().enumerate() {
+        match age::x25519::Recipient::from_str(r.trim()) {
+            Ok(_) => recipients.push(r.trim().to_string()),
+            Err(e) => c.push(
+                format!("encryption.recipients[{i}]"),
+                format!("`{r}` is not an age X25519 recipient: {e}"),
+                "paste the public key printed by `firedrill keygen` or `age-keygen -y` (it starts with age1)",
+            ),
+        }
+    }
+    if raw.encryption.recipients.is_empty() && raw.encryption.recipients_file.is_none() {
+        c.push(
+            "encryption.recipients",
+            "no recipients: the artifact could not be encrypted to anyone",
+            "add recipients = [\"age1…\"] or recipients_file = \"…\" (`firedrill keygen` makes a key pair)",
+        );
+    }
+    let identity = raw
+        .encryption
+        .identity
+        .validate()
+        .map_err(|m| {
+            c.push(
+                "encryption.identity",
+                m,
+                "the identity is never inline: use { file = \"/etc/firedrill/identity.txt\" } or { env = \"FIREDRILL_IDENTITY\" }",
+            )
+        })
+        .unwrap_or(SecretSource::Env { env: String::new() });
+
+    let level = raw.compression.level.unwrap_or(3);
+    if !(1..=19).contains(&level) {
+        c.push("compression.level", format!("{level} is outside 1–19"), "3 is fast and good; 19 is slow and small");
+    }
+    let compression = CompressionSpec {
+        level,
+        threads: raw.compression.threads.unwrap_or(0),
+    };
+
+    let sandbox = match &raw.sandbox {
+        SandboxConfig::Docker(d) => {
+            let memory_bytes = c.size("sandbox.memory", &d.memory, 2 << 30);
+            if memory_bytes < 256 << 20 {
+                c.push("sandbox.memory", "less than 256MiB is too little for a database server", "give at least \"512MiB\"");
+            }
+            let cpus = d.cpus.unwrap_or(2.0);
+            if !(cpus > 0.0 && cpus <= 1024.0) {
+                c.push("sandbox.cpus", format!("{cpus} is not a CPU count"), "give a positive number of cores, e.g. 2 or 0.5");
+            }
+            if let Some(img) = &d.image {
+                if img.trim().is_empty() || img.contains(char::is_whitespace) {
+                    c.push("sandbox.image", format!("`{img}` is not an image reference"), "write e.g. \"firedrill-sandbox-postgres:{major}\"");
+                }
+            }
+            SandboxSpec::Docker(DockerSpec {
+                image: d.image.clone(),
+                memory_bytes,
+                cpus,
+                docker_host: d.docker_host.clone(),
+            })
+        }
+    };
+
+    let def = StageTimeouts::default();
+    let t = &raw.timeouts;
+    let timeouts = StageTimeouts {
+        dump: c.duration("timeouts.dump", &t.dump, def.dump),
+        encrypt: c.duration("timeouts.encrypt", &t.encrypt, def.encrypt),
+        upload: c.duration("timeouts.upload", &t.upload, def.upload),
+        provision: c.duration("timeouts.provision", &t.provision, def.provision),
+        restore: c.duration("timeouts.restore", &t.restore, def.restore),
+        verify: c.duration("timeouts.verify", &t.verify, def.verify),
+        teardown: c.duration("timeouts.teardown", &t.teardown, def.teardown),
+    };
+
+    let rdef = RetryPolicy::default();
+    let attempts = raw.retry.attempts.unwrap_or(rdef.attempts);
+    if attempts == 0 || attempts > 20 {
+        c.push("retry.attempts", format!("{attempts} attempts"), "give 1 (no retry) to 20");
+    }
+    let retry = RetryPolicy {
+        attempts: attempts.clamp(1, 20),
+        backoff: c.duration("retry.backoff", &raw.retry.backoff, rdef.backoff),
+    };
+
+    let mut assertions = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in raw.assertions.iter().enumerate() {
+        let field = format!("assertion[{i}]");
+        if a.name.trim().is_empty() {
+            c.push(format!("{field}.name"), "the name is empty", "name the assertion so a failure says which one");
+        } else if !seen.insert(a.name.clone()) {
+            c.push(format!("{field}.name"), format!("`{}` is used twice", a.name), "give each assertion its own name");
+        }
+        if a.sql.trim().is_empty() {
+            c.push(format!("{field}.sql"), "the query is empty", "write a query returning one value, e.g. \"select count(*) from orders\"");
+        }
+        match Expectation::parse(&a.expect) {
+            Ok(expect) => assertions.push(SqlAssertion {
+                name: a.name.clone(),
+                sql: a.sql.clone(),
+                expect,
+            }),
+            Err(m) => c.push(format!("{field}.expect"), m, "write e.g. \">= 1000\", \"= 0\", \"!= 0\""),
+        }
+    }
+
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(Drill {
+        name,
+        description: raw.description,
+        file: path.to_path_buf(),
+        base_dir,
+        source,
+        storage,
+        encryption: EncryptionSpec {
+            recipients,
+            recipients_file: raw.encryption.recipients_file,
+            identity,
+        },
+        compression,
+        sandbox,
+        timeouts,
+        retry,
+        assertions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[source]
+type = "postgres"
+host = "db.internal"
+database = "shop"
+user = "backup"
+password = { env = "SHOP_PG_PASSWORD" }
+
+[storage]
+type = "local"
+path = "/var/lib/firedrill/artifacts"
+
+[encryption]
+recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+identity = { file = "/etc/firedrill/identity.txt" }
+
+[timeouts]
+restore = "30m"
+
+[[assertion]]
+name = "orders exist"
+sql = "select count(*) from orders"
+expect = ">= 1"
+"#;
+
+    #[test]
+    fn a_good_file_validates_with_defaults() {
+        let d = parse_drill(Path::new("drills/shop.toml"), GOOD).unwrap();
+        assert_eq!(d.name, "shop");
+        assert_eq!(d.timeouts.restore, Duration::from_secs(1800));
+        assert_eq!(d.timeouts.provision, Duration::from_secs(300));
+        assert_eq!(d.assertions.len(), 1);
+        assert_eq!(d.base_dir, Path::new("drills"));
+        let SourceSpec::Postgres(pg) = &d.source;
+        assert_eq!(pg.port, 5432);
+        assert_eq!(pg.min_dump_bytes, 1024);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let bad = GOOD
+            .replace("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "age1nope")
+            .replace("restore = \"30m\"", "restore = \"soon\"\nprovision = \"0s\"")
+            .replace("expect = \">= 1\"", "expect = \"> lots\"")
+            .replace("{ env = \"SHOP_PG_PASSWORD\" }", "{ env = \"A\", file = \"/b\" }");
+        let p = parse_drill(Path::new("drills/shop.toml"), &bad).unwrap_err().0;
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "source.password",
+                "encryption.recipients[0]",
+                "timeouts.provision",
+                "timeouts.restore",
+                "assertion[0].expect"
+            ]
+        );
+        assert!(p.iter().all(|p| !p.fix.is_empty()));
+        assert!(p.iter().all(|p| p.file == Path::new("drills/shop.toml")));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_and_named() {
+        let bad = GOOD.replace("host = \"db.internal\"", "host = \"db.internal\"\nhots = 1");
+        let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err().0;
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("unknown field `hots`"), "{}", p[0].message);
+        assert!(p[0].field.starts_with("source.hots"), "{}", p[0].field);
+    }
+
+    #[test]
+    fn inline_passwords_are_refused() {
+        let bad = GOOD.replace("{ env = \"SHOP_PG_PASSWORD\" }", "\"hunter2\"");
+        let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err();
+        assert!(p.0[0].field.starts_with("source"), "{p}");
+        assert!(p.0[0].fix.contains("never written inline"), "{p}");
+    }
+
+    #[test]
+    fn bad_names_and_missing_recipients() {
+        let bad = format!("name = \"Shop DB\"\n{}", GOOD)
+            .replace("recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n", "");
+        let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err().0;
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["name", "encryption.recipients"]);
+    }
+}

@@ -1,0 +1,914 @@
+//! Running one drill: the stages in order, each under its timeout and the run's
+//! cancellation token, with the sandbox torn down on every exit path.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::{self, check_dump_size, CountingReader, EncryptOutcome, HashingReader};
+use crate::config::{Drill, SandboxSpec, SourceSpec};
+use crate::engine::postgres::{self, PostgresSource};
+use crate::engine::{DumpSource, Engine, SANDBOX_IDENTITY, STAGED_ARTIFACT};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::Fingerprint;
+use crate::manifest::{Manifest, MANIFEST_VERSION};
+use crate::report::{ArtifactInfo, ErrorReport, Outcome, RunReport, Stage, StageReport, Verdict};
+use crate::sandbox::{build_backend, Sandbox, SandboxBackend, SandboxRequest};
+use crate::secret::Secret;
+use crate::store::{build_store, drill_prefix, ArtifactStore, Upload};
+
+/// How a run is asked to behave.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Leave the sandbox running for a person to inspect.
+    pub keep: bool,
+}
+
+/// Receives stage events as they happen (the CLI prints them; the daemon will stream them).
+pub trait Progress: Send + Sync {
+    fn stage_started(&self, _stage: Stage) {}
+    fn stage_finished(&self, _report: &StageReport) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// The things a run talks to, built from a validated drill.
+pub struct Parts {
+    pub engine: Engine,
+    pub source: Box<dyn DumpSource>,
+    pub store: Arc<dyn ArtifactStore>,
+    pub sandbox: Arc<dyn SandboxBackend>,
+    pub recipients: Vec<age::x25519::Recipient>,
+    pub identity: Secret,
+}
+
+/// Reads the secrets a drill names and builds its source, store and sandbox backend.
+pub fn build_parts(drill: &Drill) -> Result<Parts> {
+    let (engine, source): (Engine, Box<dyn DumpSource>) = match &drill.source {
+        SourceSpec::Postgres(pg) => {
+            let password = pg
+                .password
+                .as_ref()
+                .map(|p| p.load(&drill.base_dir))
+                .transpose()
+                .map_err(|e| e.context("source.password"))?;
+            (Engine::Postgres, Box::new(PostgresSource::new(pg.clone(), password)))
+        }
+    };
+    let recipients_file = drill.encryption.recipients_file.as_ref().map(|p| drill.resolve(p));
+    let recipients = artifact::load_recipients(&drill.encryption.recipients, recipients_file.as_deref())?;
+    let identity = drill
+        .encryption
+        .identity
+        .load(&drill.base_dir)
+        .map_err(|e| e.context("encryption.identity"))?;
+    check_identity(&identity)?;
+    let store: Arc<dyn ArtifactStore> = Arc::from(build_store(&drill.storage, &drill.base_dir)?);
+    let sandbox = build_backend(&drill.sandbox)?;
+    Ok(Parts {
+        engine,
+        source,
+        store,
+        sandbox,
+        recipients,
+        identity,
+    })
+}
+
+/// The identity must hold at least one age X25519 secret key; catching that here saves a
+/// whole dump and upload.
+fn check_identity(identity: &Secret) -> Result<()> {
+    let ok = identity
+        .expose()
+        .lines()
+        .map(str::trim)
+        .any(|l| l.starts_with("AGE-SECRET-KEY-1"));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config("encryption.identity does not contain an age secret key (AGE-SECRET-KEY-1…)")
+            .with_hint("point it at the identity file written by `firedrill keygen` or `age-keygen`"))
+    }
+}
+
+/// A run id: sortable by time, unique enough for labels and storage keys.
+pub fn new_run_id() -> String {
+    let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    format!("{ts}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// Runs a drill end to end and reports. Never panics on bad input; every failure is in the
+/// report.
+pub async fn run_drill(drill: &Drill, opts: &RunOptions, progress: &dyn Progress, cancel: CancellationToken) -> RunReport {
+    let run_id = new_run_id();
+    let started_at = jiff::Timestamp::now();
+    match build_parts(drill) {
+        Ok(parts) => run_with_parts(drill, parts, run_id, opts, progress, cancel).await,
+        Err(e) => {
+            let mut run = Run::new(drill, run_id, started_at, progress, cancel);
+            run.fail(None, e);
+            run.finish()
+        }
+    }
+}
+
+/// Runs a drill with the given parts (tests pass fakes here).
+pub async fn run_with_parts(
+    drill: &Drill,
+    parts: Parts,
+    run_id: String,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    cancel: CancellationToken,
+) -> RunReport {
+    let mut run = Run::new(drill, run_id, jiff::Timestamp::now(), progress, cancel);
+    let manifest = match run.backup(&parts).await {
+        Ok(m) => m,
+        Err(()) => {
+            run.skip_from(Stage::Provision);
+            return run.finish();
+        }
+    };
+    let mut guard = SandboxGuard {
+        backend: parts.sandbox.clone(),
+        run_id: run.run_id.clone(),
+        armed: true,
+    };
+    let sandbox = run.provision(&parts, &manifest, opts.keep).await;
+    if let Ok(sandbox) = &sandbox {
+        if run.restore(&parts, sandbox, &manifest).await.is_ok() {
+            let _ = run.verify(&parts, sandbox, &manifest).await;
+        } else {
+            run.skip(Stage::Verify);
+        }
+    } else {
+        run.skip(Stage::Restore);
+        run.skip(Stage::Verify);
+    }
+    if opts.keep {
+        guard.armed = false;
+        if let Ok(sb) = &sandbox {
+            run.kept_sandbox = Some(format!(
+                "{} (remove with `docker rm -f {}` or `firedrill reap --all`)",
+                parts.engine.connect_cmd(&sb.name, &manifest.database),
+                sb.name
+            ));
+            run.record(Stage::Teardown, Outcome::Skipped, Duration::ZERO, None, 1, None, vec!["kept for --keep".into()]);
+        } else {
+            run.teardown(&parts).await;
+        }
+    } else {
+        run.teardown(&parts).await;
+    }
+    guard.armed = false;
+    run.finish()
+}
+
+/// Removes the run's sandbox if the run future is dropped before its teardown (a panic,
+/// a caller that gave up). Normal paths tear down explicitly and disarm it.
+struct SandboxGuard {
+    backend: Arc<dyn SandboxBackend>,
+    run_id: String,
+    armed: bool,
+}
+
+impl Drop for SandboxGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let backend = self.backend.clone();
+            let run_id = self.run_id.clone();
+            handle.spawn(async move {
+                if let Err(e) = backend.destroy(&run_id).await {
+                    tracing::error!(run = %run_id, "sandbox cleanup after an interrupted run failed: {e}");
+                }
+            });
+        }
+    }
+}
+
+struct Run<'a> {
+    drill: &'a Drill,
+    run_id: String,
+    started_at: jiff::Timestamp,
+    progress: &'a dyn Progress,
+    cancel: CancellationToken,
+    stages: Vec<StageReport>,
+    failure: Option<(Option<Stage>, Error)>,
+    artifact: Option<ArtifactInfo>,
+    source_version: Option<String>,
+    dump_tool: Option<String>,
+    sandbox_image: Option<String>,
+    fingerprint: Option<Fingerprint>,
+    mismatches: Vec<crate::fingerprint::Mismatch>,
+    assertions: Vec<crate::assertion::AssertionResult>,
+    kept_sandbox: Option<String>,
+}
+
+fn outcome_of(e: &Error) -> Outcome {
+    match e.kind {
+        ErrorKind::Timeout => Outcome::TimedOut,
+        ErrorKind::Cancelled => Outcome::Aborted,
+        _ => Outcome::Failed,
+    }
+}
+
+fn timeout_error(stage: Stage, limit: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("stage {stage} did not finish within its timeout of {}", humantime::format_duration(limit)),
+    )
+    .with_hint(format!(
+        "if the stage is just slow, raise timeouts.{stage} in the drill file; if it hangs, look at what it waits for"
+    ))
+}
+
+/// Runs `fut` until it ends, its deadline passes or `cancel` fires.
+async fn bounded<T>(stage: Stage, limit: Duration, cancel: &CancellationToken, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::cancelled()),
+        r = tokio::time::timeout(limit, fut) => r.unwrap_or_else(|_| Err(timeout_error(stage, limit))),
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(drill: &'a Drill, run_id: String, started_at: jiff::Timestamp, progress: &'a dyn Progress, cancel: CancellationToken) -> Self {
+        Run {
+            drill,
+            run_id,
+            started_at,
+            progress,
+            cancel,
+            stages: Vec::new(),
+            failure: None,
+            artifact: None,
+            source_version: None,
+            dump_tool: None,
+            sandbox_image: None,
+            fingerprint: None,
+            mismatches: Vec::new(),
+            assertions: Vec::new(),
+            kept_sandbox: None,
+        }
+    }
+
+    /// Records the first failure of the run: the one that decides the verdict.
+    fn fail(&mut self, stage: Option<Stage>, e: Error) {
+        if self.failure.is_none() {
+            self.failure = Some((stage, e));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        stage: Stage,
+        outcome: Outcome,
+        duration: Duration,
+        bytes: Option<u64>,
+        attempts: u32,
+        error: Option<&Error>,
+        notes: Vec<String>,
+    ) {
+        let r = StageReport {
+            stage,
+            outcome,
+            duration_ms: duration.as_millis() as u64,
+            timeout_ms: self.drill.timeouts.get(stage).as_millis() as u64,
+            bytes,
+            attempts,
+            error: error.map(ErrorReport::from),
+            notes,
+        };
+        self.progress.stage_finished(&r);
+        self.stages.push(r);
+    }
+
+    fn skip(&mut self, stage: Stage) {
+        if !self.stages.iter().any(|s| s.stage == stage) {
+            self.record(stage, Outcome::Skipped, Duration::ZERO, None, 0, None, vec![]);
+        }
+    }
+
+    fn skip_from(&mut self, first: Stage) {
+        let mut on = false;
+        for s in Stage::ALL {
+            on |= s == first;
+            if on {
+                self.skip(s);
+            }
+        }
+    }
+
+    /// Runs one stage under its timeout and the run's cancellation, and records it.
+    async fn stage<T>(&mut self, stage: Stage, bytes: impl FnOnce(&T) -> Option<u64>, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        self.progress.stage_started(stage);
+        let t = Instant::now();
+        let r = bounded(stage, self.drill.timeouts.get(stage), &self.cancel, fut).await;
+        match r {
+            Ok(v) => {
+                let b = bytes(&v);
+                self.record(stage, Outcome::Passed, t.elapsed(), b, 1, None, vec![]);
+                Ok(v)
+            }
+            Err(e) => {
+                let e = e.context(format!("stage {stage}"));
+                self.record(stage, outcome_of(&e), t.elapsed(), None, 1, Some(&e), vec![]);
+                self.fail(Some(stage), e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Dump, encrypt and upload run at once as one stream; each is a stage with its own
+    /// timeout. If one fails the others stop, and nothing complete-looking is stored.
+    async fn backup(&mut self, parts: &Parts) -> std::result::Result<Manifest, ()> {
+        let t = self.drill.timeouts.clone();
+        let drill = self.drill;
+        self.progress.stage_started(Stage::Dump);
+        let dump_t0 = Instant::now();
+        let started = bounded(Stage::Dump, t.dump, &self.cancel, parts.source.start()).await;
+        let started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                let e = e.context("stage dump");
+                self.record(Stage::Dump, outcome_of(&e), dump_t0.elapsed(), None, 1, Some(&e), vec![]);
+                self.fail(Some(Stage::Dump), e);
+                self.skip(Stage::Encrypt);
+                self.skip(Stage::Upload);
+                return Err(());
+            }
+        };
+        let meta = started.meta.clone();
+        self.source_version = Some(format!("{} {}", meta.engine.as_str(), meta.server_version));
+        self.dump_tool = Some(format!("{} {}", meta.tool, meta.tool_version));
+        let fingerprint = started.fingerprint.clone();
+        self.fingerprint = Some(fingerprint.clone());
+        let dump_notes = vec![
+            format!("{} {} → {} {}", meta.engine.as_str(), meta.server_version, meta.tool, meta.tool_version),
+            format!("{} tables, {} rows", fingerprint.tables.len(), fingerprint.total_rows()),
+        ];
+
+        let prefix = format!("{}{}/", drill_prefix(&drill.storage, &drill.name), self.run_id);
+        let artifact_key = format!("{prefix}artifact.dump.zst.age");
+        let manifest_key = format!("{prefix}manifest.json");
+
+        let pipeline_cancel = self.cancel.child_token();
+        let first_failure: Arc<Mutex<Option<(Stage, Error)>>> = Arc::new(Mutex::new(None));
+        let note_failure = |stage: Stage, e: &Error| {
+            if e.kind != ErrorKind::Cancelled {
+                let mut f = first_failure.lock().expect("lock");
+                if f.is_none() {
+                    *f = Some((stage, e.clone()));
+                }
+            }
+            pipeline_cancel.cancel();
+        };
+
+        let (counting, plain_count, eof) = CountingReader::new(started.output);
+        let reader = SyncIoBridge::new(counting);
+        let (tx, rx) = mpsc::channel::<Upload>(artifact::CHANNEL_DEPTH);
+        let (ok_tx, ok_rx) = oneshot::channel::<bool>();
+        let (enc_tx, enc_rx) = oneshot::channel::<EncryptOutcome>();
+        let recipients = parts.recipients.clone();
+        let (level, threads) = (drill.compression.level, drill.compression.threads);
+        self.progress.stage_started(Stage::Encrypt);
+        self.progress.stage_started(Stage::Upload);
+        let encrypt_task = tokio::task::spawn_blocking(move || artifact::encrypt_stream(reader, recipients, level, threads, tx, ok_rx));
+        let SourceSpec::Postgres(pg) = &drill.source;
+        let min_dump = pg.min_dump_bytes;
+
+        let completion = started.completion;
+        let dump_fut = async {
+            let r = bounded(Stage::Dump, t.dump, &pipeline_cancel, async {
+                completion.await?;
+                // The tool has exited; wait for its last bytes to be read before judging size.
+                let _ = eof.await;
+                let plain = plain_count.load(std::sync::atomic::Ordering::Relaxed);
+                check_dump_size(plain, min_dump)?;
+                Ok(plain)
+            })
+            .await;
+            let _ = ok_tx.send(r.is_ok());
+            if let Err(e) = &r {
+                note_failure(Stage::Dump, e);
+            }
+            (r, dump_t0.elapsed())
+        };
+        let enc_t0 = Instant::now();
+        let encrypt_fut = async {
+            let r = bounded(Stage::Encrypt, t.encrypt, &pipeline_cancel, async {
+                let out = encrypt_task
+                    .await
+                    .map_err(|e| Error::internal(format!("the encryption thread failed: {e}")))??;
+                let _ = enc_tx.send(out.clone());
+                Ok(out)
+            })
+            .await;
+            if let Err(e) = &r {
+                note_failure(Stage::Encrypt, e);
+            }
+            (r, enc_t0.elapsed())
+        };
+        let store = parts.store.clone();
+        let manifest_ctx = (meta.clone(), fingerprint.clone(), artifact_key.clone(), manifest_key.clone());
+        let run_id = self.run_id.clone();
+        let started_at = self.started_at;
+        let recipients_text: Vec<String> = parts.recipients.iter().map(|r| r.to_string()).collect();
+        let upload_fut = async {
+            let r = bounded(Stage::Upload, t.upload, &pipeline_cancel, async {
+                let written = store.put_stream(&artifact_key, rx).await?;
+                let enc = enc_rx.await.map_err(|_| Error::cancelled())?;
+                // Trust nothing we have not checked: the stored object must be exactly
+                // what was produced before the manifest makes it look complete.
+                let stored = store.size(&artifact_key).await?;
+                if stored != enc.encrypted_bytes || written != enc.encrypted_bytes {
+                    return Err(Error::infra(format!(
+                        "storage holds {stored} bytes for {artifact_key}, {} were produced",
+                        enc.encrypted_bytes
+                    )));
+                }
+                let (meta, fingerprint, artifact_key, manifest_key) = manifest_ctx;
+                let manifest = Manifest {
+                    manifest_version: MANIFEST_VERSION,
+                    drill: drill.name.clone(),
+                    run_id,
+                    started_at,
+                    finished_at: jiff::Timestamp::now(),
+                    engine: meta.engine.as_str().into(),
+                    source_server_version: meta.server_version.clone(),
+                    source_major: meta.server_major,
+                    database: meta.database.clone(),
+                    dump_tool: meta.tool.clone(),
+                    dump_tool_version: meta.tool_version.clone(),
+                    dump_format: meta.format.clone(),
+                    compression: "zstd".into(),
+                    encryption: "age".into(),
+                    artifact_key,
+                    plain_bytes: enc.plain_bytes,
+                    compressed_bytes: enc.compressed_bytes,
+                    encrypted_bytes: enc.encrypted_bytes,
+                    sha256: enc.sha256.clone(),
+                    recipients: recipients_text,
+                    fingerprint,
+                    firedrill_version: env!("CARGO_PKG_VERSION").into(),
+                };
+                store.put(&manifest_key, Bytes::from(manifest.to_json())).await?;
+                Ok((written, manifest))
+            })
+            .await;
+            if let Err(e) = &r {
+                note_failure(Stage::Upload, e);
+            }
+            (r, enc_t0.elapsed())
+        };
+        let ((dump_r, dump_d), (enc_r, enc_d), (up_r, up_d)) = tokio::join!(dump_fut, encrypt_fut, upload_fut);
+
+        let first = first_failure.lock().expect("lock").take();
+        let record = |run: &mut Self, stage: Stage, r: Result<Option<u64>>, d: Duration, notes: Vec<String>| match r {
+            Ok(b) => run.record(stage, Outcome::Passed, d, b, 1, None, notes),
+            Err(e) => {
+                let e = e.context(format!("stage {stage}"));
+                run.record(stage, outcome_of(&e), d, None, 1, Some(&e), notes);
+            }
+        };
+        record(self, Stage::Dump, dump_r.map(Some), dump_d, dump_notes);
+        let enc_ok = enc_r.as_ref().ok().cloned();
+        record(self, Stage::Encrypt, enc_r.map(|o| Some(o.encrypted_bytes)), enc_d, vec![]);
+        let up_ok = up_r.as_ref().ok().map(|(_, m)| m.clone());
+        record(self, Stage::Upload, up_r.map(|(n, _)| Some(n)), up_d, vec![]);
+
+        match (first, enc_ok, up_ok) {
+            (None, Some(enc), Some(manifest)) => {
+                self.artifact = Some(ArtifactInfo {
+                    location: format!("{} / {}", parts.store.describe(), manifest.artifact_key),
+                    manifest: manifest_key,
+                    sha256: enc.sha256,
+                    plain_bytes: enc.plain_bytes,
+                    compressed_bytes: enc.compressed_bytes,
+                    encrypted_bytes: enc.encrypted_bytes,
+                });
+                Ok(manifest)
+            }
+            (Some((stage, e)), _, _) => {
+                self.fail(Some(stage), e.context(format!("stage {stage}")));
+                Err(())
+            }
+            (None, _, _) => {
+                // Only cancellation ends here.
+                self.fail(Some(Stage::Dump), Error::cancelled());
+                Err(())
+            }
+        }
+    }
+
+    /// Creates the sandbox from the image matching the source's major version and waits
+    /// for its database. Infrastructure failures are retried.
+    async fn provision(&mut self, parts: &Parts, manifest: &Manifest, keep: bool) -> Result<Sandbox> {
+        let stage = Stage::Provision;
+        let limit = self.drill.timeouts.provision;
+        self.progress.stage_started(stage);
+        let t0 = Instant::now();
+        let engine = parts.engine;
+        let SandboxSpec::Docker(d) = &self.drill.sandbox;
+        let image = d
+            .image
+            .as_ref()
+            .map(|i| i.replace("{major}", &manifest.source_major.to_string()))
+            .unwrap_or_else(|| engine.default_image(manifest.source_major));
+        self.sandbox_image = Some(image.clone());
+        let req = SandboxRequest {
+            run_id: self.run_id.clone(),
+            drill: self.drill.name.clone(),
+            image: image.clone(),
+            command: engine.serve_cmd(),
+            memory_bytes: d.memory_bytes,
+            cpus: d.cpus,
+            expires_at: jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::try_from(self.drill.timeouts.total() + Duration::from_secs(600)).unwrap_or(jiff::SignedDuration::from_hours(24)))
+                .unwrap_or(jiff::Timestamp::MAX),
+            keep,
+        };
+        let backend = parts.sandbox.clone();
+        let policy = self.drill.retry.clone();
+        let mut attempts = 0u32;
+        let deadline = tokio::time::Instant::now() + limit;
+        let result: Result<Sandbox> = loop {
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = bounded(stage, remaining, &self.cancel, provision_once(backend.as_ref(), engine, &req, manifest.source_major)).await;
+            match attempt {
+                Ok(sb) => break Ok(sb),
+                Err(e) => {
+                    // Whatever half-made sandbox this attempt left goes before the next.
+                    let _ = tokio::time::timeout(self.drill.timeouts.teardown, backend.destroy(&self.run_id)).await;
+                    let backoff = policy.backoff * 2u32.saturating_pow(attempts - 1);
+                    let can_retry = e.retryable
+                        && e.kind == ErrorKind::Infrastructure
+                        && attempts < policy.attempts
+                        && tokio::time::Instant::now() + backoff < deadline;
+                    if !can_retry {
+                        break Err(e);
+                    }
+                    tracing::warn!(run = %self.run_id, attempt = attempts, "provision failed, retrying in {backoff:?}: {e}");
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => break Err(Error::cancelled()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(sb) => {
+                let notes = vec![format!("image {image}"), format!("container {}", sb.name)];
+                self.record(stage, Outcome::Passed, t0.elapsed(), None, attempts, None, notes);
+                Ok(sb)
+            }
+            Err(e) => {
+                let e = e.context(format!("stage {stage}"));
+                self.record(stage, outcome_of(&e), t0.elapsed(), None, attempts, Some(&e), vec![format!("image {image}")]);
+                self.fail(Some(stage), e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Fetches the artifact into the sandbox (checking size and SHA-256 against the
+    /// manifest), hands it the identity, and restores inside.
+    async fn restore(&mut self, parts: &Parts, sandbox: &Sandbox, manifest: &Manifest) -> Result<()> {
+        let drill = self.drill;
+        let fut = async {
+            let store = &parts.store;
+            let backend = &parts.sandbox;
+            // Read the manifest back: what the drill restores is what storage holds.
+            let manifest_key = format!("{}{}/manifest.json", drill_prefix(&drill.storage, &drill.name), manifest.run_id);
+            let stored = Manifest::from_json(&store.get(&manifest_key).await?, &manifest_key)?;
+            let size = store.size(&stored.artifact_key).await?;
+            if size != stored.encrypted_bytes {
+                return Err(Error::backup(format!(
+                    "artifact {} is {size} bytes in storage, its manifest says {}",
+                    stored.artifact_key, stored.encrypted_bytes
+                ))
+                .with_hint("the artifact was truncated or replaced after upload; this backup cannot be trusted"));
+            }
+
+            // The identity goes to the sandbox's tmpfs through exec's stdin: never to a
+            // disk, never on a command line.
+            let id_bytes = format!("{}\n", parts.identity.expose()).into_bytes();
+            let id_len = id_bytes.len().to_string();
+            let out = backend
+                .exec(
+                    sandbox,
+                    &sh(&format!("umask 077 && head -c \"$1\" > {SANDBOX_IDENTITY}"), &[&id_len]),
+                    Some(Box::pin(std::io::Cursor::new(id_bytes))),
+                )
+                .await?;
+            if out.exit_code != 0 {
+                return Err(Error::infra(format!("cannot hand the identity to the sandbox: {}", out.stderr.trim())));
+            }
+
+            // Stage the still-encrypted artifact on the sandbox's own volume, hashing it on
+            // the way; nothing is decrypted until the hash matches the manifest.
+            let stream = store.get_stream(&stored.artifact_key).await?;
+            let reader = StreamReader::new(stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))));
+            let (hashing, state) = HashingReader::new(reader);
+            let out = backend
+                .exec(
+                    sandbox,
+                    &sh(&format!("head -c \"$1\" > {STAGED_ARTIFACT} && stat -c %s {STAGED_ARTIFACT}"), &[&size.to_string()]),
+                    Some(Box::pin(hashing)),
+                )
+                .await?;
+            if out.exit_code != 0 {
+                return Err(Error::infra(format!("cannot stage the artifact in the sandbox: {}", out.stderr.trim()))
+                    .with_hint("check the sandbox's disk space (the Docker data root)"));
+            }
+            let (sha, read) = Arc::try_unwrap(state)
+                .map_err(|_| Error::internal("hash state still shared"))?
+                .into_inner()
+                .map_err(|_| Error::internal("hash state poisoned"))?
+                .finish();
+            let landed: u64 = out.stdout.trim().parse().unwrap_or(0);
+            if read != size || landed != size {
+                return Err(Error::infra(format!(
+                    "staging the artifact moved {read} bytes and the sandbox holds {landed}, expected {size}"
+                )));
+            }
+            if sha != stored.sha256 {
+                return Err(Error::backup(format!(
+                    "artifact hash mismatch: SHA-256 of {} is {sha}, its manifest says {}",
+                    stored.artifact_key, stored.sha256
+                ))
+                .with_hint("the artifact was altered or corrupted in storage after upload; this backup cannot be trusted, drill an earlier one"));
+            }
+
+            let out = backend.exec(sandbox, &parts.engine.restore_cmd(&stored.database), None).await?;
+            let _ = backend.exec(sandbox, &sh(&format!("rm -f {SANDBOX_IDENTITY}"), &[]), None).await;
+            if out.exit_code != 0 {
+                if let Ok(st) = backend.state(sandbox).await {
+                    if st.oom_killed || !st.running {
+                        return Err(sandbox_died(&st, drill));
+                    }
+                }
+                return Err(parts.engine.restore_error(&out.stderr));
+            }
+            Ok(size)
+        };
+        self.stage(Stage::Restore, |n| Some(*n), fut).await.map(|_| ())
+    }
+
+    /// Compares the restored database with the fingerprint and runs the assertions.
+    async fn verify(&mut self, parts: &Parts, sandbox: &Sandbox, manifest: &Manifest) -> Result<()> {
+        let drill = self.drill;
+        let engine = parts.engine;
+        let fut = async {
+            let backend = &parts.sandbox;
+            let out = backend.exec(sandbox, &engine.fingerprint_cmd(&manifest.database), None).await?;
+            if out.exit_code != 0 {
+                return Err(Error::verification("cannot read the restored database's tables")
+                    .with_stderr(postgres::tail(&out.stderr, 20)));
+            }
+            let restored = engine.parse_fingerprint(&out.stdout)?;
+            let mismatches = manifest.fingerprint.compare(&restored);
+            let mut results = Vec::new();
+            for a in &drill.assertions {
+                let out = backend.exec(sandbox, &engine.scalar_cmd(&manifest.database, &a.sql), None).await?;
+                let (actual, error) = if out.exit_code != 0 {
+                    (None, Some(format!("query failed: {}", postgres::tail(out.stderr.trim(), 5))))
+                } else {
+                    match scalar(&out.stdout) {
+                        Ok(v) => (v, None),
+                        Err(m) => (None, Some(m)),
+                    }
+                };
+                let passed = error.is_none() && a.expect.holds(actual.as_deref());
+                results.push(crate::assertion::AssertionResult {
+                    name: a.name.clone(),
+                    expected: a.expect.to_string(),
+                    actual,
+                    passed,
+                    error,
+                });
+            }
+            Ok((mismatches, results))
+        };
+        let r = bounded(Stage::Verify, drill.timeouts.verify, &self.cancel, fut);
+        self.progress.stage_started(Stage::Verify);
+        let t0 = Instant::now();
+        let r = r.await;
+        let (mismatches, results) = match r {
+            Ok(v) => v,
+            Err(e) => {
+                let e = e.context("stage verify");
+                self.record(Stage::Verify, outcome_of(&e), t0.elapsed(), None, 1, Some(&e), vec![]);
+                self.fail(Some(Stage::Verify), e.clone());
+                return Err(e);
+            }
+        };
+        let failed: Vec<crate::assertion::AssertionResult> = results.iter().filter(|a| !a.passed).cloned().collect();
+        let mut problems = Vec::new();
+        if !mismatches.is_empty() {
+            problems.push(format!("{} fingerprint mismatch{}", mismatches.len(), if mismatches.len() == 1 { "" } else { "es" }));
+        }
+        if !failed.is_empty() {
+            let names: Vec<String> = failed.iter().map(|a| format!("`{}`", a.name)).collect();
+            problems.push(format!("assertion{} {} failed", if failed.len() == 1 { "" } else { "s" }, names.join(", ")));
+        }
+        let notes = vec![format!(
+            "{} tables compared, {} assertions",
+            manifest.fingerprint.tables.len(),
+            results.len()
+        )];
+        self.mismatches = mismatches;
+        self.assertions = results;
+        if problems.is_empty() {
+            self.record(Stage::Verify, Outcome::Passed, t0.elapsed(), None, 1, None, notes);
+            Ok(())
+        } else {
+            let mut detail: Vec<String> = self.mismatches.iter().map(|m| m.to_string()).collect();
+            detail.extend(failed.iter().map(|a| {
+                format!(
+                    "{}: expected {}, got {}{}",
+                    a.name,
+                    a.expected,
+                    a.actual.as_deref().unwrap_or("NULL"),
+                    a.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                )
+            }));
+            let e = Error::verification(format!("{}: {}", problems.join(" and "), detail.join("; ")))
+                .with_hint("the restored data differs from what was dumped or from what the drill asserts; the backup is not good")
+                .context("stage verify");
+            self.record(Stage::Verify, Outcome::Failed, t0.elapsed(), None, 1, Some(&e), notes);
+            self.fail(Some(Stage::Verify), e.clone());
+            Err(e)
+        }
+    }
+
+    /// Removes the sandbox. Runs whatever happened before, including after cancellation,
+    /// bounded by its own timeout.
+    async fn teardown(&mut self, parts: &Parts) {
+        let stage = Stage::Teardown;
+        self.progress.stage_started(stage);
+        let t0 = Instant::now();
+        let limit = self.drill.timeouts.teardown;
+        let r = match tokio::time::timeout(limit, parts.sandbox.destroy(&self.run_id)).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_error(stage, limit)),
+        };
+        match r {
+            Ok(()) => self.record(stage, Outcome::Passed, t0.elapsed(), None, 1, None, vec![]),
+            Err(e) => {
+                let e = e
+                    .context("stage teardown")
+                    .with_hint(format!("remove it by hand: `firedrill reap --all`, or docker rm -f by label firedrill.run={}", self.run_id));
+                self.record(stage, outcome_of(&e), t0.elapsed(), None, 1, Some(&e), vec![]);
+                self.fail(Some(stage), e);
+            }
+        }
+    }
+
+    fn finish(self) -> RunReport {
+        let (verdict, failed_stage, error) = match &self.failure {
+            None => (Verdict::Passed, None, None),
+            Some((stage, e)) => (Verdict::from_error(e.kind), *stage, Some(ErrorReport::from(e))),
+        };
+        RunReport {
+            report_version: 1,
+            drill: self.drill.name.clone(),
+            run_id: self.run_id,
+            started_at: self.started_at,
+            finished_at: jiff::Timestamp::now(),
+            verdict,
+            exit_code: verdict.exit_code(),
+            failed_stage,
+            error,
+            stages: self.stages,
+            artifact: self.artifact,
+            source_version: self.source_version,
+            dump_tool: self.dump_tool,
+            sandbox_image: self.sandbox_image,
+            tables: self.fingerprint.as_ref().map(|f| f.tables.len()),
+            rows: self.fingerprint.as_ref().map(|f| f.total_rows()),
+            fingerprint_mismatches: self.mismatches,
+            assertions: self.assertions,
+            kept_sandbox: self.kept_sandbox,
+        }
+    }
+}
+
+/// One attempt at a ready sandbox: image present, container started, database accepting
+/// connections, and the server's major version the dump's.
+async fn provision_once(backend: &dyn SandboxBackend, engine: Engine, req: &SandboxRequest, major: u32) -> Result<Sandbox> {
+    backend.check_image(&req.image, &engine.build_hint()).await?;
+    let sb = backend.provision(req).await?;
+    loop {
+        let out = backend.exec(&sb, &engine.ready_cmd(), None).await?;
+        if out.exit_code == 0 {
+            break;
+        }
+        let st = backend.state(&sb).await?;
+        if !st.running {
+            return Err(Error::infra(format!(
+                "the sandbox's database exited before it was ready (exit {})",
+                st.exit_code.unwrap_or(-1)
+            ))
+            .with_stderr(postgres::tail(&st.log_tail, 20))
+            .with_hint("read the server log below; a custom sandbox.image must follow containers/README.md"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let out = backend.exec(&sb, &engine.version_cmd(), None).await?;
+    let got: u32 = out.stdout.trim().parse().unwrap_or(0);
+    if got != major {
+        return Err(Error::infra(format!(
+            "sandbox image {} runs {} {got}, but the dump came from {} {major}",
+            req.image,
+            engine.as_str(),
+            engine.as_str()
+        ))
+        .with_hint(format!("use an image of the source's major version: {}", engine.default_image(major)))
+        .retryable(false));
+    }
+    Ok(sb)
+}
+
+fn sandbox_died(st: &crate::sandbox::SandboxState, drill: &Drill) -> Error {
+    let SandboxSpec::Docker(d) = &drill.sandbox;
+    if st.oom_killed {
+        Error::infra(format!(
+            "the sandbox was killed by its memory limit ({}) during the restore",
+            crate::report::human_bytes(d.memory_bytes)
+        ))
+        .with_hint("raise sandbox.memory in the drill file")
+        .retryable(false)
+    } else {
+        Error::infra(format!("the sandbox's database stopped during the restore (exit {})", st.exit_code.unwrap_or(-1)))
+            .with_stderr(postgres::tail(&st.log_tail, 20))
+    }
+}
+
+/// `sh -c SCRIPT sh ARGS…`: arguments stay out of the script text.
+fn sh(script: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec!["sh".to_string(), "-c".to_string(), script.to_string(), "sh".to_string()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// The single scalar of a query's output (one row, one column); `None` for NULL.
+pub fn scalar(stdout: &str) -> std::result::Result<Option<String>, String> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    match lines.as_slice() {
+        [] => Err("the query returned no rows; it must return exactly one value".into()),
+        [one] => {
+            if one.contains('\u{1f}') && *one != postgres::NULL_MARKER {
+                Err("the query returned more than one column; it must return exactly one value".into())
+            } else if *one == postgres::NULL_MARKER {
+                Ok(None)
+            } else {
+                Ok(Some(one.to_string()))
+            }
+        }
+        more => Err(format!("the query returned {} rows; it must return exactly one value", more.len())),
+    }
+}
+
+use futures::StreamExt as _;
+#[allow(unused_imports)]
+use FutureExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars() {
+        assert_eq!(scalar("42\n"), Ok(Some("42".into())));
+        assert_eq!(scalar(&format!("{}\n", postgres::NULL_MARKER)), Ok(None));
+        assert!(scalar("").unwrap_err().contains("no rows"));
+        assert!(scalar("1\n2\n").unwrap_err().contains("2 rows"));
+        assert!(scalar("1\u{1f}2\n").unwrap_err().contains("more than one column"));
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = new_run_id();
+        assert_eq!(a.len(), "20261126T114000Z-abcdef".len());
+    }
+
+    #[test]
+    fn identity_must_contain_a_secret_key() {
+        assert!(check_identity(&Secret::new("# comment\nAGE-SECRET-KEY-1ABC")).is_ok());
+        assert!(check_identity(&Secret::new("age1abc")).is_err());
+    }
+}

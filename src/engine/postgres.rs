@@ -1,0 +1,347 @@
+//! PostgreSQL: `pg_dump` in custom format from an exported snapshot on the host, and
+//! `pg_restore` plus `psql` inside the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio_postgres::NoTls;
+
+use super::{DumpMeta, DumpSource, Engine, StartedDump, SANDBOX_IDENTITY, STAGED_ARTIFACT};
+use crate::config::PostgresSpec;
+use crate::error::{Error, Result};
+use crate::fingerprint::{Fingerprint, TableFingerprint};
+use crate::secret::{redact, Secret};
+
+/// One JSON array of `[schema, table, exact row count, [[column, type], …]]` for every user
+/// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
+/// the source inside the dump's snapshot and on the sandbox after restore: the same query
+/// on both sides makes the comparison exact.
+pub const FINGERPRINT_SQL: &str = r#"SELECT coalesce(json_agg(json_build_array(s, t, r, cols) ORDER BY s, t), '[]')::text FROM (
+  SELECT n.nspname AS s, c.relname AS t,
+    (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint AS r,
+    coalesce((SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+              FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json) AS cols
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+) x"#;
+
+/// psql prints SQL NULL as this, so that an empty string and NULL differ.
+pub const NULL_MARKER: &str = "\u{1f}NULL\u{1f}";
+
+pub fn parse_fingerprint(json: &str) -> Result<Fingerprint> {
+    type Row = (String, String, i64, Vec<(String, String)>);
+    let rows: Vec<Row> = serde_json::from_str(json.trim()).map_err(|e| {
+        Error::internal(format!("cannot read the fingerprint query's result: {e}"))
+    })?;
+    let mut tables: Vec<TableFingerprint> = rows
+        .into_iter()
+        .map(|(s, t, r, cols)| TableFingerprint::new(s, t, r.max(0) as u64, cols))
+        .collect();
+    tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Ok(Fingerprint { tables })
+}
+
+/// A `psql` invocation inside the sandbox that runs `sql` and prints unaligned rows.
+pub fn psql_cmd(database: &str, sql: &str) -> Vec<String> {
+    [
+        "psql",
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-F",
+        "\u{1f}",
+        "-P",
+        &format!("null={NULL_MARKER}"),
+        "-h",
+        "/run/postgresql",
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-c",
+        sql,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Creates the database (unless it exists, e.g. `postgres`) and streams the staged
+/// artifact through age and zstd into pg_restore. Owners and grants are dropped: the
+/// source's roles do not exist in the sandbox.
+pub fn restore_cmd(database: &str) -> Vec<String> {
+    let script = format!(
+        r#"set -euo pipefail
+exists=$(printf '%s\n' "SELECT 1 FROM pg_database WHERE datname = :'db'" | psql -X -q -A -t -h /run/postgresql -U postgres -d postgres -v db="$1")
+if [ "$exists" != 1 ]; then createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1"; fi
+age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
+rm -f {STAGED_ARTIFACT}"#
+    );
+    vec![
+        "bash".into(),
+        "-c".into(),
+        script,
+        "firedrill-restore".into(),
+        database.into(),
+    ]
+}
+
+pub fn restore_error(stderr: &str) -> Error {
+    Error::backup("pg_restore could not restore the dump")
+        .with_hint("read pg_restore's output below; a dump that does not restore is not a backup")
+        .with_stderr(tail(stderr, 40))
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Dumps one PostgreSQL database with pg_dump.
+pub struct PostgresSource {
+    spec: PostgresSpec,
+    password: Option<Secret>,
+}
+
+impl PostgresSource {
+    pub fn new(spec: PostgresSpec, password: Option<Secret>) -> Self {
+        PostgresSource { spec, password }
+    }
+
+    fn pg_dump_path(&self, server_major: u32) -> PathBuf {
+        if let Some(p) = &self.spec.pg_dump {
+            return p.clone();
+        }
+        // Debian and Ubuntu install each major beside the others; take the server's own,
+        // else the newest one installed (newer pg_dump reads older servers).
+        let own = PathBuf::from(format!("/usr/lib/postgresql/{server_major}/bin/pg_dump"));
+        if own.exists() {
+            return own;
+        }
+        let mut best: Option<(u32, PathBuf)> = None;
+        if let Ok(rd) = std::fs::read_dir("/usr/lib/postgresql") {
+            for e in rd.flatten() {
+                if let Ok(v) = e.file_name().to_string_lossy().parse::<u32>() {
+                    let p = e.path().join("bin/pg_dump");
+                    if p.exists() && best.as_ref().is_none_or(|(b, _)| v > *b) {
+                        best = Some((v, p));
+                    }
+                }
+            }
+        }
+        best.map(|(_, p)| p).unwrap_or_else(|| PathBuf::from("pg_dump"))
+    }
+
+    fn connect_error(&self, e: tokio_postgres::Error) -> Error {
+        let target = format!("{}:{}", self.spec.host, self.spec.port);
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            return match code {
+                "28P01" | "28000" => Error::infra(format!(
+                    "PostgreSQL at {target} refused user {}: {}",
+                    self.spec.user,
+                    db.message()
+                ))
+                .with_hint("check source.user and the password source named in source.password")
+                .retryable(false),
+                "3D000" => Error::config(format!(
+                    "database {} does not exist on {target}",
+                    self.spec.database
+                ))
+                .with_hint("correct source.database"),
+                _ => Error::infra(format!("PostgreSQL at {target}: {}", db.message())),
+            };
+        }
+        Error::infra(format!("cannot connect to PostgreSQL at {target}: {e}"))
+            .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host")
+    }
+}
+
+/// Parses `pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)` into ("15.14", 15).
+pub fn parse_tool_version(out: &str) -> Option<(String, u32)> {
+    let v = out
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let major = v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    Some((v.to_string(), major))
+}
+
+async fn tool_version(path: &Path) -> Result<(String, u32)> {
+    let out = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            Error::infra(format!("cannot run {}: {e}", path.display()))
+                .with_hint("install the PostgreSQL client tools (Debian: postgresql-client-NN) or set source.pg_dump")
+                .retryable(false)
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_tool_version(&text).ok_or_else(|| {
+        Error::infra(format!("cannot read the version of {}: `{}`", path.display(), text.trim())).retryable(false)
+    })
+}
+
+#[async_trait]
+impl DumpSource for PostgresSource {
+    async fn start(&self) -> Result<StartedDump> {
+        let spec = &self.spec;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&spec.host)
+            .port(spec.port)
+            .user(&spec.user)
+            .dbname(&spec.database)
+            .application_name("firedrill")
+            .connect_timeout(Duration::from_secs(15));
+        if let Some(p) = &self.password {
+            cfg.password(p.expose());
+        }
+        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| self.connect_error(e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("source connection ended: {e}");
+            }
+        });
+        let q = |e: tokio_postgres::Error| Error::infra(format!("query on the source failed: {e}"));
+        let server_version: String = client.query_one("SHOW server_version", &[]).await.map_err(q)?.get(0);
+        let num: String = client.query_one("SHOW server_version_num", &[]).await.map_err(q)?.get(0);
+        let server_major = num.parse::<u32>().unwrap_or(0) / 10000;
+        let server_version = server_version.split_whitespace().next().unwrap_or("").to_string();
+
+        let pg_dump = self.pg_dump_path(server_major);
+        let (tool_version, tool_major) = tool_version(&pg_dump).await?;
+        if tool_major < server_major {
+            return Err(Error::infra(format!(
+                "pg_dump {tool_version} ({}) is older than the server ({server_version}); pg_dump refuses to dump newer servers",
+                pg_dump.display()
+            ))
+            .with_hint(format!(
+                "install postgresql-client-{server_major} and set source.pg_dump = \"/usr/lib/postgresql/{server_major}/bin/pg_dump\""
+            ))
+            .retryable(false));
+        }
+
+        // The fingerprint and the dump must see the same data: export a snapshot from a
+        // REPEATABLE READ transaction, count in it, and hand it to pg_dump.
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(q)?;
+        let snapshot: String = client
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let fp_json: String = client.query_one(FINGERPRINT_SQL, &[]).await.map_err(q)?.get(0);
+        let fingerprint = parse_fingerprint(&fp_json)?;
+        if fingerprint.tables.is_empty() {
+            return Err(Error::backup(format!(
+                "database {} on {}:{} has no user tables: a backup of it proves nothing",
+                spec.database, spec.host, spec.port
+            ))
+            .with_hint("point source.database at the database that holds the data, and check that source.user can see its tables"));
+        }
+
+        let mut cmd = Command::new(&pg_dump);
+        cmd.arg("--format=custom")
+            .arg("--compress=0")
+            .arg("--no-password")
+            .arg(format!("--snapshot={snapshot}"))
+            .arg("--host")
+            .arg(&spec.host)
+            .arg("--port")
+            .arg(spec.port.to_string())
+            .arg("--username")
+            .arg(&spec.user)
+            .env("PGDATABASE", &spec.database)
+            .env("PGAPPNAME", "firedrill-pg_dump")
+            .env_remove("PGPASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(p) = &self.password {
+            // The environment, not argv: `ps` shows argv to every user.
+            cmd.env("PGPASSWORD", p.expose());
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::infra(format!("cannot start {}: {e}", pg_dump.display())).retryable(false)
+        })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let password = self.password.clone();
+        let completion = async move {
+            let mut err = Vec::new();
+            let (status, _) = tokio::join!(child.wait(), stderr.read_to_end(&mut err));
+            // Ends the snapshot transaction only once pg_dump is done with it.
+            drop(client);
+            let err = String::from_utf8_lossy(&err);
+            let secrets: Vec<&Secret> = password.iter().collect();
+            let err = redact(&err, &secrets);
+            match status {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(Error::backup(format!("pg_dump failed ({s})"))
+                    .with_hint("read pg_dump's output below; nothing from this dump was kept")
+                    .with_stderr(tail(&err, 20))
+                    .retryable(true)),
+                Err(e) => Err(Error::infra(format!("waiting for pg_dump: {e}"))),
+            }
+        }
+        .boxed();
+
+        Ok(StartedDump {
+            meta: DumpMeta {
+                engine: Engine::Postgres,
+                server_version,
+                server_major,
+                database: spec.database.clone(),
+                tool: "pg_dump".into(),
+                tool_version,
+                format: "custom".into(),
+            },
+            fingerprint,
+            output: Box::pin(stdout),
+            completion,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_versions() {
+        assert_eq!(
+            parse_tool_version("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"),
+            Some(("15.14".into(), 15))
+        );
+        assert_eq!(parse_tool_version("pg_dump (PostgreSQL) 17beta1"), Some(("17beta1".into(), 17)));
+        assert_eq!(parse_tool_version("garbage"), None);
+    }
+
+    #[test]
+    fn fingerprint_json() {
+        let fp = parse_fingerprint(
+            r#"[["public","b",2,[["id","integer"]]],["public","a",0,[]]]"#,
+        )
+        .unwrap();
+        assert_eq!(fp.tables[0].name, "a");
+        assert_eq!(fp.tables[1].rows, 2);
+        assert_eq!(fp.tables[1].columns, vec![("id".to_string(), "integer".to_string())]);
+    }
+}

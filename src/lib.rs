@@ -1,0 +1,24 @@
+//! firedrill proves database backups can be restored.
+//!
+//! A drill dumps a database with its native tool, compresses and encrypts the dump as a
+//! stream, stores it with a manifest, restores it in a throwaway sandbox with no network,
+//! and checks the restored data against a fingerprint taken in the dump's own snapshot.
+//! The binary (`src/main.rs`) is a thin shell over [`run_drill`] and friends.
+
+pub mod artifact;
+pub mod assertion;
+pub mod config;
+pub mod drill;
+pub mod engine;
+pub mod error;
+pub mod fingerprint;
+pub mod manifest;
+pub mod report;
+pub mod sandbox;
+pub mod secret;
+pub mod store;
+
+pub use config::{load_drill, Drill, Problem, Problems};
+pub use drill::{run_drill, Progress, RunOptions, Silent};
+pub use error::{Error, ErrorKind, Result};
+pub use report::{RunReport, Stage, Verdict};

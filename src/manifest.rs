@@ -1,0 +1,123 @@
+//! The manifest written beside every artifact: what it is, how it was made and what was
+//! in it. An artifact without a manifest is an unfinished upload and is never drilled.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub drill: String,
+    pub run_id: String,
+    pub started_at: jiff::Timestamp,
+    pub finished_at: jiff::Timestamp,
+    /// `postgres`, later `mysql` / `mariadb`.
+    pub engine: String,
+    pub source_server_version: String,
+    /// The source's major version, which picks the sandbox image.
+    pub source_major: u32,
+    pub database: String,
+    pub dump_tool: String,
+    pub dump_tool_version: String,
+    /// `custom` (pg_dump -Fc).
+    pub dump_format: String,
+    /// `zstd`.
+    pub compression: String,
+    /// `age`.
+    pub encryption: String,
+    /// Key of the artifact, relative to the store root.
+    pub artifact_key: String,
+    pub plain_bytes: u64,
+    pub compressed_bytes: u64,
+    pub encrypted_bytes: u64,
+    /// SHA-256 (hex) of the encrypted object as stored.
+    pub sha256: String,
+    pub recipients: Vec<String>,
+    pub fingerprint: Fingerprint,
+    pub firedrill_version: String,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and sanity-checks a manifest read from storage.
+    pub fn from_json(bytes: &[u8], key: &str) -> Result<Self> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            Error::backup(format!("manifest {key} is not valid: {e}"))
+                .with_hint("the manifest was edited or written by another tool; drill another artifact")
+        })?;
+        if m.manifest_version != MANIFEST_VERSION {
+            return Err(Error::backup(format!(
+                "manifest {key} has version {}, this firedrill reads version {MANIFEST_VERSION}",
+                m.manifest_version
+            ))
+            .with_hint("upgrade firedrill to drill artifacts made by newer versions"));
+        }
+        if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::backup(format!("manifest {key}: sha256 is not a SHA-256 hex digest")));
+        }
+        if m.artifact_key.starts_with('/') || m.artifact_key.split('/').any(|p| p == "..") {
+            return Err(Error::backup(format!(
+                "manifest {key} points outside the store ({}); refusing it",
+                m.artifact_key
+            )));
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let ts: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        Manifest {
+            manifest_version: 1,
+            drill: "shop".into(),
+            run_id: "r1".into(),
+            started_at: ts,
+            finished_at: ts,
+            engine: "postgres".into(),
+            source_server_version: "15.14".into(),
+            source_major: 15,
+            database: "shop".into(),
+            dump_tool: "pg_dump".into(),
+            dump_tool_version: "15.14".into(),
+            dump_format: "custom".into(),
+            compression: "zstd".into(),
+            encryption: "age".into(),
+            artifact_key: "shop/r1/artifact.dump.zst.age".into(),
+            plain_bytes: 10,
+            compressed_bytes: 8,
+            encrypted_bytes: 200,
+            sha256: "a".repeat(64),
+            recipients: vec![],
+            fingerprint: Fingerprint::default(),
+            firedrill_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = sample();
+        assert_eq!(Manifest::from_json(&m.to_json(), "k").unwrap(), m);
+    }
+
+    #[test]
+    fn refuses_keys_outside_the_store() {
+        let mut m = sample();
+        m.artifact_key = "../../etc/passwd".into();
+        let e = Manifest::from_json(&m.to_json(), "k").unwrap_err();
+        assert!(e.message.contains("outside the store"), "{e}");
+    }
+}

@@ -1,0 +1,426 @@
+//! What a run did, stage by stage, and its verdict; rendered for people and for machines.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assertion::AssertionResult;
+use crate::error::{Error, ErrorKind};
+use crate::fingerprint::Mismatch;
+
+/// The named stages of a drill, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Dump,
+    Encrypt,
+    Upload,
+    Provision,
+    Restore,
+    Verify,
+    Teardown,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Dump,
+        Stage::Encrypt,
+        Stage::Upload,
+        Stage::Provision,
+        Stage::Restore,
+        Stage::Verify,
+        Stage::Teardown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dump => "dump",
+            Stage::Encrypt => "encrypt",
+            Stage::Upload => "upload",
+            Stage::Provision => "provision",
+            Stage::Restore => "restore",
+            Stage::Verify => "verify",
+            Stage::Teardown => "teardown",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    TimedOut,
+    /// Stopped by cancellation (Ctrl-C, SIGTERM) or because another stage failed.
+    Aborted,
+    /// Not run because an earlier stage failed.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed out",
+            Outcome::Aborted => "aborted",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageReport {
+    pub stage: Stage,
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    pub timeout_ms: u64,
+    /// Bytes this stage produced or moved, where that applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// How many attempts the stage took (infrastructure stages are retried).
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    /// Facts worth showing about this stage ("pg_dump 15.14", "image …").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// An [`Error`] as it appears in a report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorReport {
+    pub kind: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    pub retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        let mut message = String::new();
+        for c in &e.context {
+            let _ = write!(message, "{c}: ");
+        }
+        message.push_str(&e.message);
+        ErrorReport {
+            kind: serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            message,
+            hint: e.hint.clone(),
+            retryable: e.retryable,
+            stderr_tail: e.stderr_tail.clone(),
+        }
+    }
+}
+
+/// The overall result of a run; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The backup restored and verified. Exit 0.
+    Passed,
+    /// The backup is broken or does not match the source. Exit 1.
+    Failed,
+    /// The drill could not run to a verdict on the backup. Exit 2.
+    Error,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Passed => 0,
+            Verdict::Failed => 1,
+            Verdict::Error => 2,
+        }
+    }
+
+    /// The verdict a run gets when it stopped on this error.
+    pub fn from_error(kind: ErrorKind) -> Verdict {
+        if kind.is_backup_failure() {
+            Verdict::Failed
+        } else {
+            Verdict::Error
+        }
+    }
+}
+
+/// Facts about the artifact a run produced or drilled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    pub location: String,
+    pub manifest: String,
+    pub sha256: String,
+    pub plain_bytes: u64,
+    pub compressed_bytes: u64,
+    pub encrypted_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub report_version: u32,
+    pub drill: String,
+    pub run_id: String,
+    pub started_at: jiff::Timestamp,
+    pub finished_at: jiff::Timestamp,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    /// The stage that decided a failed or errored verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    pub stages: Vec<StageReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump_tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_image: Option<String>,
+    /// Tables in the source fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<usize>,
+    /// Rows in the source fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    pub fingerprint_mismatches: Vec<Mismatch>,
+    pub assertions: Vec<AssertionResult>,
+    /// Set when the sandbox was kept (`--keep`): how to reach it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_sandbox: Option<String>,
+}
+
+/// Human-readable size: 1.5 MiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Human-readable duration: 850ms, 3.2s, 4m05s.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// One line for a finished stage, as printed while the drill runs.
+pub fn render_stage_line(s: &StageReport) -> String {
+    let mut line = format!(
+        "  {:<10} {:<9} {:>8}",
+        s.stage.as_str(),
+        s.outcome.as_str(),
+        human_ms(s.duration_ms)
+    );
+    if let Some(b) = s.bytes {
+        let _ = write!(line, "  {:>10}", human_bytes(b));
+    }
+    if s.attempts > 1 {
+        let _ = write!(line, "  ({} attempts)", s.attempts);
+    }
+    if matches!(s.outcome, Outcome::TimedOut) {
+        let _ = write!(line, "  (limit {})", human_ms(s.timeout_ms));
+    }
+    line
+}
+
+/// The whole report for a person: stages, mismatches, assertions, verdict.
+pub fn render_human(r: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "drill {}  run {}", r.drill, r.run_id);
+    for s in &r.stages {
+        let _ = writeln!(out, "{}", render_stage_line(s));
+    }
+    if let (Some(t), Some(rows)) = (r.tables, r.rows) {
+        let _ = writeln!(out, "fingerprint: {t} tables, {rows} rows");
+    }
+    if !r.fingerprint_mismatches.is_empty() {
+        let _ = writeln!(out, "fingerprint mismatches:");
+        for m in &r.fingerprint_mismatches {
+            let _ = writeln!(out, "  - {m}");
+        }
+    }
+    if !r.assertions.is_empty() {
+        let _ = writeln!(out, "assertions:");
+        for a in &r.assertions {
+            let status = if a.passed { "ok  " } else { "FAIL" };
+            let actual = a.actual.as_deref().unwrap_or("NULL");
+            let _ = write!(out, "  {status} {}: expected {}, got {actual}", a.name, a.expected);
+            if let Some(e) = &a.error {
+                let _ = write!(out, " ({e})");
+            }
+            out.push('\n');
+        }
+    }
+    if let Some(a) = &r.artifact {
+        let _ = writeln!(
+            out,
+            "artifact: {} ({} plain, {} encrypted, sha256 {})",
+            a.location,
+            human_bytes(a.plain_bytes),
+            human_bytes(a.encrypted_bytes),
+            a.sha256
+        );
+    }
+    if let Some(k) = &r.kept_sandbox {
+        let _ = writeln!(out, "sandbox kept: {k}");
+    }
+    if let Some(e) = &r.error {
+        let stage = r.failed_stage.map(|s| format!(" at {s}")).unwrap_or_default();
+        let _ = writeln!(out, "error{stage}: {}", e.message);
+        if let Some(h) = &e.hint {
+            let _ = writeln!(out, "  hint: {h}");
+        }
+        if let Some(t) = &e.stderr_tail {
+            let _ = writeln!(out, "  tool output:");
+            for l in t.lines() {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+    }
+    let verdict = match r.verdict {
+        Verdict::Passed => "PASSED: the backup restored and matches the source".to_string(),
+        Verdict::Failed => format!(
+            "FAILED: the backup did not survive the drill{}",
+            r.failed_stage.map(|s| format!(" (stage {s})")).unwrap_or_default()
+        ),
+        Verdict::Error => format!(
+            "ERROR: the drill could not run{}",
+            r.failed_stage.map(|s| format!(" (stage {s})")).unwrap_or_default()
+        ),
+    };
+    let _ = writeln!(out, "{verdict}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunReport {
+        let ts: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        RunReport {
+            report_version: 1,
+            drill: "shop".into(),
+            run_id: "20261126T100000Z-abc123".into(),
+            started_at: ts,
+            finished_at: ts,
+            verdict: Verdict::Failed,
+            exit_code: 1,
+            failed_stage: Some(Stage::Verify),
+            error: Some(ErrorReport {
+                kind: "verification".into(),
+                message: "1 assertion failed".into(),
+                hint: Some("look at the assertion".into()),
+                retryable: false,
+                stderr_tail: None,
+            }),
+            stages: vec![
+                StageReport {
+                    stage: Stage::Dump,
+                    outcome: Outcome::Passed,
+                    duration_ms: 3200,
+                    timeout_ms: 60_000,
+                    bytes: Some(5 << 20),
+                    attempts: 1,
+                    error: None,
+                    notes: vec![],
+                },
+                StageReport {
+                    stage: Stage::Provision,
+                    outcome: Outcome::TimedOut,
+                    duration_ms: 1000,
+                    timeout_ms: 1000,
+                    bytes: None,
+                    attempts: 2,
+                    error: None,
+                    notes: vec![],
+                },
+            ],
+            artifact: None,
+            source_version: None,
+            dump_tool: None,
+            sandbox_image: None,
+            tables: Some(3),
+            rows: Some(1200),
+            fingerprint_mismatches: vec![Mismatch::RowCount {
+                table: "public.orders".into(),
+                expected: 1000,
+                actual: 999,
+            }],
+            assertions: vec![AssertionResult {
+                name: "orders exist".into(),
+                expected: ">= 1000".into(),
+                actual: Some("999".into()),
+                passed: false,
+                error: None,
+            }],
+            kept_sandbox: None,
+        }
+    }
+
+    #[test]
+    fn human_rendering_is_stable() {
+        let text = render_human(&sample());
+        let expected = "\
+drill shop  run 20261126T100000Z-abc123
+  dump       passed        3.2s     5.0 MiB
+  provision  timed out     1.0s  (2 attempts)  (limit 1.0s)
+fingerprint: 3 tables, 1200 rows
+fingerprint mismatches:
+  - public.orders: 999 rows restored, 1000 dumped
+assertions:
+  FAIL orders exist: expected >= 1000, got 999
+error at verify: 1 assertion failed
+  hint: look at the assertion
+FAILED: the backup did not survive the drill (stage verify)
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn json_round_trips_and_names_fields() {
+        let r = sample();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["verdict"], "failed");
+        assert_eq!(v["exit_code"], 1);
+        assert_eq!(v["stages"][1]["outcome"], "timed_out");
+        assert_eq!(v["fingerprint_mismatches"][0]["kind"], "row_count");
+        let back: RunReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back.run_id, r.run_id);
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_ms(850), "850ms");
+        assert_eq!(human_ms(125_000), "2m05s");
+    }
+}

@@ -1,0 +1,415 @@
+//! [`SandboxBackend`] on a Docker Engine, through its API (bollard).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bollard::errors::Error as DockerError;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::*;
+use crate::error::{Error, Result};
+
+/// Where the sandbox's database keeps its data, and where artifacts are staged.
+pub const DATA_DIR: &str = "/var/lib/firedrill/data";
+pub const STAGING_DIR: &str = "/var/lib/firedrill/staging";
+
+/// Most a command may print on stdout before we refuse it (fingerprints of huge schemas
+/// fit easily).
+const MAX_STDOUT: usize = 64 << 20;
+/// How much of stderr to keep (the end).
+const STDERR_TAIL: usize = 64 << 10;
+
+pub struct DockerBackend {
+    docker: Docker,
+    endpoint: String,
+}
+
+fn docker_err(what: &str, e: DockerError) -> Error {
+    match &e {
+        DockerError::DockerResponseServerError { status_code, message } => {
+            let err = Error::infra(format!("{what}: Docker answered {status_code}: {message}"));
+            if *status_code >= 500 {
+                err.retryable(true)
+            } else {
+                err.retryable(false)
+            }
+        }
+        _ => Error::infra(format!("{what}: cannot reach Docker: {e}"))
+            .with_hint("start the Docker daemon (dockerd), or point DOCKER_HOST / sandbox.docker_host at it")
+            .retryable(true),
+    }
+}
+
+fn not_found(e: &DockerError) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+}
+
+impl DockerBackend {
+    /// Prepares a client for `host` (`unix:///…`, `tcp://…`, `http://…`) or, when `None`,
+    /// DOCKER_HOST or the local socket. Nothing is contacted yet.
+    pub fn connect(host: Option<&str>) -> Result<Self> {
+        let (docker, endpoint) = match host {
+            None => (
+                Docker::connect_with_local_defaults(),
+                std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+            ),
+            Some(h) if h.starts_with("unix://") => (
+                Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION),
+                h.to_string(),
+            ),
+            Some(h) => (
+                Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION),
+                h.to_string(),
+            ),
+        };
+        let docker = docker.map_err(|e| {
+            Error::config(format!("cannot use Docker endpoint {}: {e}", host.unwrap_or("(default)")))
+                .with_hint("write sandbox.docker_host as unix:///var/run/docker.sock or tcp://host:2375")
+        })?;
+        Ok(DockerBackend { docker, endpoint })
+    }
+
+    /// Talks the engine's API version, so that newer calls are not refused by older
+    /// engines.
+    async fn client(&self) -> Result<Docker> {
+        self.docker
+            .clone()
+            .negotiate_version()
+            .await
+            .map_err(|e| docker_err(&format!("Docker at {}", self.endpoint), e))
+    }
+
+    async fn remove_run(&self, docker: &Docker, run_id: &str) -> Result<()> {
+        let filters: HashMap<String, Vec<String>> =
+            HashMap::from([("label".into(), vec![format!("{LABEL_RUN}={run_id}")])]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| docker_err("list sandbox containers", e))?;
+        for c in containers {
+            let Some(id) = c.id else { continue };
+            match docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(docker_err(&format!("remove container {id}"), e)),
+            }
+        }
+        let volumes = docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| docker_err("list sandbox volumes", e))?;
+        for v in volumes.volumes.unwrap_or_default() {
+            match docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(docker_err(&format!("remove volume {}", v.name), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SandboxBackend for DockerBackend {
+    fn describe(&self) -> String {
+        format!("Docker at {}", self.endpoint)
+    }
+
+    async fn check_image(&self, image: &str, build_hint: &str) -> Result<String> {
+        let docker = self.client().await?;
+        match docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id.unwrap_or_default()),
+            Err(e) if not_found(&e) => Err(Error::infra(format!(
+                "sandbox image {image} is not present on {}",
+                self.describe()
+            ))
+            .with_hint(build_hint.to_string())
+            .retryable(false)),
+            Err(e) => Err(docker_err(&format!("inspect image {image}"), e)),
+        }
+    }
+
+    async fn provision(&self, req: &SandboxRequest) -> Result<Sandbox> {
+        let docker = self.client().await?;
+        let image_id = match docker.inspect_image(&req.image).await {
+            Ok(i) => i.id.unwrap_or_default(),
+            Err(e) => return Err(docker_err(&format!("inspect image {}", req.image), e)),
+        };
+        let labels: HashMap<String, String> = req.labels().into_iter().collect();
+        let name = format!("firedrill-{}-{}", req.drill, req.run_id.to_ascii_lowercase());
+        let mut mounts = Vec::new();
+        for (suffix, target) in [("data", DATA_DIR), ("staging", STAGING_DIR)] {
+            let vol = docker
+                .create_volume(VolumeCreateRequest {
+                    name: Some(format!("{name}-{suffix}")),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| docker_err("create sandbox volume", e))?;
+            mounts.push(Mount {
+                target: Some(target.into()),
+                source: Some(vol.name),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(false),
+                ..Default::default()
+            });
+        }
+        let memory = i64::try_from(req.memory_bytes).unwrap_or(i64::MAX);
+        let host_config = HostConfig {
+            // No network at all: the restore cannot reach anything, and nothing reaches it.
+            network_mode: Some("none".into()),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some((req.cpus * 1e9) as i64),
+            pids_limit: Some(2048),
+            shm_size: Some(256 << 20),
+            mounts: Some(mounts),
+            tmpfs: Some(HashMap::from([
+                // The identity lives here: memory only, gone with the container.
+                ("/run/firedrill".to_string(), "mode=0700,size=16m".to_string()),
+                ("/run/postgresql".to_string(), "mode=0775,size=16m".to_string()),
+                ("/tmp".to_string(), "mode=1777,size=256m".to_string()),
+            ])),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(
+                ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            privileged: Some(false),
+            init: Some(false),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(req.image.clone()),
+            cmd: Some(req.command.clone()),
+            labels: Some(labels),
+            env: Some(vec![format!("FIREDRILL_DATA={DATA_DIR}")]),
+            network_disabled: Some(true),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| docker_err("create sandbox container", e))?;
+        docker
+            .start_container(&name, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| docker_err("start sandbox container", e))?;
+        Ok(Sandbox {
+            run_id: req.run_id.clone(),
+            name,
+            image_id,
+        })
+    }
+
+    async fn exec(&self, sandbox: &Sandbox, cmd: &[String], stdin: Option<ExecStdin>) -> Result<ExecOutput> {
+        let docker = self.client().await?;
+        let what = cmd.first().map(String::as_str).unwrap_or("command");
+        let exec = docker
+            .create_exec(
+                &sandbox.name,
+                ExecConfig {
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| docker_err(&format!("exec {what} in {}", sandbox.name), e))?
+            .id;
+        let started = docker
+            .start_exec(
+                &exec,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(1 << 20),
+                }),
+            )
+            .await
+            .map_err(|e| docker_err(&format!("start {what} in {}", sandbox.name), e))?;
+        let StartExecResults::Attached { mut output, mut input } = started else {
+            return Err(Error::internal("exec started detached"));
+        };
+        let feeder = async move {
+            if let Some(mut src) = stdin {
+                // The command may exit before reading everything (that is its business:
+                // its exit code says what happened), so a broken pipe is not an error here.
+                let copied = tokio::io::copy(&mut src, &mut input).await;
+                let _ = input.shutdown().await;
+                copied.map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        let reader = async {
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => {
+                        if stdout.len() + message.len() > MAX_STDOUT {
+                            return Err(Error::internal(format!("{what} printed more than {MAX_STDOUT} bytes")));
+                        }
+                        stdout.extend_from_slice(&message);
+                    }
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        stderr.extend_from_slice(&message);
+                        if stderr.len() > 2 * STDERR_TAIL {
+                            stderr.drain(..stderr.len() - STDERR_TAIL);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(docker_err(&format!("output of {what}"), e)),
+                }
+            }
+            Ok((stdout, stderr))
+        };
+        let (fed, read) = tokio::join!(feeder, reader);
+        let (stdout, mut stderr) = read?;
+        if stderr.len() > STDERR_TAIL {
+            stderr.drain(..stderr.len() - STDERR_TAIL);
+        }
+        let inspect = docker
+            .inspect_exec(&exec)
+            .await
+            .map_err(|e| docker_err(&format!("inspect {what}"), e))?;
+        let exit_code = inspect.exit_code.unwrap_or(-1);
+        if let Err(e) = fed {
+            if exit_code == 0 {
+                return Err(Error::infra(format!("feeding {what} in {}: {e}", sandbox.name)));
+            }
+        }
+        Ok(ExecOutput {
+            exit_code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState> {
+        let docker = self.client().await?;
+        let info = docker
+            .inspect_container(&sandbox.name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| docker_err(&format!("inspect {}", sandbox.name), e))?;
+        let st = info.state.unwrap_or_default();
+        let running = st.running.unwrap_or(false);
+        let mut log_tail = String::new();
+        if !running {
+            let mut logs = docker.logs(
+                &sandbox.name,
+                Some(LogsOptions {
+                    stdout: true,
+                    stderr: true,
+                    tail: "30".into(),
+                    ..Default::default()
+                }),
+            );
+            while let Some(Ok(l)) = logs.next().await {
+                log_tail.push_str(&l.to_string());
+            }
+        }
+        Ok(SandboxState {
+            running,
+            oom_killed: st.oom_killed.unwrap_or(false),
+            exit_code: st.exit_code,
+            log_tail,
+        })
+    }
+
+    async fn destroy(&self, run_id: &str) -> Result<()> {
+        let docker = self.client().await?;
+        self.remove_run(&docker, run_id).await
+    }
+
+    async fn reap(&self, now: jiff::Timestamp, all: bool) -> Result<Vec<String>> {
+        let docker = self.client().await?;
+        let filters: HashMap<String, Vec<String>> =
+            HashMap::from([("label".into(), vec![format!("{LABEL_MANAGED}=true")])]);
+        let mut runs: Vec<(String, HashMap<String, String>)> = Vec::new();
+        for c in docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| docker_err("list sandbox containers", e))?
+        {
+            let labels = c.labels.unwrap_or_default();
+            if let Some(run) = labels.get(LABEL_RUN) {
+                runs.push((run.clone(), labels));
+            }
+        }
+        for v in docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| docker_err("list sandbox volumes", e))?
+            .volumes
+            .unwrap_or_default()
+        {
+            if let Some(run) = v.labels.get(LABEL_RUN) {
+                runs.push((run.clone(), v.labels.clone()));
+            }
+        }
+        let mut removed = Vec::new();
+        for (run, labels) in runs {
+            if removed.contains(&run) {
+                continue;
+            }
+            let kept = labels.get(LABEL_KEEP).is_some_and(|v| v == "true");
+            let expired = labels
+                .get(LABEL_EXPIRES)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_none_or(|t| t <= now.as_second());
+            if (all && !kept) || (expired && !kept) {
+                self.remove_run(&docker, &run).await?;
+                removed.push(run);
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,120 @@
+//! Throwaway sandboxes to restore into.
+//!
+//! One trait, [`SandboxBackend`], hosts every backend: Docker today, Kubernetes Jobs
+//! later. A sandbox is addressed by its run id (every object it owns carries that label),
+//! so teardown works even when provisioning stopped half-way, and a reaper can remove
+//! leftovers by label alone. Everything inside a sandbox happens through
+//! [`SandboxBackend::exec`]: the sandbox has no network.
+
+mod docker;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::io::AsyncRead;
+
+use crate::config::SandboxSpec;
+use crate::error::Result;
+
+pub use docker::DockerBackend;
+
+/// Labels every object of a sandbox carries.
+pub const LABEL_MANAGED: &str = "firedrill.managed";
+pub const LABEL_RUN: &str = "firedrill.run";
+pub const LABEL_DRILL: &str = "firedrill.drill";
+/// Unix time after which the sandbox is a leftover the reaper may remove.
+pub const LABEL_EXPIRES: &str = "firedrill.expires";
+/// Set on sandboxes kept for a person (`run --keep`); the reaper leaves them alone.
+pub const LABEL_KEEP: &str = "firedrill.keep";
+
+/// What to provision.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxRequest {
+    pub run_id: String,
+    pub drill: String,
+    pub image: String,
+    /// Container command (the image's entrypoint gets these arguments).
+    pub command: Vec<String>,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub expires_at: jiff::Timestamp,
+    pub keep: bool,
+}
+
+impl SandboxRequest {
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::new();
+        l.insert(LABEL_MANAGED.into(), "true".into());
+        l.insert(LABEL_RUN.into(), self.run_id.clone());
+        l.insert(LABEL_DRILL.into(), self.drill.clone());
+        l.insert(LABEL_EXPIRES.into(), self.expires_at.as_second().to_string());
+        if self.keep {
+            l.insert(LABEL_KEEP.into(), "true".into());
+        }
+        l
+    }
+}
+
+/// A provisioned sandbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sandbox {
+    pub run_id: String,
+    /// Backend-specific handle (the container name for Docker).
+    pub name: String,
+    pub image_id: String,
+}
+
+/// Input for a command in the sandbox.
+pub type ExecStdin = Pin<Box<dyn AsyncRead + Send>>;
+
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    /// The end of stderr (bounded).
+    pub stderr: String,
+}
+
+/// The state of a sandbox's main process.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxState {
+    pub running: bool,
+    pub oom_killed: bool,
+    pub exit_code: Option<i64>,
+    /// The end of the server's log, for errors.
+    pub log_tail: String,
+}
+
+#[async_trait]
+pub trait SandboxBackend: Send + Sync + 'static {
+    fn describe(&self) -> String;
+
+    /// Checks the image is present locally and returns its id. The error names the
+    /// command that builds it.
+    async fn check_image(&self, image: &str, build_hint: &str) -> Result<String>;
+
+    /// Creates and starts a sandbox, with no network, resource limits and labels.
+    /// Does not wait for the database in it.
+    async fn provision(&self, req: &SandboxRequest) -> Result<Sandbox>;
+
+    /// Runs a command in the sandbox, feeding `stdin` when given.
+    async fn exec(&self, sandbox: &Sandbox, cmd: &[String], stdin: Option<ExecStdin>) -> Result<ExecOutput>;
+
+    async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState>;
+
+    /// Removes every object labelled with this run: containers, volumes. Idempotent.
+    async fn destroy(&self, run_id: &str) -> Result<()>;
+
+    /// Removes sandboxes whose expiry passed (or every unkept one when `all`), returning
+    /// the run ids removed.
+    async fn reap(&self, now: jiff::Timestamp, all: bool) -> Result<Vec<String>>;
+}
+
+/// Builds the backend a drill names (connects lazily).
+pub fn build_backend(spec: &SandboxSpec) -> Result<std::sync::Arc<dyn SandboxBackend>> {
+    match spec {
+        SandboxSpec::Docker(d) => Ok(std::sync::Arc::new(DockerBackend::connect(d.docker_host.as_deref())?)),
+    }
+}

@@ -1,0 +1,184 @@
+//! Secrets: where they come from, and a holder that never prints them.
+//!
+//! A drill file never contains a secret. It says where to find one: an environment
+//! variable or a file. The value is read when the drill runs (not when it is validated)
+//! and held in [`Secret`], whose `Debug` and `Display` print a placeholder.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A secret reference as written in a drill file: exactly one of `env` or `file`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl SecretRef {
+    /// Checks the reference without reading the secret; the error text names the fix.
+    pub fn validate(&self) -> std::result::Result<SecretSource, String> {
+        match (&self.env, &self.file) {
+            (Some(env), None) if is_env_name(env) => Ok(SecretSource::Env { env: env.clone() }),
+            (Some(env), None) => Err(format!(
+                "`{env}` is not an environment variable name; use letters, digits and _ (e.g. env = \"PGPASSWORD_SHOP\")"
+            )),
+            (None, Some(file)) if !file.as_os_str().is_empty() => {
+                Ok(SecretSource::File { file: file.clone() })
+            }
+            (None, Some(_)) => Err("the file path is empty".into()),
+            (Some(_), Some(_)) => Err("give either `env` or `file`, not both".into()),
+            (None, None) => Err(
+                "say where the secret comes from: { env = \"VAR\" } or { file = \"/path\" }".into(),
+            ),
+        }
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// `{ env = "PGPASSWORD_SHOP" }`
+    Env { env: String },
+    /// `{ file = "/run/secrets/shop" }`: the whole file, one trailing newline removed.
+    File { file: PathBuf },
+}
+
+impl SecretSource {
+    /// A short description for messages, never the value.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretSource::Env { env } => format!("environment variable {env}"),
+            SecretSource::File { file } => format!("file {}", file.display()),
+        }
+    }
+
+    /// Reads the secret. Relative file paths are taken relative to `base` (the directory
+    /// of the drill file).
+    pub fn load(&self, base: &Path) -> Result<Secret> {
+        match self {
+            SecretSource::Env { env } => match std::env::var(env) {
+                Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+                Ok(_) => Err(Error::config(format!("environment variable {env} is empty"))
+                    .with_hint(format!("export {env}=… before running the drill"))),
+                Err(_) => Err(Error::config(format!("environment variable {env} is not set"))
+                    .with_hint(format!("export {env}=… before running the drill"))),
+            },
+            SecretSource::File { file } => {
+                let path = if file.is_absolute() {
+                    file.clone()
+                } else {
+                    base.join(file)
+                };
+                let mut v = std::fs::read_to_string(&path).map_err(|e| {
+                    Error::config(format!("cannot read secret file {}: {e}", path.display()))
+                        .with_hint("check the path and that firedrill's user may read it")
+                })?;
+                if v.ends_with('\n') {
+                    v.pop();
+                    if v.ends_with('\r') {
+                        v.pop();
+                    }
+                }
+                if v.is_empty() {
+                    return Err(Error::config(format!("secret file {} is empty", path.display())));
+                }
+                Ok(Secret::new(v))
+            }
+        }
+    }
+}
+
+/// A secret value. `Debug` and `Display` never show it; use [`Secret::expose`] at the one
+/// place that hands it to a library or a child process's environment.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(v: impl Into<String>) -> Self {
+        Secret(v.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Replaces every occurrence of each secret in `text` (for tool output that is shown or
+/// stored).
+pub fn redact(text: &str, secrets: &[&Secret]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.0.len() >= 4 {
+            out = out.replace(&s.0, "<redacted>");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_redact() {
+        let s = Secret::new("hunter22");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(format!("{s}"), "<redacted>");
+        assert_eq!(redact("password hunter22 failed", &[&s]), "password <redacted> failed");
+    }
+
+    #[test]
+    fn file_secret_strips_one_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "abc\n").unwrap();
+        let src = SecretSource::File { file: "pw".into() };
+        assert_eq!(src.load(dir.path()).unwrap().expose(), "abc");
+    }
+
+    #[test]
+    fn missing_env_names_the_variable() {
+        let src = SecretSource::Env {
+            env: "FIREDRILL_TEST_SURELY_UNSET".into(),
+        };
+        let e = src.load(Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("FIREDRILL_TEST_SURELY_UNSET"), "{e}");
+    }
+
+    #[test]
+    fn secret_ref_needs_exactly_one_source() {
+        assert!(SecretRef::default().validate().is_err());
+        let both = SecretRef {
+            env: Some("A".into()),
+            file: Some("/x".into()),
+        };
+        assert!(both.validate().unwrap_err().contains("not both"));
+        let bad = SecretRef {
+            env: Some("my-pass".into()),
+            file: None,
+        };
+        assert!(bad.validate().is_err());
+    }
+}

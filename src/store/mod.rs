@@ -1,0 +1,84 @@
+//! Object storage for artifacts and manifests.
+//!
+//! One trait, [`ArtifactStore`], in front of every backend. Backends are built from the
+//! validated [`StorageSpec`]; today a local directory through OpenDAL's `fs` service, with
+//! the same code path that S3 and the other OpenDAL services will take.
+
+mod opendal_store;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::mpsc;
+
+use crate::config::StorageSpec;
+use crate::error::{Error, Result};
+
+pub use opendal_store::OpendalStore;
+
+/// A stream of an object's bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// What a producer sends to [`ArtifactStore::put_stream`]. A channel that closes without
+/// [`Upload::Finish`] aborts the upload: a crashed producer never leaves a complete-looking
+/// object.
+#[derive(Debug)]
+pub enum Upload {
+    Chunk(Bytes),
+    Finish,
+    Abort(Error),
+}
+
+#[async_trait]
+pub trait ArtifactStore: Send + Sync + 'static {
+    /// Where this store is, for messages ("local directory /srv/backups").
+    fn describe(&self) -> String;
+
+    /// Writes `key` from a stream of chunks with bounded memory. The object appears under
+    /// `key` only once complete; on abort nothing remains. Returns the bytes written.
+    async fn put_stream(&self, key: &str, chunks: mpsc::Receiver<Upload>) -> Result<u64>;
+
+    /// Writes a small object (a manifest) in one piece, atomically.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+
+    /// Streams an object.
+    async fn get_stream(&self, key: &str) -> Result<ByteStream>;
+
+    /// Reads a small object whole.
+    async fn get(&self, key: &str) -> Result<Bytes>;
+
+    /// The size of an object in bytes.
+    async fn size(&self, key: &str) -> Result<u64>;
+
+    /// Keys under a prefix, recursively (files only).
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// Builds the store a drill names. Creates nothing remote; a local directory is created
+/// if missing.
+pub fn build_store(spec: &StorageSpec, base_dir: &std::path::Path) -> Result<Box<dyn ArtifactStore>> {
+    match spec {
+        StorageSpec::Local { path, .. } => {
+            let path = if path.is_absolute() {
+                path.clone()
+            } else {
+                base_dir.join(path)
+            };
+            Ok(Box::new(OpendalStore::local(&path)?))
+        }
+    }
+}
+
+/// The key prefix of a drill's artifacts under a store.
+pub fn drill_prefix(spec: &StorageSpec, drill: &str) -> String {
+    let StorageSpec::Local { prefix, .. } = spec;
+    if prefix.is_empty() {
+        format!("{drill}/")
+    } else {
+        format!("{prefix}/{drill}/")
+    }
+}

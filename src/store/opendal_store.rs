@@ -1,0 +1,194 @@
+//! [`ArtifactStore`] over an OpenDAL operator.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use opendal::{ErrorKind as OdKind, Operator};
+use tokio::sync::mpsc;
+
+use super::{ArtifactStore, ByteStream, Upload};
+use crate::error::{Error, Result};
+
+/// Multipart chunk size: big enough for S3's 5 MiB minimum part, small enough to bound
+/// memory.
+const CHUNK: usize = 8 << 20;
+
+pub struct OpendalStore {
+    op: Operator,
+    description: String,
+}
+
+impl OpendalStore {
+    /// A local directory. Writes go to a temporary directory inside it and are renamed
+    /// into place when complete.
+    pub fn local(path: &Path) -> Result<Self> {
+        let tmp = path.join(".firedrill-tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| {
+            Error::infra(format!("cannot create the storage directory {}: {e}", path.display()))
+                .with_hint("create it, or give firedrill's user write access to it")
+                .retryable(false)
+        })?;
+        let builder = opendal::services::Fs::default()
+            .root(&path.to_string_lossy())
+            .atomic_write_dir(&tmp.to_string_lossy());
+        let op = Operator::new(builder)
+            .map_err(|e| map_err(e, "open storage"))?;
+        Ok(OpendalStore {
+            op,
+            description: format!("local directory {}", path.display()),
+        })
+    }
+}
+
+/// Maps an OpenDAL error to ours: not-found and permission errors say what to fix and are
+/// not retried; temporary ones are.
+fn map_err(e: opendal::Error, what: &str) -> Error {
+    match e.kind() {
+        OdKind::NotFound => Error::backup(format!("{what}: not found ({e})"))
+            .with_hint("the object is missing from storage; list artifacts or check the storage prefix"),
+        OdKind::PermissionDenied => Error::infra(format!("{what}: permission denied ({e})"))
+            .with_hint("check the storage credentials and that they may read and write this path")
+            .retryable(false),
+        OdKind::ConfigInvalid => Error::config(format!("{what}: invalid storage configuration ({e})")),
+        OdKind::RateLimited => Error::infra(format!("{what}: throttled by storage ({e})")).retryable(true),
+        _ => Error::infra(format!("{what}: {e}")).retryable(e.is_temporary() || e.kind() == OdKind::Unexpected),
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for OpendalStore {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn put_stream(&self, key: &str, mut chunks: mpsc::Receiver<Upload>) -> Result<u64> {
+        let mut w = self
+            .op
+            .writer_with(key)
+            .chunk(CHUNK)
+            .await
+            .map_err(|e| map_err(e, &format!("write {key}")))?;
+        let mut written = 0u64;
+        loop {
+            match chunks.recv().await {
+                Some(Upload::Chunk(b)) => {
+                    written += b.len() as u64;
+                    if let Err(e) = w.write(b).await {
+                        let _ = w.abort().await;
+                        return Err(map_err(e, &format!("write {key}")));
+                    }
+                }
+                Some(Upload::Finish) => break,
+                Some(Upload::Abort(e)) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+                None => {
+                    let _ = w.abort().await;
+                    return Err(Error::internal(format!(
+                        "the producer of {key} stopped without finishing; upload discarded"
+                    )));
+                }
+            }
+        }
+        w.close()
+            .await
+            .map_err(|e| map_err(e, &format!("finish {key}")))?;
+        Ok(written)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.op
+            .write(key, data)
+            .await
+            .map_err(|e| map_err(e, &format!("write {key}")))?;
+        Ok(())
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream> {
+        let key_owned = key.to_string();
+        let r = self
+            .op
+            .reader_with(key)
+            .chunk(CHUNK)
+            .await
+            .map_err(|e| map_err(e, &format!("read {key}")))?;
+        let s = r
+            .into_bytes_stream(..)
+            .await
+            .map_err(|e| map_err(e, &format!("read {key}")))?;
+        Ok(s
+            .map_err(move |e| Error::infra(format!("read {key_owned}: {e}")))
+            .boxed())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        Ok(self
+            .op
+            .read(key)
+            .await
+            .map_err(|e| map_err(e, &format!("read {key}")))?
+            .to_bytes())
+    }
+
+    async fn size(&self, key: &str) -> Result<u64> {
+        Ok(self
+            .op
+            .stat(key)
+            .await
+            .map_err(|e| map_err(e, &format!("stat {key}")))?
+            .content_length())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let entries = match self.op.list_with(prefix).recursive(true).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == OdKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(map_err(e, &format!("list {prefix}"))),
+        };
+        let mut keys: Vec<String> = entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| e.path().to_string())
+            .filter(|p| !p.starts_with(".firedrill-tmp"))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.op
+            .delete(key)
+            .await
+            .map_err(|e| map_err(e, &format!("delete {key}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_round_trip_and_abort_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpendalStore::local(dir.path()).unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Upload::Chunk(Bytes::from_static(b"hello "))).await.unwrap();
+        tx.send(Upload::Chunk(Bytes::from_static(b"world"))).await.unwrap();
+        tx.send(Upload::Finish).await.unwrap();
+        assert_eq!(store.put_stream("d/r/a", rx).await.unwrap(), 11);
+        assert_eq!(store.get("d/r/a").await.unwrap(), Bytes::from_static(b"hello world"));
+        assert_eq!(store.size("d/r/a").await.unwrap(), 11);
+
+        // A producer that dies mid-way: the object must not exist.
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Upload::Chunk(Bytes::from_static(b"partial"))).await.unwrap();
+        drop(tx);
+        assert!(store.put_stream("d/r/b", rx).await.is_err());
+        assert_eq!(store.list("d/").await.unwrap(), vec!["d/r/a".to_string()]);
+        let e = store.get("d/r/b").await.unwrap_err();
+        assert!(!e.retryable);
+    }
+}
