@@ -28,6 +28,8 @@ use crate::store::{build_store, drill_prefix, ArtifactStore, Upload};
 pub struct RunOptions {
     /// Leave the sandbox running for a person to inspect.
     pub keep: bool,
+    /// Drill this stored artifact (its run id) instead of taking a new backup.
+    pub artifact: Option<String>,
 }
 
 /// Receives stage events as they happen (the CLI prints them; the daemon will stream them).
@@ -130,12 +132,13 @@ pub async fn run_with_parts(
     cancel: CancellationToken,
 ) -> RunReport {
     let mut run = Run::new(drill, run_id, jiff::Timestamp::now(), progress, cancel);
-    let manifest = match run.backup(&parts).await {
-        Ok(m) => m,
-        Err(()) => {
-            run.skip_from(Stage::Provision);
-            return run.finish();
-        }
+    let manifest = match &opts.artifact {
+        None => run.backup(&parts).await,
+        Some(id) => run.existing(&parts, id).await,
+    };
+    let Ok(manifest) = manifest else {
+        run.skip_from(Stage::Provision);
+        return run.finish();
     };
     let mut guard = SandboxGuard {
         backend: parts.sandbox.clone(),
@@ -508,6 +511,46 @@ impl<'a> Run<'a> {
             (None, _, _) => {
                 // Only cancellation ends here.
                 self.fail(Some(Stage::Dump), Error::cancelled());
+                Err(())
+            }
+        }
+    }
+
+    /// Takes a stored artifact instead of a new backup: its manifest decides the rest.
+    async fn existing(&mut self, parts: &Parts, artifact: &str) -> std::result::Result<Manifest, ()> {
+        let key = format!("{}{artifact}/manifest.json", drill_prefix(&self.drill.storage, &self.drill.name));
+        let loaded = async {
+            let bytes = parts.store.get(&key).await.map_err(|e| {
+                e.with_hint(format!("no manifest at {key}: check the artifact id (the run id that made it)"))
+            })?;
+            Manifest::from_json(&bytes, &key)
+        }
+        .await;
+        let note = format!("drilling stored artifact {artifact}");
+        for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
+            self.record(s, Outcome::Skipped, Duration::ZERO, None, 0, None, vec![note.clone()]);
+        }
+        match loaded {
+            Ok(m) => {
+                self.source_version = Some(format!("{} {}", m.engine, m.source_server_version));
+                self.dump_tool = Some(format!("{} {}", m.dump_tool, m.dump_tool_version));
+                self.fingerprint = Some(m.fingerprint.clone());
+                self.artifact = Some(ArtifactInfo {
+                    location: format!("{} / {}", parts.store.describe(), m.artifact_key),
+                    manifest: key,
+                    sha256: m.sha256.clone(),
+                    plain_bytes: m.plain_bytes,
+                    compressed_bytes: m.compressed_bytes,
+                    encrypted_bytes: m.encrypted_bytes,
+                });
+                if m.engine != parts.engine.as_str() {
+                    self.fail(None, Error::config(format!("artifact {artifact} is a {} dump, the drill's source is {}", m.engine, parts.engine.as_str())));
+                    return Err(());
+                }
+                Ok(m)
+            }
+            Err(e) => {
+                self.fail(None, e);
                 Err(())
             }
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use firedrill::report::{render_human, render_stage_line, StageReport};
+use firedrill::report::{render_human_with, render_stage_line, StageReport};
 use firedrill::{load_drill, Progress, RunOptions, Stage};
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +41,9 @@ enum Command {
         /// Leave the sandbox running afterwards and print how to connect to it.
         #[arg(long)]
         keep: bool,
+        /// Drill a stored artifact (the run id that made it) instead of a new backup.
+        #[arg(long)]
+        artifact: Option<String>,
     },
     /// Check drill files offline and report every problem with file, field and fix.
     Validate {
@@ -93,7 +96,8 @@ async fn dispatch(cli: Cli) -> u8 {
             json,
             quiet,
             keep,
-        } => run(&drill, &drills_dir, json, quiet, keep).await,
+            artifact,
+        } => run(&drill, &drills_dir, json, quiet, RunOptions { keep, artifact }).await,
         Command::Validate { files, drills_dir } => validate(files, &drills_dir),
         Command::Keygen { output } => keygen(&output),
         Command::Reap { all, docker_host } => reap(all, docker_host.as_deref()).await,
@@ -124,7 +128,7 @@ impl Progress for Printer {
     }
 }
 
-async fn run(drill: &str, dir: &Path, json: bool, quiet: bool, keep: bool) -> u8 {
+async fn run(drill: &str, dir: &Path, json: bool, quiet: bool, opts: RunOptions) -> u8 {
     let path = drill_path(drill, dir);
     let drill = match load_drill(&path) {
         Ok(d) => d,
@@ -138,13 +142,13 @@ async fn run(drill: &str, dir: &Path, json: bool, quiet: bool, keep: bool) -> u8
     if !quiet {
         eprintln!("drill {} ({})", drill.name, path.display());
     }
-    let report = firedrill::run_drill(&drill, &RunOptions { keep }, &Printer { quiet }, cancel).await;
+    let report = firedrill::run_drill(&drill, &opts, &Printer { quiet }, cancel).await;
     if json {
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut out, &report);
         let _ = writeln!(out);
     } else {
-        print!("{}", render_human(&report));
+        print!("{}", render_human_with(&report, quiet));
     }
     report.exit_code as u8
 }

@@ -252,10 +252,17 @@ pub fn render_stage_line(s: &StageReport) -> String {
 
 /// The whole report for a person: stages, mismatches, assertions, verdict.
 pub fn render_human(r: &RunReport) -> String {
+    render_human_with(r, true)
+}
+
+/// The report for a person; without the stage lines when they were already printed live.
+pub fn render_human_with(r: &RunReport, stages: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "drill {}  run {}", r.drill, r.run_id);
-    for s in &r.stages {
-        let _ = writeln!(out, "{}", render_stage_line(s));
+    if stages {
+        let _ = writeln!(out, "drill {}  run {}", r.drill, r.run_id);
+        for s in &r.stages {
+            let _ = writeln!(out, "{}", render_stage_line(s));
+        }
     }
     if let (Some(t), Some(rows)) = (r.tables, r.rows) {
         let _ = writeln!(out, "fingerprint: {t} tables, {rows} rows");

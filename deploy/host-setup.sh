@@ -1,0 +1,81 @@
+# Shell functions that prepare a Debian/Ubuntu host for firedrill's demo and tests:
+# packages, a running Docker engine, the offline sandbox images, and a throwaway
+# PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
+
+FIREDRILL_PACKAGES="postgresql age zstd debootstrap ca-certificates"
+
+fd_log() { printf '==> %s\n' "$*" >&2; }
+
+fd_as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the Debian packages firedrill's demo and tests use, when missing.
+fd_ensure_packages() {
+  local missing=()
+  for p in $FIREDRILL_PACKAGES "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    fd_log "installing ${missing[*]}"
+    fd_as_root apt-get update -qq
+    fd_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# Makes sure a Docker engine answers; installs and starts one if not.
+fd_ensure_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    fd_log "installing docker.io"
+    fd_as_root apt-get update -qq
+    fd_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    fd_log "starting dockerd"
+    fd_as_root sh -c 'nohup dockerd >/var/log/firedrill-dockerd.log 2>&1 &'
+    for _ in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+    fd_log "dockerd did not start; see /var/log/firedrill-dockerd.log"
+    return 1
+  fi
+}
+
+fd_pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
+}
+
+# Starts a throwaway PostgreSQL cluster in DIR on 127.0.0.1:PORT with password
+# authentication over TCP for user postgres, the password being $PGPASSWORD_FOR_SOURCE.
+# Stops any cluster already running in DIR first.
+fd_start_pg() {
+  local dir=$1 port=$2 password=$3
+  local bin; bin=$(fd_pg_bin)
+  local run=()
+  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  chmod 0755 "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir"
+  local pwfile="$dir/pw"
+  (umask 077; printf '%s\n' "$password" > "$pwfile")
+  [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+    --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1
+  rm -f "$pwfile"
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+}
+
+fd_stop_pg() {
+  local dir=$1
+  local bin; bin=$(fd_pg_bin)
+  local run=()
+  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+}
