@@ -22,7 +22,10 @@ pub const CHUNK: usize = 256 << 10;
 pub const CHANNEL_DEPTH: usize = 16;
 
 /// Parses recipients (already validated) and those of a recipients file.
-pub fn load_recipients(inline: &[String], file: Option<&std::path::Path>) -> Result<Vec<age::x25519::Recipient>> {
+pub fn load_recipients(
+    inline: &[String],
+    file: Option<&std::path::Path>,
+) -> Result<Vec<age::x25519::Recipient>> {
     let mut out = Vec::new();
     for r in inline {
         out.push(
@@ -32,8 +35,11 @@ pub fn load_recipients(inline: &[String], file: Option<&std::path::Path>) -> Res
     }
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!("cannot read encryption.recipients_file {}: {e}", path.display()))
-                .with_hint("check the path; `firedrill keygen` prints a recipient to put there")
+            Error::config(format!(
+                "cannot read encryption.recipients_file {}: {e}",
+                path.display()
+            ))
+            .with_hint("check the path; `firedrill keygen` prints a recipient to put there")
         })?;
         for (i, line) in text.lines().enumerate() {
             let l = line.trim();
@@ -41,12 +47,18 @@ pub fn load_recipients(inline: &[String], file: Option<&std::path::Path>) -> Res
                 continue;
             }
             out.push(age::x25519::Recipient::from_str(l).map_err(|e| {
-                Error::config(format!("{} line {}: `{l}` is not an age recipient: {e}", path.display(), i + 1))
+                Error::config(format!(
+                    "{} line {}: `{l}` is not an age recipient: {e}",
+                    path.display(),
+                    i + 1
+                ))
             })?);
         }
     }
     if out.is_empty() {
-        return Err(Error::config("no age recipients").with_hint("add recipients to encryption.recipients"));
+        return Err(
+            Error::config("no age recipients").with_hint("add recipients to encryption.recipients")
+        );
     }
     Ok(out)
 }
@@ -134,8 +146,9 @@ pub fn encrypt_stream(
             hasher: Sha256::new(),
             count: 0,
         };
-        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| Error::internal(format!("age: {e}")))?;
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| Error::internal(format!("age: {e}")))?;
         let age_writer = encryptor
             .wrap_output(sink)
             .map_err(|e| Error::internal(format!("age: {e}")))?;
@@ -143,14 +156,18 @@ pub fn encrypt_stream(
             inner: age_writer,
             count: 0,
         };
-        let mut z = zstd::Encoder::new(counted, level).map_err(|e| Error::internal(format!("zstd: {e}")))?;
+        let mut z = zstd::Encoder::new(counted, level)
+            .map_err(|e| Error::internal(format!("zstd: {e}")))?;
         let workers = if threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
         } else {
             threads
         };
         if workers > 1 {
-            z.multithread(workers).map_err(|e| Error::internal(format!("zstd: {e}")))?;
+            z.multithread(workers)
+                .map_err(|e| Error::internal(format!("zstd: {e}")))?;
         }
         let mut plain = 0u64;
         let mut buf = vec![0u8; 64 << 10];
@@ -210,7 +227,13 @@ pub struct CountingReader<R> {
 }
 
 impl<R> CountingReader<R> {
-    pub fn new(inner: R) -> (Self, Arc<std::sync::atomic::AtomicU64>, oneshot::Receiver<()>) {
+    pub fn new(
+        inner: R,
+    ) -> (
+        Self,
+        Arc<std::sync::atomic::AtomicU64>,
+        oneshot::Receiver<()>,
+    ) {
         let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (tx, rx) = oneshot::channel();
         (
@@ -226,7 +249,11 @@ impl<R> CountingReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &r {
@@ -236,7 +263,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
                     let _ = tx.send(());
                 }
             } else {
-                self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                self.count
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }
         r
@@ -284,7 +312,11 @@ impl<R> HashingReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &r {
@@ -318,7 +350,9 @@ mod tests {
     async fn encrypts_to_something_age_and_zstd_read_back() {
         let (id_text, recipient) = generate_identity();
         let identity = age::x25519::Identity::from_str(id_text.lines().nth(2).unwrap()).unwrap();
-        let plain: Vec<u8> = (0..2_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let plain: Vec<u8> = (0..2_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
         let (ok_tx, ok_rx) = oneshot::channel();
         ok_tx.send(true).unwrap();
@@ -345,7 +379,9 @@ mod tests {
         assert_eq!(out.encrypted_bytes, stored.len() as u64);
         assert_eq!(out.sha256, hex::encode(Sha256::digest(&stored)));
         let dec = age::Decryptor::new(&stored[..]).unwrap();
-        let mut r = dec.decrypt(std::iter::once(&identity as &dyn age::Identity)).unwrap();
+        let mut r = dec
+            .decrypt(std::iter::once(&identity as &dyn age::Identity))
+            .unwrap();
         let mut compressed = Vec::new();
         r.read_to_end(&mut compressed).unwrap();
         assert_eq!(compressed.len() as u64, out.compressed_bytes);

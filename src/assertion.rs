@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn refuses_nonsense() {
         assert!(Expectation::parse(">=").is_err());
-        assert!(Expectation::parse("> many").unwrap_err().contains("needs a number"));
+        assert!(Expectation::parse("> many")
+            .unwrap_err()
+            .contains("needs a number"));
         assert!(Expectation::parse("   ").is_err());
     }
 }

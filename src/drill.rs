@@ -62,11 +62,19 @@ pub fn build_parts(drill: &Drill) -> Result<Parts> {
                 .map(|p| p.load(&drill.base_dir))
                 .transpose()
                 .map_err(|e| e.context("source.password"))?;
-            (Engine::Postgres, Box::new(PostgresSource::new(pg.clone(), password)))
+            (
+                Engine::Postgres,
+                Box::new(PostgresSource::new(pg.clone(), password)),
+            )
         }
     };
-    let recipients_file = drill.encryption.recipients_file.as_ref().map(|p| drill.resolve(p));
-    let recipients = artifact::load_recipients(&drill.encryption.recipients, recipients_file.as_deref())?;
+    let recipients_file = drill
+        .encryption
+        .recipients_file
+        .as_ref()
+        .map(|p| drill.resolve(p));
+    let recipients =
+        artifact::load_recipients(&drill.encryption.recipients, recipients_file.as_deref())?;
     let identity = drill
         .encryption
         .identity
@@ -96,20 +104,29 @@ fn check_identity(identity: &Secret) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::config("encryption.identity does not contain an age secret key (AGE-SECRET-KEY-1…)")
-            .with_hint("point it at the identity file written by `firedrill keygen` or `age-keygen`"))
+        Err(Error::config(
+            "encryption.identity does not contain an age secret key (AGE-SECRET-KEY-1…)",
+        )
+        .with_hint("point it at the identity file written by `firedrill keygen` or `age-keygen`"))
     }
 }
 
 /// A run id: sortable by time, unique enough for labels and storage keys.
 pub fn new_run_id() -> String {
-    let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let ts = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     format!("{ts}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 /// Runs a drill end to end and reports. Never panics on bad input; every failure is in the
 /// report.
-pub async fn run_drill(drill: &Drill, opts: &RunOptions, progress: &dyn Progress, cancel: CancellationToken) -> RunReport {
+pub async fn run_drill(
+    drill: &Drill,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    cancel: CancellationToken,
+) -> RunReport {
     let run_id = new_run_id();
     let started_at = jiff::Timestamp::now();
     match build_parts(drill) {
@@ -164,7 +181,15 @@ pub async fn run_with_parts(
                 parts.engine.connect_cmd(&sb.name, &manifest.database),
                 sb.name
             ));
-            run.record(Stage::Teardown, Outcome::Skipped, Duration::ZERO, None, 1, None, vec!["kept for --keep".into()]);
+            run.record(
+                Stage::Teardown,
+                Outcome::Skipped,
+                Duration::ZERO,
+                None,
+                1,
+                None,
+                vec!["kept for --keep".into()],
+            );
         } else {
             run.teardown(&parts).await;
         }
@@ -237,7 +262,12 @@ fn timeout_error(stage: Stage, limit: Duration) -> Error {
 }
 
 /// Runs `fut` until it ends, its deadline passes or `cancel` fires.
-async fn bounded<T>(stage: Stage, limit: Duration, cancel: &CancellationToken, fut: impl Future<Output = Result<T>>) -> Result<T> {
+async fn bounded<T>(
+    stage: Stage,
+    limit: Duration,
+    cancel: &CancellationToken,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(Error::cancelled()),
@@ -246,7 +276,13 @@ async fn bounded<T>(stage: Stage, limit: Duration, cancel: &CancellationToken, f
 }
 
 impl<'a> Run<'a> {
-    fn new(drill: &'a Drill, run_id: String, started_at: jiff::Timestamp, progress: &'a dyn Progress, cancel: CancellationToken) -> Self {
+    fn new(
+        drill: &'a Drill,
+        run_id: String,
+        started_at: jiff::Timestamp,
+        progress: &'a dyn Progress,
+        cancel: CancellationToken,
+    ) -> Self {
         Run {
             drill,
             run_id,
@@ -300,7 +336,15 @@ impl<'a> Run<'a> {
 
     fn skip(&mut self, stage: Stage) {
         if !self.stages.iter().any(|s| s.stage == stage) {
-            self.record(stage, Outcome::Skipped, Duration::ZERO, None, 0, None, vec![]);
+            self.record(
+                stage,
+                Outcome::Skipped,
+                Duration::ZERO,
+                None,
+                0,
+                None,
+                vec![],
+            );
         }
     }
 
@@ -315,7 +359,12 @@ impl<'a> Run<'a> {
     }
 
     /// Runs one stage under its timeout and the run's cancellation, and records it.
-    async fn stage<T>(&mut self, stage: Stage, bytes: impl FnOnce(&T) -> Option<u64>, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn stage<T>(
+        &mut self,
+        stage: Stage,
+        bytes: impl FnOnce(&T) -> Option<u64>,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         self.progress.stage_started(stage);
         let t = Instant::now();
         let r = bounded(stage, self.drill.timeouts.get(stage), &self.cancel, fut).await;
@@ -327,7 +376,15 @@ impl<'a> Run<'a> {
             }
             Err(e) => {
                 let e = e.context(format!("stage {stage}"));
-                self.record(stage, outcome_of(&e), t.elapsed(), None, 1, Some(&e), vec![]);
+                self.record(
+                    stage,
+                    outcome_of(&e),
+                    t.elapsed(),
+                    None,
+                    1,
+                    Some(&e),
+                    vec![],
+                );
                 self.fail(Some(stage), e.clone());
                 Err(e)
             }
@@ -346,7 +403,15 @@ impl<'a> Run<'a> {
             Ok(s) => s,
             Err(e) => {
                 let e = e.context("stage dump");
-                self.record(Stage::Dump, outcome_of(&e), dump_t0.elapsed(), None, 1, Some(&e), vec![]);
+                self.record(
+                    Stage::Dump,
+                    outcome_of(&e),
+                    dump_t0.elapsed(),
+                    None,
+                    1,
+                    Some(&e),
+                    vec![],
+                );
                 self.fail(Some(Stage::Dump), e);
                 self.skip(Stage::Encrypt);
                 self.skip(Stage::Upload);
@@ -359,11 +424,25 @@ impl<'a> Run<'a> {
         let fingerprint = started.fingerprint.clone();
         self.fingerprint = Some(fingerprint.clone());
         let dump_notes = vec![
-            format!("{} {} → {} {}", meta.engine.as_str(), meta.server_version, meta.tool, meta.tool_version),
-            format!("{} tables, {} rows", fingerprint.tables.len(), fingerprint.total_rows()),
+            format!(
+                "{} {} → {} {}",
+                meta.engine.as_str(),
+                meta.server_version,
+                meta.tool,
+                meta.tool_version
+            ),
+            format!(
+                "{} tables, {} rows",
+                fingerprint.tables.len(),
+                fingerprint.total_rows()
+            ),
         ];
 
-        let prefix = format!("{}{}/", drill_prefix(&drill.storage, &drill.name), self.run_id);
+        let prefix = format!(
+            "{}{}/",
+            drill_prefix(&drill.storage, &drill.name),
+            self.run_id
+        );
         let artifact_key = format!("{prefix}artifact.dump.zst.age");
         let manifest_key = format!("{prefix}manifest.json");
 
@@ -388,7 +467,9 @@ impl<'a> Run<'a> {
         let (level, threads) = (drill.compression.level, drill.compression.threads);
         self.progress.stage_started(Stage::Encrypt);
         self.progress.stage_started(Stage::Upload);
-        let encrypt_task = tokio::task::spawn_blocking(move || artifact::encrypt_stream(reader, recipients, level, threads, tx, ok_rx));
+        let encrypt_task = tokio::task::spawn_blocking(move || {
+            artifact::encrypt_stream(reader, recipients, level, threads, tx, ok_rx)
+        });
         let SourceSpec::Postgres(pg) = &drill.source;
         let min_dump = pg.min_dump_bytes;
 
@@ -425,7 +506,12 @@ impl<'a> Run<'a> {
             (r, enc_t0.elapsed())
         };
         let store = parts.store.clone();
-        let manifest_ctx = (meta.clone(), fingerprint.clone(), artifact_key.clone(), manifest_key.clone());
+        let manifest_ctx = (
+            meta.clone(),
+            fingerprint.clone(),
+            artifact_key.clone(),
+            manifest_key.clone(),
+        );
         let run_id = self.run_id.clone();
         let started_at = self.started_at;
         let recipients_text: Vec<String> = parts.recipients.iter().map(|r| r.to_string()).collect();
@@ -467,7 +553,9 @@ impl<'a> Run<'a> {
                     fingerprint,
                     firedrill_version: env!("CARGO_PKG_VERSION").into(),
                 };
-                store.put(&manifest_key, Bytes::from(manifest.to_json())).await?;
+                store
+                    .put(&manifest_key, Bytes::from(manifest.to_json()))
+                    .await?;
                 Ok((written, manifest))
             })
             .await;
@@ -476,10 +564,15 @@ impl<'a> Run<'a> {
             }
             (r, enc_t0.elapsed())
         };
-        let ((dump_r, dump_d), (enc_r, enc_d), (up_r, up_d)) = tokio::join!(dump_fut, encrypt_fut, upload_fut);
+        let ((dump_r, dump_d), (enc_r, enc_d), (up_r, up_d)) =
+            tokio::join!(dump_fut, encrypt_fut, upload_fut);
 
         let first = first_failure.lock().expect("lock").take();
-        let record = |run: &mut Self, stage: Stage, r: Result<Option<u64>>, d: Duration, notes: Vec<String>| match r {
+        let record = |run: &mut Self,
+                      stage: Stage,
+                      r: Result<Option<u64>>,
+                      d: Duration,
+                      notes: Vec<String>| match r {
             Ok(b) => run.record(stage, Outcome::Passed, d, b, 1, None, notes),
             Err(e) => {
                 let e = e.context(format!("stage {stage}"));
@@ -488,9 +581,21 @@ impl<'a> Run<'a> {
         };
         record(self, Stage::Dump, dump_r.map(Some), dump_d, dump_notes);
         let enc_ok = enc_r.as_ref().ok().cloned();
-        record(self, Stage::Encrypt, enc_r.map(|o| Some(o.encrypted_bytes)), enc_d, vec![]);
+        record(
+            self,
+            Stage::Encrypt,
+            enc_r.map(|o| Some(o.encrypted_bytes)),
+            enc_d,
+            vec![],
+        );
         let up_ok = up_r.as_ref().ok().map(|(_, m)| m.clone());
-        record(self, Stage::Upload, up_r.map(|(n, _)| Some(n)), up_d, vec![]);
+        record(
+            self,
+            Stage::Upload,
+            up_r.map(|(n, _)| Some(n)),
+            up_d,
+            vec![],
+        );
 
         match (first, enc_ok, up_ok) {
             (None, Some(enc), Some(manifest)) => {
@@ -517,18 +622,35 @@ impl<'a> Run<'a> {
     }
 
     /// Takes a stored artifact instead of a new backup: its manifest decides the rest.
-    async fn existing(&mut self, parts: &Parts, artifact: &str) -> std::result::Result<Manifest, ()> {
-        let key = format!("{}{artifact}/manifest.json", drill_prefix(&self.drill.storage, &self.drill.name));
+    async fn existing(
+        &mut self,
+        parts: &Parts,
+        artifact: &str,
+    ) -> std::result::Result<Manifest, ()> {
+        let key = format!(
+            "{}{artifact}/manifest.json",
+            drill_prefix(&self.drill.storage, &self.drill.name)
+        );
         let loaded = async {
             let bytes = parts.store.get(&key).await.map_err(|e| {
-                e.with_hint(format!("no manifest at {key}: check the artifact id (the run id that made it)"))
+                e.with_hint(format!(
+                    "no manifest at {key}: check the artifact id (the run id that made it)"
+                ))
             })?;
             Manifest::from_json(&bytes, &key)
         }
         .await;
         let note = format!("drilling stored artifact {artifact}");
         for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
-            self.record(s, Outcome::Skipped, Duration::ZERO, None, 0, None, vec![note.clone()]);
+            self.record(
+                s,
+                Outcome::Skipped,
+                Duration::ZERO,
+                None,
+                0,
+                None,
+                vec![note.clone()],
+            );
         }
         match loaded {
             Ok(m) => {
@@ -544,7 +666,14 @@ impl<'a> Run<'a> {
                     encrypted_bytes: m.encrypted_bytes,
                 });
                 if m.engine != parts.engine.as_str() {
-                    self.fail(None, Error::config(format!("artifact {artifact} is a {} dump, the drill's source is {}", m.engine, parts.engine.as_str())));
+                    self.fail(
+                        None,
+                        Error::config(format!(
+                            "artifact {artifact} is a {} dump, the drill's source is {}",
+                            m.engine,
+                            parts.engine.as_str()
+                        )),
+                    );
                     return Err(());
                 }
                 Ok(m)
@@ -558,7 +687,12 @@ impl<'a> Run<'a> {
 
     /// Creates the sandbox from the image matching the source's major version and waits
     /// for its database. Infrastructure failures are retried.
-    async fn provision(&mut self, parts: &Parts, manifest: &Manifest, keep: bool) -> Result<Sandbox> {
+    async fn provision(
+        &mut self,
+        parts: &Parts,
+        manifest: &Manifest,
+        keep: bool,
+    ) -> Result<Sandbox> {
         let stage = Stage::Provision;
         let limit = self.drill.timeouts.provision;
         self.progress.stage_started(stage);
@@ -579,7 +713,12 @@ impl<'a> Run<'a> {
             memory_bytes: d.memory_bytes,
             cpus: d.cpus,
             expires_at: jiff::Timestamp::now()
-                .checked_add(jiff::SignedDuration::try_from(self.drill.timeouts.total() + Duration::from_secs(600)).unwrap_or(jiff::SignedDuration::from_hours(24)))
+                .checked_add(
+                    jiff::SignedDuration::try_from(
+                        self.drill.timeouts.total() + Duration::from_secs(600),
+                    )
+                    .unwrap_or(jiff::SignedDuration::from_hours(24)),
+                )
                 .unwrap_or(jiff::Timestamp::MAX),
             keep,
         };
@@ -590,12 +729,22 @@ impl<'a> Run<'a> {
         let result: Result<Sandbox> = loop {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = bounded(stage, remaining, &self.cancel, provision_once(backend.as_ref(), engine, &req, manifest.source_major)).await;
+            let attempt = bounded(
+                stage,
+                remaining,
+                &self.cancel,
+                provision_once(backend.as_ref(), engine, &req, manifest.source_major),
+            )
+            .await;
             match attempt {
                 Ok(sb) => break Ok(sb),
                 Err(e) => {
                     // Whatever half-made sandbox this attempt left goes before the next.
-                    let _ = tokio::time::timeout(self.drill.timeouts.teardown, backend.destroy(&self.run_id)).await;
+                    let _ = tokio::time::timeout(
+                        self.drill.timeouts.teardown,
+                        backend.destroy(&self.run_id),
+                    )
+                    .await;
                     let backoff = policy.backoff * 2u32.saturating_pow(attempts - 1);
                     let can_retry = e.retryable
                         && e.kind == ErrorKind::Infrastructure
@@ -615,12 +764,28 @@ impl<'a> Run<'a> {
         match result {
             Ok(sb) => {
                 let notes = vec![format!("image {image}"), format!("container {}", sb.name)];
-                self.record(stage, Outcome::Passed, t0.elapsed(), None, attempts, None, notes);
+                self.record(
+                    stage,
+                    Outcome::Passed,
+                    t0.elapsed(),
+                    None,
+                    attempts,
+                    None,
+                    notes,
+                );
                 Ok(sb)
             }
             Err(e) => {
                 let e = e.context(format!("stage {stage}"));
-                self.record(stage, outcome_of(&e), t0.elapsed(), None, attempts, Some(&e), vec![format!("image {image}")]);
+                self.record(
+                    stage,
+                    outcome_of(&e),
+                    t0.elapsed(),
+                    None,
+                    attempts,
+                    Some(&e),
+                    vec![format!("image {image}")],
+                );
                 self.fail(Some(stage), e.clone());
                 Err(e)
             }
@@ -629,13 +794,22 @@ impl<'a> Run<'a> {
 
     /// Fetches the artifact into the sandbox (checking size and SHA-256 against the
     /// manifest), hands it the identity, and restores inside.
-    async fn restore(&mut self, parts: &Parts, sandbox: &Sandbox, manifest: &Manifest) -> Result<()> {
+    async fn restore(
+        &mut self,
+        parts: &Parts,
+        sandbox: &Sandbox,
+        manifest: &Manifest,
+    ) -> Result<()> {
         let drill = self.drill;
         let fut = async {
             let store = &parts.store;
             let backend = &parts.sandbox;
             // Read the manifest back: what the drill restores is what storage holds.
-            let manifest_key = format!("{}{}/manifest.json", drill_prefix(&drill.storage, &drill.name), manifest.run_id);
+            let manifest_key = format!(
+                "{}{}/manifest.json",
+                drill_prefix(&drill.storage, &drill.name),
+                manifest.run_id
+            );
             let stored = Manifest::from_json(&store.get(&manifest_key).await?, &manifest_key)?;
             let size = store.size(&stored.artifact_key).await?;
             if size != stored.encrypted_bytes {
@@ -653,29 +827,45 @@ impl<'a> Run<'a> {
             let out = backend
                 .exec(
                     sandbox,
-                    &sh(&format!("umask 077 && head -c \"$1\" > {SANDBOX_IDENTITY}"), &[&id_len]),
+                    &sh(
+                        &format!("umask 077 && head -c \"$1\" > {SANDBOX_IDENTITY}"),
+                        &[&id_len],
+                    ),
                     Some(Box::pin(std::io::Cursor::new(id_bytes))),
                 )
                 .await?;
             if out.exit_code != 0 {
-                return Err(Error::infra(format!("cannot hand the identity to the sandbox: {}", out.stderr.trim())));
+                return Err(Error::infra(format!(
+                    "cannot hand the identity to the sandbox: {}",
+                    out.stderr.trim()
+                )));
             }
 
             // Stage the still-encrypted artifact on the sandbox's own volume, hashing it on
             // the way; nothing is decrypted until the hash matches the manifest.
             let stream = store.get_stream(&stored.artifact_key).await?;
-            let reader = StreamReader::new(stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))));
+            let reader = StreamReader::new(
+                stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))),
+            );
             let (hashing, state) = HashingReader::new(reader);
             let out = backend
                 .exec(
                     sandbox,
-                    &sh(&format!("head -c \"$1\" > {STAGED_ARTIFACT} && stat -c %s {STAGED_ARTIFACT}"), &[&size.to_string()]),
+                    &sh(
+                        &format!(
+                            "head -c \"$1\" > {STAGED_ARTIFACT} && stat -c %s {STAGED_ARTIFACT}"
+                        ),
+                        &[&size.to_string()],
+                    ),
                     Some(Box::pin(hashing)),
                 )
                 .await?;
             if out.exit_code != 0 {
-                return Err(Error::infra(format!("cannot stage the artifact in the sandbox: {}", out.stderr.trim()))
-                    .with_hint("check the sandbox's disk space (the Docker data root)"));
+                return Err(Error::infra(format!(
+                    "cannot stage the artifact in the sandbox: {}",
+                    out.stderr.trim()
+                ))
+                .with_hint("check the sandbox's disk space (the Docker data root)"));
             }
             let (sha, read) = Arc::try_unwrap(state)
                 .map_err(|_| Error::internal("hash state still shared"))?
@@ -696,8 +886,16 @@ impl<'a> Run<'a> {
                 .with_hint("the artifact was altered or corrupted in storage after upload; this backup cannot be trusted, drill an earlier one"));
             }
 
-            let out = backend.exec(sandbox, &parts.engine.restore_cmd(&stored.database), None).await?;
-            let _ = backend.exec(sandbox, &sh(&format!("rm -f {SANDBOX_IDENTITY}"), &[]), None).await;
+            let out = backend
+                .exec(sandbox, &parts.engine.restore_cmd(&stored.database), None)
+                .await?;
+            let _ = backend
+                .exec(
+                    sandbox,
+                    &sh(&format!("rm -f {SANDBOX_IDENTITY}"), &[]),
+                    None,
+                )
+                .await;
             if out.exit_code != 0 {
                 if let Ok(st) = backend.state(sandbox).await {
                     if st.oom_killed || !st.running {
@@ -708,27 +906,50 @@ impl<'a> Run<'a> {
             }
             Ok(size)
         };
-        self.stage(Stage::Restore, |n| Some(*n), fut).await.map(|_| ())
+        self.stage(Stage::Restore, |n| Some(*n), fut)
+            .await
+            .map(|_| ())
     }
 
     /// Compares the restored database with the fingerprint and runs the assertions.
-    async fn verify(&mut self, parts: &Parts, sandbox: &Sandbox, manifest: &Manifest) -> Result<()> {
+    async fn verify(
+        &mut self,
+        parts: &Parts,
+        sandbox: &Sandbox,
+        manifest: &Manifest,
+    ) -> Result<()> {
         let drill = self.drill;
         let engine = parts.engine;
         let fut = async {
             let backend = &parts.sandbox;
-            let out = backend.exec(sandbox, &engine.fingerprint_cmd(&manifest.database), None).await?;
+            let out = backend
+                .exec(sandbox, &engine.fingerprint_cmd(&manifest.database), None)
+                .await?;
             if out.exit_code != 0 {
-                return Err(Error::verification("cannot read the restored database's tables")
-                    .with_stderr(postgres::tail(&out.stderr, 20)));
+                return Err(
+                    Error::verification("cannot read the restored database's tables")
+                        .with_stderr(postgres::tail(&out.stderr, 20)),
+                );
             }
             let restored = engine.parse_fingerprint(&out.stdout)?;
             let mismatches = manifest.fingerprint.compare(&restored);
             let mut results = Vec::new();
             for a in &drill.assertions {
-                let out = backend.exec(sandbox, &engine.scalar_cmd(&manifest.database, &a.sql), None).await?;
+                let out = backend
+                    .exec(
+                        sandbox,
+                        &engine.scalar_cmd(&manifest.database, &a.sql),
+                        None,
+                    )
+                    .await?;
                 let (actual, error) = if out.exit_code != 0 {
-                    (None, Some(format!("query failed: {}", postgres::tail(out.stderr.trim(), 5))))
+                    (
+                        None,
+                        Some(format!(
+                            "query failed: {}",
+                            postgres::tail(out.stderr.trim(), 5)
+                        )),
+                    )
                 } else {
                     match scalar(&out.stdout) {
                         Ok(v) => (v, None),
@@ -754,19 +975,36 @@ impl<'a> Run<'a> {
             Ok(v) => v,
             Err(e) => {
                 let e = e.context("stage verify");
-                self.record(Stage::Verify, outcome_of(&e), t0.elapsed(), None, 1, Some(&e), vec![]);
+                self.record(
+                    Stage::Verify,
+                    outcome_of(&e),
+                    t0.elapsed(),
+                    None,
+                    1,
+                    Some(&e),
+                    vec![],
+                );
                 self.fail(Some(Stage::Verify), e.clone());
                 return Err(e);
             }
         };
-        let failed: Vec<crate::assertion::AssertionResult> = results.iter().filter(|a| !a.passed).cloned().collect();
+        let failed: Vec<crate::assertion::AssertionResult> =
+            results.iter().filter(|a| !a.passed).cloned().collect();
         let mut problems = Vec::new();
         if !mismatches.is_empty() {
-            problems.push(format!("{} fingerprint mismatch{}", mismatches.len(), if mismatches.len() == 1 { "" } else { "es" }));
+            problems.push(format!(
+                "{} fingerprint mismatch{}",
+                mismatches.len(),
+                if mismatches.len() == 1 { "" } else { "es" }
+            ));
         }
         if !failed.is_empty() {
             let names: Vec<String> = failed.iter().map(|a| format!("`{}`", a.name)).collect();
-            problems.push(format!("assertion{} {} failed", if failed.len() == 1 { "" } else { "s" }, names.join(", ")));
+            problems.push(format!(
+                "assertion{} {} failed",
+                if failed.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ));
         }
         let notes = vec![format!(
             "{} tables compared, {} assertions",
@@ -776,7 +1014,15 @@ impl<'a> Run<'a> {
         self.mismatches = mismatches;
         self.assertions = results;
         if problems.is_empty() {
-            self.record(Stage::Verify, Outcome::Passed, t0.elapsed(), None, 1, None, notes);
+            self.record(
+                Stage::Verify,
+                Outcome::Passed,
+                t0.elapsed(),
+                None,
+                1,
+                None,
+                notes,
+            );
             Ok(())
         } else {
             let mut detail: Vec<String> = self.mismatches.iter().map(|m| m.to_string()).collect();
@@ -786,13 +1032,24 @@ impl<'a> Run<'a> {
                     a.name,
                     a.expected,
                     a.actual.as_deref().unwrap_or("NULL"),
-                    a.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    a.error
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 )
             }));
             let e = Error::verification(format!("{}: {}", problems.join(" and "), detail.join("; ")))
                 .with_hint("the restored data differs from what was dumped or from what the drill asserts; the backup is not good")
                 .context("stage verify");
-            self.record(Stage::Verify, Outcome::Failed, t0.elapsed(), None, 1, Some(&e), notes);
+            self.record(
+                Stage::Verify,
+                Outcome::Failed,
+                t0.elapsed(),
+                None,
+                1,
+                Some(&e),
+                notes,
+            );
             self.fail(Some(Stage::Verify), e.clone());
             Err(e)
         }
@@ -815,7 +1072,15 @@ impl<'a> Run<'a> {
                 let e = e
                     .context("stage teardown")
                     .with_hint(format!("remove it by hand: `firedrill reap --all`, or docker rm -f by label firedrill.run={}", self.run_id));
-                self.record(stage, outcome_of(&e), t0.elapsed(), None, 1, Some(&e), vec![]);
+                self.record(
+                    stage,
+                    outcome_of(&e),
+                    t0.elapsed(),
+                    None,
+                    1,
+                    Some(&e),
+                    vec![],
+                );
                 self.fail(Some(stage), e);
             }
         }
@@ -824,7 +1089,11 @@ impl<'a> Run<'a> {
     fn finish(self) -> RunReport {
         let (verdict, failed_stage, error) = match &self.failure {
             None => (Verdict::Passed, None, None),
-            Some((stage, e)) => (Verdict::from_error(e.kind), *stage, Some(ErrorReport::from(e))),
+            Some((stage, e)) => (
+                Verdict::from_error(e.kind),
+                *stage,
+                Some(ErrorReport::from(e)),
+            ),
         };
         RunReport {
             report_version: 1,
@@ -852,8 +1121,15 @@ impl<'a> Run<'a> {
 
 /// One attempt at a ready sandbox: image present, container started, database accepting
 /// connections, and the server's major version the dump's.
-async fn provision_once(backend: &dyn SandboxBackend, engine: Engine, req: &SandboxRequest, major: u32) -> Result<Sandbox> {
-    backend.check_image(&req.image, &engine.build_hint()).await?;
+async fn provision_once(
+    backend: &dyn SandboxBackend,
+    engine: Engine,
+    req: &SandboxRequest,
+    major: u32,
+) -> Result<Sandbox> {
+    backend
+        .check_image(&req.image, &engine.build_hint())
+        .await?;
     let sb = backend.provision(req).await?;
     loop {
         let out = backend.exec(&sb, &engine.ready_cmd(), None).await?;
@@ -880,7 +1156,10 @@ async fn provision_once(backend: &dyn SandboxBackend, engine: Engine, req: &Sand
             engine.as_str(),
             engine.as_str()
         ))
-        .with_hint(format!("use an image of the source's major version: {}", engine.default_image(major)))
+        .with_hint(format!(
+            "use an image of the source's major version: {}",
+            engine.default_image(major)
+        ))
         .retryable(false));
     }
     Ok(sb)
@@ -896,14 +1175,22 @@ fn sandbox_died(st: &crate::sandbox::SandboxState, drill: &Drill) -> Error {
         .with_hint("raise sandbox.memory in the drill file")
         .retryable(false)
     } else {
-        Error::infra(format!("the sandbox's database stopped during the restore (exit {})", st.exit_code.unwrap_or(-1)))
-            .with_stderr(postgres::tail(&st.log_tail, 20))
+        Error::infra(format!(
+            "the sandbox's database stopped during the restore (exit {})",
+            st.exit_code.unwrap_or(-1)
+        ))
+        .with_stderr(postgres::tail(&st.log_tail, 20))
     }
 }
 
 /// `sh -c SCRIPT sh ARGS…`: arguments stay out of the script text.
 fn sh(script: &str, args: &[&str]) -> Vec<String> {
-    let mut v = vec!["sh".to_string(), "-c".to_string(), script.to_string(), "sh".to_string()];
+    let mut v = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        script.to_string(),
+        "sh".to_string(),
+    ];
     v.extend(args.iter().map(|s| s.to_string()));
     v
 }
@@ -915,14 +1202,20 @@ pub fn scalar(stdout: &str) -> std::result::Result<Option<String>, String> {
         [] => Err("the query returned no rows; it must return exactly one value".into()),
         [one] => {
             if one.contains('\u{1f}') && *one != postgres::NULL_MARKER {
-                Err("the query returned more than one column; it must return exactly one value".into())
+                Err(
+                    "the query returned more than one column; it must return exactly one value"
+                        .into(),
+                )
             } else if *one == postgres::NULL_MARKER {
                 Ok(None)
             } else {
                 Ok(Some(one.to_string()))
             }
         }
-        more => Err(format!("the query returned {} rows; it must return exactly one value", more.len())),
+        more => Err(format!(
+            "the query returned {} rows; it must return exactly one value",
+            more.len()
+        )),
     }
 }
 
@@ -940,7 +1233,9 @@ mod tests {
         assert_eq!(scalar(&format!("{}\n", postgres::NULL_MARKER)), Ok(None));
         assert!(scalar("").unwrap_err().contains("no rows"));
         assert!(scalar("1\n2\n").unwrap_err().contains("2 rows"));
-        assert!(scalar("1\u{1f}2\n").unwrap_err().contains("more than one column"));
+        assert!(scalar("1\u{1f}2\n")
+            .unwrap_err()
+            .contains("more than one column"));
     }
 
     #[test]

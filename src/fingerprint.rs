@@ -128,10 +128,16 @@ impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Mismatch::MissingTable { table, rows } => {
-                write!(f, "{table}: missing after restore (dumped with {rows} rows)")
+                write!(
+                    f,
+                    "{table}: missing after restore (dumped with {rows} rows)"
+                )
             }
             Mismatch::ExtraTable { table, rows } => {
-                write!(f, "{table}: present after restore ({rows} rows) but not in the dump")
+                write!(
+                    f,
+                    "{table}: present after restore ({rows} rows) but not in the dump"
+                )
             }
             Mismatch::RowCount {
                 table,
@@ -143,7 +149,8 @@ impl fmt::Display for Mismatch {
                 expected,
                 actual,
             } => {
-                let missing: Vec<&String> = expected.iter().filter(|c| !actual.contains(c)).collect();
+                let missing: Vec<&String> =
+                    expected.iter().filter(|c| !actual.contains(c)).collect();
                 let extra: Vec<&String> = actual.iter().filter(|c| !expected.contains(c)).collect();
                 write!(f, "{table}: columns differ")?;
                 if !missing.is_empty() {
@@ -174,7 +181,9 @@ mod tests {
             "public".into(),
             name.into(),
             rows,
-            cols.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            cols.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         )
     }
 

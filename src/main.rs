@@ -14,7 +14,11 @@ use firedrill::{load_drill, Progress, RunOptions, Stage};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "firedrill", version, about = "Proves database backups can be restored: dump, encrypt, store, restore in a throwaway sandbox, verify.")]
+#[command(
+    name = "firedrill",
+    version,
+    about = "Proves database backups can be restored: dump, encrypt, store, restore in a throwaway sandbox, verify."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -97,7 +102,16 @@ async fn dispatch(cli: Cli) -> u8 {
             quiet,
             keep,
             artifact,
-        } => run(&drill, &drills_dir, json, quiet, RunOptions { keep, artifact }).await,
+        } => {
+            run(
+                &drill,
+                &drills_dir,
+                json,
+                quiet,
+                RunOptions { keep, artifact },
+            )
+            .await
+        }
         Command::Validate { files, drills_dir } => validate(files, &drills_dir),
         Command::Keygen { output } => keygen(&output),
         Command::Reap { all, docker_host } => reap(all, docker_host.as_deref()).await,
@@ -157,13 +171,14 @@ async fn run(drill: &str, dir: &Path, json: bool, quiet: bool, opts: RunOptions)
 /// exits at once.
 fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
         for n in 0..2 {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -188,7 +203,10 @@ fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {
                 .filter(|p| p.extension().is_some_and(|e| e == "toml"))
                 .collect(),
             Err(e) => {
-                eprintln!("{}: cannot read the drills directory: {e}\n  fix: give files, or --drills-dir", dir.display());
+                eprintln!(
+                    "{}: cannot read the drills directory: {e}\n  fix: give files, or --drills-dir",
+                    dir.display()
+                );
                 return 2;
             }
         };
@@ -242,12 +260,18 @@ fn keygen(output: &Path) -> u8 {
             return 2;
         }
     };
-    if let Err(e) = file.write_all(text.as_bytes()).and_then(|_| file.sync_all()) {
+    if let Err(e) = file
+        .write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+    {
         eprintln!("error: cannot write {}: {e}", output.display());
         let _ = std::fs::remove_file(output);
         return 2;
     }
-    eprintln!("wrote the identity to {} (keep it secret; the sandbox gets it at restore time)", output.display());
+    eprintln!(
+        "wrote the identity to {} (keep it secret; the sandbox gets it at restore time)",
+        output.display()
+    );
     eprintln!("add its recipient to the drill's [encryption] recipients:");
     println!("{recipient}");
     0

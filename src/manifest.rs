@@ -52,8 +52,9 @@ impl Manifest {
     /// Parses and sanity-checks a manifest read from storage.
     pub fn from_json(bytes: &[u8], key: &str) -> Result<Self> {
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            Error::backup(format!("manifest {key} is not valid: {e}"))
-                .with_hint("the manifest was edited or written by another tool; drill another artifact")
+            Error::backup(format!("manifest {key} is not valid: {e}")).with_hint(
+                "the manifest was edited or written by another tool; drill another artifact",
+            )
         })?;
         if m.manifest_version != MANIFEST_VERSION {
             return Err(Error::backup(format!(
@@ -63,7 +64,9 @@ impl Manifest {
             .with_hint("upgrade firedrill to drill artifacts made by newer versions"));
         }
         if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::backup(format!("manifest {key}: sha256 is not a SHA-256 hex digest")));
+            return Err(Error::backup(format!(
+                "manifest {key}: sha256 is not a SHA-256 hex digest"
+            )));
         }
         if m.artifact_key.starts_with('/') || m.artifact_key.split('/').any(|p| p == "..") {
             return Err(Error::backup(format!(

@@ -278,7 +278,11 @@ pub fn render_human_with(r: &RunReport, stages: bool) -> String {
         for a in &r.assertions {
             let status = if a.passed { "ok  " } else { "FAIL" };
             let actual = a.actual.as_deref().unwrap_or("NULL");
-            let _ = write!(out, "  {status} {}: expected {}, got {actual}", a.name, a.expected);
+            let _ = write!(
+                out,
+                "  {status} {}: expected {}, got {actual}",
+                a.name, a.expected
+            );
             if let Some(e) = &a.error {
                 let _ = write!(out, " ({e})");
             }
@@ -299,7 +303,10 @@ pub fn render_human_with(r: &RunReport, stages: bool) -> String {
         let _ = writeln!(out, "sandbox kept: {k}");
     }
     if let Some(e) = &r.error {
-        let stage = r.failed_stage.map(|s| format!(" at {s}")).unwrap_or_default();
+        let stage = r
+            .failed_stage
+            .map(|s| format!(" at {s}"))
+            .unwrap_or_default();
         let _ = writeln!(out, "error{stage}: {}", e.message);
         if let Some(h) = &e.hint {
             let _ = writeln!(out, "  hint: {h}");
@@ -315,11 +322,15 @@ pub fn render_human_with(r: &RunReport, stages: bool) -> String {
         Verdict::Passed => "PASSED: the backup restored and matches the source".to_string(),
         Verdict::Failed => format!(
             "FAILED: the backup did not survive the drill{}",
-            r.failed_stage.map(|s| format!(" (stage {s})")).unwrap_or_default()
+            r.failed_stage
+                .map(|s| format!(" (stage {s})"))
+                .unwrap_or_default()
         ),
         Verdict::Error => format!(
             "ERROR: the drill could not run{}",
-            r.failed_stage.map(|s| format!(" (stage {s})")).unwrap_or_default()
+            r.failed_stage
+                .map(|s| format!(" (stage {s})"))
+                .unwrap_or_default()
         ),
     };
     let _ = writeln!(out, "{verdict}");

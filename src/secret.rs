@@ -70,10 +70,14 @@ impl SecretSource {
         match self {
             SecretSource::Env { env } => match std::env::var(env) {
                 Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-                Ok(_) => Err(Error::config(format!("environment variable {env} is empty"))
-                    .with_hint(format!("export {env}=… before running the drill"))),
-                Err(_) => Err(Error::config(format!("environment variable {env} is not set"))
-                    .with_hint(format!("export {env}=… before running the drill"))),
+                Ok(_) => Err(
+                    Error::config(format!("environment variable {env} is empty"))
+                        .with_hint(format!("export {env}=… before running the drill")),
+                ),
+                Err(_) => Err(
+                    Error::config(format!("environment variable {env} is not set"))
+                        .with_hint(format!("export {env}=… before running the drill")),
+                ),
             },
             SecretSource::File { file } => {
                 let path = if file.is_absolute() {
@@ -92,7 +96,10 @@ impl SecretSource {
                     }
                 }
                 if v.is_empty() {
-                    return Err(Error::config(format!("secret file {} is empty", path.display())));
+                    return Err(Error::config(format!(
+                        "secret file {} is empty",
+                        path.display()
+                    )));
                 }
                 Ok(Secret::new(v))
             }
@@ -147,7 +154,10 @@ mod tests {
         let s = Secret::new("hunter22");
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         assert_eq!(format!("{s}"), "<redacted>");
-        assert_eq!(redact("password hunter22 failed", &[&s]), "password <redacted> failed");
+        assert_eq!(
+            redact("password hunter22 failed", &[&s]),
+            "password <redacted> failed"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct DrillFile {
     pub encryption: EncryptionConfig,
     #[serde(default)]
     pub compression: CompressionConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "SandboxConfig::deserialize_defaulted")]
     pub sandbox: SandboxConfig,
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
@@ -97,10 +97,23 @@ pub struct CompressionConfig {
     pub threads: Option<u32>,
 }
 
+/// `[sandbox]`; `type` defaults to `docker`, the only backend today.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SandboxConfig {
     Docker(DockerSandboxConfig),
+}
+
+impl SandboxConfig {
+    fn deserialize_defaulted<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        table
+            .entry("type")
+            .or_insert_with(|| toml::Value::String("docker".into()));
+        SandboxConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| D::Error::custom(e.message()))
+    }
 }
 
 impl Default for SandboxConfig {

@@ -4,10 +4,13 @@ use std::time::Duration;
 
 /// Parses "30s", "5m", "1h 30m", "250ms". Zero is refused: a zero timeout is a typo.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"90s\", \"5m\" or \"2h\""))?;
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write e.g. \"90s\", \"5m\" or \"2h\"")
+    })?;
     if d.is_zero() {
-        return Err(format!("`{s}` is zero; give a positive duration such as \"30s\""));
+        return Err(format!(
+            "`{s}` is zero; give a positive duration such as \"30s\""
+        ));
     }
     Ok(d)
 }
@@ -52,7 +55,9 @@ mod tests {
         assert_eq!(parse_byte_size("1.5GB").unwrap(), 1_500_000_000);
         assert_eq!(parse_byte_size("100").unwrap(), 100);
         assert!(parse_byte_size("lots").is_err());
-        assert!(parse_byte_size("3 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_byte_size("3 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
     }
 
     #[test]

@@ -29,7 +29,13 @@ impl fmt::Display for Problem {
         if self.field.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)?;
         } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.field, self.message)?;
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.field,
+                self.message
+            )?;
         }
         if !self.fix.is_empty() {
             write!(f, "\n  fix: {}", self.fix)?;
@@ -199,7 +205,10 @@ impl Default for StageTimeouts {
 }
 
 mod duration_secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }
@@ -273,9 +282,12 @@ fn key_at(text: &str, pos: usize, message: &str) -> String {
             break;
         }
     }
-    let named = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|p| message.split_once(p).and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f.to_string()));
+    let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
+        message
+            .split_once(p)
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(f, _)| f.to_string())
+    });
     let key = match named {
         Some(f) => Some(f),
         None => line
@@ -316,7 +328,12 @@ struct Collector<'a> {
 }
 
 impl Collector<'_> {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+    fn push(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
             field: field.into(),
@@ -329,7 +346,11 @@ impl Collector<'_> {
         match v {
             None => default,
             Some(s) => parse_duration(s).unwrap_or_else(|m| {
-                self.push(field, m, "write a duration such as \"90s\", \"10m\" or \"2h\"");
+                self.push(
+                    field,
+                    m,
+                    "write a duration such as \"90s\", \"10m\" or \"2h\"",
+                );
                 default
             }),
         }
@@ -377,16 +398,32 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
     let source = match &raw.source {
         SourceConfig::Postgres(pg) => {
             if pg.host.trim().is_empty() {
-                c.push("source.host", "the host is empty", "give a host name, an IP address or a socket directory");
+                c.push(
+                    "source.host",
+                    "the host is empty",
+                    "give a host name, an IP address or a socket directory",
+                );
             }
             if pg.port == 0 {
-                c.push("source.port", "port 0 is not a port", "PostgreSQL listens on 5432 by default");
+                c.push(
+                    "source.port",
+                    "port 0 is not a port",
+                    "PostgreSQL listens on 5432 by default",
+                );
             }
             if pg.database.trim().is_empty() {
-                c.push("source.database", "the database name is empty", "name the database to dump");
+                c.push(
+                    "source.database",
+                    "the database name is empty",
+                    "name the database to dump",
+                );
             }
             if pg.user.trim().is_empty() {
-                c.push("source.user", "the user name is empty", "name a role that may read every table (pg_read_all_data)");
+                c.push(
+                    "source.user",
+                    "the user name is empty",
+                    "name a role that may read every table (pg_read_all_data)",
+                );
             }
             let password = pg.password.as_ref().and_then(|p| {
                 p.validate()
@@ -411,7 +448,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
     let storage = match &raw.storage {
         StorageConfig::Local(l) => {
             if l.path.as_os_str().is_empty() {
-                c.push("storage.path", "the path is empty", "give the directory where artifacts are kept");
+                c.push(
+                    "storage.path",
+                    "the path is empty",
+                    "give the directory where artifacts are kept",
+                );
             }
             let prefix = l.prefix.clone().unwrap_or_default();
             if prefix.split('/').any(|part| part == "..") || prefix.starts_with('/') {
@@ -461,7 +502,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
 
     let level = raw.compression.level.unwrap_or(3);
     if !(1..=19).contains(&level) {
-        c.push("compression.level", format!("{level} is outside 1–19"), "3 is fast and good; 19 is slow and small");
+        c.push(
+            "compression.level",
+            format!("{level} is outside 1–19"),
+            "3 is fast and good; 19 is slow and small",
+        );
     }
     let compression = CompressionSpec {
         level,
@@ -472,15 +517,27 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         SandboxConfig::Docker(d) => {
             let memory_bytes = c.size("sandbox.memory", &d.memory, 2 << 30);
             if memory_bytes < 256 << 20 {
-                c.push("sandbox.memory", "less than 256MiB is too little for a database server", "give at least \"512MiB\"");
+                c.push(
+                    "sandbox.memory",
+                    "less than 256MiB is too little for a database server",
+                    "give at least \"512MiB\"",
+                );
             }
             let cpus = d.cpus.unwrap_or(2.0);
             if !(cpus > 0.0 && cpus <= 1024.0) {
-                c.push("sandbox.cpus", format!("{cpus} is not a CPU count"), "give a positive number of cores, e.g. 2 or 0.5");
+                c.push(
+                    "sandbox.cpus",
+                    format!("{cpus} is not a CPU count"),
+                    "give a positive number of cores, e.g. 2 or 0.5",
+                );
             }
             if let Some(img) = &d.image {
                 if img.trim().is_empty() || img.contains(char::is_whitespace) {
-                    c.push("sandbox.image", format!("`{img}` is not an image reference"), "write e.g. \"firedrill-sandbox-postgres:{major}\"");
+                    c.push(
+                        "sandbox.image",
+                        format!("`{img}` is not an image reference"),
+                        "write e.g. \"firedrill-sandbox-postgres:{major}\"",
+                    );
                 }
             }
             SandboxSpec::Docker(DockerSpec {
@@ -507,7 +564,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
     let rdef = RetryPolicy::default();
     let attempts = raw.retry.attempts.unwrap_or(rdef.attempts);
     if attempts == 0 || attempts > 20 {
-        c.push("retry.attempts", format!("{attempts} attempts"), "give 1 (no retry) to 20");
+        c.push(
+            "retry.attempts",
+            format!("{attempts} attempts"),
+            "give 1 (no retry) to 20",
+        );
     }
     let retry = RetryPolicy {
         attempts: attempts.clamp(1, 20),
@@ -519,12 +580,24 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
     for (i, a) in raw.assertions.iter().enumerate() {
         let field = format!("assertion[{i}]");
         if a.name.trim().is_empty() {
-            c.push(format!("{field}.name"), "the name is empty", "name the assertion so a failure says which one");
+            c.push(
+                format!("{field}.name"),
+                "the name is empty",
+                "name the assertion so a failure says which one",
+            );
         } else if !seen.insert(a.name.clone()) {
-            c.push(format!("{field}.name"), format!("`{}` is used twice", a.name), "give each assertion its own name");
+            c.push(
+                format!("{field}.name"),
+                format!("`{}` is used twice", a.name),
+                "give each assertion its own name",
+            );
         }
         if a.sql.trim().is_empty() {
-            c.push(format!("{field}.sql"), "the query is empty", "write a query returning one value, e.g. \"select count(*) from orders\"");
+            c.push(
+                format!("{field}.sql"),
+                "the query is empty",
+                "write a query returning one value, e.g. \"select count(*) from orders\"",
+            );
         }
         match Expectation::parse(&a.expect) {
             Ok(expect) => assertions.push(SqlAssertion {
@@ -532,7 +605,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 sql: a.sql.clone(),
                 expect,
             }),
-            Err(m) => c.push(format!("{field}.expect"), m, "write e.g. \">= 1000\", \"= 0\", \"!= 0\""),
+            Err(m) => c.push(
+                format!("{field}.expect"),
+                m,
+                "write e.g. \">= 1000\", \"= 0\", \"!= 0\"",
+            ),
         }
     }
 
@@ -609,11 +686,22 @@ expect = ">= 1"
     #[test]
     fn every_problem_is_reported_with_its_field() {
         let bad = GOOD
-            .replace("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "age1nope")
-            .replace("restore = \"30m\"", "restore = \"soon\"\nprovision = \"0s\"")
+            .replace(
+                "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+                "age1nope",
+            )
+            .replace(
+                "restore = \"30m\"",
+                "restore = \"soon\"\nprovision = \"0s\"",
+            )
             .replace("expect = \">= 1\"", "expect = \"> lots\"")
-            .replace("{ env = \"SHOP_PG_PASSWORD\" }", "{ env = \"A\", file = \"/b\" }");
-        let p = parse_drill(Path::new("drills/shop.toml"), &bad).unwrap_err().0;
+            .replace(
+                "{ env = \"SHOP_PG_PASSWORD\" }",
+                "{ env = \"A\", file = \"/b\" }",
+            );
+        let p = parse_drill(Path::new("drills/shop.toml"), &bad)
+            .unwrap_err()
+            .0;
         let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -634,7 +722,11 @@ expect = ">= 1"
         let bad = GOOD.replace("host = \"db.internal\"", "host = \"db.internal\"\nhots = 1");
         let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err().0;
         assert_eq!(p.len(), 1);
-        assert!(p[0].message.contains("unknown field `hots`"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("unknown field `hots`"),
+            "{}",
+            p[0].message
+        );
         assert!(p[0].field.starts_with("source.hots"), "{}", p[0].field);
     }
 
@@ -648,8 +740,10 @@ expect = ">= 1"
 
     #[test]
     fn bad_names_and_missing_recipients() {
-        let bad = format!("name = \"Shop DB\"\n{}", GOOD)
-            .replace("recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n", "");
+        let bad = format!("name = \"Shop DB\"\n{}", GOOD).replace(
+            "recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n",
+            "",
+        );
         let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err().0;
         let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["name", "encryption.recipients"]);

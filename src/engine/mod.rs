@@ -69,7 +69,9 @@ impl Engine {
     pub fn parse(s: &str) -> Result<Engine> {
         match s {
             "postgres" => Ok(Engine::Postgres),
-            other => Err(Error::backup(format!("unknown engine `{other}` in manifest"))),
+            other => Err(Error::backup(format!(
+                "unknown engine `{other}` in manifest"
+            ))),
         }
     }
 
@@ -90,12 +92,20 @@ impl Engine {
 
     /// Exits 0 once the server in the sandbox accepts connections.
     pub fn ready_cmd(self) -> Vec<String> {
-        vec!["firedrill-sandbox".into(), "ready".into(), self.as_str().into()]
+        vec![
+            "firedrill-sandbox".into(),
+            "ready".into(),
+            self.as_str().into(),
+        ]
     }
 
     /// Prints the server's major version.
     pub fn version_cmd(self) -> Vec<String> {
-        vec!["firedrill-sandbox".into(), "version".into(), self.as_str().into()]
+        vec![
+            "firedrill-sandbox".into(),
+            "version".into(),
+            self.as_str().into(),
+        ]
     }
 
     /// Creates the target database and restores the staged artifact into it: decrypt,
@@ -146,8 +156,9 @@ impl Engine {
                 .with_hint("this backup cannot be trusted; drill an earlier artifact and find out what damaged this one");
         }
         if stderr.contains("zstd:") {
-            return Error::backup("the decrypted artifact does not decompress")
-                .with_hint("the artifact was written by a broken pipeline; drill an earlier artifact");
+            return Error::backup("the decrypted artifact does not decompress").with_hint(
+                "the artifact was written by a broken pipeline; drill an earlier artifact",
+            );
         }
         match self {
             Engine::Postgres => postgres::restore_error(stderr),

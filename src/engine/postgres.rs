@@ -39,9 +39,8 @@ pub const NULL_MARKER: &str = "\u{1f}NULL\u{1f}";
 
 pub fn parse_fingerprint(json: &str) -> Result<Fingerprint> {
     type Row = (String, String, i64, Vec<(String, String)>);
-    let rows: Vec<Row> = serde_json::from_str(json.trim()).map_err(|e| {
-        Error::internal(format!("cannot read the fingerprint query's result: {e}"))
-    })?;
+    let rows: Vec<Row> = serde_json::from_str(json.trim())
+        .map_err(|e| Error::internal(format!("cannot read the fingerprint query's result: {e}")))?;
     let mut tables: Vec<TableFingerprint> = rows
         .into_iter()
         .map(|(s, t, r, cols)| TableFingerprint::new(s, t, r.max(0) as u64, cols))
@@ -142,7 +141,8 @@ impl PostgresSource {
                 }
             }
         }
-        best.map(|(_, p)| p).unwrap_or_else(|| PathBuf::from("pg_dump"))
+        best.map(|(_, p)| p)
+            .unwrap_or_else(|| PathBuf::from("pg_dump"))
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
@@ -175,7 +175,11 @@ pub fn parse_tool_version(out: &str) -> Option<(String, u32)> {
     let v = out
         .split_whitespace()
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
-    let major = v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let major = v
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     Some((v.to_string(), major))
 }
 
@@ -192,7 +196,12 @@ async fn tool_version(path: &Path) -> Result<(String, u32)> {
         })?;
     let text = String::from_utf8_lossy(&out.stdout);
     parse_tool_version(&text).ok_or_else(|| {
-        Error::infra(format!("cannot read the version of {}: `{}`", path.display(), text.trim())).retryable(false)
+        Error::infra(format!(
+            "cannot read the version of {}: `{}`",
+            path.display(),
+            text.trim()
+        ))
+        .retryable(false)
     })
 }
 
@@ -210,17 +219,32 @@ impl DumpSource for PostgresSource {
         if let Some(p) = &self.password {
             cfg.password(p.expose());
         }
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| self.connect_error(e))?;
+        let (client, conn) = cfg
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.connect_error(e))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("source connection ended: {e}");
             }
         });
         let q = |e: tokio_postgres::Error| Error::infra(format!("query on the source failed: {e}"));
-        let server_version: String = client.query_one("SHOW server_version", &[]).await.map_err(q)?.get(0);
-        let num: String = client.query_one("SHOW server_version_num", &[]).await.map_err(q)?.get(0);
+        let server_version: String = client
+            .query_one("SHOW server_version", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let num: String = client
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(q)?
+            .get(0);
         let server_major = num.parse::<u32>().unwrap_or(0) / 10000;
-        let server_version = server_version.split_whitespace().next().unwrap_or("").to_string();
+        let server_version = server_version
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
 
         let pg_dump = self.pg_dump_path(server_major);
         let (tool_version, tool_major) = tool_version(&pg_dump).await?;
@@ -246,7 +270,11 @@ impl DumpSource for PostgresSource {
             .await
             .map_err(q)?
             .get(0);
-        let fp_json: String = client.query_one(FINGERPRINT_SQL, &[]).await.map_err(q)?.get(0);
+        let fp_json: String = client
+            .query_one(FINGERPRINT_SQL, &[])
+            .await
+            .map_err(q)?
+            .get(0);
         let fingerprint = parse_fingerprint(&fp_json)?;
         if fingerprint.tables.is_empty() {
             return Err(Error::backup(format!(
@@ -330,18 +358,22 @@ mod tests {
             parse_tool_version("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"),
             Some(("15.14".into(), 15))
         );
-        assert_eq!(parse_tool_version("pg_dump (PostgreSQL) 17beta1"), Some(("17beta1".into(), 17)));
+        assert_eq!(
+            parse_tool_version("pg_dump (PostgreSQL) 17beta1"),
+            Some(("17beta1".into(), 17))
+        );
         assert_eq!(parse_tool_version("garbage"), None);
     }
 
     #[test]
     fn fingerprint_json() {
-        let fp = parse_fingerprint(
-            r#"[["public","b",2,[["id","integer"]]],["public","a",0,[]]]"#,
-        )
-        .unwrap();
+        let fp = parse_fingerprint(r#"[["public","b",2,[["id","integer"]]],["public","a",0,[]]]"#)
+            .unwrap();
         assert_eq!(fp.tables[0].name, "a");
         assert_eq!(fp.tables[1].rows, 2);
-        assert_eq!(fp.tables[1].columns, vec![("id".to_string(), "integer".to_string())]);
+        assert_eq!(
+            fp.tables[1].columns,
+            vec![("id".to_string(), "integer".to_string())]
+        );
     }
 }

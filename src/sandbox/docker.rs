@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
@@ -49,7 +51,13 @@ fn docker_err(what: &str, e: DockerError) -> Error {
 }
 
 fn not_found(e: &DockerError) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 impl DockerBackend {
@@ -59,7 +67,8 @@ impl DockerBackend {
         let (docker, endpoint) = match host {
             None => (
                 Docker::connect_with_local_defaults(),
-                std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+                std::env::var("DOCKER_HOST")
+                    .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
             ),
             Some(h) if h.starts_with("unix://") => (
                 Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION),
@@ -71,8 +80,13 @@ impl DockerBackend {
             ),
         };
         let docker = docker.map_err(|e| {
-            Error::config(format!("cannot use Docker endpoint {}: {e}", host.unwrap_or("(default)")))
-                .with_hint("write sandbox.docker_host as unix:///var/run/docker.sock or tcp://host:2375")
+            Error::config(format!(
+                "cannot use Docker endpoint {}: {e}",
+                host.unwrap_or("(default)")
+            ))
+            .with_hint(
+                "write sandbox.docker_host as unix:///var/run/docker.sock or tcp://host:2375",
+            )
         })?;
         Ok(DockerBackend { docker, endpoint })
     }
@@ -163,7 +177,11 @@ impl SandboxBackend for DockerBackend {
             Err(e) => return Err(docker_err(&format!("inspect image {}", req.image), e)),
         };
         let labels: HashMap<String, String> = req.labels().into_iter().collect();
-        let name = format!("firedrill-{}-{}", req.drill, req.run_id.to_ascii_lowercase());
+        let name = format!(
+            "firedrill-{}-{}",
+            req.drill,
+            req.run_id.to_ascii_lowercase()
+        );
         let mut mounts = Vec::new();
         for (suffix, target) in [("data", DATA_DIR), ("staging", STAGING_DIR)] {
             let vol = docker
@@ -194,16 +212,29 @@ impl SandboxBackend for DockerBackend {
             mounts: Some(mounts),
             tmpfs: Some(HashMap::from([
                 // The identity lives here: memory only, gone with the container.
-                ("/run/firedrill".to_string(), "mode=0700,size=16m".to_string()),
-                ("/run/postgresql".to_string(), "mode=0775,size=16m".to_string()),
+                (
+                    "/run/firedrill".to_string(),
+                    "mode=0700,size=16m".to_string(),
+                ),
+                (
+                    "/run/postgresql".to_string(),
+                    "mode=0775,size=16m".to_string(),
+                ),
                 ("/tmp".to_string(), "mode=1777,size=256m".to_string()),
             ])),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(
-                ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                [
+                    "CHOWN",
+                    "DAC_OVERRIDE",
+                    "FOWNER",
+                    "SETUID",
+                    "SETGID",
+                    "KILL",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             ),
             security_opt: Some(vec!["no-new-privileges".into()]),
             privileged: Some(false),
@@ -240,7 +271,12 @@ impl SandboxBackend for DockerBackend {
         })
     }
 
-    async fn exec(&self, sandbox: &Sandbox, cmd: &[String], stdin: Option<ExecStdin>) -> Result<ExecOutput> {
+    async fn exec(
+        &self,
+        sandbox: &Sandbox,
+        cmd: &[String],
+        stdin: Option<ExecStdin>,
+    ) -> Result<ExecOutput> {
         let docker = self.client().await?;
         let what = cmd.first().map(String::as_str).unwrap_or("command");
         let exec = docker
@@ -268,7 +304,11 @@ impl SandboxBackend for DockerBackend {
             )
             .await
             .map_err(|e| docker_err(&format!("start {what} in {}", sandbox.name), e))?;
-        let StartExecResults::Attached { mut output, mut input } = started else {
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
             return Err(Error::internal("exec started detached"));
         };
         let feeder = async move {
@@ -289,7 +329,9 @@ impl SandboxBackend for DockerBackend {
                 match item {
                     Ok(bollard::container::LogOutput::StdOut { message }) => {
                         if stdout.len() + message.len() > MAX_STDOUT {
-                            return Err(Error::internal(format!("{what} printed more than {MAX_STDOUT} bytes")));
+                            return Err(Error::internal(format!(
+                                "{what} printed more than {MAX_STDOUT} bytes"
+                            )));
                         }
                         stdout.extend_from_slice(&message);
                     }
@@ -317,7 +359,10 @@ impl SandboxBackend for DockerBackend {
         let exit_code = inspect.exit_code.unwrap_or(-1);
         if let Err(e) = fed {
             if exit_code == 0 {
-                return Err(Error::infra(format!("feeding {what} in {}: {e}", sandbox.name)));
+                return Err(Error::infra(format!(
+                    "feeding {what} in {}: {e}",
+                    sandbox.name
+                )));
             }
         }
         Ok(ExecOutput {

@@ -49,7 +49,10 @@ impl SandboxRequest {
         l.insert(LABEL_MANAGED.into(), "true".into());
         l.insert(LABEL_RUN.into(), self.run_id.clone());
         l.insert(LABEL_DRILL.into(), self.drill.clone());
-        l.insert(LABEL_EXPIRES.into(), self.expires_at.as_second().to_string());
+        l.insert(
+            LABEL_EXPIRES.into(),
+            self.expires_at.as_second().to_string(),
+        );
         if self.keep {
             l.insert(LABEL_KEEP.into(), "true".into());
         }
@@ -100,7 +103,12 @@ pub trait SandboxBackend: Send + Sync + 'static {
     async fn provision(&self, req: &SandboxRequest) -> Result<Sandbox>;
 
     /// Runs a command in the sandbox, feeding `stdin` when given.
-    async fn exec(&self, sandbox: &Sandbox, cmd: &[String], stdin: Option<ExecStdin>) -> Result<ExecOutput>;
+    async fn exec(
+        &self,
+        sandbox: &Sandbox,
+        cmd: &[String],
+        stdin: Option<ExecStdin>,
+    ) -> Result<ExecOutput>;
 
     async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState>;
 
@@ -115,6 +123,8 @@ pub trait SandboxBackend: Send + Sync + 'static {
 /// Builds the backend a drill names (connects lazily).
 pub fn build_backend(spec: &SandboxSpec) -> Result<std::sync::Arc<dyn SandboxBackend>> {
     match spec {
-        SandboxSpec::Docker(d) => Ok(std::sync::Arc::new(DockerBackend::connect(d.docker_host.as_deref())?)),
+        SandboxSpec::Docker(d) => Ok(std::sync::Arc::new(DockerBackend::connect(
+            d.docker_host.as_deref(),
+        )?)),
     }
 }

@@ -60,7 +60,10 @@ pub trait ArtifactStore: Send + Sync + 'static {
 
 /// Builds the store a drill names. Creates nothing remote; a local directory is created
 /// if missing.
-pub fn build_store(spec: &StorageSpec, base_dir: &std::path::Path) -> Result<Box<dyn ArtifactStore>> {
+pub fn build_store(
+    spec: &StorageSpec,
+    base_dir: &std::path::Path,
+) -> Result<Box<dyn ArtifactStore>> {
     match spec {
         StorageSpec::Local { path, .. } => {
             let path = if path.is_absolute() {

@@ -26,15 +26,17 @@ impl OpendalStore {
     pub fn local(path: &Path) -> Result<Self> {
         let tmp = path.join(".firedrill-tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| {
-            Error::infra(format!("cannot create the storage directory {}: {e}", path.display()))
-                .with_hint("create it, or give firedrill's user write access to it")
-                .retryable(false)
+            Error::infra(format!(
+                "cannot create the storage directory {}: {e}",
+                path.display()
+            ))
+            .with_hint("create it, or give firedrill's user write access to it")
+            .retryable(false)
         })?;
         let builder = opendal::services::Fs::default()
             .root(&path.to_string_lossy())
             .atomic_write_dir(&tmp.to_string_lossy());
-        let op = Operator::new(builder)
-            .map_err(|e| map_err(e, "open storage"))?;
+        let op = Operator::new(builder).map_err(|e| map_err(e, "open storage"))?;
         Ok(OpendalStore {
             op,
             description: format!("local directory {}", path.display()),
@@ -46,14 +48,20 @@ impl OpendalStore {
 /// not retried; temporary ones are.
 fn map_err(e: opendal::Error, what: &str) -> Error {
     match e.kind() {
-        OdKind::NotFound => Error::backup(format!("{what}: not found ({e})"))
-            .with_hint("the object is missing from storage; list artifacts or check the storage prefix"),
+        OdKind::NotFound => Error::backup(format!("{what}: not found ({e})")).with_hint(
+            "the object is missing from storage; list artifacts or check the storage prefix",
+        ),
         OdKind::PermissionDenied => Error::infra(format!("{what}: permission denied ({e})"))
             .with_hint("check the storage credentials and that they may read and write this path")
             .retryable(false),
-        OdKind::ConfigInvalid => Error::config(format!("{what}: invalid storage configuration ({e})")),
-        OdKind::RateLimited => Error::infra(format!("{what}: throttled by storage ({e})")).retryable(true),
-        _ => Error::infra(format!("{what}: {e}")).retryable(e.is_temporary() || e.kind() == OdKind::Unexpected),
+        OdKind::ConfigInvalid => {
+            Error::config(format!("{what}: invalid storage configuration ({e})"))
+        }
+        OdKind::RateLimited => {
+            Error::infra(format!("{what}: throttled by storage ({e})")).retryable(true)
+        }
+        _ => Error::infra(format!("{what}: {e}"))
+            .retryable(e.is_temporary() || e.kind() == OdKind::Unexpected),
     }
 }
 
@@ -119,9 +127,10 @@ impl ArtifactStore for OpendalStore {
             .into_bytes_stream(..)
             .await
             .map_err(|e| map_err(e, &format!("read {key}")))?;
-        Ok(s
-            .map_err(move |e| Error::infra(format!("read {key_owned}: {e}")))
-            .boxed())
+        Ok(
+            s.map_err(move |e| Error::infra(format!("read {key_owned}: {e}")))
+                .boxed(),
+        )
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
@@ -175,16 +184,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = OpendalStore::local(dir.path()).unwrap();
         let (tx, rx) = mpsc::channel(4);
-        tx.send(Upload::Chunk(Bytes::from_static(b"hello "))).await.unwrap();
-        tx.send(Upload::Chunk(Bytes::from_static(b"world"))).await.unwrap();
+        tx.send(Upload::Chunk(Bytes::from_static(b"hello ")))
+            .await
+            .unwrap();
+        tx.send(Upload::Chunk(Bytes::from_static(b"world")))
+            .await
+            .unwrap();
         tx.send(Upload::Finish).await.unwrap();
         assert_eq!(store.put_stream("d/r/a", rx).await.unwrap(), 11);
-        assert_eq!(store.get("d/r/a").await.unwrap(), Bytes::from_static(b"hello world"));
+        assert_eq!(
+            store.get("d/r/a").await.unwrap(),
+            Bytes::from_static(b"hello world")
+        );
         assert_eq!(store.size("d/r/a").await.unwrap(), 11);
 
         // A producer that dies mid-way: the object must not exist.
         let (tx, rx) = mpsc::channel(4);
-        tx.send(Upload::Chunk(Bytes::from_static(b"partial"))).await.unwrap();
+        tx.send(Upload::Chunk(Bytes::from_static(b"partial")))
+            .await
+            .unwrap();
         drop(tx);
         assert!(store.put_stream("d/r/b", rx).await.is_err());
         assert_eq!(store.list("d/").await.unwrap(), vec!["d/r/a".to_string()]);

@@ -1,0 +1,203 @@
+//! Shared pieces of the integration tests: the real PostgreSQL source started by
+//! `tests/run`, drill files in temporary directories, and leftover checks against the
+//! real Docker engine.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
+
+pub const PASSWORD_ENV: &str = "FIREDRILL_TEST_PG_PASSWORD";
+
+pub struct Pg {
+    pub port: u16,
+    pub password: String,
+}
+
+/// The source server `tests/run` started. Integration tests need it: run them through
+/// `tests/run`, which starts it, rather than a bare `cargo test`.
+pub fn pg() -> Pg {
+    let port = std::env::var("FIREDRILL_TEST_PG_PORT")
+        .expect("FIREDRILL_TEST_PG_PORT is not set: run the tests with tests/run, which starts the PostgreSQL source")
+        .parse()
+        .expect("FIREDRILL_TEST_PG_PORT is a port");
+    let password =
+        std::env::var(PASSWORD_ENV).expect("FIREDRILL_TEST_PG_PASSWORD is not set: run tests/run");
+    Pg { port, password }
+}
+
+async fn connect(db: &str) -> tokio_postgres::Client {
+    let p = pg();
+    let (client, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(p.port)
+        .user("postgres")
+        .password(p.password)
+        .dbname(db)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    tokio::spawn(conn);
+    client
+}
+
+/// Creates (or recreates) database `name` and runs `setup` in it.
+pub async fn create_db(name: &str, setup: &str) {
+    let admin = connect("postgres").await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop database");
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    if !setup.is_empty() {
+        connect(name)
+            .await
+            .batch_execute(setup)
+            .await
+            .expect("seed database");
+    }
+}
+
+/// A realistic little schema: several tables, types, a view, an index, another schema.
+pub const SHOP: &str = r#"
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO customers (name, email) SELECT 'customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 3000) g;
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL REFERENCES customers(id), amount numeric(12,2), items jsonb, placed_at timestamptz DEFAULT now());
+INSERT INTO orders (customer_id, amount, items) SELECT 1 + g % 3000, g * 0.75, jsonb_build_object('sku', g % 97, 'qty', g % 5) FROM generate_series(1, 12000) g;
+CREATE INDEX orders_customer ON orders (customer_id);
+CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 1000;
+CREATE SCHEMA audit;
+CREATE TABLE audit.events (at timestamptz, payload bytea, tags text[]);
+INSERT INTO audit.events SELECT now(), decode(md5(g::text), 'hex'), ARRAY['a', 'b'] FROM generate_series(1, 500) g;
+CREATE TABLE empty_table (id int);
+"#;
+
+/// A test's own directory with an identity, a store and a drill file.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub identity: PathBuf,
+    pub recipient: String,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (text, recipient) = firedrill::artifact::generate_identity();
+        let identity = dir.path().join("identity.txt");
+        std::fs::write(&identity, text).unwrap();
+        Fixture {
+            dir,
+            identity,
+            recipient,
+        }
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Writes drill `name` for database `db`; `extra` is appended (timeouts, assertions).
+    pub fn drill(&self, name: &str, db: &str, extra: &str) -> PathBuf {
+        let p = pg();
+        let text = format!(
+            r#"
+[source]
+type = "postgres"
+host = "127.0.0.1"
+port = {port}
+database = "{db}"
+user = "postgres"
+password = {{ env = "{PASSWORD_ENV}" }}
+
+[storage]
+type = "local"
+path = "{store}"
+
+[encryption]
+recipients = ["{recipient}"]
+identity = {{ file = "identity.txt" }}
+
+[sandbox]
+memory = "1GiB"
+
+[timeouts]
+provision = "3m"
+restore = "5m"
+{extra}
+"#,
+            port = p.port,
+            store = self.store().display(),
+            recipient = self.recipient,
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn artifact_path(&self, drill: &str, run_id: &str) -> PathBuf {
+        self.store()
+            .join(drill)
+            .join(run_id)
+            .join("artifact.dump.zst.age")
+    }
+
+    pub fn manifest_path(&self, drill: &str, run_id: &str) -> PathBuf {
+        self.store().join(drill).join(run_id).join("manifest.json")
+    }
+}
+
+/// Containers and volumes still labelled with this run.
+pub async fn leftovers(run_id: &str) -> Vec<String> {
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let filters: HashMap<String, Vec<String>> =
+        HashMap::from([("label".to_string(), vec![format!("firedrill.run={run_id}")])]);
+    let mut out = Vec::new();
+    for c in docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+    {
+        out.push(format!("container {:?}", c.names));
+    }
+    for v in docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+    {
+        out.push(format!("volume {}", v.name));
+    }
+    out
+}
+
+pub fn stage<'a>(
+    r: &'a firedrill::RunReport,
+    s: firedrill::Stage,
+) -> &'a firedrill::report::StageReport {
+    r.stages
+        .iter()
+        .find(|x| x.stage == s)
+        .unwrap_or_else(|| panic!("no stage {s} in {:#?}", r.stages))
+}
+
+pub fn flip_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
