@@ -288,6 +288,7 @@ fn key_at(text: &str, pos: usize, message: &str) -> String {
             .and_then(|(_, rest)| rest.split_once('`'))
             .map(|(f, _)| f.to_string())
     });
+    let from_message = named.is_some();
     let key = match named {
         Some(f) => Some(f),
         None => line
@@ -303,6 +304,8 @@ fn key_at(text: &str, pos: usize, message: &str) -> String {
     };
     if field.is_empty() {
         format!("line {line_no}")
+    } else if from_message {
+        field
     } else {
         format!("{field} (line {line_no})")
     }
@@ -428,7 +431,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
             let password = pg.password.as_ref().and_then(|p| {
                 p.validate()
                     .map_err(|m| {
-                        c.push("source.password", m, "passwords are never written inline: use { env = \"VAR\" } or { file = \"/path\" }")
+                        c.push("source.password", m, "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; passwords are never written inline")
                     })
                     .ok()
             });

@@ -450,7 +450,7 @@ impl SandboxBackend for DockerBackend {
                 .get(LABEL_EXPIRES)
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_none_or(|t| t <= now.as_second());
-            if (all && !kept) || (expired && !kept) {
+            if !kept && (all || expired) {
                 self.remove_run(&docker, &run).await?;
                 removed.push(run);
             }

@@ -185,10 +185,10 @@ pub async fn leftovers(run_id: &str) -> Vec<String> {
     out
 }
 
-pub fn stage<'a>(
-    r: &'a firedrill::RunReport,
+pub fn stage(
+    r: &firedrill::RunReport,
     s: firedrill::Stage,
-) -> &'a firedrill::report::StageReport {
+) -> &firedrill::report::StageReport {
     r.stages
         .iter()
         .find(|x| x.stage == s)
