@@ -28,13 +28,21 @@ fn every_shipped_drill_file_validates() {
         }
     }
     let out = firedrill().arg("validate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn validate_reports_every_problem_with_file_field_and_fix() {
     let out = firedrill()
-        .args(["validate", "tests/fixtures/broken-drill.toml", "tests/fixtures/unknown-field.toml"])
+        .args([
+            "validate",
+            "tests/fixtures/broken-drill.toml",
+            "tests/fixtures/unknown-field.toml",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -70,14 +78,21 @@ fn run_with_a_missing_drill_exits_2_and_names_it() {
     let out = firedrill().args(["run", "no-such-drill"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("drills/no-such-drill.toml: cannot read the file"), "{err}");
+    assert!(
+        err.contains("drills/no-such-drill.toml: cannot read the file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn run_with_an_unset_password_variable_exits_2_before_touching_anything() {
     let dir = tempfile::tempdir().unwrap();
     let id = dir.path().join("id.txt");
-    let out = firedrill().args(["keygen", "-o"]).arg(&id).output().unwrap();
+    let out = firedrill()
+        .args(["keygen", "-o"])
+        .arg(&id)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let drill = dir.path().join("d.toml");
@@ -90,13 +105,24 @@ fn run_with_an_unset_password_variable_exits_2_before_touching_anything() {
         ),
     )
     .unwrap();
-    let out = firedrill().arg("run").arg(&drill).arg("--json").output().unwrap();
+    let out = firedrill()
+        .arg("run")
+        .arg(&drill)
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "error");
     let msg = report["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("FIREDRILL_SURELY_UNSET_PW is not set"), "{msg}");
-    assert!(!dir.path().join("store").exists(), "nothing is created for a drill that cannot run");
+    assert!(
+        msg.contains("FIREDRILL_SURELY_UNSET_PW is not set"),
+        "{msg}"
+    );
+    assert!(
+        !dir.path().join("store").exists(),
+        "nothing is created for a drill that cannot run"
+    );
 }
 
 #[test]
@@ -104,19 +130,30 @@ fn keygen_writes_a_private_identity_and_refuses_to_overwrite() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let id = dir.path().join("id.txt");
-    let out = firedrill().args(["keygen", "--output"]).arg(&id).output().unwrap();
+    let out = firedrill()
+        .args(["keygen", "--output"])
+        .arg(&id)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let recipient = String::from_utf8_lossy(&out.stdout);
     assert!(recipient.trim().starts_with("age1"));
     let text = std::fs::read_to_string(&id).unwrap();
     assert!(text.contains("AGE-SECRET-KEY-1"));
     assert!(text.contains(recipient.trim()));
-    assert_eq!(std::fs::metadata(&id).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&id).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // The reference age tooling reads it.
     if let Ok(o) = Command::new("age-keygen").arg("-y").arg(&id).output() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), recipient.trim());
     }
-    let again = firedrill().args(["keygen", "--output"]).arg(&id).output().unwrap();
+    let again = firedrill()
+        .args(["keygen", "--output"])
+        .arg(&id)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
     assert_eq!(std::fs::read_to_string(&id).unwrap(), text);

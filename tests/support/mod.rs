@@ -185,10 +185,7 @@ pub async fn leftovers(run_id: &str) -> Vec<String> {
     out
 }
 
-pub fn stage(
-    r: &firedrill::RunReport,
-    s: firedrill::Stage,
-) -> &firedrill::report::StageReport {
+pub fn stage(r: &firedrill::RunReport, s: firedrill::Stage) -> &firedrill::report::StageReport {
     r.stages
         .iter()
         .find(|x| x.stage == s)
