@@ -2,17 +2,22 @@
 # Build the firedrill sandbox images without any image registry:
 # debootstrap a minimal Debian root filesystem and `docker import` it.
 #
-#   containers/build-offline.sh [--force] postgres|all
+#   containers/build-offline.sh [--force] postgres|mariadb|all
 #
 # Environment:
 #   FIREDRILL_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
 #   FIREDRILL_DEBIAN_SUITE   Debian suite  (default bookworm)
 #   FIREDRILL_PG_MAJOR       PostgreSQL major shipped by that suite (default 15)
-#   FIREDRILL_SLIM           1 (default): drop message translations and the
-#                            LLVM JIT (~180 MB; sandboxes run with jit=off);
+#   FIREDRILL_MARIADB_SERIES MariaDB series shipped by that suite (default 10.11);
+#                            only used to find an existing image: the tag is
+#                            taken from the installed package's version
+#   FIREDRILL_SLIM           1 (default): drop message translations, the
+#                            PostgreSQL LLVM JIT (~180 MB; sandboxes run with
+#                            jit=off) and MariaDB's Galera library;
 #                            0: keep the packages' files complete
 #
-# Produces firedrill-sandbox-<engine>:<major>, e.g. firedrill-sandbox-postgres:15.
+# Produces firedrill-sandbox-<engine>:<major>, e.g. firedrill-sandbox-postgres:15,
+# firedrill-sandbox-mariadb:10.11.
 # Skips an image that already exists unless --force is given. Must run as root
 # (debootstrap).
 set -euo pipefail
@@ -21,6 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mirror=${FIREDRILL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=${FIREDRILL_DEBIAN_SUITE:-bookworm}
 pg_major=${FIREDRILL_PG_MAJOR:-15}
+mariadb_series=${FIREDRILL_MARIADB_SERIES:-10.11}
 slim=${FIREDRILL_SLIM:-1}
 
 force=0
@@ -32,9 +38,10 @@ die() { printf 'build-offline: %s\n' "$*" >&2; exit 1; }
 usage() {
     cat >&2 <<USAGE
 usage: $0 [--force] ENGINE...
-engines: postgres, all (= postgres)
+engines: postgres, mariadb, all (= postgres mariadb)
 env: FIREDRILL_DEBIAN_MIRROR (default http://deb.debian.org/debian),
-     FIREDRILL_DEBIAN_SUITE (default bookworm), FIREDRILL_PG_MAJOR (default 15)
+     FIREDRILL_DEBIAN_SUITE (default bookworm), FIREDRILL_PG_MAJOR (default 15),
+     FIREDRILL_MARIADB_SERIES (default 10.11), FIREDRILL_SLIM (default 1)
 USAGE
     exit 2
 }
@@ -43,8 +50,9 @@ for arg in "$@"; do
     case $arg in
         -f|--force) force=1 ;;
         -h|--help) usage ;;
-        all) engines+=(postgres) ;;
+        all) engines+=(postgres mariadb) ;;
         postgres|postgresql) engines+=(postgres) ;;
+        mariadb|mysql) engines+=(mariadb) ;;
         *) printf 'build-offline: unknown engine or option: %s\n' "$arg" >&2; usage ;;
     esac
 done
@@ -99,39 +107,51 @@ procs_in_rootfs() {
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# --- engines ----------------------------------------------------------------
-build_postgres() {
-    local tag="firedrill-sandbox-postgres:${pg_major}"
+# --- shared build steps -----------------------------------------------------
+# Each build: begin_build TAG (skip/--force logic) -> bootstrap_rootfs PKGS ->
+# engine-specific checks and removals -> finish_rootfs -> import_rootfs.
+
+old_id=
+
+# begin_build TAG: returns 1 (skip) if TAG exists and --force was not given.
+begin_build() {
+    local tag=$1
     if image_exists "$tag" && [ "$force" = 0 ]; then
         log "$tag already exists, skipping (use --force to rebuild)"
-        return 0
+        return 1
     fi
-    local old_id
     old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
-    ensure_debootstrap
+    return 0
+}
 
+# bootstrap_rootfs INCLUDE: debootstrap a minbase $suite with INCLUDE
+# (comma-separated packages) into a new $rootfs.
+bootstrap_rootfs() {
+    local include=$1 pid
+    ensure_debootstrap
     rootfs=$(mktemp -d "${TMPDIR:-/var/tmp}/firedrill-rootfs.XXXXXX")
     chmod 0755 "$rootfs"
-    local include="postgresql-${pg_major},age,zstd,util-linux,ca-certificates"
     log "debootstrap --variant=minbase $suite $rootfs $mirror (include: $include)"
     debootstrap --variant=minbase --include="$include" "$suite" "$rootfs" "$mirror"
 
-    [ -x "$rootfs/usr/lib/postgresql/${pg_major}/bin/postgres" ] \
-        || die "postgresql-${pg_major} not installed in rootfs (wrong FIREDRILL_PG_MAJOR for $suite?)"
-
     # A package postinst could in principle have started a daemon in the chroot.
-    local pid
     for pid in $(procs_in_rootfs "$rootfs"); do
         log "warning: killing process $pid left running inside the chroot"
         kill "$pid" 2>/dev/null || true
     done
+}
 
+# pkg_version PKG: the version of PKG installed in $rootfs.
+pkg_version() {
+    chroot "$rootfs" dpkg-query -W -f '${Version}' "$1" 2>/dev/null
+}
+
+# finish_rootfs: install the entrypoint, drop caches, logs and docs.
+finish_rootfs() {
     log "installing firedrill-sandbox into /usr/local/bin"
     install -m 0755 "$here/firedrill-sandbox" "$rootfs/usr/local/bin/firedrill-sandbox"
 
-    log "removing default cluster ${pg_major}/main and apt caches"
-    rm -rf "$rootfs/var/lib/postgresql/${pg_major}/main" \
-           "$rootfs/etc/postgresql/${pg_major}/main"
+    log "removing apt caches, logs and docs"
     chroot "$rootfs" apt-get clean
     rm -rf "$rootfs"/var/lib/apt/lists/* \
            "$rootfs"/var/cache/apt/*.bin \
@@ -143,6 +163,73 @@ build_postgres() {
            "$rootfs"/usr/share/man/* \
            "$rootfs"/usr/share/info/*
     if [ "$slim" = 1 ]; then
+        rm -rf "$rootfs"/usr/share/locale/*
+    fi
+    # Docker provides these at run time.
+    : > "$rootfs/etc/resolv.conf"
+    : > "$rootfs/etc/hostname"
+    mkdir -p "$rootfs/var/lib/firedrill/data" "$rootfs/run/firedrill"
+    chmod 0700 "$rootfs/run/firedrill"
+}
+
+# import_rootfs TAG MESSAGE CHANGE...: docker import $rootfs as TAG with the
+# given --change instructions, drop the image it replaced, remove $rootfs.
+import_rootfs() {
+    local tag=$1 message=$2 c
+    shift 2
+    local changes=()
+    for c in "$@"; do changes+=(--change "$c"); done
+
+    unmount_below "$rootfs"   # paranoia: nothing may be mounted while we tar
+
+    log "docker import -> $tag"
+    tar --numeric-owner -C "$rootfs" -c . | docker import \
+        "${changes[@]}" --message "$message" - "$tag"
+}
+
+# add_stopsignal TAG SIGNAL: `docker import --change` rejects STOPSIGNAL on
+# Docker 20.10, so add it with a one-line local build (no registry needed:
+# the base is local).
+add_stopsignal() {
+    local tag=$1 sig=$2 out
+    log "adding STOPSIGNAL $sig"
+    if ! out=$(printf 'FROM %s\nSTOPSIGNAL %s\n' "$tag" "$sig" \
+            | DOCKER_BUILDKIT=0 docker build -q -t "$tag" - 2>&1); then
+        printf '%s\n' "$out" >&2
+        return 1
+    fi
+}
+
+# end_build TAG: drop the image TAG replaced (--force) unless a container
+# uses it, remove $rootfs.
+end_build() {
+    local tag=$1
+    if [ -n "$old_id" ] && [ "$old_id" != "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
+        docker image rm "$old_id" >/dev/null 2>&1 \
+            && log "removed previous image ${old_id#sha256:}" || true
+    fi
+    old_id=
+
+    log "removing $rootfs"
+    unmount_below "$rootfs"
+    rm -rf --one-file-system "$rootfs"
+    rootfs=
+    log "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+# --- engines ----------------------------------------------------------------
+build_postgres() {
+    local tag="firedrill-sandbox-postgres:${pg_major}"
+    begin_build "$tag" || return 0
+    bootstrap_rootfs "postgresql-${pg_major},age,zstd,util-linux,ca-certificates"
+
+    [ -x "$rootfs/usr/lib/postgresql/${pg_major}/bin/postgres" ] \
+        || die "postgresql-${pg_major} not installed in rootfs (wrong FIREDRILL_PG_MAJOR for $suite?)"
+
+    log "removing default cluster ${pg_major}/main"
+    rm -rf "$rootfs/var/lib/postgresql/${pg_major}/main" \
+           "$rootfs/etc/postgresql/${pg_major}/main"
+    if [ "$slim" = 1 ]; then
         # The sandbox runs with jit=off and English messages: drop the LLVM JIT
         # provider + libLLVM (only ever dlopen()ed by llvmjit.so) and the
         # translations. dpkg's file lists no longer match; fine for a sandbox.
@@ -150,51 +237,80 @@ build_postgres() {
         rm -rf "$rootfs/usr/lib/postgresql/${pg_major}/lib/llvmjit.so" \
                "$rootfs/usr/lib/postgresql/${pg_major}/lib/llvmjit_types.bc" \
                "$rootfs/usr/lib/postgresql/${pg_major}/lib/bitcode" \
-               "$rootfs"/usr/lib/*-linux-gnu/libLLVM-*.so* \
-               "$rootfs"/usr/share/locale/*
+               "$rootfs"/usr/lib/*-linux-gnu/libLLVM-*.so*
     fi
-    # Docker provides these at run time.
-    : > "$rootfs/etc/resolv.conf"
-    : > "$rootfs/etc/hostname"
-    mkdir -p "$rootfs/var/lib/firedrill/data" "$rootfs/run/firedrill"
-    chmod 0700 "$rootfs/run/firedrill"
+    finish_rootfs
 
-    unmount_below "$rootfs"   # paranoia: nothing may be mounted while we tar
+    import_rootfs "$tag" "firedrill sandbox: debootstrap $suite + postgresql-${pg_major}" \
+        'ENTRYPOINT ["/usr/local/bin/firedrill-sandbox"]' \
+        'CMD ["serve","postgres"]' \
+        "ENV PATH=/usr/lib/postgresql/${pg_major}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        'ENV LANG=C.UTF-8' \
+        'LABEL firedrill.sandbox=postgres' \
+        "LABEL firedrill.engine.major=${pg_major}"
 
-    log "docker import -> $tag"
-    tar --numeric-owner -C "$rootfs" -c . | docker import \
-        --change 'ENTRYPOINT ["/usr/local/bin/firedrill-sandbox"]' \
-        --change 'CMD ["serve","postgres"]' \
-        --change "ENV PATH=/usr/lib/postgresql/${pg_major}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-        --change 'ENV LANG=C.UTF-8' \
-        --change 'LABEL firedrill.sandbox=postgres' \
-        --change "LABEL firedrill.engine.major=${pg_major}" \
-        --message "firedrill sandbox: debootstrap $suite + postgresql-${pg_major}" \
-        - "$tag"
-
-    # `docker import --change` rejects STOPSIGNAL on Docker 20.10, so add it
-    # with a one-line local build (no registry needed: the base is local).
     # SIGINT = PostgreSQL "fast" shutdown; SIGTERM ("smart") would wait for
     # every client session to end.
-    log "adding STOPSIGNAL SIGINT"
-    local out
-    if ! out=$(printf 'FROM %s\nSTOPSIGNAL SIGINT\n' "$tag" \
-            | DOCKER_BUILDKIT=0 docker build -q -t "$tag" - 2>&1); then
-        printf '%s\n' "$out" >&2
-        log "warning: could not add STOPSIGNAL; docker stop will use SIGTERM (smart shutdown)"
-    fi
+    add_stopsignal "$tag" SIGINT \
+        || log "warning: could not add STOPSIGNAL; docker stop will use SIGTERM (smart shutdown)"
+    end_build "$tag"
+}
 
-    # Drop the image this one replaced (--force), unless a container uses it.
-    if [ -n "$old_id" ] && [ "$old_id" != "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
-        docker image rm "$old_id" >/dev/null 2>&1 \
-            && log "removed previous image ${old_id#sha256:}" || true
-    fi
+# MariaDB as the suite ships it (bookworm: 10.11). The tag is the series of the
+# installed package (1:10.11.6-0+deb12u1 -> 10.11), known only after
+# debootstrap, so an existing image is looked for under FIREDRILL_MARIADB_SERIES
+# (default 10.11) before building.
+build_mariadb() {
+    local want_tag="firedrill-sandbox-mariadb:${mariadb_series}"
+    begin_build "$want_tag" || return 0
+    bootstrap_rootfs "mariadb-server,mariadb-client,age,zstd,util-linux,ca-certificates"
 
-    log "removing $rootfs"
-    unmount_below "$rootfs"
-    rm -rf --one-file-system "$rootfs"
-    rootfs=
-    log "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+    [ -x "$rootfs/usr/sbin/mariadbd" ] || die "mariadb-server not installed in rootfs"
+    local version series
+    version=$(pkg_version mariadb-server) || die "cannot read the mariadb-server version"
+    series=$(printf '%s\n' "$version" | sed -n 's/^\([0-9]*:\)\{0,1\}\([0-9][0-9]*\.[0-9][0-9]*\).*/\2/p')
+    [ -n "$series" ] || die "cannot parse the mariadb-server version: $version"
+    local tag="firedrill-sandbox-mariadb:${series}"
+    if [ "$tag" != "$want_tag" ]; then
+        log "warning: $suite ships MariaDB $series, not $mariadb_series (set FIREDRILL_MARIADB_SERIES=$series)"
+        if image_exists "$tag" && [ "$force" = 0 ]; then
+            log "$tag already exists, skipping (use --force to rebuild)"
+            unmount_below "$rootfs"; rm -rf --one-file-system "$rootfs"; rootfs=
+            return 0
+        fi
+        old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+    fi
+    log "mariadb-server $version -> $tag"
+
+    # The package's postinst initialised /var/lib/mysql; the sandbox keeps its
+    # data in the volume at /var/lib/firedrill/data, which must start empty.
+    log "removing the package's data directory contents"
+    rm -rf "$rootfs"/var/lib/mysql/* "$rootfs"/var/lib/mysql/.[!.]* \
+           "$rootfs"/var/log/mysql/*
+    mkdir -p "$rootfs/run/mysqld"
+    chroot "$rootfs" chown mysql:mysql /run/mysqld
+    if [ "$slim" = 1 ]; then
+        # English server messages only; no Galera (the sandbox is a single
+        # node: wsrep is never enabled). dpkg's file lists no longer match.
+        log "slimming: removing message translations and Galera (FIREDRILL_SLIM=0 keeps them)"
+        local d
+        for d in "$rootfs"/usr/share/mysql/*/ "$rootfs"/usr/share/mariadb/*/; do
+            [ -f "$d/errmsg.sys" ] || continue
+            case ${d%/} in */english) ;; *) rm -rf "$d" ;; esac
+        done
+        rm -rf "$rootfs"/usr/lib/galera "$rootfs"/usr/share/galera
+    fi
+    finish_rootfs
+
+    import_rootfs "$tag" "firedrill sandbox: debootstrap $suite + mariadb-server $version" \
+        'ENTRYPOINT ["/usr/local/bin/firedrill-sandbox"]' \
+        'CMD ["serve","mariadb"]' \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'ENV LANG=C.UTF-8' \
+        'LABEL firedrill.sandbox=mariadb' \
+        "LABEL firedrill.engine.major=${series}"
+    # Docker's default stop signal, SIGTERM, is MariaDB's normal shutdown.
+    end_build "$tag"
 }
 
 for engine in "${engines[@]}"; do

@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine::{DumpInspector, Inspection};
 use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
 use crate::store::Upload;
 
 /// Size of the chunks handed to the store; with the channel depth this bounds memory.
@@ -130,11 +132,15 @@ impl Write for ChannelSink {
 /// every recipient and sends the result to `tx`. The upload is finished only when
 /// `dump_ok` says the dump succeeded (the tool exited cleanly and the dump is big enough);
 /// otherwise it is aborted, so a failed dump never becomes a stored object.
+#[allow(clippy::too_many_arguments)]
 pub fn encrypt_stream(
     mut input: impl Read,
     recipients: Vec<age::x25519::Recipient>,
     level: i32,
     threads: u32,
+    mut inspector: Box<dyn DumpInspector>,
+    snapshot: Fingerprint,
+    inspected: oneshot::Sender<Result<Inspection>>,
     tx: mpsc::Sender<Upload>,
     dump_ok: oneshot::Receiver<bool>,
 ) -> Result<EncryptOutcome> {
@@ -179,8 +185,11 @@ pub fn encrypt_stream(
                 Err(e) => return Err(Error::infra(format!("reading the dump: {e}"))),
             };
             plain += n as u64;
+            inspector.update(&buf[..n]);
             z.write_all(&buf[..n]).map_err(pipe_err)?;
         }
+        // The dump stage judges the stream; it answers through `dump_ok` below.
+        let _ = inspected.send(inspector.finish(&snapshot));
         let counted = z.finish().map_err(pipe_err)?;
         let compressed = counted.count;
         let mut sink = counted.inner.finish().map_err(pipe_err)?;
@@ -359,7 +368,18 @@ mod tests {
         let recips = load_recipients(&[recipient], None).unwrap();
         let input = plain.clone();
         let h = tokio::task::spawn_blocking(move || {
-            encrypt_stream(&input[..], recips, 3, 2, tx, ok_rx)
+            let (itx, _irx) = oneshot::channel();
+            encrypt_stream(
+                &input[..],
+                recips,
+                3,
+                2,
+                Box::new(crate::engine::NoInspection),
+                Fingerprint::default(),
+                itx,
+                tx,
+                ok_rx,
+            )
         });
         let mut stored = Vec::new();
         let mut finished = false;
@@ -396,7 +416,18 @@ mod tests {
         ok_tx.send(false).unwrap();
         let recips = load_recipients(&[recipient], None).unwrap();
         let h = tokio::task::spawn_blocking(move || {
-            encrypt_stream(&b"some dump bytes"[..], recips, 3, 1, tx, ok_rx)
+            let (itx, _irx) = oneshot::channel();
+            encrypt_stream(
+                &b"some dump bytes"[..],
+                recips,
+                3,
+                1,
+                Box::new(crate::engine::NoInspection),
+                Fingerprint::default(),
+                itx,
+                tx,
+                ok_rx,
+            )
         });
         let mut last = None;
         while let Some(u) = rx.recv().await {

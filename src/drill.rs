@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, check_dump_size, CountingReader, EncryptOutcome, HashingReader};
 use crate::config::{Drill, SandboxSpec, SourceSpec};
-use crate::engine::postgres::{self, PostgresSource};
-use crate::engine::{DumpSource, Engine, SANDBOX_IDENTITY, STAGED_ARTIFACT};
+use crate::engine::mysql::MysqlSource;
+use crate::engine::postgres::PostgresSource;
+use crate::engine::{tail, DumpSource, Engine, Inspection, SANDBOX_IDENTITY, STAGED_ARTIFACT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::manifest::{Manifest, MANIFEST_VERSION};
@@ -44,7 +45,6 @@ impl Progress for Silent {}
 
 /// The things a run talks to, built from a validated drill.
 pub struct Parts {
-    pub engine: Engine,
     pub source: Box<dyn DumpSource>,
     pub store: Arc<dyn ArtifactStore>,
     pub sandbox: Arc<dyn SandboxBackend>,
@@ -54,7 +54,7 @@ pub struct Parts {
 
 /// Reads the secrets a drill names and builds its source, store and sandbox backend.
 pub fn build_parts(drill: &Drill) -> Result<Parts> {
-    let (engine, source): (Engine, Box<dyn DumpSource>) = match &drill.source {
+    let source: Box<dyn DumpSource> = match &drill.source {
         SourceSpec::Postgres(pg) => {
             let password = pg
                 .password
@@ -62,10 +62,16 @@ pub fn build_parts(drill: &Drill) -> Result<Parts> {
                 .map(|p| p.load(&drill.base_dir))
                 .transpose()
                 .map_err(|e| e.context("source.password"))?;
-            (
-                Engine::Postgres,
-                Box::new(PostgresSource::new(pg.clone(), password)),
-            )
+            Box::new(PostgresSource::new(pg.clone(), password))
+        }
+        SourceSpec::Mysql(my) => {
+            let password = my
+                .password
+                .as_ref()
+                .map(|p| p.load(&drill.base_dir))
+                .transpose()
+                .map_err(|e| e.context("source.password"))?;
+            Box::new(MysqlSource::new(my.clone(), password))
         }
     };
     let recipients_file = drill
@@ -84,7 +90,6 @@ pub fn build_parts(drill: &Drill) -> Result<Parts> {
     let store: Arc<dyn ArtifactStore> = Arc::from(build_store(&drill.storage, &drill.base_dir)?);
     let sandbox = build_backend(&drill.sandbox)?;
     Ok(Parts {
-        engine,
         source,
         store,
         sandbox,
@@ -157,15 +162,27 @@ pub async fn run_with_parts(
         run.skip_from(Stage::Provision);
         return run.finish();
     };
+    let engine = match Engine::parse(&manifest.engine) {
+        Ok(e) => e,
+        Err(e) => {
+            run.fail(None, e);
+            run.skip_from(Stage::Provision);
+            return run.finish();
+        }
+    };
     let mut guard = SandboxGuard {
         backend: parts.sandbox.clone(),
         run_id: run.run_id.clone(),
         armed: true,
     };
-    let sandbox = run.provision(&parts, &manifest, opts.keep).await;
+    let sandbox = run.provision(&parts, engine, &manifest, opts.keep).await;
     if let Ok(sandbox) = &sandbox {
-        if run.restore(&parts, sandbox, &manifest).await.is_ok() {
-            let _ = run.verify(&parts, sandbox, &manifest).await;
+        if run
+            .restore(&parts, engine, sandbox, &manifest)
+            .await
+            .is_ok()
+        {
+            let _ = run.verify(&parts, engine, sandbox, &manifest).await;
         } else {
             run.skip(Stage::Verify);
         }
@@ -178,7 +195,7 @@ pub async fn run_with_parts(
         if let Ok(sb) = &sandbox {
             run.kept_sandbox = Some(format!(
                 "{} (remove with `docker rm -f {}` or `firedrill reap --all`)",
-                parts.engine.connect_cmd(&sb.name, &manifest.database),
+                engine.connect_cmd(&sb.name, &manifest.databases[0]),
                 sb.name
             ));
             run.record(
@@ -423,20 +440,13 @@ impl<'a> Run<'a> {
         self.dump_tool = Some(format!("{} {}", meta.tool, meta.tool_version));
         let fingerprint = started.fingerprint.clone();
         self.fingerprint = Some(fingerprint.clone());
-        let dump_notes = vec![
-            format!(
-                "{} {} → {} {}",
-                meta.engine.as_str(),
-                meta.server_version,
-                meta.tool,
-                meta.tool_version
-            ),
-            format!(
-                "{} tables, {} rows",
-                fingerprint.tables.len(),
-                fingerprint.total_rows()
-            ),
-        ];
+        let mut dump_notes = vec![format!(
+            "{} {} → {} {}",
+            meta.engine.as_str(),
+            meta.server_version,
+            meta.tool,
+            meta.tool_version
+        )];
 
         let prefix = format!(
             "{}{}/",
@@ -462,28 +472,49 @@ impl<'a> Run<'a> {
         let reader = SyncIoBridge::new(counting);
         let (tx, rx) = mpsc::channel::<Upload>(artifact::CHANNEL_DEPTH);
         let (ok_tx, ok_rx) = oneshot::channel::<bool>();
+        let (inspected_tx, inspected_rx) = oneshot::channel::<Result<Inspection>>();
+        let (fp_tx, fp_rx) = oneshot::channel::<(Fingerprint, Vec<String>)>();
+        let inspector = started.inspector;
+        let snapshot = fingerprint.clone();
         let (enc_tx, enc_rx) = oneshot::channel::<EncryptOutcome>();
         let recipients = parts.recipients.clone();
         let (level, threads) = (drill.compression.level, drill.compression.threads);
         self.progress.stage_started(Stage::Encrypt);
         self.progress.stage_started(Stage::Upload);
         let encrypt_task = tokio::task::spawn_blocking(move || {
-            artifact::encrypt_stream(reader, recipients, level, threads, tx, ok_rx)
+            artifact::encrypt_stream(
+                reader,
+                recipients,
+                level,
+                threads,
+                inspector,
+                snapshot,
+                inspected_tx,
+                tx,
+                ok_rx,
+            )
         });
-        let SourceSpec::Postgres(pg) = &drill.source;
-        let min_dump = pg.min_dump_bytes;
+        let min_dump = drill.source.min_dump_bytes();
 
         let completion = started.completion;
         let dump_fut = async {
             let r = bounded(Stage::Dump, t.dump, &pipeline_cancel, async {
                 completion.await?;
-                // The tool has exited; wait for its last bytes to be read before judging size.
+                // The tool has exited; wait for its last bytes to be read before judging.
                 let _ = eof.await;
+                let inspection = inspected_rx.await.map_err(|_| Error::cancelled())??;
                 let plain = plain_count.load(std::sync::atomic::Ordering::Relaxed);
                 check_dump_size(plain, min_dump)?;
-                Ok(plain)
+                Ok((plain, inspection))
             })
             .await;
+            let r = r.map(|(plain, inspection)| {
+                let fp = inspection
+                    .fingerprint
+                    .unwrap_or_else(|| fingerprint.clone());
+                let _ = fp_tx.send((fp.clone(), inspection.notes.clone()));
+                (plain, fp, inspection.notes)
+            });
             let _ = ok_tx.send(r.is_ok());
             if let Err(e) = &r {
                 note_failure(Stage::Dump, e);
@@ -506,12 +537,7 @@ impl<'a> Run<'a> {
             (r, enc_t0.elapsed())
         };
         let store = parts.store.clone();
-        let manifest_ctx = (
-            meta.clone(),
-            fingerprint.clone(),
-            artifact_key.clone(),
-            manifest_key.clone(),
-        );
+        let manifest_ctx = (meta.clone(), artifact_key.clone(), manifest_key.clone());
         let run_id = self.run_id.clone();
         let started_at = self.started_at;
         let recipients_text: Vec<String> = parts.recipients.iter().map(|r| r.to_string()).collect();
@@ -519,6 +545,7 @@ impl<'a> Run<'a> {
             let r = bounded(Stage::Upload, t.upload, &pipeline_cancel, async {
                 let written = store.put_stream(&artifact_key, rx).await?;
                 let enc = enc_rx.await.map_err(|_| Error::cancelled())?;
+                let (fingerprint, notes) = fp_rx.await.map_err(|_| Error::cancelled())?;
                 // Trust nothing we have not checked: the stored object must be exactly
                 // what was produced before the manifest makes it look complete.
                 let stored = store.size(&artifact_key).await?;
@@ -528,7 +555,7 @@ impl<'a> Run<'a> {
                         enc.encrypted_bytes
                     )));
                 }
-                let (meta, fingerprint, artifact_key, manifest_key) = manifest_ctx;
+                let (meta, artifact_key, manifest_key) = manifest_ctx;
                 let manifest = Manifest {
                     manifest_version: MANIFEST_VERSION,
                     drill: drill.name.clone(),
@@ -537,8 +564,8 @@ impl<'a> Run<'a> {
                     finished_at: jiff::Timestamp::now(),
                     engine: meta.engine.as_str().into(),
                     source_server_version: meta.server_version.clone(),
-                    source_major: meta.server_major,
-                    database: meta.database.clone(),
+                    source_major: meta.server_major.clone(),
+                    databases: meta.databases.clone(),
                     dump_tool: meta.tool.clone(),
                     dump_tool_version: meta.tool_version.clone(),
                     dump_format: meta.format.clone(),
@@ -551,6 +578,7 @@ impl<'a> Run<'a> {
                     sha256: enc.sha256.clone(),
                     recipients: recipients_text,
                     fingerprint,
+                    notes,
                     firedrill_version: env!("CARGO_PKG_VERSION").into(),
                 };
                 store
@@ -579,7 +607,22 @@ impl<'a> Run<'a> {
                 run.record(stage, outcome_of(&e), d, None, 1, Some(&e), notes);
             }
         };
-        record(self, Stage::Dump, dump_r.map(Some), dump_d, dump_notes);
+        if let Ok((_, fp, notes)) = &dump_r {
+            dump_notes.push(format!(
+                "{} tables, {} rows",
+                fp.tables.len(),
+                fp.total_rows()
+            ));
+            dump_notes.extend(notes.iter().cloned());
+            self.fingerprint = Some(fp.clone());
+        }
+        record(
+            self,
+            Stage::Dump,
+            dump_r.map(|(plain, _, _)| Some(plain)),
+            dump_d,
+            dump_notes,
+        );
         let enc_ok = enc_r.as_ref().ok().cloned();
         record(
             self,
@@ -665,13 +708,16 @@ impl<'a> Run<'a> {
                     compressed_bytes: m.compressed_bytes,
                     encrypted_bytes: m.encrypted_bytes,
                 });
-                if m.engine != parts.engine.as_str() {
+                let fits = match &self.drill.source {
+                    SourceSpec::Postgres(_) => m.engine == "postgres",
+                    SourceSpec::Mysql(_) => m.engine == "mysql" || m.engine == "mariadb",
+                };
+                if !fits {
                     self.fail(
                         None,
                         Error::config(format!(
-                            "artifact {artifact} is a {} dump, the drill's source is {}",
-                            m.engine,
-                            parts.engine.as_str()
+                            "artifact {artifact} is a {} dump, not one of this drill's source",
+                            m.engine
                         )),
                     );
                     return Err(());
@@ -690,6 +736,7 @@ impl<'a> Run<'a> {
     async fn provision(
         &mut self,
         parts: &Parts,
+        engine: Engine,
         manifest: &Manifest,
         keep: bool,
     ) -> Result<Sandbox> {
@@ -697,13 +744,15 @@ impl<'a> Run<'a> {
         let limit = self.drill.timeouts.provision;
         self.progress.stage_started(stage);
         let t0 = Instant::now();
-        let engine = parts.engine;
         let SandboxSpec::Docker(d) = &self.drill.sandbox;
         let image = d
             .image
             .as_ref()
-            .map(|i| i.replace("{major}", &manifest.source_major.to_string()))
-            .unwrap_or_else(|| engine.default_image(manifest.source_major));
+            .map(|i| {
+                i.replace("{major}", &manifest.source_major)
+                    .replace("{engine}", engine.as_str())
+            })
+            .unwrap_or_else(|| engine.default_image(&manifest.source_major));
         self.sandbox_image = Some(image.clone());
         let req = SandboxRequest {
             run_id: self.run_id.clone(),
@@ -733,7 +782,7 @@ impl<'a> Run<'a> {
                 stage,
                 remaining,
                 &self.cancel,
-                provision_once(backend.as_ref(), engine, &req, manifest.source_major),
+                provision_once(backend.as_ref(), engine, &req, &manifest.source_major),
             )
             .await;
             match attempt {
@@ -797,6 +846,7 @@ impl<'a> Run<'a> {
     async fn restore(
         &mut self,
         parts: &Parts,
+        engine: Engine,
         sandbox: &Sandbox,
         manifest: &Manifest,
     ) -> Result<()> {
@@ -887,7 +937,7 @@ impl<'a> Run<'a> {
             }
 
             let out = backend
-                .exec(sandbox, &parts.engine.restore_cmd(&stored.database), None)
+                .exec(sandbox, &engine.restore_cmd(&stored.databases), None)
                 .await?;
             let _ = backend
                 .exec(
@@ -902,7 +952,7 @@ impl<'a> Run<'a> {
                         return Err(sandbox_died(&st, drill));
                     }
                 }
-                return Err(parts.engine.restore_error(&out.stderr));
+                return Err(engine.restore_error(&out.stderr));
             }
             Ok(size)
         };
@@ -915,46 +965,25 @@ impl<'a> Run<'a> {
     async fn verify(
         &mut self,
         parts: &Parts,
+        engine: Engine,
         sandbox: &Sandbox,
         manifest: &Manifest,
     ) -> Result<()> {
         let drill = self.drill;
-        let engine = parts.engine;
         let fut = async {
             let backend = &parts.sandbox;
-            let out = backend
-                .exec(sandbox, &engine.fingerprint_cmd(&manifest.database), None)
+            let restored = engine
+                .sandbox_fingerprint(backend.as_ref(), sandbox, &manifest.databases)
                 .await?;
-            if out.exit_code != 0 {
-                return Err(
-                    Error::verification("cannot read the restored database's tables")
-                        .with_stderr(postgres::tail(&out.stderr, 20)),
-                );
-            }
-            let restored = engine.parse_fingerprint(&out.stdout)?;
             let mismatches = manifest.fingerprint.compare(&restored);
             let mut results = Vec::new();
             for a in &drill.assertions {
-                let out = backend
-                    .exec(
-                        sandbox,
-                        &engine.scalar_cmd(&manifest.database, &a.sql),
-                        None,
-                    )
-                    .await?;
-                let (actual, error) = if out.exit_code != 0 {
-                    (
-                        None,
-                        Some(format!(
-                            "query failed: {}",
-                            postgres::tail(out.stderr.trim(), 5)
-                        )),
-                    )
-                } else {
-                    match scalar(&out.stdout) {
-                        Ok(v) => (v, None),
-                        Err(m) => (None, Some(m)),
-                    }
+                let (actual, error) = match engine
+                    .sandbox_scalar(backend.as_ref(), sandbox, &manifest.databases, &a.sql)
+                    .await?
+                {
+                    Ok(v) => (v, None),
+                    Err(m) => (None, Some(m)),
                 };
                 let passed = error.is_none() && a.expect.holds(actual.as_deref());
                 results.push(crate::assertion::AssertionResult {
@@ -1125,10 +1154,10 @@ async fn provision_once(
     backend: &dyn SandboxBackend,
     engine: Engine,
     req: &SandboxRequest,
-    major: u32,
+    major: &str,
 ) -> Result<Sandbox> {
     backend
-        .check_image(&req.image, &engine.build_hint())
+        .check_image(&req.image, &engine.build_hint(major))
         .await?;
     let sb = backend.provision(req).await?;
     loop {
@@ -1142,18 +1171,17 @@ async fn provision_once(
                 "the sandbox's database exited before it was ready (exit {})",
                 st.exit_code.unwrap_or(-1)
             ))
-            .with_stderr(postgres::tail(&st.log_tail, 20))
+            .with_stderr(tail(&st.log_tail, 20))
             .with_hint("read the server log below; a custom sandbox.image must follow containers/README.md"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let out = backend.exec(&sb, &engine.version_cmd(), None).await?;
-    let got: u32 = out.stdout.trim().parse().unwrap_or(0);
-    if got != major {
+    let got = out.stdout.trim();
+    if got != engine.expected_version(major) {
         return Err(Error::infra(format!(
-            "sandbox image {} runs {} {got}, but the dump came from {} {major}",
+            "sandbox image {} runs `{got}`, but the dump came from {} {major}",
             req.image,
-            engine.as_str(),
             engine.as_str()
         ))
         .with_hint(format!(
@@ -1179,7 +1207,7 @@ fn sandbox_died(st: &crate::sandbox::SandboxState, drill: &Drill) -> Error {
             "the sandbox's database stopped during the restore (exit {})",
             st.exit_code.unwrap_or(-1)
         ))
-        .with_stderr(postgres::tail(&st.log_tail, 20))
+        .with_stderr(tail(&st.log_tail, 20))
     }
 }
 
@@ -1195,30 +1223,6 @@ fn sh(script: &str, args: &[&str]) -> Vec<String> {
     v
 }
 
-/// The single scalar of a query's output (one row, one column); `None` for NULL.
-pub fn scalar(stdout: &str) -> std::result::Result<Option<String>, String> {
-    let lines: Vec<&str> = stdout.lines().collect();
-    match lines.as_slice() {
-        [] => Err("the query returned no rows; it must return exactly one value".into()),
-        [one] => {
-            if one.contains('\u{1f}') && *one != postgres::NULL_MARKER {
-                Err(
-                    "the query returned more than one column; it must return exactly one value"
-                        .into(),
-                )
-            } else if *one == postgres::NULL_MARKER {
-                Ok(None)
-            } else {
-                Ok(Some(one.to_string()))
-            }
-        }
-        more => Err(format!(
-            "the query returned {} rows; it must return exactly one value",
-            more.len()
-        )),
-    }
-}
-
 use futures::StreamExt as _;
 #[allow(unused_imports)]
 use FutureExt as _;
@@ -1226,17 +1230,6 @@ use FutureExt as _;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scalars() {
-        assert_eq!(scalar("42\n"), Ok(Some("42".into())));
-        assert_eq!(scalar(&format!("{}\n", postgres::NULL_MARKER)), Ok(None));
-        assert!(scalar("").unwrap_err().contains("no rows"));
-        assert!(scalar("1\n2\n").unwrap_err().contains("2 rows"));
-        assert!(scalar("1\u{1f}2\n")
-            .unwrap_err()
-            .contains("more than one column"));
-    }
 
     #[test]
     fn run_ids_sort_by_time() {

@@ -19,12 +19,13 @@ pub struct Manifest {
     /// `postgres`, later `mysql` / `mariadb`.
     pub engine: String,
     pub source_server_version: String,
-    /// The source's major version, which picks the sandbox image.
-    pub source_major: u32,
-    pub database: String,
+    /// The source's release series (`15`, `10.11`, `8.0`), which picks the sandbox image.
+    pub source_major: String,
+    /// The databases in the dump.
+    pub databases: Vec<String>,
     pub dump_tool: String,
     pub dump_tool_version: String,
-    /// `custom` (pg_dump -Fc).
+    /// `custom` (pg_dump -Fc) or `sql` (mysqldump).
     pub dump_format: String,
     /// `zstd`.
     pub compression: String,
@@ -39,6 +40,10 @@ pub struct Manifest {
     pub sha256: String,
     pub recipients: Vec<String>,
     pub fingerprint: Fingerprint,
+    /// What the dump stage noticed (source rows differing from the dump's, statements the
+    /// restore neutralises).
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub firedrill_version: String,
 }
 
@@ -92,8 +97,8 @@ mod tests {
             finished_at: ts,
             engine: "postgres".into(),
             source_server_version: "15.14".into(),
-            source_major: 15,
-            database: "shop".into(),
+            source_major: "15".into(),
+            databases: vec!["shop".into()],
             dump_tool: "pg_dump".into(),
             dump_tool_version: "15.14".into(),
             dump_format: "custom".into(),
@@ -106,6 +111,7 @@ mod tests {
             sha256: "a".repeat(64),
             recipients: vec![],
             fingerprint: Fingerprint::default(),
+            notes: vec![],
             firedrill_version: "0.1.0".into(),
         }
     }

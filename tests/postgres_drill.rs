@@ -59,7 +59,7 @@ expect = "= 0"
             .unwrap();
     assert_eq!(m["engine"], "postgres");
     assert_eq!(m["dump_tool"], "pg_dump");
-    assert_eq!(m["source_major"], 15);
+    assert_eq!(m["source_major"], "15");
     assert_eq!(m["fingerprint"]["tables"].as_array().unwrap().len(), 4);
     let artifact = std::fs::read(fx.artifact_path("healthy", &r.run_id)).unwrap();
     assert_eq!(m["sha256"], hex::encode(Sha256::digest(&artifact)));

@@ -33,6 +33,35 @@ pub struct DrillFile {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     Postgres(PostgresSourceConfig),
+    /// MySQL or MariaDB; which one is read from the server.
+    #[serde(alias = "mariadb")]
+    Mysql(MysqlSourceConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSourceConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_mysql_port")]
+    pub port: u16,
+    pub user: String,
+    pub password: Option<SecretRef>,
+    /// One database…
+    pub database: Option<String>,
+    /// …or several…
+    pub databases: Option<Vec<String>>,
+    /// …or every user database (not mysql, sys, information_schema, performance_schema).
+    #[serde(default)]
+    pub all_databases: bool,
+    /// The dump tool. Default: `mariadb-dump` for MariaDB, `mysqldump` for MySQL.
+    pub dump_tool: Option<PathBuf>,
+    /// A dump smaller than this is a failure (default "1KiB").
+    pub min_dump_bytes: Option<String>,
+}
+
+fn default_mysql_port() -> u16 {
+    3306
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -106,6 +106,28 @@ impl Drill {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceSpec {
     Postgres(PostgresSpec),
+    Mysql(MysqlSpec),
+}
+
+impl SourceSpec {
+    pub fn min_dump_bytes(&self) -> u64 {
+        match self {
+            SourceSpec::Postgres(p) => p.min_dump_bytes,
+            SourceSpec::Mysql(m) => m.min_dump_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MysqlSpec {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<SecretSource>,
+    /// Empty means every user database.
+    pub databases: Vec<String>,
+    pub dump_tool: Option<PathBuf>,
+    pub min_dump_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -446,6 +468,86 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 min_dump_bytes,
             })
         }
+        SourceConfig::Mysql(my) => {
+            if my.host.trim().is_empty() {
+                c.push(
+                    "source.host",
+                    "the host is empty",
+                    "give a host name or an IP address",
+                );
+            }
+            if my.port == 0 {
+                c.push(
+                    "source.port",
+                    "port 0 is not a port",
+                    "MySQL and MariaDB listen on 3306 by default",
+                );
+            }
+            if my.user.trim().is_empty() {
+                c.push(
+                    "source.user",
+                    "the user name is empty",
+                    "name a user with SELECT, SHOW VIEW, TRIGGER, EVENT and LOCK TABLES",
+                );
+            }
+            let password = my.password.as_ref().and_then(|p| {
+                p.validate()
+                    .map_err(|m| {
+                        c.push("source.password", m, "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; passwords are never written inline")
+                    })
+                    .ok()
+            });
+            let chosen = [
+                my.database.is_some(),
+                my.databases.is_some(),
+                my.all_databases,
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            let mut databases = Vec::new();
+            if chosen != 1 {
+                c.push(
+                    "source.database",
+                    if chosen == 0 {
+                        "no database chosen"
+                    } else {
+                        "choose only one of database, databases, all_databases"
+                    },
+                    "write database = \"shop\", databases = [\"a\", \"b\"] or all_databases = true",
+                );
+            } else if let Some(d) = &my.database {
+                databases.push(d.clone());
+            } else if let Some(ds) = &my.databases {
+                if ds.is_empty() {
+                    c.push(
+                        "source.databases",
+                        "the list is empty",
+                        "name at least one database, or use all_databases = true",
+                    );
+                }
+                databases.extend(ds.iter().cloned());
+            }
+            for (i, d) in databases.iter().enumerate() {
+                if d.trim().is_empty() || d.contains('`') || d.len() > 64 {
+                    c.push(
+                        format!("source.databases[{i}]"),
+                        format!("`{d}` is not a database name"),
+                        "use the database's name as SHOW DATABASES prints it",
+                    );
+                }
+            }
+            let min_dump_bytes = c.size("source.min_dump_bytes", &my.min_dump_bytes, 1024);
+            SourceSpec::Mysql(MysqlSpec {
+                host: my.host.clone(),
+                port: my.port,
+                user: my.user.clone(),
+                password,
+                databases,
+                dump_tool: my.dump_tool.clone(),
+                min_dump_bytes,
+            })
+        }
     };
 
     let storage = match &raw.storage {
@@ -681,7 +783,7 @@ expect = ">= 1"
         assert_eq!(d.timeouts.provision, Duration::from_secs(300));
         assert_eq!(d.assertions.len(), 1);
         assert_eq!(d.base_dir, Path::new("drills"));
-        let SourceSpec::Postgres(pg) = &d.source;
+        let SourceSpec::Postgres(pg) = &d.source else { panic!("postgres") };
         assert_eq!(pg.port, 5432);
         assert_eq!(pg.min_dump_bytes, 1024);
     }

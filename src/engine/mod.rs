@@ -6,8 +6,11 @@
 //! [`crate::sandbox::SandboxBackend::exec`]: the sandbox has no network, so everything
 //! happens inside it with the engine's own client tools.
 
+pub mod mysql;
+pub mod mysqldump_scan;
 pub mod postgres;
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -17,26 +20,57 @@ use tokio::io::AsyncRead;
 
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::sandbox::{Sandbox, SandboxBackend};
 
 /// What a started dump says about itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct DumpMeta {
     pub engine: Engine,
     pub server_version: String,
-    pub server_major: u32,
-    pub database: String,
+    /// The release series that picks the sandbox image: `15`, `10.11`, `8.0`.
+    pub server_major: String,
+    pub databases: Vec<String>,
     pub tool: String,
     pub tool_version: String,
     pub format: String,
 }
 
-/// A dump in progress: its fingerprint (taken in the dump's snapshot), its byte stream,
-/// and a future that resolves when the dump tool has exited, with an error if it failed.
+/// A dump in progress: its fingerprint (taken in the dump's snapshot, or completed from
+/// the stream by its inspector), its byte stream, and a future that resolves when the dump
+/// tool has exited, with an error if it failed.
 pub struct StartedDump {
     pub meta: DumpMeta,
     pub fingerprint: Fingerprint,
     pub output: Pin<Box<dyn AsyncRead + Send>>,
     pub completion: BoxFuture<'static, Result<()>>,
+    /// Sees every plain byte of the dump as it passes.
+    pub inspector: Box<dyn DumpInspector>,
+}
+
+/// Watches a dump stream go by (on the pipeline's blocking thread).
+pub trait DumpInspector: Send + 'static {
+    fn update(&mut self, chunk: &[u8]);
+    /// Called at the end of the stream; an error fails the dump stage.
+    fn finish(self: Box<Self>, fingerprint: &Fingerprint) -> Result<Inspection>;
+}
+
+/// What an inspector concluded.
+#[derive(Debug, Clone, Default)]
+pub struct Inspection {
+    /// The fingerprint of what is in the dump, when the stream decides it.
+    pub fingerprint: Option<Fingerprint>,
+    /// Facts for the report and the manifest.
+    pub notes: Vec<String>,
+}
+
+/// An inspector for formats whose fingerprint the snapshot already gives exactly.
+pub struct NoInspection;
+
+impl DumpInspector for NoInspection {
+    fn update(&mut self, _chunk: &[u8]) {}
+    fn finish(self: Box<Self>, _fingerprint: &Fingerprint) -> Result<Inspection> {
+        Ok(Inspection::default())
+    }
 }
 
 /// A database that can be dumped.
@@ -52,6 +86,8 @@ pub trait DumpSource: Send + Sync + 'static {
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     Postgres,
+    Mariadb,
+    Mysql,
 }
 
 /// Where the sandbox keeps the staged (still encrypted) artifact.
@@ -63,29 +99,46 @@ impl Engine {
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Postgres => "postgres",
+            Engine::Mariadb => "mariadb",
+            Engine::Mysql => "mysql",
         }
     }
 
     pub fn parse(s: &str) -> Result<Engine> {
         match s {
             "postgres" => Ok(Engine::Postgres),
+            "mariadb" => Ok(Engine::Mariadb),
+            "mysql" => Ok(Engine::Mysql),
             other => Err(Error::backup(format!(
                 "unknown engine `{other}` in manifest"
             ))),
         }
     }
 
-    /// The default sandbox image for a source major version.
-    pub fn default_image(self, major: u32) -> String {
+    /// The default sandbox image for a source's release series.
+    pub fn default_image(self, major: &str) -> String {
         format!("firedrill-sandbox-{}:{major}", self.as_str())
     }
 
-    /// How to build the default image offline, for error messages.
-    pub fn build_hint(self) -> String {
-        format!("build it offline with `containers/build-offline.sh {}` (or from containers/{}/Dockerfile with a registry)", self.as_str(), self.as_str())
+    /// How to get the default image, for error messages.
+    pub fn build_hint(self, major: &str) -> String {
+        match self {
+            Engine::Postgres | Engine::Mariadb => format!(
+                "build it offline with `containers/build-offline.sh {}` (Debian ships {} {}), or with a registry from containers/{}/Dockerfile: docker build -t {} …",
+                self.as_str(),
+                self.as_str(),
+                if self == Engine::Postgres { "15" } else { "10.11" },
+                self.as_str(),
+                self.default_image(major)
+            ),
+            Engine::Mysql => format!(
+                "build it with a registry: docker build --build-arg MYSQL_VERSION={major} -t {} -f containers/mysql/Dockerfile containers",
+                self.default_image(major)
+            ),
+        }
     }
 
-    /// Command that serves the database in the sandbox (container command).
+    /// Command that serves the database in the sandbox (the container command).
     pub fn serve_cmd(self) -> Vec<String> {
         vec!["serve".into(), self.as_str().into()]
     }
@@ -99,7 +152,7 @@ impl Engine {
         ]
     }
 
-    /// Prints the server's major version.
+    /// Prints the server's version as the sandbox script reports it.
     pub fn version_cmd(self) -> Vec<String> {
         vec![
             "firedrill-sandbox".into(),
@@ -108,60 +161,170 @@ impl Engine {
         ]
     }
 
-    /// Creates the target database and restores the staged artifact into it: decrypt,
-    /// decompress, restore, all inside the sandbox.
-    pub fn restore_cmd(self, database: &str) -> Vec<String> {
+    /// What `version_cmd` prints for a server of this engine and series.
+    pub fn expected_version(self, major: &str) -> String {
         match self {
-            Engine::Postgres => postgres::restore_cmd(database),
+            Engine::Postgres => major.to_string(),
+            Engine::Mariadb | Engine::Mysql => format!("{} {major}", self.as_str()),
         }
     }
 
-    /// Prints the restored database's fingerprint as JSON.
-    pub fn fingerprint_cmd(self, database: &str) -> Vec<String> {
+    /// Restores the staged artifact inside the sandbox: decrypt, decompress, restore.
+    pub fn restore_cmd(self, databases: &[String]) -> Vec<String> {
         match self {
-            Engine::Postgres => postgres::psql_cmd(database, postgres::FINGERPRINT_SQL),
+            Engine::Postgres => postgres::restore_cmd(&databases[0]),
+            Engine::Mariadb | Engine::Mysql => mysql::restore_cmd(self),
         }
     }
 
-    pub fn parse_fingerprint(self, stdout: &str) -> Result<Fingerprint> {
+    /// The restored database's fingerprint, read inside the sandbox.
+    pub async fn sandbox_fingerprint(
+        self,
+        backend: &dyn SandboxBackend,
+        sandbox: &Sandbox,
+        databases: &[String],
+    ) -> Result<Fingerprint> {
         match self {
-            Engine::Postgres => postgres::parse_fingerprint(stdout),
+            Engine::Postgres => {
+                let out = backend
+                    .exec(
+                        sandbox,
+                        &postgres::psql_cmd(&databases[0], postgres::FINGERPRINT_SQL),
+                        None,
+                    )
+                    .await?;
+                if out.exit_code != 0 {
+                    return Err(
+                        Error::verification("cannot read the restored database's tables")
+                            .with_stderr(tail(&out.stderr, 20)),
+                    );
+                }
+                postgres::parse_fingerprint(&out.stdout)
+            }
+            Engine::Mariadb | Engine::Mysql => {
+                mysql::sandbox_fingerprint(self, backend, sandbox, databases).await
+            }
         }
     }
 
-    /// Runs one query and prints its scalar.
-    pub fn scalar_cmd(self, database: &str, sql: &str) -> Vec<String> {
-        match self {
-            Engine::Postgres => postgres::psql_cmd(database, sql),
+    /// Runs one query in the sandbox; `Ok(value)` with `None` for SQL NULL, or the reason
+    /// the query gave no single value.
+    pub async fn sandbox_scalar(
+        self,
+        backend: &dyn SandboxBackend,
+        sandbox: &Sandbox,
+        databases: &[String],
+        sql: &str,
+    ) -> Result<std::result::Result<Option<String>, String>> {
+        let (cmd, null) = match self {
+            Engine::Postgres => (
+                postgres::psql_cmd(&databases[0], sql),
+                postgres::NULL_MARKER,
+            ),
+            Engine::Mariadb | Engine::Mysql => {
+                (mysql::client_cmd(self, Some(&databases[0]), sql), "NULL")
+            }
+        };
+        let out = backend.exec(sandbox, &cmd, None).await?;
+        if out.exit_code != 0 {
+            return Ok(Err(format!("query failed: {}", tail(out.stderr.trim(), 5))));
         }
+        Ok(scalar(&out.stdout, null))
     }
 
     /// How a person reaches a kept sandbox's database.
     pub fn connect_cmd(self, container: &str, database: &str) -> String {
-        match self {
-            Engine::Postgres => format!(
-                "docker exec -it {container} psql -h /run/postgresql -U postgres -d {database}"
-            ),
-        }
+        format!(
+            "docker exec -it {container} firedrill-sandbox client {} {}",
+            self.as_str(),
+            match self {
+                Engine::Postgres => format!("-d {database}"),
+                Engine::Mariadb | Engine::Mysql => database.to_string(),
+            }
+        )
     }
 
-    /// Turns a failed restore's exit and stderr into an error that says what broke.
+    /// Turns a failed restore's stderr into an error that says what broke.
     pub fn restore_error(self, stderr: &str) -> Error {
         if stderr.contains("no identity matched any of the recipients") {
             return Error::backup("this identity does not match any recipient of the artifact")
                 .with_hint("encryption.identity must be the private key of one of the recipients listed in the artifact's manifest; use the matching identity file");
         }
-        if stderr.contains("age: error") || stderr.contains("age: ") {
+        if stderr.contains("age: error") {
             return Error::backup("the artifact does not decrypt: its authentication failed (it was altered or truncated after encryption)")
-                .with_hint("this backup cannot be trusted; drill an earlier artifact and find out what damaged this one");
+                .with_hint("this backup cannot be trusted; drill an earlier artifact and find out what damaged this one")
+                .with_stderr(tail(stderr, 10));
         }
         if stderr.contains("zstd:") {
-            return Error::backup("the decrypted artifact does not decompress").with_hint(
-                "the artifact was written by a broken pipeline; drill an earlier artifact",
-            );
+            return Error::backup("the decrypted artifact does not decompress")
+                .with_hint(
+                    "the artifact was written by a broken pipeline; drill an earlier artifact",
+                )
+                .with_stderr(tail(stderr, 10));
         }
         match self {
             Engine::Postgres => postgres::restore_error(stderr),
+            Engine::Mariadb | Engine::Mysql => mysql::restore_error(stderr),
         }
+    }
+}
+
+/// The single scalar of a query's output (one row, one column); `None` when it is `null`.
+pub fn scalar(stdout: &str, null: &str) -> std::result::Result<Option<String>, String> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    match lines.as_slice() {
+        [] => Err("the query returned no rows; it must return exactly one value".into()),
+        [one] if *one == null => Ok(None),
+        [one] if one.contains('\u{1f}') || one.contains('\t') => {
+            Err("the query returned more than one column; it must return exactly one value".into())
+        }
+        [one] => Ok(Some(one.to_string())),
+        more => Err(format!(
+            "the query returned {} rows; it must return exactly one value",
+            more.len()
+        )),
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Row counts by `schema.table`, for merging dump-derived counts into a fingerprint.
+pub type RowCounts = BTreeMap<String, u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars() {
+        let n = postgres::NULL_MARKER;
+        assert_eq!(scalar("42\n", n), Ok(Some("42".into())));
+        assert_eq!(scalar(&format!("{n}\n"), n), Ok(None));
+        assert_eq!(scalar("NULL\n", "NULL"), Ok(None));
+        assert!(scalar("", n).unwrap_err().contains("no rows"));
+        assert!(scalar("1\n2\n", n).unwrap_err().contains("2 rows"));
+        assert!(scalar("1\u{1f}2\n", n)
+            .unwrap_err()
+            .contains("more than one column"));
+        assert!(scalar("1\t2\n", "NULL")
+            .unwrap_err()
+            .contains("more than one column"));
+    }
+
+    #[test]
+    fn versions_and_images() {
+        assert_eq!(
+            Engine::Mariadb.default_image("10.11"),
+            "firedrill-sandbox-mariadb:10.11"
+        );
+        assert_eq!(Engine::Mariadb.expected_version("10.11"), "mariadb 10.11");
+        assert_eq!(Engine::Postgres.expected_version("15"), "15");
+        assert!(Engine::Mysql
+            .build_hint("8.4")
+            .contains("MYSQL_VERSION=8.4"));
     }
 }

@@ -11,7 +11,10 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio_postgres::NoTls;
 
-use super::{DumpMeta, DumpSource, Engine, StartedDump, SANDBOX_IDENTITY, STAGED_ARTIFACT};
+use super::{
+    tail, DumpMeta, DumpSource, Engine, NoInspection, StartedDump, SANDBOX_IDENTITY,
+    STAGED_ARTIFACT,
+};
 use crate::config::PostgresSpec;
 use crate::error::{Error, Result};
 use crate::fingerprint::{Fingerprint, TableFingerprint};
@@ -101,12 +104,6 @@ pub fn restore_error(stderr: &str) -> Error {
     Error::backup("pg_restore could not restore the dump")
         .with_hint("read pg_restore's output below; a dump that does not restore is not a backup")
         .with_stderr(tail(stderr, 40))
-}
-
-/// The last `n` lines of `s`.
-pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Dumps one PostgreSQL database with pg_dump.
@@ -335,8 +332,8 @@ impl DumpSource for PostgresSource {
             meta: DumpMeta {
                 engine: Engine::Postgres,
                 server_version,
-                server_major,
-                database: spec.database.clone(),
+                server_major: server_major.to_string(),
+                databases: vec![spec.database.clone()],
                 tool: "pg_dump".into(),
                 tool_version,
                 format: "custom".into(),
@@ -344,6 +341,7 @@ impl DumpSource for PostgresSource {
             fingerprint,
             output: Box::pin(stdout),
             completion,
+            inspector: Box::new(NoInspection),
         })
     }
 }

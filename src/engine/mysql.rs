@@ -1,0 +1,651 @@
+//! MySQL and MariaDB: `mysqldump` / `mariadb-dump` on the host, with the rows in the dump
+//! counted from the stream itself, and the `mariadb` / `mysql` client inside the sandbox.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use mysql_async::prelude::Queryable;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::mysqldump_scan::DumpScanner;
+use super::{
+    tail, DumpInspector, DumpMeta, DumpSource, Engine, Inspection, StartedDump, SANDBOX_IDENTITY,
+    STAGED_ARTIFACT,
+};
+use crate::config::MysqlSpec;
+use crate::error::{Error, Result};
+use crate::fingerprint::{Fingerprint, TableFingerprint};
+use crate::sandbox::{Sandbox, SandboxBackend};
+use crate::secret::{redact, Secret};
+
+/// Schemas that belong to the server, never dumped as user data.
+const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "sys", "information_schema", "performance_schema"];
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+/// Columns of every base table of `databases`, in order: `schema, table, column, type`.
+pub fn columns_sql(databases: &[String]) -> String {
+    let list: Vec<String> = databases.iter().map(|d| sql_str(d)).collect();
+    format!(
+        "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE \
+         FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
+         ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+         WHERE t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND c.TABLE_SCHEMA IN ({}) \
+         ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION",
+        list.join(", ")
+    )
+}
+
+/// Exact row counts of the given `(schema, table)`s in one statement.
+pub fn counts_sql(tables: &[(String, String)]) -> String {
+    tables
+        .iter()
+        .map(|(s, t)| {
+            format!(
+                "SELECT {}, {}, COUNT(*) FROM {}.{}",
+                sql_str(s),
+                sql_str(t),
+                ident(s),
+                ident(t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+type Columns = BTreeMap<(String, String), Vec<(String, String)>>;
+
+fn build_fingerprint(columns: Columns, counts: &BTreeMap<(String, String), u64>) -> Fingerprint {
+    let mut tables: Vec<TableFingerprint> = columns
+        .into_iter()
+        .map(|((s, t), cols)| {
+            let rows = counts.get(&(s.clone(), t.clone())).copied().unwrap_or(0);
+            TableFingerprint::new(s, t, rows, cols)
+        })
+        .collect();
+    tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Fingerprint { tables }
+}
+
+/// The client inside the sandbox: `-N -B` (no headers, tab-separated) on one statement.
+pub fn client_cmd(engine: Engine, database: Option<&str>, sql: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "firedrill-sandbox",
+        "client",
+        engine.as_str(),
+        "-N",
+        "-B",
+        "-e",
+        sql,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(d) = database {
+        v.push(d.to_string());
+    }
+    v
+}
+
+/// Undoes the client's batch-mode escaping of tabs, newlines and backslashes.
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut it = field.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('0') => out.push('\0'),
+                Some('\\') => out.push('\\'),
+                Some(o) => {
+                    out.push('\\');
+                    out.push(o)
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_rows(stdout: &str, fields: usize) -> Result<Vec<Vec<String>>> {
+    stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<String> = l.split('\t').map(unescape).collect();
+            if f.len() == fields {
+                Ok(f)
+            } else {
+                Err(Error::internal(format!(
+                    "unexpected client output line: {l}"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// The restored databases' fingerprint, read with the client inside the sandbox.
+pub async fn sandbox_fingerprint(
+    engine: Engine,
+    backend: &dyn SandboxBackend,
+    sandbox: &Sandbox,
+    databases: &[String],
+) -> Result<Fingerprint> {
+    let out = backend
+        .exec(
+            sandbox,
+            &client_cmd(engine, None, &columns_sql(databases)),
+            None,
+        )
+        .await?;
+    if out.exit_code != 0 {
+        return Err(
+            Error::verification("cannot read the restored databases' columns")
+                .with_stderr(tail(&out.stderr, 20)),
+        );
+    }
+    let mut columns: Columns = BTreeMap::new();
+    for f in parse_rows(&out.stdout, 4)? {
+        columns
+            .entry((f[0].clone(), f[1].clone()))
+            .or_default()
+            .push((f[2].clone(), f[3].clone()));
+    }
+    let tables: Vec<(String, String)> = columns.keys().cloned().collect();
+    let mut counts = BTreeMap::new();
+    for chunk in tables.chunks(500) {
+        let out = backend
+            .exec(sandbox, &client_cmd(engine, None, &counts_sql(chunk)), None)
+            .await?;
+        if out.exit_code != 0 {
+            return Err(
+                Error::verification("cannot count the restored tables' rows")
+                    .with_stderr(tail(&out.stderr, 20)),
+            );
+        }
+        for f in parse_rows(&out.stdout, 3)? {
+            let n = f[2]
+                .parse::<u64>()
+                .map_err(|_| Error::internal(format!("row count `{}`", f[2])))?;
+            counts.insert((f[0].clone(), f[1].clone()), n);
+        }
+    }
+    Ok(build_fingerprint(columns, &counts))
+}
+
+/// Decrypts, decompresses and feeds the dump to the client. DEFINER clauses (their users
+/// do not exist in the sandbox) and GTID_PURGED statements (a fresh server refuses them)
+/// are neutralised on the way; data lines are left untouched.
+pub fn restore_cmd(engine: Engine) -> Vec<String> {
+    let script = format!(
+        r#"set -euo pipefail
+age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q \
+  | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' \
+  | firedrill-sandbox client {engine}
+rm -f {STAGED_ARTIFACT}"#,
+        engine = engine.as_str()
+    );
+    vec!["bash".into(), "-c".into(), script]
+}
+
+pub fn restore_error(stderr: &str) -> Error {
+    if stderr.contains("2006") || stderr.contains("server has gone away") {
+        return Error::backup("the restore lost its server: \"MySQL server has gone away\" (2006)")
+            .with_hint("a statement was bigger than max_allowed_packet or the server died; the sandbox allows 1G packets, so look for rows larger than that and at the server log")
+            .with_stderr(tail(stderr, 20));
+    }
+    if stderr.contains("1153") || stderr.contains("max_allowed_packet") {
+        return Error::backup("the restore sent a packet bigger than max_allowed_packet (1153)")
+            .with_hint("the dump holds a statement larger than the sandbox's 1G max_allowed_packet; dump with a smaller --net-buffer-length or split the largest rows")
+            .with_stderr(tail(stderr, 20));
+    }
+    Error::backup("the client could not restore the dump")
+        .with_hint("read the client's output below; a dump that does not restore is not a backup")
+        .with_stderr(tail(stderr, 40))
+}
+
+/// Counts the dump's rows as it passes and completes the fingerprint from them.
+struct MysqlInspector {
+    scanner: DumpScanner,
+    source_counts: BTreeMap<String, u64>,
+}
+
+impl DumpInspector for MysqlInspector {
+    fn update(&mut self, chunk: &[u8]) {
+        self.scanner.update(chunk);
+    }
+
+    fn finish(self: Box<Self>, snapshot: &Fingerprint) -> Result<Inspection> {
+        let scan = self.scanner.finish()?;
+        let mut notes = Vec::new();
+        let mut tables = Vec::new();
+        for t in &snapshot.tables {
+            let q = t.qualified();
+            match scan.rows.get(&q) {
+                Some(rows) => {
+                    let mut t = t.clone();
+                    t.rows = *rows;
+                    if let Some(src) = self.source_counts.get(&q) {
+                        if src != rows {
+                            notes.push(format!(
+                                "{q}: {rows} rows in the dump, {src} at the source's snapshot (writes during the dump)"
+                            ));
+                        }
+                    }
+                    tables.push(t);
+                }
+                None => notes.push(format!(
+                    "{q}: at the source but not in the dump (created while dumping?)"
+                )),
+            }
+        }
+        for (q, rows) in &scan.rows {
+            if !snapshot.tables.iter().any(|t| &t.qualified() == q) {
+                notes.push(format!(
+                    "{q}: {rows} rows in the dump but not at the source's snapshot"
+                ));
+            }
+        }
+        if scan.definers > 0 {
+            notes.push(format!(
+                "{} DEFINER clauses will be neutralised at restore",
+                scan.definers
+            ));
+        }
+        if scan.gtid_purged > 0 {
+            notes.push(format!(
+                "{} GTID_PURGED statements will be neutralised at restore",
+                scan.gtid_purged
+            ));
+        }
+        Ok(Inspection {
+            fingerprint: Some(Fingerprint { tables }),
+            notes,
+        })
+    }
+}
+
+/// Dumps MySQL or MariaDB databases with the server family's own dump tool.
+pub struct MysqlSource {
+    spec: MysqlSpec,
+    password: Option<Secret>,
+}
+
+/// `10.11.6-MariaDB-0+deb12u1` → (Mariadb, "10.11"); `8.0.36` → (Mysql, "8.0").
+pub fn parse_server_version(v: &str) -> Option<(Engine, String)> {
+    let engine = if v.contains("MariaDB") {
+        Engine::Mariadb
+    } else {
+        Engine::Mysql
+    };
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    let major = parts.next()?;
+    let minor = parts.next()?;
+    Some((engine, format!("{major}.{minor}")))
+}
+
+/// Reads a dump tool's `--version`: (family, "10.11" or "8.0", full version).
+pub fn parse_tool_version(out: &str) -> Option<(Engine, String, String)> {
+    let word_after = |key: &str| {
+        out.split_whitespace()
+            .skip_while(|w| *w != key)
+            .nth(1)
+            .map(|w| w.trim_end_matches(',').to_string())
+    };
+    if out.contains("MariaDB") {
+        let v = out
+            .split_whitespace()
+            .find(|w| w.contains("MariaDB"))?
+            .trim_end_matches(',')
+            .to_string();
+        let (_, series) = parse_server_version(&v)?;
+        Some((Engine::Mariadb, series, v))
+    } else {
+        let v = word_after("Ver")?;
+        let (_, series) = parse_server_version(&v)?;
+        Some((Engine::Mysql, series, v))
+    }
+}
+
+fn series_lt(a: &str, b: &str) -> bool {
+    let p = |s: &str| -> (u32, u32) {
+        let mut it = s.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    p(a) < p(b)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+impl MysqlSource {
+    pub fn new(spec: MysqlSpec, password: Option<Secret>) -> Self {
+        MysqlSource { spec, password }
+    }
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.spec.host, self.spec.port)
+    }
+
+    fn db_error(&self, e: mysql_async::Error) -> Error {
+        match &e {
+            mysql_async::Error::Server(se) => match se.code {
+                1045 | 1044 | 1227 => Error::infra(format!("{} refused user {}: {}", self.target(), self.spec.user, se.message))
+                    .with_hint("check source.user, the password source in source.password, and the user's grants (SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES)")
+                    .retryable(false),
+                1049 => Error::config(format!("{}: {}", self.target(), se.message)).with_hint("correct source.database / source.databases"),
+                _ => Error::infra(format!("{}: {} ({})", self.target(), se.message, se.code)),
+            },
+            _ => Error::infra(format!("cannot talk to MySQL/MariaDB at {}: {e}", self.target()))
+                .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host"),
+        }
+    }
+
+    fn dump_tool(&self, engine: Engine) -> PathBuf {
+        if let Some(p) = &self.spec.dump_tool {
+            return p.clone();
+        }
+        let candidates: &[&str] = match engine {
+            Engine::Mariadb => &["mariadb-dump", "mysqldump"],
+            _ => &["mysqldump"],
+        };
+        candidates
+            .iter()
+            .find_map(|c| which(c))
+            .unwrap_or_else(|| PathBuf::from(candidates[0]))
+    }
+}
+
+async fn tool_version(path: &Path) -> Result<(Engine, String, String)> {
+    let out = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            Error::infra(format!("cannot run {}: {e}", path.display()))
+                .with_hint("install the client tools of the source's server family (Debian: mariadb-client; MySQL: mysql-client) or set source.dump_tool")
+                .retryable(false)
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_tool_version(&text).ok_or_else(|| {
+        Error::infra(format!(
+            "cannot read the version of {}: `{}`",
+            path.display(),
+            text.trim()
+        ))
+        .retryable(false)
+    })
+}
+
+#[async_trait]
+impl DumpSource for MysqlSource {
+    async fn start(&self) -> Result<StartedDump> {
+        let spec = &self.spec;
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(spec.host.clone())
+            .tcp_port(spec.port)
+            .user(Some(spec.user.clone()))
+            .pass(self.password.as_ref().map(|p| p.expose().to_string()))
+            .prefer_socket(false)
+            .conn_ttl(Some(Duration::from_secs(60)));
+        let connect = mysql_async::Conn::new(opts);
+        let mut conn = tokio::time::timeout(Duration::from_secs(15), connect)
+            .await
+            .map_err(|_| {
+                Error::infra(format!(
+                    "connecting to {} timed out after 15s",
+                    self.target()
+                ))
+            })?
+            .map_err(|e| self.db_error(e))?;
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| self.db_error(e))?
+            .unwrap_or_default();
+        let (engine, series) = parse_server_version(&version)
+            .ok_or_else(|| Error::infra(format!("cannot read the server version `{version}`")))?;
+
+        let databases = if spec.databases.is_empty() {
+            let all: Vec<String> = conn
+                .query("SHOW DATABASES")
+                .await
+                .map_err(|e| self.db_error(e))?;
+            all.into_iter()
+                .filter(|d| !SYSTEM_SCHEMAS.contains(&d.to_ascii_lowercase().as_str()))
+                .collect()
+        } else {
+            spec.databases.clone()
+        };
+        if databases.is_empty() {
+            return Err(Error::backup(format!(
+                "{} has no user databases: a backup of it proves nothing",
+                self.target()
+            )));
+        }
+
+        let tool = self.dump_tool(engine);
+        let (tool_engine, tool_series, tool_version) = tool_version(&tool).await?;
+        if tool_engine != engine {
+            return Err(Error::infra(format!(
+                "{} is {}'s dump tool but the server is {} {version}; each family's dump tool is the one that reads it faithfully",
+                tool.display(),
+                tool_engine.as_str(),
+                engine.as_str()
+            ))
+            .with_hint(format!("install the {} client tools and set source.dump_tool to its dump tool", engine.as_str()))
+            .retryable(false));
+        }
+        if series_lt(&tool_series, &series) {
+            return Err(Error::infra(format!(
+                "{} {tool_version} is older than the server ({version})",
+                tool.display()
+            ))
+            .with_hint(format!(
+                "install {} client tools of series {series} or newer and set source.dump_tool",
+                engine.as_str()
+            ))
+            .retryable(false));
+        }
+
+        // Columns and the source's own row counts in one consistent snapshot. The dump
+        // takes its own snapshot; the counts that matter are the dump's, read from its
+        // stream, and these are reported beside them.
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(|e| self.db_error(e))?;
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let rows: Vec<(String, String, String, String)> = conn
+            .query(columns_sql(&databases))
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let mut columns: Columns = BTreeMap::new();
+        for (s, t, c, ty) in rows {
+            columns.entry((s, t)).or_default().push((c, ty));
+        }
+        let tables: Vec<(String, String)> = columns.keys().cloned().collect();
+        if tables.is_empty() {
+            return Err(Error::backup(format!(
+                "databases {} on {} hold no tables: a backup of them proves nothing",
+                databases.join(", "),
+                self.target()
+            ))
+            .with_hint("check source.database(s), and that source.user can see the tables"));
+        }
+        let mut counts = BTreeMap::new();
+        for chunk in tables.chunks(500) {
+            let rows: Vec<(String, String, u64)> = conn
+                .query(counts_sql(chunk))
+                .await
+                .map_err(|e| self.db_error(e))?;
+            for (s, t, n) in rows {
+                counts.insert((s, t), n);
+            }
+        }
+        let _ = conn.query_drop("COMMIT").await;
+        let _ = conn.disconnect().await;
+        let source_counts = counts
+            .iter()
+            .map(|((s, t), n)| (format!("{s}.{t}"), *n))
+            .collect();
+        let fingerprint = build_fingerprint(columns, &counts);
+
+        let mut cmd = Command::new(&tool);
+        // The password goes through an option file read from stdin: never argv, and not
+        // the deprecated MYSQL_PWD.
+        cmd.arg("--defaults-extra-file=/dev/stdin")
+            .args([
+                "--single-transaction",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--default-character-set=utf8mb4",
+                "--max-allowed-packet=1G",
+                "--protocol=TCP",
+            ])
+            .arg(format!("--host={}", spec.host))
+            .arg(format!("--port={}", spec.port))
+            .arg(format!("--user={}", spec.user));
+        if engine == Engine::Mysql {
+            cmd.arg("--set-gtid-purged=OFF");
+        }
+        cmd.arg("--databases").args(&databases);
+        cmd.env_remove("MYSQL_PWD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::infra(format!("cannot start {}: {e}", tool.display())).retryable(false)
+        })?;
+        let mut options = String::from("[client]\n");
+        if let Some(p) = &self.password {
+            options.push_str(&format!(
+                "password=\"{}\"\n",
+                p.expose().replace('\\', "\\\\").replace('"', "\\\"")
+            ));
+        }
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(options.as_bytes()).await.map_err(|e| {
+            Error::infra(format!(
+                "cannot hand the option file to {}: {e}",
+                tool.display()
+            ))
+        })?;
+        drop(stdin);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let password = self.password.clone();
+        let tool_name = tool
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tool_label = tool_name.clone();
+        let completion = async move {
+            let mut err = Vec::new();
+            let (status, _) = tokio::join!(child.wait(), stderr.read_to_end(&mut err));
+            let err = String::from_utf8_lossy(&err);
+            let secrets: Vec<&Secret> = password.iter().collect();
+            let err = redact(&err, &secrets);
+            match status {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(Error::backup(format!("{tool_label} failed ({s})"))
+                    .with_hint("read the dump tool's output below; nothing from this dump was kept")
+                    .with_stderr(tail(&err, 20))
+                    .retryable(true)),
+                Err(e) => Err(Error::infra(format!("waiting for {tool_label}: {e}"))),
+            }
+        }
+        .boxed();
+
+        Ok(StartedDump {
+            meta: DumpMeta {
+                engine,
+                server_version: version.clone(),
+                server_major: series,
+                databases,
+                tool: tool_name,
+                tool_version,
+                format: "sql".into(),
+            },
+            fingerprint,
+            output: Box::pin(stdout),
+            completion,
+            inspector: Box::new(MysqlInspector {
+                scanner: DumpScanner::new(),
+                source_counts,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_server_version("10.11.6-MariaDB-0+deb12u1"),
+            Some((Engine::Mariadb, "10.11".into()))
+        );
+        assert_eq!(
+            parse_server_version("8.0.36"),
+            Some((Engine::Mysql, "8.0".into()))
+        );
+        assert_eq!(
+            parse_tool_version(
+                "mariadb-dump from 11.4.2-MariaDB, client 10.19 for debian-linux-gnu (x86_64)"
+            ),
+            Some((Engine::Mariadb, "11.4".into(), "11.4.2-MariaDB".into()))
+        );
+        assert_eq!(
+            parse_tool_version(
+                "mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)"
+            ),
+            Some((Engine::Mariadb, "10.11".into(), "10.11.6-MariaDB".into()))
+        );
+        assert_eq!(
+            parse_tool_version(
+                "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)"
+            ),
+            Some((Engine::Mysql, "8.0".into(), "8.0.36".into()))
+        );
+        assert!(series_lt("10.6", "10.11"));
+        assert!(!series_lt("11.4", "10.11"));
+    }
+
+    #[test]
+    fn sql_quoting() {
+        assert_eq!(sql_str("it's"), "'it''s'");
+        assert_eq!(ident("we`ird"), "`we``ird`");
+        assert!(counts_sql(&[("a".into(), "b".into())]).contains("FROM `a`.`b`"));
+        assert_eq!(unescape("a\\tb\\\\c"), "a\tb\\c");
+    }
+}
