@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="postgresql age zstd debootstrap ca-certificates"
+FIREDRILL_PACKAGES="postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates"
 
 fd_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -78,4 +78,38 @@ fd_stop_pg() {
   local run=()
   if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+}
+
+# Starts a throwaway MariaDB server in DIR on 127.0.0.1:PORT, with user `firedrill`
+# (password PASSWORD, all privileges: for tests and the demo only).
+fd_start_mariadb() {
+  local dir=$1 port=$2 password=$3
+  fd_stop_mariadb "$dir"
+  rm -rf "$dir"
+  mkdir -p "$dir/data"
+  chmod 0755 "$dir"
+  local user=()
+  if [ "$(id -u)" = 0 ]; then chown -R mysql:mysql "$dir"; user=(--user=mysql); fi
+  mariadb-install-db "${user[@]}" --datadir="$dir/data" --auth-root-authentication-method=socket \
+    --skip-test-db >"$dir/install.log" 2>&1
+  (setsid mariadbd "${user[@]}" --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
+    --bind-address=127.0.0.1 --pid-file="$dir/pid" --log-error="$dir/error.log" \
+    --max-allowed-packet=1G --skip-log-bin --innodb-buffer-pool-size=256M \
+    --character-set-server=utf8mb4 >/dev/null 2>&1 &)
+  for _ in $(seq 1 60); do
+    mariadb-admin --socket="$dir/sock" -uroot ping >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  mariadb --socket="$dir/sock" -uroot <<SQL
+CREATE USER 'firedrill'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON *.* TO 'firedrill'@'127.0.0.1' WITH GRANT OPTION;
+SQL
+}
+
+fd_stop_mariadb() {
+  local dir=$1
+  if [ -f "$dir/pid" ]; then
+    kill "$(cat "$dir/pid")" 2>/dev/null || true
+    for _ in $(seq 1 40); do [ -f "$dir/pid" ] || break; sleep 0.25; done
+  fi
 }

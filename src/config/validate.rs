@@ -783,7 +783,9 @@ expect = ">= 1"
         assert_eq!(d.timeouts.provision, Duration::from_secs(300));
         assert_eq!(d.assertions.len(), 1);
         assert_eq!(d.base_dir, Path::new("drills"));
-        let SourceSpec::Postgres(pg) = &d.source else { panic!("postgres") };
+        let SourceSpec::Postgres(pg) = &d.source else {
+            panic!("postgres")
+        };
         assert_eq!(pg.port, 5432);
         assert_eq!(pg.min_dump_bytes, 1024);
     }

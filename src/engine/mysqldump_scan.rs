@@ -82,6 +82,16 @@ impl DumpScanner {
             match self.mode {
                 Mode::LineHead => {
                     if b == b'\n' {
+                        // MariaDB 10.x writes `INSERT INTO `t` VALUES` and then one row
+                        // per line.
+                        if self.head.starts_with(b"INSERT INTO ")
+                            && self.head.trim_ascii_end().ends_with(b" VALUES")
+                        {
+                            let end = self.head.trim_ascii_end().len() - b" VALUES".len();
+                            let name = parse_ident(&self.head[b"INSERT INTO ".len()..end]);
+                            self.start_values(name);
+                            continue;
+                        }
                         self.end_head_line();
                     } else {
                         self.head.push(b);
@@ -185,7 +195,7 @@ impl DumpScanner {
         } else if let Some(rest) = l.strip_prefix("CREATE TABLE ") {
             let rest = rest.trim_start_matches("IF NOT EXISTS ");
             let end = rest.find(" (").unwrap_or(rest.len());
-            let q = self.qualified(&parse_ident(rest[..end].as_bytes()));
+            let q = self.qualified(&parse_ident(&rest.as_bytes()[..end]));
             self.rows.entry(q.clone()).or_insert(0);
             self.tables_seen.push(q);
         }
@@ -272,6 +282,22 @@ INSERT INTO `we``ird` VALUES (1),(2);\n\
             assert_eq!(r.rows.get("shop.empty"), Some(&0));
             assert_eq!(r.rows.get("shop.we`ird"), Some(&2));
             assert_eq!(r.definers, 1);
+        }
+    }
+
+    #[test]
+    fn counts_mariadb_one_row_per_line_inserts() {
+        let dump = "USE `d`;\nCREATE TABLE `t` (\n  `id` int\n);\nINSERT INTO `t` VALUES\n(1,'a\n(b'),\n(2,'c'),\n(3,'d');\n-- Dump completed on x\n";
+        for chunk in [1usize, 5, 4096] {
+            let mut s = DumpScanner::new();
+            for c in dump.as_bytes().chunks(chunk) {
+                s.update(c);
+            }
+            assert_eq!(
+                s.finish().unwrap().rows.get("d.t"),
+                Some(&3),
+                "chunk {chunk}"
+            );
         }
     }
 

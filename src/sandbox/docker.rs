@@ -246,7 +246,9 @@ impl SandboxBackend for DockerBackend {
             cmd: Some(req.command.clone()),
             labels: Some(labels),
             env: Some(vec![format!("FIREDRILL_DATA={DATA_DIR}")]),
-            network_disabled: Some(true),
+            // network_mode none already cuts every route; NetworkDisabled would also
+            // leave the container without a hostname, which breaks database installers.
+            hostname: Some("sandbox".into()),
             host_config: Some(host_config),
             ..Default::default()
         };

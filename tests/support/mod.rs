@@ -198,3 +198,86 @@ pub fn flip_byte(path: &Path) {
     bytes[i] ^= 0x01;
     std::fs::write(path, bytes).unwrap();
 }
+
+pub const MY_PASSWORD_ENV: &str = "FIREDRILL_TEST_MY_PASSWORD";
+
+/// The MariaDB source `tests/run` started (user `firedrill`).
+pub fn my_port() -> u16 {
+    std::env::var("FIREDRILL_TEST_MY_PORT")
+        .expect("FIREDRILL_TEST_MY_PORT is not set: run the tests with tests/run, which starts the MariaDB source")
+        .parse()
+        .expect("FIREDRILL_TEST_MY_PORT is a port")
+}
+
+pub async fn my_conn() -> mysql_async::Conn {
+    let password = std::env::var(MY_PASSWORD_ENV)
+        .expect("FIREDRILL_TEST_MY_PASSWORD is not set: run tests/run");
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(my_port())
+        .user(Some("firedrill"))
+        .pass(Some(password))
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts)
+        .await
+        .expect("connect to the test MariaDB")
+}
+
+/// Recreates MariaDB database `name` and runs each statement of `setup` in it.
+pub async fn create_my_db(name: &str, setup: &[&str]) {
+    use mysql_async::prelude::Queryable;
+    let mut c = my_conn().await;
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .unwrap();
+    c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        .await
+        .unwrap();
+    c.query_drop(format!("USE `{name}`")).await.unwrap();
+    for stmt in setup {
+        c.query_drop(*stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+    c.disconnect().await.unwrap();
+}
+
+impl Fixture {
+    /// Writes a MySQL/MariaDB drill `name`; `source_extra` goes into [source] (database
+    /// selection), `extra` at the end.
+    pub fn my_drill(&self, name: &str, source_extra: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            r#"
+[source]
+type = "mariadb"
+host = "127.0.0.1"
+port = {port}
+user = "firedrill"
+password = {{ env = "{MY_PASSWORD_ENV}" }}
+{source_extra}
+
+[storage]
+type = "local"
+path = "{store}"
+
+[encryption]
+recipients = ["{recipient}"]
+identity = {{ file = "identity.txt" }}
+
+[sandbox]
+memory = "2GiB"
+
+[timeouts]
+provision = "3m"
+restore = "5m"
+{extra}
+"#,
+            port = my_port(),
+            store = self.store().display(),
+            recipient = self.recipient,
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
