@@ -12,6 +12,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, check_dump_size, CountingReader, EncryptOutcome, HashingReader};
+use crate::catalog::{ArtifactRecord, Catalog, Verified};
 use crate::config::{Drill, SandboxSpec, SourceSpec};
 use crate::engine::mysql::MysqlSource;
 use crate::engine::postgres::PostgresSource;
@@ -25,12 +26,36 @@ use crate::secret::Secret;
 use crate::store::{build_store, drill_prefix, ArtifactStore, Upload};
 
 /// How a run is asked to behave.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Leave the sandbox running for a person to inspect.
     pub keep: bool,
     /// Drill this stored artifact (its run id) instead of taking a new backup.
     pub artifact: Option<String>,
+    /// Use this run id (the caller already announced it); default: a new one.
+    pub run_id: Option<String>,
+    /// Where runs and artifacts are recorded.
+    pub catalog: Option<Arc<dyn Catalog>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("keep", &self.keep)
+            .field("artifact", &self.artifact)
+            .field("run_id", &self.run_id)
+            .field("catalog", &self.catalog.is_some())
+            .finish()
+    }
+}
+
+/// What `verified.json` beside an artifact says: the last drill's verdict on it, so a
+/// rebuilt catalog knows it too.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct VerificationMarker {
+    pub verified: Verified,
+    pub at: jiff::Timestamp,
+    pub by_run: String,
 }
 
 /// Receives stage events as they happen (the CLI prints them; the daemon will stream them).
@@ -153,6 +178,70 @@ pub async fn run_with_parts(
     progress: &dyn Progress,
     cancel: CancellationToken,
 ) -> RunReport {
+    let started = jiff::Timestamp::now();
+    if let Some(c) = &opts.catalog {
+        if let Err(e) = c.run_started(&drill.name, &run_id, started).await {
+            tracing::warn!("the catalog did not record the run's start: {e}");
+        }
+    }
+    let store = parts.store.clone();
+    let (report, manifest) = execute(drill, parts, run_id, opts, progress, cancel).await;
+    let artifact = manifest.as_ref().map(|m| m.run_id.clone());
+    // The verdict on the artifact goes beside it in storage (so a rebuilt catalog has it)
+    // and into the catalog.
+    let verdict = match report.verdict {
+        Verdict::Passed => Some(Verified::Yes),
+        Verdict::Failed if matches!(report.failed_stage, Some(Stage::Restore | Stage::Verify)) => {
+            Some(Verified::No)
+        }
+        _ => None,
+    };
+    if let (Some(m), Some(v)) = (&manifest, verdict) {
+        let key = format!(
+            "{}{}/verified.json",
+            drill_prefix(&drill.storage, &drill.name),
+            m.run_id
+        );
+        let marker = VerificationMarker {
+            verified: v,
+            at: report.finished_at,
+            by_run: report.run_id.clone(),
+        };
+        let body = serde_json::to_vec_pretty(&marker).unwrap_or_default();
+        if let Err(e) = store.put(&key, Bytes::from(body)).await {
+            tracing::warn!("could not record the verification beside the artifact: {e}");
+        }
+    }
+    if let Some(c) = &opts.catalog {
+        if let (Some(m), None) = (&manifest, &opts.artifact) {
+            let key = format!(
+                "{}{}/manifest.json",
+                drill_prefix(&drill.storage, &drill.name),
+                m.run_id
+            );
+            if let Err(e) = c
+                .put_artifact(&ArtifactRecord::from_manifest(m, &key))
+                .await
+            {
+                tracing::warn!("the catalog did not record the artifact: {e}");
+            }
+        }
+        if let Err(e) = c.run_finished(&report, artifact.as_deref()).await {
+            tracing::warn!("the catalog did not record the run: {e}");
+        }
+    }
+    report
+}
+
+/// The stages themselves; returns the report and the manifest of the artifact drilled.
+async fn execute(
+    drill: &Drill,
+    parts: Parts,
+    run_id: String,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    cancel: CancellationToken,
+) -> (RunReport, Option<Manifest>) {
     let mut run = Run::new(drill, run_id, jiff::Timestamp::now(), progress, cancel);
     let manifest = match &opts.artifact {
         None => run.backup(&parts).await,
@@ -160,14 +249,14 @@ pub async fn run_with_parts(
     };
     let Ok(manifest) = manifest else {
         run.skip_from(Stage::Provision);
-        return run.finish();
+        return (run.finish(), None);
     };
     let engine = match Engine::parse(&manifest.engine) {
         Ok(e) => e,
         Err(e) => {
             run.fail(None, e);
             run.skip_from(Stage::Provision);
-            return run.finish();
+            return (run.finish(), None);
         }
     };
     let mut guard = SandboxGuard {
@@ -214,7 +303,7 @@ pub async fn run_with_parts(
         run.teardown(&parts).await;
     }
     guard.armed = false;
-    run.finish()
+    (run.finish(), Some(manifest))
 }
 
 /// Removes the run's sandbox if the run future is dropped before its teardown (a panic,

@@ -7,13 +7,16 @@
 
 pub mod artifact;
 pub mod assertion;
+pub mod catalog;
 pub mod config;
 pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
+pub mod inventory;
 pub mod manifest;
 pub mod report;
+pub mod retention;
 pub mod sandbox;
 pub mod secret;
 pub mod store;

@@ -8,7 +8,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use firedrill::catalog::{Catalog, SqliteCatalog};
+use firedrill::report::human_bytes;
 use firedrill::report::{render_human_with, render_stage_line, StageReport};
 use firedrill::{load_drill, Progress, RunOptions, Stage};
 use tokio_util::sync::CancellationToken;
@@ -20,8 +24,21 @@ use tokio_util::sync::CancellationToken;
     about = "Proves database backups can be restored: dump, encrypt, store, restore in a throwaway sandbox, verify."
 )]
 struct Cli {
+    /// The catalog of runs and artifacts (SQLite). Default: /var/lib/firedrill/catalog.db
+    /// as root, else ~/.local/state/firedrill/catalog.db.
+    #[arg(long, global = true, env = "FIREDRILL_CATALOG")]
+    catalog: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Recreate the artifact inventory from the manifests in storage alone.
+    Rebuild {
+        #[arg(long, default_value = "drills")]
+        drills_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,8 +63,44 @@ enum Command {
         #[arg(long)]
         keep: bool,
         /// Drill a stored artifact (the run id that made it) instead of a new backup.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "random")]
         artifact: Option<String>,
+        /// Drill a random stored artifact of this drill ("pick a random tape").
+        #[arg(long)]
+        random: bool,
+    },
+    /// List stored artifacts with size, age and verification state.
+    Artifacts {
+        /// Only this drill's.
+        drill: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a drill's past runs with outcome, recovery time and size.
+    History {
+        drill: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete artifacts the drills' retention policies do not keep (artifact first,
+    /// manifest last). The newest artifact that passed a drill is never deleted.
+    Prune {
+        /// Only this drill (default: every drill in --drills-dir).
+        drill: Option<String>,
+        #[arg(long, default_value = "drills")]
+        drills_dir: PathBuf,
+        /// Print what would be kept and why, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Catalog maintenance.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
     },
     /// Check drill files offline and report every problem with file, field and fix.
     Validate {
@@ -94,6 +147,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> u8 {
+    let catalog_path = cli.catalog.clone().unwrap_or_else(default_catalog);
     match cli.command {
         Command::Run {
             drill,
@@ -102,16 +156,38 @@ async fn dispatch(cli: Cli) -> u8 {
             quiet,
             keep,
             artifact,
+            random,
         } => {
-            run(
-                &drill,
-                &drills_dir,
-                json,
-                quiet,
-                RunOptions { keep, artifact },
-            )
-            .await
+            let catalog = match SqliteCatalog::open(&catalog_path) {
+                Ok(c) => Some(Arc::new(c) as Arc<dyn Catalog>),
+                Err(e) => {
+                    eprintln!("warning: running without a catalog: {e}");
+                    None
+                }
+            };
+            let opts = RunOptions {
+                keep,
+                artifact,
+                run_id: None,
+                catalog,
+            };
+            run(&drill, &drills_dir, json, quiet, random, opts).await
         }
+        Command::Artifacts { drill, json } => {
+            artifacts(&catalog_path, drill.as_deref(), json).await
+        }
+        Command::History { drill, limit, json } => {
+            history(&catalog_path, drill.as_deref(), limit, json).await
+        }
+        Command::Prune {
+            drill,
+            drills_dir,
+            dry_run,
+            json,
+        } => prune(&catalog_path, drill.as_deref(), &drills_dir, dry_run, json).await,
+        Command::Catalog {
+            command: CatalogCommand::Rebuild { drills_dir },
+        } => rebuild(&catalog_path, &drills_dir).await,
         Command::Validate { files, drills_dir } => validate(files, &drills_dir),
         Command::Keygen { output } => keygen(&output),
         Command::Reap { all, docker_host } => reap(all, docker_host.as_deref()).await,
@@ -142,7 +218,14 @@ impl Progress for Printer {
     }
 }
 
-async fn run(drill: &str, dir: &Path, json: bool, quiet: bool, opts: RunOptions) -> u8 {
+async fn run(
+    drill: &str,
+    dir: &Path,
+    json: bool,
+    quiet: bool,
+    random: bool,
+    mut opts: RunOptions,
+) -> u8 {
     let path = drill_path(drill, dir);
     let drill = match load_drill(&path) {
         Ok(d) => d,
@@ -151,6 +234,24 @@ async fn run(drill: &str, dir: &Path, json: bool, quiet: bool, opts: RunOptions)
             return 2;
         }
     };
+    if random {
+        match firedrill::inventory::random_artifact(&drill).await {
+            Ok(Some(id)) => {
+                if !quiet {
+                    eprintln!("picked stored artifact {id} at random");
+                }
+                opts.artifact = Some(id);
+            }
+            Ok(None) => {
+                eprintln!("error: drill {} has no stored artifacts to pick from\n  hint: run the drill once without --random", drill.name);
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     if !quiet {
@@ -192,6 +293,243 @@ fn spawn_signal_handler(cancel: CancellationToken) {
             }
         }
     });
+}
+
+fn default_catalog() -> PathBuf {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        PathBuf::from("/var/lib/firedrill/catalog.db")
+    } else {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("firedrill/catalog.db")
+    }
+}
+
+fn open_catalog(path: &Path) -> Result<SqliteCatalog, u8> {
+    SqliteCatalog::open(path).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })
+}
+
+fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, u8> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect(),
+        Err(e) => {
+            eprintln!(
+                "{}: cannot read the drills directory: {e}\n  fix: pass --drills-dir",
+                dir.display()
+            );
+            return Err(2);
+        }
+    };
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        match load_drill(&f) {
+            Ok(d) if only.is_none_or(|n| n == d.name) => out.push(d),
+            Ok(_) => {}
+            Err(p) => {
+                eprintln!("{p}");
+                return Err(2);
+            }
+        }
+    }
+    if let Some(n) = only {
+        if out.is_empty() {
+            eprintln!("error: no drill named {n} in {}", dir.display());
+            return Err(2);
+        }
+    }
+    Ok(out)
+}
+
+fn age_of(t: jiff::Timestamp) -> String {
+    let secs = jiff::Timestamp::now().as_second() - t.as_second();
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+async fn artifacts(catalog: &Path, drill: Option<&str>, json: bool) -> u8 {
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let list = match c.artifacts(drill).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return 0;
+    }
+    println!(
+        "{:<24} {:<26} {:>10} {:>6}  verified",
+        "DRILL", "ARTIFACT", "SIZE", "AGE"
+    );
+    for a in &list {
+        let when = a
+            .verified_at
+            .map(|t| format!(" ({} ago)", age_of(t)))
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<26} {:>10} {:>6}  {}{}",
+            a.drill,
+            a.run_id,
+            human_bytes(a.encrypted_bytes),
+            age_of(a.created_at),
+            a.verified.as_str(),
+            when
+        );
+    }
+    0
+}
+
+async fn history(catalog: &Path, drill: Option<&str>, limit: usize, json: bool) -> u8 {
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut runs = match c.runs(drill, limit).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if json {
+        for r in &mut runs {
+            r.report = None;
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        );
+        return 0;
+    }
+    println!(
+        "{:<24} {:<26} {:<8} {:>8} {:>10}  stage / error",
+        "DRILL", "RUN", "OUTCOME", "RTO", "SIZE"
+    );
+    for r in &runs {
+        println!(
+            "{:<24} {:<26} {:<8} {:>8} {:>10}  {}{}",
+            r.drill,
+            r.run_id,
+            r.status,
+            r.rto_seconds
+                .map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            r.encrypted_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            r.failed_stage
+                .as_deref()
+                .map(|s| format!("{s}: "))
+                .unwrap_or_default(),
+            r.error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    0
+}
+
+async fn prune(catalog: &Path, drill: Option<&str>, dir: &Path, dry_run: bool, json: bool) -> u8 {
+    let drills = match load_drills(dir, drill) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let c = SqliteCatalog::open(catalog).ok();
+    let mut reports = Vec::new();
+    for d in &drills {
+        match firedrill::inventory::prune(c.as_ref().map(|c| c as &dyn Catalog), d, dry_run).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: drill {}: {e}", d.name);
+                return 2;
+            }
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
+        return 0;
+    }
+    for r in &reports {
+        if r.drill_has_no_artifacts() {
+            println!("{}: no artifacts", r.drill);
+            continue;
+        }
+        println!("{}{}:", r.drill, if r.dry_run { " (dry run)" } else { "" });
+        for d in &r.decisions {
+            let verb = if d.keep {
+                "keep  "
+            } else if r.dry_run {
+                "would delete"
+            } else {
+                "delete"
+            };
+            println!("  {verb} {}  {}", d.run_id, d.reasons.join(", "));
+        }
+    }
+    0
+}
+
+async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
+    let drills = match load_drills(dir, None) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match firedrill::inventory::rebuild(&c, &drills).await {
+        Ok(r) => {
+            for p in &r.problems {
+                eprintln!("warning: {p}");
+            }
+            println!(
+                "rebuilt {} from storage: {} artifacts ({} verified) across {} drills",
+                catalog.display(),
+                r.artifacts,
+                r.verified,
+                drills.len()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
 }
 
 fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {

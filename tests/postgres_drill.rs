@@ -328,3 +328,81 @@ async fn a_wrong_password_is_a_clear_error_that_retrying_cannot_fix() {
         .unwrap()
         .contains("not-the-password"));
 }
+
+/// The catalog is a cache of storage: losing it loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_rebuilds_from_storage_and_prune_keeps_the_last_good_artifact() {
+    use firedrill::catalog::{Catalog, SqliteCatalog, Verified};
+    use std::sync::Arc;
+    create_db("fd_catalog", SHOP).await;
+    let fx = Fixture::new();
+    let path = fx.drill("catalog", "fd_catalog", "[retention]\nkeep_last = 1\n");
+    let drill = load_drill(&path).unwrap();
+    let db = fx.dir.path().join("catalog.db");
+    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&db).unwrap());
+    let opts = RunOptions {
+        catalog: Some(catalog.clone()),
+        ..Default::default()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let r = run_drill(&drill, &opts, &Silent, CancellationToken::new()).await;
+        assert_eq!(
+            r.verdict,
+            Verdict::Passed,
+            "{}",
+            firedrill::report::render_human(&r)
+        );
+        runs.push(r.run_id);
+    }
+    // A third artifact that turns out broken when drilled again.
+    let third = run_drill(&drill, &opts, &Silent, CancellationToken::new()).await;
+    assert_eq!(third.verdict, Verdict::Passed);
+    flip_byte(&fx.artifact_path("catalog", &third.run_id));
+    let opts_again = RunOptions {
+        artifact: Some(third.run_id.clone()),
+        ..opts.clone()
+    };
+    let r = run_drill(&drill, &opts_again, &Silent, CancellationToken::new()).await;
+    assert_eq!(r.verdict, Verdict::Failed);
+
+    let before = catalog.artifacts(Some("catalog")).await.unwrap();
+    assert_eq!(before.len(), 3);
+    assert_eq!(
+        before.iter().map(|a| a.verified).collect::<Vec<_>>(),
+        [Verified::Yes, Verified::Yes, Verified::No]
+    );
+    let history = catalog.runs(Some("catalog"), 10).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert!(history
+        .iter()
+        .filter(|r| r.status == "passed")
+        .all(|r| r.rto_seconds.unwrap() > 0.0));
+
+    // Lose the catalog; rebuild it from storage alone.
+    drop(catalog);
+    std::fs::remove_file(&db).unwrap();
+    let rebuilt = SqliteCatalog::open(&db).unwrap();
+    let report = firedrill::inventory::rebuild(&rebuilt, std::slice::from_ref(&drill))
+        .await
+        .unwrap();
+    assert_eq!(report.artifacts, 3);
+    assert_eq!(rebuilt.artifacts(Some("catalog")).await.unwrap(), before);
+
+    // keep_last = 1 would keep only the broken newest one; the last good one stays too.
+    let pr = firedrill::inventory::prune(Some(&rebuilt), &drill, false)
+        .await
+        .unwrap();
+    assert_eq!(pr.deleted, vec![runs[0].clone()]);
+    let left: Vec<String> = rebuilt
+        .artifacts(Some("catalog"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.run_id)
+        .collect();
+    assert_eq!(left, vec![runs[1].clone(), third.run_id.clone()]);
+    assert!(!fx.artifact_path("catalog", &runs[0]).exists());
+    assert!(!fx.manifest_path("catalog", &runs[0]).exists());
+    assert!(fx.manifest_path("catalog", &runs[1]).exists());
+}

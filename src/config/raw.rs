@@ -25,6 +25,9 @@ pub struct DrillFile {
     pub timeouts: TimeoutsConfig,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Which artifacts `firedrill prune` keeps.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionPolicy,
     #[serde(default, rename = "assertion")]
     pub assertions: Vec<AssertionConfig>,
 }

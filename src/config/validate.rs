@@ -88,6 +88,7 @@ pub struct Drill {
     pub sandbox: SandboxSpec,
     pub timeouts: StageTimeouts,
     pub retry: RetryPolicy,
+    pub retention: crate::retention::RetentionPolicy,
     pub assertions: Vec<SqlAssertion>,
 }
 
@@ -742,6 +743,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         sandbox,
         timeouts,
         retry,
+        retention: raw.retention,
         assertions,
     })
 }

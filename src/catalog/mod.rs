@@ -1,0 +1,123 @@
+//! The catalog: every artifact and every drill run, the incidents paged about, and the
+//! notification outbox.
+//!
+//! One trait, [`Catalog`], so that a shared catalog (several daemons, one database) can
+//! replace the embedded SQLite file without touching the engine. Storage stays the source
+//! of truth for artifacts: `firedrill catalog rebuild` recreates the inventory from the
+//! manifests alone.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::report::RunReport;
+
+pub use sqlite::SqliteCatalog;
+
+/// Whether an artifact has been proven restorable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verified {
+    /// Never drilled.
+    Never,
+    /// A drill restored and verified it.
+    Yes,
+    /// A drill found it broken.
+    No,
+}
+
+impl Verified {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verified::Never => "never",
+            Verified::Yes => "yes",
+            Verified::No => "no",
+        }
+    }
+    pub fn parse(s: &str) -> Verified {
+        match s {
+            "yes" => Verified::Yes,
+            "no" => Verified::No,
+            _ => Verified::Never,
+        }
+    }
+}
+
+/// One stored artifact, as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    pub drill: String,
+    /// The run that made it; also the artifact's id.
+    pub run_id: String,
+    pub created_at: jiff::Timestamp,
+    pub engine: String,
+    pub plain_bytes: u64,
+    pub encrypted_bytes: u64,
+    pub sha256: String,
+    /// Storage key of the artifact.
+    pub location: String,
+    /// Storage key of its manifest.
+    pub manifest_key: String,
+    pub verified: Verified,
+    pub verified_at: Option<jiff::Timestamp>,
+}
+
+impl ArtifactRecord {
+    pub fn from_manifest(m: &Manifest, manifest_key: &str) -> Self {
+        ArtifactRecord {
+            drill: m.drill.clone(),
+            run_id: m.run_id.clone(),
+            created_at: m.finished_at,
+            engine: m.engine.clone(),
+            plain_bytes: m.plain_bytes,
+            encrypted_bytes: m.encrypted_bytes,
+            sha256: m.sha256.clone(),
+            location: m.artifact_key.clone(),
+            manifest_key: manifest_key.to_string(),
+            verified: Verified::Never,
+            verified_at: None,
+        }
+    }
+}
+
+/// A drill run as listed by `firedrill history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub drill: String,
+    pub run_id: String,
+    pub started_at: jiff::Timestamp,
+    pub finished_at: Option<jiff::Timestamp>,
+    /// `running`, `passed`, `failed`, `error`, `aborted`.
+    pub status: String,
+    pub failed_stage: Option<String>,
+    pub error: Option<String>,
+    /// The artifact drilled.
+    pub artifact: Option<String>,
+    /// Restore + verify seconds: the measured recovery time.
+    pub rto_seconds: Option<f64>,
+    pub encrypted_bytes: Option<u64>,
+    /// The whole report, as JSON, once finished.
+    pub report: Option<String>,
+}
+
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// Records that a run started (so a crash leaves it visibly "running").
+    async fn run_started(&self, drill: &str, run_id: &str, at: jiff::Timestamp) -> Result<()>;
+    /// Records a finished run and, when it drilled an artifact, that artifact's verdict.
+    async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()>;
+    /// Adds or replaces an artifact (keeps its verification state when it exists).
+    async fn put_artifact(&self, a: &ArtifactRecord) -> Result<()>;
+    async fn artifacts(&self, drill: Option<&str>) -> Result<Vec<ArtifactRecord>>;
+    async fn delete_artifact(&self, drill: &str, run_id: &str) -> Result<()>;
+    async fn runs(&self, drill: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+    /// Marks runs still `running` (left by a crash) as aborted; returns them.
+    async fn abort_running(&self) -> Result<Vec<RunRecord>>;
+    /// Replaces the artifact inventory of `drills` (all when empty) with `artifacts`,
+    /// keeping verification states of artifacts that remain.
+    async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()>;
+}

@@ -1,0 +1,446 @@
+//! [`Catalog`] in one SQLite file (WAL mode, so the CLI and a daemon can share it).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{ArtifactRecord, Catalog, RunRecord, Verified};
+use crate::error::{Error, Result};
+use crate::report::{RunReport, Stage, Verdict};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and artifacts
+    r#"
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        drill TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        failed_stage TEXT,
+        error TEXT,
+        artifact TEXT,
+        rto_seconds REAL,
+        encrypted_bytes INTEGER,
+        report TEXT
+    );
+    CREATE INDEX runs_drill ON runs (drill, started_at);
+    CREATE TABLE artifacts (
+        drill TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        plain_bytes INTEGER NOT NULL,
+        encrypted_bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        location TEXT NOT NULL,
+        manifest_key TEXT NOT NULL,
+        verified TEXT NOT NULL DEFAULT 'never',
+        verified_at TEXT,
+        PRIMARY KEY (drill, run_id)
+    );
+    "#,
+    // 2: incidents and the notification outbox
+    r#"
+    CREATE TABLE incidents (
+        drill TEXT PRIMARY KEY,
+        opened_at TEXT NOT NULL,
+        last_paged_at TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        stage TEXT,
+        run_id TEXT NOT NULL,
+        channels TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        drill TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        state TEXT NOT NULL DEFAULT 'pending'
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    "#,
+];
+
+pub struct SqliteCatalog {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::infra(format!("catalog {}: {e}", path.display()))
+        .with_hint("check the catalog file's permissions and free space; `firedrill catalog rebuild` recreates the artifact inventory from storage")
+}
+
+fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::infra(format!(
+                    "cannot create the catalog directory {}: {e}",
+                    dir.display()
+                ))
+                .with_hint("choose a writable catalog path (--catalog or FIREDRILL_CATALOG)")
+                .retryable(false)
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err(path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| db_err(path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| db_err(path, e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| db_err(path, e))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(Error::config(format!(
+                "catalog {} has schema version {version}; this firedrill knows {}",
+                path.display(),
+                MIGRATIONS.len()
+            ))
+            .with_hint("upgrade firedrill, or point it at another catalog"));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx_sql = format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1);
+            conn.execute_batch(&tx_sql).map_err(|e| db_err(path, e))?;
+        }
+        Ok(SqliteCatalog {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    pub(crate) async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn
+                .lock()
+                .map_err(|_| Error::internal("catalog lock poisoned"))?;
+            f(&mut c).map_err(|e| db_err(&path, e))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("catalog task: {e}")))?
+    }
+}
+
+fn artifact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRecord> {
+    Ok(ArtifactRecord {
+        drill: r.get(0)?,
+        run_id: r.get(1)?,
+        created_at: ts(&r.get::<_, String>(2)?),
+        engine: r.get(3)?,
+        plain_bytes: r.get::<_, i64>(4)? as u64,
+        encrypted_bytes: r.get::<_, i64>(5)? as u64,
+        sha256: r.get(6)?,
+        location: r.get(7)?,
+        manifest_key: r.get(8)?,
+        verified: Verified::parse(&r.get::<_, String>(9)?),
+        verified_at: r.get::<_, Option<String>>(10)?.map(|s| ts(&s)),
+    })
+}
+
+const ARTIFACT_COLS: &str = "drill, run_id, created_at, engine, plain_bytes, encrypted_bytes, sha256, location, manifest_key, verified, verified_at";
+const RUN_COLS: &str = "drill, run_id, started_at, finished_at, status, failed_stage, error, artifact, rto_seconds, encrypted_bytes, report";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        drill: r.get(0)?,
+        run_id: r.get(1)?,
+        started_at: ts(&r.get::<_, String>(2)?),
+        finished_at: r.get::<_, Option<String>>(3)?.map(|s| ts(&s)),
+        status: r.get(4)?,
+        failed_stage: r.get(5)?,
+        error: r.get(6)?,
+        artifact: r.get(7)?,
+        rto_seconds: r.get(8)?,
+        encrypted_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+        report: r.get(10)?,
+    })
+}
+
+fn insert_artifact(c: &Connection, a: &ArtifactRecord) -> rusqlite::Result<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (drill, run_id) DO UPDATE SET created_at = excluded.created_at, engine = excluded.engine,
+               plain_bytes = excluded.plain_bytes, encrypted_bytes = excluded.encrypted_bytes, sha256 = excluded.sha256,
+               location = excluded.location, manifest_key = excluded.manifest_key"
+        ),
+        params![
+            a.drill,
+            a.run_id,
+            a.created_at.to_string(),
+            a.engine,
+            a.plain_bytes as i64,
+            a.encrypted_bytes as i64,
+            a.sha256,
+            a.location,
+            a.manifest_key,
+            a.verified.as_str(),
+            a.verified_at.map(|t| t.to_string()),
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn run_started(&self, drill: &str, run_id: &str, at: jiff::Timestamp) -> Result<()> {
+        let (drill, run_id) = (drill.to_string(), run_id.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO runs (run_id, drill, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![run_id, drill, at.to_string()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()> {
+        let status = match report.verdict {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Error
+                if report
+                    .stages
+                    .iter()
+                    .any(|s| s.outcome == crate::report::Outcome::Aborted) =>
+            {
+                "aborted"
+            }
+            Verdict::Error => "error",
+        }
+        .to_string();
+        let rto: f64 = report
+            .stages
+            .iter()
+            .filter(|s| matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify))
+            .map(|s| s.duration_ms as f64 / 1000.0)
+            .sum();
+        let json = serde_json::to_string(report).map_err(|e| Error::internal(e.to_string()))?;
+        let r = report.clone();
+        let artifact = artifact.map(str::to_string);
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO runs ({RUN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, status = excluded.status,
+                       failed_stage = excluded.failed_stage, error = excluded.error, artifact = excluded.artifact,
+                       rto_seconds = excluded.rto_seconds, encrypted_bytes = excluded.encrypted_bytes, report = excluded.report"
+                ),
+                params![
+                    r.drill,
+                    r.run_id,
+                    r.started_at.to_string(),
+                    r.finished_at.to_string(),
+                    status,
+                    r.failed_stage.map(|s| s.as_str().to_string()),
+                    r.error.as_ref().map(|e| e.message.clone()),
+                    artifact,
+                    if r.verdict == Verdict::Passed { Some(rto) } else { None },
+                    r.artifact.as_ref().map(|a| a.encrypted_bytes as i64),
+                    json,
+                ],
+            )?;
+            if let Some(a) = &artifact {
+                let verdict = match r.verdict {
+                    Verdict::Passed => Some("yes"),
+                    Verdict::Failed if r.failed_stage.is_some_and(|s| matches!(s, Stage::Restore | Stage::Verify)) => Some("no"),
+                    _ => None,
+                };
+                if let Some(v) = verdict {
+                    tx.execute(
+                        "UPDATE artifacts SET verified = ?1, verified_at = ?2 WHERE drill = ?3 AND run_id = ?4",
+                        params![v, r.finished_at.to_string(), r.drill, a],
+                    )?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn put_artifact(&self, a: &ArtifactRecord) -> Result<()> {
+        let a = a.clone();
+        self.with(move |c| insert_artifact(c, &a)).await
+    }
+
+    async fn artifacts(&self, drill: Option<&str>) -> Result<Vec<ArtifactRecord>> {
+        let drill = drill.map(str::to_string);
+        self.with(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {ARTIFACT_COLS} FROM artifacts WHERE (?1 IS NULL OR drill = ?1) ORDER BY drill, created_at, run_id"
+            ))?;
+            let rows = st.query_map(params![drill], artifact_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn delete_artifact(&self, drill: &str, run_id: &str) -> Result<()> {
+        let (drill, run_id) = (drill.to_string(), run_id.to_string());
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM artifacts WHERE drill = ?1 AND run_id = ?2",
+                params![drill, run_id],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn runs(&self, drill: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+        let drill = drill.map(str::to_string);
+        self.with(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR drill = ?1) ORDER BY started_at DESC, run_id DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![drill, limit as i64], run_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        let run_id = run_id.to_string();
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?1"),
+                params![run_id],
+                run_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn abort_running(&self) -> Result<Vec<RunRecord>> {
+        let now = jiff::Timestamp::now().to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let list: Vec<RunRecord> = {
+                let mut st = tx.prepare(&format!("SELECT {RUN_COLS} FROM runs WHERE status = 'running'"))?;
+                let rows = st.query_map([], run_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            tx.execute(
+                "UPDATE runs SET status = 'aborted', finished_at = ?1, error = 'firedrill stopped while this run was in progress (crash or kill)' WHERE status = 'running'",
+                params![now],
+            )?;
+            tx.commit()?;
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()> {
+        let list = artifacts.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let keep: std::collections::HashSet<(String, String)> = list
+                .iter()
+                .map(|a| (a.drill.clone(), a.run_id.clone()))
+                .collect();
+            let existing: Vec<(String, String)> = {
+                let mut st = tx.prepare("SELECT drill, run_id FROM artifacts")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (d, r) in existing {
+                if !keep.contains(&(d.clone(), r.clone())) {
+                    tx.execute(
+                        "DELETE FROM artifacts WHERE drill = ?1 AND run_id = ?2",
+                        params![d, r],
+                    )?;
+                }
+            }
+            for a in &list {
+                insert_artifact(&tx, a)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(run: &str) -> ArtifactRecord {
+        ArtifactRecord {
+            drill: "shop".into(),
+            run_id: run.into(),
+            created_at: "2026-11-26T10:00:00Z".parse().unwrap(),
+            engine: "postgres".into(),
+            plain_bytes: 10,
+            encrypted_bytes: 5,
+            sha256: "ab".repeat(32),
+            location: format!("shop/{run}/artifact.dump.zst.age"),
+            manifest_key: format!("shop/{run}/manifest.json"),
+            verified: Verified::Never,
+            verified_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn migrations_apply_once_and_artifacts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let c = SqliteCatalog::open(&path).unwrap();
+        c.put_artifact(&art("r1")).await.unwrap();
+        c.put_artifact(&art("r2")).await.unwrap();
+        drop(c);
+        let c = SqliteCatalog::open(&path).unwrap();
+        let v: i64 = c
+            .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        assert_eq!(
+            c.artifacts(Some("shop")).await.unwrap(),
+            vec![art("r1"), art("r2")]
+        );
+        c.replace_artifacts(&[art("r2")]).await.unwrap();
+        assert_eq!(c.artifacts(None).await.unwrap(), vec![art("r2")]);
+    }
+
+    #[tokio::test]
+    async fn crashed_runs_are_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        c.run_started("shop", "r9", jiff::Timestamp::now())
+            .await
+            .unwrap();
+        let aborted = c.abort_running().await.unwrap();
+        assert_eq!(aborted.len(), 1);
+        assert_eq!(c.run("r9").await.unwrap().unwrap().status, "aborted");
+        assert!(c.abort_running().await.unwrap().is_empty());
+    }
+}
