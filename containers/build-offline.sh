@@ -13,7 +13,8 @@
 #                            taken from the installed package's version
 #   FIREDRILL_SLIM           1 (default): drop message translations, the
 #                            PostgreSQL LLVM JIT (~180 MB; sandboxes run with
-#                            jit=off) and MariaDB's Galera library;
+#                            jit=off), MariaDB's Galera library and its
+#                            offline Aria/MyISAM tools;
 #                            0: keep the packages' files complete
 #
 # Produces firedrill-sandbox-<engine>:<major>, e.g. firedrill-sandbox-postgres:15,
@@ -292,13 +293,17 @@ build_mariadb() {
     if [ "$slim" = 1 ]; then
         # English server messages only; no Galera (the sandbox is a single
         # node: wsrep is never enabled). dpkg's file lists no longer match.
-        log "slimming: removing message translations and Galera (FIREDRILL_SLIM=0 keeps them)"
+        log "slimming: removing message translations, Galera and offline table tools (FIREDRILL_SLIM=0 keeps them)"
         local d
         for d in "$rootfs"/usr/share/mysql/*/ "$rootfs"/usr/share/mariadb/*/; do
             [ -f "$d/errmsg.sys" ] || continue
             case ${d%/} in */english) ;; *) rm -rf "$d" ;; esac
         done
         rm -rf "$rootfs"/usr/lib/galera "$rootfs"/usr/share/galera
+        # Offline Aria/MyISAM table tools and the load generator (~50 MB, 5 MB
+        # each): a restore runs through the server, never through these.
+        rm -f "$rootfs"/usr/bin/aria_* "$rootfs"/usr/bin/myisam* \
+              "$rootfs"/usr/bin/mariadb-slap "$rootfs"/usr/bin/mysqlslap
     fi
     finish_rootfs
 

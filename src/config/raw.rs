@@ -97,6 +97,92 @@ fn default_pg_port() -> u16 {
 pub enum StorageConfig {
     /// A directory on the orchestrator host (or a mounted file system).
     Local(LocalStorageConfig),
+    /// Amazon S3 and S3-compatible stores (MinIO, Garage, Ceph, R2, B2's S3 API).
+    S3(S3StorageConfig),
+    /// Google Cloud Storage.
+    Gcs(GcsStorageConfig),
+    /// Azure Blob Storage.
+    Azblob(AzblobStorageConfig),
+    /// Backblaze B2 (native API).
+    B2(B2StorageConfig),
+    /// OpenStack Swift.
+    Swift(SwiftStorageConfig),
+    /// A directory on an SSH server.
+    Sftp(SftpStorageConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3StorageConfig {
+    pub bucket: String,
+    /// e.g. "us-east-1"; S3-compatible stores often want their own ("garage", "auto").
+    pub region: String,
+    /// For S3-compatible stores: "http://127.0.0.1:3900", "https://<account>.r2.cloudflarestorage.com".
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket` (the default; what MinIO, Garage and Ceph
+    /// expect) or, when false, as `bucket.endpoint`.
+    #[serde(default = "yes")]
+    pub path_style: bool,
+    pub access_key_id: SecretRef,
+    pub secret_access_key: SecretRef,
+    pub prefix: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcsStorageConfig {
+    pub bucket: String,
+    /// The service account key (JSON).
+    pub credential: SecretRef,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzblobStorageConfig {
+    pub container: String,
+    pub account_name: String,
+    pub account_key: SecretRef,
+    /// Default: https://<account_name>.blob.core.windows.net
+    pub endpoint: Option<String>,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct B2StorageConfig {
+    pub bucket: String,
+    pub bucket_id: String,
+    pub application_key_id: SecretRef,
+    pub application_key: SecretRef,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwiftStorageConfig {
+    /// The account's storage URL, e.g. https://swift.example.com/v1/AUTH_account
+    pub endpoint: String,
+    pub container: String,
+    pub token: SecretRef,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftpStorageConfig {
+    /// ssh://host:port
+    pub endpoint: String,
+    pub user: String,
+    /// Private key file for the SSH connection.
+    pub key: PathBuf,
+    /// Directory on the server.
+    pub root: String,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

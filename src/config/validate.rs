@@ -11,7 +11,7 @@ use super::raw::*;
 use super::units::{parse_byte_size, parse_duration};
 use crate::assertion::{Expectation, SqlAssertion};
 use crate::report::Stage;
-use crate::secret::SecretSource;
+use crate::secret::{SecretRef, SecretSource};
 
 /// One thing wrong with a drill file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,7 +145,65 @@ pub struct PostgresSpec {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StorageSpec {
-    Local { path: PathBuf, prefix: String },
+    Local {
+        path: PathBuf,
+        prefix: String,
+    },
+    S3 {
+        bucket: String,
+        region: String,
+        endpoint: Option<String>,
+        path_style: bool,
+        access_key_id: SecretSource,
+        secret_access_key: SecretSource,
+        prefix: String,
+    },
+    Gcs {
+        bucket: String,
+        credential: SecretSource,
+        prefix: String,
+    },
+    Azblob {
+        container: String,
+        account_name: String,
+        account_key: SecretSource,
+        endpoint: Option<String>,
+        prefix: String,
+    },
+    B2 {
+        bucket: String,
+        bucket_id: String,
+        application_key_id: SecretSource,
+        application_key: SecretSource,
+        prefix: String,
+    },
+    Swift {
+        endpoint: String,
+        container: String,
+        token: SecretSource,
+        prefix: String,
+    },
+    Sftp {
+        endpoint: String,
+        user: String,
+        key: PathBuf,
+        root: String,
+        prefix: String,
+    },
+}
+
+impl StorageSpec {
+    pub fn prefix(&self) -> &str {
+        match self {
+            StorageSpec::Local { prefix, .. }
+            | StorageSpec::S3 { prefix, .. }
+            | StorageSpec::Gcs { prefix, .. }
+            | StorageSpec::Azblob { prefix, .. }
+            | StorageSpec::B2 { prefix, .. }
+            | StorageSpec::Swift { prefix, .. }
+            | StorageSpec::Sftp { prefix, .. } => prefix,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -393,6 +451,122 @@ impl Collector<'_> {
     }
 }
 
+fn storage_prefix(c: &mut Collector<'_>, prefix: &Option<String>) -> String {
+    let prefix = prefix.clone().unwrap_or_default();
+    if prefix.split('/').any(|part| part == "..") || prefix.starts_with('/') {
+        c.push(
+            "storage.prefix",
+            format!("`{prefix}` must be a relative key prefix without `..`"),
+            "write e.g. prefix = \"prod/db1\"",
+        );
+    }
+    prefix.trim_matches('/').to_string()
+}
+
+fn storage_secret(c: &mut Collector<'_>, field: &str, r: &SecretRef) -> SecretSource {
+    r.validate()
+        .map_err(|m| {
+            c.push(
+                format!("storage.{field}"),
+                m,
+                "credentials are never inline: use { env = \"VAR\" } or { file = \"/path\" }",
+            )
+        })
+        .unwrap_or(SecretSource::Env { env: String::new() })
+}
+
+fn nonempty(c: &mut Collector<'_>, field: &str, v: &str, fix: &str) {
+    if v.trim().is_empty() {
+        c.push(format!("storage.{field}"), "is empty", fix);
+    }
+}
+
+fn validate_storage(c: &mut Collector<'_>, raw: &StorageConfig) -> StorageSpec {
+    match raw {
+        StorageConfig::Local(l) => {
+            if l.path.as_os_str().is_empty() {
+                c.push("storage.path", "the path is empty", "give the directory where artifacts are kept");
+            }
+            StorageSpec::Local {
+                path: l.path.clone(),
+                prefix: storage_prefix(c, &l.prefix),
+            }
+        }
+        StorageConfig::S3(s) => {
+            nonempty(c, "bucket", &s.bucket, "name the bucket");
+            nonempty(c, "region", &s.region, "give the region, e.g. \"us-east-1\" (Garage: \"garage\", R2: \"auto\")");
+            if let Some(e) = &s.endpoint {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    c.push("storage.endpoint", format!("`{e}` is not an http(s) URL"), "write e.g. \"https://s3.example.com\" or \"http://127.0.0.1:9000\"");
+                }
+            }
+            StorageSpec::S3 {
+                bucket: s.bucket.clone(),
+                region: s.region.clone(),
+                endpoint: s.endpoint.clone(),
+                path_style: s.path_style,
+                access_key_id: storage_secret(c, "access_key_id", &s.access_key_id),
+                secret_access_key: storage_secret(c, "secret_access_key", &s.secret_access_key),
+                prefix: storage_prefix(c, &s.prefix),
+            }
+        }
+        StorageConfig::Gcs(g) => {
+            nonempty(c, "bucket", &g.bucket, "name the bucket");
+            StorageSpec::Gcs {
+                bucket: g.bucket.clone(),
+                credential: storage_secret(c, "credential", &g.credential),
+                prefix: storage_prefix(c, &g.prefix),
+            }
+        }
+        StorageConfig::Azblob(a) => {
+            nonempty(c, "container", &a.container, "name the container");
+            nonempty(c, "account_name", &a.account_name, "give the storage account name");
+            StorageSpec::Azblob {
+                container: a.container.clone(),
+                account_name: a.account_name.clone(),
+                account_key: storage_secret(c, "account_key", &a.account_key),
+                endpoint: a.endpoint.clone(),
+                prefix: storage_prefix(c, &a.prefix),
+            }
+        }
+        StorageConfig::B2(b) => {
+            nonempty(c, "bucket", &b.bucket, "name the bucket");
+            nonempty(c, "bucket_id", &b.bucket_id, "copy the bucket id from the B2 console");
+            StorageSpec::B2 {
+                bucket: b.bucket.clone(),
+                bucket_id: b.bucket_id.clone(),
+                application_key_id: storage_secret(c, "application_key_id", &b.application_key_id),
+                application_key: storage_secret(c, "application_key", &b.application_key),
+                prefix: storage_prefix(c, &b.prefix),
+            }
+        }
+        StorageConfig::Swift(w) => {
+            nonempty(c, "endpoint", &w.endpoint, "give the account's storage URL");
+            nonempty(c, "container", &w.container, "name the container");
+            StorageSpec::Swift {
+                endpoint: w.endpoint.clone(),
+                container: w.container.clone(),
+                token: storage_secret(c, "token", &w.token),
+                prefix: storage_prefix(c, &w.prefix),
+            }
+        }
+        StorageConfig::Sftp(f) => {
+            if !f.endpoint.starts_with("ssh://") {
+                c.push("storage.endpoint", format!("`{}` is not an ssh:// URL", f.endpoint), "write e.g. \"ssh://backup.example.com:22\"");
+            }
+            nonempty(c, "user", &f.user, "name the SSH user");
+            nonempty(c, "root", &f.root, "give the directory on the server");
+            StorageSpec::Sftp {
+                endpoint: f.endpoint.clone(),
+                user: f.user.clone(),
+                key: f.key.clone(),
+                root: f.root.clone(),
+                prefix: storage_prefix(c, &f.prefix),
+            }
+        }
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -551,29 +725,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
     };
 
-    let storage = match &raw.storage {
-        StorageConfig::Local(l) => {
-            if l.path.as_os_str().is_empty() {
-                c.push(
-                    "storage.path",
-                    "the path is empty",
-                    "give the directory where artifacts are kept",
-                );
-            }
-            let prefix = l.prefix.clone().unwrap_or_default();
-            if prefix.split('/').any(|part| part == "..") || prefix.starts_with('/') {
-                c.push(
-                    "storage.prefix",
-                    format!("`{prefix}` must be a relative key prefix without `..`"),
-                    "write e.g. prefix = \"prod/db1\"",
-                );
-            }
-            StorageSpec::Local {
-                path: l.path.clone(),
-                prefix: prefix.trim_matches('/').to_string(),
-            }
-        }
-    };
+    let storage = validate_storage(&mut c, &raw.storage);
 
     let mut recipients = Vec::new();
     for (i, r) in raw.encryption.recipients.iter().enumerate() {

@@ -73,12 +73,13 @@ pub fn build_store(
             };
             Ok(Box::new(OpendalStore::local(&path)?))
         }
+        remote => Ok(Box::new(OpendalStore::remote(remote, base_dir)?)),
     }
 }
 
 /// The key prefix of a drill's artifacts under a store.
 pub fn drill_prefix(spec: &StorageSpec, drill: &str) -> String {
-    let StorageSpec::Local { prefix, .. } = spec;
+    let prefix = spec.prefix();
     if prefix.is_empty() {
         format!("{drill}/")
     } else {

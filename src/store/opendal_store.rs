@@ -8,8 +8,12 @@ use futures::{StreamExt, TryStreamExt};
 use opendal::{ErrorKind as OdKind, Operator};
 use tokio::sync::mpsc;
 
+use std::time::Duration;
+
 use super::{ArtifactStore, ByteStream, Upload};
+use crate::config::StorageSpec;
 use crate::error::{Error, Result};
+use crate::secret::SecretSource;
 
 /// Multipart chunk size: big enough for S3's 5 MiB minimum part, small enough to bound
 /// memory.
@@ -44,6 +48,141 @@ impl OpendalStore {
     }
 }
 
+impl OpendalStore {
+    /// An object store reached over the network. Credentials are read now; nothing is
+    /// contacted until the first operation. Transient failures (timeouts, 5xx, throttling)
+    /// are retried with jittered exponential backoff; each operation has a timeout.
+    pub fn remote(spec: &StorageSpec, base_dir: &Path) -> Result<Self> {
+        let secret = |field: &str, s: &SecretSource| s.load(base_dir).map_err(|e| e.context(format!("storage.{field}")));
+        let (op, description) = match spec {
+            StorageSpec::Local { .. } => unreachable!("local stores are built by OpendalStore::local"),
+            StorageSpec::S3 {
+                bucket,
+                region,
+                endpoint,
+                path_style,
+                access_key_id,
+                secret_access_key,
+                ..
+            } => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(bucket)
+                    .region(region)
+                    .access_key_id(secret("access_key_id", access_key_id)?.expose())
+                    .secret_access_key(secret("secret_access_key", secret_access_key)?.expose())
+                    .disable_config_load();
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                if !path_style {
+                    b = b.enable_virtual_host_style();
+                }
+                let where_ = endpoint.clone().unwrap_or_else(|| "AWS".into());
+                (Operator::new(b), format!("s3://{bucket} at {where_}"))
+            }
+            StorageSpec::Gcs { bucket, credential, .. } => {
+                let cred = secret("credential", credential)?;
+                let b = opendal::services::Gcs::default()
+                    .bucket(bucket)
+                    .credential(&base64_std(cred.expose().as_bytes()))
+                    .disable_config_load()
+                    .disable_vm_metadata();
+                (Operator::new(b), format!("gs://{bucket}"))
+            }
+            StorageSpec::Azblob {
+                container,
+                account_name,
+                account_key,
+                endpoint,
+                ..
+            } => {
+                let ep = endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{account_name}.blob.core.windows.net"));
+                let b = opendal::services::Azblob::default()
+                    .container(container)
+                    .account_name(account_name)
+                    .account_key(secret("account_key", account_key)?.expose())
+                    .endpoint(&ep);
+                (Operator::new(b), format!("azblob {container} at {ep}"))
+            }
+            StorageSpec::B2 {
+                bucket,
+                bucket_id,
+                application_key_id,
+                application_key,
+                ..
+            } => {
+                let b = opendal::services::B2::default()
+                    .bucket(bucket)
+                    .bucket_id(bucket_id)
+                    .application_key_id(secret("application_key_id", application_key_id)?.expose())
+                    .application_key(secret("application_key", application_key)?.expose());
+                (Operator::new(b), format!("b2://{bucket}"))
+            }
+            StorageSpec::Swift {
+                endpoint,
+                container,
+                token,
+                ..
+            } => {
+                let b = opendal::services::Swift::default()
+                    .endpoint(endpoint)
+                    .container(container)
+                    .token(secret("token", token)?.expose());
+                (Operator::new(b), format!("swift {container} at {endpoint}"))
+            }
+            StorageSpec::Sftp {
+                endpoint,
+                user,
+                key,
+                root,
+                ..
+            } => {
+                let key = if key.is_absolute() { key.clone() } else { base_dir.join(key) };
+                let b = opendal::services::Sftp::default()
+                    .endpoint(endpoint)
+                    .user(user)
+                    .key(&key.to_string_lossy())
+                    .root(root);
+                (Operator::new(b), format!("sftp {endpoint}{root}"))
+            }
+        };
+        let op = op
+            .map_err(|e| map_err(e, "configure storage"))?
+            .layer(
+                opendal::layers::TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(120))
+                    .with_io_timeout(Duration::from_secs(60)),
+            )
+            .layer(
+                opendal::layers::RetryLayer::new()
+                    .with_jitter()
+                    .with_max_times(4)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(10)),
+            );
+        Ok(OpendalStore { op, description })
+    }
+}
+
+fn base64_std(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Maps an OpenDAL error to ours: not-found and permission errors say what to fix and are
 /// not retried; temporary ones are.
 fn map_err(e: opendal::Error, what: &str) -> Error {
@@ -51,8 +190,8 @@ fn map_err(e: opendal::Error, what: &str) -> Error {
         OdKind::NotFound => Error::backup(format!("{what}: not found ({e})")).with_hint(
             "the object is missing from storage; list artifacts or check the storage prefix",
         ),
-        OdKind::PermissionDenied => Error::infra(format!("{what}: permission denied ({e})"))
-            .with_hint("check the storage credentials and that they may read and write this path")
+        OdKind::PermissionDenied => Error::infra(format!("{what}: access denied ({e})"))
+            .with_hint("check the storage credentials (key id and secret) and that they may read and write this bucket and prefix")
             .retryable(false),
         OdKind::ConfigInvalid => {
             Error::config(format!("{what}: invalid storage configuration ({e})"))
