@@ -113,3 +113,75 @@ fd_stop_mariadb() {
     for _ in $(seq 1 40); do [ -f "$dir/pid" ] || break; sleep 0.25; done
   fi
 }
+
+# Garage, a real S3-compatible server (from the crates registry; built once, cached).
+FIREDRILL_TOOLS=${FIREDRILL_TOOLS:-/opt/firedrill-tools}
+
+fd_ensure_garage() {
+  if [ -x "$FIREDRILL_TOOLS/bin/garage" ]; then return 0; fi
+  fd_log "building garage (S3 server for the tests) into $FIREDRILL_TOOLS; about 10 minutes, once"
+  mkdir -p "$FIREDRILL_TOOLS"
+  cargo install garage --locked --root "$FIREDRILL_TOOLS" --quiet
+}
+
+# Starts a single-node Garage in DIR with its S3 API on 127.0.0.1:S3PORT (RPC on
+# S3PORT+1, admin on S3PORT+3), creates bucket `firedrill` and a key for it, and writes
+# the key to DIR/env as FIREDRILL_TEST_S3_* variables.
+fd_start_garage() {
+  local dir=$1 port=$2
+  local garage="$FIREDRILL_TOOLS/bin/garage"
+  fd_stop_garage "$dir"
+  rm -rf "$dir"
+  mkdir -p "$dir/meta" "$dir/data"
+  cat > "$dir/garage.toml" <<TOML
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$((port + 1))"
+rpc_public_addr = "127.0.0.1:$((port + 1))"
+rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$port"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$((port + 3))"
+TOML
+  (setsid "$garage" -c "$dir/garage.toml" server >"$dir/server.log" 2>&1 & echo $! > "$dir/pid")
+  local node=""
+  for _ in $(seq 1 60); do
+    node=$("$garage" -c "$dir/garage.toml" node id -q 2>/dev/null | cut -d@ -f1) && [ -n "$node" ] && break
+    sleep 0.5
+  done
+  [ -n "$node" ] || { fd_log "garage did not start; see $dir/server.log"; return 1; }
+  "$garage" -c "$dir/garage.toml" layout assign -z dc1 -c 1G "$node" >/dev/null
+  "$garage" -c "$dir/garage.toml" layout apply --version 1 >/dev/null
+  for _ in $(seq 1 40); do
+    "$garage" -c "$dir/garage.toml" bucket create firedrill >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  local info
+  info=$("$garage" -c "$dir/garage.toml" key create firedrill-key)
+  "$garage" -c "$dir/garage.toml" bucket allow --read --write --owner firedrill --key firedrill-key >/dev/null
+  local key_id secret
+  key_id=$(printf '%s\n' "$info" | awk '/Key ID/ {print $NF}')
+  secret=$(printf '%s\n' "$info" | awk '/Secret key/ {print $NF}')
+  cat > "$dir/env" <<ENV
+FIREDRILL_TEST_S3_ENDPOINT=http://127.0.0.1:$port
+FIREDRILL_TEST_S3_BUCKET=firedrill
+FIREDRILL_TEST_S3_REGION=garage
+FIREDRILL_TEST_S3_KEY_ID=$key_id
+FIREDRILL_TEST_S3_SECRET=$secret
+ENV
+}
+
+fd_stop_garage() {
+  local dir=$1
+  if [ -f "$dir/pid" ]; then
+    kill "$(cat "$dir/pid")" 2>/dev/null || true
+    rm -f "$dir/pid"
+  fi
+}

@@ -281,3 +281,57 @@ restore = "5m"
         path
     }
 }
+
+/// The S3 server (Garage) `tests/run` started: (endpoint, bucket, region, key id, secret).
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+pub fn s3_from_env_file(path: Option<&Path>) -> S3 {
+    let vars: HashMap<String, String> = match path {
+        Some(p) => std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect(),
+        None => std::env::vars().collect(),
+    };
+    let get = |k: &str| {
+        vars.get(k)
+            .cloned()
+            .unwrap_or_else(|| panic!("{k} is not set: run the tests with tests/run, which starts Garage"))
+    };
+    S3 {
+        endpoint: get("FIREDRILL_TEST_S3_ENDPOINT"),
+        bucket: get("FIREDRILL_TEST_S3_BUCKET"),
+        region: get("FIREDRILL_TEST_S3_REGION"),
+        key_id: get("FIREDRILL_TEST_S3_KEY_ID"),
+        secret: get("FIREDRILL_TEST_S3_SECRET"),
+    }
+}
+
+impl S3 {
+    /// A `[storage]` table for this server; the credentials come from the named env vars.
+    pub fn storage_toml(&self, prefix: &str, key_env: &str, secret_env: &str) -> String {
+        format!(
+            "[storage]\ntype = \"s3\"\nbucket = \"{}\"\nregion = \"{}\"\nendpoint = \"{}\"\nprefix = \"{prefix}\"\naccess_key_id = {{ env = \"{key_env}\" }}\nsecret_access_key = {{ env = \"{secret_env}\" }}\n",
+            self.bucket, self.region, self.endpoint
+        )
+    }
+
+    pub fn spec(&self, prefix: &str, key_env: &str, secret_env: &str) -> firedrill::config::StorageSpec {
+        firedrill::config::StorageSpec::S3 {
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            endpoint: Some(self.endpoint.clone()),
+            path_style: true,
+            access_key_id: firedrill::secret::SecretSource::Env { env: key_env.into() },
+            secret_access_key: firedrill::secret::SecretSource::Env { env: secret_env.into() },
+            prefix: prefix.into(),
+        }
+    }
+}
