@@ -15,6 +15,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod inventory;
 pub mod manifest;
+pub mod notify;
 pub mod report;
 pub mod retention;
 pub mod sandbox;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use firedrill::catalog::{Catalog, SqliteCatalog};
+use firedrill::config::{load_main_config, MainConfig};
 use firedrill::report::human_bytes;
 use firedrill::report::{render_human_with, render_stage_line, StageReport};
 use firedrill::{load_drill, Progress, RunOptions, Stage};
@@ -28,8 +29,28 @@ struct Cli {
     /// as root, else ~/.local/state/firedrill/catalog.db.
     #[arg(long, global = true, env = "FIREDRILL_CATALOG")]
     catalog: Option<PathBuf>,
+    /// The main config file (catalog, notification channels and routes).
+    #[arg(long, global = true, env = "FIREDRILL_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test page through each channel (or one) and say whether it was accepted.
+    Test { channel: Option<String> },
+    /// Deliver the notifications waiting in the outbox now.
+    Flush {
+        /// Ignore the retry backoff: try every pending notification.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Show the outbox: queued, sent and expired notifications.
+    Outbox {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +118,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Notification channels and the outbox.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Catalog maintenance.
     Catalog {
         #[command(subcommand)]
@@ -147,7 +173,21 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> u8 {
-    let catalog_path = cli.catalog.clone().unwrap_or_else(default_catalog);
+    let config = match &cli.config {
+        Some(p) => match load_main_config(p) {
+            Ok(c) => c,
+            Err(p) => {
+                eprintln!("{p}");
+                return 2;
+            }
+        },
+        None => MainConfig::default(),
+    };
+    let catalog_path = cli
+        .catalog
+        .clone()
+        .or_else(|| config.catalog.clone())
+        .unwrap_or_else(default_catalog);
     match cli.command {
         Command::Run {
             drill,
@@ -171,8 +211,13 @@ async fn dispatch(cli: Cli) -> u8 {
                 run_id: None,
                 catalog,
             };
-            run(&drill, &drills_dir, json, quiet, random, opts).await
+            let (code, report) = run(&drill, &drills_dir, json, quiet, random, opts.clone()).await;
+            if let (Some(c), Some(report)) = (&opts.catalog, &report) {
+                page(c.as_ref(), &config, report).await;
+            }
+            code
         }
+        Command::Notify { command } => notify(&catalog_path, &config, command).await,
         Command::Artifacts { drill, json } => {
             artifacts(&catalog_path, drill.as_deref(), json).await
         }
@@ -225,13 +270,13 @@ async fn run(
     quiet: bool,
     random: bool,
     mut opts: RunOptions,
-) -> u8 {
+) -> (u8, Option<firedrill::RunReport>) {
     let path = drill_path(drill, dir);
     let drill = match load_drill(&path) {
         Ok(d) => d,
         Err(p) => {
             eprintln!("{p}");
-            return 2;
+            return (2, None);
         }
     };
     if random {
@@ -244,11 +289,11 @@ async fn run(
             }
             Ok(None) => {
                 eprintln!("error: drill {} has no stored artifacts to pick from\n  hint: run the drill once without --random", drill.name);
-                return 2;
+                return (2, None);
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return 2;
+                return (2, None);
             }
         }
     }
@@ -265,7 +310,135 @@ async fn run(
     } else {
         print!("{}", render_human_with(&report, quiet));
     }
-    report.exit_code as u8
+    (report.exit_code as u8, Some(report))
+}
+
+/// Pages about a finished run (when channels are configured) and delivers what is due.
+async fn page(catalog: &dyn Catalog, config: &MainConfig, report: &firedrill::RunReport) {
+    if config.notify.channels.is_empty() {
+        return;
+    }
+    if let Err(e) = firedrill::notify::on_run_finished(catalog, &config.notify, report).await {
+        eprintln!("warning: could not queue the pages for this run: {e}");
+        return;
+    }
+    let notifiers = match firedrill::notify::build_notifiers(&config.notify, &config.base_dir) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("warning: notification channels unusable (pages stay queued): {e}");
+            return;
+        }
+    };
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        firedrill::notify::deliver_due(catalog, &config.notify, &notifiers),
+    )
+    .await
+    {
+        Ok(Ok(d)) if d.retrying > 0 => eprintln!(
+            "warning: {} notification(s) not delivered yet; they stay queued (`firedrill notify flush`)",
+            d.retrying
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => eprintln!("warning: delivering pages: {e}"),
+        Err(_) => eprintln!("warning: delivering pages took over 60s; the rest stay queued"),
+    }
+}
+
+async fn notify(catalog: &Path, config: &MainConfig, command: NotifyCommand) -> u8 {
+    if config.notify.channels.is_empty() {
+        eprintln!("error: no notification channels configured\n  hint: add [[notify.channel]] tables to the file given with --config");
+        return 2;
+    }
+    let notifiers = match firedrill::notify::build_notifiers(&config.notify, &config.base_dir) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match command {
+        NotifyCommand::Test { channel } => {
+            if let Some(c) = &channel {
+                if !notifiers.iter().any(|n| n.name() == c) {
+                    eprintln!("error: no channel named {c}");
+                    return 2;
+                }
+            }
+            let mut failed = 0;
+            for (name, r) in firedrill::notify::send_test(&notifiers, channel.as_deref()).await {
+                match r {
+                    Ok(()) => println!("ok    {name}: accepted"),
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAIL  {name}: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                2
+            } else {
+                0
+            }
+        }
+        NotifyCommand::Flush { now } => {
+            let c = match open_catalog(catalog) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let at = if now {
+                jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_hours(24 * 365))
+                    .unwrap_or(jiff::Timestamp::MAX)
+            } else {
+                jiff::Timestamp::now()
+            };
+            match firedrill::notify::deliver_due_at(&c, &config.notify, &notifiers, at).await {
+                Ok(d) => {
+                    println!(
+                        "sent {}, retrying {}, expired {}",
+                        d.sent, d.retrying, d.expired
+                    );
+                    if d.retrying > 0 {
+                        1
+                    } else {
+                        0
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            }
+        }
+        NotifyCommand::Outbox { limit } => {
+            let c = match open_catalog(catalog) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match c.outbox(limit).await {
+                Ok(items) => {
+                    for i in items {
+                        println!(
+                            "{:>5} {:<8} {:<9} {:<16} {:<20} attempts {} {}",
+                            i.id,
+                            i.state,
+                            i.kind,
+                            i.channel,
+                            i.drill,
+                            i.attempts,
+                            i.last_error.unwrap_or_default()
+                        );
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            }
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM cancels the run; the sandbox is still torn down. A second signal

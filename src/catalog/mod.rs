@@ -103,8 +103,65 @@ pub struct RunRecord {
     pub report: Option<String>,
 }
 
+/// An open incident: a drill that failed and was paged about, until it passes again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub drill: String,
+    pub opened_at: jiff::Timestamp,
+    pub last_paged_at: jiff::Timestamp,
+    /// `critical` or `warning`.
+    pub severity: String,
+    pub stage: Option<String>,
+    /// The run that opened (or last re-paged) it.
+    pub run_id: String,
+    /// Channels that were paged and so must get the resolve.
+    pub channels: Vec<String>,
+}
+
+/// A notification waiting in (or delivered from) the durable outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub channel: String,
+    pub drill: String,
+    /// `trigger`, `resolve`, `test`.
+    pub kind: String,
+    /// The page, as JSON.
+    pub payload: String,
+    pub created_at: jiff::Timestamp,
+    pub next_attempt_at: jiff::Timestamp,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// `pending`, `sent`, `expired`.
+    pub state: String,
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
+    async fn incident(&self, drill: &str) -> Result<Option<Incident>>;
+    async fn put_incident(&self, incident: &Incident) -> Result<()>;
+    async fn close_incident(&self, drill: &str) -> Result<()>;
+    /// Stores a notification before any attempt to send it.
+    async fn enqueue(
+        &self,
+        channel: &str,
+        drill: &str,
+        kind: &str,
+        payload: &str,
+        at: jiff::Timestamp,
+    ) -> Result<i64>;
+    /// Pending notifications whose next attempt is due.
+    async fn due(&self, now: jiff::Timestamp, limit: usize) -> Result<Vec<OutboxItem>>;
+    async fn mark_sent(&self, id: i64) -> Result<()>;
+    async fn mark_retry(
+        &self,
+        id: i64,
+        next_attempt_at: jiff::Timestamp,
+        error: &str,
+    ) -> Result<()>;
+    async fn mark_expired(&self, id: i64, error: &str) -> Result<()>;
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>>;
+
     /// Records that a run started (so a crash leaves it visibly "running").
     async fn run_started(&self, drill: &str, run_id: &str, at: jiff::Timestamp) -> Result<()>;
     /// Records a finished run and, when it drilled an artifact, that artifact's verdict.

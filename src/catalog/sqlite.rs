@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{ArtifactRecord, Catalog, RunRecord, Verified};
+use super::{ArtifactRecord, Catalog, Incident, OutboxItem, RunRecord, Verified};
 use crate::error::{Error, Result};
 use crate::report::{RunReport, Stage, Verdict};
 
@@ -207,8 +207,159 @@ fn insert_artifact(c: &Connection, a: &ArtifactRecord) -> rusqlite::Result<()> {
     Ok(())
 }
 
+const OUTBOX_COLS: &str =
+    "id, channel, drill, kind, payload, created_at, next_attempt_at, attempts, last_error, state";
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: r.get(0)?,
+        channel: r.get(1)?,
+        drill: r.get(2)?,
+        kind: r.get(3)?,
+        payload: r.get(4)?,
+        created_at: ts(&r.get::<_, String>(5)?),
+        next_attempt_at: ts(&r.get::<_, String>(6)?),
+        attempts: r.get::<_, i64>(7)? as u32,
+        last_error: r.get(8)?,
+        state: r.get(9)?,
+    })
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
+    async fn incident(&self, drill: &str) -> Result<Option<Incident>> {
+        let drill = drill.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT drill, opened_at, last_paged_at, severity, stage, run_id, channels FROM incidents WHERE drill = ?1",
+                params![drill],
+                |r| {
+                    Ok(Incident {
+                        drill: r.get(0)?,
+                        opened_at: ts(&r.get::<_, String>(1)?),
+                        last_paged_at: ts(&r.get::<_, String>(2)?),
+                        severity: r.get(3)?,
+                        stage: r.get(4)?,
+                        run_id: r.get(5)?,
+                        channels: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn put_incident(&self, i: &Incident) -> Result<()> {
+        let i = i.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
+                   stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
+                params![
+                    i.drill,
+                    i.opened_at.to_string(),
+                    i.last_paged_at.to_string(),
+                    i.severity,
+                    i.stage,
+                    i.run_id,
+                    serde_json::to_string(&i.channels).unwrap_or_default()
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn close_incident(&self, drill: &str) -> Result<()> {
+        let drill = drill.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM incidents WHERE drill = ?1", params![drill])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn enqueue(
+        &self,
+        channel: &str,
+        drill: &str,
+        kind: &str,
+        payload: &str,
+        at: jiff::Timestamp,
+    ) -> Result<i64> {
+        let (channel, drill, kind, payload) = (
+            channel.to_string(),
+            drill.to_string(),
+            kind.to_string(),
+            payload.to_string(),
+        );
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO outbox (channel, drill, kind, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![channel, drill, kind, payload, at.to_string()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn due(&self, now: jiff::Timestamp, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.with(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![now.to_string(), limit as i64], outbox_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn mark_sent(&self, id: i64) -> Result<()> {
+        self.with(move |c| {
+            c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_retry(&self, id: i64, next: jiff::Timestamp, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next.to_string(), error],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_expired(&self, id: i64, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE outbox SET state = 'expired', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.with(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {OUTBOX_COLS} FROM outbox ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = st.query_map(params![limit as i64], outbox_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn run_started(&self, drill: &str, run_id: &str, at: jiff::Timestamp) -> Result<()> {
         let (drill, run_id) = (drill.to_string(), run_id.to_string());
         self.with(move |c| {

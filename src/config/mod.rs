@@ -6,10 +6,12 @@
 //! each with the file, the field and a fix. Only a [`Drill`] can build clients, stores
 //! and sandboxes.
 
+mod main_config;
 mod raw;
 mod units;
 mod validate;
 
+pub use main_config::{load_main_config, MainConfig, MainConfigFile};
 pub use raw::*;
 pub use units::{parse_byte_size, parse_duration};
 pub use validate::*;

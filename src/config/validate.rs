@@ -485,7 +485,11 @@ fn validate_storage(c: &mut Collector<'_>, raw: &StorageConfig) -> StorageSpec {
     match raw {
         StorageConfig::Local(l) => {
             if l.path.as_os_str().is_empty() {
-                c.push("storage.path", "the path is empty", "give the directory where artifacts are kept");
+                c.push(
+                    "storage.path",
+                    "the path is empty",
+                    "give the directory where artifacts are kept",
+                );
             }
             StorageSpec::Local {
                 path: l.path.clone(),
@@ -494,10 +498,19 @@ fn validate_storage(c: &mut Collector<'_>, raw: &StorageConfig) -> StorageSpec {
         }
         StorageConfig::S3(s) => {
             nonempty(c, "bucket", &s.bucket, "name the bucket");
-            nonempty(c, "region", &s.region, "give the region, e.g. \"us-east-1\" (Garage: \"garage\", R2: \"auto\")");
+            nonempty(
+                c,
+                "region",
+                &s.region,
+                "give the region, e.g. \"us-east-1\" (Garage: \"garage\", R2: \"auto\")",
+            );
             if let Some(e) = &s.endpoint {
                 if !(e.starts_with("http://") || e.starts_with("https://")) {
-                    c.push("storage.endpoint", format!("`{e}` is not an http(s) URL"), "write e.g. \"https://s3.example.com\" or \"http://127.0.0.1:9000\"");
+                    c.push(
+                        "storage.endpoint",
+                        format!("`{e}` is not an http(s) URL"),
+                        "write e.g. \"https://s3.example.com\" or \"http://127.0.0.1:9000\"",
+                    );
                 }
             }
             StorageSpec::S3 {
@@ -520,7 +533,12 @@ fn validate_storage(c: &mut Collector<'_>, raw: &StorageConfig) -> StorageSpec {
         }
         StorageConfig::Azblob(a) => {
             nonempty(c, "container", &a.container, "name the container");
-            nonempty(c, "account_name", &a.account_name, "give the storage account name");
+            nonempty(
+                c,
+                "account_name",
+                &a.account_name,
+                "give the storage account name",
+            );
             StorageSpec::Azblob {
                 container: a.container.clone(),
                 account_name: a.account_name.clone(),
@@ -531,7 +549,12 @@ fn validate_storage(c: &mut Collector<'_>, raw: &StorageConfig) -> StorageSpec {
         }
         StorageConfig::B2(b) => {
             nonempty(c, "bucket", &b.bucket, "name the bucket");
-            nonempty(c, "bucket_id", &b.bucket_id, "copy the bucket id from the B2 console");
+            nonempty(
+                c,
+                "bucket_id",
+                &b.bucket_id,
+                "copy the bucket id from the B2 console",
+            );
             StorageSpec::B2 {
                 bucket: b.bucket.clone(),
                 bucket_id: b.bucket_id.clone(),
@@ -552,7 +575,11 @@ fn validate_storage(c: &mut Collector<'_>, raw: &StorageConfig) -> StorageSpec {
         }
         StorageConfig::Sftp(f) => {
             if !f.endpoint.starts_with("ssh://") {
-                c.push("storage.endpoint", format!("`{}` is not an ssh:// URL", f.endpoint), "write e.g. \"ssh://backup.example.com:22\"");
+                c.push(
+                    "storage.endpoint",
+                    format!("`{}` is not an ssh:// URL", f.endpoint),
+                    "write e.g. \"ssh://backup.example.com:22\"",
+                );
             }
             nonempty(c, "user", &f.user, "name the SSH user");
             nonempty(c, "root", &f.root, "give the directory on the server");

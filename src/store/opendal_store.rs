@@ -53,9 +53,14 @@ impl OpendalStore {
     /// contacted until the first operation. Transient failures (timeouts, 5xx, throttling)
     /// are retried with jittered exponential backoff; each operation has a timeout.
     pub fn remote(spec: &StorageSpec, base_dir: &Path) -> Result<Self> {
-        let secret = |field: &str, s: &SecretSource| s.load(base_dir).map_err(|e| e.context(format!("storage.{field}")));
+        let secret = |field: &str, s: &SecretSource| {
+            s.load(base_dir)
+                .map_err(|e| e.context(format!("storage.{field}")))
+        };
         let (op, description) = match spec {
-            StorageSpec::Local { .. } => unreachable!("local stores are built by OpendalStore::local"),
+            StorageSpec::Local { .. } => {
+                unreachable!("local stores are built by OpendalStore::local")
+            }
             StorageSpec::S3 {
                 bucket,
                 region,
@@ -80,7 +85,9 @@ impl OpendalStore {
                 let where_ = endpoint.clone().unwrap_or_else(|| "AWS".into());
                 (Operator::new(b), format!("s3://{bucket} at {where_}"))
             }
-            StorageSpec::Gcs { bucket, credential, .. } => {
+            StorageSpec::Gcs {
+                bucket, credential, ..
+            } => {
                 let cred = secret("credential", credential)?;
                 let b = opendal::services::Gcs::default()
                     .bucket(bucket)
@@ -139,7 +146,11 @@ impl OpendalStore {
                 root,
                 ..
             } => {
-                let key = if key.is_absolute() { key.clone() } else { base_dir.join(key) };
+                let key = if key.is_absolute() {
+                    key.clone()
+                } else {
+                    base_dir.join(key)
+                };
                 let b = opendal::services::Sftp::default()
                     .endpoint(endpoint)
                     .user(user)
@@ -170,7 +181,11 @@ fn base64_std(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

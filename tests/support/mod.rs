@@ -296,14 +296,17 @@ pub fn s3_from_env_file(path: Option<&Path>) -> S3 {
         Some(p) => std::fs::read_to_string(p)
             .unwrap()
             .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect(),
         None => std::env::vars().collect(),
     };
     let get = |k: &str| {
-        vars.get(k)
-            .cloned()
-            .unwrap_or_else(|| panic!("{k} is not set: run the tests with tests/run, which starts Garage"))
+        vars.get(k).cloned().unwrap_or_else(|| {
+            panic!("{k} is not set: run the tests with tests/run, which starts Garage")
+        })
     };
     S3 {
         endpoint: get("FIREDRILL_TEST_S3_ENDPOINT"),
@@ -323,14 +326,23 @@ impl S3 {
         )
     }
 
-    pub fn spec(&self, prefix: &str, key_env: &str, secret_env: &str) -> firedrill::config::StorageSpec {
+    pub fn spec(
+        &self,
+        prefix: &str,
+        key_env: &str,
+        secret_env: &str,
+    ) -> firedrill::config::StorageSpec {
         firedrill::config::StorageSpec::S3 {
             bucket: self.bucket.clone(),
             region: self.region.clone(),
             endpoint: Some(self.endpoint.clone()),
             path_style: true,
-            access_key_id: firedrill::secret::SecretSource::Env { env: key_env.into() },
-            secret_access_key: firedrill::secret::SecretSource::Env { env: secret_env.into() },
+            access_key_id: firedrill::secret::SecretSource::Env {
+                env: key_env.into(),
+            },
+            secret_access_key: firedrill::secret::SecretSource::Env {
+                env: secret_env.into(),
+            },
             prefix: prefix.into(),
         }
     }

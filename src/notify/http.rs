@@ -1,0 +1,347 @@
+//! The HTTP channels: a signed generic webhook, Slack, PagerDuty Events v2, Alertmanager.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::{Notifier, Page, PageKind, WebhookConfig};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a TLS backend is compiled in")
+}
+
+/// Posts and classifies the answer: 2xx is delivered; 408, 429 and 5xx are worth a retry;
+/// other 4xx say the request itself is wrong.
+async fn post(name: &str, req: reqwest::RequestBuilder, what: &str) -> Result<()> {
+    let resp = req.send().await.map_err(|e| {
+        Error::infra(format!("channel {name}: {what} unreachable: {e}"))
+            .with_hint("the outbox retries until the receiver is back")
+            .retryable(true)
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    let retry = status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
+    Err(
+        Error::infra(format!("channel {name}: {what} answered {status}: {body}"))
+            .with_hint(if retry {
+                "the receiver is failing or throttling; the outbox retries"
+            } else {
+                "the receiver refused the request: check the channel's URL and credentials"
+            })
+            .retryable(retry),
+    )
+}
+
+/// The HMAC-SHA256 signature header value for a body sent at unix time `t`.
+pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub struct WebhookNotifier {
+    name: String,
+    url: String,
+    secret: Option<Secret>,
+    headers: Vec<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl WebhookNotifier {
+    pub fn new(name: &str, cfg: &WebhookConfig, secret: Option<Secret>) -> Self {
+        WebhookNotifier {
+            name: name.into(),
+            url: cfg.url.clone(),
+            secret,
+            headers: cfg
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            http: client(),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, page: &Page) -> Result<()> {
+        let body = serde_json::to_vec(page).map_err(|e| Error::internal(e.to_string()))?;
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header(
+                "x-firedrill-event",
+                serde_json::to_value(page.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+            );
+        if let Some(s) = &self.secret {
+            req = req.header(
+                "x-firedrill-signature",
+                signature(
+                    s.expose().as_bytes(),
+                    jiff::Timestamp::now().as_second(),
+                    &body,
+                ),
+            );
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        post(&self.name, req.body(body), "webhook").await
+    }
+}
+
+pub struct SlackNotifier {
+    name: String,
+    url: Secret,
+    http: reqwest::Client,
+}
+
+impl SlackNotifier {
+    pub fn new(name: &str, url: Secret) -> Self {
+        SlackNotifier {
+            name: name.into(),
+            url,
+            http: client(),
+        }
+    }
+}
+
+/// Slack's Block Kit message for a page.
+pub fn slack_body(page: &Page) -> Value {
+    let mut fields = vec![json!({"type": "mrkdwn", "text": format!("*Drill*\n{}", page.drill)})];
+    if let Some(s) = &page.stage {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Stage*\n{s}")}));
+    }
+    fields.push(json!({"type": "mrkdwn", "text": format!("*Run*\n{}", page.run_id)}));
+    fields
+        .push(json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", page.severity.as_str())}));
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": page.title()}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": page.summary}, "fields": fields}),
+    ];
+    if let Some(e) = &page.error {
+        let mut t = format!("*Error:* {e}");
+        if let Some(h) = &page.hint {
+            t.push_str(&format!("\n*Hint:* {h}"));
+        }
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": t}}));
+    }
+    if let Some(u) = &page.report_url {
+        blocks.push(json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open the report"}, "url": u}]}));
+    }
+    json!({"text": page.title(), "blocks": blocks})
+}
+
+#[async_trait]
+impl Notifier for SlackNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, page: &Page) -> Result<()> {
+        post(
+            &self.name,
+            self.http.post(self.url.expose()).json(&slack_body(page)),
+            "Slack",
+        )
+        .await
+    }
+}
+
+pub struct PagerDutyNotifier {
+    name: String,
+    routing_key: Secret,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl PagerDutyNotifier {
+    pub fn new(name: &str, routing_key: Secret, url: Option<String>) -> Self {
+        PagerDutyNotifier {
+            name: name.into(),
+            routing_key,
+            url: url.unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into()),
+            http: client(),
+        }
+    }
+}
+
+/// A PagerDuty Events API v2 event: trigger, or resolve with the same dedup_key.
+pub fn pagerduty_body(page: &Page, routing_key: &str) -> Value {
+    let action = match page.kind {
+        PageKind::Resolve => "resolve",
+        _ => "trigger",
+    };
+    let mut v = json!({
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": page.incident_key,
+    });
+    if action == "trigger" {
+        v["payload"] = json!({
+            "summary": page.title(),
+            "source": "firedrill",
+            "severity": page.severity.as_str(),
+            "component": page.drill,
+            "group": page.stage.clone().unwrap_or_default(),
+            "class": "backup-drill",
+            "timestamp": page.at.to_string(),
+            "custom_details": {
+                "run_id": page.run_id,
+                "error": page.error,
+                "hint": page.hint,
+                "artifact": page.artifact,
+                "stderr_tail": page.stderr_tail,
+            },
+        });
+        if let Some(u) = &page.report_url {
+            v["links"] = json!([{"href": u, "text": "firedrill report"}]);
+        }
+    }
+    v
+}
+
+#[async_trait]
+impl Notifier for PagerDutyNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, page: &Page) -> Result<()> {
+        let body = pagerduty_body(page, self.routing_key.expose());
+        post(
+            &self.name,
+            self.http.post(&self.url).json(&body),
+            "PagerDuty",
+        )
+        .await
+    }
+}
+
+pub struct AlertmanagerNotifier {
+    name: String,
+    urls: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl AlertmanagerNotifier {
+    pub fn new(name: &str, urls: Vec<String>) -> Self {
+        AlertmanagerNotifier {
+            name: name.into(),
+            urls,
+            http: client(),
+        }
+    }
+}
+
+/// One Alertmanager API v2 alert. A trigger carries an explicit far `endsAt` (firedrill
+/// does not re-send like Prometheus, and Alertmanager would otherwise resolve it after its
+/// resolve_timeout); a resolve sets `endsAt` to now.
+pub fn alertmanager_body(page: &Page) -> Value {
+    let ends = match page.kind {
+        PageKind::Resolve => page.at,
+        _ => page
+            .at
+            .checked_add(jiff::SignedDuration::from_hours(24 * 30))
+            .unwrap_or(page.at),
+    };
+    let mut alert = json!({
+        "labels": {
+            "alertname": "FiredrillDrillFailed",
+            "drill": page.drill,
+            "stage": page.stage.clone().unwrap_or_default(),
+            "severity": page.severity.as_str(),
+        },
+        "annotations": {
+            "summary": page.title(),
+            "description": page.summary,
+            "error": page.error.clone().unwrap_or_default(),
+            "hint": page.hint.clone().unwrap_or_default(),
+            "run_id": page.run_id,
+        },
+        "startsAt": page.started_at.to_string(),
+        "endsAt": ends.to_string(),
+    });
+    if let Some(u) = &page.report_url {
+        alert["generatorURL"] = json!(u);
+    }
+    json!([alert])
+}
+
+#[async_trait]
+impl Notifier for AlertmanagerNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every Alertmanager of the cluster gets the alert; delivered when at least one took it.
+    async fn send(&self, page: &Page) -> Result<()> {
+        let body = alertmanager_body(page);
+        let mut last = None;
+        let mut ok = 0;
+        for u in &self.urls {
+            let url = format!("{}/api/v2/alerts", u.trim_end_matches('/'));
+            match post(
+                &self.name,
+                self.http.post(&url).json(&body),
+                &format!("Alertmanager {u}"),
+            )
+            .await
+            {
+                Ok(()) => ok += 1,
+                Err(e) => last = Some(e),
+            }
+        }
+        match (ok, last) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_stable() {
+        assert_eq!(
+            signature(b"secret", 1_700_000_000, b"{}"),
+            "t=1700000000,v1=".to_string()
+                + &{
+                    let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+                    mac.update(b"1700000000.{}");
+                    hex::encode(mac.finalize().into_bytes())
+                }
+        );
+    }
+}
