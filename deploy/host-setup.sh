@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates"
+FIREDRILL_PACKAGES="postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager"
 
 fd_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -184,4 +184,43 @@ fd_stop_garage() {
     kill "$(cat "$dir/pid")" 2>/dev/null || true
     rm -f "$dir/pid"
   fi
+}
+
+# A real SMTP server (aiosmtpd) on 127.0.0.1:PORT keeping every message in DIR/maildir.
+fd_start_smtp() {
+  local dir=$1 port=$2
+  fd_stop_pidfile "$dir/smtp.pid"
+  mkdir -p "$dir/maildir/tmp" "$dir/maildir/new" "$dir/maildir/cur"
+  (setsid /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Mailbox "$dir/maildir" \
+     >"$dir/smtp.log" 2>&1 & echo $! > "$dir/smtp.pid")
+  for _ in $(seq 1 40); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.25
+  done
+  fd_log "aiosmtpd did not start; see $dir/smtp.log"; return 1
+}
+
+# A real Prometheus Alertmanager on 127.0.0.1:PORT (alerts go nowhere further).
+fd_start_alertmanager() {
+  local dir=$1 port=$2
+  fd_stop_pidfile "$dir/am.pid"
+  mkdir -p "$dir/am-data"
+  cat > "$dir/alertmanager.yml" <<YML
+route:
+  receiver: "null"
+  group_wait: 1s
+receivers:
+  - name: "null"
+YML
+  (setsid prometheus-alertmanager --config.file="$dir/alertmanager.yml" --storage.path="$dir/am-data" \
+     --web.listen-address="127.0.0.1:$port" --cluster.listen-address= >"$dir/am.log" 2>&1 & echo $! > "$dir/am.pid")
+  for _ in $(seq 1 60); do
+    curl -fs "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && return 0
+    sleep 0.25
+  done
+  fd_log "alertmanager did not start; see $dir/am.log"; return 1
+}
+
+fd_stop_pidfile() {
+  if [ -f "$1" ]; then kill "$(cat "$1")" 2>/dev/null || true; rm -f "$1"; fi
 }

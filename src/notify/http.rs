@@ -268,7 +268,8 @@ impl AlertmanagerNotifier {
 /// resolve_timeout); a resolve sets `endsAt` to now.
 pub fn alertmanager_body(page: &Page) -> Value {
     let ends = match page.kind {
-        PageKind::Resolve => page.at,
+        // Never in the future, or Alertmanager would keep it firing until then.
+        PageKind::Resolve => page.at.min(jiff::Timestamp::now()),
         _ => page
             .at
             .checked_add(jiff::SignedDuration::from_hours(24 * 30))

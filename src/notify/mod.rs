@@ -212,17 +212,9 @@ pub struct NotifyConfig {
     /// Give up on a notification after this long (default "24h").
     pub expire_after: Option<String>,
     #[serde(default, rename = "channel")]
-    pub channels: Vec<ChannelConfig>,
+    pub channels: Vec<ChannelKind>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelConfig {
-    pub name: String,
-    #[serde(flatten)]
-    pub kind: ChannelKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +225,18 @@ pub enum ChannelKind {
     Slack(SlackConfig),
     Pagerduty(PagerDutyConfig),
     Alertmanager(AlertmanagerConfig),
+}
+
+impl ChannelKind {
+    pub fn name(&self) -> &str {
+        match self {
+            ChannelKind::Email(c) => &c.name,
+            ChannelKind::Webhook(c) => &c.name,
+            ChannelKind::Slack(c) => &c.name,
+            ChannelKind::Pagerduty(c) => &c.name,
+            ChannelKind::Alertmanager(c) => &c.name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -250,6 +254,8 @@ pub enum SmtpTls {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
+    /// How routes and the outbox name this channel.
+    pub name: String,
     pub host: String,
     pub port: Option<u16>,
     #[serde(default)]
@@ -263,6 +269,8 @@ pub struct EmailConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
+    /// How routes and the outbox name this channel.
+    pub name: String,
     pub url: String,
     /// Signs each body: `X-Firedrill-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
     pub secret: Option<SecretRef>,
@@ -273,6 +281,8 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
+    /// How routes and the outbox name this channel.
+    pub name: String,
     /// The incoming-webhook URL is a credential: from env or a file.
     pub webhook_url: SecretRef,
 }
@@ -280,6 +290,8 @@ pub struct SlackConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyConfig {
+    /// How routes and the outbox name this channel.
+    pub name: String,
     pub routing_key: SecretRef,
     /// Default: https://events.pagerduty.com/v2/enqueue
     pub events_url: Option<String>,
@@ -288,6 +300,8 @@ pub struct PagerDutyConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
+    /// How routes and the outbox name this channel.
+    pub name: String,
     /// Every Alertmanager of an HA cluster; each gets every alert.
     pub urls: Vec<String>,
 }
@@ -333,14 +347,14 @@ pub fn validate(
         .unwrap_or(Duration::from_secs(86_400));
     for (i, c) in cfg.channels.iter().enumerate() {
         let f = format!("notify.channel[{i}]");
-        if c.name.trim().is_empty() || names.contains(&c.name) {
+        if c.name().trim().is_empty() || names.iter().any(|n: &String| n == c.name()) {
             p.push((
                 format!("{f}.name"),
-                format!("`{}` is empty or used twice", c.name),
+                format!("`{}` is empty or used twice", c.name()),
                 "give each channel its own name".into(),
             ));
         }
-        names.push(c.name.clone());
+        names.push(c.name().to_string());
         let secret = |p: &mut Vec<(String, String, String)>, field: &str, r: &SecretRef| {
             if let Err(m) = r.validate() {
                 p.push((
@@ -359,7 +373,7 @@ pub fn validate(
                 ));
             }
         };
-        match &c.kind {
+        match c {
             ChannelKind::Email(e) => {
                 if e.to.is_empty() {
                     p.push((
@@ -432,7 +446,7 @@ pub fn validate(
         channels: cfg
             .channels
             .iter()
-            .map(|c| (c.name.clone(), c.kind.clone()))
+            .map(|c| (c.name().to_string(), c.clone()))
             .collect(),
         routes: cfg.routes.clone(),
     })
@@ -542,7 +556,9 @@ pub async fn on_run_finished(
             page.stage = inc.stage.clone();
             let body = serde_json::to_string(&page).map_err(|e| Error::internal(e.to_string()))?;
             for ch in &inc.channels {
-                catalog.enqueue(ch, &r.drill, "resolve", &body, now).await?;
+                catalog
+                    .enqueue(ch, &r.drill, "resolve", &body, jiff::Timestamp::now())
+                    .await?;
                 queued += 1;
             }
             catalog.close_incident(&r.drill).await?;
@@ -570,7 +586,9 @@ pub async fn on_run_finished(
                 let body =
                     serde_json::to_string(&page).map_err(|e| Error::internal(e.to_string()))?;
                 for ch in &targets {
-                    catalog.enqueue(ch, &r.drill, "trigger", &body, now).await?;
+                    catalog
+                        .enqueue(ch, &r.drill, "trigger", &body, jiff::Timestamp::now())
+                        .await?;
                     queued += 1;
                     if !channels.contains(ch) {
                         channels.push(ch.clone());
@@ -760,11 +778,17 @@ mod tests {
             channels: vec![
                 (
                     "mail".into(),
-                    ChannelKind::Alertmanager(AlertmanagerConfig { urls: vec![] }),
+                    ChannelKind::Alertmanager(AlertmanagerConfig {
+                        name: "mail".into(),
+                        urls: vec![],
+                    }),
                 ),
                 (
                     "pd".into(),
-                    ChannelKind::Alertmanager(AlertmanagerConfig { urls: vec![] }),
+                    ChannelKind::Alertmanager(AlertmanagerConfig {
+                        name: "pd".into(),
+                        urls: vec![],
+                    }),
                 ),
             ],
             routes: vec![
