@@ -53,6 +53,8 @@ impl OpendalStore {
     /// contacted until the first operation. Transient failures (timeouts, 5xx, throttling)
     /// are retried with jittered exponential backoff; each operation has a timeout.
     pub fn remote(spec: &StorageSpec, base_dir: &Path) -> Result<Self> {
+        // The HTTP transport is process-wide; installing it again is a no-op.
+        opendal::install_default();
         let secret = |field: &str, s: &SecretSource| {
             s.load(base_dir)
                 .map_err(|e| e.context(format!("storage.{field}")))
