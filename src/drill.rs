@@ -58,6 +58,10 @@ pub struct VerificationMarker {
     pub by_run: String,
 }
 
+/// What a synthesized manifest says of formats firedrill did not write: detected at
+/// restore.
+const EXTERNAL_FORMAT: &str = "auto";
+
 /// Receives stage events as they happen (the CLI prints them; the daemon will stream them).
 pub trait Progress: Send + Sync {
     fn stage_started(&self, _stage: Stage) {}
@@ -98,6 +102,7 @@ pub fn build_parts(drill: &Drill) -> Result<Parts> {
                 .map_err(|e| e.context("source.password"))?;
             Box::new(MysqlSource::new(my.clone(), password))
         }
+        SourceSpec::Stored(_) => Box::new(NoSource),
     };
     let recipients_file = drill
         .encryption
@@ -121,6 +126,18 @@ pub fn build_parts(drill: &Drill) -> Result<Parts> {
         recipients,
         identity,
     })
+}
+
+/// The source of a verify-only drill: there is nothing to dump.
+struct NoSource;
+
+#[async_trait::async_trait]
+impl DumpSource for NoSource {
+    async fn start(&self) -> Result<crate::engine::StartedDump> {
+        Err(Error::config(
+            "a verify-only drill (source.type = \"stored\") has no source to dump",
+        ))
+    }
 }
 
 /// The identity must hold at least one age X25519 secret key; catching that here saves a
@@ -186,6 +203,8 @@ pub async fn run_with_parts(
     }
     let store = parts.store.clone();
     let (report, manifest) = execute(drill, parts, run_id, opts, progress, cancel).await;
+    // Files made by other tools are not firedrill's artifacts: no marker, no inventory.
+    let manifest = manifest.filter(|m| m.dump_format != EXTERNAL_FORMAT);
     let artifact = manifest.as_ref().map(|m| m.run_id.clone());
     // The verdict on the artifact goes beside it in storage (so a rebuilt catalog has it)
     // and into the catalog.
@@ -243,9 +262,10 @@ async fn execute(
     cancel: CancellationToken,
 ) -> (RunReport, Option<Manifest>) {
     let mut run = Run::new(drill, run_id, jiff::Timestamp::now(), progress, cancel);
-    let manifest = match &opts.artifact {
-        None => run.backup(&parts).await,
-        Some(id) => run.existing(&parts, id).await,
+    let manifest = match (&drill.source, &opts.artifact) {
+        (SourceSpec::Stored(spec), _) => run.external(&parts, spec).await,
+        (_, None) => run.backup(&parts).await,
+        (_, Some(id)) => run.existing(&parts, id).await,
     };
     let Ok(manifest) = manifest else {
         run.skip_from(Stage::Provision);
@@ -800,6 +820,7 @@ impl<'a> Run<'a> {
                 let fits = match &self.drill.source {
                     SourceSpec::Postgres(_) => m.engine == "postgres",
                     SourceSpec::Mysql(_) => m.engine == "mysql" || m.engine == "mariadb",
+                    SourceSpec::Stored(_) => false,
                 };
                 if !fits {
                     self.fail(
@@ -818,6 +839,97 @@ impl<'a> Run<'a> {
                 Err(())
             }
         }
+    }
+
+    /// A verify-only drill: the newest file under the drill's prefix, made by another tool.
+    /// There is no manifest, so the drill writes down what it can learn (size, SHA-256)
+    /// and the restore detects encryption, compression and format.
+    async fn external(
+        &mut self,
+        parts: &Parts,
+        spec: &crate::config::StoredSpec,
+    ) -> std::result::Result<Manifest, ()> {
+        let note = format!("verify-only: newest file under {}", spec.prefix);
+        for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
+            self.record(
+                s,
+                Outcome::Skipped,
+                Duration::ZERO,
+                None,
+                0,
+                None,
+                vec![note.clone()],
+            );
+        }
+        let found = async {
+            let keys = parts.store.list(&spec.prefix).await?;
+            let mut newest: Option<(Option<jiff::Timestamp>, String)> = None;
+            for k in keys {
+                let m = parts.store.modified(&k).await?;
+                if newest.as_ref().is_none_or(|(nm, nk)| (m, &k) > (*nm, nk)) {
+                    newest = Some((m, k));
+                }
+            }
+            let (modified, key) = newest.ok_or_else(|| {
+                Error::backup(format!(
+                    "no file under {} in {}",
+                    spec.prefix,
+                    parts.store.describe()
+                ))
+                .with_hint(
+                    "the backup job that should put files there has not, or source.prefix is wrong",
+                )
+            })?;
+            let size = parts.store.size(&key).await?;
+            Ok::<_, Error>((key, size, modified))
+        }
+        .await;
+        let (key, size, modified) = match found {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(None, e);
+                return Err(());
+            }
+        };
+        let now = jiff::Timestamp::now();
+        self.artifact = Some(ArtifactInfo {
+            location: format!("{} / {key}", parts.store.describe()),
+            manifest: String::new(),
+            sha256: String::new(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: size,
+        });
+        self.source_version = Some(format!(
+            "{} {} (declared)",
+            spec.engine.as_str(),
+            spec.version
+        ));
+        Ok(Manifest {
+            manifest_version: MANIFEST_VERSION,
+            drill: self.drill.name.clone(),
+            run_id: self.run_id.clone(),
+            started_at: modified.unwrap_or(now),
+            finished_at: modified.unwrap_or(now),
+            engine: spec.engine.as_str().into(),
+            source_server_version: spec.version.clone(),
+            source_major: spec.version.clone(),
+            databases: vec![spec.database.clone()],
+            dump_tool: "external".into(),
+            dump_tool_version: String::new(),
+            dump_format: EXTERNAL_FORMAT.into(),
+            compression: EXTERNAL_FORMAT.into(),
+            encryption: EXTERNAL_FORMAT.into(),
+            artifact_key: key,
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: size,
+            sha256: String::new(),
+            recipients: vec![],
+            fingerprint: Fingerprint::default(),
+            notes: vec![],
+            firedrill_version: env!("CARGO_PKG_VERSION").into(),
+        })
     }
 
     /// Creates the sandbox from the image matching the source's major version and waits
@@ -949,7 +1061,12 @@ impl<'a> Run<'a> {
                 drill_prefix(&drill.storage, &drill.name),
                 manifest.run_id
             );
-            let stored = Manifest::from_json(&store.get(&manifest_key).await?, &manifest_key)?;
+            let external = manifest.dump_format == EXTERNAL_FORMAT;
+            let stored = if external {
+                manifest.clone()
+            } else {
+                Manifest::from_json(&store.get(&manifest_key).await?, &manifest_key)?
+            };
             let size = store.size(&stored.artifact_key).await?;
             if size != stored.encrypted_bytes {
                 return Err(Error::backup(format!(
@@ -1017,7 +1134,7 @@ impl<'a> Run<'a> {
                     "staging the artifact moved {read} bytes and the sandbox holds {landed}, expected {size}"
                 )));
             }
-            if sha != stored.sha256 {
+            if !external && sha != stored.sha256 {
                 return Err(Error::backup(format!(
                     "artifact hash mismatch: SHA-256 of {} is {sha}, its manifest says {}",
                     stored.artifact_key, stored.sha256
@@ -1026,7 +1143,15 @@ impl<'a> Run<'a> {
             }
 
             let out = backend
-                .exec(sandbox, &engine.restore_cmd(&stored.databases), None)
+                .exec(
+                    sandbox,
+                    &if external {
+                        engine.restore_auto_cmd(&stored.databases[0])
+                    } else {
+                        engine.restore_cmd(&stored.databases)
+                    },
+                    None,
+                )
                 .await?;
             let _ = backend
                 .exec(
@@ -1064,7 +1189,20 @@ impl<'a> Run<'a> {
             let restored = engine
                 .sandbox_fingerprint(backend.as_ref(), sandbox, &manifest.databases)
                 .await?;
-            let mismatches = manifest.fingerprint.compare(&restored);
+            // A file made by another tool has no fingerprint to compare with; the least it
+            // must do is restore some tables.
+            let mismatches = if manifest.dump_format == EXTERNAL_FORMAT {
+                if restored.tables.is_empty() {
+                    return Err(Error::verification(format!(
+                        "the restore of {} produced no tables in {}",
+                        manifest.artifact_key, manifest.databases[0]
+                    ))
+                    .with_hint("the file is empty of data, or it restores into another database than source.database"));
+                }
+                Vec::new()
+            } else {
+                manifest.fingerprint.compare(&restored)
+            };
             let mut results = Vec::new();
             for a in &drill.assertions {
                 let (actual, error) = match engine

@@ -406,3 +406,99 @@ async fn the_catalog_rebuilds_from_storage_and_prune_keeps_the_last_good_artifac
     assert!(!fx.manifest_path("catalog", &runs[0]).exists());
     assert!(fx.manifest_path("catalog", &runs[1]).exists());
 }
+
+/// Verify-only: a plain pg_dump file dropped in storage by hand, by another tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_only_drill_passes_on_a_plain_pg_dump_dropped_in_storage() {
+    create_db("fd_external", SHOP).await;
+    let fx = Fixture::new();
+    let p = pg();
+    let dir = fx.store().join("legacy/nightly");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two files from "another tool": an older custom+gzip one and the newest plain one.
+    for (name, args, compress) in [("old.dump.gz", "-Fc", "gzip -c"), ("new.sql", "-Fp", "cat")] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "PGPASSWORD=\"$1\" pg_dump {args} -h 127.0.0.1 -p {} -U postgres fd_external | {compress} > \"$2\"",
+                p.port
+            ))
+            .arg("sh")
+            .arg(&p.password)
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let path = fx.dir.path().join("legacy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[source]
+type = "stored"
+engine = "postgres"
+version = "15"
+database = "restored_shop"
+prefix = "legacy/nightly/"
+
+[storage]
+type = "local"
+path = "{}"
+
+[encryption]
+recipients = ["{}"]
+identity = {{ file = "identity.txt" }}
+
+[[assertion]]
+name = "orders came back"
+sql = "select count(*) from orders"
+expect = "= 12000"
+"#,
+            fx.store().display(),
+            fx.recipient
+        ),
+    )
+    .unwrap();
+    let r = run(&path, RunOptions::default()).await;
+    assert_eq!(
+        r.verdict,
+        Verdict::Passed,
+        "{}",
+        firedrill::report::render_human(&r)
+    );
+    assert!(
+        r.artifact
+            .as_ref()
+            .unwrap()
+            .location
+            .ends_with("legacy/nightly/new.sql"),
+        "{:?}",
+        r.artifact
+    );
+    assert_eq!(stage(&r, Stage::Dump).outcome, Outcome::Skipped);
+    assert!(r.assertions[0].passed);
+    assert!(leftovers(&r.run_id).await.is_empty());
+
+    // Without the plain file, the gzip'd custom-format one is the newest: detected too.
+    std::fs::remove_file(dir.join("new.sql")).unwrap();
+    let r = run(&path, RunOptions::default()).await;
+    assert_eq!(
+        r.verdict,
+        Verdict::Passed,
+        "{}",
+        firedrill::report::render_human(&r)
+    );
+    assert!(r
+        .artifact
+        .as_ref()
+        .unwrap()
+        .location
+        .ends_with("old.dump.gz"));
+    assert!(leftovers(&r.run_id).await.is_empty());
+}

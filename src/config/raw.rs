@@ -39,6 +39,24 @@ pub enum SourceConfig {
     /// MySQL or MariaDB; which one is read from the server.
     #[serde(alias = "mariadb")]
     Mysql(MysqlSourceConfig),
+    /// Verify-only: no source to dump. The newest file under `prefix` in storage, made by
+    /// another tool (pg_dump custom or plain, mysqldump; zstd- or gzip-compressed or not;
+    /// age-encrypted or not), is restored and checked.
+    Stored(StoredSourceConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredSourceConfig {
+    /// `postgres`, `mariadb` or `mysql`: what restores the files.
+    pub engine: String,
+    /// The server series to restore into (`15`, `10.11`, `8.4`): picks the sandbox image.
+    pub version: String,
+    /// The database to restore into (PostgreSQL), or to use for dumps that do not name
+    /// one (MySQL/MariaDB).
+    pub database: String,
+    /// Where the other tool puts its files, under the storage root.
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -108,6 +108,7 @@ impl Drill {
 pub enum SourceSpec {
     Postgres(PostgresSpec),
     Mysql(MysqlSpec),
+    Stored(StoredSpec),
 }
 
 impl SourceSpec {
@@ -115,8 +116,18 @@ impl SourceSpec {
         match self {
             SourceSpec::Postgres(p) => p.min_dump_bytes,
             SourceSpec::Mysql(m) => m.min_dump_bytes,
+            SourceSpec::Stored(_) => 0,
         }
     }
+}
+
+/// A verify-only drill's files.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredSpec {
+    pub engine: crate::engine::Engine,
+    pub version: String,
+    pub database: String,
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -668,6 +679,48 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 password,
                 pg_dump: pg.pg_dump.clone(),
                 min_dump_bytes,
+            })
+        }
+        SourceConfig::Stored(st) => {
+            let engine = crate::engine::Engine::parse(&st.engine).unwrap_or_else(|_| {
+                c.push(
+                    "source.engine",
+                    format!("`{}` is not an engine", st.engine),
+                    "write \"postgres\", \"mariadb\" or \"mysql\"",
+                );
+                crate::engine::Engine::Postgres
+            });
+            let series_ok = !st.version.is_empty()
+                && st
+                    .version
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            if !series_ok {
+                c.push(
+                    "source.version",
+                    format!("`{}` is not a release series", st.version),
+                    "write the server series the files came from, e.g. \"15\" or \"10.11\"",
+                );
+            }
+            if st.database.trim().is_empty() {
+                c.push(
+                    "source.database",
+                    "the database name is empty",
+                    "name the database to restore into",
+                );
+            }
+            if st.prefix.split('/').any(|p| p == "..") || st.prefix.starts_with('/') {
+                c.push(
+                    "source.prefix",
+                    format!("`{}` must be a relative key prefix without `..`", st.prefix),
+                    "write e.g. prefix = \"pg_dumps/nightly/\"",
+                );
+            }
+            SourceSpec::Stored(StoredSpec {
+                engine,
+                version: st.version.clone(),
+                database: st.database.clone(),
+                prefix: st.prefix.trim_start_matches('/').to_string(),
             })
         }
         SourceConfig::Mysql(my) => {

@@ -177,6 +177,55 @@ impl Engine {
         }
     }
 
+    /// Restores a file another tool made (verify-only drills): detects age encryption,
+    /// zstd or gzip compression and, for PostgreSQL, custom or plain format, inside the
+    /// sandbox.
+    pub fn restore_auto_cmd(self, database: &str) -> Vec<String> {
+        let restore = match self {
+            Engine::Postgres => r#"createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1" 2>/dev/null || true
+kind=$( (dec || true) | $unz 2>/dev/null | head -c 5 || true)
+if [ "$kind" = PGDMP ]; then
+  echo "format: pg_dump custom, $how" >&2
+  dec | $unz | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
+else
+  echo "format: plain SQL, $how" >&2
+  dec | $unz | psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -d "$1" >/dev/null
+fi"#
+                .to_string(),
+            Engine::Mariadb | Engine::Mysql => format!(
+                r#"firedrill-sandbox client {e} -e "CREATE DATABASE IF NOT EXISTS \`$1\`"
+echo "format: SQL, $how" >&2
+dec | $unz | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- /' | firedrill-sandbox client {e} "$1""#,
+                e = self.as_str()
+            ),
+        };
+        let script = format!(
+            r#"set -euo pipefail
+f={STAGED_ARTIFACT}
+if head -c 64 "$f" | grep -aq '^age-encryption.org/'; then
+  dec() {{ age -d -i {SANDBOX_IDENTITY} "$f"; }}; how="age-encrypted"
+else
+  dec() {{ cat "$f"; }}; how="not encrypted"
+fi
+magic=$( (dec || true) | head -c 4 | od -An -tx1 | tr -d ' 
+')
+case "$magic" in
+  28b52ffd) unz="zstd -d -q"; how="$how, zstd";;
+  1f8b*) unz="gzip -dc"; how="$how, gzip";;
+  *) unz="cat"; how="$how, uncompressed";;
+esac
+{restore}
+rm -f "$f""#
+        );
+        vec![
+            "bash".into(),
+            "-c".into(),
+            script,
+            "firedrill-restore".into(),
+            database.into(),
+        ]
+    }
+
     /// The restored database's fingerprint, read inside the sandbox.
     pub async fn sandbox_fingerprint(
         self,

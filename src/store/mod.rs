@@ -52,6 +52,9 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// The size of an object in bytes.
     async fn size(&self, key: &str) -> Result<u64>;
 
+    /// When an object was last written, where the backend knows.
+    async fn modified(&self, key: &str) -> Result<Option<jiff::Timestamp>>;
+
     /// Keys under a prefix, recursively (files only).
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 

@@ -307,6 +307,17 @@ impl ArtifactStore for OpendalStore {
             .content_length())
     }
 
+    async fn modified(&self, key: &str) -> Result<Option<jiff::Timestamp>> {
+        let meta = self
+            .op
+            .stat(key)
+            .await
+            .map_err(|e| map_err(e, &format!("stat {key}")))?;
+        Ok(meta
+            .last_modified()
+            .and_then(|t| jiff::Timestamp::from_millisecond(t.into_inner().as_millisecond()).ok()))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let entries = match self.op.list_with(prefix).recursive(true).await {
             Ok(e) => e,
