@@ -13,12 +13,21 @@ fn firedrill() -> Command {
 #[test]
 fn every_shipped_drill_file_validates() {
     let mut files = Vec::new();
+    let mut mains = Vec::new();
     for dir in ["drills", "deploy"] {
         for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap() {
             let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "toml") {
+            if p.file_name().is_some_and(|n| n == "firedrill.toml") {
+                mains.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
                 files.push(p);
             }
+        }
+    }
+    assert!(!mains.is_empty(), "expected deploy/firedrill.toml");
+    for m in mains {
+        if let Err(p) = firedrill::config::load_main_config(&m) {
+            panic!("{} does not validate:\n{p}", m.display());
         }
     }
     assert!(files.len() >= 2, "expected drill files in drills/");
