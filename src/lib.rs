@@ -9,6 +9,7 @@ pub mod artifact;
 pub mod assertion;
 pub mod catalog;
 pub mod config;
+pub mod daemon;
 pub mod drill;
 pub mod engine;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod notify;
 pub mod report;
 pub mod retention;
 pub mod sandbox;
+pub mod schedule;
 pub mod secret;
 pub mod store;
 

@@ -141,6 +141,9 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Run drills on their schedules and serve the HTTP API until SIGTERM/SIGINT.
+    /// SIGHUP reloads the drills.
+    Daemon,
     /// Remove leftover sandboxes (containers and volumes) whose run is over.
     Reap {
         /// Remove every firedrill sandbox not kept with --keep, expired or not.
@@ -218,6 +221,15 @@ async fn dispatch(cli: Cli) -> u8 {
             code
         }
         Command::Notify { command } => notify(&catalog_path, &config, command).await,
+        Command::Daemon => {
+            if cli.config.is_none() {
+                eprintln!("error: the daemon needs --config FILE (catalog, drills_dir, [daemon], [notify])\n  hint: see deploy/firedrill.toml");
+                return 2;
+            }
+            let mut config = config;
+            config.catalog = Some(catalog_path.clone());
+            daemon(config).await
+        }
         Command::Artifacts { drill, json } => {
             artifacts(&catalog_path, drill.as_deref(), json).await
         }
@@ -466,6 +478,47 @@ fn spawn_signal_handler(cancel: CancellationToken) {
             }
         }
     });
+}
+
+async fn daemon(config: MainConfig) -> u8 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let shutdown = CancellationToken::new();
+    let reload = Arc::new(tokio::sync::Notify::new());
+    let (mut term, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(h)) => (t, h),
+        _ => {
+            eprintln!("error: cannot install signal handlers");
+            return 2;
+        }
+    };
+    {
+        let shutdown = shutdown.clone();
+        let reload = reload.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = term.recv() => break,
+                    _ = hup.recv() => { reload.notify_one(); continue; }
+                }
+            }
+            eprintln!("firedrill daemon: stopping: cancelling drills, removing their sandboxes");
+            shutdown.cancel();
+        });
+    }
+    match firedrill::daemon::run(config, shutdown, reload).await {
+        Ok(()) => {
+            eprintln!("firedrill daemon: stopped");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
 }
 
 fn default_catalog() -> PathBuf {

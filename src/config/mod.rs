@@ -11,7 +11,7 @@ mod raw;
 mod units;
 mod validate;
 
-pub use main_config::{load_main_config, MainConfig, MainConfigFile};
+pub use main_config::{load_main_config, DaemonSettings, MainConfig, MainConfigFile};
 pub use raw::*;
 pub use units::{parse_byte_size, parse_duration};
 pub use validate::*;

@@ -25,6 +25,8 @@ pub struct DrillFile {
     pub timeouts: TimeoutsConfig,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// When the daemon runs the drill, and the objectives it is held to.
+    pub schedule: Option<ScheduleConfig>,
     /// Which artifacts `firedrill prune` keeps.
     #[serde(default)]
     pub retention: crate::retention::RetentionPolicy,
@@ -291,6 +293,27 @@ pub struct RetryConfig {
     pub attempts: Option<u32>,
     /// First backoff between attempts, doubled each time (default "2s").
     pub backoff: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// "30 3 * * *" (5 fields) or cron's 6/7-field form; omit for manual drills.
+    pub cron: Option<String>,
+    /// IANA time zone of the cron expression (default UTC).
+    pub timezone: Option<String>,
+    /// Random delay added to each firing, e.g. "10m".
+    pub jitter: Option<String>,
+    /// Recovery point objective: page when no artifact passed a drill within this long.
+    pub max_age: Option<String>,
+    /// Recovery time objective: page (warning) when restore + verify take longer.
+    pub rto: Option<String>,
+    /// Pinged (GET) after each passing drill, healthchecks.io style.
+    pub heartbeat_url: Option<String>,
+    /// Drill a random stored artifact instead of taking a new backup, so old backups get
+    /// tested too.
+    #[serde(default)]
+    pub random_artifact: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -89,7 +89,32 @@ pub struct Drill {
     pub timeouts: StageTimeouts,
     pub retry: RetryPolicy,
     pub retention: crate::retention::RetentionPolicy,
+    pub schedule: DrillSchedule,
     pub assertions: Vec<SqlAssertion>,
+}
+
+/// When and how the daemon runs a drill.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrillSchedule {
+    pub cron: Option<crate::schedule::Schedule>,
+    #[serde(with = "opt_duration_secs")]
+    pub max_age: Option<Duration>,
+    #[serde(with = "opt_duration_secs")]
+    pub rto: Option<Duration>,
+    pub heartbeat_url: Option<String>,
+    pub random_artifact: bool,
+}
+
+mod opt_duration_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 impl Drill {
@@ -913,6 +938,42 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         backoff: c.duration("retry.backoff", &raw.retry.backoff, rdef.backoff),
     };
 
+    let schedule = match &raw.schedule {
+        None => DrillSchedule::default(),
+        Some(sc) => {
+            let jitter = c.duration("schedule.jitter", &sc.jitter, Duration::ZERO);
+            let cron = sc.cron.as_ref().and_then(|expr| {
+                crate::schedule::Schedule::parse(expr, sc.timezone.as_deref(), jitter)
+                    .map_err(|m| c.push("schedule.cron", m, "write e.g. cron = \"30 3 * * *\" and, if not UTC, timezone = \"Europe/Berlin\""))
+                    .ok()
+            });
+            let max_age = sc
+                .max_age
+                .as_ref()
+                .map(|_| c.duration("schedule.max_age", &sc.max_age, Duration::from_secs(86_400)));
+            let rto = sc
+                .rto
+                .as_ref()
+                .map(|_| c.duration("schedule.rto", &sc.rto, Duration::from_secs(3600)));
+            if let Some(u) = &sc.heartbeat_url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    c.push(
+                        "schedule.heartbeat_url",
+                        format!("`{u}` is not an http(s) URL"),
+                        "write the full ping URL",
+                    );
+                }
+            }
+            DrillSchedule {
+                cron,
+                max_age,
+                rto,
+                heartbeat_url: sc.heartbeat_url.clone(),
+                random_artifact: sc.random_artifact,
+            }
+        }
+    };
+
     let mut assertions = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, a) in raw.assertions.iter().enumerate() {
@@ -976,6 +1037,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         timeouts,
         retry,
         retention: raw.retention,
+        schedule,
         assertions,
     })
 }

@@ -1,0 +1,874 @@
+//! The daemon: drills on their cron schedules, drills on demand over HTTP, a dead-man's
+//! switch on each drill's recovery point objective, and a clean shutdown.
+//!
+//! `run(config, shutdown)` takes its shutdown signal as an argument (the binary wires
+//! SIGTERM/SIGINT to it), so tests can stop it. Every drill task is tracked; a shutdown
+//! cancels them, waits for their sandboxes to go (bounded by the grace period) and flushes
+//! the outbox.
+
+mod api;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::catalog::{Catalog, SqliteCatalog};
+use crate::config::{load_drill, Drill, MainConfig, Problems};
+use crate::drill::{new_run_id, Progress, RunOptions};
+use crate::error::{Error, Result};
+use crate::notify::{self, Notifier};
+use crate::report::{ErrorReport, RunReport, Stage, StageReport, Verdict};
+
+pub use api::router;
+
+/// Runs one drill; the daemon's only way to run drills (tests put a fake here).
+#[async_trait]
+pub trait DrillRunner: Send + Sync + 'static {
+    async fn run(
+        &self,
+        drill: &Drill,
+        opts: RunOptions,
+        progress: &dyn Progress,
+        cancel: CancellationToken,
+    ) -> RunReport;
+}
+
+/// The real thing.
+pub struct EngineRunner;
+
+#[async_trait]
+impl DrillRunner for EngineRunner {
+    async fn run(
+        &self,
+        drill: &Drill,
+        opts: RunOptions,
+        progress: &dyn Progress,
+        cancel: CancellationToken,
+    ) -> RunReport {
+        crate::drill::run_drill(drill, &opts, progress, cancel).await
+    }
+}
+
+/// What a client can follow about a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    Queued {
+        run_id: String,
+        drill: String,
+    },
+    StageStarted {
+        run_id: String,
+        stage: Stage,
+    },
+    StageFinished {
+        run_id: String,
+        report: StageReport,
+    },
+    Finished {
+        run_id: String,
+        verdict: Verdict,
+        exit_code: i32,
+    },
+}
+
+/// A run the daemon knows about in memory (the catalog keeps them for good).
+pub struct LiveRun {
+    pub drill: String,
+    /// `queued`, `running`, `passed`, `failed`, `error`, `aborted`.
+    pub status: String,
+    pub trigger: String,
+    pub events: Vec<RunEvent>,
+    pub report: Option<RunReport>,
+    tx: broadcast::Sender<RunEvent>,
+    cancel: CancellationToken,
+}
+
+/// Why a run could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    UnknownDrill(String),
+    AlreadyRunning { drill: String, run_id: String },
+    ShuttingDown,
+}
+
+/// The daemon's shared state.
+pub struct Daemon {
+    pub config: MainConfig,
+    drills_dir: PathBuf,
+    drills: RwLock<BTreeMap<String, Drill>>,
+    pub catalog: Arc<dyn Catalog>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    runner: Arc<dyn DrillRunner>,
+    permits: Arc<Semaphore>,
+    /// Drill name → run id of its run in progress (a drill never overlaps itself).
+    active: Mutex<HashMap<String, String>>,
+    runs: Mutex<HashMap<String, LiveRun>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    queue_depth: std::sync::atomic::AtomicUsize,
+    last_hook: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Wakes the scheduler when drills change.
+    reloaded: Notify,
+    pub started_at: jiff::Timestamp,
+    token: Option<crate::secret::Secret>,
+}
+
+/// Loads every drill file in `dir`; all problems at once.
+pub fn load_drills(dir: &Path) -> std::result::Result<BTreeMap<String, Drill>, Problems> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            Problems(vec![crate::config::Problem {
+                file: dir.to_path_buf(),
+                field: String::new(),
+                message: format!("cannot read the drills directory: {e}"),
+                fix: "set drills_dir in the main config".into(),
+            }])
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match load_drill(&f) {
+            Ok(d) => {
+                if let Some(other) = out.insert(d.name.clone(), d) {
+                    problems.push(crate::config::Problem {
+                        file: f.clone(),
+                        field: "name".into(),
+                        message: format!(
+                            "drill name `{}` is also used by {}",
+                            other.name,
+                            other.file.display()
+                        ),
+                        fix: "give every drill its own name".into(),
+                    });
+                }
+            }
+            Err(p) => problems.extend(p.0),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// Forwards a run's progress to its followers.
+struct Broadcast {
+    daemon: Arc<Daemon>,
+    run_id: String,
+}
+
+impl Broadcast {
+    fn emit(&self, ev: RunEvent) {
+        let mut runs = self.daemon.runs.lock().expect("runs lock");
+        if let Some(r) = runs.get_mut(&self.run_id) {
+            if let RunEvent::StageStarted { .. } = ev {
+                r.status = "running".into();
+            }
+            r.events.push(ev.clone());
+            let _ = r.tx.send(ev);
+        }
+    }
+}
+
+impl Progress for Broadcast {
+    fn stage_started(&self, stage: Stage) {
+        self.emit(RunEvent::StageStarted {
+            run_id: self.run_id.clone(),
+            stage,
+        });
+    }
+    fn stage_finished(&self, report: &StageReport) {
+        self.emit(RunEvent::StageFinished {
+            run_id: self.run_id.clone(),
+            report: report.clone(),
+        });
+    }
+}
+
+/// A report for things that are not runs of the drill itself (a missed objective, a run
+/// lost to a crash), so that paging treats them like any failure: one incident, resolved
+/// by the next passing drill.
+fn synthetic_report(drill: &str, run_id: &str, message: String, hint: &str) -> RunReport {
+    let now = jiff::Timestamp::now();
+    RunReport {
+        report_version: 1,
+        drill: drill.to_string(),
+        run_id: run_id.to_string(),
+        started_at: now,
+        finished_at: now,
+        verdict: Verdict::Error,
+        exit_code: 2,
+        failed_stage: None,
+        error: Some(ErrorReport {
+            kind: "infrastructure".into(),
+            message,
+            hint: Some(hint.to_string()),
+            retryable: true,
+            stderr_tail: None,
+        }),
+        stages: vec![],
+        artifact: None,
+        source_version: None,
+        dump_tool: None,
+        sandbox_image: None,
+        tables: None,
+        rows: None,
+        fingerprint_mismatches: vec![],
+        assertions: vec![],
+        kept_sandbox: None,
+    }
+}
+
+impl Daemon {
+    /// Builds the daemon from the main config: drills, catalog, channels, token.
+    pub fn new(
+        config: MainConfig,
+        runner: Arc<dyn DrillRunner>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let drills_dir = config
+            .drills_dir
+            .clone()
+            .unwrap_or_else(|| config.base_dir.join("drills"));
+        let drills = load_drills(&drills_dir).map_err(Error::from)?;
+        let catalog_path = config.catalog.clone().ok_or_else(|| {
+            Error::config("the daemon needs `catalog = \"/path/catalog.db\"` in the main config")
+        })?;
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&catalog_path)?);
+        let notifiers = notify::build_notifiers(&config.notify, &config.base_dir)?;
+        let token = config
+            .daemon
+            .token
+            .as_ref()
+            .map(|t| t.load(&config.base_dir))
+            .transpose()
+            .map_err(|e| e.context("daemon.token"))?;
+        Ok(Arc::new(Daemon {
+            permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_drills)),
+            drills_dir,
+            drills: RwLock::new(drills),
+            catalog,
+            notifiers,
+            runner,
+            active: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+            shutdown,
+            queue_depth: std::sync::atomic::AtomicUsize::new(0),
+            last_hook: Mutex::new(HashMap::new()),
+            reloaded: Notify::new(),
+            started_at: jiff::Timestamp::now(),
+            token,
+            config,
+        }))
+    }
+
+    pub fn drills(&self) -> BTreeMap<String, Drill> {
+        self.drills.read().expect("drills lock").clone()
+    }
+
+    pub fn token(&self) -> Option<&crate::secret::Secret> {
+        self.token.as_ref()
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.queue_depth.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn running(&self) -> usize {
+        self.active.lock().expect("active lock").len()
+    }
+
+    /// Re-reads the drills directory. An invalid file keeps the old definitions and the
+    /// error says why.
+    pub fn reload(&self) -> std::result::Result<usize, Problems> {
+        let fresh = load_drills(&self.drills_dir)?;
+        let n = fresh.len();
+        *self.drills.write().expect("drills lock") = fresh;
+        self.reloaded.notify_waiters();
+        tracing::info!("reloaded {n} drills");
+        Ok(n)
+    }
+
+    /// A run's status, events so far and report.
+    pub fn run_view(
+        &self,
+        run_id: &str,
+    ) -> Option<(String, String, Vec<RunEvent>, Option<RunReport>)> {
+        let runs = self.runs.lock().expect("runs lock");
+        runs.get(run_id).map(|r| {
+            (
+                r.drill.clone(),
+                r.status.clone(),
+                r.events.clone(),
+                r.report.clone(),
+            )
+        })
+    }
+
+    /// Subscribes to a run's events: what happened so far, then what comes.
+    pub fn follow(
+        &self,
+        run_id: &str,
+    ) -> Option<(Vec<RunEvent>, broadcast::Receiver<RunEvent>, bool)> {
+        let runs = self.runs.lock().expect("runs lock");
+        runs.get(run_id)
+            .map(|r| (r.events.clone(), r.tx.subscribe(), r.report.is_some()))
+    }
+
+    /// Starts a drill now (queued behind the concurrency limit). Returns its run id.
+    pub fn start_run(
+        self: &Arc<Self>,
+        name: &str,
+        mut opts: RunOptions,
+        trigger: &str,
+    ) -> std::result::Result<String, StartError> {
+        if self.shutdown.is_cancelled() {
+            return Err(StartError::ShuttingDown);
+        }
+        let drill = self
+            .drills
+            .read()
+            .expect("drills lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StartError::UnknownDrill(name.to_string()))?;
+        let run_id = new_run_id();
+        {
+            let mut active = self.active.lock().expect("active lock");
+            if let Some(r) = active.get(name) {
+                return Err(StartError::AlreadyRunning {
+                    drill: name.to_string(),
+                    run_id: r.clone(),
+                });
+            }
+            active.insert(name.to_string(), run_id.clone());
+        }
+        let cancel = self.shutdown.child_token();
+        let (tx, _) = broadcast::channel(256);
+        let queued = RunEvent::Queued {
+            run_id: run_id.clone(),
+            drill: name.to_string(),
+        };
+        self.runs.lock().expect("runs lock").insert(
+            run_id.clone(),
+            LiveRun {
+                drill: name.to_string(),
+                status: "queued".into(),
+                trigger: trigger.to_string(),
+                events: vec![queued],
+                report: None,
+                tx,
+                cancel: cancel.clone(),
+            },
+        );
+        opts.run_id = Some(run_id.clone());
+        opts.catalog = Some(self.catalog.clone());
+        let me = self.clone();
+        let id = run_id.clone();
+        tracing::info!(drill = %name, run = %run_id, %trigger, "drill queued");
+        self.tracker.spawn(async move {
+            me.queue_depth
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Take the permit before any work: waiting drills queue in order.
+            let permit = tokio::select! {
+                p = me.permits.clone().acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
+            };
+            me.queue_depth
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let report = match permit {
+                Some(_permit) => {
+                    let progress = Broadcast {
+                        daemon: me.clone(),
+                        run_id: id.clone(),
+                    };
+                    let r = me.runner.run(&drill, opts, &progress, cancel).await;
+                    drop(_permit);
+                    r
+                }
+                None => {
+                    let mut r = synthetic_report(
+                        &drill.name,
+                        &id,
+                        "cancelled while queued".into(),
+                        "the daemon shut down",
+                    );
+                    r.stages = Stage::ALL
+                        .iter()
+                        .map(|s| StageReport {
+                            stage: *s,
+                            outcome: crate::report::Outcome::Skipped,
+                            duration_ms: 0,
+                            timeout_ms: 0,
+                            bytes: None,
+                            attempts: 0,
+                            error: None,
+                            notes: vec![],
+                        })
+                        .collect();
+                    r
+                }
+            };
+            me.finished(&drill, report).await;
+        });
+        Ok(run_id)
+    }
+
+    /// After a run: pages, objectives, heartbeat, and the run's followers.
+    async fn finished(self: &Arc<Self>, drill: &Drill, report: RunReport) {
+        let aborted = report
+            .stages
+            .iter()
+            .any(|s| s.outcome == crate::report::Outcome::Aborted);
+        let status = match report.verdict {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Error if aborted => "aborted",
+            Verdict::Error => "error",
+        };
+        // A drill stopped by our own shutdown is not news for the on-call.
+        if !aborted {
+            if let Err(e) =
+                notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &report).await
+            {
+                tracing::error!("queueing pages for {}: {e}", report.run_id);
+            }
+            self.check_rto(drill, &report).await;
+            if report.verdict == Verdict::Passed {
+                if let Some(url) = &drill.schedule.heartbeat_url {
+                    let ping = reqwest::Client::new()
+                        .get(url)
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    if let Err(e) = ping {
+                        tracing::warn!(drill = %drill.name, "heartbeat ping failed: {e}");
+                    }
+                }
+            }
+            let _ =
+                notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers)
+                    .await;
+        }
+        let ev = RunEvent::Finished {
+            run_id: report.run_id.clone(),
+            verdict: report.verdict,
+            exit_code: report.exit_code,
+        };
+        {
+            let mut runs = self.runs.lock().expect("runs lock");
+            if let Some(r) = runs.get_mut(&report.run_id) {
+                r.status = status.into();
+                r.events.push(ev.clone());
+                r.report = Some(report.clone());
+                let _ = r.tx.send(ev);
+            }
+        }
+        self.active.lock().expect("active lock").remove(&drill.name);
+        tracing::info!(drill = %drill.name, run = %report.run_id, %status, "drill finished");
+    }
+
+    /// Restore + verify slower than the drill's `rto` pages a warning, even when the data
+    /// was fine; the next run within the target resolves it.
+    async fn check_rto(&self, drill: &Drill, report: &RunReport) {
+        let Some(target) = drill.schedule.rto else {
+            return;
+        };
+        if report.verdict != Verdict::Passed {
+            return;
+        }
+        let took: u64 = report
+            .stages
+            .iter()
+            .filter(|s| matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify))
+            .map(|s| s.duration_ms)
+            .sum();
+        let mut r = report.clone();
+        r.drill = format!("{}:rto", drill.name);
+        if took > target.as_millis() as u64 {
+            r.verdict = Verdict::Error;
+            r.error = Some(ErrorReport {
+                kind: "timeout".into(),
+                message: format!(
+                    "restore and verify took {}, over the recovery time objective of {}",
+                    crate::report::human_ms(took),
+                    humantime::format_duration(target)
+                ),
+                hint: Some("the data is fine but recovery is too slow: give the sandbox more CPU/memory, or revisit schedule.rto".into()),
+                retryable: false,
+                stderr_tail: None,
+            });
+        }
+        if let Err(e) =
+            notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &r).await
+        {
+            tracing::error!("queueing the RTO page: {e}");
+        }
+    }
+
+    /// The dead-man's switch: a drill whose newest passing run is older than its
+    /// `max_age` (or, never having passed, older than the daemon) pages. Runs whether the
+    /// schedule fired or not, and sees across restarts through the catalog.
+    pub async fn check_objectives(&self, now: jiff::Timestamp) -> Result<usize> {
+        let mut paged = 0;
+        for (name, d) in self.drills() {
+            let Some(max_age) = d.schedule.max_age else {
+                continue;
+            };
+            if self.active.lock().expect("active lock").contains_key(&name) {
+                continue;
+            }
+            let runs = self.catalog.runs(Some(&name), 500).await?;
+            let last_pass = runs
+                .iter()
+                .filter(|r| r.status == "passed")
+                .map(|r| r.started_at)
+                .max();
+            let since = last_pass.unwrap_or(self.started_at);
+            let age = now.as_second() - since.as_second();
+            if age > max_age.as_secs() as i64 {
+                let msg = match last_pass {
+                    Some(t) => format!(
+                        "no artifact of drill {name} has passed a drill since {t} (max_age {})",
+                        humantime::format_duration(max_age)
+                    ),
+                    None => format!(
+                        "drill {name} has never passed (max_age {}); its backups are unproven",
+                        humantime::format_duration(max_age)
+                    ),
+                };
+                let r = synthetic_report(&name, "objective", msg, "check that the schedule fires and that the drill passes; `firedrill history` shows its runs");
+                paged +=
+                    notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &r).await?;
+            }
+        }
+        Ok(paged)
+    }
+
+    /// Accepts an Alertmanager webhook: each firing alert labelled `firedrill_drill`
+    /// starts that drill, at most once per drill per `hook_interval`.
+    pub fn alert_hook(
+        self: &Arc<Self>,
+        payload: &AlertmanagerWebhook,
+    ) -> (HookOutcome, HookOutcome) {
+        let mut started = Vec::new();
+        let mut skipped = Vec::new();
+        let mut names: Vec<String> = payload
+            .alerts
+            .iter()
+            .filter(|a| a.status == "firing")
+            .filter_map(|a| a.labels.get("firedrill_drill").cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let now = tokio::time::Instant::now();
+            {
+                let mut last = self.last_hook.lock().expect("hook lock");
+                if let Some(t) = last.get(&name) {
+                    if now.duration_since(*t) < self.config.daemon.hook_interval {
+                        skipped.push((
+                            name,
+                            "started by an alert less than hook_interval ago".into(),
+                        ));
+                        continue;
+                    }
+                }
+                last.insert(name.clone(), now);
+            }
+            match self.start_run(&name, RunOptions::default(), "alertmanager") {
+                Ok(id) => started.push((name, id)),
+                Err(StartError::UnknownDrill(_)) => skipped.push((name, "no such drill".into())),
+                Err(StartError::AlreadyRunning { run_id, .. }) => {
+                    skipped.push((name, format!("already running as {run_id}")))
+                }
+                Err(StartError::ShuttingDown) => skipped.push((name, "shutting down".into())),
+            }
+        }
+        (started, skipped)
+    }
+
+    /// Fires drills on their cron schedules until shutdown. `clock` gives wall time; the
+    /// waiting uses tokio's clock, so tests can pause and advance it.
+    pub async fn schedule_loop(self: Arc<Self>, clock: Clock) {
+        let mut next: HashMap<String, jiff::Timestamp> = HashMap::new();
+        loop {
+            let now = clock.now();
+            let drills = self.drills();
+            next.retain(|k, _| drills.contains_key(k));
+            for (name, d) in &drills {
+                if let Some(s) = &d.schedule.cron {
+                    next.entry(name.clone()).or_insert_with(|| {
+                        s.next_with_jitter(now, rand::random::<f64>())
+                            .unwrap_or(jiff::Timestamp::MAX)
+                    });
+                }
+            }
+            let due: Vec<String> = next
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in due {
+                let d = &drills[&name];
+                let opts = RunOptions {
+                    artifact: None,
+                    ..Default::default()
+                };
+                let opts = if d.schedule.random_artifact {
+                    match crate::inventory::random_artifact(d).await {
+                        Ok(Some(a)) => RunOptions {
+                            artifact: Some(a),
+                            ..opts
+                        },
+                        _ => opts,
+                    }
+                } else {
+                    opts
+                };
+                match self.start_run(&name, opts, "schedule") {
+                    Ok(_) => {}
+                    Err(StartError::AlreadyRunning { run_id, .. }) => {
+                        tracing::warn!(drill = %name, "schedule fired while {run_id} still runs; skipped (drills never overlap)")
+                    }
+                    Err(e) => tracing::warn!(drill = %name, "scheduled run not started: {e:?}"),
+                }
+                if let Some(s) = &d.schedule.cron {
+                    next.insert(
+                        name.clone(),
+                        s.next_with_jitter(now, rand::random::<f64>())
+                            .unwrap_or(jiff::Timestamp::MAX),
+                    );
+                }
+            }
+            let soonest = next.values().min().copied();
+            // Rounded up, and never zero: a wait that truncates to nothing would spin.
+            let wait = soonest
+                .map(|t| {
+                    let ns = t.as_nanosecond() - now.as_nanosecond();
+                    Duration::from_nanos(ns.clamp(1_000_000, i128::from(u64::MAX)) as u64)
+                })
+                .unwrap_or(Duration::from_secs(3600))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = self.reloaded.notified() => { next.clear(); }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Cancels running drills, waits for them (and their teardowns) up to the grace
+    /// period, then flushes the outbox once.
+    pub async fn drain(&self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        let grace = self.config.daemon.grace;
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "drills still running after the {grace:?} grace period; exiting anyway"
+            );
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers),
+        )
+        .await;
+    }
+
+    /// Start-up housekeeping: runs a crash left "running" are marked aborted and paged,
+    /// and their sandboxes (and any expired one) removed.
+    pub async fn recover(
+        &self,
+        backend: &dyn crate::sandbox::SandboxBackend,
+    ) -> Result<Vec<String>> {
+        let aborted = self.catalog.abort_running().await?;
+        let mut ids = Vec::new();
+        for r in &aborted {
+            if let Err(e) = backend.destroy(&r.run_id).await {
+                tracing::error!(run = %r.run_id, "removing the sandbox of a crashed run: {e}");
+            }
+            let report = synthetic_report(
+                &r.drill,
+                &r.run_id,
+                format!("run {} of drill {} was lost: firedrill stopped while it ran (crash, kill or power loss)", r.run_id, r.drill),
+                "the run was marked aborted and its sandbox removed; the next scheduled run will tell whether the backup is good",
+            );
+            notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &report).await?;
+            ids.push(r.run_id.clone());
+        }
+        match backend.reap(jiff::Timestamp::now(), false).await {
+            Ok(reaped) => ids.extend(reaped),
+            Err(e) => tracing::warn!("reaping leftover sandboxes: {e}"),
+        }
+        let _ =
+            notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers).await;
+        Ok(ids)
+    }
+
+    /// Delivers the outbox every 30 s and checks objectives every minute.
+    pub async fn housekeeping_loop(self: Arc<Self>, clock: Clock) {
+        let mut tick = 0u64;
+        loop {
+            if tick % 2 == 0 {
+                if let Err(e) = self.check_objectives(clock.now()).await {
+                    tracing::warn!("checking objectives: {e}");
+                }
+            }
+            if let Err(e) =
+                notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers)
+                    .await
+            {
+                tracing::warn!("delivering notifications: {e}");
+            }
+            tick += 1;
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    }
+
+    /// Cancels one run.
+    pub fn cancel_run(&self, run_id: &str) -> bool {
+        let runs = self.runs.lock().expect("runs lock");
+        match runs.get(run_id) {
+            Some(r) if r.report.is_none() => {
+                r.cancel.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Wall time that moves with tokio's clock (so paused-time tests see cron fire).
+#[derive(Clone, Copy)]
+pub struct Clock {
+    wall: jiff::Timestamp,
+    at: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn start_at(wall: jiff::Timestamp) -> Self {
+        Clock {
+            wall,
+            at: tokio::time::Instant::now(),
+        }
+    }
+    pub fn system() -> Self {
+        Self::start_at(jiff::Timestamp::now())
+    }
+    pub fn now(&self) -> jiff::Timestamp {
+        let d = tokio::time::Instant::now().duration_since(self.at);
+        self.wall
+            .checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())
+            .unwrap_or(self.wall)
+    }
+}
+
+/// `(drill, run id or reason)` pairs of an Alertmanager webhook.
+pub type HookOutcome = Vec<(String, String)>;
+
+/// Alertmanager's webhook payload (the parts firedrill reads).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AlertmanagerWebhook {
+    #[serde(default)]
+    pub alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct WebhookAlert {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Runs the daemon until `shutdown` fires: recovery, scheduler, housekeeping, HTTP API.
+/// Each `reload` notification re-reads the drills (the binary wires SIGHUP to it).
+pub async fn run(
+    config: MainConfig,
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+) -> Result<()> {
+    let daemon = Daemon::new(config, Arc::new(EngineRunner), shutdown.clone())?;
+    {
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = d.shutdown.cancelled() => return,
+                    _ = reload.notified() => match d.reload() {
+                        Ok(n) => eprintln!("firedrill daemon: reloaded {n} drills"),
+                        Err(p) => eprintln!("firedrill daemon: drills not reloaded, the old definitions keep running:\n{p}"),
+                    },
+                }
+            }
+        });
+    }
+    let backend = crate::sandbox::DockerBackend::connect(None)?;
+    match daemon.recover(&backend).await {
+        Ok(ids) if !ids.is_empty() => {
+            tracing::warn!("recovered from a crash: removed sandboxes of {ids:?}")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("start-up recovery: {e}"),
+    }
+    let listener = tokio::net::TcpListener::bind(daemon.config.daemon.listen)
+        .await
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot listen on {}: {e}",
+                daemon.config.daemon.listen
+            ))
+            .with_hint("choose another daemon.listen address or stop what uses it")
+        })?;
+    tracing::info!(
+        "firedrill daemon listening on {}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    eprintln!(
+        "firedrill daemon: {} drills, API on http://{}",
+        daemon.drills().len(),
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    let clock = Clock::system();
+    tokio::spawn(daemon.clone().schedule_loop(clock));
+    tokio::spawn(daemon.clone().housekeeping_loop(clock));
+    let app = router(daemon.clone());
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|e| Error::infra(format!("HTTP server: {e}")))?;
+    daemon.drain().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
