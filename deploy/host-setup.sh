@@ -118,10 +118,15 @@ fd_stop_mariadb() {
 FIREDRILL_TOOLS=${FIREDRILL_TOOLS:-/opt/firedrill-tools}
 
 fd_ensure_garage() {
-  if [ -x "$FIREDRILL_TOOLS/bin/garage" ]; then return 0; fi
-  fd_log "building garage (S3 server for the tests) into $FIREDRILL_TOOLS; about 10 minutes, once"
   mkdir -p "$FIREDRILL_TOOLS"
-  cargo install garage --locked --root "$FIREDRILL_TOOLS" --quiet
+  # One build at a time: CI starts it early in the background, the tests wait for it.
+  (
+    flock 9
+    if [ ! -x "$FIREDRILL_TOOLS/bin/garage" ]; then
+      fd_log "building garage (S3 server for the tests) into $FIREDRILL_TOOLS; about 10 minutes, once"
+      cargo install garage --locked --root "$FIREDRILL_TOOLS" --quiet
+    fi
+  ) 9>"$FIREDRILL_TOOLS/.garage.lock"
 }
 
 # Starts a single-node Garage in DIR with its S3 API on 127.0.0.1:S3PORT (RPC on
