@@ -174,14 +174,20 @@ pub async fn run_drill(
     progress: &dyn Progress,
     cancel: CancellationToken,
 ) -> RunReport {
-    let run_id = new_run_id();
+    let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let started_at = jiff::Timestamp::now();
     match build_parts(drill) {
         Ok(parts) => run_with_parts(drill, parts, run_id, opts, progress, cancel).await,
         Err(e) => {
             let mut run = Run::new(drill, run_id, started_at, progress, cancel);
             run.fail(None, e);
-            run.finish()
+            let report = run.finish();
+            if let Some(c) = &opts.catalog {
+                if let Err(e) = c.run_finished(&report, None).await {
+                    tracing::warn!("the catalog did not record the run: {e}");
+                }
+            }
+            report
         }
     }
 }

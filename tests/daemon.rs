@@ -1,0 +1,397 @@
+//! The daemon binary end to end: HTTP API, server-sent events, metrics, SIGTERM mid-drill,
+//! SIGKILL and recovery, against a real PostgreSQL and the real Docker engine.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use firedrill::catalog::{Catalog, SqliteCatalog};
+use support::*;
+
+const TOKEN: &str = "test-token-3f9a1c";
+
+struct Daemon {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    fn start(dir: &std::path::Path, port: u16) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .arg("--config")
+            .arg(dir.join("firedrill.toml"))
+            .arg("daemon")
+            .env("FIREDRILL_TEST_API_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn ready(&self) {
+        for _ in 0..100 {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the daemon did not come up");
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+    }
+
+    async fn start_run(&self, drill: &str) -> String {
+        let r = self
+            .post(&format!("/api/v1/drills/{drill}/runs"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<serde_json::Value>().await.unwrap()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Reads the run's SSE stream until `until` returns true for an event (or it ends).
+    async fn follow(
+        &self,
+        run_id: &str,
+        mut until: impl FnMut(&str, &serde_json::Value) -> bool,
+    ) -> Vec<(String, serde_json::Value)> {
+        let mut resp = self
+            .get(&format!("/api/v1/runs/{run_id}/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut buf = String::new();
+        let mut events = Vec::new();
+        while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(180), resp.chunk())
+            .await
+            .expect("events stalled")
+        {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let name = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event: "))
+                    .unwrap_or("")
+                    .to_string();
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap_or("null");
+                if name.is_empty() {
+                    continue;
+                }
+                let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                let stop = until(&name, &v);
+                events.push((name, v));
+                if stop {
+                    return events;
+                }
+            }
+        }
+        events
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                t.elapsed() < limit,
+                "the daemon did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A webhook receiver for the daemon's pages.
+async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let g = g.clone();
+            async move {
+                g.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+/// The daemon's directory: main config, one PostgreSQL drill, catalog.
+fn setup(fx: &Fixture, db: &str, port: u16, hook: &str) {
+    let drills = fx.dir.path().join("drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    let drill = fx.drill("dd", db, "");
+    let text = std::fs::read_to_string(&drill).unwrap().replace(
+        "identity = { file = \"identity.txt\" }",
+        &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+    );
+    std::fs::write(drills.join("dd.toml"), text).unwrap();
+    std::fs::remove_file(drill).unwrap();
+    std::fs::write(
+        fx.dir.path().join("firedrill.toml"),
+        format!(
+            "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:{port}\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\ngrace = \"60s\"\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
+    create_db("fd_daemon_api", SHOP).await;
+    let fx = Fixture::new();
+    let port = free_port();
+    let (hook, _) = receiver().await;
+    setup(&fx, "fd_daemon_api", port, &hook);
+    let d = Daemon::start(fx.dir.path(), port);
+    d.ready().await;
+
+    // Auth, limits, unknown drills.
+    let r = d
+        .http
+        .get(format!("{}/api/v1/drills", d.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().is_empty());
+    let r = d
+        .http
+        .get(format!("{}/api/v1/drills", d.base))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = d
+        .post("/api/v1/drills/nope/runs")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("no drill named nope"));
+    let r = d
+        .post("/api/v1/drills/dd/runs")
+        .body(vec![b' '; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    let run_id = d.start_run("dd").await;
+    let events = d.follow(&run_id, |name, _| name == "finished").await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"queued"));
+    assert_eq!(names.last(), Some(&"finished"), "{names:?}");
+    assert_eq!(events.last().unwrap().1["verdict"], "passed");
+    assert_eq!(names.iter().filter(|n| **n == "stage_finished").count(), 7);
+
+    let run: serde_json::Value = d
+        .get(&format!("/api/v1/runs/{run_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "passed");
+    assert_eq!(run["report"]["verdict"], "passed");
+    let drills: serde_json::Value = d
+        .get("/api/v1/drills")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(drills["drills"][0]["name"], "dd");
+    assert_eq!(drills["drills"][0]["last_run"]["status"], "passed");
+
+    let metrics = d
+        .http
+        .get(format!("{}/metrics", d.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("firedrill_last_run_outcome{drill=\"dd\",outcome=\"passed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("firedrill_restore_seconds{drill=\"dd\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("firedrill_stage_duration_seconds{drill=\"dd\",stage=\"restore\"}"),
+        "{metrics}"
+    );
+
+    // An Alertmanager webhook, as Alertmanager sends it, starts the labelled drill.
+    let payload = serde_json::json!({
+        "version": "4", "groupKey": "{}:{alertname=\"PostgresFailover\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "firedrill", "groupLabels": {"alertname": "PostgresFailover"},
+        "commonLabels": {"alertname": "PostgresFailover", "firedrill_drill": "dd"}, "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [{"status": "firing", "labels": {"alertname": "PostgresFailover", "firedrill_drill": "dd"},
+                    "annotations": {}, "startsAt": "2026-11-26T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus/graph", "fingerprint": "1a2b3c"}]
+    });
+    let r = d
+        .post("/api/v1/hooks/alertmanager")
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let hooked = body["started"][0]["run_id"].as_str().unwrap().to_string();
+    let ev = d.follow(&hooked, |n, _| n == "finished").await;
+    assert_eq!(ev.last().unwrap().1["verdict"], "passed");
+    assert!(leftovers(&run_id).await.is_empty());
+    assert!(leftovers(&hooked).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_restore_aborts_the_run_and_removes_the_sandbox() {
+    create_db("fd_daemon_term", SHOP).await;
+    let fx = Fixture::new();
+    let port = free_port();
+    let (hook, pages) = receiver().await;
+    setup(&fx, "fd_daemon_term", port, &hook);
+    let mut d = Daemon::start(fx.dir.path(), port);
+    d.ready().await;
+    let run_id = d.start_run("dd").await;
+    d.follow(&run_id, |n, v| {
+        n == "stage_started" && v["stage"] == "restore"
+    })
+    .await;
+    d.signal("TERM");
+    let code = d.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+    let c = SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap();
+    let all = c.runs(None, 10).await.unwrap();
+    let run = c
+        .run(&run_id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{run_id} not in {all:?}"));
+    assert_eq!(run.status, "aborted", "{run:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(run.report.as_deref().unwrap_or_else(|| panic!("{run:?}"))).unwrap();
+    let restore = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "restore")
+        .unwrap()
+        .clone();
+    assert_eq!(restore["outcome"], "aborted");
+    assert!(leftovers(&run_id).await.is_empty());
+    // Our own shutdown is not an incident.
+    assert!(pages.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_drill_then_restart_reaps_the_orphan_and_pages_once() {
+    create_db("fd_daemon_kill", SHOP).await;
+    let fx = Fixture::new();
+    let port = free_port();
+    let (hook, pages) = receiver().await;
+    setup(&fx, "fd_daemon_kill", port, &hook);
+    let mut d = Daemon::start(fx.dir.path(), port);
+    d.ready().await;
+    let run_id = d.start_run("dd").await;
+    d.follow(&run_id, |n, v| {
+        n == "stage_finished" && v["report"]["stage"] == "provision"
+    })
+    .await;
+    d.signal("KILL");
+    d.wait(Duration::from_secs(10));
+    assert!(
+        !leftovers(&run_id).await.is_empty(),
+        "a SIGKILL leaves the sandbox behind"
+    );
+
+    let d2 = Daemon::start(fx.dir.path(), port);
+    d2.ready().await;
+    assert!(
+        leftovers(&run_id).await.is_empty(),
+        "the restart reaps the orphan"
+    );
+    let c = SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap();
+    assert_eq!(c.run(&run_id).await.unwrap().unwrap().status, "aborted");
+    let got = pages.lock().unwrap().clone();
+    let lost: Vec<_> = got
+        .iter()
+        .filter(|p| p["error"].as_str().unwrap_or("").contains("was lost"))
+        .collect();
+    assert_eq!(lost.len(), 1, "{got:?}");
+    assert_eq!(lost[0]["kind"], "trigger");
+    assert_eq!(lost[0]["drill"], "dd");
+}
