@@ -203,6 +203,34 @@ pub struct RunReport {
     pub kept_sandbox: Option<String>,
 }
 
+impl RunReport {
+    /// A report with no stages and a passing verdict, to build others from with struct
+    /// update syntax (reports of things that are not drill runs, tests).
+    pub fn empty(drill: &str, run_id: &str, at: jiff::Timestamp) -> RunReport {
+        RunReport {
+            report_version: 1,
+            drill: drill.to_string(),
+            run_id: run_id.to_string(),
+            started_at: at,
+            finished_at: at,
+            verdict: Verdict::Passed,
+            exit_code: 0,
+            failed_stage: None,
+            error: None,
+            stages: vec![],
+            artifact: None,
+            source_version: None,
+            dump_tool: None,
+            sandbox_image: None,
+            tables: None,
+            rows: None,
+            fingerprint_mismatches: vec![],
+            assertions: vec![],
+            kept_sandbox: None,
+        }
+    }
+}
+
 /// Human-readable size: 1.5 MiB.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -21,11 +21,6 @@ fn report(drill: &str, verdict: Verdict, n: i64) -> RunReport {
         .checked_add(jiff::SignedDuration::from_secs(n))
         .unwrap();
     RunReport {
-        report_version: 1,
-        drill: drill.into(),
-        run_id: format!("run-{n}"),
-        started_at: ts,
-        finished_at: ts,
         verdict,
         exit_code: verdict.exit_code(),
         failed_stage: (verdict != Verdict::Passed).then_some(Stage::Verify),
@@ -36,16 +31,7 @@ fn report(drill: &str, verdict: Verdict, n: i64) -> RunReport {
             retryable: false,
             stderr_tail: Some("psql: some tool output".into()),
         }),
-        stages: vec![],
-        artifact: None,
-        source_version: None,
-        dump_tool: None,
-        sandbox_image: None,
-        tables: None,
-        rows: None,
-        fingerprint_mismatches: vec![],
-        assertions: vec![],
-        kept_sandbox: None,
+        ..RunReport::empty(drill, &format!("run-{n}"), ts)
     }
 }
 

@@ -203,16 +203,9 @@ impl Progress for Broadcast {
 /// lost to a crash), so that paging treats them like any failure: one incident, resolved
 /// by the next passing drill.
 fn synthetic_report(drill: &str, run_id: &str, message: String, hint: &str) -> RunReport {
-    let now = jiff::Timestamp::now();
     RunReport {
-        report_version: 1,
-        drill: drill.to_string(),
-        run_id: run_id.to_string(),
-        started_at: now,
-        finished_at: now,
         verdict: Verdict::Error,
         exit_code: 2,
-        failed_stage: None,
         error: Some(ErrorReport {
             kind: "infrastructure".into(),
             message,
@@ -220,16 +213,7 @@ fn synthetic_report(drill: &str, run_id: &str, message: String, hint: &str) -> R
             retryable: true,
             stderr_tail: None,
         }),
-        stages: vec![],
-        artifact: None,
-        source_version: None,
-        dump_tool: None,
-        sandbox_image: None,
-        tables: None,
-        rows: None,
-        fingerprint_mismatches: vec![],
-        assertions: vec![],
-        kept_sandbox: None,
+        ..RunReport::empty(drill, run_id, jiff::Timestamp::now())
     }
 }
 

@@ -335,6 +335,66 @@ pub fn scalar(stdout: &str, null: &str) -> std::result::Result<Option<String>, S
     }
 }
 
+/// Runs `TOOL --version` and returns what it printed; the error says what to install.
+pub(crate) async fn tool_version_text(
+    path: &std::path::Path,
+    install_hint: &str,
+) -> Result<String> {
+    let out = tokio::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            Error::infra(format!("cannot run {}: {e}", path.display()))
+                .with_hint(install_hint.to_string())
+                .retryable(false)
+        })?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The error for a `--version` output that cannot be read.
+pub(crate) fn unreadable_version(path: &std::path::Path, text: &str) -> Error {
+    Error::infra(format!(
+        "cannot read the version of {}: `{}`",
+        path.display(),
+        text.trim()
+    ))
+    .retryable(false)
+}
+
+/// Waits for a dump tool to exit. A non-zero exit fails the dump with the end of its
+/// stderr (secrets removed). `hold` is dropped only after the tool exits (PostgreSQL's
+/// snapshot transaction must outlive pg_dump).
+pub(crate) fn dump_completion(
+    mut child: tokio::process::Child,
+    mut stderr: tokio::process::ChildStderr,
+    secret: Option<crate::secret::Secret>,
+    tool: String,
+    hold: Box<dyn std::any::Any + Send>,
+) -> BoxFuture<'static, Result<()>> {
+    use futures::FutureExt;
+    use tokio::io::AsyncReadExt;
+    async move {
+        let mut err = Vec::new();
+        let (status, _) = tokio::join!(child.wait(), stderr.read_to_end(&mut err));
+        drop(hold);
+        let secrets: Vec<&crate::secret::Secret> = secret.iter().collect();
+        let err = crate::secret::redact(&String::from_utf8_lossy(&err), &secrets);
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(Error::backup(format!("{tool} failed ({s})"))
+                .with_hint(format!(
+                    "read {tool}'s output below; nothing from this dump was kept"
+                ))
+                .with_stderr(tail(&err, 20))
+                .retryable(true)),
+            Err(e) => Err(Error::infra(format!("waiting for {tool}: {e}"))),
+        }
+    }
+    .boxed()
+}
+
 /// The last `n` lines of `s`.
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();

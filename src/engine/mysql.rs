@@ -7,9 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::FutureExt;
 use mysql_async::prelude::Queryable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::mysqldump_scan::DumpScanner;
@@ -21,7 +20,7 @@ use crate::config::MysqlSpec;
 use crate::error::{Error, Result};
 use crate::fingerprint::{Fingerprint, TableFingerprint};
 use crate::sandbox::{Sandbox, SandboxBackend};
-use crate::secret::{redact, Secret};
+use crate::secret::Secret;
 
 /// Schemas that belong to the server, never dumped as user data.
 const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "sys", "information_schema", "performance_schema"];
@@ -379,25 +378,12 @@ impl MysqlSource {
 }
 
 async fn tool_version(path: &Path) -> Result<(Engine, String, String)> {
-    let out = Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            Error::infra(format!("cannot run {}: {e}", path.display()))
-                .with_hint("install the client tools of the source's server family (Debian: mariadb-client; MySQL: mysql-client) or set source.dump_tool")
-                .retryable(false)
-        })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_tool_version(&text).ok_or_else(|| {
-        Error::infra(format!(
-            "cannot read the version of {}: `{}`",
-            path.display(),
-            text.trim()
-        ))
-        .retryable(false)
-    })
+    let text = super::tool_version_text(
+        path,
+        "install the client tools of the source's server family (Debian: mariadb-client; MySQL: mysql-client) or set source.dump_tool",
+    )
+    .await?;
+    parse_tool_version(&text).ok_or_else(|| super::unreadable_version(path, &text))
 }
 
 #[async_trait]
@@ -560,29 +546,19 @@ impl DumpSource for MysqlSource {
         })?;
         drop(stdin);
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let password = self.password.clone();
+        let stderr = child.stderr.take().expect("stderr is piped");
         let tool_name = tool
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tool_label = tool_name.clone();
-        let completion = async move {
-            let mut err = Vec::new();
-            let (status, _) = tokio::join!(child.wait(), stderr.read_to_end(&mut err));
-            let err = String::from_utf8_lossy(&err);
-            let secrets: Vec<&Secret> = password.iter().collect();
-            let err = redact(&err, &secrets);
-            match status {
-                Ok(s) if s.success() => Ok(()),
-                Ok(s) => Err(Error::backup(format!("{tool_label} failed ({s})"))
-                    .with_hint("read the dump tool's output below; nothing from this dump was kept")
-                    .with_stderr(tail(&err, 20))
-                    .retryable(true)),
-                Err(e) => Err(Error::infra(format!("waiting for {tool_label}: {e}"))),
-            }
-        }
-        .boxed();
+        let completion = super::dump_completion(
+            child,
+            stderr,
+            self.password.clone(),
+            tool_label,
+            Box::new(()),
+        );
 
         Ok(StartedDump {
             meta: DumpMeta {

@@ -6,8 +6,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::FutureExt;
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio_postgres::NoTls;
 
@@ -18,7 +16,7 @@ use super::{
 use crate::config::PostgresSpec;
 use crate::error::{Error, Result};
 use crate::fingerprint::{Fingerprint, TableFingerprint};
-use crate::secret::{redact, Secret};
+use crate::secret::Secret;
 
 /// One JSON array of `[schema, table, exact row count, [[column, type], …]]` for every user
 /// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
@@ -181,25 +179,12 @@ pub fn parse_tool_version(out: &str) -> Option<(String, u32)> {
 }
 
 async fn tool_version(path: &Path) -> Result<(String, u32)> {
-    let out = Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            Error::infra(format!("cannot run {}: {e}", path.display()))
-                .with_hint("install the PostgreSQL client tools (Debian: postgresql-client-NN) or set source.pg_dump")
-                .retryable(false)
-        })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_tool_version(&text).ok_or_else(|| {
-        Error::infra(format!(
-            "cannot read the version of {}: `{}`",
-            path.display(),
-            text.trim()
-        ))
-        .retryable(false)
-    })
+    let text = super::tool_version_text(
+        path,
+        "install the PostgreSQL client tools (Debian: postgresql-client-NN) or set source.pg_dump",
+    )
+    .await?;
+    parse_tool_version(&text).ok_or_else(|| super::unreadable_version(path, &text))
 }
 
 #[async_trait]
@@ -307,26 +292,15 @@ impl DumpSource for PostgresSource {
             Error::infra(format!("cannot start {}: {e}", pg_dump.display())).retryable(false)
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let password = self.password.clone();
-        let completion = async move {
-            let mut err = Vec::new();
-            let (status, _) = tokio::join!(child.wait(), stderr.read_to_end(&mut err));
-            // Ends the snapshot transaction only once pg_dump is done with it.
-            drop(client);
-            let err = String::from_utf8_lossy(&err);
-            let secrets: Vec<&Secret> = password.iter().collect();
-            let err = redact(&err, &secrets);
-            match status {
-                Ok(s) if s.success() => Ok(()),
-                Ok(s) => Err(Error::backup(format!("pg_dump failed ({s})"))
-                    .with_hint("read pg_dump's output below; nothing from this dump was kept")
-                    .with_stderr(tail(&err, 20))
-                    .retryable(true)),
-                Err(e) => Err(Error::infra(format!("waiting for pg_dump: {e}"))),
-            }
-        }
-        .boxed();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        // The snapshot transaction (the client) ends only once pg_dump is done with it.
+        let completion = super::dump_completion(
+            child,
+            stderr,
+            self.password.clone(),
+            "pg_dump".into(),
+            Box::new(client),
+        );
 
         Ok(StartedDump {
             meta: DumpMeta {

@@ -743,11 +743,6 @@ mod tests {
     fn report(verdict: Verdict, at: i64) -> RunReport {
         let ts = jiff::Timestamp::from_second(1_800_000_000 + at).unwrap();
         RunReport {
-            report_version: 1,
-            drill: "shop".into(),
-            run_id: format!("r{at}"),
-            started_at: ts,
-            finished_at: ts,
             verdict,
             exit_code: verdict.exit_code(),
             failed_stage: (verdict != Verdict::Passed).then_some(Stage::Restore),
@@ -758,16 +753,7 @@ mod tests {
                 retryable: false,
                 stderr_tail: None,
             }),
-            stages: vec![],
-            artifact: None,
-            source_version: None,
-            dump_tool: None,
-            sandbox_image: None,
-            tables: None,
-            rows: None,
-            fingerprint_mismatches: vec![],
-            assertions: vec![],
-            kept_sandbox: None,
+            ..RunReport::empty("shop", &format!("r{at}"), ts)
         }
     }
 
