@@ -480,6 +480,21 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Marks dump, encrypt and upload skipped: the run drills something already stored.
+    fn skip_backup(&mut self, why: &str) {
+        for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
+            self.record(
+                s,
+                Outcome::Skipped,
+                Duration::ZERO,
+                None,
+                0,
+                None,
+                vec![why.to_string()],
+            );
+        }
+    }
+
     fn skip_from(&mut self, first: Stage) {
         let mut on = false;
         for s in Stage::ALL {
@@ -799,17 +814,7 @@ impl<'a> Run<'a> {
         }
         .await;
         let note = format!("drilling stored artifact {artifact}");
-        for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
-            self.record(
-                s,
-                Outcome::Skipped,
-                Duration::ZERO,
-                None,
-                0,
-                None,
-                vec![note.clone()],
-            );
-        }
+        self.skip_backup(&note);
         match loaded {
             Ok(m) => {
                 self.source_version = Some(format!("{} {}", m.engine, m.source_server_version));
@@ -856,17 +861,7 @@ impl<'a> Run<'a> {
         spec: &crate::config::StoredSpec,
     ) -> std::result::Result<Manifest, ()> {
         let note = format!("verify-only: newest file under {}", spec.prefix);
-        for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
-            self.record(
-                s,
-                Outcome::Skipped,
-                Duration::ZERO,
-                None,
-                0,
-                None,
-                vec![note.clone()],
-            );
-        }
+        self.skip_backup(&note);
         let found = async {
             let keys = parts.store.list(&spec.prefix).await?;
             let mut newest: Option<(Option<jiff::Timestamp>, String)> = None;

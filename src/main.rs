@@ -546,39 +546,20 @@ fn open_catalog(path: &Path) -> Result<SqliteCatalog, u8> {
 }
 
 fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, u8> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect(),
-        Err(e) => {
-            eprintln!(
-                "{}: cannot read the drills directory: {e}\n  fix: pass --drills-dir",
-                dir.display()
-            );
-            return Err(2);
-        }
-    };
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        match load_drill(&f) {
-            Ok(d) if only.is_none_or(|n| n == d.name) => out.push(d),
-            Ok(_) => {}
-            Err(p) => {
-                eprintln!("{p}");
-                return Err(2);
+    let all = firedrill::daemon::load_drills(dir).map_err(|p| {
+        eprintln!("{p}");
+        2u8
+    })?;
+    match only {
+        None => Ok(all.into_values().collect()),
+        Some(n) => match all.get(n) {
+            Some(d) => Ok(vec![d.clone()]),
+            None => {
+                eprintln!("error: no drill named {n} in {}", dir.display());
+                Err(2)
             }
-        }
+        },
     }
-    if let Some(n) = only {
-        if out.is_empty() {
-            eprintln!("error: no drill named {n} in {}", dir.display());
-            return Err(2);
-        }
-    }
-    Ok(out)
 }
 
 fn age_of(t: jiff::Timestamp) -> String {
@@ -760,12 +741,8 @@ async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
 
 fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {
     let files = if files.is_empty() {
-        let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect(),
+        match firedrill::config::drill_files(dir) {
+            Ok(v) => v,
             Err(e) => {
                 eprintln!(
                     "{}: cannot read the drills directory: {e}\n  fix: give files, or --drills-dir",
@@ -773,9 +750,7 @@ fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {
                 );
                 return 2;
             }
-        };
-        v.sort();
-        v
+        }
     } else {
         files
     };

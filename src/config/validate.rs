@@ -346,6 +346,17 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The drill files (`*.toml`) in a directory, sorted.
+pub fn drill_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Reads, parses and validates one drill file.
 pub fn load_drill(path: &Path) -> Result<Drill, Problems> {
     let text = std::fs::read_to_string(path).map_err(|e| {

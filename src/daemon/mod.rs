@@ -123,20 +123,14 @@ pub struct Daemon {
 
 /// Loads every drill file in `dir`; all problems at once.
 pub fn load_drills(dir: &Path) -> std::result::Result<BTreeMap<String, Drill>, Problems> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| {
-            Problems(vec![crate::config::Problem {
-                file: dir.to_path_buf(),
-                field: String::new(),
-                message: format!("cannot read the drills directory: {e}"),
-                fix: "set drills_dir in the main config".into(),
-            }])
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = crate::config::drill_files(dir).map_err(|e| {
+        Problems(vec![crate::config::Problem {
+            file: dir.to_path_buf(),
+            field: String::new(),
+            message: format!("cannot read the drills directory: {e}"),
+            fix: "set drills_dir in the main config, or pass --drills-dir".into(),
+        }])
+    })?;
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     for f in files {
