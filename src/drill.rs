@@ -285,6 +285,20 @@ async fn execute(
             return (run.finish(), None);
         }
     };
+    // Leftovers of runs that died without their teardown (past their expiry label) go
+    // before this run adds a sandbox: sandboxes must not pile up and fill the disk.
+    match tokio::time::timeout(
+        Duration::from_secs(30),
+        parts.sandbox.reap(jiff::Timestamp::now(), false),
+    )
+    .await
+    {
+        Ok(Ok(reaped)) if !reaped.is_empty() => {
+            tracing::warn!("removed leftover sandboxes of runs {reaped:?}")
+        }
+        Ok(Err(e)) => tracing::debug!("reaping leftover sandboxes: {e}"),
+        _ => {}
+    }
     let mut guard = SandboxGuard {
         backend: parts.sandbox.clone(),
         run_id: run.run_id.clone(),

@@ -395,3 +395,67 @@ async fn sigkill_mid_drill_then_restart_reaps_the_orphan_and_pages_once() {
     assert_eq!(lost[0]["kind"], "trigger");
     assert_eq!(lost[0]["drill"], "dd");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
+    create_db("fd_daemon_reload", SHOP).await;
+    let fx = Fixture::new();
+    let port = free_port();
+    let (hook, _) = receiver().await;
+    setup(&fx, "fd_daemon_reload", port, &hook);
+    let d = Daemon::start(fx.dir.path(), port);
+    d.ready().await;
+    let drills = fx.dir.path().join("drills");
+    // A second valid drill appears: reload picks it up.
+    std::fs::copy(drills.join("dd.toml"), drills.join("ee.toml")).unwrap();
+    let r = d.post("/api/v1/reload").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = d
+        .get("/api/v1/drills")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["drills"].as_array().unwrap().len(), 2);
+    // A broken file: refused, and the two drills keep running.
+    std::fs::write(drills.join("ff.toml"), "[source]\ntype = \"postgres\"\n").unwrap();
+    let r = d.post("/api/v1/reload").send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("ff.toml") && body.contains("old definitions keep running"),
+        "{body}"
+    );
+    let list: serde_json::Value = d
+        .get("/api/v1/drills")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["drills"].as_array().unwrap().len(), 2);
+    // SIGHUP goes through the same path.
+    std::fs::remove_file(drills.join("ff.toml")).unwrap();
+    std::fs::remove_file(drills.join("ee.toml")).unwrap();
+    d.signal("HUP");
+    let mut n = 0;
+    for _ in 0..50 {
+        let list: serde_json::Value = d
+            .get("/api/v1/drills")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        n = list["drills"].as_array().unwrap().len();
+        if n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 1);
+}
