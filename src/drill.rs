@@ -23,7 +23,9 @@ use crate::manifest::{Manifest, MANIFEST_VERSION};
 use crate::report::{ArtifactInfo, ErrorReport, Outcome, RunReport, Stage, StageReport, Verdict};
 use crate::sandbox::{build_backend, Sandbox, SandboxBackend, SandboxRequest};
 use crate::secret::Secret;
-use crate::store::{build_store, drill_prefix, ArtifactStore, Upload};
+use crate::store::{
+    build_store, run_key, ArtifactStore, Upload, ARTIFACT_FILE, MANIFEST_FILE, VERIFIED_FILE,
+};
 
 /// How a run is asked to behave.
 #[derive(Clone, Default)]
@@ -84,24 +86,14 @@ pub struct Parts {
 /// Reads the secrets a drill names and builds its source, store and sandbox backend.
 pub fn build_parts(drill: &Drill) -> Result<Parts> {
     let source: Box<dyn DumpSource> = match &drill.source {
-        SourceSpec::Postgres(pg) => {
-            let password = pg
-                .password
-                .as_ref()
-                .map(|p| p.load(&drill.base_dir))
-                .transpose()
-                .map_err(|e| e.context("source.password"))?;
-            Box::new(PostgresSource::new(pg.clone(), password))
-        }
-        SourceSpec::Mysql(my) => {
-            let password = my
-                .password
-                .as_ref()
-                .map(|p| p.load(&drill.base_dir))
-                .transpose()
-                .map_err(|e| e.context("source.password"))?;
-            Box::new(MysqlSource::new(my.clone(), password))
-        }
+        SourceSpec::Postgres(pg) => Box::new(PostgresSource::new(
+            pg.clone(),
+            load_password(drill, &pg.password)?,
+        )),
+        SourceSpec::Mysql(my) => Box::new(MysqlSource::new(
+            my.clone(),
+            load_password(drill, &my.password)?,
+        )),
         SourceSpec::Stored(_) => Box::new(NoSource),
     };
     let recipients_file = drill
@@ -126,6 +118,18 @@ pub fn build_parts(drill: &Drill) -> Result<Parts> {
         recipients,
         identity,
     })
+}
+
+/// Reads `source.password`, when the source has one.
+fn load_password(
+    drill: &Drill,
+    source: &Option<crate::secret::SecretSource>,
+) -> Result<Option<Secret>> {
+    source
+        .as_ref()
+        .map(|p| p.load(&drill.base_dir))
+        .transpose()
+        .map_err(|e| e.context("source.password"))
 }
 
 /// The source of a verify-only drill: there is nothing to dump.
@@ -214,19 +218,9 @@ pub async fn run_with_parts(
     let artifact = manifest.as_ref().map(|m| m.run_id.clone());
     // The verdict on the artifact goes beside it in storage (so a rebuilt catalog has it)
     // and into the catalog.
-    let verdict = match report.verdict {
-        Verdict::Passed => Some(Verified::Yes),
-        Verdict::Failed if matches!(report.failed_stage, Some(Stage::Restore | Stage::Verify)) => {
-            Some(Verified::No)
-        }
-        _ => None,
-    };
+    let verdict = report.artifact_verdict();
     if let (Some(m), Some(v)) = (&manifest, verdict) {
-        let key = format!(
-            "{}{}/verified.json",
-            drill_prefix(&drill.storage, &drill.name),
-            m.run_id
-        );
+        let key = run_key(&drill.storage, &drill.name, &m.run_id, VERIFIED_FILE);
         let marker = VerificationMarker {
             verified: v,
             at: report.finished_at,
@@ -239,11 +233,7 @@ pub async fn run_with_parts(
     }
     if let Some(c) = &opts.catalog {
         if let (Some(m), None) = (&manifest, &opts.artifact) {
-            let key = format!(
-                "{}{}/manifest.json",
-                drill_prefix(&drill.storage, &drill.name),
-                m.run_id
-            );
+            let key = run_key(&drill.storage, &drill.name, &m.run_id, MANIFEST_FILE);
             if let Err(e) = c
                 .put_artifact(&ArtifactRecord::from_manifest(m, &key))
                 .await
@@ -592,13 +582,8 @@ impl<'a> Run<'a> {
             meta.tool_version
         )];
 
-        let prefix = format!(
-            "{}{}/",
-            drill_prefix(&drill.storage, &drill.name),
-            self.run_id
-        );
-        let artifact_key = format!("{prefix}artifact.dump.zst.age");
-        let manifest_key = format!("{prefix}manifest.json");
+        let artifact_key = run_key(&drill.storage, &drill.name, &self.run_id, ARTIFACT_FILE);
+        let manifest_key = run_key(&drill.storage, &drill.name, &self.run_id, MANIFEST_FILE);
 
         let pipeline_cancel = self.cancel.child_token();
         let first_failure: Arc<Mutex<Option<(Stage, Error)>>> = Arc::new(Mutex::new(None));
@@ -814,9 +799,11 @@ impl<'a> Run<'a> {
         parts: &Parts,
         artifact: &str,
     ) -> std::result::Result<Manifest, ()> {
-        let key = format!(
-            "{}{artifact}/manifest.json",
-            drill_prefix(&self.drill.storage, &self.drill.name)
+        let key = run_key(
+            &self.drill.storage,
+            &self.drill.name,
+            artifact,
+            MANIFEST_FILE,
         );
         let loaded = async {
             let bytes = parts.store.get(&key).await.map_err(|e| {
@@ -1071,11 +1058,8 @@ impl<'a> Run<'a> {
             let store = &parts.store;
             let backend = &parts.sandbox;
             // Read the manifest back: what the drill restores is what storage holds.
-            let manifest_key = format!(
-                "{}{}/manifest.json",
-                drill_prefix(&drill.storage, &drill.name),
-                manifest.run_id
-            );
+            let manifest_key =
+                run_key(&drill.storage, &drill.name, &manifest.run_id, MANIFEST_FILE);
             let external = manifest.dump_format == EXTERNAL_FORMAT;
             let stored = if external {
                 manifest.clone()

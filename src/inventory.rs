@@ -11,7 +11,9 @@ use crate::drill::VerificationMarker;
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::retention::{plan, Decision};
-use crate::store::{build_store, drill_prefix, ArtifactStore};
+use crate::store::{
+    build_store, drill_prefix, sibling, ArtifactStore, ARTIFACT_FILE, MANIFEST_FILE, VERIFIED_FILE,
+};
 
 /// Reads every manifest under a drill's prefix: the artifacts storage holds.
 pub async fn scan_drill(
@@ -22,7 +24,9 @@ pub async fn scan_drill(
     let keys = store.list(&prefix).await?;
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for key in keys.iter().filter(|k| k.ends_with("/manifest.json")) {
+    let manifest_suffix = format!("/{MANIFEST_FILE}");
+    let artifact_suffix = format!("/{ARTIFACT_FILE}");
+    for key in keys.iter().filter(|k| k.ends_with(&manifest_suffix)) {
         let m = match store
             .get(key)
             .await
@@ -35,7 +39,7 @@ pub async fn scan_drill(
             }
         };
         let mut rec = ArtifactRecord::from_manifest(&m, key);
-        let marker_key = key.replace("/manifest.json", "/verified.json");
+        let marker_key = sibling(key, VERIFIED_FILE);
         if keys.contains(&marker_key) {
             if let Ok(b) = store.get(&marker_key).await {
                 if let Ok(v) = serde_json::from_slice::<VerificationMarker>(&b) {
@@ -47,11 +51,8 @@ pub async fn scan_drill(
         out.push(rec);
     }
     // Artifacts without a manifest are unfinished uploads: report them, never list them.
-    for key in keys
-        .iter()
-        .filter(|k| k.ends_with("/artifact.dump.zst.age"))
-    {
-        let m = key.replace("/artifact.dump.zst.age", "/manifest.json");
+    for key in keys.iter().filter(|k| k.ends_with(&artifact_suffix)) {
+        let m = sibling(key, MANIFEST_FILE);
         if !keys.contains(&m) {
             problems.push(format!(
                 "{key}: no manifest (an unfinished upload); not an artifact"
@@ -147,7 +148,7 @@ pub async fn prune(
                 continue;
             };
             store.delete(&a.location).await?;
-            let marker = a.manifest_key.replace("/manifest.json", "/verified.json");
+            let marker = sibling(&a.manifest_key, VERIFIED_FILE);
             store.delete(&marker).await?;
             store.delete(&a.manifest_key).await?;
             if let Some(c) = catalog {

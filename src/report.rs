@@ -204,6 +204,45 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether a stage was stopped by cancellation (Ctrl-C, SIGTERM, shutdown).
+    pub fn was_aborted(&self) -> bool {
+        self.stages.iter().any(|s| s.outcome == Outcome::Aborted)
+    }
+
+    /// The run's status as the catalog and the API name it: `passed`, `failed`, `error` or
+    /// `aborted`.
+    pub fn status(&self) -> &'static str {
+        match self.verdict {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Error if self.was_aborted() => "aborted",
+            Verdict::Error => "error",
+        }
+    }
+
+    /// Provision + restore + verify, in milliseconds: the measured recovery time.
+    pub fn recovery_ms(&self) -> u64 {
+        self.stages
+            .iter()
+            .filter(|s| matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify))
+            .map(|s| s.duration_ms)
+            .sum()
+    }
+
+    /// What this run proved about the artifact it drilled: good when it passed, broken
+    /// when it failed at restore or verify; nothing when it failed before.
+    pub fn artifact_verdict(&self) -> Option<crate::catalog::Verified> {
+        match self.verdict {
+            Verdict::Passed => Some(crate::catalog::Verified::Yes),
+            Verdict::Failed
+                if matches!(self.failed_stage, Some(Stage::Restore | Stage::Verify)) =>
+            {
+                Some(crate::catalog::Verified::No)
+            }
+            _ => None,
+        }
+    }
+
     /// A report with no stages and a passing verdict, to build others from with struct
     /// update syntax (reports of things that are not drill runs, tests).
     pub fn empty(drill: &str, run_id: &str, at: jiff::Timestamp) -> RunReport {

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{ArtifactRecord, Catalog, Incident, OutboxItem, RunRecord, Verified};
 use crate::error::{Error, Result};
-use crate::report::{RunReport, Stage, Verdict};
+use crate::report::{RunReport, Verdict};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -373,26 +373,9 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()> {
-        let status = match report.verdict {
-            Verdict::Passed => "passed",
-            Verdict::Failed => "failed",
-            Verdict::Error
-                if report
-                    .stages
-                    .iter()
-                    .any(|s| s.outcome == crate::report::Outcome::Aborted) =>
-            {
-                "aborted"
-            }
-            Verdict::Error => "error",
-        }
-        .to_string();
-        let rto: f64 = report
-            .stages
-            .iter()
-            .filter(|s| matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify))
-            .map(|s| s.duration_ms as f64 / 1000.0)
-            .sum();
+        let status = report.status().to_string();
+        let rto = report.recovery_ms() as f64 / 1000.0;
+        let verified = report.artifact_verdict();
         let json = serde_json::to_string(report).map_err(|e| Error::internal(e.to_string()))?;
         let r = report.clone();
         let artifact = artifact.map(str::to_string);
@@ -420,15 +403,10 @@ impl Catalog for SqliteCatalog {
                 ],
             )?;
             if let Some(a) = &artifact {
-                let verdict = match r.verdict {
-                    Verdict::Passed => Some("yes"),
-                    Verdict::Failed if r.failed_stage.is_some_and(|s| matches!(s, Stage::Restore | Stage::Verify)) => Some("no"),
-                    _ => None,
-                };
-                if let Some(v) = verdict {
+                if let Some(v) = verified {
                     tx.execute(
                         "UPDATE artifacts SET verified = ?1, verified_at = ?2 WHERE drill = ?3 AND run_id = ?4",
-                        params![v, r.finished_at.to_string(), r.drill, a],
+                        params![v.as_str(), r.finished_at.to_string(), r.drill, a],
                     )?;
                 }
             }

@@ -473,6 +473,21 @@ impl Collector<'_> {
         });
     }
 
+    /// `source.password`: where the password comes from, if the source has one.
+    fn password(&mut self, r: &Option<SecretRef>) -> Option<SecretSource> {
+        r.as_ref().and_then(|p| {
+            p.validate()
+                .map_err(|m| {
+                    self.push(
+                        "source.password",
+                        m,
+                        "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; passwords are never written inline",
+                    )
+                })
+                .ok()
+        })
+    }
+
     fn duration(&mut self, field: &str, v: &Option<String>, default: Duration) -> Duration {
         match v {
             None => default,
@@ -699,13 +714,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     "name a role that may read every table (pg_read_all_data)",
                 );
             }
-            let password = pg.password.as_ref().and_then(|p| {
-                p.validate()
-                    .map_err(|m| {
-                        c.push("source.password", m, "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; passwords are never written inline")
-                    })
-                    .ok()
-            });
+            let password = c.password(&pg.password);
             let min_dump_bytes = c.size("source.min_dump_bytes", &pg.min_dump_bytes, 1024);
             SourceSpec::Postgres(PostgresSpec {
                 host: pg.host.clone(),
@@ -781,13 +790,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     "name a user with SELECT, SHOW VIEW, TRIGGER, EVENT and LOCK TABLES",
                 );
             }
-            let password = my.password.as_ref().and_then(|p| {
-                p.validate()
-                    .map_err(|m| {
-                        c.push("source.password", m, "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; passwords are never written inline")
-                    })
-                    .ok()
-            });
+            let password = c.password(&my.password);
             let chosen = [
                 my.database.is_some(),
                 my.databases.is_some(),

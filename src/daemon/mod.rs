@@ -409,16 +409,8 @@ impl Daemon {
 
     /// After a run: pages, objectives, heartbeat, and the run's followers.
     async fn finished(self: &Arc<Self>, drill: &Drill, report: RunReport) {
-        let aborted = report
-            .stages
-            .iter()
-            .any(|s| s.outcome == crate::report::Outcome::Aborted);
-        let status = match report.verdict {
-            Verdict::Passed => "passed",
-            Verdict::Failed => "failed",
-            Verdict::Error if aborted => "aborted",
-            Verdict::Error => "error",
-        };
+        let aborted = report.was_aborted();
+        let status = report.status();
         // A drill stopped by our own shutdown is not news for the on-call.
         if !aborted {
             if let Err(e) =
@@ -470,12 +462,7 @@ impl Daemon {
         if report.verdict != Verdict::Passed {
             return;
         }
-        let took: u64 = report
-            .stages
-            .iter()
-            .filter(|s| matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify))
-            .map(|s| s.duration_ms)
-            .sum();
+        let took = report.recovery_ms();
         let mut r = report.clone();
         r.drill = format!("{}:rto", drill.name);
         if took > target.as_millis() as u64 {

@@ -80,6 +80,25 @@ pub fn build_store(
     }
 }
 
+/// The files of one run in storage, under `<prefix><drill>/<run>/`.
+pub const ARTIFACT_FILE: &str = "artifact.dump.zst.age";
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The last drill's verdict on the artifact (so a rebuilt catalog knows it).
+pub const VERIFIED_FILE: &str = "verified.json";
+
+/// The key of one of a run's files: `<prefix><drill>/<run>/<file>`.
+pub fn run_key(spec: &StorageSpec, drill: &str, run_id: &str, file: &str) -> String {
+    format!("{}{run_id}/{file}", drill_prefix(spec, drill))
+}
+
+/// Another file of the same run as `key`.
+pub fn sibling(key: &str, file: &str) -> String {
+    match key.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{file}"),
+        None => file.to_string(),
+    }
+}
+
 /// The key prefix of a drill's artifacts under a store.
 pub fn drill_prefix(spec: &StorageSpec, drill: &str) -> String {
     let prefix = spec.prefix();
