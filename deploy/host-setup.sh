@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager"
+FIREDRILL_PACKAGES="curl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml libxml2-utils python3-pip"
 
 fd_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -127,6 +127,41 @@ fd_ensure_garage() {
       cargo install garage --locked --root "$FIREDRILL_TOOLS" --quiet
     fi
   ) 9>"$FIREDRILL_TOOLS/.garage.lock"
+}
+
+# Jenkins' JUnit schema, junit-10.xsd (jenkinsci/xunit-plugin), which tests/reports.rs
+# validates firedrill's JUnit output against. It is third-party, so not in the repository:
+# it is taken once from pytest's source distribution on PyPI (pytest's own tests validate
+# against the same file) into $FIREDRILL_TOOLS. Exports FIREDRILL_JUNIT_XSD.
+FIREDRILL_JUNIT_PYTEST=8.3.3
+FIREDRILL_JUNIT_SDIST_SHA256=70b98107bd648308a7952b06e6ca9a50bc660be218d53c257cc1fc94fda10181
+
+fd_junit_schema() {
+  local xsd="$FIREDRILL_TOOLS/junit-10.xsd"
+  if [ ! -s "$xsd" ]; then
+    mkdir -p "$FIREDRILL_TOOLS" || return 1
+    local tmp; tmp=$(mktemp -d) || return 1
+    local sdist="$tmp/pytest-$FIREDRILL_JUNIT_PYTEST.tar.gz"
+    local member="pytest-$FIREDRILL_JUNIT_PYTEST/testing/example_scripts/junit-10.xsd"
+    fd_log "fetching junit-10.xsd from the pytest $FIREDRILL_JUNIT_PYTEST source distribution (PyPI) into $FIREDRILL_TOOLS"
+    if ! python3 -m pip download --quiet --disable-pip-version-check "pytest==$FIREDRILL_JUNIT_PYTEST" \
+           --no-binary :all: --no-deps -d "$tmp" >"$tmp/pip.log" 2>&1; then
+      fd_log "pip download failed (is python3-pip installed, PyPI reachable?):"
+      cat "$tmp/pip.log" >&2; rm -rf "$tmp"; return 1
+    fi
+    if ! printf '%s  %s\n' "$FIREDRILL_JUNIT_SDIST_SHA256" "$sdist" | sha256sum -c --quiet - >&2; then
+      fd_log "$sdist does not have the expected SHA-256"; rm -rf "$tmp"; return 1
+    fi
+    if ! tar -xzf "$sdist" -C "$tmp" "$member" || [ ! -s "$tmp/$member" ]; then
+      fd_log "$member not found in $sdist"; rm -rf "$tmp"; return 1
+    fi
+    # Renamed into place: a concurrent or interrupted run never leaves half a file.
+    install -m 0644 "$tmp/$member" "$xsd.$$" && mv -f "$xsd.$$" "$xsd"
+    local rc=$?
+    rm -rf "$tmp"
+    [ "$rc" = 0 ] || return "$rc"
+  fi
+  export FIREDRILL_JUNIT_XSD="$xsd"
 }
 
 # Starts a single-node Garage in DIR with its S3 API on 127.0.0.1:S3PORT (RPC on

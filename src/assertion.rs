@@ -1,6 +1,9 @@
-//! SQL assertions: a query that returns one scalar, and what it is expected to be.
+//! Assertions on the restored data, each named so a failure says which: a SQL scalar
+//! compared with a value, a query that must return no rows, the freshness of a table's
+//! newest row, a table's row count bounds, and the integrity of indexes and tables.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -19,6 +22,8 @@ pub enum CmpOp {
     Gt,
     #[serde(rename = ">=")]
     Ge,
+    #[serde(rename = "between")]
+    Between,
 }
 
 impl CmpOp {
@@ -30,21 +35,49 @@ impl CmpOp {
             CmpOp::Le => "<=",
             CmpOp::Gt => ">",
             CmpOp::Ge => ">=",
+            CmpOp::Between => "between",
         }
     }
 }
 
-/// What an assertion's scalar must be: `>= 1000`, `= active`, `!= 0`.
+/// What an assertion's scalar must be: `>= 1000`, `= active`, `!= 0`, `between 1 and 5`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Expectation {
     pub op: CmpOp,
     pub value: String,
+    /// The upper bound of `between`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upper: Option<String>,
 }
 
 impl Expectation {
-    /// Parses `">= 1000"`, `"= 5"`, `"active"` (bare value means `=`).
+    /// Parses `">= 1000"`, `"= 5"`, `"between 10 and 20"`, `"active"` (bare value means
+    /// `=`).
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
+        if let Some(rest) = t
+            .strip_prefix("between ")
+            .or_else(|| t.strip_prefix("BETWEEN "))
+        {
+            let (lo, hi) = rest
+                .split_once(" and ")
+                .or_else(|| rest.split_once(" AND "))
+                .ok_or_else(|| format!("`{s}`: write `between LOW and HIGH`"))?;
+            let (lo, hi) = (lo.trim(), hi.trim());
+            let (Ok(l), Ok(h)) = (lo.parse::<f64>(), hi.parse::<f64>()) else {
+                return Err(format!("`{s}`: `between` needs two numbers"));
+            };
+            if l > h {
+                return Err(format!(
+                    "`{s}`: the low bound {lo} is above the high bound {hi}"
+                ));
+            }
+            return Ok(Expectation {
+                op: CmpOp::Between,
+                value: lo.to_string(),
+                upper: Some(hi.to_string()),
+            });
+        }
         let ops = [
             (">=", CmpOp::Ge),
             ("<=", CmpOp::Le),
@@ -71,7 +104,11 @@ impl Expectation {
                 op.symbol()
             ));
         }
-        Ok(Expectation { op, value })
+        Ok(Expectation {
+            op,
+            value,
+            upper: None,
+        })
     }
 
     /// Whether `actual` (the query's scalar as text; `None` for SQL NULL) satisfies this.
@@ -80,6 +117,14 @@ impl Expectation {
         let Some(actual) = actual else {
             return self.op == CmpOp::Ne;
         };
+        if self.op == CmpOp::Between {
+            let bounds = (
+                actual.trim().parse::<f64>(),
+                self.value.parse::<f64>(),
+                self.upper.as_deref().unwrap_or_default().parse::<f64>(),
+            );
+            return matches!(bounds, (Ok(a), Ok(l), Ok(h)) if a >= l && a <= h);
+        }
         let ord = match (actual.trim().parse::<f64>(), self.value.parse::<f64>()) {
             (Ok(a), Ok(b)) => a.partial_cmp(&b),
             _ => {
@@ -99,22 +144,90 @@ impl Expectation {
             CmpOp::Le => ord != Greater,
             CmpOp::Gt => ord == Greater,
             CmpOp::Ge => ord != Less,
+            CmpOp::Between => false,
         }
     }
 }
 
 impl fmt::Display for Expectation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.op.symbol(), self.value)
+        match &self.upper {
+            Some(hi) => write!(f, "between {} and {hi}", self.value),
+            None => write!(f, "{} {}", self.op.symbol(), self.value),
+        }
     }
 }
 
 /// A validated assertion of a drill.
 #[derive(Debug, Clone, Serialize)]
-pub struct SqlAssertion {
+pub struct Assertion {
     pub name: String,
-    pub sql: String,
-    pub expect: Expectation,
+    pub check: Check,
+}
+
+/// What an assertion checks.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Check {
+    /// A query returning one value, compared with an expectation.
+    Sql { sql: String, expect: Expectation },
+    /// A query that must return no rows (orphaned foreign keys, duplicates).
+    NoRows { sql: String },
+    /// The newest `column` of `table` is at most `within` older than the dump: catches a
+    /// backup of a replica that stopped replicating.
+    Freshness {
+        table: String,
+        column: String,
+        #[serde(with = "secs")]
+        within: Duration,
+    },
+    /// Bounds on a table's restored row count, absolute and relative to the last passing
+    /// run's.
+    RowCount {
+        table: String,
+        min: Option<u64>,
+        max: Option<u64>,
+        /// Largest change from the last passing run, as a fraction (0.1 = 10%).
+        max_change: Option<f64>,
+    },
+    /// PostgreSQL: amcheck on every B-tree index (with a heap check). MySQL/MariaDB:
+    /// `CHECK TABLE … EXTENDED` on every table.
+    Integrity,
+}
+
+impl Check {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Sql { .. } => "sql",
+            Check::NoRows { .. } => "no_rows",
+            Check::Freshness { .. } => "freshness",
+            Check::RowCount { .. } => "row_count",
+            Check::Integrity => "integrity",
+        }
+    }
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Splits `schema.table` (or `table`) into its parts; `default_schema` fills a bare name.
+pub fn split_table<'a>(name: &'a str, default_schema: &'a str) -> (&'a str, &'a str) {
+    match name.split_once('.') {
+        Some((s, t)) => (s, t),
+        None => (default_schema, name),
+    }
+}
+
+/// A query's text without the trailing semicolons and blanks, so it can be wrapped.
+pub fn bare_query(sql: &str) -> &str {
+    sql.trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
 }
 
 /// The outcome of one assertion in a run.
@@ -148,6 +261,10 @@ mod tests {
         assert!(Expectation::parse("!= 0").unwrap().holds(Some("3")));
         assert!(Expectation::parse("= 5").unwrap().holds(Some("5.0")));
         assert!(Expectation::parse("< 3").unwrap().holds(Some("2")));
+        let b = Expectation::parse("between 10 and 20").unwrap();
+        assert!(b.holds(Some("10")) && b.holds(Some("20")) && b.holds(Some("15.5")));
+        assert!(!b.holds(Some("9")) && !b.holds(Some("21")) && !b.holds(None));
+        assert_eq!(b.to_string(), "between 10 and 20");
     }
 
     #[test]
@@ -157,5 +274,11 @@ mod tests {
             .unwrap_err()
             .contains("needs a number"));
         assert!(Expectation::parse("   ").is_err());
+        assert!(Expectation::parse("between 5 and 1")
+            .unwrap_err()
+            .contains("above"));
+        assert!(Expectation::parse("between a and b").is_err());
+        assert!(Expectation::parse("between 1").is_err());
+        assert_eq!(bare_query(" select 1 ;\n "), "select 1");
     }
 }

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Where runs and artifacts are recorded.
     pub catalog: Option<Arc<dyn Catalog>>,
+    /// Where the run's reports are written, and the key that signs them.
+    pub reports: Option<Arc<crate::evidence::ReportWriter>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for RunOptions {
             .field("artifact", &self.artifact)
             .field("run_id", &self.run_id)
             .field("catalog", &self.catalog.is_some())
+            .field("reports", &self.reports)
             .finish()
     }
 }
@@ -137,7 +140,10 @@ struct NoSource;
 
 #[async_trait::async_trait]
 impl DumpSource for NoSource {
-    async fn start(&self) -> Result<crate::engine::StartedDump> {
+    async fn start(
+        &self,
+        _checksums: &crate::fingerprint::ChecksumPlan,
+    ) -> Result<crate::engine::StartedDump> {
         Err(Error::config(
             "a verify-only drill (source.type = \"stored\") has no source to dump",
         ))
@@ -185,7 +191,8 @@ pub async fn run_drill(
         Err(e) => {
             let mut run = Run::new(drill, run_id, started_at, progress, cancel);
             run.fail(None, e);
-            let report = run.finish();
+            let mut report = run.finish();
+            write_reports(opts, &mut report);
             if let Some(c) = &opts.catalog {
                 if let Err(e) = c.run_finished(&report, None).await {
                     tracing::warn!("the catalog did not record the run: {e}");
@@ -212,7 +219,8 @@ pub async fn run_with_parts(
         }
     }
     let store = parts.store.clone();
-    let (report, manifest) = execute(drill, parts, run_id, opts, progress, cancel).await;
+    let (mut report, manifest) = execute(drill, parts, run_id, opts, progress, cancel).await;
+    write_reports(opts, &mut report);
     // Files made by other tools are not firedrill's artifacts: no marker, no inventory.
     let manifest = manifest.filter(|m| m.dump_format != EXTERNAL_FORMAT);
     let artifact = manifest.as_ref().map(|m| m.run_id.clone());
@@ -258,9 +266,26 @@ async fn execute(
     cancel: CancellationToken,
 ) -> (RunReport, Option<Manifest>) {
     let mut run = Run::new(drill, run_id, jiff::Timestamp::now(), progress, cancel);
+    let history = match &opts.catalog {
+        Some(c) => c.runs(Some(&drill.name), 500).await.unwrap_or_else(|e| {
+            tracing::warn!("cannot read the drill's history from the catalog: {e}");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    // Large tables take turns being checksummed: this run's turn is how many ran before.
+    run.checksums.slot = if opts.catalog.is_some() {
+        history.len() as u64
+    } else {
+        rand::random::<u32>().into()
+    };
+    run.baseline = baseline(&history, &run.run_id, parts.store.as_ref()).await;
     let manifest = match (&drill.source, &opts.artifact) {
         (SourceSpec::Stored(spec), _) => run.external(&parts, spec).await,
-        (_, None) => run.backup(&parts).await,
+        (_, None) => {
+            run.made_backup = true;
+            run.backup(&parts).await
+        }
         (_, Some(id)) => run.existing(&parts, id).await,
     };
     let Ok(manifest) = manifest else {
@@ -336,6 +361,114 @@ async fn execute(
     (run.finish(), Some(manifest))
 }
 
+/// The newest run of the drill, other than `this_run`, that passed or was accepted and whose
+/// manifest storage still has.
+async fn baseline(
+    history: &[crate::catalog::RunRecord],
+    this_run: &str,
+    store: &dyn ArtifactStore,
+) -> Option<Baseline> {
+    for r in history {
+        if r.run_id == this_run || !(r.status == "passed" || r.accepted) {
+            continue;
+        }
+        let Some(report) = r
+            .report
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<RunReport>(j).ok())
+        else {
+            continue;
+        };
+        let Some(key) = report.artifact.map(|a| a.manifest) else {
+            continue;
+        };
+        match store.get(&key).await {
+            Ok(bytes) => match Manifest::from_json(&bytes, &key) {
+                Ok(manifest) if manifest.dump_format != EXTERNAL_FORMAT => {
+                    return Some(Baseline {
+                        run_id: r.run_id.clone(),
+                        manifest,
+                    })
+                }
+                _ => continue,
+            },
+            Err(e) => {
+                tracing::debug!("baseline run {}: {e}", r.run_id);
+                continue;
+            }
+        }
+    }
+    None
+}
+
+/// Accepts a run that failed only its anomaly guards (a shrink that was intended, e.g. old
+/// data deleted on purpose): it becomes the baseline for later runs and its artifact
+/// counts as good, in the catalog and, when the drill is given, beside the artifact.
+pub async fn accept_run(
+    catalog: &dyn Catalog,
+    run_id: &str,
+    drill: Option<&Drill>,
+) -> Result<crate::catalog::RunRecord> {
+    let rec = catalog.run(run_id).await?.ok_or_else(|| {
+        Error::config(format!("there is no run {run_id} in the catalog"))
+            .with_hint("list runs with `firedrill history DRILL`")
+    })?;
+    let report: RunReport = rec
+        .report
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| Error::config(format!("run {run_id} has no finished report to accept")))?;
+    if !crate::verify::only_guards_failed(&report) {
+        return Err(Error::config(format!(
+            "run {run_id} ({}) did not fail on its anomaly guards alone; only such runs can be accepted",
+            rec.status
+        ))
+        .with_hint("a run that failed its fingerprint or assertions is a broken backup: fix the cause and run the drill again"));
+    }
+    let at = jiff::Timestamp::now();
+    catalog.accept_run(run_id, at).await?;
+    if let (Some(drill), Some(artifact)) = (drill, &rec.artifact) {
+        let store = build_store(&drill.storage, &drill.base_dir)?;
+        let key = run_key(&drill.storage, &drill.name, artifact, VERIFIED_FILE);
+        let marker = VerificationMarker {
+            verified: Verified::Yes,
+            at,
+            by_run: run_id.to_string(),
+        };
+        store
+            .put(
+                &key,
+                Bytes::from(serde_json::to_vec_pretty(&marker).unwrap_or_default()),
+            )
+            .await?;
+    }
+    Ok(rec)
+}
+
+/// Signs the report and writes its files, as the options say; a failure to write is
+/// logged, never the run's verdict.
+fn write_reports(opts: &RunOptions, report: &mut RunReport) {
+    if let Some(w) = &opts.reports {
+        match w.finish(report) {
+            Ok(files) => {
+                for f in files {
+                    tracing::info!("wrote {}", f.display());
+                }
+            }
+            Err(e) => tracing::warn!("could not write the run's reports: {e}"),
+        }
+    }
+}
+
+/// This host's name, for evidence.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty())
+}
+
 /// Removes the run's sandbox if the run future is dropped before its teardown (a panic,
 /// a caller that gave up). Normal paths tear down explicitly and disarm it.
 struct SandboxGuard {
@@ -377,6 +510,20 @@ struct Run<'a> {
     mismatches: Vec<crate::fingerprint::Mismatch>,
     assertions: Vec<crate::assertion::AssertionResult>,
     kept_sandbox: Option<String>,
+    /// Which tables the dump checksums.
+    checksums: crate::fingerprint::ChecksumPlan,
+    /// The last passing (or accepted) run's artifact, for the anomaly guards and
+    /// `row_count.max_change`.
+    baseline: Option<Baseline>,
+    /// Whether this run made the artifact it drills (the guards judge only new backups).
+    made_backup: bool,
+    evidence: crate::report::Evidence,
+}
+
+/// The artifact of the last run that passed or was accepted.
+struct Baseline {
+    run_id: String,
+    manifest: Manifest,
 }
 
 fn outcome_of(e: &Error) -> Outcome {
@@ -435,6 +582,10 @@ impl<'a> Run<'a> {
             mismatches: Vec::new(),
             assertions: Vec::new(),
             kept_sandbox: None,
+            checksums: drill.checksums,
+            baseline: None,
+            made_backup: false,
+            evidence: crate::report::Evidence::default(),
         }
     }
 
@@ -549,7 +700,13 @@ impl<'a> Run<'a> {
         let drill = self.drill;
         self.progress.stage_started(Stage::Dump);
         let dump_t0 = Instant::now();
-        let started = bounded(Stage::Dump, t.dump, &self.cancel, parts.source.start()).await;
+        let started = bounded(
+            Stage::Dump,
+            t.dump,
+            &self.cancel,
+            parts.source.start(&self.checksums),
+        )
+        .await;
         let started = match started {
             Ok(s) => s,
             Err(e) => {
@@ -771,6 +928,8 @@ impl<'a> Run<'a> {
 
         match (first, enc_ok, up_ok) {
             (None, Some(enc), Some(manifest)) => {
+                self.evidence.storage = parts.store.describe();
+                self.evidence.artifact_key = Some(manifest.artifact_key.clone());
                 self.artifact = Some(ArtifactInfo {
                     location: format!("{} / {}", parts.store.describe(), manifest.artifact_key),
                     manifest: manifest_key,
@@ -821,6 +980,8 @@ impl<'a> Run<'a> {
                 self.source_version = Some(format!("{} {}", m.engine, m.source_server_version));
                 self.dump_tool = Some(format!("{} {}", m.dump_tool, m.dump_tool_version));
                 self.fingerprint = Some(m.fingerprint.clone());
+                self.evidence.storage = parts.store.describe();
+                self.evidence.artifact_key = Some(m.artifact_key.clone());
                 self.artifact = Some(ArtifactInfo {
                     location: format!("{} / {}", parts.store.describe(), m.artifact_key),
                     manifest: key,
@@ -894,6 +1055,8 @@ impl<'a> Run<'a> {
             }
         };
         let now = jiff::Timestamp::now();
+        self.evidence.storage = parts.store.describe();
+        self.evidence.artifact_key = Some(key.clone());
         self.artifact = Some(ArtifactInfo {
             location: format!("{} / {key}", parts.store.describe()),
             manifest: String::new(),
@@ -1015,6 +1178,7 @@ impl<'a> Run<'a> {
         };
         match result {
             Ok(sb) => {
+                self.evidence.image_id = Some(sb.image_id.clone()).filter(|s| !s.is_empty());
                 let notes = vec![format!("image {image}"), format!("container {}", sb.name)];
                 self.record(
                     stage,
@@ -1061,10 +1225,12 @@ impl<'a> Run<'a> {
             let manifest_key =
                 run_key(&drill.storage, &drill.name, &manifest.run_id, MANIFEST_FILE);
             let external = manifest.dump_format == EXTERNAL_FORMAT;
-            let stored = if external {
-                manifest.clone()
+            let (stored, manifest_sha256) = if external {
+                (manifest.clone(), None)
             } else {
-                Manifest::from_json(&store.get(&manifest_key).await?, &manifest_key)?
+                let bytes = store.get(&manifest_key).await?;
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                (Manifest::from_json(&bytes, &manifest_key)?, Some(sha))
             };
             let size = store.size(&stored.artifact_key).await?;
             if size != stored.encrypted_bytes {
@@ -1167,11 +1333,11 @@ impl<'a> Run<'a> {
                 }
                 return Err(engine.restore_error(&out.stderr));
             }
-            Ok(size)
+            Ok((size, manifest_sha256))
         };
-        self.stage(Stage::Restore, |n| Some(*n), fut)
-            .await
-            .map(|_| ())
+        let (_, manifest_sha256) = self.stage(Stage::Restore, |(n, _)| Some(*n), fut).await?;
+        self.evidence.manifest_sha256 = manifest_sha256;
+        Ok(())
     }
 
     /// Compares the restored database with the fingerprint and runs the assertions.
@@ -1183,10 +1349,18 @@ impl<'a> Run<'a> {
         manifest: &Manifest,
     ) -> Result<()> {
         let drill = self.drill;
+        let baseline = self.baseline.as_ref();
+        let guard = self.made_backup;
         let fut = async {
             let backend = &parts.sandbox;
+            let checksummed: Vec<String> = manifest
+                .fingerprint
+                .checksummed()
+                .iter()
+                .map(|t| t.qualified())
+                .collect();
             let restored = engine
-                .sandbox_fingerprint(backend.as_ref(), sandbox, &manifest.databases)
+                .sandbox_fingerprint(backend.as_ref(), sandbox, &manifest.databases, &checksummed)
                 .await?;
             // A file made by another tool has no fingerprint to compare with; the least it
             // must do is restore some tables.
@@ -1202,31 +1376,28 @@ impl<'a> Run<'a> {
             } else {
                 manifest.fingerprint.compare(&restored)
             };
+            let checks = crate::verify::Checks {
+                engine,
+                backend: backend.as_ref(),
+                sandbox,
+                manifest,
+                restored: &restored,
+                baseline: baseline.map(|b| (b.run_id.as_str(), &b.manifest)),
+            };
             let mut results = Vec::new();
             for a in &drill.assertions {
-                let (actual, error) = match engine
-                    .sandbox_scalar(backend.as_ref(), sandbox, &manifest.databases, &a.sql)
-                    .await?
-                {
-                    Ok(v) => (v, None),
-                    Err(m) => (None, Some(m)),
-                };
-                let passed = error.is_none() && a.expect.holds(actual.as_deref());
-                results.push(crate::assertion::AssertionResult {
-                    name: a.name.clone(),
-                    expected: a.expect.to_string(),
-                    actual,
-                    passed,
-                    error,
-                });
+                results.push(checks.evaluate(a).await?);
             }
-            Ok((mismatches, results))
+            if guard {
+                results.extend(checks.anomaly_guards(drill.max_shrink));
+            }
+            Ok((mismatches, results, checksummed.len()))
         };
         let r = bounded(Stage::Verify, drill.timeouts.verify, &self.cancel, fut);
         self.progress.stage_started(Stage::Verify);
         let t0 = Instant::now();
         let r = r.await;
-        let (mismatches, results) = match r {
+        let (mismatches, results, checksummed) = match r {
             Ok(v) => v,
             Err(e) => {
                 let e = e.context("stage verify");
@@ -1262,8 +1433,10 @@ impl<'a> Run<'a> {
             ));
         }
         let notes = vec![format!(
-            "{} tables compared, {} assertions",
+            "{} tables compared ({} by content checksum), {} schema object kinds, {} assertions",
             manifest.fingerprint.tables.len(),
+            checksummed,
+            manifest.fingerprint.objects.len(),
             results.len()
         )];
         self.mismatches = mismatches;
@@ -1293,9 +1466,19 @@ impl<'a> Run<'a> {
                         .unwrap_or_default()
                 )
             }));
-            let e = Error::verification(format!("{}: {}", problems.join(" and "), detail.join("; ")))
-                .with_hint("the restored data differs from what was dumped or from what the drill asserts; the backup is not good")
-                .context("stage verify");
+            let only_guards = self.mismatches.is_empty()
+                && failed
+                    .iter()
+                    .all(|a| a.name.starts_with(crate::verify::GUARD_PREFIX));
+            let hint = if only_guards {
+                format!("this backup is much smaller than the last good one: data was lost at the source, or the dump missed some; if the shrink was intended, `firedrill accept {}` makes it the new baseline", self.run_id)
+            } else {
+                "the restored data differs from what was dumped or from what the drill asserts; the backup is not good".to_string()
+            };
+            let e =
+                Error::verification(format!("{}: {}", problems.join(" and "), detail.join("; ")))
+                    .with_hint(hint)
+                    .context("stage verify");
             self.record(
                 Stage::Verify,
                 Outcome::Failed,
@@ -1341,7 +1524,24 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn finish(self) -> RunReport {
+    fn finish(mut self) -> RunReport {
+        // Evidence names an artifact: without one there is nothing to vouch for.
+        let evidence = self.artifact.as_ref().map(|a| {
+            let mut ev = std::mem::take(&mut self.evidence);
+            ev.artifact_sha256 = Some(a.sha256.clone()).filter(|s| !s.is_empty());
+            ev.manifest_key = Some(a.manifest.clone()).filter(|m| !m.is_empty());
+            ev.image = self.sandbox_image.clone();
+            if let Some(v) = &self.source_version {
+                ev.tools.insert("source".into(), v.clone());
+            }
+            if let Some(v) = &self.dump_tool {
+                ev.tools.insert("dump_tool".into(), v.clone());
+            }
+            ev.tools
+                .insert("firedrill".into(), env!("CARGO_PKG_VERSION").into());
+            ev.host = hostname();
+            ev
+        });
         let (verdict, failed_stage, error) = match &self.failure {
             None => (Verdict::Passed, None, None),
             Some((stage, e)) => (
@@ -1370,6 +1570,8 @@ impl<'a> Run<'a> {
             fingerprint_mismatches: self.mismatches,
             assertions: self.assertions,
             kept_sandbox: self.kept_sandbox,
+            evidence,
+            signature: None,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! What was dumped, in a form that can be compared with what was restored: per table, the
-//! exact row count and its column names and types (with a hash of them for the manifest).
+//! exact row count, its column names and types (with a hash of them for the manifest) and,
+//! for the tables a run checksums, a checksum of its content; and the number of schema
+//! objects (views, functions, triggers, indexes, sequences, extensions) of each kind.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,6 +12,10 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub tables: Vec<TableFingerprint>,
+    /// Schema objects by kind (`views`, `functions`, `triggers`, `indexes`, `sequences`,
+    /// `extensions`, `events`). Empty in manifests of older versions: not compared then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +27,14 @@ pub struct TableFingerprint {
     pub columns: Vec<(String, String)>,
     /// SHA-256 (hex) of the columns, one `name type\n` line each.
     pub columns_sha256: String,
+    /// The table's size on the source, where the engine tells it (decides whether it is
+    /// checksummed every run or in rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// A checksum of the table's content, independent of row order, prefixed with its
+    /// algorithm (`md5sum:`, `xxh3sum:`); only for the tables this run checksummed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 impl TableFingerprint {
@@ -32,6 +46,8 @@ impl TableFingerprint {
             rows,
             columns,
             columns_sha256,
+            bytes: None,
+            checksum: None,
         }
     }
 
@@ -84,6 +100,14 @@ impl Fingerprint {
                             expected: w.rows,
                             actual: g.rows,
                         });
+                    } else if let (Some(a), Some(b)) = (&w.checksum, &g.checksum) {
+                        // Same rows but other content: a value changed on the way.
+                        if a != b {
+                            out.push(Mismatch::Content {
+                                table: name.clone(),
+                                rows: w.rows,
+                            });
+                        }
                     }
                 }
             }
@@ -94,6 +118,79 @@ impl Fingerprint {
                     table: name.clone(),
                     rows: g.rows,
                 });
+            }
+        }
+        for (object, expected) in &self.objects {
+            let actual = restored.objects.get(object).copied().unwrap_or(0);
+            if actual != *expected {
+                out.push(Mismatch::Objects {
+                    object: object.clone(),
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+        out
+    }
+
+    /// The tables this fingerprint holds a checksum for, as `schema.table`.
+    pub fn checksummed(&self) -> Vec<&TableFingerprint> {
+        self.tables
+            .iter()
+            .filter(|t| t.checksum.is_some())
+            .collect()
+    }
+}
+
+/// Which tables a run checksums: every table up to `max_table_bytes`, and of the larger
+/// ones the share whose turn it is, so that each is checksummed at least once every
+/// `rotation` runs (never when `rotation` is 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChecksumPlan {
+    pub max_table_bytes: u64,
+    pub rotation: u32,
+    /// This run's turn (the number of earlier runs of the drill).
+    pub slot: u64,
+}
+
+impl Default for ChecksumPlan {
+    fn default() -> Self {
+        ChecksumPlan {
+            max_table_bytes: 256 << 20,
+            rotation: 7,
+            slot: 0,
+        }
+    }
+}
+
+impl ChecksumPlan {
+    /// Checksums nothing.
+    pub fn none() -> Self {
+        ChecksumPlan {
+            max_table_bytes: 0,
+            rotation: 0,
+            slot: 0,
+        }
+    }
+
+    /// The names (`schema.table`) of `tables` (name, size in bytes) to checksum this run.
+    pub fn select(&self, tables: &[(String, u64)]) -> std::collections::BTreeSet<String> {
+        let mut large: Vec<&String> = Vec::new();
+        let mut out = std::collections::BTreeSet::new();
+        for (name, bytes) in tables {
+            if *bytes <= self.max_table_bytes && self.max_table_bytes > 0 {
+                out.insert(name.clone());
+            } else {
+                large.push(name);
+            }
+        }
+        if self.rotation > 0 {
+            large.sort();
+            let turn = self.slot % u64::from(self.rotation);
+            for (i, name) in large.into_iter().enumerate() {
+                if i as u64 % u64::from(self.rotation) == turn {
+                    out.insert(name.clone());
+                }
             }
         }
         out
@@ -122,6 +219,31 @@ pub enum Mismatch {
         expected: Vec<String>,
         actual: Vec<String>,
     },
+    /// Same row count, other content: the checksums differ.
+    Content {
+        table: String,
+        rows: u64,
+    },
+    /// A different number of schema objects of one kind.
+    Objects {
+        object: String,
+        expected: u64,
+        actual: u64,
+    },
+}
+
+impl Mismatch {
+    /// What the mismatch is about: a table, or a kind of schema object.
+    pub fn subject(&self) -> &str {
+        match self {
+            Mismatch::MissingTable { table, .. }
+            | Mismatch::ExtraTable { table, .. }
+            | Mismatch::RowCount { table, .. }
+            | Mismatch::Columns { table, .. }
+            | Mismatch::Content { table, .. } => table,
+            Mismatch::Objects { object, .. } => object,
+        }
+    }
 }
 
 impl fmt::Display for Mismatch {
@@ -164,6 +286,15 @@ impl fmt::Display for Mismatch {
                 }
                 Ok(())
             }
+            Mismatch::Content { table, rows } => write!(
+                f,
+                "{table}: content differs (same {rows} rows, other values: the checksums of dump and restore differ)"
+            ),
+            Mismatch::Objects {
+                object,
+                expected,
+                actual,
+            } => write!(f, "{object}: {actual} after restore, {expected} in the source"),
         }
     }
 }
@@ -191,6 +322,7 @@ mod tests {
     fn identical_fingerprints_match() {
         let a = Fingerprint {
             tables: vec![t("a", 3, &[("id", "integer")]), t("b", 0, &[("x", "text")])],
+            objects: BTreeMap::new(),
         };
         assert!(a.compare(&a.clone()).is_empty());
     }
@@ -203,6 +335,7 @@ mod tests {
                 t("b", 10, &[("x", "text"), ("y", "integer")]),
                 t("c", 1, &[("z", "text")]),
             ],
+            objects: BTreeMap::new(),
         };
         let restored = Fingerprint {
             tables: vec![
@@ -210,6 +343,7 @@ mod tests {
                 t("b", 10, &[("x", "text"), ("y", "bigint")]),
                 t("d", 5, &[("q", "text")]),
             ],
+            objects: BTreeMap::new(),
         };
         let m = src.compare(&restored);
         let text: Vec<String> = m.iter().map(|m| m.to_string()).collect();
@@ -222,6 +356,56 @@ mod tests {
                 "public.d: present after restore (5 rows) but not in the dump",
             ]
         );
+    }
+
+    #[test]
+    fn content_and_objects_are_compared() {
+        let mut a = t("a", 3, &[("id", "integer")]);
+        a.checksum = Some("md5sum:1".into());
+        let mut src = Fingerprint {
+            tables: vec![a.clone()],
+            objects: BTreeMap::from([("views".to_string(), 2), ("triggers".to_string(), 1)]),
+        };
+        let mut restored = src.clone();
+        restored.tables[0].checksum = Some("md5sum:2".into());
+        restored.objects.insert("views".into(), 1);
+        let text: Vec<String> = src
+            .compare(&restored)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "public.a: content differs (same 3 rows, other values: the checksums of dump and restore differ)",
+                "views: 1 after restore, 2 in the source",
+            ]
+        );
+        // A table the run did not checksum, and an old manifest without objects, pass.
+        src.tables[0].checksum = None;
+        src.objects.clear();
+        assert!(src.compare(&restored).is_empty());
+    }
+
+    #[test]
+    fn every_large_table_gets_its_turn() {
+        let tables: Vec<(String, u64)> = (0..10)
+            .map(|i| (format!("s.t{i}"), if i < 3 { 10 } else { 1000 }))
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for slot in 0..3 {
+            let plan = ChecksumPlan {
+                max_table_bytes: 100,
+                rotation: 3,
+                slot,
+            };
+            let s = plan.select(&tables);
+            assert!(s.contains("s.t0") && s.contains("s.t1") && s.contains("s.t2"));
+            assert!(s.len() <= 3 + 3);
+            seen.extend(s);
+        }
+        assert_eq!(seen.len(), 10, "every table within `rotation` runs");
+        assert!(ChecksumPlan::none().select(&tables).is_empty());
     }
 
     #[test]

@@ -54,6 +54,33 @@ enum NotifyCommand {
 }
 
 #[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Write a new ed25519 signing key (PKCS#8 PEM, mode 0600) and print its public key
+    /// for [evidence].public_key.
+    Keygen {
+        /// Where to write the key; refuses to overwrite.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Check a JSON report's signature, and that the artifact and manifest it names still
+    /// have the hashes it records. Exit 0: intact; 1: edited or no longer matching; 2:
+    /// could not check.
+    Verify {
+        /// The report (`<reports_dir>/<drill>/<run>.json`).
+        report: PathBuf,
+        /// The public key to trust (64 hex digits). Default: [evidence] of --config.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Where the report's drill file is (its storage holds the artifact).
+        #[arg(long, default_value = "drills")]
+        drills_dir: PathBuf,
+        /// Only check the signature.
+        #[arg(long)]
+        signature_only: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum CatalogCommand {
     /// Recreate the artifact inventory from the manifests in storage alone.
     Rebuild {
@@ -89,6 +116,24 @@ enum Command {
         /// Drill a random stored artifact of this drill ("pick a random tape").
         #[arg(long)]
         random: bool,
+        /// Write the run's reports (JSON, JUnit XML, HTML) here. Default: reports_dir of
+        /// the main config, else `reports` beside the catalog.
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+    },
+    /// Accept a run that failed only its anomaly guards (a shrink that was intended): it
+    /// becomes the baseline of later runs and its artifact counts as good.
+    Accept {
+        /// The run id (see `firedrill history`).
+        run: String,
+        /// Where the run's drill file is, to mark its artifact good in storage too.
+        #[arg(long, default_value = "drills")]
+        drills_dir: PathBuf,
+    },
+    /// Signed evidence of runs: keys, and checking a report.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
     },
     /// List stored artifacts with size, age and verification state.
     Artifacts {
@@ -200,6 +245,7 @@ async fn dispatch(cli: Cli) -> u8 {
             keep,
             artifact,
             random,
+            report_dir,
         } => {
             let catalog = match SqliteCatalog::open(&catalog_path) {
                 Ok(c) => Some(Arc::new(c) as Arc<dyn Catalog>),
@@ -208,11 +254,19 @@ async fn dispatch(cli: Cli) -> u8 {
                     None
                 }
             };
+            let reports = match config.report_writer(Some(&catalog_path), report_dir.as_deref()) {
+                Ok(w) => Arc::new(w),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
             let opts = RunOptions {
                 keep,
                 artifact,
                 run_id: None,
                 catalog,
+                reports: Some(reports),
             };
             let (code, report) = run(&drill, &drills_dir, json, quiet, random, opts.clone()).await;
             if let (Some(c), Some(report)) = (&opts.catalog, &report) {
@@ -247,6 +301,28 @@ async fn dispatch(cli: Cli) -> u8 {
         } => rebuild(&catalog_path, &drills_dir).await,
         Command::Validate { files, drills_dir } => validate(files, &drills_dir),
         Command::Keygen { output } => keygen(&output),
+        Command::Accept { run, drills_dir } => accept(&catalog_path, &run, &drills_dir).await,
+        Command::Evidence {
+            command: EvidenceCommand::Keygen { output },
+        } => evidence_keygen(&output),
+        Command::Evidence {
+            command:
+                EvidenceCommand::Verify {
+                    report,
+                    public_key,
+                    drills_dir,
+                    signature_only,
+                },
+        } => {
+            evidence_verify(
+                &config,
+                &report,
+                public_key.as_deref(),
+                &drills_dir,
+                signature_only,
+            )
+            .await
+        }
         Command::Reap { all, docker_host } => reap(all, docker_host.as_deref()).await,
     }
 }
@@ -777,9 +853,157 @@ fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {
     }
 }
 
-fn keygen(output: &Path) -> u8 {
+async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let drill_name = match c.run(run).await {
+        Ok(Some(r)) => r.drill,
+        Ok(None) => {
+            eprintln!("error: there is no run {run} in the catalog {}\n  hint: list runs with `firedrill history`", catalog.display());
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let drill = load_drill(&drill_path(&drill_name, dir)).ok();
+    match firedrill::drill::accept_run(&c, run, drill.as_ref()).await {
+        Ok(r) => {
+            eprintln!(
+                "accepted run {} of {}: it is the baseline of the next runs{}",
+                r.run_id,
+                r.drill,
+                if drill.is_some() {
+                    ", and its artifact is marked good in storage"
+                } else {
+                    " (drill file not found: storage marker not written)"
+                }
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn evidence_keygen(output: &Path) -> u8 {
+    let (pem, public) = match firedrill::evidence::generate() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if let Err(code) = write_secret_file(
+        output,
+        &pem,
+        "a signing key (reports signed with it could no longer be checked)",
+    ) {
+        return code;
+    }
+    eprintln!(
+        "wrote the signing key to {}; set [evidence] signing_key = {{ file = \"{}\" }} and public_key to:",
+        output.display(),
+        output.display()
+    );
+    println!("{public}");
+    0
+}
+
+async fn evidence_verify(
+    config: &MainConfig,
+    report: &Path,
+    public_key: Option<&str>,
+    dir: &Path,
+    signature_only: bool,
+) -> u8 {
+    let trusted = match public_key {
+        Some(k) => firedrill::evidence::verifying_key_from_hex(k, "--public-key").map(Some),
+        None => config.trusted_key(),
+    };
+    let trusted = match trusted {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            eprintln!("error: no key to check the signature with\n  hint: pass --public-key HEX, or --config with [evidence] public_key or signing_key");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let text = match std::fs::read_to_string(report) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", report.display());
+            return 2;
+        }
+    };
+    let r = match firedrill::evidence::verify_signature(&text, &trusted, report) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            return 1;
+        }
+    };
+    println!("signature: ok (ed25519 key {})", hex_key(&trusted));
+    if signature_only {
+        return 0;
+    }
+    let dir = config
+        .drills_dir
+        .clone()
+        .unwrap_or_else(|| dir.to_path_buf());
+    let drill = match load_drill(&drill_path(&r.drill, &dir)) {
+        Ok(d) => d,
+        Err(p) => {
+            eprintln!("{p}\nerror: cannot load drill {} to reach its storage\n  hint: pass --drills-dir, or --signature-only", r.drill);
+            return 2;
+        }
+    };
+    let store = match firedrill::store::build_store(&drill.storage, &drill.base_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match firedrill::evidence::verify_artifact(&r, store.as_ref()).await {
+        Ok(checked) => {
+            for c in checked {
+                println!("{c}: ok");
+            }
+            println!(
+                "report {} of drill {}: intact ({})",
+                r.run_id,
+                r.drill,
+                r.status()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            if e.kind.is_backup_failure() {
+                1
+            } else {
+                2
+            }
+        }
+    }
+}
+
+fn hex_key(k: &ed25519_dalek::VerifyingKey) -> String {
+    k.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates `output` with mode 0600 and writes `text`; refuses to overwrite.
+fn write_secret_file(output: &Path, text: &str, what: &str) -> Result<(), u8> {
     use std::os::unix::fs::OpenOptionsExt;
-    let (text, recipient) = firedrill::artifact::generate_identity();
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -789,14 +1013,14 @@ fn keygen(output: &Path) -> u8 {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             eprintln!(
-                "error: {} already exists; refusing to overwrite an identity (artifacts encrypted to it would be lost)\n  hint: choose another path, or delete the old one if you are sure",
+                "error: {} already exists; refusing to overwrite {what}\n  hint: choose another path, or delete the old one if you are sure",
                 output.display()
             );
-            return 2;
+            return Err(2);
         }
         Err(e) => {
             eprintln!("error: cannot create {}: {e}", output.display());
-            return 2;
+            return Err(2);
         }
     };
     if let Err(e) = file
@@ -805,7 +1029,19 @@ fn keygen(output: &Path) -> u8 {
     {
         eprintln!("error: cannot write {}: {e}", output.display());
         let _ = std::fs::remove_file(output);
-        return 2;
+        return Err(2);
+    }
+    Ok(())
+}
+
+fn keygen(output: &Path) -> u8 {
+    let (text, recipient) = firedrill::artifact::generate_identity();
+    if let Err(code) = write_secret_file(
+        output,
+        &text,
+        "an identity (artifacts encrypted to it would be lost)",
+    ) {
+        return code;
     }
     eprintln!(
         "wrote the identity to {} (keep it secret; the sandbox gets it at restore time)",

@@ -167,6 +167,33 @@ pub struct ArtifactInfo {
     pub encrypted_bytes: u64,
 }
 
+/// What a report vouches for, to check later: the artifact and manifest by hash, where
+/// they are, and what restored them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The store (`local:/srv/backups`, `s3://bucket/prefix`).
+    pub storage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_key: Option<String>,
+    /// SHA-256 of the manifest as storage held it at restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// Versions of what made and restored the artifact: `source`, `dump_tool`,
+    /// `sandbox_server`, `firedrill`.
+    #[serde(default)]
+    pub tools: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub report_version: u32,
@@ -201,6 +228,11 @@ pub struct RunReport {
     /// Set when the sandbox was kept (`--keep`): how to reach it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_sandbox: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// ed25519 signature of the rest of the report, when a signing key is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::evidence::Signature>,
 }
 
 impl RunReport {
@@ -266,6 +298,8 @@ impl RunReport {
             fingerprint_mismatches: vec![],
             assertions: vec![],
             kept_sandbox: None,
+            evidence: None,
+            signature: None,
         }
     }
 }
@@ -467,6 +501,8 @@ mod tests {
                 error: None,
             }],
             kept_sandbox: None,
+            evidence: None,
+            signature: None,
         }
     }
 

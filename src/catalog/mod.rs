@@ -101,6 +101,10 @@ pub struct RunRecord {
     pub encrypted_bytes: Option<u64>,
     /// The whole report, as JSON, once finished.
     pub report: Option<String>,
+    /// A person accepted the run despite its anomaly guards (`firedrill accept`): it is
+    /// the baseline for the next runs, and its artifact counts as good.
+    #[serde(default)]
+    pub accepted: bool,
 }
 
 /// An open incident: a drill that failed and was paged about, until it passes again.
@@ -172,6 +176,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn delete_artifact(&self, drill: &str, run_id: &str) -> Result<()>;
     async fn runs(&self, drill: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+    /// Marks a run accepted and its artifact good.
+    async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()>;
     /// Marks runs still `running` (left by a crash) as aborted; returns them.
     async fn abort_running(&self) -> Result<Vec<RunRecord>>;
     /// Replaces the artifact inventory of `drills` (all when empty) with `artifacts`,

@@ -68,6 +68,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     "#,
+    // 3: runs a person accepted (`firedrill accept`) despite the anomaly guards
+    r#"
+    ALTER TABLE runs ADD COLUMN accepted_at TEXT;
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -179,6 +183,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         rto_seconds: r.get(8)?,
         encrypted_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
         report: r.get(10)?,
+        accepted: r.get(11)?,
     })
 }
 
@@ -448,10 +453,29 @@ impl Catalog for SqliteCatalog {
         let drill = drill.map(str::to_string);
         self.with(move |c| {
             let mut st = c.prepare(&format!(
-                "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR drill = ?1) ORDER BY started_at DESC, run_id DESC LIMIT ?2"
+                "SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE (?1 IS NULL OR drill = ?1) ORDER BY started_at DESC, run_id DESC LIMIT ?2"
             ))?;
             let rows = st.query_map(params![drill, limit as i64], run_row)?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET accepted_at = ?1 WHERE run_id = ?2",
+                params![at.to_string(), run_id],
+            )?;
+            tx.execute(
+                "UPDATE artifacts SET verified = 'yes', verified_at = ?1 \
+                 WHERE run_id = (SELECT artifact FROM runs WHERE run_id = ?2) \
+                   AND drill = (SELECT drill FROM runs WHERE run_id = ?2)",
+                params![at.to_string(), run_id],
+            )?;
+            tx.commit()
         })
         .await
     }
@@ -460,7 +484,7 @@ impl Catalog for SqliteCatalog {
         let run_id = run_id.to_string();
         self.with(move |c| {
             c.query_row(
-                &format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?1"),
+                &format!("SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE run_id = ?1"),
                 params![run_id],
                 run_row,
             )
@@ -474,7 +498,7 @@ impl Catalog for SqliteCatalog {
         self.with(move |c| {
             let tx = c.transaction()?;
             let list: Vec<RunRecord> = {
-                let mut st = tx.prepare(&format!("SELECT {RUN_COLS} FROM runs WHERE status = 'running'"))?;
+                let mut st = tx.prepare(&format!("SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE status = 'running'"))?;
                 let rows = st.query_map([], run_row)?;
                 rows.collect::<rusqlite::Result<_>>()?
             };

@@ -19,6 +19,21 @@ pub struct MainConfigFile {
     pub notify: NotifyConfig,
     #[serde(default)]
     pub daemon: DaemonConfigFile,
+    /// Where every run's reports (JSON, JUnit XML, HTML) are written (default: `reports`
+    /// beside the catalog).
+    pub reports_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub evidence: EvidenceConfigFile,
+}
+
+/// `[evidence]`: the key that signs reports, and the key `evidence verify` trusts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfigFile {
+    /// An ed25519 private key, PKCS#8 PEM (`firedrill evidence keygen`).
+    pub signing_key: Option<crate::secret::SecretRef>,
+    /// The public key (hex) reports must be signed with; default: the signing key's.
+    pub public_key: Option<String>,
 }
 
 /// `[daemon]`: the scheduler and the HTTP API.
@@ -72,6 +87,49 @@ pub struct MainConfig {
     pub drills_dir: Option<PathBuf>,
     pub notify: NotifySpec,
     pub daemon: DaemonSettings,
+    pub reports_dir: Option<PathBuf>,
+    pub signing_key: Option<crate::secret::SecretSource>,
+    pub public_key: Option<String>,
+}
+
+impl MainConfig {
+    /// The report writer runs use: the configured directory (or `reports` beside the
+    /// catalog) and the signing key, read now.
+    pub fn report_writer(
+        &self,
+        catalog: Option<&Path>,
+        dir: Option<&Path>,
+    ) -> crate::error::Result<crate::evidence::ReportWriter> {
+        let dir = dir
+            .map(Path::to_path_buf)
+            .or_else(|| self.reports_dir.clone())
+            .or_else(|| catalog.and_then(|c| c.parent()).map(|p| p.join("reports")));
+        let signer = match &self.signing_key {
+            None => None,
+            Some(src) => {
+                let pem = src
+                    .load(&self.base_dir)
+                    .map_err(|e| e.context("evidence.signing_key"))?;
+                Some(crate::evidence::signing_key_from_pem(
+                    pem.expose(),
+                    "evidence.signing_key",
+                )?)
+            }
+        };
+        Ok(crate::evidence::ReportWriter { dir, signer })
+    }
+
+    /// The key signed reports must carry: `[evidence].public_key`, else the signing key's.
+    pub fn trusted_key(&self) -> crate::error::Result<Option<ed25519_dalek::VerifyingKey>> {
+        if let Some(hex_key) = &self.public_key {
+            return crate::evidence::verifying_key_from_hex(hex_key, "evidence.public_key")
+                .map(Some);
+        }
+        Ok(self
+            .report_writer(None, None)?
+            .signer
+            .map(|k| k.verifying_key()))
+    }
 }
 
 pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
@@ -132,6 +190,26 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
             })
             .ok()
     });
+    let signing_key = raw.evidence.signing_key.as_ref().and_then(|t| {
+        t.validate()
+            .map_err(|m| {
+                problems.push(problem(
+                    "evidence.signing_key",
+                    m,
+                    "the key is never inline: { file = \"/etc/firedrill/evidence.pem\" } or { env = \"VAR\" }",
+                ))
+            })
+            .ok()
+    });
+    if let Some(k) = &raw.evidence.public_key {
+        if let Err(e) = crate::evidence::verifying_key_from_hex(k, "evidence.public_key") {
+            problems.push(problem(
+                "evidence.public_key",
+                e.message,
+                "paste the 64 hex digits `firedrill evidence keygen` printed",
+            ));
+        }
+    }
     let mut dur = |field: &str, v: &Option<String>, default: std::time::Duration| match v {
         None => default,
         Some(s) => super::parse_duration(s).unwrap_or_else(|m| {
@@ -165,8 +243,11 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         file: Some(path.to_path_buf()),
         catalog: raw.catalog.map(resolve),
         drills_dir: raw.drills_dir.map(resolve),
+        reports_dir: raw.reports_dir.map(resolve),
         base_dir,
         notify,
         daemon,
+        signing_key,
+        public_key: raw.evidence.public_key,
     })
 }

@@ -32,6 +32,42 @@ pub struct DrillFile {
     pub retention: crate::retention::RetentionPolicy,
     #[serde(default, rename = "assertion")]
     pub assertions: Vec<AssertionConfig>,
+    /// Files of shared `[[assertion]]`s (relative to this file), e.g.
+    /// `["assertions/common.toml"]`.
+    #[serde(default)]
+    pub assertions_from: Vec<PathBuf>,
+    /// Which tables get a content checksum.
+    #[serde(default)]
+    pub fingerprint: FingerprintConfig,
+    /// Guards against a backup much smaller than the last good one.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
+}
+
+/// A file of shared assertions: `[[assertion]]` entries only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionsFile {
+    #[serde(default, rename = "assertion")]
+    pub assertions: Vec<AssertionConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintConfig {
+    /// Tables up to this size are checksummed every run (default "256MiB"; "0" for none).
+    pub checksum_max_table_size: Option<String>,
+    /// Larger tables take turns: each is checksummed at least once in this many runs
+    /// (default 7; 0 never checksums them).
+    pub checksum_rotation: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// A dump or a row total smaller than the last passing run's by more than this share
+    /// fails the drill as suspect (default "50%"; "100%" turns the guard off).
+    pub max_shrink: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,8 +356,23 @@ pub struct ScheduleConfig {
 #[serde(deny_unknown_fields)]
 pub struct AssertionConfig {
     pub name: String,
-    /// A query returning one row with one column.
-    pub sql: String,
-    /// `= 5`, `>= 1000`, `!= 0`, `< 3`, or a bare value meaning `=`.
-    pub expect: String,
+    /// `sql` (the default), `freshness`, `row_count` or `integrity`.
+    pub kind: Option<String>,
+    /// `sql`: a query returning one row with one column, or any rows with
+    /// `expect = "no rows"`.
+    pub sql: Option<String>,
+    /// `= 5`, `>= 1000`, `!= 0`, `< 3`, `between 1 and 5`, `no rows`, or a bare value
+    /// meaning `=`.
+    pub expect: Option<String>,
+    /// `freshness`, `row_count`: `schema.table` (PostgreSQL) or `database.table`.
+    pub table: Option<String>,
+    /// `freshness`: the timestamp column whose newest value is checked.
+    pub column: Option<String>,
+    /// `freshness`: how much older than the dump the newest row may be ("26h").
+    pub within: Option<String>,
+    /// `row_count` bounds.
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    /// `row_count`: largest change from the last passing run ("10%").
+    pub max_change: Option<String>,
 }

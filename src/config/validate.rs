@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::raw::*;
 use super::units::{parse_byte_size, parse_duration};
-use crate::assertion::{Expectation, SqlAssertion};
+use crate::assertion::{Assertion, Check, Expectation};
+use crate::fingerprint::ChecksumPlan;
 use crate::report::Stage;
 use crate::secret::{SecretRef, SecretSource};
 
@@ -90,7 +91,12 @@ pub struct Drill {
     pub retry: RetryPolicy,
     pub retention: crate::retention::RetentionPolicy,
     pub schedule: DrillSchedule,
-    pub assertions: Vec<SqlAssertion>,
+    pub assertions: Vec<Assertion>,
+    /// Which tables get a content checksum (its `slot` is set per run).
+    pub checksums: ChecksumPlan,
+    /// A dump or row total this much smaller (a fraction) than the last passing run's
+    /// fails as suspect.
+    pub max_shrink: f64,
 }
 
 /// When and how the daemon runs a drill.
@@ -988,43 +994,61 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
     };
 
-    let mut assertions = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, a) in raw.assertions.iter().enumerate() {
-        let field = format!("assertion[{i}]");
-        if a.name.trim().is_empty() {
-            c.push(
-                format!("{field}.name"),
-                "the name is empty",
-                "name the assertion so a failure says which one",
-            );
-        } else if !seen.insert(a.name.clone()) {
-            c.push(
-                format!("{field}.name"),
-                format!("`{}` is used twice", a.name),
-                "give each assertion its own name",
-            );
-        }
-        if a.sql.trim().is_empty() {
-            c.push(
-                format!("{field}.sql"),
-                "the query is empty",
-                "write a query returning one value, e.g. \"select count(*) from orders\"",
-            );
-        }
-        match Expectation::parse(&a.expect) {
-            Ok(expect) => assertions.push(SqlAssertion {
-                name: a.name.clone(),
-                sql: a.sql.clone(),
-                expect,
-            }),
+    let mut assertions = check_assertions(&mut c, "assertion", &raw.assertions, &mut seen);
+    let drill_dir = path.parent().unwrap_or(Path::new("."));
+    for (i, f) in raw.assertions_from.iter().enumerate() {
+        let file = if f.is_absolute() {
+            f.clone()
+        } else {
+            drill_dir.join(f)
+        };
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))
+            .and_then(|text| {
+                toml::from_str::<AssertionsFile>(&text)
+                    .map_err(|e| format!("{}: {}", file.display(), e.message()))
+            });
+        match parsed {
+            Ok(shared) => {
+                let mut sc = Collector {
+                    file: &file,
+                    problems: Vec::new(),
+                };
+                assertions.extend(check_assertions(
+                    &mut sc,
+                    "assertion",
+                    &shared.assertions,
+                    &mut seen,
+                ));
+                c.problems.extend(sc.problems);
+            }
             Err(m) => c.push(
-                format!("{field}.expect"),
+                format!("assertions_from[{i}]"),
                 m,
-                "write e.g. \">= 1000\", \"= 0\", \"!= 0\"",
+                "point it at a file of [[assertion]] tables, relative to the drill file",
             ),
         }
     }
+    let checksums = ChecksumPlan {
+        max_table_bytes: c.size(
+            "fingerprint.checksum_max_table_size",
+            &raw.fingerprint.checksum_max_table_size,
+            ChecksumPlan::default().max_table_bytes,
+        ),
+        rotation: raw
+            .fingerprint
+            .checksum_rotation
+            .unwrap_or(ChecksumPlan::default().rotation),
+        slot: 0,
+    };
+    let max_shrink = match &raw.anomaly.max_shrink {
+        None => 0.5,
+        Some(v) => parse_percent(v).unwrap_or_else(|m| {
+            c.push("anomaly.max_shrink", m, "write a share such as \"50%\"");
+            0.5
+        }),
+    };
 
     if !c.problems.is_empty() {
         return Err(Problems(c.problems));
@@ -1053,7 +1077,189 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         retention: raw.retention,
         schedule,
         assertions,
+        checksums,
+        max_shrink,
     })
+}
+
+/// `"50%"` → 0.5; between 0% and 100%.
+fn parse_percent(v: &str) -> Result<f64, String> {
+    let n = v
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("`{v}` is not a percentage"))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(format!("`{v}` is not between 0% and 100%"));
+    }
+    Ok(n / 100.0)
+}
+
+/// Checks a list of `[[assertion]]` tables; `seen` holds the names taken so far (names
+/// are unique across the drill file and its shared files).
+fn check_assertions(
+    c: &mut Collector<'_>,
+    prefix: &str,
+    raw: &[AssertionConfig],
+    seen: &mut std::collections::HashSet<String>,
+) -> Vec<Assertion> {
+    let mut out = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let field = format!("{prefix}[{i}]");
+        if a.name.trim().is_empty() {
+            c.push(
+                format!("{field}.name"),
+                "the name is empty",
+                "name the assertion so a failure says which one",
+            );
+        } else if !seen.insert(a.name.clone()) {
+            c.push(
+                format!("{field}.name"),
+                format!("`{}` is used twice", a.name),
+                "give each assertion its own name",
+            );
+        }
+        let kind = a.kind.as_deref().unwrap_or("sql");
+        // Which fields each kind takes: anything else is a mistake worth naming.
+        let allowed: &[&str] = match kind {
+            "sql" => &["sql", "expect"],
+            "freshness" => &["table", "column", "within"],
+            "row_count" => &["table", "min", "max", "max_change"],
+            "integrity" => &[],
+            other => {
+                c.push(
+                    format!("{field}.kind"),
+                    format!("unknown kind `{other}`"),
+                    "use one of sql, freshness, row_count, integrity",
+                );
+                continue;
+            }
+        };
+        let given = [
+            ("sql", a.sql.is_some()),
+            ("expect", a.expect.is_some()),
+            ("table", a.table.is_some()),
+            ("column", a.column.is_some()),
+            ("within", a.within.is_some()),
+            ("min", a.min.is_some()),
+            ("max", a.max.is_some()),
+            ("max_change", a.max_change.is_some()),
+        ];
+        for (name, set) in given {
+            if set && !allowed.contains(&name) {
+                c.push(
+                    format!("{field}.{name}"),
+                    format!("a `{kind}` assertion has no `{name}`"),
+                    format!(
+                        "a `{kind}` assertion takes: {}",
+                        if allowed.is_empty() {
+                            "only a name".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+        let need = |c: &mut Collector<'_>, v: &Option<String>, name: &str, example: &str| match v
+            .as_deref()
+            .map(str::trim)
+        {
+            Some(s) if !s.is_empty() => Some(s.to_string()),
+            _ => {
+                c.push(
+                    format!("{field}.{name}"),
+                    format!("a `{kind}` assertion needs `{name}`"),
+                    format!("add e.g. {name} = {example}"),
+                );
+                None
+            }
+        };
+        let check = match kind {
+            "sql" => {
+                let sql = need(c, &a.sql, "sql", "\"select count(*) from orders\"");
+                let expect = need(c, &a.expect, "expect", "\">= 1000\" or \"no rows\"");
+                match (sql, expect) {
+                    (Some(sql), Some(e)) if e.eq_ignore_ascii_case("no rows") => {
+                        Some(Check::NoRows { sql })
+                    }
+                    (Some(sql), Some(e)) => match Expectation::parse(&e) {
+                        Ok(expect) => Some(Check::Sql { sql, expect }),
+                        Err(m) => {
+                            c.push(
+                                format!("{field}.expect"),
+                                m,
+                                "write e.g. \">= 1000\", \"= 0\", \"!= 0\", \"between 1 and 5\" or \"no rows\"",
+                            );
+                            None
+                        }
+                    },
+                    _ => None,
+                }
+            }
+            "freshness" => {
+                let table = need(c, &a.table, "table", "\"public.orders\"");
+                let column = need(c, &a.column, "column", "\"created_at\"");
+                let within = need(c, &a.within, "within", "\"26h\"").and_then(|w| {
+                    parse_duration(&w)
+                        .map_err(|m| {
+                            c.push(
+                                format!("{field}.within"),
+                                m,
+                                "write a duration such as \"26h\" or \"90m\"",
+                            )
+                        })
+                        .ok()
+                });
+                match (table, column, within) {
+                    (Some(table), Some(column), Some(within)) => Some(Check::Freshness {
+                        table,
+                        column,
+                        within,
+                    }),
+                    _ => None,
+                }
+            }
+            "row_count" => {
+                let table = need(c, &a.table, "table", "\"public.orders\"");
+                if a.min.is_none() && a.max.is_none() && a.max_change.is_none() {
+                    c.push(
+                        field.clone(),
+                        "a `row_count` assertion with no bound checks nothing",
+                        "add min, max and/or max_change (e.g. max_change = \"10%\")",
+                    );
+                }
+                if let (Some(lo), Some(hi)) = (a.min, a.max) {
+                    if lo > hi {
+                        c.push(
+                            format!("{field}.min"),
+                            format!("min {lo} is above max {hi}"),
+                            "swap them",
+                        );
+                    }
+                }
+                let max_change = a.max_change.as_deref().and_then(|v| {
+                    parse_percent(v)
+                        .map_err(|m| c.push(format!("{field}.max_change"), m, "write e.g. \"10%\""))
+                        .ok()
+                });
+                table.map(|table| Check::RowCount {
+                    table,
+                    min: a.min,
+                    max: a.max,
+                    max_change,
+                })
+            }
+            _ => Some(Check::Integrity),
+        };
+        if let Some(check) = check {
+            out.push(Assertion {
+                name: a.name.clone(),
+                check,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -119,6 +119,8 @@ pub struct Daemon {
     reloaded: Notify,
     pub started_at: jiff::Timestamp,
     token: Option<crate::secret::Secret>,
+    /// Where runs write their reports, and the key that signs them.
+    reports: Arc<crate::evidence::ReportWriter>,
 }
 
 /// Loads every drill file in `dir`; all problems at once.
@@ -235,7 +237,9 @@ impl Daemon {
             .map(|t| t.load(&config.base_dir))
             .transpose()
             .map_err(|e| e.context("daemon.token"))?;
+        let reports = Arc::new(config.report_writer(Some(&catalog_path), None)?);
         Ok(Arc::new(Daemon {
+            reports,
             permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_drills)),
             drills_dir,
             drills: RwLock::new(drills),
@@ -356,6 +360,7 @@ impl Daemon {
         );
         opts.run_id = Some(run_id.clone());
         opts.catalog = Some(self.catalog.clone());
+        opts.reports = Some(self.reports.clone());
         let me = self.clone();
         let id = run_id.clone();
         tracing::info!(drill = %name, run = %run_id, %trigger, "drill queued");

@@ -72,6 +72,7 @@ fn setup(
             max_concurrent_drills: max_concurrent,
             ..Default::default()
         },
+        ..Default::default()
     };
     let runner = Arc::new(FakeRunner {
         clock,

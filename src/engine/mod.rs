@@ -78,7 +78,8 @@ impl DumpInspector for NoInspection {
 pub trait DumpSource: Send + Sync + 'static {
     /// Connects, checks versions, takes the fingerprint and starts the dump tool. The
     /// returned stream must be read to the end for the tool to finish.
-    async fn start(&self) -> Result<StartedDump>;
+    /// `checksums` says which tables get a content checksum in the fingerprint.
+    async fn start(&self, checksums: &crate::fingerprint::ChecksumPlan) -> Result<StartedDump>;
 }
 
 /// The engines firedrill can restore in a sandbox.
@@ -227,31 +228,56 @@ rm -f "$f""#
     }
 
     /// The restored database's fingerprint, read inside the sandbox.
+    /// The restored database's fingerprint, read inside the sandbox, with a content
+    /// checksum of the tables named (`schema.table`) in `checksum`.
     pub async fn sandbox_fingerprint(
         self,
         backend: &dyn SandboxBackend,
         sandbox: &Sandbox,
         databases: &[String],
+        checksum: &[String],
     ) -> Result<Fingerprint> {
         match self {
             Engine::Postgres => {
+                let psql = |sql: &str| postgres::psql_cmd(&databases[0], sql);
+                let read = |out: crate::sandbox::ExecOutput, what: &str| {
+                    if out.exit_code != 0 {
+                        Err(Error::verification(format!(
+                            "cannot read the restored database's {what}"
+                        ))
+                        .with_stderr(tail(&out.stderr, 20)))
+                    } else {
+                        Ok(out.stdout)
+                    }
+                };
                 let out = backend
-                    .exec(
-                        sandbox,
-                        &postgres::psql_cmd(&databases[0], postgres::FINGERPRINT_SQL),
-                        None,
-                    )
+                    .exec(sandbox, &psql(postgres::FINGERPRINT_SQL), None)
                     .await?;
-                if out.exit_code != 0 {
-                    return Err(
-                        Error::verification("cannot read the restored database's tables")
-                            .with_stderr(tail(&out.stderr, 20)),
+                let mut fp = postgres::parse_fingerprint(&read(out, "tables")?)?;
+                let out = backend
+                    .exec(sandbox, &psql(postgres::OBJECTS_SQL), None)
+                    .await?;
+                fp.objects = postgres::parse_objects(&read(out, "schema objects")?)?;
+                let tables: Vec<(&str, &str)> = fp
+                    .tables
+                    .iter()
+                    .filter(|t| checksum.contains(&t.qualified()))
+                    .map(|t| (t.schema.as_str(), t.name.as_str()))
+                    .collect();
+                if !tables.is_empty() {
+                    let sql = format!(
+                        "{}; {}",
+                        postgres::CHECKSUM_SETTINGS,
+                        postgres::checksum_sql(&tables)
                     );
+                    let out = backend.exec(sandbox, &psql(&sql), None).await?;
+                    let json = read(out, "content checksums")?;
+                    postgres::apply_checksums(&mut fp, &json)?;
                 }
-                postgres::parse_fingerprint(&out.stdout)
+                Ok(fp)
             }
             Engine::Mariadb | Engine::Mysql => {
-                mysql::sandbox_fingerprint(self, backend, sandbox, databases).await
+                mysql::sandbox_fingerprint(self, backend, sandbox, databases, checksum).await
             }
         }
     }

@@ -11,14 +11,14 @@ use mysql_async::prelude::Queryable;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::mysqldump_scan::DumpScanner;
+use super::mysqldump_scan::{checksum_text, DumpScanner};
 use super::{
     tail, DumpInspector, DumpMeta, DumpSource, Engine, Inspection, StartedDump, SANDBOX_IDENTITY,
     STAGED_ARTIFACT,
 };
 use crate::config::MysqlSpec;
 use crate::error::{Error, Result};
-use crate::fingerprint::{Fingerprint, TableFingerprint};
+use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::sandbox::{Sandbox, SandboxBackend};
 use crate::secret::Secret;
 
@@ -29,7 +29,8 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-fn ident(s: &str) -> String {
+/// A quoted identifier.
+pub fn ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
 }
 
@@ -44,6 +45,69 @@ pub fn columns_sql(databases: &[String]) -> String {
          ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION",
         list.join(", ")
     )
+}
+
+/// The problems `CHECK TABLE` reported (rows of `Table, Op, Msg_type, Msg_text`): any
+/// error, and a status other than OK.
+pub fn check_table_problems(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            match f.as_slice() {
+                [table, _, kind, text] => {
+                    let bad = kind.eq_ignore_ascii_case("error")
+                        || (kind.eq_ignore_ascii_case("status")
+                            && !text.eq_ignore_ascii_case("OK"));
+                    bad.then(|| format!("{table}: {text}"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `schema, table, bytes` of every base table of `databases`.
+pub fn sizes_sql(databases: &[String]) -> String {
+    let list: Vec<String> = databases.iter().map(|d| sql_str(d)).collect();
+    format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES \
+         WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND TABLE_SCHEMA IN ({})",
+        list.join(", ")
+    )
+}
+
+/// `kind, count` of the schema objects of `databases`.
+pub fn objects_sql(databases: &[String]) -> String {
+    let list = databases
+        .iter()
+        .map(|d| sql_str(d))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT 'views', COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN ({list}) \
+         UNION ALL SELECT 'functions', COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({list}) \
+         UNION ALL SELECT 'triggers', COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN ({list}) \
+         UNION ALL SELECT 'indexes', COUNT(*) FROM (SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME \
+           FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({list})) i \
+         UNION ALL SELECT 'sequences', COUNT(*) FROM information_schema.TABLES WHERE TABLE_TYPE = 'SEQUENCE' AND TABLE_SCHEMA IN ({list}) \
+         UNION ALL SELECT 'events', COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({list})"
+    )
+}
+
+/// Dumps the rows of some tables of the restored `database` inside the sandbox, with the
+/// options the source's dump used, so that each row's text is the same.
+pub fn sandbox_rows_dump_cmd(database: &str, tables: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        r#"tool=$(command -v mariadb-dump || command -v mysqldump) || { echo "no mariadb-dump or mysqldump in the image" >&2; exit 127; }
+exec "$tool" --no-defaults --socket=/run/mysqld/mysqld.sock -uroot --single-transaction --no-create-info --skip-triggers --hex-blob --default-character-set=utf8mb4 --max-allowed-packet=1G "$@""#.into(),
+        "firedrill-checksum".into(),
+        database.into(),
+    ];
+    v.extend(tables.iter().map(|t| t.to_string()));
+    v
 }
 
 /// Exact row counts of the given `(schema, table)`s in one statement.
@@ -74,7 +138,10 @@ fn build_fingerprint(columns: Columns, counts: &BTreeMap<(String, String), u64>)
         })
         .collect();
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
-    Fingerprint { tables }
+    Fingerprint {
+        tables,
+        objects: BTreeMap::new(),
+    }
 }
 
 /// The client inside the sandbox: `-N -B` (no headers, tab-separated) on one statement.
@@ -144,6 +211,7 @@ pub async fn sandbox_fingerprint(
     backend: &dyn SandboxBackend,
     sandbox: &Sandbox,
     databases: &[String],
+    checksum: &[String],
 ) -> Result<Fingerprint> {
     let out = backend
         .exec(
@@ -184,7 +252,64 @@ pub async fn sandbox_fingerprint(
             counts.insert((f[0].clone(), f[1].clone()), n);
         }
     }
-    Ok(build_fingerprint(columns, &counts))
+    let mut fp = build_fingerprint(columns, &counts);
+    let out = backend
+        .exec(
+            sandbox,
+            &client_cmd(engine, None, &objects_sql(databases)),
+            None,
+        )
+        .await?;
+    if out.exit_code != 0 {
+        return Err(
+            Error::verification("cannot count the restored schema objects")
+                .with_stderr(tail(&out.stderr, 20)),
+        );
+    }
+    fp.objects = parse_objects(&out.stdout)?;
+    // The checksummed tables are dumped again, from the restored server, and their rows
+    // hashed exactly as the source's dump was.
+    let mut by_db: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for q in checksum {
+        if let Some(t) = fp.tables.iter().find(|t| &t.qualified() == q) {
+            by_db.entry(&t.schema).or_default().push(&t.name);
+        }
+    }
+    let mut sums = BTreeMap::new();
+    for (db, tables) in by_db {
+        let mut scanner = DumpScanner::in_database(db);
+        let out = backend
+            .exec_stdout_to(sandbox, &sandbox_rows_dump_cmd(db, &tables), &mut scanner)
+            .await?;
+        if out.exit_code != 0 {
+            return Err(Error::verification(format!(
+                "cannot dump the restored tables of {db} to checksum them"
+            ))
+            .with_stderr(tail(&out.stderr, 20)));
+        }
+        let scan = scanner.finish()?;
+        for t in tables {
+            let q = format!("{db}.{t}");
+            let rows = scan.rows.get(&q).copied().unwrap_or(0);
+            let sum = scan.sums.get(&q).copied().unwrap_or(0);
+            sums.insert(q, checksum_text(rows, sum));
+        }
+    }
+    for t in &mut fp.tables {
+        t.checksum = sums.remove(&t.qualified());
+    }
+    Ok(fp)
+}
+
+fn parse_objects(stdout: &str) -> Result<BTreeMap<String, u64>> {
+    let mut objects = BTreeMap::new();
+    for f in parse_rows(stdout, 2)? {
+        let n = f[1]
+            .parse::<u64>()
+            .map_err(|_| Error::internal(format!("object count `{}`", f[1])))?;
+        objects.insert(f[0].clone(), n);
+    }
+    Ok(objects)
 }
 
 /// Decrypts, decompresses and feeds the dump to the client. DEFINER clauses (their users
@@ -222,6 +347,8 @@ pub fn restore_error(stderr: &str) -> Error {
 struct MysqlInspector {
     scanner: DumpScanner,
     source_counts: BTreeMap<String, u64>,
+    /// The tables whose checksum this run records.
+    checksum: std::collections::BTreeSet<String>,
 }
 
 impl DumpInspector for MysqlInspector {
@@ -239,6 +366,10 @@ impl DumpInspector for MysqlInspector {
                 Some(rows) => {
                     let mut t = t.clone();
                     t.rows = *rows;
+                    if self.checksum.contains(&q) {
+                        let sum = scan.sums.get(&q).copied().unwrap_or(0);
+                        t.checksum = Some(checksum_text(*rows, sum));
+                    }
                     if let Some(src) = self.source_counts.get(&q) {
                         if src != rows {
                             notes.push(format!(
@@ -273,7 +404,10 @@ impl DumpInspector for MysqlInspector {
             ));
         }
         Ok(Inspection {
-            fingerprint: Some(Fingerprint { tables }),
+            fingerprint: Some(Fingerprint {
+                tables,
+                objects: snapshot.objects.clone(),
+            }),
             notes,
         })
     }
@@ -388,7 +522,7 @@ async fn tool_version(path: &Path) -> Result<(Engine, String, String)> {
 
 #[async_trait]
 impl DumpSource for MysqlSource {
-    async fn start(&self) -> Result<StartedDump> {
+    async fn start(&self, checksum_plan: &ChecksumPlan) -> Result<StartedDump> {
         let spec = &self.spec;
         let opts = mysql_async::OptsBuilder::default()
             .ip_or_hostname(spec.host.clone())
@@ -493,13 +627,36 @@ impl DumpSource for MysqlSource {
                 counts.insert((s, t), n);
             }
         }
+        let sizes: Vec<(String, String, u64)> = conn
+            .query(sizes_sql(&databases))
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let objects: Vec<(String, u64)> = conn
+            .query(objects_sql(&databases))
+            .await
+            .map_err(|e| self.db_error(e))?;
         let _ = conn.query_drop("COMMIT").await;
         let _ = conn.disconnect().await;
+        let sizes: BTreeMap<String, u64> = sizes
+            .into_iter()
+            .map(|(s, t, b)| (format!("{s}.{t}"), b))
+            .collect();
         let source_counts = counts
             .iter()
             .map(|((s, t), n)| (format!("{s}.{t}"), *n))
             .collect();
-        let fingerprint = build_fingerprint(columns, &counts);
+        let mut fingerprint = build_fingerprint(columns, &counts);
+        fingerprint.objects = objects.into_iter().collect();
+        for t in &mut fingerprint.tables {
+            t.bytes = sizes.get(&t.qualified()).copied();
+        }
+        let checksum = checksum_plan.select(
+            &fingerprint
+                .tables
+                .iter()
+                .map(|t| (t.qualified(), t.bytes.unwrap_or(0)))
+                .collect::<Vec<_>>(),
+        );
 
         let mut cmd = Command::new(&tool);
         // The password goes through an option file read from stdin: never argv, and not
@@ -576,6 +733,7 @@ impl DumpSource for MysqlSource {
             inspector: Box::new(MysqlInspector {
                 scanner: DumpScanner::new(),
                 source_counts,
+                checksum,
             }),
         })
     }
@@ -615,6 +773,18 @@ mod tests {
         );
         assert!(series_lt("10.6", "10.11"));
         assert!(!series_lt("11.4", "10.11"));
+    }
+
+    #[test]
+    fn check_table_output() {
+        let out = "d.a\tcheck\tstatus\tOK\nd.b\tcheck\terror\tTable 'd.b' is marked as crashed\nd.b\tcheck\tstatus\tOperation failed\nd.c\tcheck\tnote\tThe storage engine doesn't support check\n";
+        assert_eq!(
+            check_table_problems(out),
+            [
+                "d.b: Table 'd.b' is marked as crashed",
+                "d.b: Operation failed"
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reads a mysqldump / mariadb-dump stream as it passes, without buffering it: counts the
-//! rows each table's INSERT statements carry, notes the statements a sandbox restore must
+//! rows each table's INSERT statements carry and sums a hash of each row's text (a content
+//! checksum independent of row order, compared with a dump of the restored tables), notes the statements a sandbox restore must
 //! neutralise (DEFINER clauses, GTID_PURGED), and checks the closing `-- Dump completed`
 //! line that a complete dump ends with.
 //!
@@ -7,6 +8,8 @@
 //! what is *in the dump* come from the dump itself.
 
 use std::collections::BTreeMap;
+
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
 
@@ -23,8 +26,22 @@ enum Mode {
     Values,
 }
 
+/// Where a byte of a VALUES list stands relative to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowEdge {
+    None,
+    /// The `(` opening a row.
+    Start,
+    /// The `)` closing it.
+    End,
+}
+
+/// The checksum of a table as the manifest records it.
+pub fn checksum_text(rows: u64, sum: u64) -> String {
+    format!("xxh3sum:{rows}:{sum:016x}")
+}
+
 /// Streaming scanner state.
-#[derive(Debug)]
 pub struct DumpScanner {
     mode: Mode,
     head: Vec<u8>,
@@ -34,6 +51,10 @@ pub struct DumpScanner {
     in_string: bool,
     escaped: bool,
     rows: BTreeMap<String, u64>,
+    /// Per table, the wrapping sum of the XXH3 hashes of its rows' text.
+    sums: BTreeMap<String, u64>,
+    /// The hash of the row being read, while inside one.
+    row: Option<Xxh3>,
     tables_seen: Vec<String>,
     definers: u64,
     gtid_purged: u64,
@@ -46,8 +67,26 @@ pub struct DumpScanner {
 pub struct ScanResult {
     /// Rows per `database.table`, for every table whose structure or data the dump holds.
     pub rows: BTreeMap<String, u64>,
+    /// Per `database.table` with rows, the wrapping sum of its rows' XXH3 hashes.
+    pub sums: BTreeMap<String, u64>,
     pub definers: u64,
     pub gtid_purged: u64,
+}
+
+impl std::fmt::Debug for DumpScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DumpScanner")
+            .field("mode", &self.mode)
+            .field("table", &self.table)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::sandbox::OutputSink for DumpScanner {
+    fn take(&mut self, chunk: &[u8]) {
+        self.update(chunk);
+    }
 }
 
 impl Default for DumpScanner {
@@ -67,6 +106,8 @@ impl DumpScanner {
             in_string: false,
             escaped: false,
             rows: BTreeMap::new(),
+            sums: BTreeMap::new(),
+            row: None,
             tables_seen: Vec::new(),
             definers: 0,
             gtid_purged: 0,
@@ -75,10 +116,21 @@ impl DumpScanner {
         }
     }
 
+    /// A scanner for a dump that names no database (a dump of some tables of `database`).
+    pub fn in_database(database: &str) -> Self {
+        DumpScanner {
+            database: Some(database.to_string()),
+            ..Self::new()
+        }
+    }
+
     pub fn update(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len() as u64;
         self.keep_tail(chunk);
-        for &b in chunk {
+        // Where the current row's bytes start in this chunk: rows are hashed a slice at a
+        // time, not a byte at a time.
+        let mut row_from = 0;
+        for (i, &b) in chunk.iter().enumerate() {
             match self.mode {
                 Mode::LineHead => {
                     if b == b'\n' {
@@ -114,8 +166,26 @@ impl DumpScanner {
                         self.mode = Mode::LineHead;
                     }
                 }
-                Mode::Values => self.values_byte(b),
+                Mode::Values => match self.values_byte(b) {
+                    RowEdge::Start => {
+                        self.row = Some(Xxh3::new());
+                        row_from = i;
+                    }
+                    RowEdge::End => {
+                        if let Some(mut h) = self.row.take() {
+                            h.update(&chunk[row_from..=i]);
+                            if let Some(t) = &self.table {
+                                let sum = self.sums.entry(t.clone()).or_insert(0);
+                                *sum = sum.wrapping_add(h.digest());
+                            }
+                        }
+                    }
+                    RowEdge::None => {}
+                },
             }
+        }
+        if let Some(h) = self.row.as_mut() {
+            h.update(&chunk[row_from..]);
         }
     }
 
@@ -150,7 +220,7 @@ impl DumpScanner {
         self.escaped = false;
     }
 
-    fn values_byte(&mut self, b: u8) {
+    fn values_byte(&mut self, b: u8) -> RowEdge {
         if self.in_string {
             if self.escaped {
                 self.escaped = false;
@@ -159,25 +229,32 @@ impl DumpScanner {
             } else if b == b'\'' {
                 self.in_string = false;
             }
-            return;
+            return RowEdge::None;
         }
         match b {
             b'\'' => self.in_string = true,
             b'(' => {
-                if self.depth == 0 {
+                self.depth += 1;
+                if self.depth == 1 {
                     if let Some(t) = &self.table {
                         *self.rows.entry(t.clone()).or_insert(0) += 1;
                     }
+                    return RowEdge::Start;
                 }
-                self.depth += 1;
             }
-            b')' => self.depth = self.depth.saturating_sub(1),
+            b')' => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.depth == 0 {
+                    return RowEdge::End;
+                }
+            }
             b';' if self.depth == 0 => {
                 self.table = None;
                 self.mode = Mode::SkipLine;
             }
             _ => {}
         }
+        RowEdge::None
     }
 
     fn end_head_line(&mut self) {
@@ -233,6 +310,7 @@ impl DumpScanner {
         }
         Ok(ScanResult {
             rows: self.rows,
+            sums: self.sums,
             definers: self.definers,
             gtid_purged: self.gtid_purged,
         })
@@ -283,6 +361,30 @@ INSERT INTO `we``ird` VALUES (1),(2);\n\
             assert_eq!(r.rows.get("shop.we`ird"), Some(&2));
             assert_eq!(r.definers, 1);
         }
+    }
+
+    #[test]
+    fn row_checksums_ignore_chunking_order_and_layout_but_not_values() {
+        let sums = |dump: &str, chunk: usize| {
+            let mut s = DumpScanner::new();
+            for c in dump.as_bytes().chunks(chunk) {
+                s.update(c);
+            }
+            s.finish().unwrap().sums
+        };
+        let a = "USE `d`;\nINSERT INTO `t` VALUES (1,'a(b)'),(2,'c\\'d');\n-- Dump completed\n";
+        let b = "USE `d`;\nINSERT INTO `t` VALUES\n(2,'c\\'d'),\n(1,'a(b)');\n-- Dump completed\n";
+        let c = "USE `d`;\nINSERT INTO `t` VALUES (1,'a(b)'),(2,'c\\'e');\n-- Dump completed\n";
+        let want = sums(a, 4096);
+        assert_eq!(want.len(), 1);
+        for chunk in [1, 2, 5, 13] {
+            assert_eq!(sums(a, chunk), want, "chunk {chunk}");
+            assert_eq!(sums(b, chunk), want, "row order and layout, chunk {chunk}");
+        }
+        assert_ne!(sums(c, 3), want, "one changed character");
+        let mut s = DumpScanner::in_database("d");
+        s.update(b"INSERT INTO `t` VALUES (1,'a(b)'),(2,'c\\'d');\n-- Dump completed\n");
+        assert_eq!(s.finish().unwrap().sums, want);
     }
 
     #[test]

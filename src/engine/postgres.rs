@@ -15,15 +15,15 @@ use super::{
 };
 use crate::config::PostgresSpec;
 use crate::error::{Error, Result};
-use crate::fingerprint::{Fingerprint, TableFingerprint};
+use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::secret::Secret;
 
-/// One JSON array of `[schema, table, exact row count, [[column, type], …]]` for every user
+/// One JSON array of `[schema, table, exact row count, [[column, type], …], bytes]` for every user
 /// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
 /// the source inside the dump's snapshot and on the sandbox after restore: the same query
 /// on both sides makes the comparison exact.
-pub const FINGERPRINT_SQL: &str = r#"SELECT coalesce(json_agg(json_build_array(s, t, r, cols) ORDER BY s, t), '[]')::text FROM (
-  SELECT n.nspname AS s, c.relname AS t,
+pub const FINGERPRINT_SQL: &str = r#"SELECT coalesce(json_agg(json_build_array(s, t, r, cols, b) ORDER BY s, t), '[]')::text FROM (
+  SELECT n.nspname AS s, c.relname AS t, pg_relation_size(c.oid) AS b,
     (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint AS r,
     coalesce((SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
               FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json) AS cols
@@ -35,19 +35,150 @@ pub const FINGERPRINT_SQL: &str = r#"SELECT coalesce(json_agg(json_build_array(s
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ) x"#;
 
+/// Schema objects of user schemas by kind, as one JSON object; not those an extension
+/// owns, and not extensions firedrill itself may add in the sandbox (amcheck).
+pub const OBJECTS_SQL: &str = r#"WITH ns AS (
+  SELECT oid FROM pg_namespace
+  WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+    AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp\_%'
+), rel AS (
+  SELECT c.relkind FROM pg_class c
+  WHERE c.relnamespace IN (SELECT oid FROM ns)
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+)
+SELECT json_build_object(
+  'views', (SELECT count(*) FROM rel WHERE relkind IN ('v', 'm')),
+  'indexes', (SELECT count(*) FROM rel WHERE relkind IN ('i', 'I')),
+  'sequences', (SELECT count(*) FROM rel WHERE relkind = 'S'),
+  'functions', (SELECT count(*) FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns)
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')),
+  'triggers', (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+               WHERE NOT t.tgisinternal AND c.relnamespace IN (SELECT oid FROM ns)),
+  'extensions', (SELECT count(*) FROM pg_extension WHERE extname NOT IN ('plpgsql', 'amcheck'))
+)::text"#;
+
+/// Session settings that make a row's text form the same on the source and in the
+/// sandbox, whatever the servers' defaults: the checksums hash that text.
+pub const CHECKSUM_SETTINGS: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
+SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; \
+SET lc_monetary = 'C'";
+
+/// One query returning `[[schema, table, checksum], …]` as JSON for the given tables. A
+/// table's checksum is the sum of the first 60 bits of the MD5 of each row's text (UTF-8):
+/// exact (numeric sum), independent of row order.
+pub fn checksum_sql(tables: &[(&str, &str)]) -> String {
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|(s, t)| {
+            format!(
+                "SELECT {ls} AS s, {lt} AS t, 'md5sum:' || count(*) || ':' || coalesce(sum(('x' || left(md5(convert_to(r::text, 'UTF8')), 15))::bit(60)::bigint), 0) AS c FROM {qs}.{qt} AS r",
+                ls = lit(s),
+                lt = lit(t),
+                qs = ident(s),
+                qt = ident(t)
+            )
+        })
+        .collect();
+    format!(
+        "SELECT coalesce(json_agg(json_build_array(s, t, c) ORDER BY s, t), '[]')::text FROM ({}) x",
+        parts.join(" UNION ALL ")
+    )
+}
+
+/// A quoted identifier.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A quoted string literal.
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Sets the checksums of `fp`'s tables from `checksum_sql`'s JSON result.
+pub fn apply_checksums(fp: &mut Fingerprint, json: &str) -> Result<()> {
+    let rows: Vec<(String, String, String)> = serde_json::from_str(json.trim())
+        .map_err(|e| Error::internal(format!("cannot read the checksum query's result: {e}")))?;
+    for (s, t, c) in rows {
+        if let Some(tf) = fp.tables.iter_mut().find(|x| x.schema == s && x.name == t) {
+            tf.checksum = Some(c);
+        }
+    }
+    Ok(())
+}
+
+/// Reads `OBJECTS_SQL`'s result.
+pub fn parse_objects(json: &str) -> Result<std::collections::BTreeMap<String, u64>> {
+    serde_json::from_str(json.trim()).map_err(|e| {
+        Error::internal(format!(
+            "cannot read the schema objects query's result: {e}"
+        ))
+    })
+}
+
+/// amcheck on every valid B-tree index of user schemas, with the heap check (every row
+/// must be in the index): `{"checked": n, "failed": [[index, error], …]}`. The function
+/// lives in pg_temp and so goes with the session.
+pub const AMCHECK_SQL: &str = r#"CREATE EXTENSION IF NOT EXISTS amcheck;
+CREATE FUNCTION pg_temp.firedrill_check(i regclass) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM bt_index_check(i, true);
+  RETURN NULL;
+EXCEPTION WHEN others THEN
+  RETURN SQLERRM;
+END $f$;
+SELECT json_build_object('checked', count(*),
+  'failed', coalesce(json_agg(json_build_array(idx, err)) FILTER (WHERE err IS NOT NULL), '[]'))::text
+FROM (SELECT c.oid::regclass::text AS idx, pg_temp.firedrill_check(c.oid) AS err
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready AND c.relpersistence <> 't'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\_toast%') x"#;
+
+/// Reads `AMCHECK_SQL`'s result: how many indexes were checked, and the failures.
+pub fn parse_amcheck(out: &str) -> Result<(u64, Vec<(String, String)>)> {
+    #[derive(serde::Deserialize)]
+    struct R {
+        checked: u64,
+        failed: Vec<(String, String)>,
+    }
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    let r: R = serde_json::from_str(line.trim()).map_err(|e| {
+        Error::internal(format!(
+            "cannot read amcheck's result `{}`: {e}",
+            out.trim()
+        ))
+    })?;
+    Ok((r.checked, r.failed))
+}
+
 /// psql prints SQL NULL as this, so that an empty string and NULL differ.
 pub const NULL_MARKER: &str = "\u{1f}NULL\u{1f}";
 
 pub fn parse_fingerprint(json: &str) -> Result<Fingerprint> {
-    type Row = (String, String, i64, Vec<(String, String)>);
+    type Row = (String, String, i64, Vec<(String, String)>, i64);
     let rows: Vec<Row> = serde_json::from_str(json.trim())
         .map_err(|e| Error::internal(format!("cannot read the fingerprint query's result: {e}")))?;
     let mut tables: Vec<TableFingerprint> = rows
         .into_iter()
-        .map(|(s, t, r, cols)| TableFingerprint::new(s, t, r.max(0) as u64, cols))
+        .map(|(s, t, r, cols, b)| {
+            let mut tf = TableFingerprint::new(s, t, r.max(0) as u64, cols);
+            tf.bytes = Some(b.max(0) as u64);
+            tf
+        })
         .collect();
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
-    Ok(Fingerprint { tables })
+    Ok(Fingerprint {
+        tables,
+        objects: Default::default(),
+    })
 }
 
 /// A `psql` invocation inside the sandbox that runs `sql` and prints unaligned rows.
@@ -189,7 +320,7 @@ async fn tool_version(path: &Path) -> Result<(String, u32)> {
 
 #[async_trait]
 impl DumpSource for PostgresSource {
-    async fn start(&self) -> Result<StartedDump> {
+    async fn start(&self, checksum_plan: &ChecksumPlan) -> Result<StartedDump> {
         let spec = &self.spec;
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&spec.host)
@@ -257,7 +388,35 @@ impl DumpSource for PostgresSource {
             .await
             .map_err(q)?
             .get(0);
-        let fingerprint = parse_fingerprint(&fp_json)?;
+        let mut fingerprint = parse_fingerprint(&fp_json)?;
+        let objects: String = client.query_one(OBJECTS_SQL, &[]).await.map_err(q)?.get(0);
+        fingerprint.objects = parse_objects(&objects)?;
+        let chosen = checksum_plan.select(
+            &fingerprint
+                .tables
+                .iter()
+                .map(|t| (t.qualified(), t.bytes.unwrap_or(0)))
+                .collect::<Vec<_>>(),
+        );
+        let to_sum: Vec<(&str, &str)> = fingerprint
+            .tables
+            .iter()
+            .filter(|t| chosen.contains(&t.qualified()))
+            .map(|t| (t.schema.as_str(), t.name.as_str()))
+            .collect();
+        if !to_sum.is_empty() {
+            // SET LOCAL: only this snapshot transaction, which pg_dump does not share.
+            client
+                .batch_execute(&CHECKSUM_SETTINGS.replace("SET ", "SET LOCAL "))
+                .await
+                .map_err(q)?;
+            let sums: String = client
+                .query_one(&checksum_sql(&to_sum), &[])
+                .await
+                .map_err(q)?
+                .get(0);
+            apply_checksums(&mut fingerprint, &sums)?;
+        }
         if fingerprint.tables.is_empty() {
             return Err(Error::backup(format!(
                 "database {} on {}:{} has no user tables: a backup of it proves nothing",
@@ -339,10 +498,13 @@ mod tests {
 
     #[test]
     fn fingerprint_json() {
-        let fp = parse_fingerprint(r#"[["public","b",2,[["id","integer"]]],["public","a",0,[]]]"#)
-            .unwrap();
+        let fp = parse_fingerprint(
+            r#"[["public","b",2,[["id","integer"]],8192],["public","a",0,[],0]]"#,
+        )
+        .unwrap();
         assert_eq!(fp.tables[0].name, "a");
         assert_eq!(fp.tables[1].rows, 2);
+        assert_eq!(fp.tables[1].bytes, Some(8192));
         assert_eq!(
             fp.tables[1].columns,
             vec![("id".to_string(), "integer".to_string())]

@@ -150,6 +150,115 @@ impl DockerBackend {
     }
 }
 
+impl DockerBackend {
+    /// Runs `cmd`; stdout goes to `sink` when given, else into the output (bounded).
+    async fn exec_with(
+        &self,
+        sandbox: &Sandbox,
+        cmd: &[String],
+        stdin: Option<ExecStdin>,
+        mut sink: Option<&mut dyn OutputSink>,
+    ) -> Result<ExecOutput> {
+        let docker = self.client().await?;
+        let what = cmd.first().map(String::as_str).unwrap_or("command");
+        let exec = docker
+            .create_exec(
+                &sandbox.name,
+                ExecConfig {
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| docker_err(&format!("exec {what} in {}", sandbox.name), e))?
+            .id;
+        let started = docker
+            .start_exec(
+                &exec,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(1 << 20),
+                }),
+            )
+            .await
+            .map_err(|e| docker_err(&format!("start {what} in {}", sandbox.name), e))?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            return Err(Error::internal("exec started detached"));
+        };
+        let feeder = async move {
+            if let Some(mut src) = stdin {
+                // The command may exit before reading everything (that is its business:
+                // its exit code says what happened), so a broken pipe is not an error here.
+                let copied = tokio::io::copy(&mut src, &mut input).await;
+                let _ = input.shutdown().await;
+                copied.map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        let reader = async {
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => {
+                        if let Some(sink) = sink.as_mut() {
+                            sink.take(&message);
+                            continue;
+                        }
+                        if stdout.len() + message.len() > MAX_STDOUT {
+                            return Err(Error::internal(format!(
+                                "{what} printed more than {MAX_STDOUT} bytes"
+                            )));
+                        }
+                        stdout.extend_from_slice(&message);
+                    }
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        stderr.extend_from_slice(&message);
+                        if stderr.len() > 2 * STDERR_TAIL {
+                            stderr.drain(..stderr.len() - STDERR_TAIL);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(docker_err(&format!("output of {what}"), e)),
+                }
+            }
+            Ok((stdout, stderr))
+        };
+        let (fed, read) = tokio::join!(feeder, reader);
+        let (stdout, mut stderr) = read?;
+        if stderr.len() > STDERR_TAIL {
+            stderr.drain(..stderr.len() - STDERR_TAIL);
+        }
+        let inspect = docker
+            .inspect_exec(&exec)
+            .await
+            .map_err(|e| docker_err(&format!("inspect {what}"), e))?;
+        let exit_code = inspect.exit_code.unwrap_or(-1);
+        if let Err(e) = fed {
+            if exit_code == 0 {
+                return Err(Error::infra(format!(
+                    "feeding {what} in {}: {e}",
+                    sandbox.name
+                )));
+            }
+        }
+        Ok(ExecOutput {
+            exit_code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+}
+
 #[async_trait]
 impl SandboxBackend for DockerBackend {
     fn describe(&self) -> String {
@@ -279,99 +388,16 @@ impl SandboxBackend for DockerBackend {
         cmd: &[String],
         stdin: Option<ExecStdin>,
     ) -> Result<ExecOutput> {
-        let docker = self.client().await?;
-        let what = cmd.first().map(String::as_str).unwrap_or("command");
-        let exec = docker
-            .create_exec(
-                &sandbox.name,
-                ExecConfig {
-                    attach_stdin: Some(stdin.is_some()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd.to_vec()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| docker_err(&format!("exec {what} in {}", sandbox.name), e))?
-            .id;
-        let started = docker
-            .start_exec(
-                &exec,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: Some(1 << 20),
-                }),
-            )
-            .await
-            .map_err(|e| docker_err(&format!("start {what} in {}", sandbox.name), e))?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        else {
-            return Err(Error::internal("exec started detached"));
-        };
-        let feeder = async move {
-            if let Some(mut src) = stdin {
-                // The command may exit before reading everything (that is its business:
-                // its exit code says what happened), so a broken pipe is not an error here.
-                let copied = tokio::io::copy(&mut src, &mut input).await;
-                let _ = input.shutdown().await;
-                copied.map(|_| ())
-            } else {
-                Ok(())
-            }
-        };
-        let reader = async {
-            let mut stdout = Vec::new();
-            let mut stderr = Vec::new();
-            while let Some(item) = output.next().await {
-                match item {
-                    Ok(bollard::container::LogOutput::StdOut { message }) => {
-                        if stdout.len() + message.len() > MAX_STDOUT {
-                            return Err(Error::internal(format!(
-                                "{what} printed more than {MAX_STDOUT} bytes"
-                            )));
-                        }
-                        stdout.extend_from_slice(&message);
-                    }
-                    Ok(bollard::container::LogOutput::StdErr { message }) => {
-                        stderr.extend_from_slice(&message);
-                        if stderr.len() > 2 * STDERR_TAIL {
-                            stderr.drain(..stderr.len() - STDERR_TAIL);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(docker_err(&format!("output of {what}"), e)),
-                }
-            }
-            Ok((stdout, stderr))
-        };
-        let (fed, read) = tokio::join!(feeder, reader);
-        let (stdout, mut stderr) = read?;
-        if stderr.len() > STDERR_TAIL {
-            stderr.drain(..stderr.len() - STDERR_TAIL);
-        }
-        let inspect = docker
-            .inspect_exec(&exec)
-            .await
-            .map_err(|e| docker_err(&format!("inspect {what}"), e))?;
-        let exit_code = inspect.exit_code.unwrap_or(-1);
-        if let Err(e) = fed {
-            if exit_code == 0 {
-                return Err(Error::infra(format!(
-                    "feeding {what} in {}: {e}",
-                    sandbox.name
-                )));
-            }
-        }
-        Ok(ExecOutput {
-            exit_code,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
+        self.exec_with(sandbox, cmd, stdin, None).await
+    }
+
+    async fn exec_stdout_to(
+        &self,
+        sandbox: &Sandbox,
+        cmd: &[String],
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutput> {
+        self.exec_with(sandbox, cmd, None, Some(sink)).await
     }
 
     async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState> {

@@ -69,6 +69,11 @@ pub struct Sandbox {
     pub image_id: String,
 }
 
+/// Takes a command's output as it comes.
+pub trait OutputSink: Send {
+    fn take(&mut self, chunk: &[u8]);
+}
+
 /// Input for a command in the sandbox.
 pub type ExecStdin = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -109,6 +114,20 @@ pub trait SandboxBackend: Send + Sync + 'static {
         cmd: &[String],
         stdin: Option<ExecStdin>,
     ) -> Result<ExecOutput>;
+
+    /// Runs a command in the sandbox and hands its stdout to `sink` as it comes, for
+    /// output too large to hold; the returned `stdout` is empty.
+    async fn exec_stdout_to(
+        &self,
+        sandbox: &Sandbox,
+        cmd: &[String],
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutput> {
+        let mut out = self.exec(sandbox, cmd, None).await?;
+        let stdout = std::mem::take(&mut out.stdout);
+        sink.take(stdout.as_bytes());
+        Ok(out)
+    }
 
     async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState>;
 
