@@ -637,11 +637,11 @@ fn k8s_manifests_parse_and_agree() {
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
     for item in cfg_volume["configMap"]["items"].as_array().unwrap() {
         let key = str_at(item, "/key");
-        let text = data
+        let body = data
             .get(key)
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("ConfigMap has no key {key}"));
-        files.insert(config_dir.join(str_at(item, "/path")), text.to_string());
+        files.insert(config_dir.join(str_at(item, "/path")), body.to_string());
     }
     assert_eq!(files.len(), data.len(), "every ConfigMap key is mounted");
     let (secret_vol, _) = volumes
@@ -670,14 +670,14 @@ fn k8s_manifests_parse_and_agree() {
     assert!(files.contains_key(&main), "ConfigMap has firedrill.toml");
     let mut drills = Vec::new();
     let (mut env_refs, mut file_refs) = (BTreeSet::new(), BTreeSet::new());
-    for (path, text) in &files {
+    for (path, body) in &files {
         std::fs::create_dir_all(at(path.parent().unwrap())).unwrap();
-        std::fs::write(at(path), text).unwrap();
+        std::fs::write(at(path), body).unwrap();
         if *path != main {
             drills.push(at(path));
         }
         let value: toml::Value =
-            toml::from_str(text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            toml::from_str(body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         secret_refs(&value, &mut env_refs, &mut file_refs);
     }
     assert!(!drills.is_empty(), "the ConfigMap has an example drill");

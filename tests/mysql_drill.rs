@@ -100,6 +100,70 @@ expect = ">= 1"
     assert_eq!(m["source_major"], "10.11");
     assert_eq!(m["dump_format"], "sql");
     assert!(leftovers(&r.run_id).await.is_empty());
+    // Every table's content was checksummed from the dump stream and compared with a dump
+    // of the restored table; the schema objects were counted on both sides.
+    let fp = &m["fingerprint"];
+    for t in fp["tables"].as_array().unwrap() {
+        assert!(
+            t["checksum"].as_str().unwrap().starts_with("xxh3sum:"),
+            "{t}"
+        );
+    }
+    assert_eq!(fp["objects"]["views"], 1);
+    assert_eq!(fp["objects"]["functions"], 1);
+    assert_eq!(fp["objects"]["triggers"], 1);
+
+    // One value changed in the dump (re-encrypted, so it decrypts and restores): the row
+    // counts still match, the content checksum does not.
+    let artifact = fx.artifact_path("myhard", &r.run_id);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"set -euo pipefail
+age -d -i "$1" "$2" | zstd -d -q | sed -e "s/'customer 1234'/'customer 4321'/" | zstd -q -c | age -r "$3" > "$2.new"
+mv "$2.new" "$2""#)
+        .arg("sh")
+        .arg(&fx.identity)
+        .arg(&artifact)
+        .arg(&fx.recipient)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&artifact).unwrap();
+    let mpath = fx.manifest_path("myhard", &r.run_id);
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).into();
+    m["encrypted_bytes"] = (bytes.len() as u64).into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let drill = load_drill(&path).unwrap();
+    let again = run_drill(
+        &drill,
+        &RunOptions {
+            artifact: Some(r.run_id.clone()),
+            ..Default::default()
+        },
+        &Silent,
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(
+        again.verdict,
+        Verdict::Failed,
+        "{}",
+        firedrill::report::render_human(&again)
+    );
+    assert_eq!(again.failed_stage, Some(Stage::Verify));
+    assert_eq!(
+        again.fingerprint_mismatches,
+        [firedrill::fingerprint::Mismatch::Content {
+            table: "fd_my_hard.customers".into(),
+            rows: 2001
+        }]
+    );
+    assert!(leftovers(&again.run_id).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

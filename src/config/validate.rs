@@ -1292,6 +1292,126 @@ expect = ">= 1"
 "#;
 
     #[test]
+    fn every_assertion_kind_is_checked_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shared.toml"),
+            "[[assertion]]\nname = \"orders exist\"\nkind = \"integrity\"\n\n[[assertion]]\nname = \"bad shared\"\nkind = \"freshness\"\ntable = \"t\"\n",
+        )
+        .unwrap();
+        let text = format!(
+            "assertions_from = [\"shared.toml\", \"missing.toml\"]\n{GOOD}{}",
+            r#"
+[[assertion]]
+name = "fresh"
+kind = "freshness"
+table = "public.orders"
+column = "placed_at"
+within = "26h"
+
+[[assertion]]
+name = "count"
+kind = "row_count"
+table = "orders"
+min = 10
+max_change = "10%"
+
+[[assertion]]
+name = "orphans"
+sql = "select 1"
+expect = "no rows"
+
+[[assertion]]
+name = "between"
+sql = "select 1"
+expect = "between 1 and 2"
+
+[[assertion]]
+name = "odd"
+kind = "checksum"
+
+[[assertion]]
+name = "wrong fields"
+kind = "integrity"
+sql = "select 1"
+
+[[assertion]]
+name = "no bounds"
+kind = "row_count"
+table = "t"
+
+[anomaly]
+max_shrink = "150%"
+"#
+        );
+        let path = dir.path().join("d.toml");
+        let problems = parse_drill(&path, &text).unwrap_err();
+        let got: Vec<(String, String, String)> = problems
+            .0
+            .iter()
+            .map(|p| {
+                (
+                    p.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.field.clone(),
+                    p.message.clone(),
+                )
+            })
+            .collect();
+        let want = [
+            ("d.toml", "assertion[5].kind", "unknown kind `checksum`"),
+            (
+                "d.toml",
+                "assertion[6].sql",
+                "a `integrity` assertion has no `sql`",
+            ),
+            (
+                "d.toml",
+                "assertion[7]",
+                "a `row_count` assertion with no bound checks nothing",
+            ),
+            (
+                "shared.toml",
+                "assertion[0].name",
+                "`orders exist` is used twice",
+            ),
+            (
+                "shared.toml",
+                "assertion[1].column",
+                "a `freshness` assertion needs `column`",
+            ),
+            (
+                "shared.toml",
+                "assertion[1].within",
+                "a `freshness` assertion needs `within`",
+            ),
+        ];
+        for (file, field, message) in want {
+            assert!(
+                got.iter()
+                    .any(|g| g.0 == file && g.1 == field && g.2 == message),
+                "missing {file} {field}: {message} in {got:#?}"
+            );
+        }
+        assert!(got
+            .iter()
+            .any(|g| g.1 == "assertions_from[1]" && g.2.contains("missing.toml")));
+        assert!(got
+            .iter()
+            .any(|g| g.1 == "anomaly.max_shrink" && g.2.contains("between 0% and 100%")));
+
+        let ok = format!("assertions_from = [\"shared-ok.toml\"]\n{GOOD}");
+        std::fs::write(
+            dir.path().join("shared-ok.toml"),
+            "[[assertion]]\nname = \"sound\"\nkind = \"integrity\"\n",
+        )
+        .unwrap();
+        let d = parse_drill(&path, &ok).unwrap();
+        assert_eq!(d.assertions.len(), 2);
+        assert_eq!(d.assertions[1].check.kind(), "integrity");
+        assert_eq!(d.max_shrink, 0.5);
+    }
+
+    #[test]
     fn a_good_file_validates_with_defaults() {
         let d = parse_drill(Path::new("drills/shop.toml"), GOOD).unwrap();
         assert_eq!(d.name, "shop");
