@@ -74,7 +74,7 @@ tests/fixtures/broken-drill.toml: compression.level: 42 is outside 1–19
 tests/fixtures/broken-drill.toml: timeouts.restore: `whenever` is not a duration (expected number at 0); write e.g. "90s", "5m" or "2h"
   fix: write a duration such as "90s", "10m" or "2h"
 tests/fixtures/broken-drill.toml: assertion[0].expect: `>= many`: `>=` needs a number, `many` is not one
-  fix: write e.g. ">= 1000", "= 0", "!= 0"
+  fix: write e.g. ">= 1000", "= 0", "!= 0", "between 1 and 5" or "no rows"
 tests/fixtures/unknown-field.toml: source.pasword: unknown field `pasword`, expected one of `host`, `port`, `database`, `user`, `password`, `pg_dump`, `min_dump_bytes`
   fix: remove the field or correct its spelling; the message lists the fields allowed here
 2 of 2 drill files have problems

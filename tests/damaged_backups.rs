@@ -83,6 +83,9 @@ dropdb --force "$3""#,
     std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
+/// What was done to the dump, the SQL that did it, and the mismatch it must cause.
+type Case = (&'static str, &'static str, fn(&Mismatch) -> bool);
+
 fn failed_names(r: &firedrill::RunReport) -> Vec<String> {
     r.assertions
         .iter()
@@ -160,7 +163,7 @@ async fn each_doctored_dump_fails_verify_naming_what_broke() {
     );
     let original = std::fs::read(fx.artifact_path("damage", &good.run_id)).unwrap();
 
-    let cases: [(&str, &str, fn(&Mismatch) -> bool); 5] = [
+    let cases: [Case; 5] = [
         (
             "one row lost",
             "DELETE FROM orders WHERE id = 7",
