@@ -10,6 +10,7 @@ pub mod assertion;
 pub mod catalog;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod drill;
 pub mod engine;
 pub mod error;

@@ -78,6 +78,12 @@ impl DumpInspector for NoInspection {
 pub trait DumpSource: Send + Sync + 'static {
     /// Connects, checks versions, takes the fingerprint and starts the dump tool. The
     /// returned stream must be read to the end for the tool to finish.
+    /// Checks, without changing anything, that the source can be dumped: reachable, its
+    /// version, the dump tool's, and the dump user's rights.
+    async fn doctor(&self) -> Vec<crate::doctor::Finding> {
+        Vec::new()
+    }
+
     /// `checksums` says which tables get a content checksum in the fingerprint.
     async fn start(&self, checksums: &crate::fingerprint::ChecksumPlan) -> Result<StartedDump>;
 }
@@ -171,45 +177,64 @@ impl Engine {
     }
 
     /// Restores the staged artifact inside the sandbox: decrypt, decompress, restore.
-    pub fn restore_cmd(self, databases: &[String]) -> Vec<String> {
+    /// `plain_bytes` is the manifest's exact size of the dump: a stream that decompresses
+    /// to more is stopped there and fails (a doctored artifact, a decompression bomb).
+    pub fn restore_cmd(self, databases: &[String], plain_bytes: u64) -> Vec<String> {
         match self {
-            Engine::Postgres => postgres::restore_cmd(&databases[0]),
-            Engine::Mariadb | Engine::Mysql => mysql::restore_cmd(self),
+            Engine::Postgres => postgres::restore_cmd(&databases[0], plain_bytes),
+            Engine::Mariadb | Engine::Mysql => mysql::restore_cmd(self, plain_bytes),
         }
     }
 
     /// Restores a file another tool made (verify-only drills): detects age encryption,
     /// zstd or gzip compression and, for PostgreSQL, custom or plain format, inside the
-    /// sandbox.
-    pub fn restore_auto_cmd(self, database: &str) -> Vec<String> {
+    /// sandbox. The decompressed stream is stopped past `max_plain_bytes` (see
+    /// [`external_plain_limit`]); plain SQL goes through [`PLAIN_SQL_SCREEN`] and psql's
+    /// restricted mode, so that the file cannot run psql meta-commands.
+    pub fn restore_auto_cmd(self, database: &str, max_plain_bytes: u64) -> Vec<String> {
+        let bound =
+            r#"firedrill_bound "$2" "the bound for files of other tools, source.max_expansion""#;
         let restore = match self {
-            Engine::Postgres => r#"createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1" 2>/dev/null || true
+            Engine::Postgres => format!(
+                r#"createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1" 2>/dev/null || true
 kind=$( (dec || true) | $unz 2>/dev/null | head -c 5 || true)
 if [ "$kind" = PGDMP ]; then
   echo "format: pg_dump custom, $how" >&2
-  dec | $unz | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
+  dec | $unz | {bound} | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
 else
   echo "format: plain SQL, $how" >&2
-  dec | $unz | psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -d "$1" >/dev/null
+  command -v perl >/dev/null || {{ echo "firedrill: the sandbox image has no perl, which screens plain SQL for psql meta-commands" >&2; exit 96; }}
+  # psql's restricted mode (PostgreSQL 13.22, 14.19, 15.14, 16.10, 17.6 and later) refuses
+  # every meta-command but `\unrestrict KEY`; the key is made here, the file cannot know it.
+  key=""; restrict=()
+  if psql --help=commands 2>/dev/null | grep -q '\\restrict'; then
+    key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); restrict=(-c "\\restrict $key")
+  else
+    echo "note: this psql has no \\restrict: only whole-line meta-commands are refused" >&2
+  fi
+  dec | $unz | {bound} | FIREDRILL_RESTRICT_KEY="$key" perl -e "$FIREDRILL_SCREEN" \
+    | psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -d "$1" "${{restrict[@]}}" -f - >/dev/null
 fi"#
-                .to_string(),
+            ),
             Engine::Mariadb | Engine::Mysql => format!(
                 r#"firedrill-sandbox client {e} -e "CREATE DATABASE IF NOT EXISTS \`$1\`"
 echo "format: SQL, $how" >&2
-dec | $unz | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- /' | firedrill-sandbox client {e} "$1""#,
+{MYSQL_CLIENT_SANDBOX}
+dec | $unz | {bound} | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' | firedrill-sandbox client {e} $client_sandbox "$1""#,
                 e = self.as_str()
             ),
         };
         let script = format!(
             r#"set -euo pipefail
+{BOUND_FN}
+FIREDRILL_SCREEN='{PLAIN_SQL_SCREEN}'
 f={STAGED_ARTIFACT}
 if head -c 64 "$f" | grep -aq '^age-encryption.org/'; then
   dec() {{ age -d -i {SANDBOX_IDENTITY} "$f"; }}; how="age-encrypted"
 else
   dec() {{ cat "$f"; }}; how="not encrypted"
 fi
-magic=$( (dec || true) | head -c 4 | od -An -tx1 | tr -d ' 
-')
+magic=$( (dec || true) | head -c 4 | od -An -tx1 | tr -d ' \n')
 case "$magic" in
   28b52ffd) unz="zstd -d -q"; how="$how, zstd";;
   1f8b*) unz="gzip -dc"; how="$how, gzip";;
@@ -224,6 +249,7 @@ rm -f "$f""#
             script,
             "firedrill-restore".into(),
             database.into(),
+            max_plain_bytes.to_string(),
         ]
     }
 
@@ -321,6 +347,47 @@ rm -f "$f""#
 
     /// Turns a failed restore's stderr into an error that says what broke.
     pub fn restore_error(self, stderr: &str) -> Error {
+        // Firedrill's own guards first: when they stop a stream, the tools around them
+        // complain of broken pipes too.
+        if let Some(line) = marker_line(stderr, BOUND_MARKER) {
+            let external = line.contains("source.max_expansion");
+            let limit = line
+                .split_whitespace()
+                .find_map(|w| w.parse::<u64>().ok())
+                .map(crate::report::human_bytes)
+                .unwrap_or_else(|| "its bound".into());
+            return if external {
+                Error::backup(format!("the file decompresses to more than {limit}, the bound for files of other tools; the restore was stopped there (a decompression bomb, or a file far more compressible than dumps are)"))
+                    .with_hint("if the file really is that compressible, raise source.max_expansion in the drill file; otherwise find out who wrote it")
+            } else {
+                Error::backup(format!("the artifact decompresses to more than its manifest's plain_bytes ({limit}), which firedrill records exactly; the restore was stopped there"))
+                    .with_hint("the artifact and its manifest were replaced after upload (the hash matches a doctored manifest); this backup cannot be trusted, drill an earlier one")
+            }
+            .with_stderr(tail(stderr, 5));
+        }
+        if let Some(line) = marker_line(stderr, SCREEN_MARKER) {
+            return Error::backup(format!(
+                "the dump runs a psql meta-command, {}; firedrill refused to restore it",
+                line.trim_start_matches("firedrill: refused psql meta-command ")
+            ))
+            .with_hint(SCREEN_HINT);
+        }
+        if let Some(line) = stderr
+            .lines()
+            .find(|l| l.contains("backslash commands are restricted"))
+        {
+            let at = line
+                .split("psql:<stdin>:")
+                .nth(1)
+                .and_then(|r| r.split(':').next())
+                .map(|n| format!(" at line {n}"))
+                .unwrap_or_default();
+            return Error::backup(format!(
+                "the dump runs a psql meta-command{at}; psql's restricted mode refused it and the restore stopped"
+            ))
+            .with_hint(SCREEN_HINT)
+            .with_stderr(tail(stderr, 5));
+        }
         if stderr.contains("no identity matched any of the recipients") {
             return Error::backup("this identity does not match any recipient of the artifact")
                 .with_hint("encryption.identity must be the private key of one of the recipients listed in the artifact's manifest; use the matching identity file");
@@ -343,6 +410,83 @@ rm -f "$f""#
         }
     }
 }
+
+/// What the sandbox's stream bound prints when it stops a stream.
+const BOUND_MARKER: &str = "firedrill: the decompressed dump exceeds";
+/// What the plain SQL screen prints when it refuses a line.
+const SCREEN_MARKER: &str = "firedrill: refused psql meta-command";
+const SCREEN_HINT: &str = "pg_dump's plain output only uses \\connect, \\restrict/\\unrestrict and \\. after COPY data; anything else (\\! runs a shell command) means the file was altered or made by something else: do not restore it anywhere, and find out who wrote it";
+
+/// The first line of `stderr` that contains `marker`, from the marker on.
+fn marker_line<'a>(stderr: &'a str, marker: &str) -> Option<&'a str> {
+    stderr
+        .lines()
+        .find_map(|l| l.find(marker).map(|i| l[i..].trim_end()))
+}
+
+/// A shell function that bounds a decompressed stream: `firedrill_bound LIMIT WHY` passes
+/// at most LIMIT bytes through (GNU `head -c` reads no further than it writes), then
+/// reads one byte more: if there is one, it says so on stderr and fails, which stops
+/// everything upstream (SIGPIPE) and, through `pipefail`, the restore. Streaming, constant
+/// memory, nothing written to disk.
+pub const BOUND_FN: &str = r#"firedrill_bound() {
+  head -c "$1"
+  if [ "$(head -c 1 | wc -c)" != 0 ]; then
+    echo "firedrill: the decompressed dump exceeds $1 bytes ($2); stopped there" >&2
+    exit 97
+  fi
+}"#;
+
+/// The default of `source.max_expansion`: how many times its stored size a file of
+/// another tool may decompress to. SQL dumps compress 3 to 20 times, rarely 100 times; a
+/// zstd bomb of repeated bytes expands about 32,000 times.
+pub const DEFAULT_MAX_EXPANSION: u64 = 1000;
+/// Files this small once decompressed are never refused, whatever their ratio.
+pub const MIN_PLAIN_LIMIT: u64 = 64 << 20;
+
+/// The bound on the decompressed size of a file another tool stored: `max_expansion`
+/// times its stored size, and at least [`MIN_PLAIN_LIMIT`].
+pub fn external_plain_limit(stored_bytes: u64, max_expansion: u64) -> u64 {
+    stored_bytes
+        .saturating_mul(max_expansion)
+        .max(MIN_PLAIN_LIMIT)
+}
+
+/// A perl filter between a plain SQL file and psql. psql runs the backslash
+/// meta-commands in its input, and `\!` runs a shell command: a doctored plain dump would
+/// run programs in the sandbox. Line by line, outside COPY data, the filter
+/// - passes SQL through,
+/// - blanks the file's own `\restrict KEY` / `\unrestrict KEY` lines (firedrill's own
+///   restriction, with its own key, wraps the whole file),
+/// - lets a plain `\connect DB` through, wrapped in firedrill's unrestrict/restrict,
+/// - refuses any other line that starts with a backslash: it names the line on stderr and
+///   exits before psql sees it.
+///
+/// Line numbers stay those of the file. A meta-command in the middle of a line, or one
+/// behind quoting that this filter reads differently from psql, still meets psql's
+/// restricted mode, which refuses it and names the line. No single quote in here: the
+/// script holds it in a single-quoted shell variable.
+pub const PLAIN_SQL_SCREEN: &str = r##"use strict; my $key = $ENV{FIREDRILL_RESTRICT_KEY} // ""; my $copy = 0;
+while (my $l = <STDIN>) {
+  if ($copy) { $copy = 0 if $l =~ /^\\\.\r?\n?\z/; print $l; next; }
+  if ($l =~ /^\s*COPY\b.*\bFROM\s+stdin\b.*;\s*\z/is) { $copy = 1; print $l; next; }
+  if ($l =~ /^\s*\\/) {
+    if ($l =~ /^\\(?:un)?restrict [A-Za-z0-9]+\r?\n?\z/) { print "\n"; next; }
+    if ($l =~ /^\\(?:connect|c)((?: -reuse-previous=on)? (?:"(?:[^"\\\n]|"")*"|[A-Za-z0-9_]+))\r?\n?\z/) {
+      print $key eq "" ? "\\connect$1\n" : "\\unrestrict $key \\connect$1 \\restrict $key\n"; next;
+    }
+    my $t = substr($l, 0, 160); $t =~ s/\r?\n\z//; $t =~ s/[^\x20-\x7e]/?/g;
+    print STDERR "firedrill: refused psql meta-command at line $.: $t\n"; exit 97;
+  }
+  print $l;
+}"##;
+
+/// Sets `$client_sandbox` to the MySQL/MariaDB client option that refuses the client's
+/// own shell and file commands (`system`, `\!`, `source`, `tee`) where the client has it:
+/// MariaDB's `--sandbox` (10.5.25, 10.6.18, 10.11.8, 11.x). A dump is data; it must not
+/// run programs in the sandbox.
+pub const MYSQL_CLIENT_SANDBOX: &str = r#"client_sandbox=""
+if firedrill-sandbox client mariadb --help 2>/dev/null | grep -q -- '--sandbox'; then client_sandbox=--sandbox; fi"#;
 
 /// The single scalar of a query's output (one row, one column); `None` when it is `null`.
 pub fn scalar(stdout: &str, null: &str) -> std::result::Result<Option<String>, String> {

@@ -13,10 +13,11 @@ use tokio::process::Command;
 
 use super::mysqldump_scan::{checksum_text, DumpScanner};
 use super::{
-    tail, DumpInspector, DumpMeta, DumpSource, Engine, Inspection, StartedDump, SANDBOX_IDENTITY,
-    STAGED_ARTIFACT,
+    tail, DumpInspector, DumpMeta, DumpSource, Engine, Inspection, StartedDump, BOUND_FN,
+    MYSQL_CLIENT_SANDBOX, SANDBOX_IDENTITY, STAGED_ARTIFACT,
 };
 use crate::config::MysqlSpec;
+use crate::doctor::Finding;
 use crate::error::{Error, Result};
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::sandbox::{Sandbox, SandboxBackend};
@@ -315,16 +316,25 @@ fn parse_objects(stdout: &str) -> Result<BTreeMap<String, u64>> {
 /// Decrypts, decompresses and feeds the dump to the client. DEFINER clauses (their users
 /// do not exist in the sandbox) and GTID_PURGED statements (a fresh server refuses them)
 /// are neutralised on the way; data lines are left untouched.
-pub fn restore_cmd(engine: Engine) -> Vec<String> {
+pub fn restore_cmd(engine: Engine, plain_bytes: u64) -> Vec<String> {
     let script = format!(
         r#"set -euo pipefail
+{BOUND_FN}
+{MYSQL_CLIENT_SANDBOX}
 age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q \
+  | firedrill_bound "$1" "the manifest's plain_bytes" \
   | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' \
-  | firedrill-sandbox client {engine}
+  | firedrill-sandbox client {engine} $client_sandbox
 rm -f {STAGED_ARTIFACT}"#,
         engine = engine.as_str()
     );
-    vec!["bash".into(), "-c".into(), script]
+    vec![
+        "bash".into(),
+        "-c".into(),
+        script,
+        "firedrill-restore".into(),
+        plain_bytes.to_string(),
+    ]
 }
 
 pub fn restore_error(stderr: &str) -> Error {
@@ -496,6 +506,28 @@ impl MysqlSource {
         }
     }
 
+    async fn connect(&self) -> Result<mysql_async::Conn> {
+        let spec = &self.spec;
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(spec.host.clone())
+            .tcp_port(spec.port)
+            .user(Some(spec.user.clone()))
+            .pass(self.password.as_ref().map(|p| p.expose().to_string()))
+            .prefer_socket(false)
+            .conn_ttl(Some(Duration::from_secs(60)));
+        let connect = mysql_async::Conn::new(opts);
+        let conn = tokio::time::timeout(Duration::from_secs(15), connect)
+            .await
+            .map_err(|_| {
+                Error::infra(format!(
+                    "connecting to {} timed out after 15s",
+                    self.target()
+                ))
+            })?
+            .map_err(|e| self.db_error(e))?;
+        Ok(conn)
+    }
+
     fn dump_tool(&self, engine: Engine) -> PathBuf {
         if let Some(p) = &self.spec.dump_tool {
             return p.clone();
@@ -520,27 +552,89 @@ async fn tool_version(path: &Path) -> Result<(Engine, String, String)> {
     parse_tool_version(&text).ok_or_else(|| super::unreadable_version(path, &text))
 }
 
+/// The write rights a `SHOW GRANTS` line gives, if any: a backup user needs none.
+pub fn write_grants(grant: &str) -> Vec<&'static str> {
+    let g = grant.to_ascii_uppercase();
+    let Some(privs) = g
+        .strip_prefix("GRANT ")
+        .and_then(|r| r.split(" ON ").next())
+    else {
+        return Vec::new();
+    };
+    if privs.contains("ALL PRIVILEGES") {
+        return vec!["ALL PRIVILEGES"];
+    }
+    [
+        "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE", "SUPER", "FILE",
+    ]
+    .into_iter()
+    .filter(|p| privs.split(',').any(|x| x.trim() == *p))
+    .collect()
+}
+
 #[async_trait]
 impl DumpSource for MysqlSource {
+    async fn doctor(&self) -> Vec<Finding> {
+        let what = format!("source {}", self.target());
+        let mut conn = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => return vec![Finding::from_error(&what, &e)],
+        };
+        let mut out = Vec::new();
+        let version: String = match conn.query_first("SELECT VERSION()").await {
+            Ok(v) => v.unwrap_or_default(),
+            Err(e) => return vec![Finding::from_error(&what, &self.db_error(e))],
+        };
+        let Some((engine, series)) = parse_server_version(&version) else {
+            out.push(Finding::fail(
+                &what,
+                format!("cannot read the server version `{version}`"),
+                "check that the source is MySQL or MariaDB",
+            ));
+            return out;
+        };
+        out.push(Finding::ok(
+            &what,
+            format!("reachable, {} {version}", engine.as_str()),
+        ));
+        let tool = self.dump_tool(engine);
+        match tool_version(&tool).await {
+            Ok((e, s, v)) if e == engine && !series_lt(&s, &series) => out.push(Finding::ok(
+                "dump tool",
+                format!("{} is {} {v}", tool.display(), e.as_str()),
+            )),
+            Ok((e, _, v)) => out.push(Finding::fail(
+                "dump tool",
+                format!("{} is {} {v}, the server is {} {series}", tool.display(), e.as_str(), engine.as_str()),
+                &format!("install the {} client tools of series {series} or newer and set source.dump_tool", engine.as_str()),
+            )),
+            Err(e) => out.push(Finding::from_error("dump tool", &e)),
+        }
+        let user = format!("dump user {}", self.spec.user);
+        match conn.query::<String, _>("SHOW GRANTS").await {
+            Ok(grants) => {
+                let mut writes: Vec<&str> = grants.iter().flat_map(|g| write_grants(g)).collect();
+                writes.sort();
+                writes.dedup();
+                if writes.is_empty() {
+                    out.push(Finding::ok(&user, "has no write rights".into()));
+                } else {
+                    out.push(Finding::warn(
+                        &user,
+                        format!("can write: {}", writes.join(", ")),
+                        "a backup user needs only SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES (and RELOAD, PROCESS for some options): revoke the rest",
+                    ));
+                }
+            }
+            Err(e) => out.push(Finding::from_error(&user, &self.db_error(e))),
+        }
+        let _ = conn.disconnect().await;
+        out
+    }
+
     async fn start(&self, checksum_plan: &ChecksumPlan) -> Result<StartedDump> {
         let spec = &self.spec;
-        let opts = mysql_async::OptsBuilder::default()
-            .ip_or_hostname(spec.host.clone())
-            .tcp_port(spec.port)
-            .user(Some(spec.user.clone()))
-            .pass(self.password.as_ref().map(|p| p.expose().to_string()))
-            .prefer_socket(false)
-            .conn_ttl(Some(Duration::from_secs(60)));
-        let connect = mysql_async::Conn::new(opts);
-        let mut conn = tokio::time::timeout(Duration::from_secs(15), connect)
-            .await
-            .map_err(|_| {
-                Error::infra(format!(
-                    "connecting to {} timed out after 15s",
-                    self.target()
-                ))
-            })?
-            .map_err(|e| self.db_error(e))?;
+        let mut conn = self.connect().await?;
         let version: String = conn
             .query_first("SELECT VERSION()")
             .await
@@ -773,6 +867,26 @@ mod tests {
         );
         assert!(series_lt("10.6", "10.11"));
         assert!(!series_lt("11.4", "10.11"));
+    }
+
+    #[test]
+    fn grants_that_write() {
+        assert_eq!(
+            write_grants("GRANT SELECT, LOCK TABLES, SHOW VIEW ON *.* TO `b`@`%`"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            write_grants("GRANT ALL PRIVILEGES ON `shop`.* TO `b`@`%`"),
+            ["ALL PRIVILEGES"]
+        );
+        assert_eq!(
+            write_grants("GRANT SELECT, INSERT, DELETE ON `shop`.* TO `b`@`%`"),
+            ["INSERT", "DELETE"]
+        );
+        assert_eq!(
+            write_grants("GRANT USAGE ON *.* TO `b`@`%` IDENTIFIED BY PASSWORD '*X'"),
+            Vec::<&str>::new()
+        );
     }
 
     #[test]

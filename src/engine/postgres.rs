@@ -10,10 +10,11 @@ use tokio::process::Command;
 use tokio_postgres::NoTls;
 
 use super::{
-    tail, DumpMeta, DumpSource, Engine, NoInspection, StartedDump, SANDBOX_IDENTITY,
+    tail, DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
     STAGED_ARTIFACT,
 };
 use crate::config::PostgresSpec;
+use crate::doctor::Finding;
 use crate::error::{Error, Result};
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::secret::Secret;
@@ -211,13 +212,17 @@ pub fn psql_cmd(database: &str, sql: &str) -> Vec<String> {
 
 /// Creates the database (unless it exists, e.g. `postgres`) and streams the staged
 /// artifact through age and zstd into pg_restore. Owners and grants are dropped: the
-/// source's roles do not exist in the sandbox.
-pub fn restore_cmd(database: &str) -> Vec<String> {
+/// source's roles do not exist in the sandbox. The decompressed stream is stopped past
+/// `plain_bytes` (the manifest's exact dump size).
+pub fn restore_cmd(database: &str, plain_bytes: u64) -> Vec<String> {
     let script = format!(
         r#"set -euo pipefail
+{BOUND_FN}
 exists=$(printf '%s\n' "SELECT 1 FROM pg_database WHERE datname = :'db'" | psql -X -q -A -t -h /run/postgresql -U postgres -d postgres -v db="$1")
 if [ "$exists" != 1 ]; then createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1"; fi
-age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
+age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q \
+  | firedrill_bound "$2" "the manifest's plain_bytes" \
+  | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
 rm -f {STAGED_ARTIFACT}"#
     );
     vec![
@@ -226,6 +231,7 @@ rm -f {STAGED_ARTIFACT}"#
         script,
         "firedrill-restore".into(),
         database.into(),
+        plain_bytes.to_string(),
     ]
 }
 
@@ -269,6 +275,30 @@ impl PostgresSource {
         }
         best.map(|(_, p)| p)
             .unwrap_or_else(|| PathBuf::from("pg_dump"))
+    }
+
+    async fn connect(&self) -> Result<tokio_postgres::Client> {
+        let spec = &self.spec;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&spec.host)
+            .port(spec.port)
+            .user(&spec.user)
+            .dbname(&spec.database)
+            .application_name("firedrill")
+            .connect_timeout(Duration::from_secs(15));
+        if let Some(p) = &self.password {
+            cfg.password(p.expose());
+        }
+        let (client, conn) = cfg
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("source connection ended: {e}");
+            }
+        });
+        Ok(client)
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
@@ -320,27 +350,96 @@ async fn tool_version(path: &Path) -> Result<(String, u32)> {
 
 #[async_trait]
 impl DumpSource for PostgresSource {
+    async fn doctor(&self) -> Vec<Finding> {
+        let spec = &self.spec;
+        let what = format!(
+            "source postgres {}:{}/{}",
+            spec.host, spec.port, spec.database
+        );
+        let client = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => return vec![Finding::from_error(&what, &e)],
+        };
+        let mut out = Vec::new();
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version'), current_setting('server_version_num')::int / 10000, \
+                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                 (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                    AND n.nspname NOT LIKE 'pg\\_toast%' \
+                    AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')), \
+                 (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                    AND n.nspname NOT LIKE 'pg\\_toast%' AND NOT has_table_privilege(c.oid, 'SELECT'))",
+                &[],
+            )
+            .await;
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Finding::fail(
+                    &what,
+                    format!("query failed: {e}"),
+                    "check source.user's rights on the database",
+                ));
+                return out;
+            }
+        };
+        let version: String = row.get(0);
+        let major: i32 = row.get(1);
+        let superuser: bool = row.get(2);
+        let writable: i64 = row.get(3);
+        let unreadable: i64 = row.get(4);
+        out.push(Finding::ok(
+            &what,
+            format!("reachable, PostgreSQL {version}"),
+        ));
+        let pg_dump = self.pg_dump_path(major.max(0) as u32);
+        match tool_version(&pg_dump).await {
+            Ok((v, m)) if m >= major.max(0) as u32 => out.push(Finding::ok(
+                "pg_dump",
+                format!("{} is {v}, not older than the server", pg_dump.display()),
+            )),
+            Ok((v, _)) => out.push(Finding::fail(
+                "pg_dump",
+                format!("{} is {v}, older than the server ({version}): it refuses to dump it", pg_dump.display()),
+                &format!("install postgresql-client-{major} and set source.pg_dump = \"/usr/lib/postgresql/{major}/bin/pg_dump\""),
+            )),
+            Err(e) => out.push(Finding::from_error("pg_dump", &e)),
+        }
+        let user = format!("dump user {}", spec.user);
+        if superuser {
+            out.push(Finding::warn(
+                &user,
+                "is a superuser: a backup job needs only read rights".into(),
+                "create a role with `GRANT pg_read_all_data TO …` (PostgreSQL 14+) and use it as source.user",
+            ));
+        } else if writable > 0 {
+            out.push(Finding::warn(
+                &user,
+                format!("can write to {writable} tables (INSERT, UPDATE, DELETE or TRUNCATE)"),
+                "a backup user needs only SELECT: revoke the write rights or use a read-only role (pg_read_all_data)",
+            ));
+        } else {
+            out.push(Finding::ok(
+                &user,
+                "has no write rights on the tables".into(),
+            ));
+        }
+        if unreadable > 0 {
+            out.push(Finding::fail(
+                &user,
+                format!("cannot read {unreadable} tables: pg_dump would fail on them"),
+                "GRANT SELECT on them (or pg_read_all_data) to source.user",
+            ));
+        }
+        out
+    }
+
     async fn start(&self, checksum_plan: &ChecksumPlan) -> Result<StartedDump> {
         let spec = &self.spec;
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&spec.host)
-            .port(spec.port)
-            .user(&spec.user)
-            .dbname(&spec.database)
-            .application_name("firedrill")
-            .connect_timeout(Duration::from_secs(15));
-        if let Some(p) = &self.password {
-            cfg.password(p.expose());
-        }
-        let (client, conn) = cfg
-            .connect(NoTls)
-            .await
-            .map_err(|e| self.connect_error(e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("source connection ended: {e}");
-            }
-        });
+        let client = self.connect().await?;
         let q = |e: tokio_postgres::Error| Error::infra(format!("query on the source failed: {e}"));
         let server_version: String = client
             .query_one("SHOW server_version", &[])

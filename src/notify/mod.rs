@@ -27,7 +27,9 @@ pub use email::EmailNotifier;
 pub use http::{AlertmanagerNotifier, PagerDutyNotifier, SlackNotifier, WebhookNotifier};
 
 /// How bad it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// The drill infrastructure failed (Docker, storage, the source unreachable).
@@ -202,7 +204,7 @@ pub trait Notifier: Send + Sync + 'static {
 // ---------------------------------------------------------------- configuration
 
 /// `[notify]` in the main config file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Links in pages point here: `<base_url>/runs/<run id>`.
@@ -217,7 +219,7 @@ pub struct NotifyConfig {
     pub routes: Vec<RouteConfig>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelKind {
     Email(EmailConfig),
@@ -227,7 +229,36 @@ pub enum ChannelKind {
     Alertmanager(AlertmanagerConfig),
 }
 
+/// Where a channel delivers, for `firedrill doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Smtp { host: String, port: u16 },
+    Http(Vec<String>),
+    /// Held in a secret (Slack's webhook URL).
+    Unknown,
+}
+
 impl ChannelKind {
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            ChannelKind::Email(c) => Endpoint::Smtp {
+                host: c.host.clone(),
+                port: c.port.unwrap_or(match c.tls {
+                    SmtpTls::Implicit => 465,
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::None => 25,
+                }),
+            },
+            ChannelKind::Webhook(c) => Endpoint::Http(vec![c.url.clone()]),
+            ChannelKind::Slack(_) => Endpoint::Unknown,
+            ChannelKind::Pagerduty(c) => Endpoint::Http(vec![c
+                .events_url
+                .clone()
+                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into())]),
+            ChannelKind::Alertmanager(c) => Endpoint::Http(c.urls.clone()),
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             ChannelKind::Email(c) => &c.name,
@@ -239,7 +270,9 @@ impl ChannelKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SmtpTls {
     /// TLS from the first byte (port 465).
@@ -251,7 +284,7 @@ pub enum SmtpTls {
     None,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// How routes and the outbox name this channel.
@@ -266,7 +299,7 @@ pub struct EmailConfig {
     pub to: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// How routes and the outbox name this channel.
@@ -278,7 +311,7 @@ pub struct WebhookConfig {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     /// How routes and the outbox name this channel.
@@ -287,7 +320,7 @@ pub struct SlackConfig {
     pub webhook_url: SecretRef,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyConfig {
     /// How routes and the outbox name this channel.
@@ -297,7 +330,7 @@ pub struct PagerDutyConfig {
     pub events_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// How routes and the outbox name this channel.
@@ -307,7 +340,7 @@ pub struct AlertmanagerConfig {
 }
 
 /// Which channels get what.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Severities this route takes (default: both).

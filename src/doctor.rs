@@ -1,0 +1,433 @@
+//! `firedrill doctor`: checks, without changing anything, that a drill can run — the
+//! source and its dump tool, the dump user's rights, storage (a probe object written and
+//! deleted), Docker and the sandbox image, the notification channels, free disk, and the
+//! identity file's permissions. Each finding is ok, warn or fail, with a fix.
+//!
+//! Every check has its own timeout: a hung endpoint is reported as timed out, apart from
+//! one that answered with an error.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Drill, MainConfig, SourceSpec, StorageSpec};
+use crate::engine::Engine;
+use crate::error::Error;
+
+/// How a check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One finding of the doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What was checked ("storage", "docker", "dump user backup").
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    pub fn ok(check: &str, detail: String) -> Self {
+        Finding {
+            check: check.into(),
+            status: Status::Ok,
+            detail,
+            fix: None,
+        }
+    }
+    pub fn warn(check: &str, detail: String, fix: &str) -> Self {
+        Finding {
+            check: check.into(),
+            status: Status::Warn,
+            detail,
+            fix: Some(fix.into()),
+        }
+    }
+    pub fn fail(check: &str, detail: String, fix: &str) -> Self {
+        Finding {
+            check: check.into(),
+            status: Status::Fail,
+            detail,
+            fix: Some(fix.into()),
+        }
+    }
+    /// A failed check from an error: its message, and its hint as the fix.
+    pub fn from_error(check: &str, e: &Error) -> Self {
+        let mut detail = String::new();
+        for c in &e.context {
+            detail.push_str(c);
+            detail.push_str(": ");
+        }
+        detail.push_str(&e.message);
+        Finding {
+            check: check.into(),
+            status: Status::Fail,
+            detail,
+            fix: Some(
+                e.hint
+                    .clone()
+                    .unwrap_or_else(|| "see the message".to_string()),
+            ),
+        }
+    }
+}
+
+/// Runs `fut` with a timeout; a timeout is a failed check that says so.
+async fn timed(
+    check: &str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Vec<Finding>>,
+) -> Vec<Finding> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => vec![Finding::fail(
+            check,
+            format!("timed out after {}s (no answer, not an error)", limit.as_secs()),
+            "check that the endpoint is up and reachable from this host (firewall, DNS)",
+        )],
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Everything the doctor checks for one drill.
+pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match crate::drill::build_parts(drill) {
+        Err(e) => {
+            // Storage that cannot be set up, or secrets and keys that do not load, stop the
+            // drill before it touches anything.
+            let check = if e.message.contains("storage") {
+                "storage".to_string()
+            } else {
+                "secrets and keys".to_string()
+            };
+            out.push(Finding::from_error(&check, &e));
+        }
+        Ok(parts) => {
+            out.push(Finding::ok(
+                "secrets and keys",
+                "the source password, storage credentials and age identity load".into(),
+            ));
+            out.extend(timed("source", LIMIT, parts.source.doctor()).await);
+            out.extend(timed("storage", LIMIT, storage(&parts)).await);
+            out.extend(timed("docker", LIMIT, sandbox(drill, &parts)).await);
+        }
+    }
+    out.extend(identity_permissions(drill));
+    out.extend(free_disk(drill));
+    out
+}
+
+/// Writes and deletes a probe object beside the drill's artifacts.
+async fn storage(parts: &crate::drill::Parts) -> Vec<Finding> {
+    let store = &parts.store;
+    let what = format!("storage {}", store.describe());
+    let key = format!(
+        ".firedrill-doctor-{:08x}",
+        rand::random::<u32>()
+    );
+    if let Err(e) = store
+        .put(&key, bytes::Bytes::from_static(b"firedrill doctor probe\n"))
+        .await
+    {
+        return vec![Finding::from_error(&what, &e.context("writing a probe object"))];
+    }
+    match store.delete(&key).await {
+        Ok(()) => vec![Finding::ok(
+            &what,
+            "reachable and writable (a probe object was written and deleted)".into(),
+        )],
+        Err(e) => vec![Finding::warn(
+            &what,
+            format!("writable, but the probe object {key} could not be deleted: {e}"),
+            "grant delete rights too: `firedrill prune` needs them to apply retention",
+        )],
+    }
+}
+
+/// Docker reachable and the sandbox image present (for a drill that names its version:
+/// verify-only drills, or a fixed image).
+async fn sandbox(drill: &Drill, parts: &crate::drill::Parts) -> Vec<Finding> {
+    let backend = &parts.sandbox;
+    let crate::config::SandboxSpec::Docker(d) = &drill.sandbox;
+    let engine_major: Option<(Engine, String)> = match &drill.source {
+        SourceSpec::Stored(s) => Some((s.engine, s.version.clone())),
+        // The source's version decides the image; the doctor asks the source.
+        SourceSpec::Postgres(_) => source_major(parts, Engine::Postgres).await,
+        SourceSpec::Mysql(_) => source_major(parts, Engine::Mariadb).await,
+    };
+    let Some((engine, major)) = engine_major else {
+        return vec![Finding::warn(
+            "sandbox image",
+            "the source's version is unknown (see the source check), so the image could not be checked".into(),
+            "fix the source check first",
+        )];
+    };
+    let image = d
+        .image
+        .as_ref()
+        .map(|t| t.replace("{major}", &major))
+        .unwrap_or_else(|| engine.default_image(&major));
+    match backend.check_image(&image, &engine.build_hint(&major)).await {
+        Ok(id) => vec![
+            Finding::ok("docker", format!("reachable: {}", backend.describe())),
+            Finding::ok(
+                "sandbox image",
+                format!("{image} is present ({})", id.chars().take(19).collect::<String>()),
+            ),
+        ],
+        Err(e) if e.message.contains("cannot reach Docker") => {
+            vec![Finding::from_error("docker", &e)]
+        }
+        Err(e) => vec![
+            Finding::ok("docker", format!("reachable: {}", backend.describe())),
+            Finding::from_error("sandbox image", &e),
+        ],
+    }
+}
+
+/// The source's release series, read through the source's own doctor output.
+async fn source_major(parts: &crate::drill::Parts, engine: Engine) -> Option<(Engine, String)> {
+    let findings = parts.source.doctor().await;
+    findings.iter().find_map(|f| {
+        let rest = f.detail.strip_prefix("reachable, ")?;
+        match engine {
+            Engine::Postgres => {
+                let v = rest.strip_prefix("PostgreSQL ")?;
+                Some((Engine::Postgres, v.split('.').next()?.to_string()))
+            }
+            _ => {
+                let (fam, version) = rest.split_once(' ')?;
+                let (e, series) = crate::engine::mysql::parse_server_version(version)?;
+                let _ = fam;
+                Some((e, series))
+            }
+        }
+    })
+}
+
+/// Warns when the identity file is readable by group or others.
+fn identity_permissions(drill: &Drill) -> Vec<Finding> {
+    use std::os::unix::fs::PermissionsExt;
+    let crate::secret::SecretSource::File { file } = &drill.encryption.identity else {
+        return Vec::new();
+    };
+    let path = drill.resolve(file);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => vec![Finding::warn(
+            "identity file",
+            format!(
+                "{} has mode {:o}: group or others can read the key that decrypts every backup",
+                path.display(),
+                m.permissions().mode() & 0o777
+            ),
+            &format!("chmod 600 {}", path.display()),
+        )],
+        Ok(m) => vec![Finding::ok(
+            "identity file",
+            format!("{} is private (mode {:o})", path.display(), m.permissions().mode() & 0o777),
+        )],
+        Err(e) => vec![Finding::fail(
+            "identity file",
+            format!("cannot read {}: {e}", path.display()),
+            "point encryption.identity at the file `firedrill keygen` wrote",
+        )],
+    }
+}
+
+/// Free space where firedrill writes files on this host: the temporary directory, and a
+/// local store.
+fn free_disk(drill: &Drill) -> Vec<Finding> {
+    let mut places = vec![("temporary files", std::env::temp_dir())];
+    if let StorageSpec::Local { path, .. } = &drill.storage {
+        places.push(("local storage", drill.resolve(path)));
+    }
+    places
+        .into_iter()
+        .map(|(what, p)| match available_bytes(&p) {
+            Some(n) if n < 1 << 30 => Finding::warn(
+                &format!("free disk ({what})"),
+                format!("{} free at {}", crate::report::human_bytes(n), p.display()),
+                "free space or move it: a drill that runs out of disk fails",
+            ),
+            Some(n) => Finding::ok(
+                &format!("free disk ({what})"),
+                format!("{} free at {}", crate::report::human_bytes(n), p.display()),
+            ),
+            None => Finding::warn(
+                &format!("free disk ({what})"),
+                format!("cannot tell the free space at {}", p.display()),
+                "check that the path exists",
+            ),
+        })
+        .collect()
+}
+
+/// Free bytes on the file system holding `p` (or its nearest existing parent), from `df`.
+fn available_bytes(p: &Path) -> Option<u64> {
+    let mut p = p.to_path_buf();
+    while !p.exists() {
+        p = p.parent()?.to_path_buf();
+    }
+    let out = std::process::Command::new("df")
+        .args(["-Pk"])
+        .arg(&p)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1)?;
+    let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The notification channels: SMTP servers greet, HTTP endpoints resolve.
+pub async fn diagnose_channels(config: &MainConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (_, ch) in &config.notify.channels {
+        let check = format!("channel {}", ch.name());
+        out.extend(timed(&check, Duration::from_secs(10), async {
+            vec![match ch.endpoint() {
+                crate::notify::Endpoint::Smtp { host, port } => smtp_greeting(&check, &host, port).await,
+                crate::notify::Endpoint::Http(urls) => resolve_urls(&check, &urls).await,
+                crate::notify::Endpoint::Unknown => Finding::warn(
+                    &check,
+                    "its endpoint is read from a secret; not checked".into(),
+                    "send a test page with `firedrill notify test`",
+                ),
+            }]
+        })
+        .await);
+    }
+    out
+}
+
+async fn smtp_greeting(check: &str, host: &str, port: u16) -> Finding {
+    use tokio::io::AsyncReadExt;
+    match tokio::net::TcpStream::connect((host, port)).await {
+        Ok(mut s) => {
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(n)) if buf[..n].starts_with(b"220") => Finding::ok(
+                    check,
+                    format!(
+                        "SMTP server {host}:{port} greets: {}",
+                        String::from_utf8_lossy(&buf[..n]).trim()
+                    ),
+                ),
+                Ok(Ok(n)) => Finding::fail(
+                    check,
+                    format!(
+                        "{host}:{port} answered but not as an SMTP server: {}",
+                        String::from_utf8_lossy(&buf[..n]).trim()
+                    ),
+                    "check host and port (465 implicit TLS answers only after the handshake: then this is expected)",
+                ),
+                _ => Finding::fail(
+                    check,
+                    format!("{host}:{port} accepted the connection but sent no greeting"),
+                    "check host and port; port 465 needs tls = \"implicit\"",
+                ),
+            }
+        }
+        Err(e) => Finding::fail(
+            check,
+            format!("cannot connect to {host}:{port}: {e}"),
+            "check the SMTP host and port, and that this host may reach it",
+        ),
+    }
+}
+
+async fn resolve_urls(check: &str, urls: &[String]) -> Finding {
+    let mut resolved = Vec::new();
+    for u in urls {
+        let Ok(url) = reqwest::Url::parse(u) else {
+            return Finding::fail(check, format!("`{u}` is not a URL"), "correct the URL");
+        };
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let found = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map(|mut a| a.next().is_some())
+            .unwrap_or(false);
+        match found {
+            true => resolved.push(host),
+            false => {
+                return Finding::fail(
+                    check,
+                    format!("{host} does not resolve"),
+                    "check the URL's host name and this host's DNS",
+                )
+            }
+        }
+    }
+    Finding::ok(check, format!("{} resolves", resolved.join(", ")))
+}
+
+/// Whether the findings allow the drill to run: no failure.
+pub fn healthy(findings: &[Finding]) -> bool {
+    findings.iter().all(|f| f.status != Status::Fail)
+}
+
+/// One line per finding, for people.
+pub fn render(findings: &[Finding]) -> String {
+    let mut s = String::new();
+    for f in findings {
+        s.push_str(&format!("{:<5} {}: {}\n", f.status.as_str(), f.check, f.detail));
+        if let Some(fix) = &f.fix {
+            if f.status != Status::Ok {
+                s.push_str(&format!("      fix: {fix}\n"));
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_and_health() {
+        let f = vec![
+            Finding::ok("storage local:/x", "reachable and writable".into()),
+            Finding::warn("dump user b", "can write: INSERT".into(), "revoke it"),
+        ];
+        assert!(healthy(&f));
+        assert_eq!(
+            render(&f),
+            "ok    storage local:/x: reachable and writable\nwarn  dump user b: can write: INSERT\n      fix: revoke it\n"
+        );
+        let mut f = f;
+        f.push(Finding::from_error(
+            "docker",
+            &Error::infra("Docker is not reachable").with_hint("start it"),
+        ));
+        assert!(!healthy(&f));
+        assert_eq!(f[2].fix.as_deref(), Some("start it"));
+    }
+
+    #[test]
+    fn free_space_is_read_from_df() {
+        assert!(available_bytes(Path::new("/tmp/does/not/exist/yet")).is_some());
+    }
+}
