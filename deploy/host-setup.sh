@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml libxml2-utils python3-pip"
+FIREDRILL_PACKAGES="curl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml libxml2-utils python3-pip chromium"
 
 fd_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -127,6 +127,24 @@ fd_ensure_garage() {
       cargo install garage --locked --root "$FIREDRILL_TOOLS" --quiet
     fi
   ) 9>"$FIREDRILL_TOOLS/.garage.lock"
+}
+
+# cargo-deny, the supply-chain check in .ci/run (licenses, bans, sources, advisories),
+# pinned so CI's verdict does not move under us; built from crates.io once (a few
+# minutes) into $FIREDRILL_TOOLS/bin, rebuilt only when the pinned version changes.
+FIREDRILL_CARGO_DENY_VERSION=0.20.2
+
+fd_ensure_cargo_deny() {
+  mkdir -p "$FIREDRILL_TOOLS"
+  (
+    flock 9
+    local bin="$FIREDRILL_TOOLS/bin/cargo-deny"
+    if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "cargo-deny $FIREDRILL_CARGO_DENY_VERSION" ]; then
+      fd_log "building cargo-deny $FIREDRILL_CARGO_DENY_VERSION into $FIREDRILL_TOOLS; a few minutes, once"
+      cargo install cargo-deny --version "=$FIREDRILL_CARGO_DENY_VERSION" --locked --force \
+        --root "$FIREDRILL_TOOLS" --quiet
+    fi
+  ) 9>"$FIREDRILL_TOOLS/.cargo-deny.lock"
 }
 
 # Jenkins' JUnit schema, junit-10.xsd (jenkinsci/xunit-plugin), which tests/reports.rs

@@ -101,7 +101,10 @@ async fn timed(
         Ok(v) => v,
         Err(_) => vec![Finding::fail(
             check,
-            format!("timed out after {}s (no answer, not an error)", limit.as_secs()),
+            format!(
+                "timed out after {}s (no answer, not an error)",
+                limit.as_secs()
+            ),
             "check that the endpoint is up and reachable from this host (firewall, DNS)",
         )],
     }
@@ -117,9 +120,11 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
             // Storage that cannot be set up, or secrets and keys that do not load, stop the
             // drill before it touches anything.
             let check = if e.message.contains("storage") {
-                "storage".to_string()
+                "storage"
+            } else if e.message.contains("Docker") {
+                "docker"
             } else {
-                "secrets and keys".to_string()
+                "secrets and keys"
             };
             out.push(Finding::from_error(&check, &e));
         }
@@ -142,15 +147,15 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
 async fn storage(parts: &crate::drill::Parts) -> Vec<Finding> {
     let store = &parts.store;
     let what = format!("storage {}", store.describe());
-    let key = format!(
-        ".firedrill-doctor-{:08x}",
-        rand::random::<u32>()
-    );
+    let key = format!(".firedrill-doctor-{:08x}", rand::random::<u32>());
     if let Err(e) = store
         .put(&key, bytes::Bytes::from_static(b"firedrill doctor probe\n"))
         .await
     {
-        return vec![Finding::from_error(&what, &e.context("writing a probe object"))];
+        return vec![Finding::from_error(
+            &what,
+            &e.context("writing a probe object"),
+        )];
     }
     match store.delete(&key).await {
         Ok(()) => vec![Finding::ok(
@@ -169,6 +174,10 @@ async fn storage(parts: &crate::drill::Parts) -> Vec<Finding> {
 /// verify-only drills, or a fixed image).
 async fn sandbox(drill: &Drill, parts: &crate::drill::Parts) -> Vec<Finding> {
     let backend = &parts.sandbox;
+    let mut out = match backend.ping().await {
+        Ok(what) => vec![Finding::ok("docker", format!("reachable: {what}"))],
+        Err(e) => return vec![Finding::from_error("docker", &e)],
+    };
     let crate::config::SandboxSpec::Docker(d) = &drill.sandbox;
     let engine_major: Option<(Engine, String)> = match &drill.source {
         SourceSpec::Stored(s) => Some((s.engine, s.version.clone())),
@@ -177,33 +186,34 @@ async fn sandbox(drill: &Drill, parts: &crate::drill::Parts) -> Vec<Finding> {
         SourceSpec::Mysql(_) => source_major(parts, Engine::Mariadb).await,
     };
     let Some((engine, major)) = engine_major else {
-        return vec![Finding::warn(
+        out.push(Finding::warn(
             "sandbox image",
             "the source's version is unknown (see the source check), so the image could not be checked".into(),
             "fix the source check first",
-        )];
+        ));
+        return out;
     };
     let image = d
         .image
         .as_ref()
         .map(|t| t.replace("{major}", &major))
         .unwrap_or_else(|| engine.default_image(&major));
-    match backend.check_image(&image, &engine.build_hint(&major)).await {
-        Ok(id) => vec![
-            Finding::ok("docker", format!("reachable: {}", backend.describe())),
-            Finding::ok(
+    out.push(
+        match backend
+            .check_image(&image, &engine.build_hint(&major))
+            .await
+        {
+            Ok(id) => Finding::ok(
                 "sandbox image",
-                format!("{image} is present ({})", id.chars().take(19).collect::<String>()),
+                format!(
+                    "{image} is present ({})",
+                    id.chars().take(19).collect::<String>()
+                ),
             ),
-        ],
-        Err(e) if e.message.contains("cannot reach Docker") => {
-            vec![Finding::from_error("docker", &e)]
-        }
-        Err(e) => vec![
-            Finding::ok("docker", format!("reachable: {}", backend.describe())),
-            Finding::from_error("sandbox image", &e),
-        ],
-    }
+            Err(e) => Finding::from_error("sandbox image", &e),
+        },
+    );
+    out
 }
 
 /// The source's release series, read through the source's own doctor output.
@@ -245,7 +255,11 @@ fn identity_permissions(drill: &Drill) -> Vec<Finding> {
         )],
         Ok(m) => vec![Finding::ok(
             "identity file",
-            format!("{} is private (mode {:o})", path.display(), m.permissions().mode() & 0o777),
+            format!(
+                "{} is private (mode {:o})",
+                path.display(),
+                m.permissions().mode() & 0o777
+            ),
         )],
         Err(e) => vec![Finding::fail(
             "identity file",
@@ -305,18 +319,22 @@ pub async fn diagnose_channels(config: &MainConfig) -> Vec<Finding> {
     let mut out = Vec::new();
     for (_, ch) in &config.notify.channels {
         let check = format!("channel {}", ch.name());
-        out.extend(timed(&check, Duration::from_secs(10), async {
-            vec![match ch.endpoint() {
-                crate::notify::Endpoint::Smtp { host, port } => smtp_greeting(&check, &host, port).await,
-                crate::notify::Endpoint::Http(urls) => resolve_urls(&check, &urls).await,
-                crate::notify::Endpoint::Unknown => Finding::warn(
-                    &check,
-                    "its endpoint is read from a secret; not checked".into(),
-                    "send a test page with `firedrill notify test`",
-                ),
-            }]
-        })
-        .await);
+        out.extend(
+            timed(&check, Duration::from_secs(10), async {
+                vec![match ch.endpoint() {
+                    crate::notify::Endpoint::Smtp { host, port } => {
+                        smtp_greeting(&check, &host, port).await
+                    }
+                    crate::notify::Endpoint::Http(urls) => resolve_urls(&check, &urls).await,
+                    crate::notify::Endpoint::Unknown => Finding::warn(
+                        &check,
+                        "its endpoint is read from a secret; not checked".into(),
+                        "send a test page with `firedrill notify test`",
+                    ),
+                }]
+            })
+            .await,
+        );
     }
     out
 }
@@ -392,7 +410,12 @@ pub fn healthy(findings: &[Finding]) -> bool {
 pub fn render(findings: &[Finding]) -> String {
     let mut s = String::new();
     for f in findings {
-        s.push_str(&format!("{:<5} {}: {}\n", f.status.as_str(), f.check, f.detail));
+        s.push_str(&format!(
+            "{:<5} {}: {}\n",
+            f.status.as_str(),
+            f.check,
+            f.detail
+        ));
         if let Some(fix) = &f.fix {
             if f.status != Status::Ok {
                 s.push_str(&format!("      fix: {fix}\n"));

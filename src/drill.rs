@@ -607,6 +607,14 @@ impl<'a> Run<'a> {
         error: Option<&Error>,
         notes: Vec<String>,
     ) {
+        let mut notes = notes;
+        // Throughput goes with every stage that moved bytes, so a restore that got slower
+        // than its history shows it.
+        if let (Some(b), Outcome::Passed) = (bytes, outcome) {
+            if let Some(rate) = crate::report::throughput_mb_s(b, duration.as_millis() as u64) {
+                notes.push(format!("{rate:.1} MB/s"));
+            }
+        }
         let r = StageReport {
             stage,
             outcome,
@@ -1282,6 +1290,9 @@ impl<'a> Run<'a> {
                 )
                 .await?;
             if out.exit_code != 0 {
+                if let Some(e) = sandbox_fault(backend.as_ref(), sandbox, drill).await {
+                    return Err(e);
+                }
                 return Err(Error::infra(format!(
                     "cannot stage the artifact in the sandbox: {}",
                     out.stderr.trim()
@@ -1310,10 +1321,11 @@ impl<'a> Run<'a> {
             let out = backend
                 .exec(
                     sandbox,
-                    &if external {
-                        engine.restore_auto_cmd(&stored.databases[0])
-                    } else {
-                        engine.restore_cmd(&stored.databases)
+                    &match &drill.source {
+                        SourceSpec::Stored(st) if external => {
+                            engine.restore_auto_cmd(&stored.databases[0], st.max_plain_bytes(size))
+                        }
+                        _ => engine.restore_cmd(&stored.databases, stored.plain_bytes),
                     },
                     None,
                 )
@@ -1326,10 +1338,8 @@ impl<'a> Run<'a> {
                 )
                 .await;
             if out.exit_code != 0 {
-                if let Ok(st) = backend.state(sandbox).await {
-                    if st.oom_killed || !st.running {
-                        return Err(sandbox_died(&st, drill));
-                    }
+                if let Some(e) = sandbox_fault(backend.as_ref(), sandbox, drill).await {
+                    return Err(e);
                 }
                 return Err(engine.restore_error(&out.stderr));
             }
@@ -1500,7 +1510,8 @@ impl<'a> Run<'a> {
         self.progress.stage_started(stage);
         let t0 = Instant::now();
         let limit = self.drill.timeouts.teardown;
-        let r = match tokio::time::timeout(limit, parts.sandbox.destroy(&self.run_id)).await {
+        let destroy = destroy_retrying(parts.sandbox.as_ref(), &self.run_id, limit);
+        let r = match tokio::time::timeout(limit, destroy).await {
             Ok(r) => r,
             Err(_) => Err(timeout_error(stage, limit)),
         };
@@ -1621,18 +1632,59 @@ async fn provision_once(
     Ok(sb)
 }
 
-fn sandbox_died(st: &crate::sandbox::SandboxState, drill: &Drill) -> Error {
+/// Removes a run's sandbox, again and again while Docker cannot be reached (a restarting
+/// daemon may be why the run failed), until `limit` is nearly spent.
+async fn destroy_retrying(
+    backend: &dyn SandboxBackend,
+    run_id: &str,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match backend.destroy(run_id).await {
+            Err(e) if e.retryable && tokio::time::Instant::now() + wait < deadline => {
+                tracing::warn!(run = %run_id, "removing the sandbox failed, retrying in {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// After a command failed in the sandbox: the sandbox's own failure (out of memory, its
+/// database gone, Docker unreachable), which explains the command's failure better than its
+/// output and is no verdict on the backup; `None` when the sandbox is fine.
+async fn sandbox_fault(
+    backend: &dyn SandboxBackend,
+    sandbox: &Sandbox,
+    drill: &Drill,
+) -> Option<Error> {
+    match backend.state(sandbox).await {
+        Ok(st) if st.oom_killed || !st.running => Some(sandbox_died(&st, sandbox, drill)),
+        Ok(_) => None,
+        Err(e) => Some(e.context(format!(
+            "a command failed in sandbox {} and the sandbox cannot be inspected",
+            sandbox.name
+        ))),
+    }
+}
+
+fn sandbox_died(st: &crate::sandbox::SandboxState, sandbox: &Sandbox, drill: &Drill) -> Error {
     let SandboxSpec::Docker(d) = &drill.sandbox;
     if st.oom_killed {
         Error::infra(format!(
-            "the sandbox was killed by its memory limit ({}) during the restore",
+            "sandbox {} was killed by its memory limit ({}) during the restore",
+            sandbox.name,
             crate::report::human_bytes(d.memory_bytes)
         ))
         .with_hint("raise sandbox.memory in the drill file")
         .retryable(false)
     } else {
         Error::infra(format!(
-            "the sandbox's database stopped during the restore (exit {})",
+            "sandbox {} stopped during the restore: its database exited (exit {})",
+            sandbox.name,
             st.exit_code.unwrap_or(-1)
         ))
         .with_stderr(tail(&st.log_tail, 20))

@@ -4,76 +4,168 @@
 //! Exit codes: 0 the drill passed (or the command succeeded), 1 the backup failed
 //! verification, 2 the drill could not run (bad config, Docker unreachable, …).
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use std::sync::Arc;
-
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use firedrill::catalog::{Catalog, SqliteCatalog};
 use firedrill::config::{load_main_config, MainConfig};
 use firedrill::report::human_bytes;
-use firedrill::report::{render_human_with, render_stage_line, StageReport};
+use firedrill::report::{human_ms, render_human_with, render_stage_line, StageReport};
 use firedrill::{load_drill, Progress, RunOptions, Stage};
+use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 use tokio_util::sync::CancellationToken;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the backup restored and verified (or the command succeeded)
+  1  the backup failed: it does not decrypt or restore, or the restored data does not match
+  2  the drill could not run: bad config, missing secret, Docker or the source unreachable,
+     a stage timed out, cancelled
+
+Environment:
+  FIREDRILL_CONFIG      the main config file (as --config)
+  FIREDRILL_CATALOG     the catalog (as --catalog)
+  FIREDRILL_LOG         which logs reach stderr: warn (default), info, debug, firedrill=debug,…
+  FIREDRILL_LOG_FORMAT  human (default) or json (as --log-format)
+
+Config files may use ${VAR}, ${VAR:-default} and ${VAR:?message} for values that are not
+secret; secrets are { env = \"VAR\" } or { file = \"/path\" }.";
 
 #[derive(Parser)]
 #[command(
     name = "firedrill",
     version,
-    about = "Proves database backups can be restored: dump, encrypt, store, restore in a throwaway sandbox, verify."
+    about = "Proves database backups can be restored: dump, encrypt, store, restore in a throwaway sandbox, verify.",
+    long_about = "Proves database backups can be restored.\n\n\
+        A drill dumps a database with its native tools, compresses and encrypts the dump as a \
+        stream (zstd, then age), stores it with a manifest, restores it inside a throwaway \
+        sandbox container without network, and checks that the restored data is what was \
+        dumped: every table, exact row counts, the same columns, plus your own SQL assertions.",
+    after_long_help = EXIT_CODES
 )]
 struct Cli {
-    /// The catalog of runs and artifacts (SQLite). Default: /var/lib/firedrill/catalog.db
-    /// as root, else ~/.local/state/firedrill/catalog.db.
-    #[arg(long, global = true, env = "FIREDRILL_CATALOG")]
+    /// The catalog of runs and artifacts (SQLite). Default: catalog of --config, else
+    /// /var/lib/firedrill/catalog.db as root, else ~/.local/state/firedrill/catalog.db.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "FIREDRILL_CATALOG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     catalog: Option<PathBuf>,
-    /// The main config file (catalog, notification channels and routes).
-    #[arg(long, global = true, env = "FIREDRILL_CONFIG")]
+    /// The main config file: catalog, drills_dir, notification channels and routes, the
+    /// daemon (see deploy/firedrill.toml).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "FIREDRILL_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
+    /// How logs are written to stderr: lines for people, or one JSON object per line. Which
+    /// logs: FIREDRILL_LOG (default `warn`).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_enum,
+        default_value_t = LogFormat::Human,
+        env = "FIREDRILL_LOG_FORMAT",
+        hide_env_values = true,
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where drill files are, for the commands that read them.
+#[derive(Args, Clone)]
+struct DrillsDir {
+    /// Directory of drill files. Default: drills_dir of --config, else ./drills.
+    #[arg(long, value_name = "DIR")]
+    drills_dir: Option<PathBuf>,
+}
+
+impl DrillsDir {
+    fn resolve(&self, config: &MainConfig) -> PathBuf {
+        self.drills_dir
+            .clone()
+            .or_else(|| config.drills_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("drills"))
+    }
 }
 
 #[derive(Subcommand)]
 enum NotifyCommand {
     /// Send a test page through each channel (or one) and say whether it was accepted.
-    Test { channel: Option<String> },
+    ///
+    /// Exit code 0 when every channel accepted its page, 2 otherwise.
+    Test {
+        /// Only this channel (its `name` in [[notify.channel]]).
+        channel: Option<String>,
+    },
     /// Deliver the notifications waiting in the outbox now.
+    ///
+    /// Exit code 1 when some are still waiting for a retry afterwards.
     Flush {
         /// Ignore the retry backoff: try every pending notification.
         #[arg(long)]
         now: bool,
     },
-    /// Show the outbox: queued, sent and expired notifications.
+    /// Show the outbox: queued, sent and expired notifications, newest first.
+    ///
+    /// Each with its channel, drill, attempts and last error: what a receiver that was
+    /// down missed, and what is still due.
     Outbox {
+        /// How many to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum EvidenceCommand {
-    /// Write a new ed25519 signing key (PKCS#8 PEM, mode 0600) and print its public key
-    /// for [evidence].public_key.
+    /// Write a new ed25519 signing key for reports and print its public key.
+    ///
+    /// The key is PKCS#8 PEM, written with mode 0600; put its path in [evidence]
+    /// signing_key and the printed public key in [evidence] public_key.
     Keygen {
         /// Where to write the key; refuses to overwrite.
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Check a JSON report's signature, and that the artifact and manifest it names still
+    /// Check a signed JSON report, and that its artifact is still what it recorded.
+    ///
+    /// Checks the report's signature, then that the artifact and manifest it names still
     /// have the hashes it records. Exit 0: intact; 1: edited or no longer matching; 2:
     /// could not check.
     Verify {
         /// The report (`<reports_dir>/<drill>/<run>.json`).
         report: PathBuf,
         /// The public key to trust (64 hex digits). Default: [evidence] of --config.
-        #[arg(long)]
+        #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
-        /// Where the report's drill file is (its storage holds the artifact).
-        #[arg(long, default_value = "drills")]
-        drills_dir: PathBuf,
+        #[command(flatten)]
+        drills: DrillsDir,
         /// Only check the signature.
         #[arg(long)]
         signature_only: bool,
@@ -83,9 +175,12 @@ enum EvidenceCommand {
 #[derive(Subcommand)]
 enum CatalogCommand {
     /// Recreate the artifact inventory from the manifests in storage alone.
+    ///
+    /// Reads every drill's storage; what each drill concluded about an artifact is read
+    /// back from the `verified.json` beside it, so verification survives a lost catalog.
     Rebuild {
-        #[arg(long, default_value = "drills")]
-        drills_dir: PathBuf,
+        #[command(flatten)]
+        drills: DrillsDir,
     },
 }
 
@@ -93,122 +188,216 @@ enum CatalogCommand {
 enum Command {
     /// Run a drill now and report stage by stage.
     ///
+    /// On a terminal each stage shows a spinner while it runs; otherwise a line per stage
+    /// as it finishes. Then the summary: fingerprint, assertions, the verdict.
+    ///
     /// Exit code 0: the backup restored and verified; 1: the backup failed verification;
     /// 2: the drill could not run.
     Run {
         /// A drill file, or the name of a drill in --drills-dir.
         drill: String,
-        /// Directory of drill files, for drills given by name.
-        #[arg(long, default_value = "drills")]
-        drills_dir: PathBuf,
+        #[command(flatten)]
+        drills: DrillsDir,
         /// Print one JSON report on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
-        /// Do not print stage lines as they finish.
+        /// Do not show stages as they run.
         #[arg(long, short)]
         quiet: bool,
         /// Leave the sandbox running afterwards and print how to connect to it.
         #[arg(long)]
         keep: bool,
         /// Drill a stored artifact (the run id that made it) instead of a new backup.
-        #[arg(long, conflicts_with = "random")]
+        #[arg(long, conflicts_with = "random", value_name = "RUN_ID")]
         artifact: Option<String>,
         /// Drill a random stored artifact of this drill ("pick a random tape").
         #[arg(long)]
         random: bool,
         /// Write the run's reports (JSON, JUnit XML, HTML) here. Default: reports_dir of
         /// the main config, else `reports` beside the catalog.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         report_dir: Option<PathBuf>,
     },
-    /// Accept a run that failed only its anomaly guards (a shrink that was intended): it
-    /// becomes the baseline of later runs and its artifact counts as good.
-    Accept {
-        /// The run id (see `firedrill history`).
-        run: String,
-        /// Where the run's drill file is, to mark its artifact good in storage too.
-        #[arg(long, default_value = "drills")]
-        drills_dir: PathBuf,
-    },
-    /// Signed evidence of runs: keys, and checking a report.
-    Evidence {
-        #[command(subcommand)]
-        command: EvidenceCommand,
-    },
-    /// List stored artifacts with size, age and verification state.
-    Artifacts {
-        /// Only this drill's.
-        drill: Option<String>,
+    /// Check drill files offline and report every problem with file, field and fix.
+    ///
+    /// Reads no secret and touches no database, storage or Docker: what is checked is the
+    /// file itself. Exit code 2 when any file has a problem.
+    Validate {
+        /// Drill files (default: every *.toml in --drills-dir).
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        drills: DrillsDir,
+        /// Print JSON (each file with its drill name and problems) instead of lines.
         #[arg(long)]
         json: bool,
     },
-    /// List a drill's past runs with outcome, recovery time and size.
-    History {
+    /// Check, without changing anything, that drills can run.
+    ///
+    /// For each drill (one, or every drill in --drills-dir): the source is reachable and
+    /// its version, the dump tool is not older than the server, the dump user has no write
+    /// rights, storage is reachable and writable (a probe object is written and deleted),
+    /// Docker is reachable and the sandbox image is present, free disk, the identity
+    /// file's permissions; and with --config, that each notification channel answers.
+    /// Each finding is ok, warn or fail, with a fix. Exit code 0 when nothing failed,
+    /// 2 otherwise.
+    Doctor {
+        /// A drill file or name (default: every drill in --drills-dir).
         drill: Option<String>,
+        #[command(flatten)]
+        drills: DrillsDir,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the drills with their schedule, engine, storage and last runs.
+    ///
+    /// Every drill file in --drills-dir, with its description, cron schedule, engine and
+    /// storage, and from the catalog the last run's outcome and when the drill last
+    /// passed. Files that do not validate are listed as invalid.
+    List {
+        #[command(flatten)]
+        drills: DrillsDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run drills on their schedules and serve the HTTP API until SIGTERM/SIGINT.
+    ///
+    /// Needs --config. Every drill in drills_dir runs on its [schedule], never overlapping
+    /// itself, at most max_concurrent_drills at once. SIGHUP reloads the drills.
+    Daemon,
+    /// List past runs with outcome, recovery time and size, newest first.
+    ///
+    /// From the catalog. The recovery time (RTO) is restore plus verify; a run that failed
+    /// names the stage and the first line of its error (`--json` has the whole record).
+    History {
+        /// Only this drill's runs.
+        drill: Option<String>,
+        /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Delete artifacts the drills' retention policies do not keep (artifact first,
-    /// manifest last). The newest artifact that passed a drill is never deleted.
+    /// List stored artifacts with size, age and verification state.
+    ///
+    /// From the catalog; `firedrill catalog rebuild` refreshes it from storage.
+    Artifacts {
+        /// Only this drill's artifacts.
+        drill: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the artifacts the drills' retention policies do not keep.
+    ///
+    /// Each artifact goes first, its manifest last. The newest artifact that passed a drill,
+    /// and everything newer, are never deleted. --dry-run shows what is kept and why.
     Prune {
         /// Only this drill (default: every drill in --drills-dir).
         drill: Option<String>,
-        #[arg(long, default_value = "drills")]
-        drills_dir: PathBuf,
+        #[command(flatten)]
+        drills: DrillsDir,
         /// Print what would be kept and why, delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON instead of lines.
         #[arg(long)]
         json: bool,
     },
-    /// Notification channels and the outbox.
-    Notify {
-        #[command(subcommand)]
-        command: NotifyCommand,
+    /// Accept a run that failed only its anomaly guards (a shrink that was intended).
+    ///
+    /// The run becomes the baseline of later runs and its artifact counts as good, in the
+    /// catalog and in storage.
+    Accept {
+        /// The run id (see `firedrill history`).
+        run: String,
+        #[command(flatten)]
+        drills: DrillsDir,
     },
     /// Catalog maintenance.
+    ///
+    /// The catalog is an index: storage is the source of truth for artifacts.
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
     },
-    /// Check drill files offline and report every problem with file, field and fix.
-    Validate {
-        /// Drill files (default: every *.toml in --drills-dir).
-        files: Vec<PathBuf>,
-        #[arg(long, default_value = "drills")]
-        drills_dir: PathBuf,
+    /// Notification channels and the outbox.
+    ///
+    /// Channels are the [[notify.channel]] tables of --config. Every notification waits in
+    /// the catalog's outbox until it is delivered or expires.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
     },
-    /// Write a new age identity (mode 0600) and print its recipient for drill files.
+    /// Signed evidence of runs: keys, and checking a report.
+    ///
+    /// With [evidence] signing_key in --config, every run's JSON report is signed (ed25519),
+    /// so an auditor can check it was not edited and its artifact is unchanged.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// Write a new age identity and print its recipient for drill files.
+    ///
+    /// The identity is written with mode 0600; the recipient (age1…) goes in the drill's
+    /// [encryption] recipients, the identity's path in its identity = { file = … }.
     Keygen {
         /// Where to write the identity; refuses to overwrite.
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Run drills on their schedules and serve the HTTP API until SIGTERM/SIGINT.
-    /// SIGHUP reloads the drills.
-    Daemon,
     /// Remove leftover sandboxes (containers and volumes) whose run is over.
+    ///
+    /// Sandboxes are labelled with their run and when they expire; those past it, and
+    /// never those kept with `run --keep`, are removed.
     Reap {
         /// Remove every firedrill sandbox not kept with --keep, expired or not.
         #[arg(long)]
         all: bool,
         /// Docker endpoint (default: DOCKER_HOST or the local socket).
-        #[arg(long)]
+        #[arg(long, value_name = "URL")]
         docker_host: Option<String>,
     },
+    /// Print the JSON Schema of drill files, for editor completion and checking.
+    ///
+    /// drills/drill.schema.json is this output. Editors with taplo (Even Better TOML)
+    /// use it for completion and hover docs: `#:schema ./drill.schema.json` as the first
+    /// line of a drill file, or a rule in .taplo.toml.
+    Schema {
+        /// The schema of the main config file (--config) instead.
+        #[arg(long)]
+        main: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// For example: `firedrill completions bash > /etc/bash_completion.d/firedrill`, or
+    /// `firedrill completions zsh > "${fpath[1]}/_firedrill"`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    ///
+    /// For example: `firedrill man > firedrill.1 && man ./firedrill.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
+    // These need no config, catalog or runtime, and work with a broken --config.
+    match &cli.command {
+        Command::Schema { main } => return ExitCode::from(schema(*main)),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "firedrill", &mut script);
+            return ExitCode::from(emit(&script, "the completion script"));
+        }
+        Command::Man => return ExitCode::from(man()),
+        _ => {}
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -218,6 +407,143 @@ fn main() -> ExitCode {
     };
     let code = rt.block_on(dispatch(cli));
     ExitCode::from(code)
+}
+
+/// Logs go to stderr (through [`LogWriter`], so they do not tear the live stage display);
+/// FIREDRILL_LOG picks which.
+fn init_logs(format: LogFormat) {
+    let filter = match std::env::var("FIREDRILL_LOG") {
+        Err(_) => tracing_subscriber::EnvFilter::new("warn"),
+        Ok(v) => tracing_subscriber::EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            eprintln!("warning: FIREDRILL_LOG={v} is not a log filter ({e}); using `warn`");
+            tracing_subscriber::EnvFilter::new("warn")
+        }),
+    };
+    // OpenDAL's request signer (reqsign) logs its credential providers with `Debug`, keys
+    // and all, at debug level: never below info, whatever FIREDRILL_LOG says. LogWriter
+    // also scrubs every secret firedrill holds from whatever else gets through.
+    let filter = filter.add_directive("reqsign_core=info".parse().expect("a log directive"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| LogWriter(Vec::new()));
+    match format {
+        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
+/// The live stage display of `run`, when there is one: log lines and messages are written
+/// above it rather than through it.
+static LIVE: OnceLock<MultiProgress> = OnceLock::new();
+
+/// One log event, written to stderr in one piece when dropped.
+struct LogWriter(Vec<u8>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let text = firedrill::secret::scrub(&text);
+        let write = || {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        };
+        match LIVE.get() {
+            Some(live) => live.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+/// A message on stderr that does not tear the live display.
+fn say(message: &str) {
+    match LIVE.get() {
+        Some(live) => live.suspend(|| eprintln!("{message}")),
+        None => eprintln!("{message}"),
+    }
+}
+
+/// Writes generated output to stdout; a closed pipe (`| head`) is not an error.
+fn emit(bytes: &[u8], what: &str) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: cannot write {what}: {e}");
+            2
+        }
+    }
+}
+
+fn schema(main: bool) -> u8 {
+    let schema = if main {
+        firedrill::config::json_schema::<firedrill::config::MainConfigFile>()
+    } else {
+        firedrill::config::json_schema::<firedrill::config::DrillFile>()
+    };
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is JSON");
+    text.push('\n');
+    emit(text.as_bytes(), "the schema")
+}
+
+/// The sections of the man page that clap does not know about (the help's EXIT_CODES).
+const MAN_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+The backup restored and verified (or the command succeeded).
+.TP
+\fB1\fR
+The backup failed: it does not decrypt or restore, or the restored data does not match.
+.TP
+\fB2\fR
+The drill could not run: bad config, missing secret, Docker or the source unreachable, a stage timed out, cancelled.
+.SH ENVIRONMENT
+.TP
+\fBFIREDRILL_CONFIG\fR
+The main config file, as \fB\-\-config\fR.
+.TP
+\fBFIREDRILL_CATALOG\fR
+The catalog, as \fB\-\-catalog\fR.
+.TP
+\fBFIREDRILL_LOG\fR
+Which logs reach stderr: \fBwarn\fR (the default), \fBinfo\fR, \fBdebug\fR, \fBfiredrill=debug\fR, ...
+.TP
+\fBFIREDRILL_LOG_FORMAT\fR
+\fBhuman\fR (the default) or \fBjson\fR, as \fB\-\-log\-format\fR.
+.PP
+Drill files and the main config may use ${VAR}, ${VAR:\-default} and ${VAR:?message} for values that are not secret; secrets are written { env = "VAR" } or { file = "/path" }.
+.SH "SEE ALSO"
+Each command's options: \fBfiredrill help\fR \fIcommand\fR. Drill file schema: \fBfiredrill schema\fR.
+"#;
+
+fn man() -> u8 {
+    let man = clap_mangen::Man::new(Cli::command());
+    let mut page = Vec::new();
+    let rendered = man
+        .render_title(&mut page)
+        .and_then(|()| man.render_name_section(&mut page))
+        .and_then(|()| man.render_synopsis_section(&mut page))
+        .and_then(|()| man.render_description_section(&mut page))
+        .and_then(|()| man.render_options_section(&mut page))
+        .and_then(|()| man.render_subcommands_section(&mut page))
+        .and_then(|()| page.write_all(MAN_SECTIONS.as_bytes()))
+        .and_then(|()| man.render_version_section(&mut page));
+    match rendered {
+        Ok(()) => emit(&page, "the man page"),
+        Err(e) => {
+            eprintln!("error: cannot render the man page: {e}");
+            2
+        }
+    }
 }
 
 async fn dispatch(cli: Cli) -> u8 {
@@ -239,7 +565,7 @@ async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run {
             drill,
-            drills_dir,
+            drills,
             json,
             quiet,
             keep,
@@ -268,7 +594,8 @@ async fn dispatch(cli: Cli) -> u8 {
                 catalog,
                 reports: Some(reports),
             };
-            let (code, report) = run(&drill, &drills_dir, json, quiet, random, opts.clone()).await;
+            let dir = drills.resolve(&config);
+            let (code, report) = run(&drill, &dir, json, quiet, random, opts.clone()).await;
             if let (Some(c), Some(report)) = (&opts.catalog, &report) {
                 page(c.as_ref(), &config, report).await;
             }
@@ -284,6 +611,12 @@ async fn dispatch(cli: Cli) -> u8 {
             config.catalog = Some(catalog_path.clone());
             daemon(config).await
         }
+        Command::Doctor {
+            drill,
+            drills,
+            json,
+        } => doctor(&config, drill.as_deref(), &drills.resolve(&config), json).await,
+        Command::List { drills, json } => list(&catalog_path, &drills.resolve(&config), json).await,
         Command::Artifacts { drill, json } => {
             artifacts(&catalog_path, drill.as_deref(), json).await
         }
@@ -292,16 +625,31 @@ async fn dispatch(cli: Cli) -> u8 {
         }
         Command::Prune {
             drill,
-            drills_dir,
+            drills,
             dry_run,
             json,
-        } => prune(&catalog_path, drill.as_deref(), &drills_dir, dry_run, json).await,
+        } => {
+            prune(
+                &catalog_path,
+                drill.as_deref(),
+                &drills.resolve(&config),
+                dry_run,
+                json,
+            )
+            .await
+        }
         Command::Catalog {
-            command: CatalogCommand::Rebuild { drills_dir },
-        } => rebuild(&catalog_path, &drills_dir).await,
-        Command::Validate { files, drills_dir } => validate(files, &drills_dir),
+            command: CatalogCommand::Rebuild { drills },
+        } => rebuild(&catalog_path, &drills.resolve(&config)).await,
+        Command::Validate {
+            files,
+            drills,
+            json,
+        } => validate(files, &drills.resolve(&config), json),
         Command::Keygen { output } => keygen(&output),
-        Command::Accept { run, drills_dir } => accept(&catalog_path, &run, &drills_dir).await,
+        Command::Accept { run, drills } => {
+            accept(&catalog_path, &run, &drills.resolve(&config)).await
+        }
         Command::Evidence {
             command: EvidenceCommand::Keygen { output },
         } => evidence_keygen(&output),
@@ -310,7 +658,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 EvidenceCommand::Verify {
                     report,
                     public_key,
-                    drills_dir,
+                    drills,
                     signature_only,
                 },
         } => {
@@ -318,12 +666,15 @@ async fn dispatch(cli: Cli) -> u8 {
                 &config,
                 &report,
                 public_key.as_deref(),
-                &drills_dir,
+                &drills.resolve(&config),
                 signature_only,
             )
             .await
         }
         Command::Reap { all, docker_host } => reap(all, docker_host.as_deref()).await,
+        Command::Schema { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
@@ -336,18 +687,83 @@ fn drill_path(drill: &str, dir: &Path) -> PathBuf {
     }
 }
 
-struct Printer {
-    quiet: bool,
+/// How `run` shows its stages on stderr.
+enum Printer {
+    /// Nothing while it runs (`--quiet`).
+    Quiet,
+    /// A line per stage as it finishes: stderr is not a terminal.
+    Lines,
+    /// A spinner with the elapsed time per running stage, replaced by its line when it
+    /// finishes.
+    Live {
+        bars: MultiProgress,
+        running: Mutex<HashMap<Stage, ProgressBar>>,
+    },
+}
+
+impl Printer {
+    fn new(quiet: bool) -> Printer {
+        if quiet {
+            Printer::Quiet
+        } else if std::io::stderr().is_terminal() {
+            let bars = MultiProgress::new();
+            let _ = LIVE.set(bars.clone());
+            Printer::Live {
+                bars,
+                running: Mutex::new(HashMap::new()),
+            }
+        } else {
+            Printer::Lines
+        }
+    }
+
+    /// The running line lines up with [`render_stage_line`]: stage, outcome, duration.
+    fn spinner_style() -> ProgressStyle {
+        ProgressStyle::with_template("  {prefix:<10} {spinner:.cyan} running {elapsed_ms:>8}")
+            .expect("a valid template")
+            .with_key(
+                "elapsed_ms",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&human_ms(state.elapsed().as_millis() as u64));
+                },
+            )
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+    }
 }
 
 impl Progress for Printer {
-    fn stage_finished(&self, r: &StageReport) {
-        if !self.quiet {
-            eprintln!("{}", render_stage_line(r));
-        }
-    }
     fn stage_started(&self, stage: Stage) {
         tracing::info!("stage {stage} started");
+        if let Printer::Live { bars, running } = self {
+            let bar = bars.add(
+                ProgressBar::new_spinner()
+                    .with_style(Printer::spinner_style())
+                    .with_prefix(stage.as_str()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(old) = running.insert(stage, bar) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    fn stage_finished(&self, r: &StageReport) {
+        match self {
+            Printer::Quiet => {}
+            Printer::Lines => eprintln!("{}", render_stage_line(r)),
+            Printer::Live { bars, running } => {
+                let bar = running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&r.stage);
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                    bars.remove(&bar);
+                }
+                let _ = bars.println(render_stage_line(r));
+            }
+        }
     }
 }
 
@@ -390,7 +806,7 @@ async fn run(
     if !quiet {
         eprintln!("drill {} ({})", drill.name, path.display());
     }
-    let report = firedrill::run_drill(&drill, &opts, &Printer { quiet }, cancel).await;
+    let report = firedrill::run_drill(&drill, &opts, &Printer::new(quiet), cancel).await;
     if json {
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut out, &report);
@@ -474,14 +890,12 @@ async fn notify(catalog: &Path, config: &MainConfig, command: NotifyCommand) -> 
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let at = if now {
-                jiff::Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_hours(24 * 365))
-                    .unwrap_or(jiff::Timestamp::MAX)
+            let delivered = if now {
+                firedrill::notify::deliver_all_pending(&c, &config.notify, &notifiers).await
             } else {
-                jiff::Timestamp::now()
+                firedrill::notify::deliver_due(&c, &config.notify, &notifiers).await
             };
-            match firedrill::notify::deliver_due_at(&c, &config.notify, &notifiers, at).await {
+            match delivered {
                 Ok(d) => {
                     println!(
                         "sent {}, retrying {}, expired {}",
@@ -499,12 +913,19 @@ async fn notify(catalog: &Path, config: &MainConfig, command: NotifyCommand) -> 
                 }
             }
         }
-        NotifyCommand::Outbox { limit } => {
+        NotifyCommand::Outbox { limit, json } => {
             let c = match open_catalog(catalog) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             match c.outbox(limit).await {
+                Ok(items) if json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&items).unwrap_or_default()
+                    );
+                    0
+                }
                 Ok(items) => {
                     for i in items {
                         println!(
@@ -547,7 +968,7 @@ fn spawn_signal_handler(cancel: CancellationToken) {
                 _ = term.recv() => {}
             }
             if n == 0 {
-                eprintln!("interrupted: stopping the drill and removing its sandbox (again to quit at once)");
+                say("interrupted: stopping the drill and removing its sandbox (again to quit at once)");
                 cancel.cancel();
             } else {
                 std::process::exit(130);
@@ -645,6 +1066,257 @@ fn age_of(t: jiff::Timestamp) -> String {
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+/// One drill in `firedrill list`.
+#[derive(serde::Serialize)]
+struct DrillListing {
+    /// The drill's name; for a file that does not validate, the file name.
+    name: String,
+    file: PathBuf,
+    valid: bool,
+    description: Option<String>,
+    engine: Option<String>,
+    storage: Option<String>,
+    /// The cron expression; none for drills run by hand.
+    schedule: Option<String>,
+    timezone: Option<String>,
+    next_run: Option<jiff::Timestamp>,
+    last_run: Option<LastRun>,
+    /// When the last run that passed started.
+    last_success: Option<jiff::Timestamp>,
+    /// Why the file does not validate.
+    problems: Vec<firedrill::config::Problem>,
+}
+
+#[derive(serde::Serialize)]
+struct LastRun {
+    run_id: String,
+    status: String,
+    started_at: jiff::Timestamp,
+    finished_at: Option<jiff::Timestamp>,
+}
+
+/// How far back `list` looks for a run that passed.
+const LIST_RUNS: usize = 500;
+
+async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
+    let files = match firedrill::config::drill_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: {}: cannot read the drills directory: {e}\n  hint: pass --drills-dir, or set drills_dir in --config",
+                dir.display()
+            );
+            return 2;
+        }
+    };
+    // Listing must not create a catalog where there was none.
+    let c = if catalog.exists() {
+        match SqliteCatalog::open(catalog) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("warning: no run history: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let now = jiff::Timestamp::now();
+    let mut rows = Vec::new();
+    for f in files {
+        let drill = match load_drill(&f) {
+            Ok(d) => d,
+            Err(p) => {
+                rows.push(DrillListing {
+                    name: f
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    file: f,
+                    valid: false,
+                    description: None,
+                    engine: None,
+                    storage: None,
+                    schedule: None,
+                    timezone: None,
+                    next_run: None,
+                    last_run: None,
+                    last_success: None,
+                    problems: p.0,
+                });
+                continue;
+            }
+        };
+        let runs = match &c {
+            Some(c) => c
+                .runs(Some(&drill.name), LIST_RUNS)
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!("warning: drill {}: no run history: {e}", drill.name);
+                    Vec::new()
+                }),
+            None => Vec::new(),
+        };
+        let cron = drill.schedule.cron.as_ref();
+        rows.push(DrillListing {
+            last_run: runs
+                .iter()
+                .find(|r| r.status != "running")
+                .map(|r| LastRun {
+                    run_id: r.run_id.clone(),
+                    status: r.status.clone(),
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                }),
+            last_success: runs
+                .iter()
+                .find(|r| r.status == "passed")
+                .map(|r| r.started_at),
+            engine: Some(engine_label(&drill.source)),
+            storage: Some(storage_label(&drill)),
+            schedule: cron.map(|s| s.expression.clone()),
+            timezone: cron.and_then(|s| s.timezone.clone()),
+            next_run: cron.and_then(|s| s.next_after(now)),
+            name: drill.name,
+            file: f,
+            valid: true,
+            description: drill.description,
+            problems: Vec::new(),
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return 0;
+    }
+    if rows.is_empty() {
+        eprintln!("no drill files in {}", dir.display());
+        return 0;
+    }
+    let mut table = vec![[
+        "DRILL",
+        "ENGINE",
+        "STORAGE",
+        "SCHEDULE",
+        "LAST RUN",
+        "LAST SUCCESS",
+        "DESCRIPTION",
+    ]
+    .map(String::from)];
+    for r in &rows {
+        if !r.valid {
+            table.push([
+                r.name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!(
+                    "INVALID: {} problem(s); see `firedrill validate {}`",
+                    r.problems.len(),
+                    r.file.display()
+                ),
+            ]);
+            continue;
+        }
+        let schedule = match (&r.schedule, &r.timezone) {
+            (None, _) => "manual".to_string(),
+            (Some(c), None) => c.clone(),
+            (Some(c), Some(tz)) => format!("{c} ({tz})"),
+        };
+        let last_run = r
+            .last_run
+            .as_ref()
+            .map(|l| format!("{} {} ago", l.status, age_of(l.started_at)))
+            .unwrap_or_else(|| "never".into());
+        let last_success = r
+            .last_success
+            .map(|t| format!("{} ago", age_of(t)))
+            .unwrap_or_else(|| "never".into());
+        table.push([
+            r.name.clone(),
+            r.engine.clone().unwrap_or_default(),
+            r.storage.clone().unwrap_or_default(),
+            schedule,
+            last_run,
+            last_success,
+            r.description.clone().unwrap_or_default(),
+        ]);
+    }
+    print!("{}", render_table(&table));
+    if c.is_none() {
+        eprintln!(
+            "note: no catalog at {}: run history unknown (--catalog, or catalog in --config)",
+            catalog.display()
+        );
+    }
+    0
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+fn render_table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn engine_label(source: &firedrill::config::SourceSpec) -> String {
+    use firedrill::config::SourceSpec;
+    match source {
+        SourceSpec::Postgres(_) => "postgres".into(),
+        SourceSpec::Mysql(_) => "mysql/mariadb".into(),
+        SourceSpec::Stored(s) => format!("{} (stored)", s.engine.as_str()),
+    }
+}
+
+/// Where a drill's artifacts go, in one short word: `s3://bucket/prefix`.
+fn storage_label(drill: &firedrill::Drill) -> String {
+    use firedrill::config::StorageSpec;
+    let storage = &drill.storage;
+    let (scheme, place) = match storage {
+        StorageSpec::Local { path, .. } => ("local:", drill.resolve(path).display().to_string()),
+        StorageSpec::S3 { bucket, .. } => ("s3://", bucket.clone()),
+        StorageSpec::Gcs { bucket, .. } => ("gcs://", bucket.clone()),
+        StorageSpec::Azblob { container, .. } => ("azblob://", container.clone()),
+        StorageSpec::B2 { bucket, .. } => ("b2://", bucket.clone()),
+        StorageSpec::Swift { container, .. } => ("swift://", container.clone()),
+        StorageSpec::Sftp { endpoint, root, .. } => (
+            "sftp:",
+            format!(
+                "{}/{}",
+                endpoint.trim_end_matches('/'),
+                root.trim_start_matches('/')
+            ),
+        ),
+    };
+    let prefix = storage.prefix().trim_matches('/');
+    if prefix.is_empty() {
+        format!("{scheme}{place}")
+    } else {
+        format!("{scheme}{}/{prefix}", place.trim_end_matches('/'))
     }
 }
 
@@ -815,7 +1487,7 @@ async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
     }
 }
 
-fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {
+fn validate(files: Vec<PathBuf>, dir: &Path, json: bool) -> u8 {
     let files = if files.is_empty() {
         match firedrill::config::drill_files(dir) {
             Ok(v) => v,
@@ -835,21 +1507,87 @@ fn validate(files: Vec<PathBuf>, dir: &Path) -> u8 {
         return 2;
     }
     let mut bad = 0;
+    let mut results = Vec::new();
     for f in &files {
-        match load_drill(f) {
+        let loaded = load_drill(f);
+        if loaded.is_err() {
+            bad += 1;
+        }
+        if json {
+            let (drill, problems) = match loaded {
+                Ok(d) => (Some(d.name), Vec::new()),
+                Err(p) => (None, p.0),
+            };
+            results.push(serde_json::json!({ "file": f, "drill": drill, "problems": problems }));
+            continue;
+        }
+        match loaded {
             Ok(d) => println!("ok    {} (drill {})", f.display(), d.name),
             Err(p) => {
-                bad += 1;
                 println!("FAIL  {}", f.display());
                 eprintln!("{p}");
             }
         }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
     }
     if bad > 0 {
         eprintln!("{bad} of {} drill files have problems", files.len());
         2
     } else {
         0
+    }
+}
+
+async fn doctor(config: &MainConfig, drill: Option<&str>, dir: &Path, json: bool) -> u8 {
+    let paths = match drill {
+        Some(d) => vec![drill_path(d, dir)],
+        None => match firedrill::config::drill_files(dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: cannot read the drills directory {}: {e}\n  hint: pass --drills-dir or set drills_dir in --config", dir.display());
+                return 2;
+            }
+        },
+    };
+    let mut all = Vec::new();
+    let mut healthy = true;
+    for path in paths {
+        let findings = match load_drill(&path) {
+            Ok(d) => firedrill::doctor::diagnose(&d).await,
+            Err(p) => vec![firedrill::doctor::Finding::fail(
+                "drill file",
+                p.to_string().trim_end().to_string(),
+                "run `firedrill validate` and fix what it names",
+            )],
+        };
+        healthy &= firedrill::doctor::healthy(&findings);
+        if !json {
+            println!("{}", path.display());
+            print!("{}", firedrill::doctor::render(&findings));
+        }
+        all.push(serde_json::json!({ "file": path, "findings": findings }));
+    }
+    if config.file.is_some() {
+        let findings = firedrill::doctor::diagnose_channels(config).await;
+        healthy &= firedrill::doctor::healthy(&findings);
+        if !json && !findings.is_empty() {
+            println!("notification channels");
+            print!("{}", firedrill::doctor::render(&findings));
+        }
+        all.push(serde_json::json!({ "channels": findings }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    }
+    if healthy {
+        0
+    } else {
+        2
     }
 }
 
@@ -955,11 +1693,7 @@ async fn evidence_verify(
     if signature_only {
         return 0;
     }
-    let dir = config
-        .drills_dir
-        .clone()
-        .unwrap_or_else(|| dir.to_path_buf());
-    let drill = match load_drill(&drill_path(&r.drill, &dir)) {
+    let drill = match load_drill(&drill_path(&r.drill, dir)) {
         Ok(d) => d,
         Err(p) => {
             eprintln!("{p}\nerror: cannot load drill {} to reach its storage\n  hint: pass --drills-dir, or --signature-only", r.drill);

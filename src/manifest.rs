@@ -73,13 +73,69 @@ impl Manifest {
                 "manifest {key}: sha256 is not a SHA-256 hex digest"
             )));
         }
-        if m.artifact_key.starts_with('/') || m.artifact_key.split('/').any(|p| p == "..") {
-            return Err(Error::backup(format!(
-                "manifest {key} points outside the store ({}); refusing it",
-                m.artifact_key
-            )));
-        }
+        m.check_placement(key)?;
         Ok(m)
+    }
+
+    /// A manifest is only trusted about the run directory it sits in: its artifact must be
+    /// the `artifact.dump.zst.age` beside it and its run id that directory's name. Storage
+    /// is not trusted (a manifest can be edited or copied there by anyone who can write to
+    /// the bucket); without this, a manifest could send a drill to fetch, restore or
+    /// `prune` another drill's artifact or any object of the store. The fields that pick
+    /// a sandbox image or feed the restore commands are checked too, so that nothing
+    /// downstream has to.
+    fn check_placement(&self, key: &str) -> Result<()> {
+        let refuse = |what: String| {
+            Err(Error::backup(format!("manifest {key} {what}; refusing it"))
+                .with_hint("the manifest was edited or copied from elsewhere in storage; this artifact cannot be trusted, drill another one and find out who changed the store"))
+        };
+        let expected = crate::store::sibling(key, crate::store::ARTIFACT_FILE);
+        if self.artifact_key != expected {
+            let outside = self.artifact_key.starts_with('/')
+                || self.artifact_key.contains('\\')
+                || self.artifact_key.split('/').any(|p| p == ".." || p == ".");
+            return refuse(format!(
+                "points {} (artifact_key `{}`, expected `{expected}`)",
+                if outside {
+                    "outside the store"
+                } else {
+                    "outside its own run directory"
+                },
+                self.artifact_key.escape_debug()
+            ));
+        }
+        let run_dir = key
+            .rsplit_once('/')
+            .and_then(|(dir, _)| dir.rsplit('/').next())
+            .unwrap_or("");
+        if self.run_id != run_dir {
+            return refuse(format!(
+                "names run `{}` but sits in directory `{run_dir}`",
+                self.run_id.escape_debug()
+            ));
+        }
+        if crate::engine::Engine::parse(&self.engine).is_err() {
+            return refuse(format!(
+                "names engine `{}`, not postgres, mariadb or mysql",
+                self.engine.escape_debug()
+            ));
+        }
+        let series = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 16
+                && s.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if !series(&self.source_major) {
+            return refuse(format!(
+                "has source_major `{}`, not a release series like 15 or 10.11",
+                self.source_major.escape_debug()
+            ));
+        }
+        if self.databases.is_empty() || self.databases.iter().any(|d| d.is_empty()) {
+            return refuse("names no database (or an empty name)".into());
+        }
+        Ok(())
     }
 }
 
@@ -116,17 +172,62 @@ mod tests {
         }
     }
 
+    const KEY: &str = "shop/r1/manifest.json";
+
     #[test]
     fn round_trip() {
         let m = sample();
-        assert_eq!(Manifest::from_json(&m.to_json(), "k").unwrap(), m);
+        assert_eq!(Manifest::from_json(&m.to_json(), KEY).unwrap(), m);
     }
 
     #[test]
     fn refuses_keys_outside_the_store() {
+        for bad in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "shop/r1/../../x",
+            "./shop/r1/artifact.dump.zst.age",
+        ] {
+            let mut m = sample();
+            m.artifact_key = bad.into();
+            let e = Manifest::from_json(&m.to_json(), KEY).unwrap_err();
+            assert!(e.message.contains("outside the store"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_another_runs_or_drills_artifact() {
+        for bad in [
+            "other/r1/artifact.dump.zst.age",
+            "shop/r0/artifact.dump.zst.age",
+            "shop/r1/manifest.json",
+        ] {
+            let mut m = sample();
+            m.artifact_key = bad.into();
+            let e = Manifest::from_json(&m.to_json(), KEY).unwrap_err();
+            assert!(
+                e.message.contains("outside its own run directory"),
+                "{bad}: {e}"
+            );
+        }
+        let e = Manifest::from_json(&sample().to_json(), "shop/r2/manifest.json").unwrap_err();
+        assert!(e.message.contains("outside its own run directory"), "{e}");
+    }
+
+    #[test]
+    fn refuses_fields_that_would_steer_the_sandbox() {
         let mut m = sample();
-        m.artifact_key = "../../etc/passwd".into();
-        let e = Manifest::from_json(&m.to_json(), "k").unwrap_err();
-        assert!(e.message.contains("outside the store"), "{e}");
+        m.source_major = "15 --privileged".into();
+        assert!(Manifest::from_json(&m.to_json(), KEY).is_err());
+        let mut m = sample();
+        m.databases.clear();
+        assert!(Manifest::from_json(&m.to_json(), KEY).is_err());
+        let mut m = sample();
+        m.engine = "oracle".into();
+        assert!(Manifest::from_json(&m.to_json(), KEY).is_err());
+        let mut m = sample();
+        m.run_id = "r9".into();
+        let e = Manifest::from_json(&m.to_json(), KEY).unwrap_err();
+        assert!(e.message.contains("names run `r9`"), "{e}");
     }
 }

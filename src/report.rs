@@ -304,6 +304,11 @@ impl RunReport {
     }
 }
 
+/// Megabytes (10^6 bytes) per second over `ms` milliseconds; none for instant stages.
+pub fn throughput_mb_s(bytes: u64, ms: u64) -> Option<f64> {
+    (ms >= 1 && bytes > 0).then(|| bytes as f64 / 1e6 / (ms as f64 / 1000.0))
+}
+
 /// Human-readable size: 1.5 MiB.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{ArtifactRecord, Verified};
 
 /// How many artifacts to keep per period. Zero everywhere means "no policy": keep all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     #[serde(default)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A secret reference as written in a drill file: exactly one of `env` or `file`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub env: Option<String>,
@@ -114,7 +114,9 @@ pub struct Secret(String);
 
 impl Secret {
     pub fn new(v: impl Into<String>) -> Self {
-        Secret(v.into())
+        let v = v.into();
+        remember(&v);
+        Secret(v)
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -131,6 +133,45 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// Every secret value this process holds, in the forms it takes when printed: as it is,
+/// `Debug`-escaped, JSON-escaped. Libraries log what they hold (OpenDAL's request signer
+/// prints its credential providers with `Debug`, keys and all, at debug level), so text
+/// bound for the logs is scrubbed of them: see [`scrub`].
+static HELD: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+fn remember(v: &str) {
+    if v.len() < 4 {
+        return;
+    }
+    let debug = v.escape_debug().to_string();
+    let json = |s: &str| {
+        let q = serde_json::to_string(s).unwrap_or_default();
+        q.get(1..q.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let forms = [v.to_string(), json(v), json(&debug), debug];
+    let mut held = HELD.write().unwrap_or_else(|e| e.into_inner());
+    for f in forms {
+        if !held.contains(&f) {
+            held.push(f);
+        }
+    }
+}
+
+/// `text` without any secret this process holds (for logs, whatever wrote them).
+pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
+    let held = HELD.read().unwrap_or_else(|e| e.into_inner());
+    if !held.iter().any(|s| text.contains(s.as_str())) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for s in held.iter() {
+        out = out.replace(s.as_str(), "<redacted>");
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Replaces every occurrence of each secret in `text` (for tool output that is shown or
@@ -158,6 +199,20 @@ mod tests {
             redact("password hunter22 failed", &[&s]),
             "password <redacted> failed"
         );
+    }
+
+    #[test]
+    fn scrub_removes_every_held_secret_in_every_printed_form() {
+        let s = Secret::new("pa\"ss\\word-scrub-test");
+        let line = format!(
+            "raw {} debug {:?} json {}",
+            s.expose(),
+            s.expose(),
+            serde_json::json!({ "k": format!("{:?}", s.expose()) })
+        );
+        let clean = scrub(&line);
+        assert!(!clean.contains("word-scrub-test"), "{clean}");
+        assert_eq!(scrub("nothing to hide"), "nothing to hide");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The command line as users see it: exact error output for bad drill files, every
-//! shipped config parsing, keygen's refusals, exit codes.
+//! The command line as users see it: golden help and error output (tests/cmd/), every
+//! shipped config parsing and matching the committed schema, keygen's refusals, exit codes.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,42 +44,120 @@ fn every_shipped_drill_file_validates() {
     );
 }
 
+/// Golden output (exact stdout, stderr and exit code) of `--help` for every command,
+/// `validate`'s problems, `list`, `schema --main`, `man` and the completion scripts: the
+/// cases in tests/cmd/. After an intended change: `TRYCMD=overwrite cargo test --test cli`.
 #[test]
-fn validate_reports_every_problem_with_file_field_and_fix() {
-    let out = firedrill()
-        .args([
-            "validate",
-            "tests/fixtures/broken-drill.toml",
-            "tests/fixtures/unknown-field.toml",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "FAIL  tests/fixtures/broken-drill.toml\nFAIL  tests/fixtures/unknown-field.toml\n"
+fn golden_cli_output() {
+    trycmd::TestCases::new()
+        .register_bin("firedrill", Path::new(env!("CARGO_BIN_EXE_firedrill")))
+        // Help is wrapped to the terminal; with no terminal, to COLUMNS.
+        .env("COLUMNS", "100")
+        .case("tests/cmd/*.toml")
+        .case("tests/cmd/*.trycmd");
+}
+
+/// Editors read drills/drill.schema.json; it must be what `firedrill schema` prints.
+#[test]
+fn committed_drill_schema_is_what_firedrill_schema_prints() {
+    let out = firedrill().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("drills/drill.schema.json");
+    if std::env::var("TRYCMD").is_ok_and(|v| v == "overwrite") {
+        std::fs::write(&path, &out.stdout).unwrap();
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        committed == out.stdout,
+        "drills/drill.schema.json differs from `firedrill schema`; regenerate it with\n  \
+         cargo run -- schema > drills/drill.schema.json\n(or TRYCMD=overwrite cargo test --test cli)"
     );
-    let expected = r#"tests/fixtures/broken-drill.toml: name: `Broken Drill` is not a valid drill name
-  fix: use 1–63 lowercase letters, digits, - or _, starting with a letter or digit (it names storage keys and container labels)
-tests/fixtures/broken-drill.toml: source.password: give either `env` or `file`, not both
-  fix: use exactly one of { env = "VAR" } or { file = "/path" }; passwords are never written inline
-tests/fixtures/broken-drill.toml: source.min_dump_bytes: `a lot` is not a size; write e.g. "512MiB" or "2GiB"
-  fix: write a size such as "512MiB" or "2GiB"
-tests/fixtures/broken-drill.toml: storage.prefix: `../escape` must be a relative key prefix without `..`
-  fix: write e.g. prefix = "prod/db1"
-tests/fixtures/broken-drill.toml: encryption.recipients[0]: `age1notakey` is not an age X25519 recipient: invalid Bech32 encoding
-  fix: paste the public key printed by `firedrill keygen` or `age-keygen -y` (it starts with age1)
-tests/fixtures/broken-drill.toml: compression.level: 42 is outside 1–19
-  fix: 3 is fast and good; 19 is slow and small
-tests/fixtures/broken-drill.toml: timeouts.restore: `whenever` is not a duration (expected number at 0); write e.g. "90s", "5m" or "2h"
-  fix: write a duration such as "90s", "10m" or "2h"
-tests/fixtures/broken-drill.toml: assertion[0].expect: `>= many`: `>=` needs a number, `many` is not one
-  fix: write e.g. ">= 1000", "= 0", "!= 0", "between 1 and 5" or "no rows"
-tests/fixtures/unknown-field.toml: source.pasword: unknown field `pasword`, expected one of `host`, `port`, `database`, `user`, `password`, `pg_dump`, `min_dump_bytes`
-  fix: remove the field or correct its spelling; the message lists the fields allowed here
-2 of 2 drill files have problems
+}
+
+/// The schema accepts every shipped drill file and refuses what `validate` refuses as
+/// unknown, so editors neither flag good files nor miss typos. Checked with Python's
+/// jsonschema (draft 7), an implementation other than the one that wrote the schema.
+#[test]
+fn shipped_drill_files_match_the_schema() {
+    let probe = Command::new("python3")
+        .args(["-c", "import jsonschema, tomllib"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: needs python3 (3.11 or later) with jsonschema");
+        return;
+    }
+    const CHECK: &str = r#"
+import json, sys, tomllib, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator.check_schema(schema)
+validator = jsonschema.Draft7Validator(schema)
+for f in sys.argv[2:]:
+    for e in validator.iter_errors(tomllib.load(open(f, "rb"))):
+        print(f"{f}: /{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}")
 "#;
-    assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("drills"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files.push(root.join("tests/cmd/list.in/drills/nightly.toml"));
+    files.push(root.join("tests/cmd/list.in/drills/shop.toml"));
+    let check = |files: &[std::path::PathBuf]| {
+        let out = Command::new("python3")
+            .args(["-c", CHECK])
+            .arg(root.join("drills/drill.schema.json"))
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(check(&files), "", "shipped drill files the schema refuses");
+    let typo = check(&[root.join("tests/fixtures/unknown-field.toml")]);
+    assert!(
+        typo.contains("unknown-field.toml: /source:"),
+        "the schema should refuse source.pasword: {typo}"
+    );
+}
+
+#[test]
+fn main_config_expands_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("firedrill.toml");
+    std::fs::write(
+        &file,
+        "drills_dir = \"${FIREDRILL_TEST_SURELY_UNSET_DIR:-/etc/firedrill/drills}\"\n\
+         [daemon]\nlisten = \"${FIREDRILL_TEST_SURELY_UNSET_LISTEN}\"\n\
+         hook_interval = \"${FIREDRILL_TEST_SURELY_UNSET_HOOK:?how often a webhook may start a drill}\"\n",
+    )
+    .unwrap();
+    let p = firedrill::config::load_main_config(&file).unwrap_err();
+    let text = p.to_string();
+    assert_eq!(p.0.len(), 2, "{text}");
+    assert!(
+        text.contains("daemon.listen (line 3): environment variable `FIREDRILL_TEST_SURELY_UNSET_LISTEN` is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("daemon.hook_interval (line 4): environment variable `FIREDRILL_TEST_SURELY_UNSET_HOOK` is not set: how often a webhook may start a drill"),
+        "{text}"
+    );
+    std::fs::write(
+        &file,
+        "drills_dir = \"${FIREDRILL_TEST_SURELY_UNSET_DIR:-/etc/firedrill/drills}\"\n",
+    )
+    .unwrap();
+    let c = firedrill::config::load_main_config(&file).unwrap();
+    assert_eq!(
+        c.drills_dir.as_deref(),
+        Some(Path::new("/etc/firedrill/drills"))
+    );
 }
 
 #[test]

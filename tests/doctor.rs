@@ -9,7 +9,10 @@ use firedrill::doctor::{diagnose, Status};
 use firedrill::load_drill;
 use support::*;
 
-fn status_of<'a>(f: &'a [firedrill::doctor::Finding], check: &str) -> &'a firedrill::doctor::Finding {
+fn status_of<'a>(
+    f: &'a [firedrill::doctor::Finding],
+    check: &str,
+) -> &'a firedrill::doctor::Finding {
     f.iter()
         .find(|x| x.check.starts_with(check))
         .unwrap_or_else(|| panic!("no `{check}` finding in {f:#?}"))
@@ -82,7 +85,10 @@ async fn doctor_reports_each_check_with_a_fix_and_changes_nothing() {
     let f = diagnose(&load_drill(&path).unwrap()).await;
     let st = status_of(&f, "storage");
     assert_eq!(st.status, Status::Fail, "{st:?}");
-    assert!(st.detail.contains("/proc/firedrill-cannot-write-here"), "{st:?}");
+    assert!(
+        st.detail.contains("/proc/firedrill-cannot-write-here"),
+        "{st:?}"
+    );
     assert!(st.fix.is_some());
     assert!(!firedrill::doctor::healthy(&f));
 }
@@ -102,10 +108,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn sh_psql(sql: &str) {
     let p = pg();
     let out = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
         .env("PGPASSWORD", &p.password)
         .env("PGPORT", p.port.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Problem, Problems};
 use crate::notify::{NotifyConfig, NotifySpec};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MainConfigFile {
     /// The SQLite catalog (default: /var/lib/firedrill/catalog.db as root).
@@ -27,7 +27,7 @@ pub struct MainConfigFile {
 }
 
 /// `[evidence]`: the key that signs reports, and the key `evidence verify` trusts.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceConfigFile {
     /// An ed25519 private key, PKCS#8 PEM (`firedrill evidence keygen`).
@@ -37,7 +37,7 @@ pub struct EvidenceConfigFile {
 }
 
 /// `[daemon]`: the scheduler and the HTTP API.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfigFile {
     /// Address of the HTTP API (default 127.0.0.1:9797).
@@ -52,6 +52,9 @@ pub struct DaemonConfigFile {
     pub hook_interval: Option<String>,
     /// Serve /metrics without the token (default true).
     pub metrics_public: Option<bool>,
+    /// Serve the read-only dashboard (`/`, `/drills/…`, `/runs/…`) without the token
+    /// (default false: a bearer header or a login at /login).
+    pub dashboard_public: Option<bool>,
 }
 
 /// `[daemon]`, checked.
@@ -63,6 +66,7 @@ pub struct DaemonSettings {
     pub grace: std::time::Duration,
     pub hook_interval: std::time::Duration,
     pub metrics_public: bool,
+    pub dashboard_public: bool,
 }
 
 impl Default for DaemonSettings {
@@ -74,6 +78,7 @@ impl Default for DaemonSettings {
             grace: std::time::Duration::from_secs(30),
             hook_interval: std::time::Duration::from_secs(3600),
             metrics_public: true,
+            dashboard_public: false,
         }
     }
 }
@@ -146,6 +151,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
             "check the path given to --config",
         )])
     })?;
+    let text = super::interpolate_env(path, &text)?;
     let raw: MainConfigFile = toml::from_str(&text).map_err(|e| {
         Problems(vec![problem(
             "",
@@ -237,6 +243,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         grace,
         hook_interval,
         metrics_public: d.metrics_public.unwrap_or(true),
+        dashboard_public: d.dashboard_public.unwrap_or(false),
     };
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
     Ok(MainConfig {

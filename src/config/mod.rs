@@ -6,11 +6,13 @@
 //! each with the file, the field and a fix. Only a [`Drill`] can build clients, stores
 //! and sandboxes.
 
+mod interpolate;
 mod main_config;
 mod raw;
 mod units;
 mod validate;
 
+pub use interpolate::{interpolate, interpolate_env, InterpolationError};
 pub use main_config::{load_main_config, DaemonSettings, MainConfig, MainConfigFile};
 pub use raw::*;
 pub use units::{parse_byte_size, parse_duration};

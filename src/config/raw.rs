@@ -4,25 +4,37 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretRef;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A drill file: a source to dump, where the artifact goes, who can decrypt it, and what
+/// the restored data must satisfy. One drill per file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrillFile {
     /// Defaults to the file name without `.toml`.
     pub name: Option<String>,
+    /// One line for people: shown by `firedrill list`, pages and reports.
     pub description: Option<String>,
+    /// The database to dump (`type = "postgres"`, `"mysql"`/`"mariadb"`), or `"stored"`
+    /// to verify files another tool made.
     pub source: SourceConfig,
+    /// Where artifacts and their manifests are stored.
     pub storage: StorageConfig,
+    /// Who can decrypt the artifacts, and the identity the sandbox decrypts with.
     pub encryption: EncryptionConfig,
+    /// zstd settings of the dump stream.
     #[serde(default)]
     pub compression: CompressionConfig,
+    /// The throwaway container the backup is restored into.
     #[serde(default, deserialize_with = "SandboxConfig::deserialize_defaulted")]
     pub sandbox: SandboxConfig,
+    /// A limit per stage ("90s", "10m", "2h").
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
+    /// Retries of infrastructure steps.
     #[serde(default)]
     pub retry: RetryConfig,
     /// When the daemon runs the drill, and the objectives it is held to.
@@ -30,6 +42,7 @@ pub struct DrillFile {
     /// Which artifacts `firedrill prune` keeps.
     #[serde(default)]
     pub retention: crate::retention::RetentionPolicy,
+    /// Checks on the restored data, each `[[assertion]]` a table.
     #[serde(default, rename = "assertion")]
     pub assertions: Vec<AssertionConfig>,
     /// Files of shared `[[assertion]]`s (relative to this file), e.g.
@@ -45,14 +58,14 @@ pub struct DrillFile {
 }
 
 /// A file of shared assertions: `[[assertion]]` entries only.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionsFile {
     #[serde(default, rename = "assertion")]
     pub assertions: Vec<AssertionConfig>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FingerprintConfig {
     /// Tables up to this size are checksummed every run (default "256MiB"; "0" for none).
@@ -62,7 +75,7 @@ pub struct FingerprintConfig {
     pub checksum_rotation: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyConfig {
     /// A dump or a row total smaller than the last passing run's by more than this share
@@ -70,8 +83,9 @@ pub struct AnomalyConfig {
     pub max_shrink: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schemars(transform = mariadb_is_mysql)]
 pub enum SourceConfig {
     Postgres(PostgresSourceConfig),
     /// MySQL or MariaDB; which one is read from the server.
@@ -83,7 +97,7 @@ pub enum SourceConfig {
     Stored(StoredSourceConfig),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoredSourceConfig {
     /// `postgres`, `mariadb` or `mysql`: what restores the files.
@@ -95,9 +109,13 @@ pub struct StoredSourceConfig {
     pub database: String,
     /// Where the other tool puts its files, under the storage root.
     pub prefix: String,
+    /// How many times its stored size a file may decompress to before the restore is
+    /// stopped as a decompression bomb (default 1000; files under 64 MiB decompressed
+    /// always pass).
+    pub max_expansion: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MysqlSourceConfig {
     #[serde(default = "default_host")]
@@ -123,7 +141,7 @@ fn default_mysql_port() -> u16 {
     3306
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSourceConfig {
     #[serde(default = "default_host")]
@@ -148,7 +166,7 @@ fn default_pg_port() -> u16 {
     5432
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StorageConfig {
     /// A directory on the orchestrator host (or a mounted file system).
@@ -167,7 +185,7 @@ pub enum StorageConfig {
     Sftp(SftpStorageConfig),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3StorageConfig {
     pub bucket: String,
@@ -188,7 +206,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GcsStorageConfig {
     pub bucket: String,
@@ -197,7 +215,7 @@ pub struct GcsStorageConfig {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AzblobStorageConfig {
     pub container: String,
@@ -208,7 +226,7 @@ pub struct AzblobStorageConfig {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct B2StorageConfig {
     pub bucket: String,
@@ -218,7 +236,7 @@ pub struct B2StorageConfig {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwiftStorageConfig {
     /// The account's storage URL, e.g. https://swift.example.com/v1/AUTH_account
@@ -228,7 +246,7 @@ pub struct SwiftStorageConfig {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SftpStorageConfig {
     /// ssh://host:port
@@ -241,7 +259,7 @@ pub struct SftpStorageConfig {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalStorageConfig {
     pub path: PathBuf,
@@ -249,7 +267,7 @@ pub struct LocalStorageConfig {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// age X25519 recipients (`age1…`). Every artifact is encrypted to all of them.
@@ -262,7 +280,7 @@ pub struct EncryptionConfig {
     pub identity: SecretRef,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompressionConfig {
     /// zstd level, 1–19 (default 3).
@@ -272,8 +290,9 @@ pub struct CompressionConfig {
 }
 
 /// `[sandbox]`; `type` defaults to `docker`, the only backend today.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schemars(transform = sandbox_type_defaults_to_docker)]
 pub enum SandboxConfig {
     Docker(DockerSandboxConfig),
 }
@@ -296,7 +315,7 @@ impl Default for SandboxConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DockerSandboxConfig {
     /// Image to restore into; `{major}` is replaced by the source's major version.
@@ -310,19 +329,26 @@ pub struct DockerSandboxConfig {
     pub docker_host: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsConfig {
+    /// Default "6h".
     pub dump: Option<String>,
+    /// Default "6h".
     pub encrypt: Option<String>,
+    /// Default "6h".
     pub upload: Option<String>,
+    /// Starting the sandbox and waiting for its database; default "5m".
     pub provision: Option<String>,
+    /// Default "6h".
     pub restore: Option<String>,
+    /// Fingerprint comparison and assertions; default "1h".
     pub verify: Option<String>,
+    /// Removing the sandbox; default "2m".
     pub teardown: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts for infrastructure steps (provision) before the drill gives up (default 3).
@@ -331,7 +357,7 @@ pub struct RetryConfig {
     pub backoff: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// "30 3 * * *" (5 fields) or cron's 6/7-field form; omit for manual drills.
@@ -352,9 +378,10 @@ pub struct ScheduleConfig {
     pub random_artifact: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionConfig {
+    /// Names the assertion in reports; unique in the drill.
     pub name: String,
     /// `sql` (the default), `freshness`, `row_count` or `integrity`.
     pub kind: Option<String>,
@@ -370,9 +397,107 @@ pub struct AssertionConfig {
     pub column: Option<String>,
     /// `freshness`: how much older than the dump the newest row may be ("26h").
     pub within: Option<String>,
-    /// `row_count` bounds.
+    /// `row_count`: the fewest rows allowed.
     pub min: Option<u64>,
+    /// `row_count`: the most rows allowed.
     pub max: Option<u64>,
     /// `row_count`: largest change from the last passing run ("10%").
     pub max_change: Option<String>,
+}
+
+/// The JSON Schema of a config file type (`DrillFile`, `MainConfigFile`) as it is
+/// deserialized: what `firedrill schema` prints for editors. Draft 7, the draft TOML
+/// tooling (taplo, Even Better TOML) reads best.
+pub fn json_schema<T: JsonSchema>() -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    without_null(&mut schema);
+    if let Some(secret) = schema.pointer_mut("/definitions/SecretRef") {
+        secret["oneOf"] = serde_json::json!([{ "required": ["env"] }, { "required": ["file"] }]);
+        secret["properties"]["env"]["description"] =
+            "The environment variable holding the secret.".into();
+        secret["properties"]["file"]["description"] =
+            "The file holding the secret (one trailing newline is dropped); relative to this file."
+                .into();
+    }
+    schema
+}
+
+/// TOML has no null: an optional field is one that may be left out, so `null` goes from
+/// types, from `anyOf`s and from defaults.
+fn without_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(obj) => {
+            if let Some(Value::Array(types)) = obj.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    obj.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(any)) = obj.get_mut("anyOf") {
+                any.retain(|s| s.get("type").and_then(Value::as_str) != Some("null"));
+                if any.len() == 1 {
+                    // allOf keeps the description beside a draft-7 `$ref`.
+                    let only = any.remove(0);
+                    obj.remove("anyOf");
+                    obj.insert("allOf".into(), Value::Array(vec![only]));
+                }
+            }
+            match obj.get_mut("default") {
+                Some(Value::Null) => {
+                    obj.remove("default");
+                }
+                Some(Value::Object(d)) => d.retain(|_, v| !v.is_null()),
+                _ => {}
+            }
+            for (key, child) in obj.iter_mut() {
+                if key != "default" {
+                    without_null(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_null),
+        _ => {}
+    }
+}
+
+/// The variants of a `type`-tagged enum in a schema (`oneOf`, or `anyOf`).
+fn tagged_variants(schema: &mut schemars::Schema) -> impl Iterator<Item = &mut serde_json::Value> {
+    let obj = schema.ensure_object();
+    let key = if obj.contains_key("oneOf") {
+        "oneOf"
+    } else {
+        "anyOf"
+    };
+    obj.get_mut(key)
+        .and_then(serde_json::Value::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
+/// `type = "mariadb"` is accepted (a serde alias, which schemars does not see).
+fn mariadb_is_mysql(schema: &mut schemars::Schema) {
+    for v in tagged_variants(schema) {
+        if let Some(tag) = v.pointer_mut("/properties/type") {
+            if tag.get("const").and_then(|c| c.as_str()) == Some("mysql") {
+                *tag = serde_json::json!({ "type": "string", "enum": ["mysql", "mariadb"] });
+            }
+        }
+    }
+}
+
+/// `[sandbox]` may leave out `type` (see [`SandboxConfig::deserialize_defaulted`]).
+fn sandbox_type_defaults_to_docker(schema: &mut schemars::Schema) {
+    for v in tagged_variants(schema) {
+        if let Some(required) = v.get_mut("required").and_then(|r| r.as_array_mut()) {
+            required.retain(|r| r != "type");
+        }
+        if let Some(tag) = v.pointer_mut("/properties/type") {
+            tag["default"] = "docker".into();
+        }
+    }
 }

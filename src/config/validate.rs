@@ -159,6 +159,15 @@ pub struct StoredSpec {
     pub version: String,
     pub database: String,
     pub prefix: String,
+    /// The decompressed size bound, as a multiple of the stored file's size.
+    pub max_expansion: u64,
+}
+
+impl StoredSpec {
+    /// The most a stored file of `stored_bytes` may decompress to.
+    pub fn max_plain_bytes(&self, stored_bytes: u64) -> u64 {
+        crate::engine::external_plain_limit(stored_bytes, self.max_expansion)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -379,6 +388,7 @@ pub fn load_drill(path: &Path) -> Result<Drill, Problems> {
 /// Parses and validates drill-file text; `path` names the file in messages and gives the
 /// default drill name and the base for relative paths.
 pub fn parse_drill(path: &Path, text: &str) -> Result<Drill, Problems> {
+    let text = &super::interpolate_env(path, text)?;
     let raw: DrillFile = toml::from_str(text).map_err(|e| {
         let field = e
             .span()
@@ -387,13 +397,22 @@ pub fn parse_drill(path: &Path, text: &str) -> Result<Drill, Problems> {
         Problems(vec![Problem {
             file: path.to_path_buf(),
             field,
-            message: e
-                .message()
-                .replace(
+            message: if e.message().trim().is_empty() {
+                // toml has no words for some errors (a lone carriage return); found by fuzzing.
+                match e
+                    .span()
+                    .and_then(|sp| text.get(sp.start..))
+                    .and_then(|r| r.chars().next())
+                {
+                    Some(c) => format!("unexpected character {c:?} here"),
+                    None => "this is not valid TOML".to_string(),
+                }
+            } else {
+                e.message().replace(
                     "expected struct SecretRef",
                     "expected a secret reference { env = \"VAR\" } or { file = \"/path\" }",
                 )
-                .to_string(),
+            },
             fix: parse_fix(e.message()),
         }])
     })?;
@@ -403,13 +422,19 @@ pub fn parse_drill(path: &Path, text: &str) -> Result<Drill, Problems> {
 /// Names the field a parse error is about: the table holding byte `pos`, and the key on
 /// that line or the one the message names (`unknown field `x``, `missing field `y``).
 fn key_at(text: &str, pos: usize, message: &str) -> String {
-    let pos = pos.min(text.len());
+    let mut pos = pos.min(text.len());
+    while !text.is_char_boundary(pos) {
+        pos -= 1;
+    }
     let start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[start..].lines().next().unwrap_or("").trim();
+    // Untrimmed, so that `start + raw_line.len()` is the end of the line (found by fuzzing:
+    // the trimmed length could end inside a character).
+    let raw_line = text[start..].lines().next().unwrap_or("");
+    let line = raw_line.trim();
     let line_no = text[..start].matches('\n').count() + 1;
     // The innermost table header at or above this line.
     let mut table = String::new();
-    for l in text[..start + line.len()].lines().rev() {
+    for l in text[..start + raw_line.len()].lines().rev() {
         let l = l.trim();
         if l.starts_with('[') {
             table = l.trim_matches(|c| c == '[' || c == ']').trim().to_string();
@@ -767,11 +792,21 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     "write e.g. prefix = \"pg_dumps/nightly/\"",
                 );
             }
+            if st.max_expansion == Some(0) {
+                c.push(
+                    "source.max_expansion",
+                    "0 would refuse every file",
+                    "leave it out (default 1000) or give how many times its stored size a file may decompress to",
+                );
+            }
             SourceSpec::Stored(StoredSpec {
                 engine,
                 version: st.version.clone(),
                 database: st.database.clone(),
                 prefix: st.prefix.trim_start_matches('/').to_string(),
+                max_expansion: st
+                    .max_expansion
+                    .unwrap_or(crate::engine::DEFAULT_MAX_EXPANSION),
             })
         }
         SourceConfig::Mysql(my) => {

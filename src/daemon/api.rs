@@ -44,13 +44,16 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
     }
     public
         .merge(protected)
+        .merge(super::dashboard::router(daemon.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(daemon)
 }
 
 /// Compares in time independent of where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8;
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Not `(a.len() ^ b.len()) as u8`: lengths 256 apart would truncate to equal, and the
+    // token followed by 256 NULs (a form field can carry them) would match.
+    let mut diff = u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
     }
@@ -282,14 +285,9 @@ async fn reload(State(d): State<Arc<Daemon>>) -> Response {
 }
 
 async fn alert_hook(State(d): State<Arc<Daemon>>, body: Bytes) -> Response {
-    let payload: AlertmanagerWebhook = match serde_json::from_slice(&body) {
+    let payload = match AlertmanagerWebhook::from_json(&body) {
         Ok(p) => p,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("not an Alertmanager webhook payload: {e}"),
-            )
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let (started, skipped) = d.alert_hook(&payload);
     let started: Vec<_> = started
@@ -455,5 +453,8 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"a"));
+        let mut padded = b"abc".to_vec();
+        padded.extend([0u8; 256]);
+        assert!(!constant_time_eq(b"abc", &padded));
     }
 }

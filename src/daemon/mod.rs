@@ -7,6 +7,7 @@
 //! the outbox.
 
 mod api;
+mod dashboard;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -275,6 +276,11 @@ impl Daemon {
         self.active.lock().expect("active lock").len()
     }
 
+    /// Drill name → id of its run queued or in progress.
+    pub fn active_runs(&self) -> HashMap<String, String> {
+        self.active.lock().expect("active lock").clone()
+    }
+
     /// Re-reads the drills directory. An invalid file keeps the old definitions and the
     /// error says why.
     pub fn reload(&self) -> std::result::Result<usize, Problems> {
@@ -538,15 +544,7 @@ impl Daemon {
     ) -> (HookOutcome, HookOutcome) {
         let mut started = Vec::new();
         let mut skipped = Vec::new();
-        let mut names: Vec<String> = payload
-            .alerts
-            .iter()
-            .filter(|a| a.status == "firing")
-            .filter_map(|a| a.labels.get("firedrill_drill").cloned())
-            .collect();
-        names.sort();
-        names.dedup();
-        for name in names {
+        for name in payload.firing_drills() {
             let now = tokio::time::Instant::now();
             {
                 let mut last = self.last_hook.lock().expect("hook lock");
@@ -763,6 +761,27 @@ pub type HookOutcome = Vec<(String, String)>;
 pub struct AlertmanagerWebhook {
     #[serde(default)]
     pub alerts: Vec<WebhookAlert>,
+}
+
+impl AlertmanagerWebhook {
+    /// Parses a webhook body as the API receives it; the error is the 400's message.
+    pub fn from_json(body: &[u8]) -> std::result::Result<Self, String> {
+        serde_json::from_slice(body)
+            .map_err(|e| format!("not an Alertmanager webhook payload: {e}"))
+    }
+
+    /// The drills its firing alerts name (label `firedrill_drill`), sorted, once each.
+    pub fn firing_drills(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .alerts
+            .iter()
+            .filter(|a| a.status == "firing")
+            .filter_map(|a| a.labels.get("firedrill_drill").cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -366,9 +366,13 @@ rm -f "$f""#
             .with_stderr(tail(stderr, 5));
         }
         if let Some(line) = marker_line(stderr, SCREEN_MARKER) {
+            let rest = line.trim_start_matches(SCREEN_MARKER).trim_start();
+            let what = match rest.split_once(": ") {
+                Some((at, command)) => format!("{at} (`{command}`)"),
+                None => rest.to_string(),
+            };
             return Error::backup(format!(
-                "the dump runs a psql meta-command, {}; firedrill refused to restore it",
-                line.trim_start_matches("firedrill: refused psql meta-command ")
+                "the dump runs a psql meta-command {what}; firedrill refused to restore it"
             ))
             .with_hint(SCREEN_HINT);
         }
@@ -553,6 +557,11 @@ pub(crate) fn dump_completion(
         let err = crate::secret::redact(&String::from_utf8_lossy(&err), &secrets);
         match status {
             Ok(s) if s.success() => Ok(()),
+            Ok(s) if lost_the_server(&err) => Err(Error::infra(format!(
+                "{tool} lost its connection to the source ({s})"
+            ))
+            .with_hint("the source restarted, failed over or dropped the connection mid-dump: that says nothing about the backups; nothing from this dump was kept, the next run takes a new one")
+            .with_stderr(tail(&err, 20))),
             Ok(s) => Err(Error::backup(format!("{tool} failed ({s})"))
                 .with_hint(format!(
                     "read {tool}'s output below; nothing from this dump was kept"
@@ -563,6 +572,22 @@ pub(crate) fn dump_completion(
         }
     }
     .boxed()
+}
+
+/// Whether a dump tool's stderr says the server went away under it (a restart, a failover,
+/// a cut connection): the source's failure, not a broken backup.
+fn lost_the_server(stderr: &str) -> bool {
+    const SIGNS: [&str; 6] = [
+        // libpq
+        "server closed the connection unexpectedly",
+        "terminating connection due to administrator command",
+        "could not receive data from server",
+        "no connection to the server",
+        // MySQL and MariaDB clients: 2013 and 2006
+        "Lost connection to",
+        "server has gone away",
+    ];
+    SIGNS.iter().any(|s| stderr.contains(s))
 }
 
 /// The last `n` lines of `s`.
@@ -577,6 +602,17 @@ pub type RowCounts = BTreeMap<String, u64>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_gone_mid_dump_is_not_a_broken_backup() {
+        assert!(lost_the_server("pg_dump: error: Dumping the contents of table \"big\" failed: PQgetCopyData() failed.\npg_dump: detail: Error message from server: server closed the connection unexpectedly"));
+        assert!(lost_the_server(
+            "mysqldump: Error 2013: Lost connection to server during query when dumping table `t`"
+        ));
+        assert!(!lost_the_server(
+            "pg_dump: error: query failed: ERROR:  permission denied for table secrets"
+        ));
+    }
 
     #[test]
     fn scalars() {

@@ -140,7 +140,12 @@ impl DumpScanner {
                             && self.head.trim_ascii_end().ends_with(b" VALUES")
                         {
                             let end = self.head.trim_ascii_end().len() - b" VALUES".len();
-                            let name = parse_ident(&self.head[b"INSERT INTO ".len()..end]);
+                            // `get`: in `INSERT INTO VALUES` the two overlap (fuzzing).
+                            let name = parse_ident(
+                                self.head
+                                    .get(b"INSERT INTO ".len()..end)
+                                    .unwrap_or_default(),
+                            );
                             self.start_values(name);
                             continue;
                         }
@@ -149,7 +154,11 @@ impl DumpScanner {
                         self.head.push(b);
                         if self.head.starts_with(b"INSERT INTO ") {
                             if let Some(pos) = find(&self.head, b" VALUES ") {
-                                let name = parse_ident(&self.head[b"INSERT INTO ".len()..pos]);
+                                let name = parse_ident(
+                                    self.head
+                                        .get(b"INSERT INTO ".len()..pos)
+                                        .unwrap_or_default(),
+                                );
                                 self.start_values(name);
                                 continue;
                             }

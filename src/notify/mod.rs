@@ -232,7 +232,10 @@ pub enum ChannelKind {
 /// Where a channel delivers, for `firedrill doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    Smtp { host: String, port: u16 },
+    Smtp {
+        host: String,
+        port: u16,
+    },
     Http(Vec<String>),
     /// Held in a secret (Slack's webhook URL).
     Unknown,
@@ -674,15 +677,41 @@ pub async fn deliver_due(
     deliver_due_at(catalog, spec, notifiers, jiff::Timestamp::now()).await
 }
 
-/// [`deliver_due`] as of `now` (tests and `notify flush --now` skip the backoff).
+/// [`deliver_due`] as of `now` (tests skip ahead in time with it).
 pub async fn deliver_due_at(
     catalog: &dyn Catalog,
     spec: &NotifySpec,
     notifiers: &[Arc<dyn Notifier>],
     now: jiff::Timestamp,
 ) -> Result<Delivery> {
+    deliver(catalog, spec, notifiers, now, now).await
+}
+
+/// Tries every pending notification at once, whatever its backoff (`notify flush
+/// --now`). Age and the next backoff still count from the real clock: a receiver that is
+/// still down keeps its pages instead of expiring them.
+pub async fn deliver_all_pending(
+    catalog: &dyn Catalog,
+    spec: &NotifySpec,
+    notifiers: &[Arc<dyn Notifier>],
+) -> Result<Delivery> {
+    let now = jiff::Timestamp::now();
+    let horizon = now
+        .checked_add(jiff::SignedDuration::from_hours(24 * 365))
+        .unwrap_or(jiff::Timestamp::MAX);
+    deliver(catalog, spec, notifiers, horizon, now).await
+}
+
+/// Sends the pending notifications due by `due_by`; `now` dates the attempt.
+async fn deliver(
+    catalog: &dyn Catalog,
+    spec: &NotifySpec,
+    notifiers: &[Arc<dyn Notifier>],
+    due_by: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Result<Delivery> {
     let mut d = Delivery::default();
-    for item in catalog.due(now, 200).await? {
+    for item in catalog.due(due_by, 200).await? {
         let Some(n) = notifiers.iter().find(|n| n.name() == item.channel) else {
             catalog
                 .mark_expired(

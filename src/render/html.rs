@@ -48,7 +48,7 @@ pub fn html_page(r: &RunReport) -> String {
     p
 }
 
-const CSS: &str = "
+pub(crate) const CSS: &str = "
 :root{color-scheme:light;--ok:#2e7d32;--bad:#c62828;--late:#e65100;--stop:#6d4c41;--skip:#757575}
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2328;margin:0 auto;max-width:1100px;padding:1.5rem}
 h1{font-size:1.6rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:1.8rem 0 .6rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
@@ -67,7 +67,7 @@ td.num{text-align:right;white-space:nowrap}code,pre,.mono{font-family:ui-monospa
 footer{margin-top:2rem;color:#8c959f;font-size:.85rem}
 ";
 
-fn error_box(r: &RunReport, e: &ErrorReport) -> String {
+pub(crate) fn error_box(r: &RunReport, e: &ErrorReport) -> String {
     let at = r
         .failed_stage
         .map(|s| format!(" at stage {s}"))
@@ -100,7 +100,7 @@ fn error_detail(e: &ErrorReport) -> String {
     d
 }
 
-fn summary(r: &RunReport) -> String {
+pub(crate) fn summary(r: &RunReport) -> String {
     let mut rows: Vec<(&str, String)> = vec![
         ("drill", html(&r.drill)),
         (
@@ -179,7 +179,7 @@ fn summary(r: &RunReport) -> String {
     s
 }
 
-fn time(t: jiff::Timestamp) -> String {
+pub(crate) fn time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
@@ -191,7 +191,7 @@ fn outcome_pill(o: Outcome) -> String {
     )
 }
 
-fn stage_table(r: &RunReport) -> String {
+pub(crate) fn stage_table(r: &RunReport) -> String {
     let mut t = String::from(
         "<section>\n<h2>Stages</h2>\n<table class=\"stages\">\n<tr><th>stage</th><th>outcome</th>\
          <th>start</th><th>duration</th><th>timeout</th><th>bytes</th><th>attempts</th>\
@@ -235,7 +235,7 @@ fn stage_table(r: &RunReport) -> String {
     t
 }
 
-fn assertion_table(r: &RunReport) -> String {
+pub(crate) fn assertion_table(r: &RunReport) -> String {
     let mut t = String::from("<section>\n<h2>Assertions</h2>\n");
     if r.assertions.is_empty() {
         t.push_str("<p class=\"null\">no assertions were evaluated</p>\n</section>\n");
@@ -274,7 +274,7 @@ fn assertion_table(r: &RunReport) -> String {
     t
 }
 
-fn fingerprint(r: &RunReport) -> String {
+pub(crate) fn fingerprint(r: &RunReport) -> String {
     let mut f = String::from("<section>\n<h2>Fingerprint</h2>\n");
     if !r.fingerprint_mismatches.is_empty() {
         let _ = writeln!(

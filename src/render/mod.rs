@@ -5,6 +5,7 @@
 //! error messages and tool output come from configuration files and from the tools a
 //! drill ran, so they may hold markup, quotes or control characters.
 
+pub mod chart;
 pub mod html;
 pub mod junit;
 

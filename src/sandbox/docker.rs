@@ -151,6 +151,27 @@ impl DockerBackend {
 }
 
 impl DockerBackend {
+    /// How many processes the kernel killed in the sandbox for its memory limit, from the
+    /// sandbox's own cgroup (v2 `memory.events`, v1 `memory.oom_control`); 0 when unknown.
+    async fn oom_kills(&self, sandbox: &Sandbox) -> u64 {
+        let cmd = [
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; true",
+        ]
+        .map(String::from);
+        match self.exec_with(sandbox, &cmd, None, None).await {
+            Ok(out) => out
+                .stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("oom_kill "))
+                .filter_map(|n| n.trim().parse::<u64>().ok())
+                .max()
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
     /// Runs `cmd`; stdout goes to `sink` when given, else into the output (bounded).
     async fn exec_with(
         &self,
@@ -400,6 +421,19 @@ impl SandboxBackend for DockerBackend {
         self.exec_with(sandbox, cmd, None, Some(sink)).await
     }
 
+    async fn ping(&self) -> Result<String> {
+        let docker = self.client().await?;
+        let v = docker
+            .version()
+            .await
+            .map_err(|e| docker_err(&format!("Docker at {}", self.endpoint), e))?;
+        Ok(format!(
+            "Docker {} at {}",
+            v.version.unwrap_or_default(),
+            self.endpoint
+        ))
+    }
+
     async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState> {
         let docker = self.client().await?;
         let info = docker
@@ -423,9 +457,13 @@ impl SandboxBackend for DockerBackend {
                 log_tail.push_str(&l.to_string());
             }
         }
+        // Docker reports OOMKilled only when the container's main process dies of it; a
+        // restore tool or a database backend killed by the limit leaves the server up.
+        let oom_killed =
+            st.oom_killed.unwrap_or(false) || (running && self.oom_kills(sandbox).await > 0);
         Ok(SandboxState {
             running,
-            oom_killed: st.oom_killed.unwrap_or(false),
+            oom_killed,
             exit_code: st.exit_code,
             log_tail,
         })

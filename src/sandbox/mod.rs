@@ -131,6 +131,11 @@ pub trait SandboxBackend: Send + Sync + 'static {
 
     async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState>;
 
+    /// Whether the backend answers, and what it is (`Docker 28.1.1 at unix:///…`).
+    async fn ping(&self) -> Result<String> {
+        Ok(self.describe())
+    }
+
     /// Removes every object labelled with this run: containers, volumes. Idempotent.
     async fn destroy(&self, run_id: &str) -> Result<()>;
 

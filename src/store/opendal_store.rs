@@ -22,6 +22,8 @@ const CHUNK: usize = 8 << 20;
 pub struct OpendalStore {
     op: Operator,
     description: String,
+    /// The directory of a local store, so that errors name files on disk.
+    root: Option<std::path::PathBuf>,
 }
 
 impl OpendalStore {
@@ -44,6 +46,7 @@ impl OpendalStore {
         Ok(OpendalStore {
             op,
             description: format!("local directory {}", path.display()),
+            root: Some(path.to_path_buf()),
         })
     }
 }
@@ -175,7 +178,11 @@ impl OpendalStore {
                     .with_min_delay(Duration::from_millis(200))
                     .with_max_delay(Duration::from_secs(10)),
             );
-        Ok(OpendalStore { op, description })
+        Ok(OpendalStore {
+            op,
+            description,
+            root: None,
+        })
     }
 }
 
@@ -221,6 +228,62 @@ fn map_err(e: opendal::Error, what: &str) -> Error {
     }
 }
 
+impl OpendalStore {
+    /// A failed write, naming where it was going (the file, for a local store) and, when
+    /// the disk is full, what to do about it.
+    fn write_error(&self, e: opendal::Error, what: &str, key: &str) -> Error {
+        let full = e.to_string().contains("os error 28");
+        let place = match &self.root {
+            Some(root) => root.join(key).display().to_string(),
+            None => format!("{key} in {}", self.description),
+        };
+        let err = map_err(e, &format!("{what} {place}"));
+        if full {
+            err.with_hint("the storage is full: free space there, or delete old artifacts with `firedrill prune`; nothing of this upload was kept")
+        } else {
+            err
+        }
+    }
+}
+
+/// An upload not yet closed. It is aborted however `put_stream` ends, also when its future
+/// is dropped (the run was cancelled, another stage failed first): else a local store
+/// keeps the partial file in its temporary directory, a remote one an open multipart
+/// upload.
+struct Unfinished(Option<opendal::Writer>);
+
+impl Unfinished {
+    fn writer(&mut self) -> &mut opendal::Writer {
+        self.0
+            .as_mut()
+            .expect("an unfinished upload has its writer")
+    }
+
+    async fn abort(&mut self) {
+        if let Some(mut w) = self.0.take() {
+            let _ = w.abort().await;
+        }
+    }
+
+    async fn close(&mut self) -> opendal::Result<()> {
+        self.writer().close().await?;
+        self.0 = None;
+        Ok(())
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = w.abort().await;
+                });
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ArtifactStore for OpendalStore {
     fn describe(&self) -> String {
@@ -228,38 +291,40 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn put_stream(&self, key: &str, mut chunks: mpsc::Receiver<Upload>) -> Result<u64> {
-        let mut w = self
-            .op
-            .writer_with(key)
-            .chunk(CHUNK)
-            .await
-            .map_err(|e| map_err(e, &format!("write {key}")))?;
+        let mut upload = Unfinished(Some(
+            self.op
+                .writer_with(key)
+                .chunk(CHUNK)
+                .await
+                .map_err(|e| self.write_error(e, "write", key))?,
+        ));
         let mut written = 0u64;
         loop {
             match chunks.recv().await {
                 Some(Upload::Chunk(b)) => {
                     written += b.len() as u64;
-                    if let Err(e) = w.write(b).await {
-                        let _ = w.abort().await;
-                        return Err(map_err(e, &format!("write {key}")));
+                    if let Err(e) = upload.writer().write(b).await {
+                        upload.abort().await;
+                        return Err(self.write_error(e, "write", key));
                     }
                 }
                 Some(Upload::Finish) => break,
                 Some(Upload::Abort(e)) => {
-                    let _ = w.abort().await;
+                    upload.abort().await;
                     return Err(e);
                 }
                 None => {
-                    let _ = w.abort().await;
+                    upload.abort().await;
                     return Err(Error::internal(format!(
                         "the producer of {key} stopped without finishing; upload discarded"
                     )));
                 }
             }
         }
-        w.close()
-            .await
-            .map_err(|e| map_err(e, &format!("finish {key}")))?;
+        if let Err(e) = upload.close().await {
+            upload.abort().await;
+            return Err(self.write_error(e, "finish", key));
+        }
         Ok(written)
     }
 
@@ -267,7 +332,7 @@ impl ArtifactStore for OpendalStore {
         self.op
             .write(key, data)
             .await
-            .map_err(|e| map_err(e, &format!("write {key}")))?;
+            .map_err(|e| self.write_error(e, "write", key))?;
         Ok(())
     }
 

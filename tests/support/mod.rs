@@ -42,6 +42,11 @@ async fn connect(db: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A client of database `db` on the test PostgreSQL (user postgres).
+pub async fn pg_client(db: &str) -> tokio_postgres::Client {
+    connect(db).await
+}
+
 /// Creates (or recreates) database `name` and runs `setup` in it.
 pub async fn create_db(name: &str, setup: &str) {
     let admin = connect("postgres").await;
