@@ -376,6 +376,20 @@ rm -f "$f""#
             ))
             .with_hint(SCREEN_HINT);
         }
+        if let Some(line) = marker_line(stderr, "Not allowed in the sandbox mode") {
+            let at = stderr
+                .lines()
+                .find(|l| l.contains(line))
+                .and_then(|l| l.split("at line ").nth(1))
+                .and_then(|r| r.split(':').next())
+                .map(|n| format!(" at line {n}"))
+                .unwrap_or_default();
+            return Error::backup(format!(
+                "the dump runs a client command (`\\!`, system, source, tee){at}; the client's sandbox mode refused it and the restore stopped"
+            ))
+            .with_hint("mysqldump and mariadb-dump write no client commands; this file was altered or made by something else: do not restore it anywhere, and find out who wrote it")
+            .with_stderr(tail(stderr, 5));
+        }
         if let Some(line) = stderr
             .lines()
             .find(|l| l.contains("backslash commands are restricted"))

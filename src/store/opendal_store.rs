@@ -229,6 +229,16 @@ fn map_err(e: opendal::Error, what: &str) -> Error {
 }
 
 impl OpendalStore {
+    /// How much a write buffers before it goes out: object stores want big parts (S3's
+    /// minimum is 5 MiB), a local file does not.
+    fn write_chunk(&self) -> usize {
+        if self.root.is_some() {
+            1 << 20
+        } else {
+            CHUNK
+        }
+    }
+
     /// A failed write, naming where it was going (the file, for a local store) and, when
     /// the disk is full, what to do about it.
     fn write_error(&self, e: opendal::Error, what: &str, key: &str) -> Error {
@@ -294,7 +304,7 @@ impl ArtifactStore for OpendalStore {
         let mut upload = Unfinished(Some(
             self.op
                 .writer_with(key)
-                .chunk(CHUNK)
+                .chunk(self.write_chunk())
                 .await
                 .map_err(|e| self.write_error(e, "write", key))?,
         ));
@@ -341,7 +351,7 @@ impl ArtifactStore for OpendalStore {
         let r = self
             .op
             .reader_with(key)
-            .chunk(CHUNK)
+            .chunk(self.write_chunk())
             .await
             .map_err(|e| map_err(e, &format!("read {key}")))?;
         let s = r
