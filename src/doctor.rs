@@ -126,7 +126,7 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
             } else {
                 "secrets and keys"
             };
-            out.push(Finding::from_error(&check, &e));
+            out.push(Finding::from_error(check, &e));
         }
         Ok(parts) => {
             out.push(Finding::ok(

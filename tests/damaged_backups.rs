@@ -76,10 +76,19 @@ dropdb --force "$3""#,
         ],
     );
     let bytes = std::fs::read(&artifact).unwrap();
+    // The restore holds the stream to plain_bytes exactly: a doctored dump needs its own.
+    let plain: u64 = sh(
+        r#"age -d -i "$1" "$2" | zstd -d -q | wc -c"#,
+        &[fx.identity.to_str().unwrap(), artifact.to_str().unwrap()],
+    )
+    .trim()
+    .parse()
+    .unwrap();
     let mpath = fx.manifest_path(drill, run_id);
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
     m["sha256"] = hex::encode(Sha256::digest(&bytes)).into();
     m["encrypted_bytes"] = (bytes.len() as u64).into();
+    m["plain_bytes"] = plain.into();
     std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 

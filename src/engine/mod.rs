@@ -207,7 +207,8 @@ else
   # psql's restricted mode (PostgreSQL 13.22, 14.19, 15.14, 16.10, 17.6 and later) refuses
   # every meta-command but `\unrestrict KEY`; the key is made here, the file cannot know it.
   key=""; restrict=()
-  if psql --help=commands 2>/dev/null | grep -q '\\restrict'; then
+  # Not `| grep -q`: under pipefail, grep leaving early fails the test by SIGPIPE at random.
+  if [[ "$(psql --help=commands 2>/dev/null || true)" == *'\restrict'* ]]; then
     key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); restrict=(-c "\\restrict $key")
   else
     echo "note: this psql has no \\restrict: only whole-line meta-commands are refused" >&2
@@ -504,7 +505,7 @@ while (my $l = <STDIN>) {
 /// MariaDB's `--sandbox` (10.5.25, 10.6.18, 10.11.8, 11.x). A dump is data; it must not
 /// run programs in the sandbox.
 pub const MYSQL_CLIENT_SANDBOX: &str = r#"client_sandbox=""
-if firedrill-sandbox client mariadb --help 2>/dev/null | grep -q -- '--sandbox'; then client_sandbox=--sandbox; fi"#;
+if [[ "$(firedrill-sandbox client mariadb --help 2>/dev/null || true)" == *--sandbox* ]]; then client_sandbox=--sandbox; fi"#;
 
 /// The single scalar of a query's output (one row, one column); `None` when it is `null`.
 pub fn scalar(stdout: &str, null: &str) -> std::result::Result<Option<String>, String> {
@@ -642,6 +643,24 @@ mod tests {
         assert!(scalar("1\t2\n", "NULL")
             .unwrap_err()
             .contains("more than one column"));
+    }
+
+    #[test]
+    fn the_restore_scripts_hold_together() {
+        // The screen sits in a single-quoted shell variable.
+        assert!(!PLAIN_SQL_SCREEN.contains('\''));
+        let auto = Engine::Postgres.restore_auto_cmd("shop", 123);
+        assert_eq!(auto[3..], ["firedrill-restore", "shop", "123"]);
+        assert!(auto[2].contains(BOUND_FN) && auto[2].contains("perl -e"));
+        let own = Engine::Postgres.restore_cmd(&["shop".into()], 77);
+        assert!(own[2].contains("firedrill_bound \"$2\""), "{}", own[2]);
+        assert_eq!(own[5], "77");
+        let my = Engine::Mariadb.restore_cmd(&["shop".into()], 78);
+        assert!(my[2].contains("firedrill_bound \"$1\"") && my[2].contains("$client_sandbox"));
+        assert_eq!(my[4], "78");
+        assert_eq!(external_plain_limit(1, 1000), MIN_PLAIN_LIMIT);
+        assert_eq!(external_plain_limit(1 << 30, 1000), 1000 << 30);
+        assert_eq!(external_plain_limit(u64::MAX, 1000), u64::MAX);
     }
 
     #[test]
