@@ -460,6 +460,12 @@ fn write_reports(opts: &RunOptions, report: &mut RunReport) {
     }
 }
 
+/// Parallel restore jobs: the sandbox's CPUs, rounded up.
+fn restore_jobs(drill: &Drill) -> u32 {
+    let crate::config::SandboxSpec::Docker(d) = &drill.sandbox;
+    d.cpus.ceil().clamp(1.0, 64.0) as u32
+}
+
 /// This host's name, for evidence.
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -1277,17 +1283,18 @@ impl<'a> Run<'a> {
                 stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))),
             );
             let (hashing, state) = HashingReader::new(reader);
-            let out = backend
-                .exec(
-                    sandbox,
-                    &sh(
-                        &format!(
-                            "head -c \"$1\" > {STAGED_ARTIFACT} && stat -c %s {STAGED_ARTIFACT}"
-                        ),
-                        &[&size.to_string()],
-                    ),
-                    Some(Box::pin(hashing)),
+            let stage_cmd = match external {
+                true => None,
+                false => engine.stage_cmd(size, stored.plain_bytes),
+            }
+            .unwrap_or_else(|| {
+                sh(
+                    &format!("head -c \"$1\" > {STAGED_ARTIFACT} && stat -c %s {STAGED_ARTIFACT}"),
+                    &[&size.to_string()],
                 )
+            });
+            let out = backend
+                .exec(sandbox, &stage_cmd, Some(Box::pin(hashing)))
                 .await?;
             if out.exit_code != 0 {
                 if let Some(e) = sandbox_fault(backend.as_ref(), sandbox, drill).await {
@@ -1325,7 +1332,11 @@ impl<'a> Run<'a> {
                         SourceSpec::Stored(st) if external => {
                             engine.restore_auto_cmd(&stored.databases[0], st.max_plain_bytes(size))
                         }
-                        _ => engine.restore_cmd(&stored.databases, stored.plain_bytes),
+                        _ => engine.restore_cmd(
+                            &stored.databases,
+                            stored.plain_bytes,
+                            restore_jobs(drill),
+                        ),
                     },
                     None,
                 )

@@ -176,13 +176,25 @@ impl Engine {
         }
     }
 
-    /// Restores the staged artifact inside the sandbox: decrypt, decompress, restore.
-    /// `plain_bytes` is the manifest's exact size of the dump: a stream that decompresses
-    /// to more is stopped there and fails (a doctored artifact, a decompression bomb).
-    pub fn restore_cmd(self, databases: &[String], plain_bytes: u64) -> Vec<String> {
+    /// Restores the staged artifact inside the sandbox. MySQL/MariaDB: decrypt, decompress
+    /// and feed the client, stopped past `plain_bytes` (the manifest's exact size of the
+    /// dump: more is a doctored artifact or a decompression bomb). PostgreSQL: the dump was
+    /// decrypted (and bounded) while staged ([`Engine::stage_cmd`]); `pg_restore -j jobs`.
+    pub fn restore_cmd(self, databases: &[String], plain_bytes: u64, jobs: u32) -> Vec<String> {
         match self {
-            Engine::Postgres => postgres::restore_cmd(&databases[0], plain_bytes),
+            Engine::Postgres => postgres::restore_cmd(&databases[0], jobs),
             Engine::Mariadb | Engine::Mysql => mysql::restore_cmd(self, plain_bytes),
+        }
+    }
+
+    /// How a firedrill artifact gets into the sandbox: `None` stages it still encrypted
+    /// at [`STAGED_ARTIFACT`] (the restore streams from there); PostgreSQL decrypts it into
+    /// a file as it arrives, for a parallel `pg_restore`. Either way the command reads
+    /// exactly `size` bytes from stdin and prints how many it received.
+    pub fn stage_cmd(self, size: u64, plain_bytes: u64) -> Option<Vec<String>> {
+        match self {
+            Engine::Postgres => Some(postgres::stage_cmd(size, plain_bytes)),
+            Engine::Mariadb | Engine::Mysql => None,
         }
     }
 
@@ -652,10 +664,13 @@ mod tests {
         let auto = Engine::Postgres.restore_auto_cmd("shop", 123);
         assert_eq!(auto[3..], ["firedrill-restore", "shop", "123"]);
         assert!(auto[2].contains(BOUND_FN) && auto[2].contains("perl -e"));
-        let own = Engine::Postgres.restore_cmd(&["shop".into()], 77);
-        assert!(own[2].contains("firedrill_bound \"$2\""), "{}", own[2]);
-        assert_eq!(own[5], "77");
-        let my = Engine::Mariadb.restore_cmd(&["shop".into()], 78);
+        let stage = Engine::Postgres.stage_cmd(1000, 77).unwrap();
+        assert!(stage[2].contains("firedrill_bound \"$2\""), "{}", stage[2]);
+        assert_eq!((stage[4].as_str(), stage[5].as_str()), ("1000", "77"));
+        let own = Engine::Postgres.restore_cmd(&["shop".into()], 77, 4);
+        assert!(own[2].contains("-j \"$2\""), "{}", own[2]);
+        assert_eq!(own[5], "4");
+        let my = Engine::Mariadb.restore_cmd(&["shop".into()], 78, 4);
         assert!(my[2].contains("firedrill_bound \"$1\"") && my[2].contains("$client_sandbox"));
         assert_eq!(my[4], "78");
         assert_eq!(external_plain_limit(1, 1000), MIN_PLAIN_LIMIT);

@@ -11,7 +11,6 @@ use tokio_postgres::NoTls;
 
 use super::{
     tail, DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
-    STAGED_ARTIFACT,
 };
 use crate::config::PostgresSpec;
 use crate::doctor::Finding;
@@ -210,20 +209,48 @@ pub fn psql_cmd(database: &str, sql: &str) -> Vec<String> {
     .collect()
 }
 
-/// Creates the database (unless it exists, e.g. `postgres`) and streams the staged
-/// artifact through age and zstd into pg_restore. Owners and grants are dropped: the
-/// source's roles do not exist in the sandbox. The decompressed stream is stopped past
-/// `plain_bytes` (the manifest's exact dump size).
-pub fn restore_cmd(database: &str, plain_bytes: u64) -> Vec<String> {
+/// Where the decrypted dump lands in the sandbox (its staging volume, thrown away with it):
+/// `pg_restore -j` needs a file to read the tables of in parallel.
+pub const PLAIN_DUMP: &str = "/var/lib/firedrill/staging/dump.pgdump";
+/// The decryption's exit status and errors, written while the artifact is staged.
+const DECRYPT_RC: &str = "/var/lib/firedrill/staging/decrypt.rc";
+const DECRYPT_ERR: &str = "/var/lib/firedrill/staging/decrypt.err";
+
+/// Receives the encrypted artifact on stdin (`$1` bytes, hashed by firedrill as it sends
+/// them) and decrypts and decompresses it into [`PLAIN_DUMP`] as it arrives, stopping past
+/// `$2` bytes (the manifest's plain size). Decryption overlaps the transfer; the whole
+/// stream is read whatever the decryption does (`tee -p`), so that firedrill always gets
+/// the artifact's hash, and a hash mismatch is reported as such. Nothing is restored
+/// before the hash is checked: the restore step ([`restore_cmd`]) runs after.
+pub fn stage_cmd(size: u64, plain_bytes: u64) -> Vec<String> {
+    let script = format!(
+        r#"set -uo pipefail
+{BOUND_FN}
+rm -f {PLAIN_DUMP} {DECRYPT_RC} {DECRYPT_ERR}
+head -c "$1" | tee -p >( {{ age -d -i {SANDBOX_IDENTITY} | zstd -d -q | firedrill_bound "$2" "the manifest's plain_bytes" > {PLAIN_DUMP}; }} 2> {DECRYPT_ERR}; echo $? > {DECRYPT_RC} ) | wc -c
+for _ in $(seq 1 1200); do [ -s {DECRYPT_RC} ] && break; sleep 0.05; done"#
+    );
+    vec![
+        "bash".into(),
+        "-c".into(),
+        script,
+        "firedrill-stage".into(),
+        size.to_string(),
+        plain_bytes.to_string(),
+    ]
+}
+
+/// Creates the database (unless it exists, e.g. `postgres`) and restores the staged,
+/// decrypted dump with `pg_restore -j JOBS`. Owners and grants are dropped: the source's
+/// roles do not exist in the sandbox.
+pub fn restore_cmd(database: &str, jobs: u32) -> Vec<String> {
     let script = format!(
         r#"set -euo pipefail
-{BOUND_FN}
+if [ "$(cat {DECRYPT_RC})" != 0 ]; then cat {DECRYPT_ERR} >&2; rm -f {PLAIN_DUMP}; exit 3; fi
 exists=$(printf '%s\n' "SELECT 1 FROM pg_database WHERE datname = :'db'" | psql -X -q -A -t -h /run/postgresql -U postgres -d postgres -v db="$1")
 if [ "$exists" != 1 ]; then createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1"; fi
-age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q \
-  | firedrill_bound "$2" "the manifest's plain_bytes" \
-  | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
-rm -f {STAGED_ARTIFACT}"#
+pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -j "$2" -d "$1" {PLAIN_DUMP}
+rm -f {PLAIN_DUMP}"#
     );
     vec![
         "bash".into(),
@@ -231,7 +258,7 @@ rm -f {STAGED_ARTIFACT}"#
         script,
         "firedrill-restore".into(),
         database.into(),
-        plain_bytes.to_string(),
+        jobs.max(1).to_string(),
     ]
 }
 
