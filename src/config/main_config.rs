@@ -55,6 +55,11 @@ pub struct DaemonConfigFile {
     /// Serve the read-only dashboard (`/`, `/drills/…`, `/runs/…`) without the token
     /// (default false: a bearer header or a login at /login).
     pub dashboard_public: Option<bool>,
+    /// Serve HTTPS: the certificate chain (PEM), with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1), readable only by
+    /// firedrill.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[daemon]`, checked.
@@ -67,6 +72,8 @@ pub struct DaemonSettings {
     pub hook_interval: std::time::Duration,
     pub metrics_public: bool,
     pub dashboard_public: bool,
+    /// `(certificate chain, private key)` PEM files: the API and dashboard speak HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for DaemonSettings {
@@ -79,6 +86,7 @@ impl Default for DaemonSettings {
             hook_interval: std::time::Duration::from_secs(3600),
             metrics_public: true,
             dashboard_public: false,
+            tls: None,
         }
     }
 }
@@ -233,10 +241,41 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
             "give 1 or more",
         ));
     }
+    let resolve_path = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base_dir.join(p)
+        }
+    };
+    let tls = match (&d.tls_cert, &d.tls_key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            for (field, p) in [("daemon.tls_cert", c), ("daemon.tls_key", k)] {
+                if !resolve_path(p).is_file() {
+                    problems.push(problem(
+                        field,
+                        format!("{} is not a readable file", resolve_path(p).display()),
+                        "give the PEM file's path (relative paths are relative to this file)",
+                    ));
+                }
+            }
+            Some((resolve_path(c), resolve_path(k)))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            problems.push(problem(
+                "daemon.tls_cert",
+                "tls_cert and tls_key go together".into(),
+                "give both (HTTPS) or neither (plain HTTP, e.g. behind a TLS-terminating proxy)",
+            ));
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
     let daemon = DaemonSettings {
+        tls,
         listen,
         token,
         max_concurrent_drills: max.max(1),

@@ -839,8 +839,13 @@ pub async fn run(
             .unwrap_or_default()
     );
     eprintln!(
-        "firedrill daemon: {} drills, API on http://{}",
+        "firedrill daemon: {} drills, API on {}://{}",
         daemon.drills().len(),
+        if daemon.config.daemon.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         listener
             .local_addr()
             .map(|a| a.to_string())
@@ -851,10 +856,40 @@ pub async fn run(
     tokio::spawn(daemon.clone().housekeeping_loop(clock));
     let app = router(daemon.clone());
     let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|e| Error::infra(format!("HTTP server: {e}")))?;
+    match daemon.config.daemon.tls.clone() {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .map_err(|e| Error::infra(format!("HTTP server: {e}")))?,
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "cannot use the TLS certificate {} and key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                    .with_hint("daemon.tls_cert must be a PEM certificate chain and daemon.tls_key its PEM private key")
+                })?;
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            let grace = daemon.config.daemon.grace;
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                h.graceful_shutdown(Some(grace));
+            });
+            let std_listener = listener
+                .into_std()
+                .map_err(|e| Error::infra(format!("HTTPS listener: {e}")))?;
+            axum_server::from_tcp_rustls(std_listener, tls)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .map_err(|e| Error::infra(format!("HTTPS server: {e}")))?
+        }
+    }
     daemon.drain().await;
     Ok(())
 }
