@@ -350,8 +350,12 @@ impl SandboxBackend for DockerBackend {
                     "/run/postgresql".to_string(),
                     "mode=0775,size=16m".to_string(),
                 ),
+                ("/run/mysqld".to_string(), "mode=0777,size=16m".to_string()),
                 ("/tmp".to_string(), "mode=1777,size=256m".to_string()),
             ])),
+            // Nothing in the image can be changed: the server writes only to its volumes
+            // and the tmpfs mounts above.
+            readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(
                 [
