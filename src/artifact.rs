@@ -303,6 +303,11 @@ pub struct HashState {
 }
 
 impl HashState {
+    /// Bytes hashed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     pub fn finish(self) -> (String, u64) {
         (hex::encode(self.hasher.finalize()), self.bytes)
     }

@@ -71,6 +71,23 @@ const EXTERNAL_FORMAT: &str = "auto";
 pub trait Progress: Send + Sync {
     fn stage_started(&self, _stage: Stage) {}
     fn stage_finished(&self, _report: &StageReport) {}
+    /// Bytes a running stage has moved so far (`total` when known), a few times a second:
+    /// the dump's plain bytes, the restore's staged bytes.
+    fn bytes(&self, _stage: Stage, _done: u64, _total: Option<u64>) {}
+}
+
+/// How often running stages report their bytes.
+const PROGRESS_TICK: Duration = Duration::from_millis(250);
+
+/// Runs `fut`, calling `tick` every [`PROGRESS_TICK`] until it finishes.
+async fn ticking<T>(fut: impl Future<Output = T>, tick: impl Fn()) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            v = &mut fut => return v,
+            _ = tokio::time::sleep(PROGRESS_TICK) => tick(),
+        }
+    }
 }
 
 /// A [`Progress`] that ignores everything.
@@ -892,8 +909,19 @@ impl<'a> Run<'a> {
             }
             (r, enc_t0.elapsed())
         };
-        let ((dump_r, dump_d), (enc_r, enc_d), (up_r, up_d)) =
-            tokio::join!(dump_fut, encrypt_fut, upload_fut);
+        let progress = self.progress;
+        let counted = plain_count.clone();
+        let ((dump_r, dump_d), (enc_r, enc_d), (up_r, up_d)) = ticking(
+            async { tokio::join!(dump_fut, encrypt_fut, upload_fut) },
+            || {
+                progress.bytes(
+                    Stage::Dump,
+                    counted.load(std::sync::atomic::Ordering::Relaxed),
+                    None,
+                )
+            },
+        )
+        .await;
 
         let first = first_failure.lock().expect("lock").take();
         let record = |run: &mut Self,
@@ -1232,6 +1260,7 @@ impl<'a> Run<'a> {
         manifest: &Manifest,
     ) -> Result<()> {
         let drill = self.drill;
+        let progress = self.progress;
         let fut = async {
             let store = &parts.store;
             let backend = &parts.sandbox;
@@ -1293,9 +1322,17 @@ impl<'a> Run<'a> {
                     &[&size.to_string()],
                 )
             });
-            let out = backend
-                .exec(sandbox, &stage_cmd, Some(Box::pin(hashing)))
-                .await?;
+            let staged = state.clone();
+            let out = ticking(
+                backend.exec(sandbox, &stage_cmd, Some(Box::pin(hashing))),
+                || {
+                    if let Ok(st) = staged.lock() {
+                        progress.bytes(Stage::Restore, st.bytes(), Some(size));
+                    }
+                },
+            )
+            .await?;
+            drop(staged);
             if out.exit_code != 0 {
                 if let Some(e) = sandbox_fault(backend.as_ref(), sandbox, drill).await {
                     return Err(e);

@@ -729,6 +729,26 @@ impl Printer {
             )
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
     }
+
+    /// A stage that moves bytes: how many so far and the rate; a bar when the total is
+    /// known (the restore).
+    fn bytes_style(total: bool) -> ProgressStyle {
+        let template = if total {
+            "  {prefix:<10} {spinner:.cyan} {elapsed_ms:>8}  [{bar:24}] {bytes}/{total_bytes}  {bytes_per_sec}"
+        } else {
+            "  {prefix:<10} {spinner:.cyan} {elapsed_ms:>8}  {bytes}  {bytes_per_sec}"
+        };
+        ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .with_key(
+                "elapsed_ms",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&human_ms(state.elapsed().as_millis() as u64));
+                },
+            )
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+            .progress_chars("=> ")
+    }
 }
 
 impl Progress for Printer {
@@ -744,6 +764,21 @@ impl Progress for Printer {
             let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(old) = running.insert(stage, bar) {
                 old.finish_and_clear();
+            }
+        }
+    }
+
+    fn bytes(&self, stage: Stage, done: u64, total: Option<u64>) {
+        if let Printer::Live { running, .. } = self {
+            let running = running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(bar) = running.get(&stage) {
+                if bar.length().is_none() || bar.length() != total {
+                    bar.set_style(Printer::bytes_style(total.is_some()));
+                    if let Some(t) = total {
+                        bar.set_length(t);
+                    }
+                }
+                bar.set_position(done);
             }
         }
     }

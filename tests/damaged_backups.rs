@@ -75,7 +75,6 @@ dropdb --force "$3""#,
             &fx.recipient,
         ],
     );
-    let bytes = std::fs::read(&artifact).unwrap();
     // The restore holds the stream to plain_bytes exactly: a doctored dump needs its own.
     let plain: u64 = sh(
         r#"age -d -i "$1" "$2" | zstd -d -q | wc -c"#,
@@ -84,12 +83,7 @@ dropdb --force "$3""#,
     .trim()
     .parse()
     .unwrap();
-    let mpath = fx.manifest_path(drill, run_id);
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
-    m["sha256"] = hex::encode(Sha256::digest(&bytes)).into();
-    m["encrypted_bytes"] = (bytes.len() as u64).into();
-    m["plain_bytes"] = plain.into();
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    match_manifest_to_artifact(fx, drill, run_id, Some(plain));
 }
 
 /// What was done to the dump, the SQL that did it, and the mismatch it must cause.

@@ -22,7 +22,6 @@ use bytes::Bytes;
 use firedrill::report::Outcome;
 use firedrill::store::{ArtifactStore, ByteStream, Upload};
 use firedrill::{load_drill, run_drill, RunOptions, RunReport, Silent, Stage, Verdict};
-use sha2::{Digest, Sha256};
 use support::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -569,13 +568,7 @@ async fn an_artifact_that_decompresses_past_its_manifest_is_stopped_there() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bytes = std::fs::read(&artifact).unwrap();
-    let manifest_path = fx.manifest_path("ownbomb", &first.run_id);
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    m["sha256"] = hex::encode(Sha256::digest(&bytes)).into();
-    m["encrypted_bytes"] = (bytes.len() as u64).into();
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    match_manifest_to_artifact(&fx, "ownbomb", &first.run_id, None);
 
     let r = run(
         &path,

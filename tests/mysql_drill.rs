@@ -132,12 +132,7 @@ mv "$2.new" "$2""#)
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bytes = std::fs::read(&artifact).unwrap();
-    let mpath = fx.manifest_path("myhard", &r.run_id);
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
-    m["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).into();
-    m["encrypted_bytes"] = (bytes.len() as u64).into();
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    match_manifest_to_artifact(&fx, "myhard", &r.run_id, None);
     let drill = load_drill(&path).unwrap();
     let again = run_drill(
         &drill,

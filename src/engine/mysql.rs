@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -356,7 +357,8 @@ pub fn restore_error(stderr: &str) -> Error {
 /// Counts the dump's rows as it passes and completes the fingerprint from them.
 struct MysqlInspector {
     scanner: DumpScanner,
-    source_counts: BTreeMap<String, u64>,
+    /// The source's own counts in firedrill's snapshot, filled while the dump runs.
+    source_counts: Arc<Mutex<BTreeMap<String, u64>>>,
     /// The tables whose checksum this run records.
     checksum: std::collections::BTreeSet<String>,
 }
@@ -368,6 +370,7 @@ impl DumpInspector for MysqlInspector {
 
     fn finish(self: Box<Self>, snapshot: &Fingerprint) -> Result<Inspection> {
         let scan = self.scanner.finish()?;
+        let source_counts = self.source_counts.lock().expect("counts lock").clone();
         let mut notes = Vec::new();
         let mut tables = Vec::new();
         for t in &snapshot.tables {
@@ -380,7 +383,7 @@ impl DumpInspector for MysqlInspector {
                         let sum = scan.sums.get(&q).copied().unwrap_or(0);
                         t.checksum = Some(checksum_text(*rows, sum));
                     }
-                    if let Some(src) = self.source_counts.get(&q) {
+                    if let Some(src) = source_counts.get(&q) {
                         if src != rows {
                             notes.push(format!(
                                 "{q}: {rows} rows in the dump, {src} at the source's snapshot (writes during the dump)"
@@ -711,16 +714,6 @@ impl DumpSource for MysqlSource {
             ))
             .with_hint("check source.database(s), and that source.user can see the tables"));
         }
-        let mut counts = BTreeMap::new();
-        for chunk in tables.chunks(500) {
-            let rows: Vec<(String, String, u64)> = conn
-                .query(counts_sql(chunk))
-                .await
-                .map_err(|e| self.db_error(e))?;
-            for (s, t, n) in rows {
-                counts.insert((s, t), n);
-            }
-        }
         let sizes: Vec<(String, String, u64)> = conn
             .query(sizes_sql(&databases))
             .await
@@ -729,17 +722,15 @@ impl DumpSource for MysqlSource {
             .query(objects_sql(&databases))
             .await
             .map_err(|e| self.db_error(e))?;
-        let _ = conn.query_drop("COMMIT").await;
-        let _ = conn.disconnect().await;
         let sizes: BTreeMap<String, u64> = sizes
             .into_iter()
             .map(|(s, t, b)| (format!("{s}.{t}"), b))
             .collect();
-        let source_counts = counts
-            .iter()
-            .map(|((s, t), n)| (format!("{s}.{t}"), *n))
-            .collect();
-        let mut fingerprint = build_fingerprint(columns, &counts);
+        // The fingerprint's row counts come from the dump's own stream (the inspector);
+        // the server's counts in this snapshot only explain differences, so they are
+        // taken beside the running dump rather than before it.
+        let source_counts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+        let mut fingerprint = build_fingerprint(columns, &BTreeMap::new());
         fingerprint.objects = objects.into_iter().collect();
         for t in &mut fingerprint.tables {
             t.bytes = sizes.get(&t.qualified()).copied();
@@ -796,6 +787,28 @@ impl DumpSource for MysqlSource {
             ))
         })?;
         drop(stdin);
+        let counted = source_counts.clone();
+        tokio::spawn(async move {
+            for chunk in tables.chunks(500) {
+                match conn
+                    .query::<(String, String, u64), _>(counts_sql(chunk))
+                    .await
+                {
+                    Ok(rows) => {
+                        let mut c = counted.lock().expect("counts lock");
+                        for (s, t, n) in rows {
+                            c.insert(format!("{s}.{t}"), n);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("counting the source's rows: {e}");
+                        break;
+                    }
+                }
+            }
+            let _ = conn.query_drop("COMMIT").await;
+            let _ = conn.disconnect().await;
+        });
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let tool_name = tool
