@@ -215,7 +215,14 @@ TOML
     sleep 0.5
   done
   [ -n "$node" ] || { fd_log "garage did not start; see $dir/server.log"; return 1; }
-  "$garage" -c "$dir/garage.toml" layout assign -z dc1 -c 1G "$node" >/dev/null
+  # `node id` reads the node's key file and can answer before the server listens: the
+  # first command that talks to it waits until it does.
+  local assigned=""
+  for _ in $(seq 1 60); do
+    "$garage" -c "$dir/garage.toml" layout assign -z dc1 -c 1G "$node" >/dev/null 2>&1 && { assigned=1; break; }
+    sleep 0.5
+  done
+  [ -n "$assigned" ] || { fd_log "garage did not accept its layout; see $dir/server.log"; return 1; }
   "$garage" -c "$dir/garage.toml" layout apply --version 1 >/dev/null
   for _ in $(seq 1 40); do
     "$garage" -c "$dir/garage.toml" bucket create firedrill >/dev/null 2>&1 && break
