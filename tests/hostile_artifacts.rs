@@ -330,40 +330,16 @@ async fn a_manifest_pointing_outside_its_run_is_refused_before_anything_is_fetch
 
 /// A verify-only drill over `prefix`, restoring into `restored`.
 fn verify_only_drill(fx: &Fixture, prefix: &str, extra_source: &str) -> std::path::PathBuf {
-    let path = fx.dir.path().join("stored.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[source]
+    let source = format!(
+        r#"[source]
 type = "stored"
 engine = "postgres"
 version = "15"
 database = "restored"
 prefix = "{prefix}"
-{extra_source}
-
-[storage]
-type = "local"
-path = "{}"
-
-[encryption]
-recipients = ["{}"]
-identity = {{ file = "identity.txt" }}
-
-[sandbox]
-memory = "1GiB"
-
-[timeouts]
-provision = "3m"
-restore = "5m"
-"#,
-            fx.store().display(),
-            fx.recipient
-        ),
-    )
-    .unwrap();
-    path
+{extra_source}"#
+    );
+    fx.write_drill("stored", &source, "1GiB", "")
 }
 
 /// Runs `cmd` in the kept sandbox of `run_id`; its exit code.

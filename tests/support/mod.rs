@@ -105,18 +105,12 @@ impl Fixture {
         self.dir.path().join("store")
     }
 
-    /// Writes drill `name` for database `db`; `extra` is appended (timeouts, assertions).
-    pub fn drill(&self, name: &str, db: &str, extra: &str) -> PathBuf {
-        let p = pg();
+    /// Writes drill file `name.toml`: `source` (the `[source]` table), then this fixture's
+    /// storage, encryption, sandbox memory and timeouts, then `extra`.
+    pub fn write_drill(&self, name: &str, source: &str, memory: &str, extra: &str) -> PathBuf {
         let text = format!(
             r#"
-[source]
-type = "postgres"
-host = "127.0.0.1"
-port = {port}
-database = "{db}"
-user = "postgres"
-password = {{ env = "{PASSWORD_ENV}" }}
+{source}
 
 [storage]
 type = "local"
@@ -127,20 +121,34 @@ recipients = ["{recipient}"]
 identity = {{ file = "identity.txt" }}
 
 [sandbox]
-memory = "1GiB"
+memory = "{memory}"
 
 [timeouts]
 provision = "3m"
 restore = "5m"
 {extra}
 "#,
-            port = p.port,
             store = self.store().display(),
             recipient = self.recipient,
         );
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Writes drill `name` for database `db`; `extra` is appended (timeouts, assertions).
+    pub fn drill(&self, name: &str, db: &str, extra: &str) -> PathBuf {
+        let source = format!(
+            r#"[source]
+type = "postgres"
+host = "127.0.0.1"
+port = {port}
+database = "{db}"
+user = "postgres"
+password = {{ env = "{PASSWORD_ENV}" }}"#,
+            port = pg().port,
+        );
+        self.write_drill(name, &source, "1GiB", extra)
     }
 
     pub fn artifact_path(&self, drill: &str, run_id: &str) -> PathBuf {
@@ -272,39 +280,17 @@ impl Fixture {
     /// Writes a MySQL/MariaDB drill `name`; `source_extra` goes into [source] (database
     /// selection), `extra` at the end.
     pub fn my_drill(&self, name: &str, source_extra: &str, extra: &str) -> PathBuf {
-        let text = format!(
-            r#"
-[source]
+        let source = format!(
+            r#"[source]
 type = "mariadb"
 host = "127.0.0.1"
 port = {port}
 user = "firedrill"
 password = {{ env = "{MY_PASSWORD_ENV}" }}
-{source_extra}
-
-[storage]
-type = "local"
-path = "{store}"
-
-[encryption]
-recipients = ["{recipient}"]
-identity = {{ file = "identity.txt" }}
-
-[sandbox]
-memory = "2GiB"
-
-[timeouts]
-provision = "3m"
-restore = "5m"
-{extra}
-"#,
+{source_extra}"#,
             port = my_port(),
-            store = self.store().display(),
-            recipient = self.recipient,
         );
-        let path = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
+        self.write_drill(name, &source, "2GiB", extra)
     }
 }
 
