@@ -58,6 +58,14 @@ fd_start_pg() {
   if [ -f "$dir/data/postmaster.pid" ]; then
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   fi
+  # FD_KEEP_DATA=1 (the benchmark): start the cluster DIR already holds, with its data.
+  if [ "${FD_KEEP_DATA:-}" = 1 ] && [ -f "$dir/data/PG_VERSION" ]; then
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+    "${run[@]}" "$bin/psql" -XqAt -h "$dir" -p "$port" -U postgres postgres \
+      -c "ALTER USER postgres PASSWORD '$password'" >/dev/null
+    return
+  fi
   rm -rf "$dir"
   mkdir -p "$dir"
   chmod 0755 "$dir"
@@ -85,13 +93,19 @@ fd_stop_pg() {
 fd_start_mariadb() {
   local dir=$1 port=$2 password=$3
   fd_stop_mariadb "$dir"
-  rm -rf "$dir"
-  mkdir -p "$dir/data"
-  chmod 0755 "$dir"
-  local user=()
-  if [ "$(id -u)" = 0 ]; then chown -R mysql:mysql "$dir"; user=(--user=mysql); fi
-  mariadb-install-db "${user[@]}" --datadir="$dir/data" --auth-root-authentication-method=socket \
-    --skip-test-db >"$dir/install.log" 2>&1
+  local user=() keep=
+  if [ "$(id -u)" = 0 ]; then user=(--user=mysql); fi
+  # FD_KEEP_DATA=1 (the benchmark): start the server DIR already holds, with its data.
+  if [ "${FD_KEEP_DATA:-}" = 1 ] && [ -d "$dir/data/mysql" ]; then
+    keep=1
+  else
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    chmod 0755 "$dir"
+    if [ "$(id -u)" = 0 ]; then chown -R mysql:mysql "$dir"; fi
+    mariadb-install-db "${user[@]}" --datadir="$dir/data" --auth-root-authentication-method=socket \
+      --skip-test-db >"$dir/install.log" 2>&1
+  fi
   (setsid mariadbd "${user[@]}" --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
     --bind-address=127.0.0.1 --pid-file="$dir/pid" --log-error="$dir/error.log" \
     --max-allowed-packet=1G --skip-log-bin --innodb-buffer-pool-size=256M \
@@ -101,6 +115,7 @@ fd_start_mariadb() {
     sleep 0.5
   done
   mariadb --socket="$dir/sock" -uroot <<SQL
+$([ -n "$keep" ] && echo "DROP USER IF EXISTS 'firedrill'@'127.0.0.1';")
 CREATE USER 'firedrill'@'127.0.0.1' IDENTIFIED BY '$password';
 GRANT ALL PRIVILEGES ON *.* TO 'firedrill'@'127.0.0.1' WITH GRANT OPTION;
 SQL

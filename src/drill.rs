@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub catalog: Option<Arc<dyn Catalog>>,
     /// Where the run's reports are written, and the key that signs them.
     pub reports: Option<Arc<crate::evidence::ReportWriter>>,
+    /// When the schedule fired for this run (scheduled runs only): the report keeps it,
+    /// so lateness behind the concurrency limit shows.
+    pub scheduled_for: Option<jiff::Timestamp>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -50,6 +53,7 @@ impl std::fmt::Debug for RunOptions {
             .field("run_id", &self.run_id)
             .field("catalog", &self.catalog.is_some())
             .field("reports", &self.reports)
+            .field("scheduled_for", &self.scheduled_for)
             .finish()
     }
 }
@@ -209,6 +213,7 @@ pub async fn run_drill(
             let mut run = Run::new(drill, run_id, started_at, progress, cancel);
             run.fail(None, e);
             let mut report = run.finish();
+            report.scheduled_for = opts.scheduled_for;
             write_reports(opts, &mut report);
             if let Some(c) = &opts.catalog {
                 if let Err(e) = c.run_finished(&report, None).await {
@@ -237,6 +242,14 @@ pub async fn run_with_parts(
     }
     let store = parts.store.clone();
     let (mut report, manifest) = execute(drill, parts, run_id, opts, progress, cancel).await;
+    report.scheduled_for = opts.scheduled_for;
+    if let Some(late) = report.schedule_lateness_ms().filter(|ms| *ms > 1000) {
+        tracing::warn!(
+            drill = %drill.name,
+            "started {} after its schedule fired (queued behind daemon.max_concurrent_drills?)",
+            crate::report::human_ms(late)
+        );
+    }
     write_reports(opts, &mut report);
     // Files made by other tools are not firedrill's artifacts: no marker, no inventory.
     let manifest = manifest.filter(|m| m.dump_format != EXTERNAL_FORMAT);
@@ -1629,6 +1642,7 @@ impl<'a> Run<'a> {
             fingerprint_mismatches: self.mismatches,
             assertions: self.assertions,
             kept_sandbox: self.kept_sandbox,
+            scheduled_for: None,
             evidence,
             signature: None,
         }

@@ -593,6 +593,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 run_id: None,
                 catalog,
                 reports: Some(reports),
+                scheduled_for: None,
             };
             let dir = drills.resolve(&config);
             let (code, report) = run(&drill, &dir, json, quiet, random, opts.clone()).await;

@@ -228,6 +228,10 @@ pub struct RunReport {
     /// Set when the sandbox was kept (`--keep`): how to reach it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_sandbox: Option<String>,
+    /// When the schedule fired, for scheduled runs; `started_at` minus this is how late
+    /// the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<jiff::Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// ed25519 signature of the rest of the report, when a signing key is configured.
@@ -250,6 +254,14 @@ impl RunReport {
             Verdict::Error if self.was_aborted() => "aborted",
             Verdict::Error => "error",
         }
+    }
+
+    /// How long after its schedule fired the run started (scheduled runs only).
+    pub fn schedule_lateness_ms(&self) -> Option<u64> {
+        self.scheduled_for.map(|t| {
+            let ns = self.started_at.as_nanosecond() - t.as_nanosecond();
+            (ns.max(0) / 1_000_000) as u64
+        })
     }
 
     /// Provision + restore + verify, in milliseconds: the measured recovery time.
@@ -298,6 +310,7 @@ impl RunReport {
             fingerprint_mismatches: vec![],
             assertions: vec![],
             kept_sandbox: None,
+            scheduled_for: None,
             evidence: None,
             signature: None,
         }
@@ -506,6 +519,7 @@ mod tests {
                 error: None,
             }],
             kept_sandbox: None,
+            scheduled_for: None,
             evidence: None,
             signature: None,
         }

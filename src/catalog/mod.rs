@@ -107,6 +107,16 @@ pub struct RunRecord {
     pub accepted: bool,
 }
 
+/// A drill's newest finished run and newest passing run: what a listing of many drills
+/// shows, read for all of them at once.
+#[derive(Debug, Clone, Default)]
+pub struct LatestRuns {
+    /// The newest run that is not `running`.
+    pub finished: Option<RunRecord>,
+    /// The newest `passed` run.
+    pub passed: Option<RunRecord>,
+}
+
 /// An open incident: a drill that failed and was paged about, until it passes again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
@@ -176,6 +186,14 @@ pub trait Catalog: Send + Sync + 'static {
     async fn delete_artifact(&self, drill: &str, run_id: &str) -> Result<()>;
     async fn runs(&self, drill: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+    /// The newest finished and passing run of each of `drills`, in one read: listings of
+    /// a thousand drills must not cost a thousand queries. `with_reports` loads the runs'
+    /// JSON reports too (otherwise `report` is `None`).
+    async fn latest_runs(
+        &self,
+        drills: &[String],
+        with_reports: bool,
+    ) -> Result<std::collections::HashMap<String, LatestRuns>>;
     /// Marks a run accepted and its artifact good.
     async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()>;
     /// Marks runs still `running` (left by a crash) as aborted; returns them.

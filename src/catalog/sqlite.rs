@@ -1,12 +1,13 @@
 //! [`Catalog`] in one SQLite file (WAL mode, so the CLI and a daemon can share it).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{ArtifactRecord, Catalog, Incident, OutboxItem, RunRecord, Verified};
+use super::{ArtifactRecord, Catalog, Incident, LatestRuns, OutboxItem, RunRecord, Verified};
 use crate::error::{Error, Result};
 use crate::report::{RunReport, Verdict};
 
@@ -493,6 +494,38 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn latest_runs(
+        &self,
+        drills: &[String],
+        with_reports: bool,
+    ) -> Result<HashMap<String, LatestRuns>> {
+        let drills = drills.to_vec();
+        // Two index walks per drill on (drill, started_at), one prepared statement each.
+        let cols = if with_reports {
+            RUN_COLS.to_string()
+        } else {
+            RUN_COLS.replace(", report", ", NULL")
+        };
+        self.with(move |c| {
+            let mut finished = c.prepare_cached(&format!(
+                "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE drill = ?1 AND status != 'running' ORDER BY started_at DESC, run_id DESC LIMIT 1"
+            ))?;
+            let mut passed = c.prepare_cached(&format!(
+                "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE drill = ?1 AND status = 'passed' ORDER BY started_at DESC, run_id DESC LIMIT 1"
+            ))?;
+            let mut out = HashMap::with_capacity(drills.len());
+            for d in drills {
+                let latest = LatestRuns {
+                    finished: finished.query_row(params![d], run_row).optional()?,
+                    passed: passed.query_row(params![d], run_row).optional()?,
+                };
+                out.insert(d, latest);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn abort_running(&self) -> Result<Vec<RunRecord>> {
         let now = jiff::Timestamp::now().to_string();
         self.with(move |c| {
@@ -595,5 +628,43 @@ mod tests {
         assert_eq!(aborted.len(), 1);
         assert_eq!(c.run("r9").await.unwrap().unwrap().status, "aborted");
         assert!(c.abort_running().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn latest_runs_of_many_drills_in_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+        let finish = |drill: &str, id: &str, s: i64, verdict: Verdict| {
+            let mut r = RunReport::empty(drill, id, at(s));
+            r.verdict = verdict;
+            r
+        };
+        c.run_finished(&finish("shop", "a", 0, Verdict::Passed), None)
+            .await
+            .unwrap();
+        c.run_finished(&finish("shop", "b", 10, Verdict::Failed), None)
+            .await
+            .unwrap();
+        c.run_started("shop", "c", at(20)).await.unwrap();
+        c.run_finished(&finish("crm", "d", 5, Verdict::Failed), None)
+            .await
+            .unwrap();
+        let names = ["shop", "crm", "never"].map(String::from);
+        let latest = c.latest_runs(&names, false).await.unwrap();
+        let shop = &latest["shop"];
+        assert_eq!(
+            shop.finished.as_ref().unwrap().run_id,
+            "b",
+            "running c is not finished"
+        );
+        assert_eq!(shop.passed.as_ref().unwrap().run_id, "a");
+        assert!(shop.finished.as_ref().unwrap().report.is_none());
+        assert_eq!(latest["crm"].finished.as_ref().unwrap().run_id, "d");
+        assert!(latest["crm"].passed.is_none());
+        assert!(latest["never"].finished.is_none() && latest["never"].passed.is_none());
+        let with = c.latest_runs(&names[..1], true).await.unwrap();
+        assert!(with["shop"].finished.as_ref().unwrap().report.is_some());
     }
 }

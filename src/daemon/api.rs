@@ -90,26 +90,29 @@ fn error(status: StatusCode, message: String) -> Response {
 
 async fn drills(State(d): State<Arc<Daemon>>) -> Response {
     let now = jiff::Timestamp::now();
-    let mut out = Vec::new();
-    for (name, drill) in d.drills() {
-        let runs = d.catalog.runs(Some(&name), 50).await.unwrap_or_default();
-        let last = runs.iter().find(|r| r.status != "running");
-        let last_success = runs
-            .iter()
-            .find(|r| r.status == "passed")
-            .map(|r| r.started_at);
-        let next = drill.schedule.cron.as_ref().and_then(|s| s.next_after(now));
-        out.push(json!({
-            "name": name,
-            "description": drill.description,
-            "schedule": drill.schedule.cron.as_ref().map(|s| s.expression.clone()),
-            "next_run": next,
-            "last_run": last.map(|r| json!({"run_id": r.run_id, "status": r.status, "started_at": r.started_at})),
-            "last_success": last_success,
-            "max_age_seconds": drill.schedule.max_age.map(|m| m.as_secs()),
-            "rto_seconds": drill.schedule.rto.map(|m| m.as_secs()),
-        }));
-    }
+    let drills = d.drills();
+    let names: Vec<String> = drills.keys().cloned().collect();
+    let mut latest = match d.catalog.latest_runs(&names, false).await {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let out: Vec<_> = drills
+        .iter()
+        .map(|(name, drill)| {
+            let l = latest.remove(name).unwrap_or_default();
+            let next = drill.schedule.cron.as_ref().and_then(|s| s.next_after(now));
+            json!({
+                "name": name,
+                "description": drill.description,
+                "schedule": drill.schedule.cron.as_ref().map(|s| s.expression.clone()),
+                "next_run": next,
+                "last_run": l.finished.map(|r| json!({"run_id": r.run_id, "status": r.status, "started_at": r.started_at})),
+                "last_success": l.passed.map(|r| r.started_at),
+                "max_age_seconds": drill.schedule.max_age.map(|m| m.as_secs()),
+                "rto_seconds": drill.schedule.rto.map(|m| m.as_secs()),
+            })
+        })
+        .collect();
     Json(json!({ "drills": out })).into_response()
 }
 
@@ -354,10 +357,17 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     let mut stages = String::new();
     let mut sizes = String::new();
     let mut rto = String::new();
+    let mut lateness = String::new();
+    let names: Vec<String> = drills.keys().cloned().collect();
+    let latest = d
+        .catalog
+        .latest_runs(&names, true)
+        .await
+        .unwrap_or_default();
     for name in drills.keys() {
-        let runs = d.catalog.runs(Some(name), 50).await.unwrap_or_default();
+        let Some(l) = latest.get(name) else { continue };
         let n = esc(name);
-        if let Some(r) = runs.iter().find(|r| r.status != "running") {
+        if let Some(r) = &l.finished {
             let _ = writeln!(
                 last_run,
                 "firedrill_last_run_timestamp_seconds{{drill=\"{n}\"}} {}",
@@ -383,12 +393,19 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
                         s.duration_ms as f64 / 1000.0
                     );
                 }
+                if let Some(ms) = rep.schedule_lateness_ms() {
+                    let _ = writeln!(
+                        lateness,
+                        "firedrill_schedule_lateness_seconds{{drill=\"{n}\"}} {}",
+                        ms as f64 / 1000.0
+                    );
+                }
             }
             if let Some(b) = r.encrypted_bytes {
                 let _ = writeln!(sizes, "firedrill_artifact_bytes{{drill=\"{n}\"}} {b}");
             }
         }
-        if let Some(r) = runs.iter().find(|r| r.status == "passed") {
+        if let Some(r) = &l.passed {
             let _ = writeln!(
                 success,
                 "firedrill_last_success_timestamp_seconds{{drill=\"{n}\"}} {}",
@@ -435,6 +452,12 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
             "gauge",
             "Provision + restore + verify time of the last passing run (the measured RTO).",
             &rto,
+        ),
+        (
+            "firedrill_schedule_lateness_seconds",
+            "gauge",
+            "How long after its schedule fired the last finished scheduled run started.",
+            &lateness,
         ),
     ] {
         help(name, kind, text, &mut out);

@@ -596,6 +596,7 @@ impl Daemon {
                 let d = &drills[&name];
                 let opts = RunOptions {
                     artifact: None,
+                    scheduled_for: next.get(&name).copied(),
                     ..Default::default()
                 };
                 let opts = if d.schedule.random_artifact {

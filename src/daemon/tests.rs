@@ -8,6 +8,8 @@ struct FakeRunner {
     clock: Clock,
     took: Duration,
     calls: Mutex<Vec<(String, jiff::Timestamp)>>,
+    /// Each call's `RunOptions::scheduled_for`.
+    scheduled: Mutex<Vec<Option<jiff::Timestamp>>>,
 }
 
 #[async_trait]
@@ -23,6 +25,7 @@ impl DrillRunner for FakeRunner {
             .lock()
             .unwrap()
             .push((drill.name.clone(), self.clock.now()));
+        self.scheduled.lock().unwrap().push(opts.scheduled_for);
         progress.stage_started(Stage::Dump);
         tokio::select! {
             _ = tokio::time::sleep(self.took) => {}
@@ -78,6 +81,7 @@ fn setup(
         clock,
         took,
         calls: Mutex::new(Vec::new()),
+        scheduled: Mutex::new(Vec::new()),
     });
     let d = Daemon::new(config, runner.clone(), CancellationToken::new()).unwrap();
     (d, runner)
@@ -111,12 +115,20 @@ async fn cron_fires_on_time_and_jitter_stays_in_bounds() {
     let calls = runner.calls.lock().unwrap().clone();
     // 00:05 … 00:30: six firings.
     assert_eq!(calls.len(), 6, "{calls:?}");
+    let scheduled = runner.scheduled.lock().unwrap().clone();
     for (i, (_, at)) in calls.iter().enumerate() {
         let fire = t("2026-01-01T00:05:00Z").as_second() + 300 * i as i64;
         let late = at.as_second() - fire;
         assert!(
             (0..=90 + 60).contains(&late),
             "run {i} at {at}, {late}s after {fire}"
+        );
+        // The run knows when its (jittered) schedule fired, and started then.
+        let when = scheduled[i].expect("a scheduled run carries its firing time");
+        assert!((0..=90).contains(&(when.as_second() - fire)), "{when}");
+        assert!(
+            (0..=1).contains(&(at.as_second() - when.as_second())),
+            "{when} {at}"
         );
     }
 }

@@ -5,11 +5,13 @@
 #   tests/bench/run.sh                 # ~1.2 GB PostgreSQL + ~400 MB MariaDB
 #   FD_BENCH_PG_ROWS=40000000 tests/bench/run.sh   # bigger (≈ rows × 170 bytes)
 #
-# It builds the data sets once (kept in $FD_BENCH_DIR, default /var/tmp/firedrill-bench),
-# then measures:
+# It builds the data sets once (kept in $FD_BENCH_DIR, default /var/tmp/firedrill-bench,
+# vacuumed and frozen so that no run pays for another's hint bits), warms the caches with
+# one untimed dump, then measures each pipeline $FD_BENCH_REPEAT times (default 3), in
+# turn, and keeps the median:
 #   backup   firedrill's dump→zstd→age→store pipeline (the dump stage of its report)
 #            vs `pg_dump -Fc -Z0 | zstd -3 -T0 | age -r KEY > file`
-#            vs `pg_dump -Fc -Z0 | restic backup --stdin` into a local repository
+#            vs `pg_dump | restic backup --stdin` into a new local repository
 #   restore  firedrill's restore stage (fetch, decrypt, decompress, restore in the sandbox)
 #            vs `pg_restore -j N` of a plain local dump file in a container of the same image
 #   overhead a drill of a near-empty database: provision + teardown beyond the server's start
@@ -24,6 +26,7 @@ dir=${FD_BENCH_DIR:-/var/tmp/firedrill-bench}
 rows=${FD_BENCH_PG_ROWS:-7000000}
 my_rows=${FD_BENCH_MY_ROWS:-2500000}
 jobs=${FD_BENCH_JOBS:-$(nproc)}
+repeat=${FD_BENCH_REPEAT:-3}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 out=${FD_BENCH_OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)-$commit.md}
 mkdir -p "$dir" "$(dirname "$out")"
@@ -38,6 +41,7 @@ fd=$PWD/target/release/firedrill
 
 pg_port=55488 my_port=53388
 export FD_BENCH_PG_PASSWORD=bench-pg FD_BENCH_MY_PASSWORD=bench-my
+export FD_KEEP_DATA=1 # the data sets stay between runs
 fd_start_pg "$dir/pg" "$pg_port" "$FD_BENCH_PG_PASSWORD"
 fd_start_mariadb "$dir/mariadb" "$my_port" "$FD_BENCH_MY_PASSWORD"
 peer_pg=fd-bench-peer-pg peer_my=fd-bench-peer-my
@@ -69,8 +73,8 @@ INSERT INTO events SELECT g, 1 + g % 200000, now() - (g || ' seconds')::interval
 CREATE INDEX events_customer ON events (customer_id);
 CREATE INDEX events_at ON events (at);
 CREATE INDEX events_kind_amount ON events (kind, amount);
-ANALYZE;
 SQL
+  psql -Xq -v ON_ERROR_STOP=1 bench -c "VACUUM (FREEZE, ANALYZE)"
 fi
 pg_size=$(psql -XAtqc "SELECT pg_database_size('bench')" postgres)
 psql -Xq postgres -c "DROP DATABASE IF EXISTS tiny" -c "CREATE DATABASE tiny"
@@ -158,27 +162,37 @@ peer_container() { # NAME IMAGE ENGINE
   fd_log "peer container $1 did not become ready"; return 1
 }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
+
 rows_md=()
 row() { rows_md+=("| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }') | $4 | $5 |"); }
 
 # --- PostgreSQL ------------------------------------------------------------------------
-fd_log "PostgreSQL: firedrill drill of $(numfmt --to=iec "$pg_size")"
-sync; run_drill pg
-fd_backup=$(stage_s "$dir/work/pg.json" dump)
-fd_restore=$(stage_s "$dir/work/pg.json" restore)
-fd_rss=$(rss_mib "$dir/work/pg.time")
-
-fd_log "PostgreSQL: pg_dump | zstd | age"
-sync; t0=$(now)
-"$pg_bin/pg_dump" -Fc -Z0 bench | zstd -3 -T0 -q | age -r "$recipient" > "$dir/work/peer.dump.zst.age"
-peer_backup=$(secs "$t0" "$(now)")
-
-fd_log "PostgreSQL: pg_dump | restic backup --stdin"
+fd_log "PostgreSQL: warming the caches (one untimed pg_dump)"
+"$pg_bin/pg_dump" -Fc -Z0 bench > /dev/null
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$dir/work/restic"
-restic init -q >/dev/null
-sync; t0=$(now)
-"$pg_bin/pg_dump" -Fc -Z0 bench | restic backup -q --stdin --stdin-filename bench.dump >/dev/null
-restic_backup=$(secs "$t0" "$(now)")
+fd_b=() fd_r=() fd_m=() peer_b=() restic_b=()
+for i in $(seq 1 "$repeat"); do
+  fd_log "PostgreSQL $i/$repeat: firedrill drill of $(numfmt --to=iec "$pg_size")"
+  sync; run_drill pg
+  fd_b+=("$(stage_s "$dir/work/pg.json" dump)")
+  fd_r+=("$(stage_s "$dir/work/pg.json" restore)")
+  fd_m+=("$(rss_mib "$dir/work/pg.time")")
+
+  fd_log "PostgreSQL $i/$repeat: pg_dump -Fc -Z0 | zstd | age"
+  sync; t0=$(now)
+  "$pg_bin/pg_dump" -Fc -Z0 bench | zstd -3 -T0 -q | age -r "$recipient" > "$dir/work/peer.dump.zst.age"
+  peer_b+=("$(secs "$t0" "$(now)")")
+
+  fd_log "PostgreSQL $i/$repeat: pg_dump | restic backup --stdin (new repository)"
+  rm -rf "$RESTIC_REPOSITORY"; restic init -q >/dev/null
+  sync; t0=$(now)
+  "$pg_bin/pg_dump" bench | restic backup -q --stdin --stdin-filename bench.sql >/dev/null
+  restic_b+=("$(secs "$t0" "$(now)")")
+done
+fd_backup=$(median "${fd_b[@]}") fd_restore=$(median "${fd_r[@]}") fd_rss=$(maxof "${fd_m[@]}")
+peer_backup=$(median "${peer_b[@]}") restic_backup=$(median "${restic_b[@]}")
 
 fd_log "PostgreSQL: pg_restore -j $jobs from a local file"
 "$pg_bin/pg_dump" -Fc -Z0 -f "$dir/work/peer.dump" bench
@@ -204,17 +218,24 @@ fixed=$(awk -v a="$tiny_prov" -v b="$tiny_down" 'BEGIN { printf "%.2f", a + b }'
 row "fixed overhead: provision+teardown vs the server's start ($(awk -v a="$fixed" -v b="$server_start" 'BEGIN { printf "%+.2f", a - b }') s)" "$fixed" "$server_start" "$(rss_mib "$dir/work/tiny.time")" "difference ≤ 3 s"
 
 # --- MariaDB ---------------------------------------------------------------------------
-fd_log "MariaDB: firedrill drill of $(numfmt --to=iec "$my_size")"
-sync; run_drill my
-my_fd_backup=$(stage_s "$dir/work/my.json" dump)
-my_fd_restore=$(stage_s "$dir/work/my.json" restore)
-my_rss=$(rss_mib "$dir/work/my.time")
+fd_log "MariaDB: warming the caches (one untimed mariadb-dump)"
+mariadb-dump --protocol=TCP -h 127.0.0.1 -P "$my_port" -u firedrill -p"$FD_BENCH_MY_PASSWORD" --single-transaction --databases bench > /dev/null
+my_fd_b=() my_fd_r=() my_fd_m=() my_peer_b=()
+for i in $(seq 1 "$repeat"); do
+  fd_log "MariaDB $i/$repeat: firedrill drill of $(numfmt --to=iec "$my_size")"
+  sync; run_drill my
+  my_fd_b+=("$(stage_s "$dir/work/my.json" dump)")
+  my_fd_r+=("$(stage_s "$dir/work/my.json" restore)")
+  my_fd_m+=("$(rss_mib "$dir/work/my.time")")
 
-fd_log "MariaDB: mariadb-dump | zstd | age"
-sync; t0=$(now)
-mariadb-dump --protocol=TCP -h 127.0.0.1 -P "$my_port" -u firedrill -p"$FD_BENCH_MY_PASSWORD" --single-transaction --routines --triggers --events --hex-blob --databases bench \
-  | zstd -3 -T0 -q | age -r "$recipient" > "$dir/work/peer.sql.zst.age"
-my_peer_backup=$(secs "$t0" "$(now)")
+  fd_log "MariaDB $i/$repeat: mariadb-dump | zstd | age"
+  sync; t0=$(now)
+  mariadb-dump --protocol=TCP -h 127.0.0.1 -P "$my_port" -u firedrill -p"$FD_BENCH_MY_PASSWORD" --single-transaction --routines --triggers --events --hex-blob --databases bench \
+    | zstd -3 -T0 -q | age -r "$recipient" > "$dir/work/peer.sql.zst.age"
+  my_peer_b+=("$(secs "$t0" "$(now)")")
+done
+my_fd_backup=$(median "${my_fd_b[@]}") my_fd_restore=$(median "${my_fd_r[@]}") my_rss=$(maxof "${my_fd_m[@]}")
+my_peer_backup=$(median "${my_peer_b[@]}")
 
 fd_log "MariaDB: mariadb < dump"
 age -d -i "$dir/work/identity.txt" "$dir/work/peer.sql.zst.age" | zstd -d -q > "$dir/work/peer.sql"
@@ -231,7 +252,7 @@ row "mariadb restore vs mariadb < dump" "$my_fd_restore" "$my_peer_restore" "" "
 {
   echo "# firedrill benchmark $commit, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo
-  echo "PostgreSQL data set: $(numfmt --to=iec "$pg_size") ($rows events); MariaDB: $(numfmt --to=iec "${my_size%.*}") ($my_rows events); jobs $jobs"
+  echo "PostgreSQL data set: $(numfmt --to=iec "$pg_size") ($rows events); MariaDB: $(numfmt --to=iec "${my_size%.*}") ($my_rows events); jobs $jobs; medians of $repeat runs (restores: firedrill's median, the peer's one run)"
   echo
   echo "| stage | firedrill s | peer s | ratio | firedrill peak RSS MiB | target |"
   echo "|---|---|---|---|---|---|"
