@@ -183,7 +183,7 @@ pub fn encrypt_stream(
                 .map_err(|e| Error::internal(format!("zstd: {e}")))?;
         }
         let mut plain = 0u64;
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = vec![0u8; 256 << 10];
         loop {
             let n = match input.read(&mut buf) {
                 Ok(0) => break,

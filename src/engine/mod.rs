@@ -35,6 +35,21 @@ pub struct DumpMeta {
     pub format: String,
 }
 
+/// Bytes a dump tool may write ahead of firedrill's reading (Linux's default pipe holds
+/// 64 KiB): fewer wake-ups for both sides at the same bounded memory.
+const DUMP_PIPE_BYTES: usize = 1 << 20;
+
+/// Widens the pipe from a dump tool to firedrill. Best effort: where the system refuses
+/// (a lower `/proc/sys/fs/pipe-max-size`), the default pipe works, only slower.
+pub fn widen_pipe(stdout: &tokio::process::ChildStdout) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::pipe::fcntl_setpipe_size(stdout, DUMP_PIPE_BYTES) {
+        tracing::debug!("could not widen the dump pipe: {e}");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stdout;
+}
+
 /// A dump in progress: its fingerprint (taken in the dump's snapshot, or completed from
 /// the stream by its inspector), its byte stream, and a future that resolves when the dump
 /// tool has exited, with an error if it failed.

@@ -727,8 +727,8 @@ impl DumpSource for MysqlSource {
             .map(|(s, t, b)| (format!("{s}.{t}"), b))
             .collect();
         // The fingerprint's row counts come from the dump's own stream (the inspector);
-        // the server's counts in this snapshot only explain differences, so they are
-        // taken beside the running dump rather than before it.
+        // the server's counts in this snapshot only explain differences ("writes during
+        // the dump"), so they are taken beside the running dump rather than before it.
         let source_counts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
         let mut fingerprint = build_fingerprint(columns, &BTreeMap::new());
         fingerprint.objects = objects.into_iter().collect();
@@ -787,6 +787,15 @@ impl DumpSource for MysqlSource {
             ))
         })?;
         drop(stdin);
+        // Only tables up to checksum_max_table_size: a second full scan of a big table
+        // beside the dump would slow the dump, for a note.
+        let tables: Vec<(String, String)> = tables
+            .into_iter()
+            .filter(|(s, t)| {
+                sizes.get(&format!("{s}.{t}")).copied().unwrap_or(0)
+                    <= checksum_plan.max_table_bytes
+            })
+            .collect();
         let counted = source_counts.clone();
         tokio::spawn(async move {
             for chunk in tables.chunks(500) {
@@ -810,6 +819,7 @@ impl DumpSource for MysqlSource {
             let _ = conn.disconnect().await;
         });
         let stdout = child.stdout.take().expect("stdout is piped");
+        super::widen_pipe(&stdout);
         let stderr = child.stderr.take().expect("stderr is piped");
         let tool_name = tool
             .file_name()

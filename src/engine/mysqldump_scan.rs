@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, Result};
 
@@ -53,8 +53,14 @@ pub struct DumpScanner {
     rows: BTreeMap<String, u64>,
     /// Per table, the wrapping sum of the XXH3 hashes of its rows' text.
     sums: BTreeMap<String, u64>,
-    /// The hash of the row being read, while inside one.
+    /// Inside a row of the VALUES list.
+    in_row: bool,
+    /// The hash of a row that spans chunks (a row within one chunk is hashed in one go).
     row: Option<Xxh3>,
+    /// Rows and hash sum of the current INSERT, added to `rows` and `sums` when it ends:
+    /// no map lookup per row.
+    cur_rows: u64,
+    cur_sum: u64,
     tables_seen: Vec<String>,
     definers: u64,
     gtid_purged: u64,
@@ -107,7 +113,10 @@ impl DumpScanner {
             escaped: false,
             rows: BTreeMap::new(),
             sums: BTreeMap::new(),
+            in_row: false,
             row: None,
+            cur_rows: 0,
+            cur_sum: 0,
             tables_seen: Vec::new(),
             definers: 0,
             gtid_purged: 0,
@@ -130,9 +139,12 @@ impl DumpScanner {
         // Where the current row's bytes start in this chunk: rows are hashed a slice at a
         // time, not a byte at a time.
         let mut row_from = 0;
-        for (i, &b) in chunk.iter().enumerate() {
+        let mut i = 0;
+        while i < chunk.len() {
             match self.mode {
                 Mode::LineHead => {
+                    let b = chunk[i];
+                    i += 1;
                     if b == b'\n' {
                         // MariaDB 10.x writes `INSERT INTO `t` VALUES` and then one row
                         // per line.
@@ -152,7 +164,7 @@ impl DumpScanner {
                         self.end_head_line();
                     } else {
                         self.head.push(b);
-                        if self.head.starts_with(b"INSERT INTO ") {
+                        if self.head.starts_with(b"INSERT INTO ") && b == b' ' {
                             if let Some(pos) = find(&self.head, b" VALUES ") {
                                 let name = parse_ident(
                                     self.head
@@ -170,32 +182,74 @@ impl DumpScanner {
                         }
                     }
                 }
-                Mode::SkipLine => {
-                    if b == b'\n' {
+                Mode::SkipLine => match memchr::memchr(b'\n', &chunk[i..]) {
+                    Some(p) => {
+                        i += p + 1;
                         self.mode = Mode::LineHead;
                     }
-                }
-                Mode::Values => match self.values_byte(b) {
-                    RowEdge::Start => {
-                        self.row = Some(Xxh3::new());
-                        row_from = i;
-                    }
-                    RowEdge::End => {
-                        if let Some(mut h) = self.row.take() {
-                            h.update(&chunk[row_from..=i]);
-                            if let Some(t) = &self.table {
-                                let sum = self.sums.entry(t.clone()).or_insert(0);
-                                *sum = sum.wrapping_add(h.digest());
-                            }
-                        }
-                    }
-                    RowEdge::None => {}
+                    None => i = chunk.len(),
                 },
+                Mode::Values => {
+                    if self.in_string && self.escaped {
+                        // The byte after a backslash, whatever it is.
+                        self.escaped = false;
+                        i += 1;
+                        continue;
+                    }
+                    // Jump to the next byte that can matter where we stand.
+                    let rest = &chunk[i..];
+                    let next = if self.in_string {
+                        memchr::memchr2(b'\\', b'\'', rest)
+                    } else if self.depth == 0 {
+                        memchr::memchr3(b'\'', b'(', b';', rest)
+                    } else {
+                        memchr::memchr3(b'\'', b'(', b')', rest)
+                    };
+                    let Some(p) = next else {
+                        i = chunk.len();
+                        continue;
+                    };
+                    let at = i + p;
+                    i = at + 1;
+                    match self.values_byte(chunk[at]) {
+                        RowEdge::Start => {
+                            self.in_row = true;
+                            row_from = at;
+                        }
+                        RowEdge::End if self.in_row => {
+                            self.in_row = false;
+                            let digest = match self.row.take() {
+                                Some(mut h) => {
+                                    h.update(&chunk[row_from..=at]);
+                                    h.digest()
+                                }
+                                None => xxh3_64(&chunk[row_from..=at]),
+                            };
+                            self.cur_sum = self.cur_sum.wrapping_add(digest);
+                        }
+                        RowEdge::End | RowEdge::None => {}
+                    }
+                }
             }
         }
-        if let Some(h) = self.row.as_mut() {
-            h.update(&chunk[row_from..]);
+        if self.in_row {
+            self.row
+                .get_or_insert_with(Xxh3::new)
+                .update(&chunk[row_from..]);
         }
+    }
+
+    /// Adds the finished INSERT's rows and hash sum to its table.
+    fn end_insert(&mut self) {
+        if let Some(t) = self.table.take() {
+            if self.cur_rows > 0 {
+                *self.rows.entry(t.clone()).or_insert(0) += self.cur_rows;
+                let sum = self.sums.entry(t).or_insert(0);
+                *sum = sum.wrapping_add(self.cur_sum);
+            }
+        }
+        self.cur_rows = 0;
+        self.cur_sum = 0;
     }
 
     fn keep_tail(&mut self, chunk: &[u8]) {
@@ -219,6 +273,7 @@ impl DumpScanner {
     }
 
     fn start_values(&mut self, table: String) {
+        self.end_insert();
         let q = self.qualified(&table);
         self.rows.entry(q.clone()).or_insert(0);
         self.table = Some(q);
@@ -245,9 +300,7 @@ impl DumpScanner {
             b'(' => {
                 self.depth += 1;
                 if self.depth == 1 {
-                    if let Some(t) = &self.table {
-                        *self.rows.entry(t.clone()).or_insert(0) += 1;
-                    }
+                    self.cur_rows += 1;
                     return RowEdge::Start;
                 }
             }
@@ -258,7 +311,7 @@ impl DumpScanner {
                 }
             }
             b';' if self.depth == 0 => {
-                self.table = None;
+                self.end_insert();
                 self.mode = Mode::SkipLine;
             }
             _ => {}

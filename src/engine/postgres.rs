@@ -577,6 +577,7 @@ impl DumpSource for PostgresSource {
             Error::infra(format!("cannot start {}: {e}", pg_dump.display())).retryable(false)
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        super::widen_pipe(&stdout);
         let stderr = child.stderr.take().expect("stderr is piped");
         // The snapshot transaction (the client) ends only once pg_dump is done with it.
         let completion = super::dump_completion(

@@ -15,7 +15,9 @@
 #   restore  firedrill's restore stage (fetch, decrypt, decompress, restore in the sandbox)
 #            vs `pg_restore -j N` of a plain local dump file in a container of the same image
 #   overhead a drill of a near-empty database: provision + teardown beyond the server's start
-#   memory   firedrill's peak RSS during the big drill (GNU time)
+#   memory   firedrill's peak RSS (GNU time) during the ~1 GB drill and during a drill of
+#            a $FD_BENCH_BIG_GB GB database (default 10; 0 skips it)
+#   floor    `pg_dump -Fc -Z0 > /dev/null` alone: no pipeline built on pg_dump beats it
 # and the same for MariaDB against `mariadb-dump | zstd | age` and `mariadb < dump`.
 # The table goes to stdout and to $FD_BENCH_OUT (default target/bench/<date>-<commit>.md).
 set -euo pipefail
@@ -27,6 +29,7 @@ rows=${FD_BENCH_PG_ROWS:-7000000}
 my_rows=${FD_BENCH_MY_ROWS:-2500000}
 jobs=${FD_BENCH_JOBS:-$(nproc)}
 repeat=${FD_BENCH_REPEAT:-3}
+big_gb=${FD_BENCH_BIG_GB:-10} # the memory check's second drill; 0 skips it
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 out=${FD_BENCH_OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)-$commit.md}
 mkdir -p "$dir" "$(dirname "$out")"
@@ -77,6 +80,17 @@ SQL
   psql -Xq -v ON_ERROR_STOP=1 bench -c "VACUUM (FREEZE, ANALYZE)"
 fi
 pg_size=$(psql -XAtqc "SELECT pg_database_size('bench')" postgres)
+if [ "$big_gb" -gt 0 ] && [ "$(psql -XAtqc "SELECT count(*) FROM pg_database WHERE datname = 'big$big_gb'" postgres)" != 1 ]; then
+  fd_log "generating the $big_gb GB PostgreSQL data set for the memory check"
+  psql -Xq -v ON_ERROR_STOP=1 postgres -c "CREATE DATABASE big$big_gb"
+  # ~1.9 kB rows (under the TOAST threshold: stored as they are), 1 GiB per 512 Ki rows.
+  psql -Xq -v ON_ERROR_STOP=1 "big$big_gb" <<SQL
+CREATE TABLE blobs (id bigint PRIMARY KEY, body text NOT NULL);
+INSERT INTO blobs SELECT g, repeat(md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), 19)
+  FROM generate_series(1, $big_gb * 512 * 1024) g;
+ANALYZE blobs;
+SQL
+fi
 psql -Xq postgres -c "DROP DATABASE IF EXISTS tiny" -c "CREATE DATABASE tiny"
 psql -Xq tiny -c "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)"
 
@@ -132,6 +146,13 @@ port = $pg_port
 database = \"tiny\"
 user = \"postgres\"
 password = { env = \"FD_BENCH_PG_PASSWORD\" }"
+drill big "[source]
+type = \"postgres\"
+host = \"127.0.0.1\"
+port = $pg_port
+database = \"big$big_gb\"
+user = \"postgres\"
+password = { env = \"FD_BENCH_PG_PASSWORD\" }"
 drill my "[source]
 type = \"mariadb\"
 host = \"127.0.0.1\"
@@ -172,8 +193,13 @@ row() { rows_md+=("| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0
 fd_log "PostgreSQL: warming the caches (one untimed pg_dump)"
 "$pg_bin/pg_dump" -Fc -Z0 bench > /dev/null
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$dir/work/restic"
-fd_b=() fd_r=() fd_m=() peer_b=() restic_b=()
+fd_b=() fd_r=() fd_m=() peer_b=() restic_b=() floor_b=()
 for i in $(seq 1 "$repeat"); do
+  fd_log "PostgreSQL $i/$repeat: pg_dump -Fc -Z0 > /dev/null (the floor)"
+  sync; t0=$(now)
+  "$pg_bin/pg_dump" -Fc -Z0 bench > /dev/null
+  floor_b+=("$(secs "$t0" "$(now)")")
+
   fd_log "PostgreSQL $i/$repeat: firedrill drill of $(numfmt --to=iec "$pg_size")"
   sync; run_drill pg
   fd_b+=("$(stage_s "$dir/work/pg.json" dump)")
@@ -192,7 +218,7 @@ for i in $(seq 1 "$repeat"); do
   restic_b+=("$(secs "$t0" "$(now)")")
 done
 fd_backup=$(median "${fd_b[@]}") fd_restore=$(median "${fd_r[@]}") fd_rss=$(maxof "${fd_m[@]}")
-peer_backup=$(median "${peer_b[@]}") restic_backup=$(median "${restic_b[@]}")
+peer_backup=$(median "${peer_b[@]}") restic_backup=$(median "${restic_b[@]}") floor_backup=$(median "${floor_b[@]}")
 
 fd_log "PostgreSQL: pg_restore -j $jobs from a local file"
 "$pg_bin/pg_dump" -Fc -Z0 -f "$dir/work/peer.dump" bench
@@ -213,8 +239,16 @@ docker rm -f "$peer_pg" >/dev/null
 
 row "postgres backup vs pg_dump\\|zstd\\|age" "$fd_backup" "$peer_backup" "$fd_rss" "≤ 1.05"
 row "postgres backup vs pg_dump\\|restic" "$fd_backup" "$restic_backup" "" "≤ 0.50"
+row "postgres: pg_dump -Fc -Z0 alone (floor) vs pg_dump\\|restic" "$floor_backup" "$restic_backup" "" "(what ≤ 0.50 would need)"
 row "postgres restore vs pg_restore -j $jobs" "$fd_restore" "$peer_restore" "" "≤ 1.15"
 fixed=$(awk -v a="$tiny_prov" -v b="$tiny_down" 'BEGIN { printf "%.2f", a + b }')
+if [ "$big_gb" -gt 0 ]; then
+  fd_log "PostgreSQL: memory during a drill of the $big_gb GB database"
+  sync; run_drill big
+  big_plain=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([s.get("bytes") or 0 for s in r["stages"] if s["stage"] == "dump"][0])' "$dir/work/big.json")
+  big_rss=$(rss_mib "$dir/work/big.time")
+  rows_md+=("| memory: drill of a $(numfmt --to=iec "$big_plain") dump vs the $(numfmt --to=iec "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([s.get("bytes") or 0 for s in r["stages"] if s["stage"] == "dump"][0])' "$dir/work/pg.json")") one (backup $(stage_s "$dir/work/big.json" dump) s, restore $(stage_s "$dir/work/big.json" restore) s) | $big_rss MiB | $fd_rss MiB | $(awk -v a="$big_rss" -v b="$fd_rss" 'BEGIN { printf "%.2f", a / b }') | $big_rss | ≤ 64 MiB, same ±10% |")
+fi
 row "fixed overhead: provision+teardown vs the server's start ($(awk -v a="$fixed" -v b="$server_start" 'BEGIN { printf "%+.2f", a - b }') s)" "$fixed" "$server_start" "$(rss_mib "$dir/work/tiny.time")" "difference ≤ 3 s"
 
 # --- MariaDB ---------------------------------------------------------------------------
