@@ -73,6 +73,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN accepted_at TEXT;
     "#,
+    // 4: each drill's newest finished and passing run, kept with every status change, so
+    // that listing a thousand drills is one read
+    r#"
+    CREATE TABLE drill_latest (
+        drill TEXT PRIMARY KEY,
+        finished TEXT,
+        passed TEXT
+    );
+    INSERT INTO drill_latest (drill) SELECT DISTINCT drill FROM runs;
+    UPDATE drill_latest SET
+        finished = (SELECT run_id FROM runs r WHERE r.drill = drill_latest.drill AND r.status != 'running' ORDER BY started_at DESC, run_id DESC LIMIT 1),
+        passed = (SELECT run_id FROM runs r WHERE r.drill = drill_latest.drill AND r.status = 'passed' ORDER BY started_at DESC, run_id DESC LIMIT 1);
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -186,6 +199,18 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         report: r.get(10)?,
         accepted: r.get(11)?,
     })
+}
+
+/// Recomputes `drill`'s row of `drill_latest` after a run of it changed status.
+fn refresh_latest(c: &Connection, drill: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO drill_latest (drill, finished, passed) VALUES (?1,
+           (SELECT run_id FROM runs WHERE drill = ?1 AND status != 'running' ORDER BY started_at DESC, run_id DESC LIMIT 1),
+           (SELECT run_id FROM runs WHERE drill = ?1 AND status = 'passed' ORDER BY started_at DESC, run_id DESC LIMIT 1))
+         ON CONFLICT (drill) DO UPDATE SET finished = excluded.finished, passed = excluded.passed",
+    )?
+    .execute(params![drill])?;
+    Ok(())
 }
 
 fn insert_artifact(c: &Connection, a: &ArtifactRecord) -> rusqlite::Result<()> {
@@ -408,6 +433,7 @@ impl Catalog for SqliteCatalog {
                     json,
                 ],
             )?;
+            refresh_latest(&tx, &r.drill)?;
             if let Some(a) = &artifact {
                 if let Some(v) = verified {
                     tx.execute(
@@ -499,27 +525,32 @@ impl Catalog for SqliteCatalog {
         drills: &[String],
         with_reports: bool,
     ) -> Result<HashMap<String, LatestRuns>> {
-        let drills = drills.to_vec();
-        // Two index walks per drill on (drill, started_at), one prepared statement each.
+        let wanted: std::collections::HashSet<String> = drills.iter().cloned().collect();
         let cols = if with_reports {
             RUN_COLS.to_string()
         } else {
             RUN_COLS.replace(", report", ", NULL")
         };
         self.with(move |c| {
-            let mut finished = c.prepare_cached(&format!(
-                "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE drill = ?1 AND status != 'running' ORDER BY started_at DESC, run_id DESC LIMIT 1"
-            ))?;
-            let mut passed = c.prepare_cached(&format!(
-                "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE drill = ?1 AND status = 'passed' ORDER BY started_at DESC, run_id DESC LIMIT 1"
-            ))?;
-            let mut out = HashMap::with_capacity(drills.len());
-            for d in drills {
-                let latest = LatestRuns {
-                    finished: finished.query_row(params![d], run_row).optional()?,
-                    passed: passed.query_row(params![d], run_row).optional()?,
-                };
-                out.insert(d, latest);
+            let mut out: HashMap<String, LatestRuns> = wanted
+                .iter()
+                .map(|d| (d.clone(), LatestRuns::default()))
+                .collect();
+            for (column, passed) in [("finished", false), ("passed", true)] {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE run_id IN (SELECT {column} FROM drill_latest)"
+                ))?;
+                let rows = st.query_map([], run_row)?;
+                for r in rows {
+                    let r = r?;
+                    if let Some(l) = out.get_mut(&r.drill) {
+                        if passed {
+                            l.passed = Some(r);
+                        } else {
+                            l.finished = Some(r);
+                        }
+                    }
+                }
             }
             Ok(out)
         })
@@ -539,6 +570,11 @@ impl Catalog for SqliteCatalog {
                 "UPDATE runs SET status = 'aborted', finished_at = ?1, error = 'firedrill stopped while this run was in progress (crash or kill)' WHERE status = 'running'",
                 params![now],
             )?;
+            let drills: std::collections::BTreeSet<&str> =
+                list.iter().map(|r| r.drill.as_str()).collect();
+            for d in drills {
+                refresh_latest(&tx, d)?;
+            }
             tx.commit()?;
             Ok(list)
         })
@@ -627,6 +663,8 @@ mod tests {
         let aborted = c.abort_running().await.unwrap();
         assert_eq!(aborted.len(), 1);
         assert_eq!(c.run("r9").await.unwrap().unwrap().status, "aborted");
+        let latest = c.latest_runs(&["shop".to_string()], false).await.unwrap();
+        assert_eq!(latest["shop"].finished.as_ref().unwrap().run_id, "r9");
         assert!(c.abort_running().await.unwrap().is_empty());
     }
 

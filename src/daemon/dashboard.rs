@@ -660,8 +660,8 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
     };
     let active = d.active_runs();
     let mut states = Vec::new();
-    for (name, drill) in d.drills() {
-        let runs = match d.catalog.runs(Some(&name), HISTORY).await {
+    for (name, drill) in d.drills().iter() {
+        let runs = match d.catalog.runs(Some(name), HISTORY).await {
             Ok(r) => r,
             Err(e) => {
                 return error_page(
@@ -673,17 +673,17 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
         };
         let mine: Vec<ArtifactRecord> = artifacts
             .iter()
-            .filter(|a| a.drill == name)
+            .filter(|a| a.drill == *name)
             .cloned()
             .collect();
-        let live = active.get(&name).map(|id| {
+        let live = active.get(name).map(|id| {
             let status = d
                 .run_view(id)
                 .map(|(_, s, _, _)| s)
                 .unwrap_or_else(|| "queued".into());
             (id.clone(), status)
         });
-        states.push(DrillState::new(&drill, &runs, &mine, live, now));
+        states.push(DrillState::new(drill, &runs, &mine, live, now));
     }
     let o = Options {
         refresh: Some(60),

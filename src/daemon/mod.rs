@@ -104,7 +104,8 @@ pub enum StartError {
 pub struct Daemon {
     pub config: MainConfig,
     drills_dir: PathBuf,
-    drills: RwLock<BTreeMap<String, Drill>>,
+    /// Replaced whole on reload; readers share it without copying a thousand drills.
+    drills: RwLock<Arc<BTreeMap<String, Drill>>>,
     pub catalog: Arc<dyn Catalog>,
     notifiers: Vec<Arc<dyn Notifier>>,
     runner: Arc<dyn DrillRunner>,
@@ -243,7 +244,7 @@ impl Daemon {
             reports,
             permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_drills)),
             drills_dir,
-            drills: RwLock::new(drills),
+            drills: RwLock::new(Arc::new(drills)),
             catalog,
             notifiers,
             runner,
@@ -260,7 +261,7 @@ impl Daemon {
         }))
     }
 
-    pub fn drills(&self) -> BTreeMap<String, Drill> {
+    pub fn drills(&self) -> Arc<BTreeMap<String, Drill>> {
         self.drills.read().expect("drills lock").clone()
     }
 
@@ -286,7 +287,7 @@ impl Daemon {
     pub fn reload(&self) -> std::result::Result<usize, Problems> {
         let fresh = load_drills(&self.drills_dir)?;
         let n = fresh.len();
-        *self.drills.write().expect("drills lock") = fresh;
+        *self.drills.write().expect("drills lock") = Arc::new(fresh);
         self.reloaded.notify_waiters();
         tracing::info!("reloaded {n} drills");
         Ok(n)
@@ -502,14 +503,14 @@ impl Daemon {
     /// schedule fired or not, and sees across restarts through the catalog.
     pub async fn check_objectives(&self, now: jiff::Timestamp) -> Result<usize> {
         let mut paged = 0;
-        for (name, d) in self.drills() {
+        for (name, d) in self.drills().iter() {
             let Some(max_age) = d.schedule.max_age else {
                 continue;
             };
-            if self.active.lock().expect("active lock").contains_key(&name) {
+            if self.active.lock().expect("active lock").contains_key(name) {
                 continue;
             }
-            let runs = self.catalog.runs(Some(&name), 500).await?;
+            let runs = self.catalog.runs(Some(name), 500).await?;
             let last_pass = runs
                 .iter()
                 .filter(|r| r.status == "passed")
@@ -528,7 +529,7 @@ impl Daemon {
                         humantime::format_duration(max_age)
                     ),
                 };
-                let r = synthetic_report(&name, "objective", msg, "check that the schedule fires and that the drill passes; `firedrill history` shows its runs");
+                let r = synthetic_report(name, "objective", msg, "check that the schedule fires and that the drill passes; `firedrill history` shows its runs");
                 paged +=
                     notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &r).await?;
             }
@@ -579,7 +580,7 @@ impl Daemon {
             let now = clock.now();
             let drills = self.drills();
             next.retain(|k, _| drills.contains_key(k));
-            for (name, d) in &drills {
+            for (name, d) in drills.iter() {
                 if let Some(s) = &d.schedule.cron {
                     next.entry(name.clone()).or_insert_with(|| {
                         s.next_with_jitter(now, rand::random::<f64>())

@@ -41,7 +41,8 @@ export FD_SCALE_PG_PASSWORD=scale-pg
 fd_start_pg "$dir/pg" "$pg_port" "$FD_SCALE_PG_PASSWORD"
 daemon_pid=
 cleanup() {
-  [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  # $daemon_pid is GNU time's: the daemon is its child.
+  [ -n "$daemon_pid" ] && pkill -TERM -P "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
   "$fd" reap --all >/dev/null 2>&1 || true
   fd_stop_pg "$dir/pg"
 }
@@ -158,7 +159,7 @@ q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 print(len(lat), f"{q(0.5):.1f}", f"{q(0.99):.1f}", f"{lat[-1]:.1f}")
 PY
 read -r api_n api_p50 api_p99 api_max < "$dir/work/api.txt"
-kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
+pkill -TERM -P "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
 
 # Lateness and misses from the catalog: every small drill, every firing.
 read -r runs passed late_max late_p50 missed <<<"$(python3 - "$dir/work/catalog.db" "$small" "$first" "$last" "$period" <<'PY'
