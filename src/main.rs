@@ -718,9 +718,9 @@ impl Printer {
         }
     }
 
-    /// The running line lines up with [`render_stage_line`]: stage, outcome, duration.
-    fn spinner_style() -> ProgressStyle {
-        ProgressStyle::with_template("  {prefix:<10} {spinner:.cyan} running {elapsed_ms:>8}")
+    /// A style with firedrill's own elapsed time (`{elapsed_ms}`) and spinner.
+    fn style(template: &str) -> ProgressStyle {
+        ProgressStyle::with_template(template)
             .expect("a valid template")
             .with_key(
                 "elapsed_ms",
@@ -731,6 +731,11 @@ impl Printer {
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
     }
 
+    /// The running line lines up with [`render_stage_line`]: stage, outcome, duration.
+    fn spinner_style() -> ProgressStyle {
+        Self::style("  {prefix:<10} {spinner:.cyan} running {elapsed_ms:>8}")
+    }
+
     /// A stage that moves bytes: how many so far and the rate; a bar when the total is
     /// known (the restore).
     fn bytes_style(total: bool) -> ProgressStyle {
@@ -739,16 +744,7 @@ impl Printer {
         } else {
             "  {prefix:<10} {spinner:.cyan} {elapsed_ms:>8}  {bytes}  {bytes_per_sec}"
         };
-        ProgressStyle::with_template(template)
-            .expect("a valid template")
-            .with_key(
-                "elapsed_ms",
-                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = w.write_str(&human_ms(state.elapsed().as_millis() as u64));
-                },
-            )
-            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
-            .progress_chars("=> ")
+        Self::style(template).progress_chars("=> ")
     }
 }
 
