@@ -240,6 +240,9 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // The refused body is left unread: the server says it closes the connection, so the
+    // client's pool does not send the next request down it.
+    assert_eq!(r.headers()["connection"], "close");
 
     let run_id = d.start_run("dd").await;
     let events = d.follow(&run_id, |name, _| name == "finished").await;

@@ -46,7 +46,21 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(protected)
         .merge(super::dashboard::router(daemon.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(close_after_refused_body))
         .with_state(daemon)
+}
+
+/// A body refused for its size is left unread on the connection; the server then closes
+/// it. Saying so (`Connection: close`) stops a client from sending its next request down
+/// a connection about to close (reqwest's pool did: "IncompleteMessage"), as nginx does.
+async fn close_after_refused_body(mut res: Response) -> Response {
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }
 
 /// Compares in time independent of where the inputs differ.

@@ -15,8 +15,9 @@
 #   restore  firedrill's restore stage (fetch, decrypt, decompress, restore in the sandbox)
 #            vs `pg_restore -j N` of a plain local dump file in a container of the same image
 #   overhead a drill of a near-empty database: provision + teardown beyond the server's start
-#   memory   firedrill's peak RSS (GNU time) during the ~1 GB drill and during a drill of
-#            a $FD_BENCH_BIG_GB GB database (default 10; 0 skips it)
+#   memory   firedrill's peak RSS (GNU time) during every drill, and during drills of the
+#            same one-table database at 1 GB and at $FD_BENCH_BIG_GB GB (default 10; 0
+#            skips them), medians of $FD_BENCH_REPEAT runs each
 #   floor    `pg_dump -Fc -Z0 > /dev/null` alone: no pipeline built on pg_dump beats it
 # and the same for MariaDB against `mariadb-dump | zstd | age` and `mariadb < dump`.
 # The table goes to stdout and to $FD_BENCH_OUT (default target/bench/<date>-<commit>.md).
@@ -80,17 +81,21 @@ SQL
   psql -Xq -v ON_ERROR_STOP=1 bench -c "VACUUM (FREEZE, ANALYZE)"
 fi
 pg_size=$(psql -XAtqc "SELECT pg_database_size('bench')" postgres)
-if [ "$big_gb" -gt 0 ] && [ "$(psql -XAtqc "SELECT count(*) FROM pg_database WHERE datname = 'big$big_gb'" postgres)" != 1 ]; then
-  fd_log "generating the $big_gb GB PostgreSQL data set for the memory check"
-  psql -Xq -v ON_ERROR_STOP=1 postgres -c "CREATE DATABASE big$big_gb"
-  # ~1.9 kB rows (under the TOAST threshold: stored as they are), 1 GiB per 512 Ki rows.
-  psql -Xq -v ON_ERROR_STOP=1 "big$big_gb" <<SQL
+# The memory check's pair: the same table at 1 GB and at $big_gb GB, so that the two
+# drills differ in size only. ~1.9 kB rows (under the TOAST threshold: stored as they
+# are), 1 GiB per 512 Ki rows.
+blobs_db() { # GB
+  [ "$(psql -XAtqc "SELECT count(*) FROM pg_database WHERE datname = 'big$1'" postgres)" = 1 ] && return 0
+  fd_log "generating the $1 GB PostgreSQL data set for the memory check"
+  psql -Xq -v ON_ERROR_STOP=1 postgres -c "CREATE DATABASE big$1"
+  psql -Xq -v ON_ERROR_STOP=1 "big$1" <<SQL
 CREATE TABLE blobs (id bigint PRIMARY KEY, body text NOT NULL);
 INSERT INTO blobs SELECT g, repeat(md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), 19)
-  FROM generate_series(1, $big_gb * 512 * 1024) g;
-ANALYZE blobs;
+  FROM generate_series(1, $1 * 512 * 1024) g;
+VACUUM (FREEZE, ANALYZE) blobs;
 SQL
-fi
+}
+if [ "$big_gb" -gt 0 ]; then blobs_db 1; blobs_db "$big_gb"; fi
 psql -Xq postgres -c "DROP DATABASE IF EXISTS tiny" -c "CREATE DATABASE tiny"
 psql -Xq tiny -c "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)"
 
@@ -146,13 +151,15 @@ port = $pg_port
 database = \"tiny\"
 user = \"postgres\"
 password = { env = \"FD_BENCH_PG_PASSWORD\" }"
-drill big "[source]
+for gb in 1 "$big_gb"; do
+  drill "big$gb" "[source]
 type = \"postgres\"
 host = \"127.0.0.1\"
 port = $pg_port
-database = \"big$big_gb\"
+database = \"big$gb\"
 user = \"postgres\"
 password = { env = \"FD_BENCH_PG_PASSWORD\" }"
+done
 drill my "[source]
 type = \"mariadb\"
 host = \"127.0.0.1\"
@@ -243,14 +250,19 @@ row "postgres: pg_dump -Fc -Z0 alone (floor) vs pg_dump\\|restic" "$floor_backup
 row "postgres restore vs pg_restore -j $jobs" "$fd_restore" "$peer_restore" "" "≤ 1.15"
 fixed=$(awk -v a="$tiny_prov" -v b="$tiny_down" 'BEGIN { printf "%.2f", a + b }')
 if [ "$big_gb" -gt 0 ]; then
-  fd_log "PostgreSQL: memory during a drill of the $big_gb GB database"
-  sync; run_drill big
-  big_plain=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([s.get("bytes") or 0 for s in r["stages"] if s["stage"] == "dump"][0])' "$dir/work/big.json")
-  big_rss=$(rss_mib "$dir/work/big.time")
-  # Peak RSS moves by a few MiB from run to run (allocator, thread timing): the big
-  # drill's is compared with the median of the small ones.
-  small_rss=$(median "${fd_m[@]}")
-  rows_md+=("| memory: drill of a $(numfmt --to=iec "$big_plain") dump vs the $(numfmt --to=iec "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([s.get("bytes") or 0 for s in r["stages"] if s["stage"] == "dump"][0])' "$dir/work/pg.json")") one (backup $(stage_s "$dir/work/big.json" dump) s, restore $(stage_s "$dir/work/big.json" restore) s; median of the small drills: ${fd_m[*]}) | $big_rss MiB | $small_rss MiB | $(awk -v a="$big_rss" -v b="$small_rss" 'BEGIN { printf "%.2f", a / b }') | $big_rss | ≤ 64 MiB, same ±10% |")
+  # Peak RSS moves by a few MiB from run to run (allocator, thread timing): each size is
+  # drilled $repeat times, in turn, and the medians are compared.
+  small_m=() big_m=()
+  for i in $(seq 1 "$repeat"); do
+    for gb in 1 "$big_gb"; do
+      fd_log "PostgreSQL $i/$repeat: memory during a drill of the $gb GB database"
+      sync; run_drill "big$gb"
+      if [ "$gb" = 1 ]; then small_m+=("$(rss_mib "$dir/work/big1.time")"); else big_m+=("$(rss_mib "$dir/work/big$gb.time")"); fi
+    done
+  done
+  dump_size() { numfmt --to=iec "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([s.get("bytes") or 0 for s in r["stages"] if s["stage"] == "dump"][0])' "$1")"; }
+  small_rss=$(median "${small_m[@]}") big_rss=$(median "${big_m[@]}")
+  rows_md+=("| memory: peak RSS, drill of a $(dump_size "$dir/work/big$big_gb.json") dump (runs: ${big_m[*]}; backup $(stage_s "$dir/work/big$big_gb.json" dump) s, restore $(stage_s "$dir/work/big$big_gb.json" restore) s) vs the same table's $(dump_size "$dir/work/big1.json") dump (runs: ${small_m[*]}) | $big_rss MiB | $small_rss MiB | $(awk -v a="$big_rss" -v b="$small_rss" 'BEGIN { printf "%.2f", a / b }') | $(maxof "${big_m[@]}" "${small_m[@]}") | ≤ 64 MiB, ratio 0.90–1.10 |")
 fi
 row "fixed overhead: provision+teardown vs the server's start ($(awk -v a="$fixed" -v b="$server_start" 'BEGIN { printf "%+.2f", a - b }') s)" "$fixed" "$server_start" "$(rss_mib "$dir/work/tiny.time")" "difference ≤ 3 s"
 
