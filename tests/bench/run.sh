@@ -18,7 +18,9 @@
 #   memory   firedrill's peak RSS (GNU time) during every drill, and during drills of the
 #            same one-table database at 1 GB and at $FD_BENCH_BIG_GB GB (default 10; 0
 #            skips them), medians of $FD_BENCH_REPEAT runs each
-#   floor    `pg_dump -Fc -Z0 > /dev/null` alone: no pipeline built on pg_dump beats it
+#   floor    `pg_dump -Fc -Z0 > /dev/null` alone: no pipeline built on pg_dump beats it;
+#            and the machine's busy CPU seconds during it and during the zstd|age pipeline,
+#            over the cores: the least wall time that work can take, however parallel
 # and the same for MariaDB against `mariadb-dump | zstd | age` and `mariadb < dump`.
 # The table goes to stdout and to $FD_BENCH_OUT (default target/bench/<date>-<commit>.md).
 set -euo pipefail
@@ -169,6 +171,10 @@ database = \"bench\"
 password = { env = \"FD_BENCH_MY_PASSWORD\" }"
 
 now() { date +%s.%N; }
+# CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq, steal),
+# the database server's included: a pipeline's CPU over the cores bounds its wall time.
+clk_tck=$(getconf CLK_TCK)
+cpu_busy() { awk -v t="$clk_tck" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t }' /proc/stat; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 stage_s() { # REPORT STAGE
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.2f" % (sum(s["duration_ms"] for s in r["stages"] if s["stage"] == sys.argv[2]) / 1000))' "$1" "$2"
@@ -200,12 +206,12 @@ row() { rows_md+=("| $1 | $2 | $3 | $(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0
 fd_log "PostgreSQL: warming the caches (one untimed pg_dump)"
 "$pg_bin/pg_dump" -Fc -Z0 bench > /dev/null
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$dir/work/restic"
-fd_b=() fd_r=() fd_m=() peer_b=() restic_b=() floor_b=()
+fd_b=() fd_r=() fd_m=() peer_b=() restic_b=() floor_b=() floor_cpu=() peer_cpu=()
 for i in $(seq 1 "$repeat"); do
   fd_log "PostgreSQL $i/$repeat: pg_dump -Fc -Z0 > /dev/null (the floor)"
-  sync; t0=$(now)
+  sync; t0=$(now) c0=$(cpu_busy)
   "$pg_bin/pg_dump" -Fc -Z0 bench > /dev/null
-  floor_b+=("$(secs "$t0" "$(now)")")
+  floor_b+=("$(secs "$t0" "$(now)")") floor_cpu+=("$(secs "$c0" "$(cpu_busy)")")
 
   fd_log "PostgreSQL $i/$repeat: firedrill drill of $(numfmt --to=iec "$pg_size")"
   sync; run_drill pg
@@ -214,9 +220,9 @@ for i in $(seq 1 "$repeat"); do
   fd_m+=("$(rss_mib "$dir/work/pg.time")")
 
   fd_log "PostgreSQL $i/$repeat: pg_dump -Fc -Z0 | zstd | age"
-  sync; t0=$(now)
+  sync; t0=$(now) c0=$(cpu_busy)
   "$pg_bin/pg_dump" -Fc -Z0 bench | zstd -3 -T0 -q | age -r "$recipient" > "$dir/work/peer.dump.zst.age"
-  peer_b+=("$(secs "$t0" "$(now)")")
+  peer_b+=("$(secs "$t0" "$(now)")") peer_cpu+=("$(secs "$c0" "$(cpu_busy)")")
 
   fd_log "PostgreSQL $i/$repeat: pg_dump | restic backup --stdin (new repository)"
   rm -rf "$RESTIC_REPOSITORY"; restic init -q >/dev/null
@@ -247,6 +253,9 @@ docker rm -f "$peer_pg" >/dev/null
 row "postgres backup vs pg_dump\\|zstd\\|age" "$fd_backup" "$peer_backup" "$fd_rss" "≤ 1.05"
 row "postgres backup vs pg_dump\\|restic" "$fd_backup" "$restic_backup" "" "≤ 0.50"
 row "postgres: pg_dump -Fc -Z0 alone (floor) vs pg_dump\\|restic" "$floor_backup" "$restic_backup" "" "(what ≤ 0.50 would need)"
+cores=$(nproc)
+row "postgres: CPU of pg_dump alone, server included, ÷ $cores cores (${floor_cpu[*]} CPU s) vs pg_dump\\|restic" "$(awk -v c="$(median "${floor_cpu[@]}")" -v n="$cores" 'BEGIN { printf "%.2f", c / n }')" "$restic_backup" "" "(wall-time bound of pg_dump at any -j)"
+row "postgres: CPU of pg_dump\\|zstd\\|age ÷ $cores cores (${peer_cpu[*]} CPU s) vs pg_dump\\|restic" "$(awk -v c="$(median "${peer_cpu[@]}")" -v n="$cores" 'BEGIN { printf "%.2f", c / n }')" "$restic_backup" "" "(wall-time bound of dump+zstd+age)"
 row "postgres restore vs pg_restore -j $jobs" "$fd_restore" "$peer_restore" "" "≤ 1.15"
 fixed=$(awk -v a="$tiny_prov" -v b="$tiny_down" 'BEGIN { printf "%.2f", a + b }')
 if [ "$big_gb" -gt 0 ]; then
