@@ -264,26 +264,20 @@ impl<R> CountingReader<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &r {
-            let n = buf.filled().len() - before;
-            if n == 0 {
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            if !buf.is_empty() {
                 if let Some(tx) = self.eof.take() {
                     let _ = tx.send(());
                 }
-            } else {
-                self.count
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
+        } else {
+            self.count
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        r
+        Ok(n)
     }
 }
 

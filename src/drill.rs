@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::io::StreamReader;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, check_dump_size, CountingReader, EncryptOutcome, HashingReader};
@@ -798,8 +798,7 @@ impl<'a> Run<'a> {
             pipeline_cancel.cancel();
         };
 
-        let (counting, plain_count, eof) = CountingReader::new(started.output);
-        let reader = SyncIoBridge::new(counting);
+        let (reader, plain_count, eof) = CountingReader::new(started.output);
         let (tx, rx) = mpsc::channel::<Upload>(artifact::CHANNEL_DEPTH);
         let (ok_tx, ok_rx) = oneshot::channel::<bool>();
         let (inspected_tx, inspected_rx) = oneshot::channel::<Result<Inspection>>();

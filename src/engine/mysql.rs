@@ -819,7 +819,7 @@ impl DumpSource for MysqlSource {
             let _ = conn.disconnect().await;
         });
         let stdout = child.stdout.take().expect("stdout is piped");
-        super::widen_pipe(&stdout);
+        let stdout = super::dump_output(stdout)?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let tool_name = tool
             .file_name()
@@ -845,7 +845,7 @@ impl DumpSource for MysqlSource {
                 format: "sql".into(),
             },
             fingerprint,
-            output: Box::pin(stdout),
+            output: stdout,
             completion,
             inspector: Box::new(MysqlInspector {
                 scanner: DumpScanner::new(),

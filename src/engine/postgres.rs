@@ -577,7 +577,7 @@ impl DumpSource for PostgresSource {
             Error::infra(format!("cannot start {}: {e}", pg_dump.display())).retryable(false)
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
-        super::widen_pipe(&stdout);
+        let stdout = super::dump_output(stdout)?;
         let stderr = child.stderr.take().expect("stderr is piped");
         // The snapshot transaction (the client) ends only once pg_dump is done with it.
         let completion = super::dump_completion(
@@ -599,7 +599,7 @@ impl DumpSource for PostgresSource {
                 format: "custom".into(),
             },
             fingerprint,
-            output: Box::pin(stdout),
+            output: stdout,
             completion,
             inspector: Box::new(NoInspection),
         })
