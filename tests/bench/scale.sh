@@ -108,6 +108,14 @@ listen = "127.0.0.1:$api_port"
 max_concurrent_drills = $small
 TOML
 
+# The daemon fires every multiple of $period minutes from its start: start it just after
+# one, so that no firing comes before the measured ones (it would add load and runs).
+wait_s=$(python3 -c '
+import sys, time
+p = int(sys.argv[1]) * 60
+left = p - time.time() % p
+print(f"{left + 1:.1f}" if left < 30 else 0)' "$period")
+[ "$wait_s" = 0 ] || { fd_log "waiting ${wait_s}s for a schedule boundary to pass"; sleep "$wait_s"; }
 t0=$(date +%s.%N)
 /usr/bin/time -v -o "$dir/work/daemon.time" "$fd" --config "$dir/work/firedrill.toml" daemon > "$dir/work/daemon.log" 2>&1 &
 daemon_pid=$!
