@@ -525,17 +525,16 @@ impl Catalog for SqliteCatalog {
         drills: &[String],
         with_reports: bool,
     ) -> Result<HashMap<String, LatestRuns>> {
-        let wanted: std::collections::HashSet<String> = drills.iter().cloned().collect();
+        let mut out: HashMap<String, LatestRuns> = drills
+            .iter()
+            .map(|d| (d.clone(), LatestRuns::default()))
+            .collect();
         let cols = if with_reports {
             RUN_COLS.to_string()
         } else {
             RUN_COLS.replace(", report", ", NULL")
         };
         self.with(move |c| {
-            let mut out: HashMap<String, LatestRuns> = wanted
-                .iter()
-                .map(|d| (d.clone(), LatestRuns::default()))
-                .collect();
             for (column, passed) in [("finished", false), ("passed", true)] {
                 let mut st = c.prepare_cached(&format!(
                     "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE run_id IN (SELECT {column} FROM drill_latest)"
