@@ -108,14 +108,17 @@ listen = "127.0.0.1:$api_port"
 max_concurrent_drills = $small
 TOML
 
-# The daemon fires every multiple of $period minutes from its start: start it just after
-# one, so that no firing comes before the measured ones (it would add load and runs).
-wait_s=$(python3 -c '
+# The first measured firing: the next multiple of $period minutes. The daemon fires every
+# multiple from its start, so it starts just after one when the next is under 30 s away:
+# an earlier, unmeasured firing would add load and runs.
+read -r wait_s first <<<"$(python3 -c '
 import sys, time
 p = int(sys.argv[1]) * 60
-left = p - time.time() % p
-print(f"{left + 1:.1f}" if left < 30 else 0)' "$period")
-[ "$wait_s" = 0 ] || { fd_log "waiting ${wait_s}s for a schedule boundary to pass"; sleep "$wait_s"; }
+now = time.time()
+left = p - now % p
+wait = left + 1 if left < 30 else 0
+print(f"{wait:.1f}", (int(now + wait) // p + 1) * p)' "$period")"
+[ "$wait_s" = 0.0 ] || { fd_log "waiting ${wait_s}s for a schedule boundary to pass"; sleep "$wait_s"; }
 t0=$(date +%s.%N)
 /usr/bin/time -v -o "$dir/work/daemon.time" "$fd" --config "$dir/work/firedrill.toml" daemon > "$dir/work/daemon.log" 2>&1 &
 daemon_pid=$!
@@ -125,12 +128,6 @@ load_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 loaded=$(curl -fsS "http://127.0.0.1:$api_port/api/v1/drills" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["drills"]))')
 [ "$loaded" = "$defs" ] || { fd_log "the daemon loaded $loaded drills, not $defs"; exit 1; }
 
-# The first firing: the next multiple of $period minutes, at least 20 s away.
-first=$(python3 -c '
-import sys, time
-p = int(sys.argv[1]) * 60
-t = (int(time.time()) // p + 1) * p
-print(t if t - time.time() >= 20 else t + p)' "$period")
 last=$((first + (rounds - 1) * period * 60))
 fd_log "daemon up in ${load_s}s with $loaded drills; firings at $(date -u -d @"$first" +%T) … $(date -u -d @"$last" +%T)"
 
