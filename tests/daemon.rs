@@ -461,4 +461,39 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(n, 1);
+
+    // The daemon serves its listing from memory; a run another process (the CLI) records
+    // in the shared catalog still shows up, within the daemon's one-second poll.
+    let last_run = |list: serde_json::Value| list["drills"][0]["last_run"]["run_id"].clone();
+    let list = d
+        .get("/api/v1/drills")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last_run(list), serde_json::Value::Null);
+    let cli = SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap();
+    let mut report = firedrill::report::RunReport::empty("dd", "cli-run-1", jiff::Timestamp::now());
+    report.verdict = firedrill::report::Verdict::Passed;
+    cli.run_finished(&report, None).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let mut seen = serde_json::Value::Null;
+    while t0.elapsed() < Duration::from_secs(10) {
+        let list = d
+            .get("/api/v1/drills")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen = last_run(list);
+        if !seen.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, "cli-run-1", "not listed after {:?}", t0.elapsed());
 }

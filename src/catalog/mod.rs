@@ -194,6 +194,16 @@ pub trait Catalog: Send + Sync + 'static {
         drills: &[String],
         with_reports: bool,
     ) -> Result<std::collections::HashMap<String, LatestRuns>>;
+    /// A counter that moves whenever finished runs (and so [`Catalog::latest_runs`]) may
+    /// have changed: a run finished, aborted or accepted. It moves at once after such a
+    /// write through this handle, and after
+    /// [`Catalog::poll_changes`] notices another process's write to a shared catalog.
+    /// Whoever keeps something derived from runs (the daemon's drill listing) keys it on
+    /// the value and waits on it, instead of reading the catalog per request.
+    fn runs_version(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Looks for writes by other processes sharing this catalog (the CLI, other daemons)
+    /// and moves [`Catalog::runs_version`] when there were any. Cheap: call it every second.
+    async fn poll_changes(&self) -> Result<()>;
     /// Marks a run accepted and its artifact good.
     async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()>;
     /// Marks runs still `running` (left by a crash) as aborted; returns them.

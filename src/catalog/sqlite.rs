@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -91,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteCatalog {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// [`Catalog::runs_version`]: moved after each commit that changes runs.
+    runs_version: tokio::sync::watch::Sender<u64>,
+    /// `PRAGMA data_version` when last polled: it moves when another connection commits
+    /// (never for this one's own commits).
+    data_version: Arc<AtomicI64>,
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {
@@ -137,14 +143,24 @@ impl SqliteCatalog {
             let tx_sql = format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1);
             conn.execute_batch(&tx_sql).map_err(|e| db_err(path, e))?;
         }
+        let data_version = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| db_err(path, e))?;
         Ok(SqliteCatalog {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            runs_version: tokio::sync::watch::Sender::new(0),
+            data_version: Arc::new(AtomicI64::new(data_version)),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Tells [`Catalog::runs_version`]'s watchers, after a commit that changed runs.
+    fn runs_changed(&self) {
+        self.runs_version.send_modify(|v| *v += 1);
     }
 
     /// Runs `f` on the connection off the async threads.
@@ -444,7 +460,9 @@ impl Catalog for SqliteCatalog {
             }
             tx.commit()
         })
-        .await
+        .await?;
+        self.runs_changed();
+        Ok(())
     }
 
     async fn put_artifact(&self, a: &ArtifactRecord) -> Result<()> {
@@ -488,6 +506,24 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    fn runs_version(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.runs_version.subscribe()
+    }
+
+    async fn poll_changes(&self) -> Result<()> {
+        let seen = self.data_version.clone();
+        let changed = self
+            .with(move |c| {
+                let now: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+                Ok(seen.swap(now, Ordering::Relaxed) != now)
+            })
+            .await?;
+        if changed {
+            self.runs_changed();
+        }
+        Ok(())
+    }
+
     async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()> {
         let run_id = run_id.to_string();
         self.with(move |c| {
@@ -504,7 +540,9 @@ impl Catalog for SqliteCatalog {
             )?;
             tx.commit()
         })
-        .await
+        .await?;
+        self.runs_changed();
+        Ok(())
     }
 
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -558,7 +596,7 @@ impl Catalog for SqliteCatalog {
 
     async fn abort_running(&self) -> Result<Vec<RunRecord>> {
         let now = jiff::Timestamp::now().to_string();
-        self.with(move |c| {
+        let aborted = self.with(move |c| {
             let tx = c.transaction()?;
             let list: Vec<RunRecord> = {
                 let mut st = tx.prepare(&format!("SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE status = 'running'"))?;
@@ -577,7 +615,9 @@ impl Catalog for SqliteCatalog {
             tx.commit()?;
             Ok(list)
         })
-        .await
+        .await?;
+        self.runs_changed();
+        Ok(aborted)
     }
 
     async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()> {
@@ -703,5 +743,42 @@ mod tests {
         assert!(latest["never"].finished.is_none() && latest["never"].passed.is_none());
         let with = c.latest_runs(&names[..1], true).await.unwrap();
         assert!(with["shop"].finished.as_ref().unwrap().report.is_some());
+    }
+
+    #[tokio::test]
+    async fn runs_version_moves_with_finished_runs_here_and_in_other_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let c = SqliteCatalog::open(&path).unwrap();
+        let v = c.runs_version();
+        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        c.run_started("shop", "a", t0).await.unwrap();
+        c.latest_runs(&["shop".into()], false).await.unwrap();
+        c.poll_changes().await.unwrap();
+        assert_eq!(
+            *v.borrow(),
+            0,
+            "a started run and reads leave finished runs as they were"
+        );
+        c.run_finished(&RunReport::empty("shop", "a", t0), None)
+            .await
+            .unwrap();
+        assert_eq!(*v.borrow(), 1, "this handle's write moves it at once");
+        c.accept_run("a", t0).await.unwrap();
+        assert_eq!(*v.borrow(), 2);
+        c.poll_changes().await.unwrap();
+        assert_eq!(*v.borrow(), 2, "its own commits are not another process's");
+
+        // Another process (the CLI) finishes a run in the same file.
+        let other = SqliteCatalog::open(&path).unwrap();
+        other
+            .run_finished(&RunReport::empty("crm", "b", t0), None)
+            .await
+            .unwrap();
+        assert_eq!(*v.borrow(), 2, "not seen before a poll");
+        c.poll_changes().await.unwrap();
+        assert_eq!(*v.borrow(), 3, "the poll notices the other writer");
+        c.poll_changes().await.unwrap();
+        assert_eq!(*v.borrow(), 3, "once");
     }
 }

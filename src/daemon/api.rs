@@ -102,60 +102,17 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// One drill of `GET /api/v1/drills`, serialized straight from borrowed fields: the list
-/// of a thousand drills is read often (dashboards, monitoring) and must stay cheap.
-#[derive(serde::Serialize)]
-struct DrillSummary<'a> {
-    name: &'a str,
-    description: Option<&'a str>,
-    schedule: Option<&'a str>,
-    next_run: Option<jiff::Timestamp>,
-    last_run: Option<LastRun>,
-    last_success: Option<jiff::Timestamp>,
-    max_age_seconds: Option<u64>,
-    rto_seconds: Option<u64>,
-}
-
-#[derive(serde::Serialize)]
-struct LastRun {
-    run_id: String,
-    status: String,
-    started_at: jiff::Timestamp,
-}
-
+/// Every drill with its schedule and last runs, from the listing kept ready (a thousand
+/// drills are read often, by dashboards and monitoring, and must stay cheap).
 async fn drills(State(d): State<Arc<Daemon>>) -> Response {
-    let now = jiff::Timestamp::now();
-    let drills = d.drills();
-    let names: Vec<String> = drills.keys().cloned().collect();
-    let mut latest = match d.catalog.latest_runs(&names, false).await {
-        Ok(l) => l,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let out: Vec<DrillSummary> = drills
-        .iter()
-        .map(|(name, drill)| {
-            let l = latest.remove(name).unwrap_or_default();
-            DrillSummary {
-                name,
-                description: drill.description.as_deref(),
-                schedule: drill.schedule.cron.as_ref().map(|s| s.expression.as_str()),
-                next_run: drill.schedule.cron.as_ref().and_then(|s| s.next_after(now)),
-                last_run: l.finished.map(|r| LastRun {
-                    run_id: r.run_id,
-                    status: r.status,
-                    started_at: r.started_at,
-                }),
-                last_success: l.passed.map(|r| r.started_at),
-                max_age_seconds: drill.schedule.max_age.map(|m| m.as_secs()),
-                rto_seconds: drill.schedule.rto.map(|m| m.as_secs()),
-            }
-        })
-        .collect();
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        drills: Vec<DrillSummary<'a>>,
+    match d.listing.body(&d).await {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-    Json(Body { drills: out }).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@
 
 mod api;
 mod dashboard;
+mod listing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -123,6 +124,10 @@ pub struct Daemon {
     token: Option<crate::secret::Secret>,
     /// Where runs write their reports, and the key that signs them.
     reports: Arc<crate::evidence::ReportWriter>,
+    /// `GET /api/v1/drills`' body, kept until it would change.
+    listing: listing::Listing,
+    /// The catalog's [`Catalog::runs_version`].
+    runs_version: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Loads every drill file in `dir`; all problems at once.
@@ -242,6 +247,8 @@ impl Daemon {
         let reports = Arc::new(config.report_writer(Some(&catalog_path), None)?);
         Ok(Arc::new(Daemon {
             reports,
+            listing: listing::Listing::default(),
+            runs_version: catalog.runs_version(),
             permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_drills)),
             drills_dir,
             drills: RwLock::new(Arc::new(drills)),
@@ -856,6 +863,7 @@ pub async fn run(
     let clock = Clock::system();
     tokio::spawn(daemon.clone().schedule_loop(clock));
     tokio::spawn(daemon.clone().housekeeping_loop(clock));
+    tokio::spawn(listing::listing_loop(daemon.clone()));
     let app = router(daemon.clone());
     let stop = shutdown.clone();
     match daemon.config.daemon.tls.clone() {
