@@ -54,6 +54,13 @@ impl Daemon {
             .bearer_auth(TOKEN)
     }
 
+    /// `GET /api/v1/drills`.
+    async fn drills(&self) -> serde_json::Value {
+        let r = self.get("/api/v1/drills").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}{path}", self.base))
@@ -262,14 +269,7 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
         .unwrap();
     assert_eq!(run["status"], "passed");
     assert_eq!(run["report"]["verdict"], "passed");
-    let drills: serde_json::Value = d
-        .get("/api/v1/drills")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let drills = d.drills().await;
     assert_eq!(drills["drills"][0]["name"], "dd");
     assert_eq!(drills["drills"][0]["last_run"]["status"], "passed");
 
@@ -413,14 +413,7 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     std::fs::copy(drills.join("dd.toml"), drills.join("ee.toml")).unwrap();
     let r = d.post("/api/v1/reload").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let list: serde_json::Value = d
-        .get("/api/v1/drills")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = d.drills().await;
     assert_eq!(list["drills"].as_array().unwrap().len(), 2);
     // A broken file: refused, and the two drills keep running.
     std::fs::write(drills.join("ff.toml"), "[source]\ntype = \"postgres\"\n").unwrap();
@@ -431,14 +424,7 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
         body.contains("ff.toml") && body.contains("old definitions keep running"),
         "{body}"
     );
-    let list: serde_json::Value = d
-        .get("/api/v1/drills")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = d.drills().await;
     assert_eq!(list["drills"].as_array().unwrap().len(), 2);
     // SIGHUP goes through the same path.
     std::fs::remove_file(drills.join("ff.toml")).unwrap();
@@ -446,14 +432,7 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     d.signal("HUP");
     let mut n = 0;
     for _ in 0..50 {
-        let list: serde_json::Value = d
-            .get("/api/v1/drills")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = d.drills().await;
         n = list["drills"].as_array().unwrap().len();
         if n == 1 {
             break;
@@ -465,15 +444,7 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     // The daemon serves its listing from memory; a run another process (the CLI) records
     // in the shared catalog still shows up, within the daemon's one-second poll.
     let last_run = |list: serde_json::Value| list["drills"][0]["last_run"]["run_id"].clone();
-    let list = d
-        .get("/api/v1/drills")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(last_run(list), serde_json::Value::Null);
+    assert_eq!(last_run(d.drills().await), serde_json::Value::Null);
     let cli = SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap();
     let mut report = firedrill::report::RunReport::empty("dd", "cli-run-1", jiff::Timestamp::now());
     report.verdict = firedrill::report::Verdict::Passed;
@@ -481,15 +452,7 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     let t0 = std::time::Instant::now();
     let mut seen = serde_json::Value::Null;
     while t0.elapsed() < Duration::from_secs(10) {
-        let list = d
-            .get("/api/v1/drills")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        seen = last_run(list);
+        seen = last_run(d.drills().await);
         if !seen.is_null() {
             break;
         }
