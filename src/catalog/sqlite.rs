@@ -96,7 +96,7 @@ pub struct SqliteCatalog {
     runs_version: tokio::sync::watch::Sender<u64>,
     /// `PRAGMA data_version` when last polled: it moves when another connection commits
     /// (never for this one's own commits).
-    data_version: Arc<AtomicI64>,
+    data_version: AtomicI64,
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {
@@ -150,7 +150,7 @@ impl SqliteCatalog {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
             runs_version: tokio::sync::watch::Sender::new(0),
-            data_version: Arc::new(AtomicI64::new(data_version)),
+            data_version: AtomicI64::new(data_version),
         })
     }
 
@@ -511,14 +511,10 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn poll_changes(&self) -> Result<()> {
-        let seen = self.data_version.clone();
-        let changed = self
-            .with(move |c| {
-                let now: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-                Ok(seen.swap(now, Ordering::Relaxed) != now)
-            })
+        let now: i64 = self
+            .with(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
             .await?;
-        if changed {
+        if self.data_version.swap(now, Ordering::Relaxed) != now {
             self.runs_changed();
         }
         Ok(())

@@ -146,8 +146,9 @@ async fn build(d: &Daemon) -> Result<Snapshot> {
     })
 }
 
-/// Polls the catalog for other processes' writes, and rebuilds the listing when runs
-/// change, drills are reloaded or a `next_run` comes, once something has asked for it.
+/// Once something has asked for the listing: polls the catalog for other processes'
+/// writes, and rebuilds the listing when runs change, drills are reloaded or a `next_run`
+/// comes.
 pub(super) async fn listing_loop(d: Arc<Daemon>) {
     let mut runs = d.runs_version.clone();
     let mut poll = tokio::time::interval(POLL);
@@ -169,8 +170,12 @@ pub(super) async fn listing_loop(d: Arc<Daemon>) {
         tokio::select! {
             _ = d.shutdown.cancelled() => return,
             _ = poll.tick() => {
-                if let Err(e) = d.catalog.poll_changes().await {
-                    tracing::warn!("looking for catalog changes: {e}");
+                // Until something asks for the listing, there is nothing to keep fresh
+                // (asked now, not at the top of the loop: a request may have come since).
+                if d.listing.until().is_some() {
+                    if let Err(e) = d.catalog.poll_changes().await {
+                        tracing::warn!("looking for catalog changes: {e}");
+                    }
                 }
                 continue;
             }
