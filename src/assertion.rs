@@ -241,7 +241,15 @@ pub struct AssertionResult {
     /// Why the query could not be evaluated, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// An anomaly guard's result (the backup against the last good one), not one of the
+    /// drill's own assertions: a run failed by guards alone can be accepted. Marked here,
+    /// never told by the name (validation reserves the guards' names all the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
 }
+
+/// The names of anomaly guards start with this; a drill's own assertions may not.
+pub const GUARD_PREFIX: &str = "anomaly:";
 
 #[cfg(test)]
 mod tests {

@@ -9,87 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::config::{Drill, MainConfig, SourceSpec, StorageSpec};
 use crate::engine::Engine;
-use crate::error::Error;
 
-/// How a check went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-        }
-    }
-}
-
-/// One finding of the doctor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// What was checked ("storage", "docker", "dump user backup").
-    pub check: String,
-    pub status: Status,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-impl Finding {
-    pub fn ok(check: &str, detail: String) -> Self {
-        Finding {
-            check: check.into(),
-            status: Status::Ok,
-            detail,
-            fix: None,
-        }
-    }
-    pub fn warn(check: &str, detail: String, fix: &str) -> Self {
-        Finding {
-            check: check.into(),
-            status: Status::Warn,
-            detail,
-            fix: Some(fix.into()),
-        }
-    }
-    pub fn fail(check: &str, detail: String, fix: &str) -> Self {
-        Finding {
-            check: check.into(),
-            status: Status::Fail,
-            detail,
-            fix: Some(fix.into()),
-        }
-    }
-    /// A failed check from an error: its message, and its hint as the fix.
-    pub fn from_error(check: &str, e: &Error) -> Self {
-        let mut detail = String::new();
-        for c in &e.context {
-            detail.push_str(c);
-            detail.push_str(": ");
-        }
-        detail.push_str(&e.message);
-        Finding {
-            check: check.into(),
-            status: Status::Fail,
-            detail,
-            fix: Some(
-                e.hint
-                    .clone()
-                    .unwrap_or_else(|| "see the message".to_string()),
-            ),
-        }
-    }
-}
+pub use crate::finding::{Finding, Status};
 
 /// Runs `fut` with a timeout; a timeout is a failed check that says so.
 async fn timed(
@@ -112,31 +35,45 @@ async fn timed(
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Everything the doctor checks for one drill.
+/// Everything the doctor checks for one drill. Each part (keys, source, storage,
+/// Docker) is built on its own, so that one missing secret does not hide the others'
+/// checks.
 pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     let mut out = Vec::new();
-    match crate::drill::build_parts(drill) {
+    match crate::drill::load_keys(drill) {
+        Ok(_) => out.push(Finding::ok(
+            "encryption keys",
+            "the recipients and the identity load, and the identity opens what the recipients lock"
+                .into(),
+        )),
+        Err(e) => out.push(Finding::from_error("encryption keys", &e)),
+    }
+    let source = match crate::drill::build_source(drill) {
+        Ok(source) => {
+            if !matches!(drill.source, SourceSpec::Stored(_)) {
+                out.extend(timed("source", LIMIT, source.doctor()).await);
+            }
+            Some(source)
+        }
         Err(e) => {
-            // Storage that cannot be set up, or secrets and keys that do not load, stop the
-            // drill before it touches anything.
-            let check = if e.message.contains("storage") {
-                "storage"
-            } else if e.message.contains("Docker") {
-                "docker"
-            } else {
-                "secrets and keys"
-            };
-            out.push(Finding::from_error(check, &e));
+            out.push(Finding::from_error("source", &e));
+            None
         }
-        Ok(parts) => {
-            out.push(Finding::ok(
-                "secrets and keys",
-                "the source password, storage credentials and age identity load".into(),
-            ));
-            out.extend(timed("source", LIMIT, parts.source.doctor()).await);
-            out.extend(timed("storage", LIMIT, storage(&parts)).await);
-            out.extend(timed("docker", LIMIT, sandbox(drill, &parts)).await);
-        }
+    };
+    match crate::store::build_store(&drill.storage, &drill.base_dir) {
+        Ok(store) => out.extend(timed("storage", LIMIT, storage(store.as_ref())).await),
+        Err(e) => out.push(Finding::from_error("storage", &e)),
+    }
+    match crate::sandbox::build_backend(&drill.sandbox) {
+        Ok(backend) => out.extend(
+            timed(
+                "docker",
+                LIMIT,
+                sandbox(drill, backend.as_ref(), source.as_deref()),
+            )
+            .await,
+        ),
+        Err(e) => out.push(Finding::from_error("docker", &e)),
     }
     out.extend(identity_permissions(drill));
     out.extend(free_disk(drill));
@@ -144,8 +81,7 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
 }
 
 /// Writes and deletes a probe object beside the drill's artifacts.
-async fn storage(parts: &crate::drill::Parts) -> Vec<Finding> {
-    let store = &parts.store;
+async fn storage(store: &dyn crate::store::ArtifactStore) -> Vec<Finding> {
     let what = format!("storage {}", store.describe());
     let key = format!(".firedrill-doctor-{:08x}", rand::random::<u32>());
     if let Err(e) = store
@@ -172,18 +108,21 @@ async fn storage(parts: &crate::drill::Parts) -> Vec<Finding> {
 
 /// Docker reachable and the sandbox image present (for a drill that names its version:
 /// verify-only drills, or a fixed image).
-async fn sandbox(drill: &Drill, parts: &crate::drill::Parts) -> Vec<Finding> {
-    let backend = &parts.sandbox;
+async fn sandbox(
+    drill: &Drill,
+    backend: &dyn crate::sandbox::SandboxBackend,
+    source: Option<&dyn crate::engine::DumpSource>,
+) -> Vec<Finding> {
     let mut out = match backend.ping().await {
         Ok(what) => vec![Finding::ok("docker", format!("reachable: {what}"))],
         Err(e) => return vec![Finding::from_error("docker", &e)],
     };
     let crate::config::SandboxSpec::Docker(d) = &drill.sandbox;
-    let engine_major: Option<(Engine, String)> = match &drill.source {
-        SourceSpec::Stored(s) => Some((s.engine, s.version.clone())),
+    let engine_major: Option<(Engine, String)> = match (&drill.source, source) {
+        (SourceSpec::Stored(s), _) => Some((s.engine, s.version.clone())),
         // The source's version decides the image; the doctor asks the source.
-        SourceSpec::Postgres(_) => source_major(parts, Engine::Postgres).await,
-        SourceSpec::Mysql(_) => source_major(parts, Engine::Mariadb).await,
+        (_, Some(source)) => source.server_series().await.ok(),
+        (_, None) => None,
     };
     let Some((engine, major)) = engine_major else {
         out.push(Finding::warn(
@@ -214,26 +153,6 @@ async fn sandbox(drill: &Drill, parts: &crate::drill::Parts) -> Vec<Finding> {
         },
     );
     out
-}
-
-/// The source's release series, read through the source's own doctor output.
-async fn source_major(parts: &crate::drill::Parts, engine: Engine) -> Option<(Engine, String)> {
-    let findings = parts.source.doctor().await;
-    findings.iter().find_map(|f| {
-        let rest = f.detail.strip_prefix("reachable, ")?;
-        match engine {
-            Engine::Postgres => {
-                let v = rest.strip_prefix("PostgreSQL ")?;
-                Some((Engine::Postgres, v.split('.').next()?.to_string()))
-            }
-            _ => {
-                let (fam, version) = rest.split_once(' ')?;
-                let (e, series) = crate::engine::mysql::parse_server_version(version)?;
-                let _ = fam;
-                Some((e, series))
-            }
-        }
-    })
 }
 
 /// Warns when the identity file is readable by group or others.
@@ -281,12 +200,12 @@ fn free_disk(drill: &Drill) -> Vec<Finding> {
         .map(|(what, p)| match available_bytes(&p) {
             Some(n) if n < 1 << 30 => Finding::warn(
                 &format!("free disk ({what})"),
-                format!("{} free at {}", crate::report::human_bytes(n), p.display()),
+                format!("{} free at {}", crate::human::human_bytes(n), p.display()),
                 "free space or move it: a drill that runs out of disk fails",
             ),
             Some(n) => Finding::ok(
                 &format!("free disk ({what})"),
-                format!("{} free at {}", crate::report::human_bytes(n), p.display()),
+                format!("{} free at {}", crate::human::human_bytes(n), p.display()),
             ),
             None => Finding::warn(
                 &format!("free disk ({what})"),
@@ -428,6 +347,7 @@ pub fn render(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn rendering_and_health() {

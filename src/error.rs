@@ -3,14 +3,20 @@
 //! Every failure that leaves the engine says what kind of failure it is (the exit code and
 //! the pager depend on it), what happened, what the user can do about it, and whether
 //! trying again can help. Module-level errors are converted into this type at the module
-//! boundary, where the context is known.
+//! boundary, where the context is known, and keep the error they came from as their
+//! [`source`](std::error::Error::source). A caller that knows better what a failure
+//! means (a missing object is a broken backup when a manifest vanished, and a usage error
+//! when the user typed a wrong run id) reclassifies it with [`Error::overwrite_kind`]
+//! after looking at the typed cause ([`Error::find`]); nothing is classified by reading
+//! message text, which may hold data.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What went wrong, in the terms that decide the exit code and who gets paged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The drill file or the command line is wrong. Nothing was touched.
@@ -25,8 +31,12 @@ pub enum ErrorKind {
     Verification,
     /// A stage ran longer than its timeout.
     Timeout,
-    /// The run was cancelled (Ctrl-C, SIGTERM, shutdown).
+    /// An operator stopped the run (Ctrl-C, `POST /api/v1/runs/{id}/cancel`).
     Cancelled,
+    /// The process running the drill shut down cleanly (SIGTERM, a daemon's shutdown).
+    Interrupted,
+    /// The process running the drill died (crash, kill, power loss); found afterwards.
+    Lost,
     /// A bug in firedrill.
     Internal,
 }
@@ -36,6 +46,26 @@ impl ErrorKind {
     /// being able to run). Drives exit code 1 and critical pages.
     pub fn is_backup_failure(self) -> bool {
         matches!(self, ErrorKind::Backup | ErrorKind::Verification)
+    }
+
+    /// Whether someone chose to stop the run (an operator, or a clean shutdown): such a
+    /// run says nothing about the backup and pages nobody.
+    pub fn is_deliberate_stop(self) -> bool {
+        matches!(self, ErrorKind::Cancelled | ErrorKind::Interrupted)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Infrastructure => "infrastructure",
+            ErrorKind::Backup => "backup",
+            ErrorKind::Verification => "verification",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Lost => "lost",
+            ErrorKind::Internal => "internal",
+        }
     }
 }
 
@@ -48,14 +78,19 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Verification => "verification failed",
             ErrorKind::Timeout => "timed out",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Lost => "lost",
             ErrorKind::Internal => "internal error",
         };
         f.write_str(s)
     }
 }
 
-/// The engine's error: a kind, a message, optional context lines, a hint and whether a
-/// retry can help.
+/// The cause an [`Error`] keeps: shared, so that errors stay cheap to clone.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The engine's error: a kind, a message, optional context lines, a hint, whether a
+/// retry can help, and the error it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Error {
     pub kind: ErrorKind,
@@ -68,9 +103,13 @@ pub struct Error {
     pub hint: Option<String>,
     /// Whether running the same step again can reasonably succeed.
     pub retryable: bool,
-    /// The last lines a failing tool printed on stderr, secrets removed.
+    /// The last lines a failing tool printed on stderr, secrets and data removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+    /// The typed error this one came from, for callers that reclassify
+    /// ([`Error::find`]); its text is already in `message` where it helps a person.
+    #[serde(skip)]
+    source: Option<Cause>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +124,7 @@ impl Error {
             hint: None,
             retryable,
             stderr_tail: None,
+            source: None,
         }
     }
 
@@ -103,8 +143,18 @@ impl Error {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
-    pub fn cancelled() -> Self {
-        Self::new(ErrorKind::Cancelled, "the run was cancelled")
+    /// The error of a run stopped for `reason`.
+    pub fn stopped(reason: crate::cancel::StopReason) -> Self {
+        match reason {
+            crate::cancel::StopReason::Operator => {
+                Self::new(ErrorKind::Cancelled, "the run was cancelled by an operator")
+            }
+            crate::cancel::StopReason::Shutdown => Self::new(
+                ErrorKind::Interrupted,
+                "the run was interrupted: firedrill shut down while it ran",
+            )
+            .with_hint("nothing is wrong with the backup; the next run drills it"),
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -126,14 +176,57 @@ impl Error {
         }
         self
     }
+    /// Keeps `cause` as this error's source.
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+
+    /// The caller knows what this failure means better than where it was raised: the
+    /// kind changes, and whether a retry can help follows the new kind unless `retryable`
+    /// says otherwise.
+    pub fn overwrite_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self.retryable = match kind {
+            ErrorKind::Infrastructure | ErrorKind::Timeout => self.retryable,
+            _ => false,
+        };
+        self
+    }
+
+    /// The first error of type `T` in this error's chain of causes.
+    pub fn find<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|s| s as _);
+        while let Some(e) = next {
+            if let Some(t) = e.downcast_ref::<T>() {
+                return Some(t);
+            }
+            if let Some(inner) = e.downcast_ref::<Error>() {
+                if let Some(t) = inner.find::<T>() {
+                    return Some(t);
+                }
+            }
+            next = e.source();
+        }
+        None
+    }
+
+    /// Context, message and hint as one line each, without the tool output.
+    pub fn headline(&self) -> String {
+        let mut s = String::new();
+        for c in &self.context {
+            s.push_str(c);
+            s.push_str(": ");
+        }
+        s.push_str(&self.message);
+        s
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in &self.context {
-            write!(f, "{c}: ")?;
-        }
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", self.headline())?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -141,7 +234,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as _)
+    }
+}
 
 /// Adds context to a result, like `anyhow::Context`, but keeps the kind and retry flag.
 pub trait ResultExt<T> {
@@ -169,5 +266,25 @@ mod tests {
         );
         assert!(e.retryable);
         assert!(!Error::backup("x").retryable);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("gone")]
+    struct Gone;
+
+    #[test]
+    fn the_caller_reclassifies_by_the_typed_cause() {
+        let low = Error::infra("storage: not found").with_source(Gone);
+        let wrapped = Error::backup("outer").with_source(low.clone());
+        assert!(low.find::<Gone>().is_some());
+        assert!(
+            wrapped.find::<Gone>().is_some(),
+            "found through an inner Error"
+        );
+        assert!(Error::infra("x").find::<Gone>().is_none());
+        let usage = low.overwrite_kind(ErrorKind::Config);
+        assert_eq!(usage.kind, ErrorKind::Config);
+        assert!(!usage.retryable);
+        assert!(std::error::Error::source(&usage).is_some());
     }
 }

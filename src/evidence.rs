@@ -9,60 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::report::RunReport;
+pub use crate::signing::{
+    generate, signing_key_from_pem, verifying_key_from_hex, Signature, ALGORITHM,
+};
 use crate::store::ArtifactStore;
-
-pub const ALGORITHM: &str = "ed25519";
-
-/// A report's signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signature {
-    pub algorithm: String,
-    /// The signer's public key, hex.
-    pub public_key: String,
-    /// The signature of the canonical JSON, hex.
-    pub value: String,
-}
-
-/// Reads a PKCS#8 PEM ed25519 private key.
-pub fn signing_key_from_pem(pem: &str, what: &str) -> Result<SigningKey> {
-    SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
-        Error::config(format!("{what} is not an ed25519 private key in PKCS#8 PEM: {e}"))
-            .with_hint("write one with `firedrill evidence keygen --output FILE` or `openssl genpkey -algorithm ed25519`")
-    })
-}
-
-/// Reads a public key: 64 hex digits.
-pub fn verifying_key_from_hex(hex_key: &str, what: &str) -> Result<VerifyingKey> {
-    let bytes: [u8; 32] = hex::decode(hex_key.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            Error::config(format!(
-                "{what} `{}` is not an ed25519 public key (64 hex digits)",
-                hex_key.trim()
-            ))
-            .with_hint("use the public key `firedrill evidence keygen` printed")
-        })?;
-    VerifyingKey::from_bytes(&bytes)
-        .map_err(|e| Error::config(format!("{what} is not a valid ed25519 public key: {e}")))
-}
-
-/// A new key pair: the PKCS#8 PEM private key and the public key in hex.
-pub fn generate() -> Result<(String, String)> {
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let pem = key
-        .to_pkcs8_pem(Default::default())
-        .map_err(|e| Error::internal(format!("cannot encode the key: {e}")))?;
-    Ok((pem.to_string(), hex::encode(key.verifying_key().as_bytes())))
-}
 
 /// The bytes a signature covers: the report as JSON without `signature`.
 fn canonical(value: &serde_json::Value) -> Vec<u8> {
@@ -194,6 +150,19 @@ impl std::fmt::Debug for ReportWriter {
 }
 
 impl ReportWriter {
+    /// The writer runs use: the reports directory ([`MainConfig::reports_dir`]) and the
+    /// signing key, read now.
+    pub fn from_config(
+        config: &crate::config::MainConfig,
+        catalog: Option<&Path>,
+        dir: Option<&Path>,
+    ) -> Result<Self> {
+        Ok(ReportWriter {
+            dir: config.reports_dir(catalog, dir),
+            signer: config.signing_key()?,
+        })
+    }
+
     /// Signs the report (when a key is set) and writes `<dir>/<drill>/<run>.{json,xml,html}`
     /// atomically. Returns the files written.
     pub fn finish(&self, report: &mut RunReport) -> Result<Vec<PathBuf>> {

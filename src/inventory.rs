@@ -5,14 +5,16 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::catalog::{ArtifactRecord, Catalog, Verified};
+use crate::catalog::{ArtifactRecord, Catalog, RunRecord};
 use crate::config::Drill;
-use crate::drill::VerificationMarker;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Manifest;
+use crate::report::RunReport;
 use crate::retention::{plan, Decision};
+use crate::status::Verified;
 use crate::store::{
-    build_store, drill_prefix, sibling, ArtifactStore, ARTIFACT_FILE, MANIFEST_FILE, VERIFIED_FILE,
+    build_store, drill_prefix, ArtifactStore, RunDir, StoreFault, VerificationMarker,
+    ARTIFACT_FILE, MANIFEST_FILE,
 };
 
 /// Reads every manifest under a drill's prefix: the artifacts storage holds.
@@ -39,7 +41,7 @@ pub async fn scan_drill(
             }
         };
         let mut rec = ArtifactRecord::from_manifest(&m, key);
-        let marker_key = sibling(key, VERIFIED_FILE);
+        let marker_key = RunDir::containing(key).verified();
         if keys.contains(&marker_key) {
             if let Ok(b) = store.get(&marker_key).await {
                 if let Ok(v) = serde_json::from_slice::<VerificationMarker>(&b) {
@@ -52,7 +54,7 @@ pub async fn scan_drill(
     }
     // Artifacts without a manifest are unfinished uploads: report them, never list them.
     for key in keys.iter().filter(|k| k.ends_with(&artifact_suffix)) {
-        let m = sibling(key, MANIFEST_FILE);
+        let m = RunDir::containing(key).manifest();
         if !keys.contains(&m) {
             problems.push(format!(
                 "{key}: no manifest (an unfinished upload); not an artifact"
@@ -148,7 +150,7 @@ pub async fn prune(
                 continue;
             };
             store.delete(&a.location).await?;
-            let marker = sibling(&a.manifest_key, VERIFIED_FILE);
+            let marker = RunDir::containing(&a.manifest_key).verified();
             store.delete(&marker).await?;
             store.delete(&a.manifest_key).await?;
             if let Some(c) = catalog {
@@ -163,4 +165,101 @@ pub async fn prune(
         deleted,
         dry_run,
     })
+}
+
+/// Accepts a run that failed only its anomaly guards (a shrink that was intended, e.g. old
+/// data deleted on purpose): it becomes the baseline for later runs and its artifact
+/// counts as good, in the catalog and, when the drill is given, beside the artifact. A run
+/// that failed anything else (its fingerprint, one of the drill's own assertions whatever
+/// its name, any other stage) is refused.
+pub async fn accept_run(
+    catalog: &dyn Catalog,
+    run_id: &str,
+    drill: Option<&Drill>,
+) -> Result<RunRecord> {
+    let rec = catalog.run(run_id).await?.ok_or_else(|| {
+        Error::config(format!("there is no run {run_id} in the catalog"))
+            .with_hint("list runs with `firedrill history DRILL`")
+    })?;
+    let report: RunReport = rec
+        .report
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| Error::config(format!("run {run_id} has no finished report to accept")))?;
+    if !crate::verify::only_guards_failed(&report) {
+        return Err(Error::config(format!(
+            "run {run_id} ({}) did not fail on its anomaly guards alone; only such runs can be accepted",
+            rec.status
+        ))
+        .with_hint("a run that failed its fingerprint or assertions is a broken backup: fix the cause and run the drill again"));
+    }
+    let at = jiff::Timestamp::now();
+    catalog.accept_run(run_id, at).await?;
+    if let (Some(drill), Some(artifact)) = (drill, &rec.artifact) {
+        let store = build_store(&drill.storage, &drill.base_dir)?;
+        let key = RunDir::new(&drill.storage, &drill.name, artifact).verified();
+        let marker = VerificationMarker {
+            verified: Verified::Yes,
+            at,
+            by_run: run_id.to_string(),
+        };
+        store.put(&key, marker.to_json()).await?;
+    }
+    Ok(rec)
+}
+
+/// The manifest of stored artifact `run_id` of `drill` (a run id a person or a client
+/// gave) and its key. A run id that is no run id, or names nothing in storage, is a
+/// usage error that lists the drill's runs; a manifest that is there but broken is a
+/// broken backup.
+pub async fn stored_artifact(
+    store: &dyn ArtifactStore,
+    drill: &Drill,
+    run_id: &str,
+) -> Result<(Manifest, String)> {
+    let key = RunDir::named(&drill.storage, &drill.name, run_id)?.manifest();
+    let bytes = match store.get(&key).await {
+        Ok(b) => b,
+        Err(e) if StoreFault::of(&e) == Some(StoreFault::NotFound) => {
+            return Err(no_such_artifact(store, drill, run_id, e).await)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((Manifest::from_json(&bytes, &key)?, key))
+}
+
+/// The usage error for a run id with no manifest in storage: which runs there are.
+async fn no_such_artifact(
+    store: &dyn ArtifactStore,
+    drill: &Drill,
+    artifact: &str,
+    cause: Error,
+) -> Error {
+    let prefix = drill_prefix(&drill.storage, &drill.name);
+    let known: Vec<String> = match store.list(&prefix).await {
+        Ok(keys) => keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.strip_suffix(&format!("/{MANIFEST_FILE}")))
+            .filter(|run| !run.contains('/'))
+            .map(str::to_string)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let listed = match known.len() {
+        0 => "none".to_string(),
+        n if n <= 10 => known.join(", "),
+        n => format!("{} … ({n} in all)", known[n - 10..].join(", ")),
+    };
+    Error::config(format!(
+        "no artifact {artifact} of drill {} in storage ({}); known runs: {listed}",
+        drill.name,
+        store.describe()
+    ))
+    .with_hint(format!(
+        "check the run id: `firedrill artifacts {}` lists what is stored",
+        drill.name
+    ))
+    .with_source(cause)
+    .overwrite_kind(ErrorKind::Config)
 }

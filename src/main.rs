@@ -14,11 +14,10 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use firedrill::catalog::{Catalog, SqliteCatalog};
 use firedrill::config::{load_main_config, MainConfig};
-use firedrill::report::human_bytes;
-use firedrill::report::{human_ms, render_human_with, render_stage_line, StageReport};
-use firedrill::{load_drill, Progress, RunOptions, Stage};
+use firedrill::human::{human_bytes, human_ms};
+use firedrill::report::{render_human_with, render_stage_line, StageReport};
+use firedrill::{load_drill, Progress, RunOptions, Runner, Stage, Stop, StopReason};
 use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
-use tokio_util::sync::CancellationToken;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -580,27 +579,37 @@ async fn dispatch(cli: Cli) -> u8 {
                     None
                 }
             };
-            let reports = match config.report_writer(Some(&catalog_path), report_dir.as_deref()) {
+            let reports = match firedrill::evidence::ReportWriter::from_config(
+                &config,
+                Some(&catalog_path),
+                report_dir.as_deref(),
+            ) {
                 Ok(w) => Arc::new(w),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return 2;
                 }
             };
+            let pager = match firedrill::notify::Pager::new(&config.notify, &config.base_dir) {
+                Ok(p) => p.map(Arc::new),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            let runner = Runner {
+                connector: Arc::new(firedrill::LiveConnector),
+                catalog,
+                reports: Some(reports),
+                pager,
+            };
             let opts = RunOptions {
                 keep,
                 artifact,
-                run_id: None,
-                catalog,
-                reports: Some(reports),
-                scheduled_for: None,
+                ..Default::default()
             };
             let dir = drills.resolve(&config);
-            let (code, report) = run(&drill, &dir, json, quiet, random, opts.clone()).await;
-            if let (Some(c), Some(report)) = (&opts.catalog, &report) {
-                page(c.as_ref(), &config, report).await;
-            }
-            code
+            run(&runner, &drill, &dir, json, quiet, random, opts).await
         }
         Command::Notify { command } => notify(&catalog_path, &config, command).await,
         Command::Daemon => {
@@ -800,19 +809,20 @@ impl Progress for Printer {
 }
 
 async fn run(
+    runner: &Runner,
     drill: &str,
     dir: &Path,
     json: bool,
     quiet: bool,
     random: bool,
     mut opts: RunOptions,
-) -> (u8, Option<firedrill::RunReport>) {
+) -> u8 {
     let path = drill_path(drill, dir);
     let drill = match load_drill(&path) {
         Ok(d) => d,
         Err(p) => {
             eprintln!("{p}");
-            return (2, None);
+            return 2;
         }
     };
     if random {
@@ -825,60 +835,45 @@ async fn run(
             }
             Ok(None) => {
                 eprintln!("error: drill {} has no stored artifacts to pick from\n  hint: run the drill once without --random", drill.name);
-                return (2, None);
+                return 2;
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return (2, None);
+                return 2;
             }
         }
     }
-    let cancel = CancellationToken::new();
-    spawn_signal_handler(cancel.clone());
+    // A run id that names nothing is the user's typo, not a broken backup: refused before
+    // anything is recorded or paged.
+    if let Some(id) = &opts.artifact {
+        if let Err(e) = runner.check_artifact(&drill, id).await {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    let stop = Stop::new();
+    spawn_signal_handler(stop.clone());
     if !quiet {
         eprintln!("drill {} ({})", drill.name, path.display());
     }
-    let report = firedrill::run_drill(&drill, &opts, &Printer::new(quiet), cancel).await;
+    let ran = runner.run(&drill, &opts, &Printer::new(quiet), &stop).await;
+    let report = &ran.report;
     if json {
         let mut out = std::io::stdout().lock();
-        let _ = serde_json::to_writer_pretty(&mut out, &report);
+        let _ = serde_json::to_writer_pretty(&mut out, report);
         let _ = writeln!(out);
     } else {
-        print!("{}", render_human_with(&report, quiet));
+        print!("{}", render_human_with(report, quiet));
     }
-    (report.exit_code as u8, Some(report))
-}
-
-/// Pages about a finished run (when channels are configured) and delivers what is due.
-async fn page(catalog: &dyn Catalog, config: &MainConfig, report: &firedrill::RunReport) {
-    if config.notify.channels.is_empty() {
-        return;
-    }
-    if let Err(e) = firedrill::notify::on_run_finished(catalog, &config.notify, report).await {
-        eprintln!("warning: could not queue the pages for this run: {e}");
-        return;
-    }
-    let notifiers = match firedrill::notify::build_notifiers(&config.notify, &config.base_dir) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("warning: notification channels unusable (pages stay queued): {e}");
-            return;
-        }
-    };
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        firedrill::notify::deliver_due(catalog, &config.notify, &notifiers),
-    )
-    .await
-    {
-        Ok(Ok(d)) if d.retrying > 0 => eprintln!(
+    match ran.paged {
+        Some(Err(e)) => eprintln!("warning: could not queue the pages for this run: {e}"),
+        Some(Ok(p)) if p.delivery.retrying > 0 || p.delivery.timed_out => eprintln!(
             "warning: {} notification(s) not delivered yet; they stay queued (`firedrill notify flush`)",
-            d.retrying
+            p.delivery.retrying.max(1)
         ),
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => eprintln!("warning: delivering pages: {e}"),
-        Err(_) => eprintln!("warning: delivering pages took over 60s; the rest stay queued"),
+        _ => {}
     }
+    report.exit_code as u8
 }
 
 async fn notify(catalog: &Path, config: &MainConfig, command: NotifyCommand) -> u8 {
@@ -982,9 +977,9 @@ async fn notify(catalog: &Path, config: &MainConfig, command: NotifyCommand) -> 
     }
 }
 
-/// Ctrl-C or SIGTERM cancels the run; the sandbox is still torn down. A second signal
-/// exits at once.
-fn spawn_signal_handler(cancel: CancellationToken) {
+/// Ctrl-C (an operator) or SIGTERM (a shutdown) stops the run; the sandbox is still torn
+/// down. A second signal exits at once.
+fn spawn_signal_handler(stop: Stop) {
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -995,13 +990,13 @@ fn spawn_signal_handler(cancel: CancellationToken) {
                 }
             };
         for n in 0..2 {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+            let reason = tokio::select! {
+                _ = tokio::signal::ctrl_c() => StopReason::Operator,
+                _ = term.recv() => StopReason::Shutdown,
+            };
             if n == 0 {
                 say("interrupted: stopping the drill and removing its sandbox (again to quit at once)");
-                cancel.cancel();
+                stop.stop(reason);
             } else {
                 std::process::exit(130);
             }
@@ -1011,7 +1006,7 @@ fn spawn_signal_handler(cancel: CancellationToken) {
 
 async fn daemon(config: MainConfig) -> u8 {
     use tokio::signal::unix::{signal, SignalKind};
-    let shutdown = CancellationToken::new();
+    let shutdown = Stop::new();
     let reload = Arc::new(tokio::sync::Notify::new());
     let (mut term, mut hup) = match (
         signal(SignalKind::terminate()),
@@ -1035,10 +1030,18 @@ async fn daemon(config: MainConfig) -> u8 {
                 }
             }
             eprintln!("firedrill daemon: stopping: cancelling drills, removing their sandboxes");
-            shutdown.cancel();
+            shutdown.stop(StopReason::Shutdown);
         });
     }
-    match firedrill::daemon::run(config, shutdown, reload).await {
+    let listener = match firedrill::daemon::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let connector = Arc::new(firedrill::LiveConnector);
+    match firedrill::daemon::run(config, listener, connector, shutdown, reload).await {
         Ok(()) => {
             eprintln!("firedrill daemon: stopped");
             0
@@ -1196,16 +1199,16 @@ async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
         rows.push(DrillListing {
             last_run: runs
                 .iter()
-                .find(|r| r.status != "running")
+                .find(|r| r.status.is_finished())
                 .map(|r| LastRun {
                     run_id: r.run_id.clone(),
-                    status: r.status.clone(),
+                    status: r.status.to_string(),
                     started_at: r.started_at,
                     finished_at: r.finished_at,
                 }),
             last_success: runs
                 .iter()
-                .find(|r| r.status == "passed")
+                .find(|r| r.status == firedrill::RunStatus::Passed)
                 .map(|r| r.started_at),
             engine: Some(engine_label(&drill.source)),
             storage: Some(storage_label(&drill)),
@@ -1431,10 +1434,7 @@ async fn history(catalog: &Path, drill: Option<&str>, limit: usize, json: bool) 
             r.encrypted_bytes
                 .map(human_bytes)
                 .unwrap_or_else(|| "-".into()),
-            r.failed_stage
-                .as_deref()
-                .map(|s| format!("{s}: "))
-                .unwrap_or_default(),
+            r.failed_stage.map(|s| format!("{s}: ")).unwrap_or_default(),
             r.error
                 .as_deref()
                 .unwrap_or("")
@@ -1640,7 +1640,7 @@ async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
         }
     };
     let drill = load_drill(&drill_path(&drill_name, dir)).ok();
-    match firedrill::drill::accept_run(&c, run, drill.as_ref()).await {
+    match firedrill::inventory::accept_run(&c, run, drill.as_ref()).await {
         Ok(r) => {
             eprintln!(
                 "accepted run {} of {}: it is the baseline of the next runs{}",
@@ -1801,7 +1801,7 @@ fn write_secret_file(output: &Path, text: &str, what: &str) -> Result<(), u8> {
 }
 
 fn keygen(output: &Path) -> u8 {
-    let (text, recipient) = firedrill::artifact::generate_identity();
+    let (text, recipient) = firedrill::age_keys::generate_identity();
     if let Err(code) = write_secret_file(
         output,
         &text,

@@ -3,10 +3,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::kind::Engine;
+use crate::engine::DumpMeta;
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::store::RunDir;
 
 pub const MANIFEST_VERSION: u32 = 1;
+
+/// What a synthesized manifest says of formats firedrill did not write: detected at
+/// restore.
+const EXTERNAL_FORMAT: &str = "auto";
+
+/// Byte counts and digest of one encrypted artifact, as the pipeline measured it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digest {
+    pub plain_bytes: u64,
+    pub compressed_bytes: u64,
+    pub encrypted_bytes: u64,
+    /// SHA-256 (hex) of the encrypted bytes.
+    pub sha256: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,8 +33,7 @@ pub struct Manifest {
     pub run_id: String,
     pub started_at: jiff::Timestamp,
     pub finished_at: jiff::Timestamp,
-    /// `postgres`, later `mysql` / `mariadb`.
-    pub engine: String,
+    pub engine: Engine,
     pub source_server_version: String,
     /// The source's release series (`15`, `10.11`, `8.0`), which picks the sandbox image.
     pub source_major: String,
@@ -48,6 +64,102 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a backup firedrill just made and uploaded to `dir`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_backup(
+        drill: &str,
+        dir: &RunDir,
+        started_at: jiff::Timestamp,
+        meta: &DumpMeta,
+        digest: &Digest,
+        recipients: Vec<String>,
+        fingerprint: Fingerprint,
+        notes: Vec<String>,
+    ) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            drill: drill.to_string(),
+            run_id: dir.run_id().to_string(),
+            started_at,
+            finished_at: jiff::Timestamp::now(),
+            engine: meta.engine,
+            source_server_version: meta.server_version.clone(),
+            source_major: meta.server_major.clone(),
+            databases: meta.databases.clone(),
+            dump_tool: meta.tool.clone(),
+            dump_tool_version: meta.tool_version.clone(),
+            dump_format: meta.format.clone(),
+            compression: "zstd".into(),
+            encryption: "age".into(),
+            artifact_key: dir.artifact(),
+            plain_bytes: digest.plain_bytes,
+            compressed_bytes: digest.compressed_bytes,
+            encrypted_bytes: digest.encrypted_bytes,
+            sha256: digest.sha256.clone(),
+            recipients,
+            fingerprint,
+            notes,
+            firedrill_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    /// What a verify-only drill knows of a file another tool stored at `key`: its size,
+    /// when it was written, and what the drill file declares. Encryption, compression and
+    /// format are detected at restore; there is no fingerprint to compare with.
+    #[allow(clippy::too_many_arguments)]
+    pub fn external(
+        drill: &str,
+        run_id: &str,
+        key: &str,
+        size: u64,
+        modified: jiff::Timestamp,
+        engine: Engine,
+        version: &str,
+        database: &str,
+    ) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            drill: drill.to_string(),
+            run_id: run_id.to_string(),
+            started_at: modified,
+            finished_at: modified,
+            engine,
+            source_server_version: version.to_string(),
+            source_major: version.to_string(),
+            databases: vec![database.to_string()],
+            dump_tool: "external".into(),
+            dump_tool_version: String::new(),
+            dump_format: EXTERNAL_FORMAT.into(),
+            compression: EXTERNAL_FORMAT.into(),
+            encryption: EXTERNAL_FORMAT.into(),
+            artifact_key: key.to_string(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: size,
+            sha256: String::new(),
+            recipients: vec![],
+            fingerprint: Fingerprint::default(),
+            notes: vec![],
+            firedrill_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    /// Whether this describes a file another tool made (a verify-only drill's), not a
+    /// firedrill artifact: no manifest in storage, no fingerprint, formats detected.
+    pub fn is_external(&self) -> bool {
+        self.dump_format == EXTERNAL_FORMAT
+    }
+
+    /// The artifact's digest as the manifest records it.
+    pub fn digest(&self) -> Digest {
+        Digest {
+            plain_bytes: self.plain_bytes,
+            compressed_bytes: self.compressed_bytes,
+            encrypted_bytes: self.encrypted_bytes,
+            sha256: self.sha256.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
         v.push(b'\n');
@@ -89,7 +201,8 @@ impl Manifest {
             Err(Error::backup(format!("manifest {key} {what}; refusing it"))
                 .with_hint("the manifest was edited or copied from elsewhere in storage; this artifact cannot be trusted, drill another one and find out who changed the store"))
         };
-        let expected = crate::store::sibling(key, crate::store::ARTIFACT_FILE);
+        let dir = RunDir::containing(key);
+        let expected = dir.artifact();
         if self.artifact_key != expected {
             let outside = self.artifact_key.starts_with('/')
                 || self.artifact_key.contains('\\')
@@ -104,20 +217,11 @@ impl Manifest {
                 self.artifact_key.escape_debug()
             ));
         }
-        let run_dir = key
-            .rsplit_once('/')
-            .and_then(|(dir, _)| dir.rsplit('/').next())
-            .unwrap_or("");
+        let run_dir = dir.run_id();
         if self.run_id != run_dir {
             return refuse(format!(
                 "names run `{}` but sits in directory `{run_dir}`",
                 self.run_id.escape_debug()
-            ));
-        }
-        if crate::engine::Engine::parse(&self.engine).is_err() {
-            return refuse(format!(
-                "names engine `{}`, not postgres, mariadb or mysql",
-                self.engine.escape_debug()
             ));
         }
         let series = |s: &str| {
@@ -151,7 +255,7 @@ mod tests {
             run_id: "r1".into(),
             started_at: ts,
             finished_at: ts,
-            engine: "postgres".into(),
+            engine: Engine::Postgres,
             source_server_version: "15.14".into(),
             source_major: "15".into(),
             databases: vec!["shop".into()],
@@ -222,9 +326,10 @@ mod tests {
         let mut m = sample();
         m.databases.clear();
         assert!(Manifest::from_json(&m.to_json(), KEY).is_err());
-        let mut m = sample();
-        m.engine = "oracle".into();
-        assert!(Manifest::from_json(&m.to_json(), KEY).is_err());
+        let text = String::from_utf8(sample().to_json())
+            .unwrap()
+            .replace("\"postgres\"", "\"oracle\"");
+        assert!(Manifest::from_json(text.as_bytes(), KEY).is_err());
         let mut m = sample();
         m.run_id = "r9".into();
         let e = Manifest::from_json(&m.to_json(), KEY).unwrap_err();

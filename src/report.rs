@@ -7,73 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::assertion::AssertionResult;
 use crate::error::{Error, ErrorKind};
 use crate::fingerprint::Mismatch;
-
-/// The named stages of a drill, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Dump,
-    Encrypt,
-    Upload,
-    Provision,
-    Restore,
-    Verify,
-    Teardown,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 7] = [
-        Stage::Dump,
-        Stage::Encrypt,
-        Stage::Upload,
-        Stage::Provision,
-        Stage::Restore,
-        Stage::Verify,
-        Stage::Teardown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Dump => "dump",
-            Stage::Encrypt => "encrypt",
-            Stage::Upload => "upload",
-            Stage::Provision => "provision",
-            Stage::Restore => "restore",
-            Stage::Verify => "verify",
-            Stage::Teardown => "teardown",
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Passed,
-    Failed,
-    TimedOut,
-    /// Stopped by cancellation (Ctrl-C, SIGTERM) or because another stage failed.
-    Aborted,
-    /// Not run because an earlier stage failed.
-    Skipped,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed out",
-            Outcome::Aborted => "aborted",
-            Outcome::Skipped => "skipped",
-        }
-    }
-}
+use crate::human::{human_bytes, human_ms};
+use crate::status::Verified;
+pub use crate::status::{Outcome, RunStatus, Stage, Verdict};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageReport {
@@ -96,7 +32,7 @@ pub struct StageReport {
 /// An [`Error`] as it appears in a report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorReport {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
@@ -107,51 +43,12 @@ pub struct ErrorReport {
 
 impl From<&Error> for ErrorReport {
     fn from(e: &Error) -> Self {
-        let mut message = String::new();
-        for c in &e.context {
-            let _ = write!(message, "{c}: ");
-        }
-        message.push_str(&e.message);
         ErrorReport {
-            kind: serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            message,
+            kind: e.kind,
+            message: e.headline(),
             hint: e.hint.clone(),
             retryable: e.retryable,
             stderr_tail: e.stderr_tail.clone(),
-        }
-    }
-}
-
-/// The overall result of a run; decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The backup restored and verified. Exit 0.
-    Passed,
-    /// The backup is broken or does not match the source. Exit 1.
-    Failed,
-    /// The drill could not run to a verdict on the backup. Exit 2.
-    Error,
-}
-
-impl Verdict {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Passed => 0,
-            Verdict::Failed => 1,
-            Verdict::Error => 2,
-        }
-    }
-
-    /// The verdict a run gets when it stopped on this error.
-    pub fn from_error(kind: ErrorKind) -> Verdict {
-        if kind.is_backup_failure() {
-            Verdict::Failed
-        } else {
-            Verdict::Error
         }
     }
 }
@@ -236,23 +133,22 @@ pub struct RunReport {
     pub evidence: Option<Evidence>,
     /// ed25519 signature of the rest of the report, when a signing key is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<crate::evidence::Signature>,
+    pub signature: Option<crate::signing::Signature>,
 }
 
 impl RunReport {
-    /// Whether a stage was stopped by cancellation (Ctrl-C, SIGTERM, shutdown).
-    pub fn was_aborted(&self) -> bool {
-        self.stages.iter().any(|s| s.outcome == Outcome::Aborted)
-    }
-
-    /// The run's status as the catalog and the API name it: `passed`, `failed`, `error` or
-    /// `aborted`.
-    pub fn status(&self) -> &'static str {
+    /// The run's status: passed, or what stopped it (a broken backup, a drill that could
+    /// not run, an operator's cancel, a shutdown, a lost process).
+    pub fn status(&self) -> RunStatus {
         match self.verdict {
-            Verdict::Passed => "passed",
-            Verdict::Failed => "failed",
-            Verdict::Error if self.was_aborted() => "aborted",
-            Verdict::Error => "error",
+            Verdict::Passed => RunStatus::Passed,
+            Verdict::Failed => RunStatus::Failed,
+            Verdict::Error => match self.error.as_ref().map(|e| e.kind) {
+                Some(k @ (ErrorKind::Cancelled | ErrorKind::Interrupted | ErrorKind::Lost)) => {
+                    RunStatus::finished(Some(k))
+                }
+                _ => RunStatus::Error,
+            },
         }
     }
 
@@ -275,13 +171,13 @@ impl RunReport {
 
     /// What this run proved about the artifact it drilled: good when it passed, broken
     /// when it failed at restore or verify; nothing when it failed before.
-    pub fn artifact_verdict(&self) -> Option<crate::catalog::Verified> {
+    pub fn artifact_verdict(&self) -> Option<Verified> {
         match self.verdict {
-            Verdict::Passed => Some(crate::catalog::Verified::Yes),
+            Verdict::Passed => Some(Verified::Yes),
             Verdict::Failed
                 if matches!(self.failed_stage, Some(Stage::Restore | Stage::Verify)) =>
             {
-                Some(crate::catalog::Verified::No)
+                Some(Verified::No)
             }
             _ => None,
         }
@@ -317,44 +213,12 @@ impl RunReport {
     }
 }
 
-/// Megabytes (10^6 bytes) per second over `ms` milliseconds; none for instant stages.
-pub fn throughput_mb_s(bytes: u64, ms: u64) -> Option<f64> {
-    (ms >= 1 && bytes > 0).then(|| bytes as f64 / 1e6 / (ms as f64 / 1000.0))
-}
-
-/// Human-readable size: 1.5 MiB.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// Human-readable duration: 850ms, 3.2s, 4m05s.
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
 /// One line for a finished stage, as printed while the drill runs.
 pub fn render_stage_line(s: &StageReport) -> String {
     let mut line = format!(
         "  {:<10} {:<9} {:>8}",
         s.stage.as_str(),
-        s.outcome.as_str(),
+        s.outcome.label(),
         human_ms(s.duration_ms)
     );
     if let Some(b) = s.bytes {
@@ -437,20 +301,20 @@ pub fn render_human_with(r: &RunReport, stages: bool) -> String {
             }
         }
     }
-    let verdict = match r.verdict {
-        Verdict::Passed => "PASSED: the backup restored and matches the source".to_string(),
-        Verdict::Failed => format!(
-            "FAILED: the backup did not survive the drill{}",
-            r.failed_stage
-                .map(|s| format!(" (stage {s})"))
-                .unwrap_or_default()
-        ),
-        Verdict::Error => format!(
-            "ERROR: the drill could not run{}",
-            r.failed_stage
-                .map(|s| format!(" (stage {s})"))
-                .unwrap_or_default()
-        ),
+    let at = r
+        .failed_stage
+        .map(|s| format!(" (stage {s})"))
+        .unwrap_or_default();
+    let verdict = match r.status() {
+        RunStatus::Passed => "PASSED: the backup restored and matches the source".to_string(),
+        RunStatus::Failed => format!("FAILED: the backup did not survive the drill{at}"),
+        RunStatus::Cancelled => {
+            format!("CANCELLED: an operator stopped the drill{at}; the backup is unproven")
+        }
+        RunStatus::Interrupted => {
+            format!("INTERRUPTED: firedrill shut down during the drill{at}; the backup is unproven")
+        }
+        _ => format!("ERROR: the drill could not run{at}"),
     };
     let _ = writeln!(out, "{verdict}");
     out
@@ -472,7 +336,7 @@ mod tests {
             exit_code: 1,
             failed_stage: Some(Stage::Verify),
             error: Some(ErrorReport {
-                kind: "verification".into(),
+                kind: ErrorKind::Verification,
                 message: "1 assertion failed".into(),
                 hint: Some("look at the assertion".into()),
                 retryable: false,
@@ -517,6 +381,7 @@ mod tests {
                 actual: Some("999".into()),
                 passed: false,
                 error: None,
+                guard: false,
             }],
             kept_sandbox: None,
             scheduled_for: None,
@@ -554,13 +419,5 @@ FAILED: the backup did not survive the drill (stage verify)
         assert_eq!(v["fingerprint_mismatches"][0]["kind"], "row_count");
         let back: RunReport = serde_json::from_value(v).unwrap();
         assert_eq!(back.run_id, r.run_id);
-    }
-
-    #[test]
-    fn sizes_and_durations() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_ms(850), "850ms");
-        assert_eq!(human_ms(125_000), "2m05s");
     }
 }

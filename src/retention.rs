@@ -5,33 +5,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use jiff::tz::TimeZone;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::catalog::{ArtifactRecord, Verified};
-
-/// How many artifacts to keep per period. Zero everywhere means "no policy": keep all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionPolicy {
-    #[serde(default)]
-    pub keep_last: u32,
-    #[serde(default)]
-    pub keep_hourly: u32,
-    #[serde(default)]
-    pub keep_daily: u32,
-    #[serde(default)]
-    pub keep_weekly: u32,
-    #[serde(default)]
-    pub keep_monthly: u32,
-    #[serde(default)]
-    pub keep_yearly: u32,
-}
-
-impl RetentionPolicy {
-    pub fn is_empty(&self) -> bool {
-        *self == RetentionPolicy::default()
-    }
-}
+use crate::catalog::ArtifactRecord;
+pub use crate::config::RetentionPolicy;
+use crate::status::Verified;
 
 /// The decision for one artifact, with every reason it is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,7 +120,7 @@ mod tests {
             drill: "d".into(),
             run_id: format!("r{i:04}"),
             created_at: jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap(),
-            engine: "postgres".into(),
+            engine: crate::engine::kind::Engine::Postgres,
             plain_bytes: 1,
             encrypted_bytes: 1,
             sha256: String::new(),

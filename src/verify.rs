@@ -3,17 +3,14 @@
 //! with the last good one. Each yields an [`AssertionResult`] with what was expected and
 //! what was found, so a failure lists every broken promise at once.
 
-use crate::assertion::{bare_query, split_table, Assertion, AssertionResult, Check};
+use crate::assertion::{bare_query, split_table, Assertion, AssertionResult, Check, GUARD_PREFIX};
 use crate::engine::{self, mysql, postgres, Engine};
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
+use crate::human::human_bytes;
 use crate::manifest::Manifest;
-use crate::report::human_bytes;
 use crate::sandbox::{Sandbox, SandboxBackend};
-
-/// Names of the anomaly guards' results; `firedrill accept` accepts runs failed by these
-/// alone.
-pub const GUARD_PREFIX: &str = "anomaly: ";
+use crate::status::Stage;
 
 /// What the checks of one run look at.
 pub struct Checks<'a> {
@@ -33,6 +30,7 @@ fn result(name: &str, expected: String, actual: Option<String>, passed: bool) ->
         actual,
         passed,
         error: None,
+        guard: false,
     }
 }
 
@@ -43,6 +41,7 @@ fn errored(name: &str, expected: String, error: String) -> AssertionResult {
         actual: None,
         passed: false,
         error: Some(error),
+        guard: false,
     }
 }
 
@@ -313,9 +312,10 @@ impl Checks<'_> {
             self.manifest.fingerprint.total_rows(),
             prev.fingerprint.total_rows(),
         );
+        let guard = |r: AssertionResult| AssertionResult { guard: true, ..r };
         vec![
-            result(
-                &format!("{GUARD_PREFIX}dump size"),
+            guard(result(
+                &format!("{GUARD_PREFIX} dump size"),
                 format!(
                     "at least {:.0}% of {} (run {id})",
                     keep * 100.0,
@@ -323,13 +323,13 @@ impl Checks<'_> {
                 ),
                 Some(format!("{}{}", human_bytes(size), pct(size, prev_size))),
                 size as f64 >= prev_size as f64 * keep,
-            ),
-            result(
-                &format!("{GUARD_PREFIX}total rows"),
+            )),
+            guard(result(
+                &format!("{GUARD_PREFIX} total rows"),
                 format!("at least {:.0}% of {prev_rows} (run {id})", keep * 100.0),
                 Some(format!("{rows}{}", pct(rows, prev_rows))),
                 rows as f64 >= prev_rows as f64 * keep,
-            ),
+            )),
         ]
     }
 }
@@ -339,8 +339,8 @@ pub fn only_guards_failed(r: &crate::report::RunReport) -> bool {
     let failed: Vec<&AssertionResult> = r.assertions.iter().filter(|a| !a.passed).collect();
     !failed.is_empty()
         && r.fingerprint_mismatches.is_empty()
-        && failed.iter().all(|a| a.name.starts_with(GUARD_PREFIX))
-        && r.failed_stage == Some(crate::report::Stage::Verify)
+        && failed.iter().all(|a| a.guard)
+        && r.failed_stage == Some(Stage::Verify)
 }
 
 #[cfg(test)]
@@ -351,14 +351,24 @@ mod tests {
     #[test]
     fn only_guard_failures_can_be_accepted() {
         let mut r = RunReport::empty("d", "r1", jiff::Timestamp::UNIX_EPOCH);
-        r.failed_stage = Some(crate::report::Stage::Verify);
-        r.assertions = vec![
-            result("anomaly: dump size", "x".into(), None, false),
-            result("orders", "x".into(), None, true),
-        ];
+        r.failed_stage = Some(Stage::Verify);
+        let guard = AssertionResult {
+            guard: true,
+            ..result("anomaly: dump size", "x".into(), None, false)
+        };
+        r.assertions = vec![guard, result("orders", "x".into(), None, true)];
         assert!(only_guards_failed(&r));
         r.assertions
             .push(result("orders fresh", "x".into(), None, false));
+        assert!(!only_guards_failed(&r));
+        r.assertions.pop();
+        // A drill's own assertion named like a guard is not a guard.
+        r.assertions.push(result(
+            "anomaly: looks like a guard",
+            "x".into(),
+            None,
+            false,
+        ));
         assert!(!only_guards_failed(&r));
         r.assertions.pop();
         r.fingerprint_mismatches

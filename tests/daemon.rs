@@ -321,7 +321,7 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_mid_restore_aborts_the_run_and_removes_the_sandbox() {
+async fn sigterm_mid_restore_interrupts_the_run_and_removes_the_sandbox() {
     create_db("fd_daemon_term", SHOP).await;
     let fx = Fixture::new();
     let port = free_port();
@@ -344,7 +344,7 @@ async fn sigterm_mid_restore_aborts_the_run_and_removes_the_sandbox() {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{run_id} not in {all:?}"));
-    assert_eq!(run.status, "aborted", "{run:?}");
+    assert_eq!(run.status, firedrill::RunStatus::Interrupted, "{run:?}");
     let report: serde_json::Value =
         serde_json::from_str(run.report.as_deref().unwrap_or_else(|| panic!("{run:?}"))).unwrap();
     let restore = report["stages"]
@@ -354,7 +354,7 @@ async fn sigterm_mid_restore_aborts_the_run_and_removes_the_sandbox() {
         .find(|s| s["stage"] == "restore")
         .unwrap()
         .clone();
-    assert_eq!(restore["outcome"], "aborted");
+    assert_eq!(restore["outcome"], "interrupted");
     assert!(leftovers(&run_id).await.is_empty());
     // Our own shutdown is not an incident.
     assert!(pages.lock().unwrap().is_empty());
@@ -388,7 +388,10 @@ async fn sigkill_mid_drill_then_restart_reaps_the_orphan_and_pages_once() {
         "the restart reaps the orphan"
     );
     let c = SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap();
-    assert_eq!(c.run(&run_id).await.unwrap().unwrap().status, "aborted");
+    assert_eq!(
+        c.run(&run_id).await.unwrap().unwrap().status,
+        firedrill::RunStatus::Lost
+    );
     let got = pages.lock().unwrap().clone();
     let lost: Vec<_> = got
         .iter()

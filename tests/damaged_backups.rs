@@ -16,11 +16,10 @@ use firedrill::fingerprint::Mismatch;
 use firedrill::{load_drill, run_drill, RunOptions, Silent, Stage, Verdict};
 use sha2::{Digest, Sha256};
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 async fn run(path: &Path, opts: RunOptions) -> firedrill::RunReport {
     let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    let r = run_drill(&drill, &opts, &Silent, CancellationToken::new()).await;
+    let r = run_drill(&drill, &opts, &Silent, &firedrill::Stop::new()).await;
     assert!(leftovers(&r.run_id).await.is_empty(), "sandbox left behind");
     r
 }
@@ -318,12 +317,30 @@ async fn a_shrink_trips_the_guard_until_accepted_and_reports_are_evidence() {
         dir: Some(reports_dir.clone()),
         signer: Some(firedrill::evidence::signing_key_from_pem(&pem, "key").unwrap()),
     });
-    let opts = RunOptions {
+    let runner = firedrill::Runner {
+        connector: Arc::new(firedrill::LiveConnector),
         catalog: Some(catalog.clone()),
         reports: Some(writer),
-        ..Default::default()
+        pager: None,
     };
-    let first = run(&path, opts.clone()).await;
+    let drill = load_drill(&path).unwrap();
+    let run = |runner: &firedrill::Runner| {
+        let (runner, drill) = (runner.clone(), drill.clone());
+        async move {
+            let r = runner
+                .run(
+                    &drill,
+                    &RunOptions::default(),
+                    &Silent,
+                    &firedrill::Stop::new(),
+                )
+                .await
+                .report;
+            assert!(leftovers(&r.run_id).await.is_empty(), "sandbox left behind");
+            r
+        }
+    };
+    let first = run(&runner).await;
     assert_eq!(
         first.verdict,
         Verdict::Passed,
@@ -338,7 +355,7 @@ async fn a_shrink_trips_the_guard_until_accepted_and_reports_are_evidence() {
         r#"psql -X -q -v ON_ERROR_STOP=1 -d fd_shrink -c "DELETE FROM orders WHERE id % 5 <> 0; DELETE FROM audit.events WHERE ctid IN (SELECT ctid FROM audit.events LIMIT 400); DELETE FROM customers c WHERE c.id % 5 <> 1 AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)""#,
         &[],
     );
-    let suspect = run(&path, opts.clone()).await;
+    let suspect = run(&runner).await;
     assert_eq!(
         suspect.verdict,
         Verdict::Failed,
@@ -371,14 +388,13 @@ async fn a_shrink_trips_the_guard_until_accepted_and_reports_are_evidence() {
 
     // A run that failed for other reasons cannot be accepted; this one can, and then the
     // smaller database is the new normal.
-    let drill = load_drill(&path).unwrap();
-    firedrill::drill::accept_run(catalog.as_ref(), &suspect.run_id, Some(&drill))
+    firedrill::inventory::accept_run(catalog.as_ref(), &suspect.run_id, Some(&drill))
         .await
         .unwrap();
     let arts = catalog.artifacts(Some("shrink")).await.unwrap();
     let a = arts.iter().find(|a| a.run_id == suspect.run_id).unwrap();
     assert_eq!(a.verified, firedrill::catalog::Verified::Yes);
-    let after = run(&path, opts.clone()).await;
+    let after = run(&runner).await;
     assert_eq!(
         after.verdict,
         Verdict::Passed,

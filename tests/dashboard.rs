@@ -185,6 +185,7 @@ fn passing(drill: &str, at: jiff::Timestamp, n: u32, restore_ms: u64, plain: u64
             actual: Some("50000".into()),
             passed: true,
             error: None,
+            guard: false,
         }],
         finished_at: at
             .checked_add(jiff::SignedDuration::from_millis(
@@ -201,7 +202,7 @@ fn artifact_of(r: &RunReport) -> ArtifactRecord {
         drill: r.drill.clone(),
         run_id: r.run_id.clone(),
         created_at: r.started_at,
-        engine: "postgres".into(),
+        engine: firedrill::engine::Engine::Postgres,
         plain_bytes: a.plain_bytes,
         encrypted_bytes: a.encrypted_bytes,
         sha256: a.sha256.clone(),
@@ -260,6 +261,7 @@ async fn fill_catalog(path: &Path) -> Ids {
             actual: Some("1000".into()),
             passed: true,
             error: None,
+            guard: false,
         },
         AssertionResult {
             name: format!("no orphan payments {NASTY}"),
@@ -267,6 +269,7 @@ async fn fill_catalog(path: &Path) -> Ids {
             actual: Some("17".into()),
             passed: false,
             error: None,
+            guard: false,
         },
     ];
     failed.fingerprint_mismatches = vec![Mismatch::RowCount {
@@ -275,7 +278,7 @@ async fn fill_catalog(path: &Path) -> Ids {
         actual: 1183,
     }];
     failed.error = Some(ErrorReport {
-        kind: "verification".into(),
+        kind: firedrill::ErrorKind::Verification,
         message: format!("1 assertion failed and 1 table differs {NASTY}"),
         hint: Some(
             "compare the source's payments table with the dump; was it written during the dump?"

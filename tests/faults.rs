@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use firedrill::catalog::{Catalog, SqliteCatalog};
-use firedrill::drill::{build_parts, new_run_id, run_with_parts};
+use firedrill::drill::new_run_id;
 use firedrill::report::Outcome;
 use firedrill::store::{ArtifactStore, ByteStream, Upload, ARTIFACT_FILE};
 use firedrill::{load_drill, Progress, RunOptions, RunReport, Stage, Verdict};
@@ -30,7 +30,6 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use support::*;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// One fault at a time: they restart services the others use.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -138,20 +137,32 @@ fn spawn_drill(
 ) -> tokio::task::JoinHandle<RunReport> {
     let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
     let run_id = run_id.to_string();
-    tokio::spawn(async move {
-        let mut parts = build_parts(&drill).unwrap();
-        if let Some(wrap) = wrap_store {
-            parts.store = wrap(parts.store.clone());
+    /// The live parts, with the test's store in front of the drill's own.
+    struct Wrapped(Mutex<Option<WrapStore>>);
+    impl firedrill::Connector for Wrapped {
+        fn connect(&self, d: &firedrill::Drill) -> firedrill::Result<firedrill::drill::Parts> {
+            let mut parts = firedrill::LiveConnector.connect(d)?;
+            if let Some(wrap) = self.0.lock().unwrap().take() {
+                parts.store = wrap(parts.store.clone());
+            }
+            Ok(parts)
         }
-        run_with_parts(
-            &drill,
-            parts,
-            run_id,
-            &RunOptions::default(),
-            &progress,
-            CancellationToken::new(),
-        )
-        .await
+    }
+    tokio::spawn(async move {
+        let runner = firedrill::Runner {
+            connector: Arc::new(Wrapped(Mutex::new(wrap_store))),
+            catalog: None,
+            reports: None,
+            pager: None,
+        };
+        let opts = RunOptions {
+            run_id: Some(run_id),
+            ..Default::default()
+        };
+        runner
+            .run(&drill, &opts, &progress, &firedrill::Stop::new())
+            .await
+            .report
     })
 }
 
@@ -173,7 +184,7 @@ fn assert_infrastructure(r: &RunReport, stage: Stage) {
     assert_eq!(r.exit_code, 2, "{}", human(r));
     assert_eq!(r.failed_stage, Some(stage), "{}", human(r));
     let e = r.error.as_ref().expect("an error");
-    assert_eq!(e.kind, "infrastructure", "{}", human(r));
+    assert_eq!(e.kind, firedrill::ErrorKind::Infrastructure, "{}", human(r));
 }
 
 /// Every file under `dir`, recursively.
@@ -675,7 +686,7 @@ async fn disk_full_under_the_store_fails_the_upload_and_keeps_nothing_partial() 
     let c = SqliteCatalog::open(&catalog).unwrap();
     let runs = c.runs(None, 5).await.unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].failed_stage.as_deref(), Some("upload"), "{runs:?}");
+    assert_eq!(runs[0].failed_stage, Some(Stage::Upload), "{runs:?}");
     assert!(c.artifacts(None).await.unwrap().is_empty());
     let stored = files_under(&fx.store());
     assert!(stored.is_empty(), "{stored:?}");
@@ -843,7 +854,7 @@ async fn running_run(catalog: &Path) -> Option<String> {
         .await
         .ok()?
         .into_iter()
-        .find(|r| r.status == "running")
+        .find(|r| r.status == firedrill::RunStatus::Running)
         .map(|r| r.run_id)
 }
 
@@ -982,7 +993,11 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
         );
         let c = SqliteCatalog::open(&catalog).unwrap();
         let run = c.run(&run_id).await.unwrap().unwrap();
-        assert_eq!(run.status, "aborted", "killed in {kill_in}: {run:?}");
+        assert_eq!(
+            run.status,
+            firedrill::RunStatus::Lost,
+            "killed in {kill_in}: {run:?}"
+        );
         // Nothing in storage looks complete: no manifest of this run.
         let manifest = fx.manifest_path("killed", &run_id);
         let before_provision = order(kill_in) < order(Stage::Provision);

@@ -24,11 +24,10 @@ use firedrill::store::{ArtifactStore, ByteStream, Upload};
 use firedrill::{load_drill, run_drill, RunOptions, RunReport, Silent, Stage, Verdict};
 use support::*;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 async fn run(path: &std::path::Path, opts: RunOptions) -> RunReport {
     let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(&drill, &opts, &Silent, CancellationToken::new()).await
+    run_drill(&drill, &opts, &Silent, &firedrill::Stop::new()).await
 }
 
 fn human(r: &RunReport) -> String {
@@ -180,7 +179,7 @@ fn the_stream_bound_passes_exactly_its_limit_and_stops_past_it() {
 /// A store that records what is asked of it.
 struct Recording {
     inner: Arc<dyn ArtifactStore>,
-    calls: Mutex<Vec<String>>,
+    calls: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recording {
@@ -262,24 +261,26 @@ async fn a_manifest_pointing_outside_its_run_is_refused_before_anything_is_fetch
         m["artifact_key"] = bad.into();
         std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 
-        let mut parts = firedrill::drill::build_parts(&drill).unwrap();
-        let recording = Arc::new(Recording {
-            inner: parts.store.clone(),
-            calls: Mutex::new(Vec::new()),
-        });
-        parts.store = recording.clone();
-        let r = firedrill::drill::run_with_parts(
-            &drill,
-            parts,
-            firedrill::drill::new_run_id(),
-            &RunOptions {
-                artifact: Some(first.run_id.clone()),
-                ..Default::default()
-            },
-            &Silent,
-            CancellationToken::new(),
-        )
-        .await;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let runner = bare_runner(LiveWith(move |parts: &mut firedrill::drill::Parts| {
+            parts.store = Arc::new(Recording {
+                inner: parts.store.clone(),
+                calls: seen.clone(),
+            });
+        }));
+        let r = runner
+            .run(
+                &drill,
+                &RunOptions {
+                    artifact: Some(first.run_id.clone()),
+                    ..Default::default()
+                },
+                &Silent,
+                &firedrill::Stop::new(),
+            )
+            .await
+            .report;
         eprintln!("{}", human(&r));
         assert_eq!(r.verdict, Verdict::Failed, "{bad}: {}", human(&r));
         assert_eq!(r.exit_code, 1);
@@ -300,7 +301,7 @@ async fn a_manifest_pointing_outside_its_run_is_refused_before_anything_is_fetch
         }
         // The manifest was read, and nothing else: no size, no stream of any object.
         assert_eq!(
-            *recording.calls.lock().unwrap(),
+            *calls.lock().unwrap(),
             vec![format!("get {manifest_key}")],
             "{bad}"
         );
@@ -475,9 +476,9 @@ async fn a_decompression_bomb_from_another_tool_is_stopped_at_its_bound() {
     std::fs::create_dir_all(&dir).unwrap();
     let bomb = whitespace_bomb(8); // 4 GiB
     std::fs::write(dir.join("nightly.sql.zst"), &bomb).unwrap();
-    let limit = firedrill::engine::external_plain_limit(
+    let limit = firedrill::config::external_plain_limit(
         bomb.len() as u64,
-        firedrill::engine::DEFAULT_MAX_EXPANSION,
+        firedrill::config::DEFAULT_MAX_EXPANSION,
     );
     assert!(limit < 4 << 30);
     let path = verify_only_drill(&fx, "bombs/", "");
@@ -490,7 +491,7 @@ async fn a_decompression_bomb_from_another_tool_is_stopped_at_its_bound() {
     let e = r.error.as_ref().unwrap();
     assert!(
         e.message.contains("decompresses to more than")
-            && e.message.contains(&firedrill::report::human_bytes(limit)),
+            && e.message.contains(&firedrill::human::human_bytes(limit)),
         "{e:?}"
     );
     assert!(

@@ -6,7 +6,6 @@ mod support;
 use firedrill::report::Outcome;
 use firedrill::{load_drill, run_drill, RunOptions, Silent, Stage, Verdict};
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 async fn run(path: &std::path::Path) -> firedrill::RunReport {
     let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
@@ -14,7 +13,7 @@ async fn run(path: &std::path::Path) -> firedrill::RunReport {
         &drill,
         &RunOptions::default(),
         &Silent,
-        CancellationToken::new(),
+        &firedrill::Stop::new(),
     )
     .await
 }
@@ -141,7 +140,7 @@ mv "$2.new" "$2""#)
             ..Default::default()
         },
         &Silent,
-        CancellationToken::new(),
+        &firedrill::Stop::new(),
     )
     .await;
     assert_eq!(

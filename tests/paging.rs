@@ -25,7 +25,7 @@ fn report(drill: &str, verdict: Verdict, n: i64) -> RunReport {
         exit_code: verdict.exit_code(),
         failed_stage: (verdict != Verdict::Passed).then_some(Stage::Verify),
         error: (verdict != Verdict::Passed).then(|| ErrorReport {
-            kind: "verification".into(),
+            kind: firedrill::ErrorKind::Verification,
             message: "assertion `orders exist` failed: expected >= 1000, got 3".into(),
             hint: Some("the restored data differs from what the drill asserts".into()),
             retryable: false,
@@ -300,7 +300,10 @@ async fn mail_queued_while_smtp_is_down_arrives_after_it_returns_across_a_restar
             .unwrap();
         let d = notify::deliver_due(&c, &s, &n).await.unwrap();
         assert_eq!((d.sent, d.retrying), (0, 1));
-        assert_eq!(c.outbox(5).await.unwrap()[0].state, "pending");
+        assert_eq!(
+            c.outbox(5).await.unwrap()[0].state,
+            firedrill::status::OutboxState::Pending
+        );
     }
     // The server comes up; "firedrill" restarts.
     let sdir = dir.path().join("smtp");
@@ -388,21 +391,33 @@ async fn a_flaky_provision_that_succeeds_on_retry_pages_nobody() {
         "[retry]\nattempts = 3\nbackoff = \"200ms\"\n",
     );
     let drill = firedrill::load_drill(&path).unwrap();
-    let mut parts = firedrill::drill::build_parts(&drill).unwrap();
-    parts.sandbox = Arc::new(FlakyOnce {
-        inner: parts.sandbox.clone(),
-        failed: Mutex::new(false),
-    });
-    let run_id = firedrill::drill::new_run_id();
-    let r = firedrill::drill::run_with_parts(
-        &drill,
-        parts,
-        run_id,
-        &firedrill::RunOptions::default(),
-        &firedrill::Silent,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
+    /// The live parts, with a sandbox backend that hiccups once.
+    struct Flaky;
+    impl firedrill::Connector for Flaky {
+        fn connect(&self, d: &firedrill::Drill) -> firedrill::Result<firedrill::drill::Parts> {
+            let mut parts = firedrill::LiveConnector.connect(d)?;
+            parts.sandbox = Arc::new(FlakyOnce {
+                inner: parts.sandbox.clone(),
+                failed: Mutex::new(false),
+            });
+            Ok(parts)
+        }
+    }
+    let runner = firedrill::Runner {
+        connector: Arc::new(Flaky),
+        catalog: None,
+        reports: None,
+        pager: None,
+    };
+    let r = runner
+        .run(
+            &drill,
+            &firedrill::RunOptions::default(),
+            &firedrill::Silent,
+            &firedrill::Stop::new(),
+        )
+        .await
+        .report;
     assert_eq!(
         r.verdict,
         Verdict::Passed,

@@ -9,11 +9,10 @@ use firedrill::report::Outcome;
 use firedrill::{load_drill, run_drill, RunOptions, Silent, Stage, Verdict};
 use sha2::{Digest, Sha256};
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 async fn run(path: &std::path::Path, opts: RunOptions) -> firedrill::RunReport {
     let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(&drill, &opts, &Silent, CancellationToken::new()).await
+    run_drill(&drill, &opts, &Silent, &firedrill::Stop::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +143,7 @@ async fn a_wrong_identity_fails_at_restore_and_says_so() {
     let fx = Fixture::new();
     let path = fx.drill("wrongid", "fd_wrongid", "");
     // Another valid identity, not a recipient of the artifact.
-    let (other, _) = firedrill::artifact::generate_identity();
+    let (other, _) = firedrill::age_keys::generate_identity();
     std::fs::write(&fx.identity, other).unwrap();
     let r = run(&path, RunOptions::default()).await;
     assert_eq!(
@@ -227,14 +226,15 @@ async fn a_stage_over_its_timeout_is_reported_timed_out() {
     assert!(leftovers(&r.run_id).await.is_empty());
 }
 
-/// Ctrl-C during the restore: the stage is aborted and the sandbox still goes.
+/// Ctrl-C during the restore: the stage is cancelled, the run is an operator's cancel
+/// (exit 2, pages nobody) and the sandbox still goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_mid_drill_tears_the_sandbox_down() {
-    struct CancelAt(Stage, CancellationToken);
+    struct CancelAt(Stage, firedrill::Stop);
     impl firedrill::Progress for CancelAt {
         fn stage_started(&self, s: Stage) {
             if s == self.0 {
-                self.1.cancel();
+                self.1.stop(firedrill::StopReason::Operator);
             }
         }
     }
@@ -242,7 +242,7 @@ async fn cancelling_mid_drill_tears_the_sandbox_down() {
     let fx = Fixture::new();
     let path = fx.drill("cancel", "fd_cancel", "");
     let drill = load_drill(&path).unwrap();
-    let cancel = CancellationToken::new();
+    let cancel = &firedrill::Stop::new();
     let r = run_drill(
         &drill,
         &RunOptions::default(),
@@ -251,7 +251,9 @@ async fn cancelling_mid_drill_tears_the_sandbox_down() {
     )
     .await;
     assert_eq!(stage(&r, Stage::Provision).outcome, Outcome::Passed);
-    assert_eq!(stage(&r, Stage::Restore).outcome, Outcome::Aborted);
+    assert_eq!(stage(&r, Stage::Restore).outcome, Outcome::Cancelled);
+    assert_eq!(r.status(), firedrill::RunStatus::Cancelled);
+    assert_eq!(r.status().page(), None);
     assert_eq!(stage(&r, Stage::Teardown).outcome, Outcome::Passed);
     assert_eq!(r.exit_code, 2);
     assert!(leftovers(&r.run_id).await.is_empty());
@@ -340,13 +342,23 @@ async fn the_catalog_rebuilds_from_storage_and_prune_keeps_the_last_good_artifac
     let drill = load_drill(&path).unwrap();
     let db = fx.dir.path().join("catalog.db");
     let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&db).unwrap());
-    let opts = RunOptions {
+    let runner = firedrill::Runner {
         catalog: Some(catalog.clone()),
-        ..Default::default()
+        ..bare_runner(firedrill::LiveConnector)
     };
+    let run_with = |opts: RunOptions| {
+        let (runner, drill) = (runner.clone(), drill.clone());
+        async move {
+            runner
+                .run(&drill, &opts, &Silent, &firedrill::Stop::new())
+                .await
+                .report
+        }
+    };
+    let opts = RunOptions::default();
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let r = run_drill(&drill, &opts, &Silent, CancellationToken::new()).await;
+        let r = run_with(opts.clone()).await;
         assert_eq!(
             r.verdict,
             Verdict::Passed,
@@ -356,14 +368,14 @@ async fn the_catalog_rebuilds_from_storage_and_prune_keeps_the_last_good_artifac
         runs.push(r.run_id);
     }
     // A third artifact that turns out broken when drilled again.
-    let third = run_drill(&drill, &opts, &Silent, CancellationToken::new()).await;
+    let third = run_with(opts.clone()).await;
     assert_eq!(third.verdict, Verdict::Passed);
     flip_byte(&fx.artifact_path("catalog", &third.run_id));
     let opts_again = RunOptions {
         artifact: Some(third.run_id.clone()),
         ..opts.clone()
     };
-    let r = run_drill(&drill, &opts_again, &Silent, CancellationToken::new()).await;
+    let r = run_with(opts_again).await;
     assert_eq!(r.verdict, Verdict::Failed);
 
     let before = catalog.artifacts(Some("catalog")).await.unwrap();
@@ -376,7 +388,7 @@ async fn the_catalog_rebuilds_from_storage_and_prune_keeps_the_last_good_artifac
     assert_eq!(history.len(), 4);
     assert!(history
         .iter()
-        .filter(|r| r.status == "passed")
+        .filter(|r| r.status == firedrill::RunStatus::Passed)
         .all(|r| r.rto_seconds.unwrap() > 0.0));
 
     // Lose the catalog; rebuild it from storage alone.

@@ -96,6 +96,7 @@ fn passed() -> RunReport {
                 actual: Some("0".into()),
                 passed: true,
                 error: None,
+                guard: false,
             },
             AssertionResult {
                 name: "orders were seeded".into(),
@@ -103,6 +104,7 @@ fn passed() -> RunReport {
                 actual: Some("50000".into()),
                 passed: true,
                 error: None,
+                guard: false,
             },
         ],
         ..RunReport::empty(
@@ -122,7 +124,7 @@ fn failed_at_verify() -> RunReport {
         stage(Stage::Restore, Outcome::Passed, 800),
         StageReport {
             error: Some(ErrorReport {
-                kind: "verification".into(),
+                kind: firedrill::ErrorKind::Verification,
                 message: "stage verify: 2 assertions failed, 1 fingerprint mismatch".into(),
                 hint: Some("compare the <source> & the restored \"copy\"".into()),
                 retryable: false,
@@ -157,6 +159,7 @@ fn failed_at_verify() -> RunReport {
                 actual: Some("49999".into()),
                 passed: false,
                 error: None,
+                guard: false,
             },
             AssertionResult {
                 name: "audit log present".into(),
@@ -164,6 +167,7 @@ fn failed_at_verify() -> RunReport {
                 actual: None,
                 passed: false,
                 error: Some("relation \"audit\u{1}log\" does not exist".into()),
+                guard: false,
             },
             AssertionResult {
                 name: "every order has a customer".into(),
@@ -171,6 +175,7 @@ fn failed_at_verify() -> RunReport {
                 actual: Some("0".into()),
                 passed: true,
                 error: None,
+                guard: false,
             },
         ],
         ..RunReport::empty(
@@ -185,7 +190,7 @@ fn failed_at_verify() -> RunReport {
 fn timed_out() -> RunReport {
     let mut stages = pipeline();
     let error = ErrorReport {
-        kind: "timeout".into(),
+        kind: firedrill::ErrorKind::Timeout,
         message: "stage provision: timed out after 2m00s".into(),
         hint: Some("raise timeouts.provision, or look at the Docker engine".into()),
         retryable: true,

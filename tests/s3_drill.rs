@@ -10,7 +10,6 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use support::*;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "FIREDRILL_TEST_S3_KEY_ID";
 const SECRET: &str = "FIREDRILL_TEST_S3_SECRET";
@@ -118,7 +117,7 @@ async fn a_drill_end_to_end_from_s3() {
         &drill,
         &RunOptions::default(),
         &Silent,
-        CancellationToken::new(),
+        &firedrill::Stop::new(),
     )
     .await;
     assert_eq!(
@@ -150,7 +149,7 @@ async fn a_drill_end_to_end_from_s3() {
             ..Default::default()
         },
         &Silent,
-        CancellationToken::new(),
+        &firedrill::Stop::new(),
     )
     .await;
     assert_eq!(

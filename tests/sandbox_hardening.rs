@@ -6,7 +6,6 @@ mod support;
 
 use firedrill::{load_drill, run_drill, RunOptions, Silent, Verdict};
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 async fn inside(container: &str, script: &str) -> (i32, String) {
     let out = tokio::process::Command::new("docker")
@@ -37,7 +36,7 @@ async fn the_sandbox_has_no_network_no_privileges_and_a_read_only_root() {
             ..Default::default()
         },
         &Silent,
-        CancellationToken::new(),
+        &firedrill::Stop::new(),
     )
     .await;
     assert_eq!(

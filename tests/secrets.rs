@@ -522,17 +522,13 @@ signing_key = {{ file = "signing.pem" }}
         "Debug of the main config",
         format!("{main:?}").as_bytes(),
     );
-    let writer = main
-        .report_writer(Some(&dir.join("catalog.db")), None)
-        .unwrap();
-    let opts = firedrill::RunOptions {
-        reports: Some(Arc::new(writer)),
-        ..Default::default()
-    };
+    let writer =
+        firedrill::evidence::ReportWriter::from_config(&main, Some(&dir.join("catalog.db")), None)
+            .unwrap();
     assert_clean(
         &secrets,
-        "Debug of RunOptions",
-        format!("{opts:?}").as_bytes(),
+        "Debug of the report writer (it holds the signing key)",
+        format!("{writer:?}").as_bytes(),
     );
     for d in [&local_drill, &s3_drill] {
         let drill = firedrill::load_drill(d).unwrap();

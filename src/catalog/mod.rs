@@ -11,40 +11,14 @@ mod sqlite;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::kind::Engine;
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::report::RunReport;
+pub use crate::status::Verified;
+use crate::status::{OutboxState, PageKind, RunStatus, Severity, Stage};
 
 pub use sqlite::SqliteCatalog;
-
-/// Whether an artifact has been proven restorable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verified {
-    /// Never drilled.
-    Never,
-    /// A drill restored and verified it.
-    Yes,
-    /// A drill found it broken.
-    No,
-}
-
-impl Verified {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verified::Never => "never",
-            Verified::Yes => "yes",
-            Verified::No => "no",
-        }
-    }
-    pub fn parse(s: &str) -> Verified {
-        match s {
-            "yes" => Verified::Yes,
-            "no" => Verified::No,
-            _ => Verified::Never,
-        }
-    }
-}
 
 /// One stored artifact, as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +27,7 @@ pub struct ArtifactRecord {
     /// The run that made it; also the artifact's id.
     pub run_id: String,
     pub created_at: jiff::Timestamp,
-    pub engine: String,
+    pub engine: Engine,
     pub plain_bytes: u64,
     pub encrypted_bytes: u64,
     pub sha256: String,
@@ -71,7 +45,7 @@ impl ArtifactRecord {
             drill: m.drill.clone(),
             run_id: m.run_id.clone(),
             created_at: m.finished_at,
-            engine: m.engine.clone(),
+            engine: m.engine,
             plain_bytes: m.plain_bytes,
             encrypted_bytes: m.encrypted_bytes,
             sha256: m.sha256.clone(),
@@ -90,9 +64,8 @@ pub struct RunRecord {
     pub run_id: String,
     pub started_at: jiff::Timestamp,
     pub finished_at: Option<jiff::Timestamp>,
-    /// `running`, `passed`, `failed`, `error`, `aborted`.
-    pub status: String,
-    pub failed_stage: Option<String>,
+    pub status: RunStatus,
+    pub failed_stage: Option<Stage>,
     pub error: Option<String>,
     /// The artifact drilled.
     pub artifact: Option<String>,
@@ -111,7 +84,7 @@ pub struct RunRecord {
 /// shows, read for all of them at once.
 #[derive(Debug, Clone, Default)]
 pub struct LatestRuns {
-    /// The newest run that is not `running`.
+    /// The newest finished run.
     pub finished: Option<RunRecord>,
     /// The newest `passed` run.
     pub passed: Option<RunRecord>,
@@ -123,9 +96,8 @@ pub struct Incident {
     pub drill: String,
     pub opened_at: jiff::Timestamp,
     pub last_paged_at: jiff::Timestamp,
-    /// `critical` or `warning`.
-    pub severity: String,
-    pub stage: Option<String>,
+    pub severity: Severity,
+    pub stage: Option<Stage>,
     /// The run that opened (or last re-paged) it.
     pub run_id: String,
     /// Channels that were paged and so must get the resolve.
@@ -138,16 +110,14 @@ pub struct OutboxItem {
     pub id: i64,
     pub channel: String,
     pub drill: String,
-    /// `trigger`, `resolve`, `test`.
-    pub kind: String,
+    pub kind: PageKind,
     /// The page, as JSON.
     pub payload: String,
     pub created_at: jiff::Timestamp,
     pub next_attempt_at: jiff::Timestamp,
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// `pending`, `sent`, `expired`.
-    pub state: String,
+    pub state: OutboxState,
 }
 
 #[async_trait]
@@ -160,7 +130,7 @@ pub trait Catalog: Send + Sync + 'static {
         &self,
         channel: &str,
         drill: &str,
-        kind: &str,
+        kind: PageKind,
         payload: &str,
         at: jiff::Timestamp,
     ) -> Result<i64>;
@@ -206,8 +176,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn poll_changes(&self) -> Result<()>;
     /// Marks a run accepted and its artifact good.
     async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()>;
-    /// Marks runs still `running` (left by a crash) as aborted; returns them.
-    async fn abort_running(&self) -> Result<Vec<RunRecord>>;
+    /// Marks runs still `running` (left by a process that died) as lost; returns them.
+    async fn mark_lost(&self) -> Result<Vec<RunRecord>>;
     /// Replaces the artifact inventory of `drills` (all when empty) with `artifacts`,
     /// keeping verification states of artifacts that remain.
     async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()>;

@@ -9,8 +9,39 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{ArtifactRecord, Catalog, Incident, LatestRuns, OutboxItem, RunRecord, Verified};
+use crate::engine::kind::Engine;
 use crate::error::{Error, Result};
-use crate::report::{RunReport, Verdict};
+use crate::report::RunReport;
+use crate::status::{OutboxState, PageKind, RunStatus, Severity, Stage, Verdict};
+
+/// The states are stored by their one spelling ([`crate::status`]); a value this
+/// firedrill does not know reads as an error naming it, not as a default.
+macro_rules! sql_text {
+    ($($t:ty),+) => {$(
+        impl rusqlite::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?
+                    .parse()
+                    .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+    )+};
+}
+
+sql_text!(
+    RunStatus,
+    Stage,
+    Severity,
+    PageKind,
+    OutboxState,
+    Verified,
+    Engine
+);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -86,6 +117,18 @@ const MIGRATIONS: &[&str] = &[
     UPDATE drill_latest SET
         finished = (SELECT run_id FROM runs r WHERE r.drill = drill_latest.drill AND r.status != 'running' ORDER BY started_at DESC, run_id DESC LIMIT 1),
         passed = (SELECT run_id FROM runs r WHERE r.drill = drill_latest.drill AND r.status = 'passed' ORDER BY started_at DESC, run_id DESC LIMIT 1);
+    "#,
+    // 5: `aborted` is split by what it meant: a run a crash left behind was lost (no
+    // report); a run stopped by Ctrl-C or a shutdown was interrupted; a run whose pipeline
+    // sibling failed first failed or errored on that failure.
+    r#"
+    UPDATE runs SET status = CASE
+        WHEN report IS NULL THEN 'lost'
+        WHEN json_extract(report, '$.verdict') = 'failed' THEN 'failed'
+        WHEN json_extract(report, '$.error.kind') = 'cancelled' THEN 'interrupted'
+        ELSE 'error'
+    END
+    WHERE status = 'aborted';
     "#,
 ];
 
@@ -192,7 +235,7 @@ fn artifact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRecord> {
         sha256: r.get(6)?,
         location: r.get(7)?,
         manifest_key: r.get(8)?,
-        verified: Verified::parse(&r.get::<_, String>(9)?),
+        verified: r.get(9)?,
         verified_at: r.get::<_, Option<String>>(10)?.map(|s| ts(&s)),
     })
 }
@@ -247,7 +290,7 @@ fn insert_artifact(c: &Connection, a: &ArtifactRecord) -> rusqlite::Result<()> {
             a.sha256,
             a.location,
             a.manifest_key,
-            a.verified.as_str(),
+            a.verified,
             a.verified_at.map(|t| t.to_string()),
         ],
     )?;
@@ -333,16 +376,12 @@ impl Catalog for SqliteCatalog {
         &self,
         channel: &str,
         drill: &str,
-        kind: &str,
+        kind: PageKind,
         payload: &str,
         at: jiff::Timestamp,
     ) -> Result<i64> {
-        let (channel, drill, kind, payload) = (
-            channel.to_string(),
-            drill.to_string(),
-            kind.to_string(),
-            payload.to_string(),
-        );
+        let (channel, drill, payload) =
+            (channel.to_string(), drill.to_string(), payload.to_string());
         self.with(move |c| {
             c.execute(
                 "INSERT INTO outbox (channel, drill, kind, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -420,7 +459,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()> {
-        let status = report.status().to_string();
+        let status = report.status();
         let rto = report.recovery_ms() as f64 / 1000.0;
         let verified = report.artifact_verdict();
         let json = serde_json::to_string(report).map_err(|e| Error::internal(e.to_string()))?;
@@ -441,7 +480,7 @@ impl Catalog for SqliteCatalog {
                     r.started_at.to_string(),
                     r.finished_at.to_string(),
                     status,
-                    r.failed_stage.map(|s| s.as_str().to_string()),
+                    r.failed_stage,
                     r.error.as_ref().map(|e| e.message.clone()),
                     artifact,
                     if r.verdict == Verdict::Passed { Some(rto) } else { None },
@@ -454,7 +493,7 @@ impl Catalog for SqliteCatalog {
                 if let Some(v) = verified {
                     tx.execute(
                         "UPDATE artifacts SET verified = ?1, verified_at = ?2 WHERE drill = ?3 AND run_id = ?4",
-                        params![v.as_str(), r.finished_at.to_string(), r.drill, a],
+                        params![v, r.finished_at.to_string(), r.drill, a],
                     )?;
                 }
             }
@@ -590,7 +629,7 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn abort_running(&self) -> Result<Vec<RunRecord>> {
+    async fn mark_lost(&self) -> Result<Vec<RunRecord>> {
         let now = jiff::Timestamp::now().to_string();
         let aborted = self.with(move |c| {
             let tx = c.transaction()?;
@@ -600,7 +639,7 @@ impl Catalog for SqliteCatalog {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             tx.execute(
-                "UPDATE runs SET status = 'aborted', finished_at = ?1, error = 'firedrill stopped while this run was in progress (crash or kill)' WHERE status = 'running'",
+                "UPDATE runs SET status = 'lost', finished_at = ?1, error = 'the process running this run stopped while it ran (crash, kill or power loss)' WHERE status = 'running'",
                 params![now],
             )?;
             let drills: std::collections::BTreeSet<&str> =
@@ -655,7 +694,7 @@ mod tests {
             drill: "shop".into(),
             run_id: run.into(),
             created_at: "2026-11-26T10:00:00Z".parse().unwrap(),
-            engine: "postgres".into(),
+            engine: Engine::Postgres,
             plain_bytes: 10,
             encrypted_bytes: 5,
             sha256: "ab".repeat(32),
@@ -689,18 +728,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn crashed_runs_are_aborted() {
+    async fn runs_left_by_a_dead_process_are_lost() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
         c.run_started("shop", "r9", jiff::Timestamp::now())
             .await
             .unwrap();
-        let aborted = c.abort_running().await.unwrap();
-        assert_eq!(aborted.len(), 1);
-        assert_eq!(c.run("r9").await.unwrap().unwrap().status, "aborted");
+        let lost = c.mark_lost().await.unwrap();
+        assert_eq!(lost.len(), 1);
+        assert_eq!(c.run("r9").await.unwrap().unwrap().status, RunStatus::Lost);
         let latest = c.latest_runs(&["shop".to_string()], false).await.unwrap();
         assert_eq!(latest["shop"].finished.as_ref().unwrap().run_id, "r9");
-        assert!(c.abort_running().await.unwrap().is_empty());
+        assert!(c.mark_lost().await.unwrap().is_empty());
+    }
+
+    /// A catalog written before run states were types: its `aborted` rows get the status
+    /// they meant.
+    #[tokio::test]
+    async fn old_aborted_rows_are_split_by_what_they_meant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, m) in MIGRATIONS.iter().enumerate().take(4) {
+                conn.execute_batch(&format!(
+                    "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                    i + 1
+                ))
+                .unwrap();
+            }
+            let report = |verdict: &str, kind: &str| {
+                format!(r#"{{"verdict":"{verdict}","error":{{"kind":"{kind}"}}}}"#)
+            };
+            for (id, report) in [
+                ("crashed", None),
+                ("sigterm", Some(report("error", "cancelled"))),
+                ("store-full", Some(report("error", "infrastructure"))),
+                ("broken", Some(report("failed", "backup"))),
+            ] {
+                conn.execute(
+                    "INSERT INTO runs (run_id, drill, started_at, status, report) VALUES (?1, 'shop', '2026-01-01T00:00:00Z', 'aborted', ?2)",
+                    params![id, report],
+                )
+                .unwrap();
+            }
+        }
+        let c = SqliteCatalog::open(&path).unwrap();
+        for (id, status) in [
+            ("crashed", RunStatus::Lost),
+            ("sigterm", RunStatus::Interrupted),
+            ("store-full", RunStatus::Error),
+            ("broken", RunStatus::Failed),
+        ] {
+            assert_eq!(c.run(id).await.unwrap().unwrap().status, status, "{id}");
+        }
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::notify::{NotifyConfig, NotifySpec};
 use super::{Problem, Problems};
-use crate::notify::{NotifyConfig, NotifySpec};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,42 +106,32 @@ pub struct MainConfig {
 }
 
 impl MainConfig {
-    /// The report writer runs use: the configured directory (or `reports` beside the
-    /// catalog) and the signing key, read now.
-    pub fn report_writer(
-        &self,
-        catalog: Option<&Path>,
-        dir: Option<&Path>,
-    ) -> crate::error::Result<crate::evidence::ReportWriter> {
-        let dir = dir
-            .map(Path::to_path_buf)
+    /// Where runs write their reports: `dir` when given, else `reports_dir`, else
+    /// `reports` beside the catalog.
+    pub fn reports_dir(&self, catalog: Option<&Path>, dir: Option<&Path>) -> Option<PathBuf> {
+        dir.map(Path::to_path_buf)
             .or_else(|| self.reports_dir.clone())
-            .or_else(|| catalog.and_then(|c| c.parent()).map(|p| p.join("reports")));
-        let signer = match &self.signing_key {
-            None => None,
-            Some(src) => {
-                let pem = src
-                    .load(&self.base_dir)
-                    .map_err(|e| e.context("evidence.signing_key"))?;
-                Some(crate::evidence::signing_key_from_pem(
-                    pem.expose(),
-                    "evidence.signing_key",
-                )?)
-            }
+            .or_else(|| catalog.and_then(|c| c.parent()).map(|p| p.join("reports")))
+    }
+
+    /// The key that signs reports, read now (`[evidence].signing_key`).
+    pub fn signing_key(&self) -> crate::error::Result<Option<ed25519_dalek::SigningKey>> {
+        let Some(src) = &self.signing_key else {
+            return Ok(None);
         };
-        Ok(crate::evidence::ReportWriter { dir, signer })
+        let pem = src
+            .load(&self.base_dir)
+            .map_err(|e| e.context("evidence.signing_key"))?;
+        crate::signing::signing_key_from_pem(pem.expose(), "evidence.signing_key").map(Some)
     }
 
     /// The key signed reports must carry: `[evidence].public_key`, else the signing key's.
     pub fn trusted_key(&self) -> crate::error::Result<Option<ed25519_dalek::VerifyingKey>> {
         if let Some(hex_key) = &self.public_key {
-            return crate::evidence::verifying_key_from_hex(hex_key, "evidence.public_key")
+            return crate::signing::verifying_key_from_hex(hex_key, "evidence.public_key")
                 .map(Some);
         }
-        Ok(self
-            .report_writer(None, None)?
-            .signer
-            .map(|k| k.verifying_key()))
+        Ok(self.signing_key()?.map(|k| k.verifying_key()))
     }
 }
 
@@ -172,7 +162,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let notify = crate::notify::validate(&raw.notify).map_err(|ps| {
+    let notify = super::notify::validate(&raw.notify).map_err(|ps| {
         Problems(
             ps.into_iter()
                 .map(|(f, m, fix)| problem(&f, m, &fix))
@@ -216,7 +206,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
             .ok()
     });
     if let Some(k) = &raw.evidence.public_key {
-        if let Err(e) = crate::evidence::verifying_key_from_hex(k, "evidence.public_key") {
+        if let Err(e) = crate::signing::verifying_key_from_hex(k, "evidence.public_key") {
             problems.push(problem(
                 "evidence.public_key",
                 e.message,

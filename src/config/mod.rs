@@ -8,6 +8,7 @@
 
 mod interpolate;
 mod main_config;
+pub mod notify;
 mod raw;
 mod units;
 mod validate;

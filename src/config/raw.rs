@@ -41,7 +41,7 @@ pub struct DrillFile {
     pub schedule: Option<ScheduleConfig>,
     /// Which artifacts `firedrill prune` keeps.
     #[serde(default)]
-    pub retention: crate::retention::RetentionPolicy,
+    pub retention: RetentionPolicy,
     /// Checks on the restored data, each `[[assertion]]` a table.
     #[serde(default, rename = "assertion")]
     pub assertions: Vec<AssertionConfig>,
@@ -499,5 +499,29 @@ fn sandbox_type_defaults_to_docker(schema: &mut schemars::Schema) {
         if let Some(tag) = v.pointer_mut("/properties/type") {
             tag["default"] = "docker".into();
         }
+    }
+}
+
+/// How many artifacts to keep per period. Zero everywhere means "no policy": keep all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    #[serde(default)]
+    pub keep_last: u32,
+    #[serde(default)]
+    pub keep_hourly: u32,
+    #[serde(default)]
+    pub keep_daily: u32,
+    #[serde(default)]
+    pub keep_weekly: u32,
+    #[serde(default)]
+    pub keep_monthly: u32,
+    #[serde(default)]
+    pub keep_yearly: u32,
+}
+
+impl RetentionPolicy {
+    pub fn is_empty(&self) -> bool {
+        *self == RetentionPolicy::default()
     }
 }

@@ -11,8 +11,8 @@ use super::raw::*;
 use super::units::{parse_byte_size, parse_duration};
 use crate::assertion::{Assertion, Check, Expectation};
 use crate::fingerprint::ChecksumPlan;
-use crate::report::Stage;
 use crate::secret::{SecretRef, SecretSource};
+use crate::status::Stage;
 
 /// One thing wrong with a drill file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,7 +89,7 @@ pub struct Drill {
     pub sandbox: SandboxSpec,
     pub timeouts: StageTimeouts,
     pub retry: RetryPolicy,
-    pub retention: crate::retention::RetentionPolicy,
+    pub retention: RetentionPolicy,
     pub schedule: DrillSchedule,
     pub assertions: Vec<Assertion>,
     /// Which tables get a content checksum (its `slot` is set per run).
@@ -155,7 +155,7 @@ impl SourceSpec {
 /// A verify-only drill's files.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredSpec {
-    pub engine: crate::engine::Engine,
+    pub engine: crate::engine::kind::Engine,
     pub version: String,
     pub database: String,
     pub prefix: String,
@@ -166,7 +166,7 @@ pub struct StoredSpec {
 impl StoredSpec {
     /// The most a stored file of `stored_bytes` may decompress to.
     pub fn max_plain_bytes(&self, stored_bytes: u64) -> u64 {
-        crate::engine::external_plain_limit(stored_bytes, self.max_expansion)
+        external_plain_limit(stored_bytes, self.max_expansion)
     }
 }
 
@@ -758,13 +758,13 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
             })
         }
         SourceConfig::Stored(st) => {
-            let engine = crate::engine::Engine::parse(&st.engine).unwrap_or_else(|_| {
+            let engine = crate::engine::kind::Engine::parse(&st.engine).unwrap_or_else(|_| {
                 c.push(
                     "source.engine",
                     format!("`{}` is not an engine", st.engine),
                     "write \"postgres\", \"mariadb\" or \"mysql\"",
                 );
-                crate::engine::Engine::Postgres
+                crate::engine::kind::Engine::Postgres
             });
             let series_ok = !st.version.is_empty()
                 && st
@@ -804,9 +804,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 version: st.version.clone(),
                 database: st.database.clone(),
                 prefix: st.prefix.trim_start_matches('/').to_string(),
-                max_expansion: st
-                    .max_expansion
-                    .unwrap_or(crate::engine::DEFAULT_MAX_EXPANSION),
+                max_expansion: st.max_expansion.unwrap_or(DEFAULT_MAX_EXPANSION),
             })
         }
         SourceConfig::Mysql(my) => {
@@ -1297,9 +1295,31 @@ fn check_assertions(
     out
 }
 
+/// The default of `source.max_expansion`: how many times its stored size a file of
+/// another tool may decompress to. SQL dumps compress 3 to 20 times, rarely 100 times; a
+/// zstd bomb of repeated bytes expands about 32,000 times.
+pub const DEFAULT_MAX_EXPANSION: u64 = 1000;
+/// Files this small once decompressed are never refused, whatever their ratio.
+pub const MIN_PLAIN_LIMIT: u64 = 64 << 20;
+
+/// The bound on the decompressed size of a file another tool stored: `max_expansion`
+/// times its stored size, and at least [`MIN_PLAIN_LIMIT`].
+pub fn external_plain_limit(stored_bytes: u64, max_expansion: u64) -> u64 {
+    stored_bytes
+        .saturating_mul(max_expansion)
+        .max(MIN_PLAIN_LIMIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_on_files_of_other_tools() {
+        assert_eq!(external_plain_limit(1, 1000), MIN_PLAIN_LIMIT);
+        assert_eq!(external_plain_limit(1 << 30, 1000), 1000 << 30);
+        assert_eq!(external_plain_limit(u64::MAX, 1000), u64::MAX);
+    }
 
     const GOOD: &str = r#"
 [source]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,8 +17,10 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::bearer_auth;
 use super::{AlertmanagerWebhook, Daemon, RunEvent, StartError};
 use crate::drill::RunOptions;
+use crate::status::RunStatus;
 
 /// Request bodies are small JSON documents; anything bigger is refused with 413.
 const BODY_LIMIT: usize = 256 << 10;
@@ -37,7 +39,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
     } else {
         protected.route("/metrics", get(metrics))
     };
-    let protected = protected.route_layer(middleware::from_fn_with_state(daemon.clone(), auth));
+    let protected =
+        protected.route_layer(middleware::from_fn_with_state(daemon.clone(), bearer_auth));
     let mut public = Router::new().route("/healthz", get(|| async { "ok\n" }));
     if daemon.config.daemon.metrics_public {
         public = public.route("/metrics", get(metrics));
@@ -61,41 +64,6 @@ async fn close_after_refused_body(mut res: Response) -> Response {
         );
     }
     res
-}
-
-/// Compares in time independent of where the inputs differ.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // Not `(a.len() ^ b.len()) as u8`: lengths 256 apart would truncate to equal, and the
-    // token followed by 256 NULs (a form field can carry them) would match.
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
-async fn auth(
-    State(d): State<Arc<Daemon>>,
-    headers: HeaderMap,
-    req: axum::extract::Request,
-    next: Next,
-) -> Response {
-    if let Some(token) = d.token() {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [("www-authenticate", "Bearer")],
-                "",
-            )
-                .into_response();
-        }
-    }
-    next.run(req).await
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -232,6 +200,7 @@ fn to_event(ev: &RunEvent) -> Event {
         RunEvent::Queued { .. } => "queued",
         RunEvent::StageStarted { .. } => "stage_started",
         RunEvent::StageFinished { .. } => "stage_finished",
+        RunEvent::StageRetrying { .. } => "stage_retrying",
         RunEvent::Finished { .. } => "finished",
     };
     Event::default()
@@ -340,7 +309,11 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
         .catalog
         .outbox(10_000)
         .await
-        .map(|o| o.iter().filter(|i| i.state == "pending").count())
+        .map(|o| {
+            o.iter()
+                .filter(|i| i.state == crate::status::OutboxState::Pending)
+                .count()
+        })
         .unwrap_or(0);
     help(
         "firedrill_notifications_pending",
@@ -352,6 +325,7 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
 
     let mut last_run = String::new();
     let mut outcome = String::new();
+    let mut paging = String::new();
     let mut success = String::new();
     let mut stages = String::new();
     let mut sizes = String::new();
@@ -372,11 +346,19 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
                 "firedrill_last_run_timestamp_seconds{{drill=\"{n}\"}} {}",
                 r.started_at.as_second()
             );
-            for o in ["passed", "failed", "error", "aborted"] {
+            for o in RunStatus::ALL.iter().filter(|s| s.is_finished()) {
                 let _ = writeln!(
                     outcome,
                     "firedrill_last_run_outcome{{drill=\"{n}\",outcome=\"{o}\"}} {}",
-                    u8::from(r.status == o)
+                    u8::from(r.status == *o)
+                );
+            }
+            // What the paging rule says of the last run: the alert rules key on this.
+            for sev in crate::status::Severity::ALL {
+                let _ = writeln!(
+                    paging,
+                    "firedrill_last_run_pages{{drill=\"{n}\",severity=\"{sev}\"}} {}",
+                    u8::from(r.status.page() == Some(sev))
                 );
             }
             if let Some(rep) = r
@@ -425,8 +407,14 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
         (
             "firedrill_last_run_outcome",
             "gauge",
-            "Outcome of the last finished run (1 for the outcome it had).",
+            "Status of the last finished run (1 for the status it had).",
             &outcome,
+        ),
+        (
+            "firedrill_last_run_pages",
+            "gauge",
+            "1 when the last finished run pages at this severity (the paging rule: failed is critical; error and lost are warnings; cancelled and interrupted page nobody).",
+            &paging,
         ),
         (
             "firedrill_last_success_timestamp_seconds",
@@ -463,20 +451,4 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
         out.push_str(body);
     }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"a"));
-        let mut padded = b"abc".to_vec();
-        padded.extend([0u8; 256]);
-        assert!(!constant_time_eq(b"abc", &padded));
-    }
 }

@@ -28,16 +28,18 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::api::constant_time_eq;
+use super::auth::{bearer, constant_time_eq};
 use super::{Daemon, RunEvent};
 use crate::catalog::{ArtifactRecord, RunRecord};
 use crate::config::Drill;
+use crate::human::{human_bytes, human_ms};
 use crate::render::chart::{time_series_svg, Series, Target, Unit};
 use crate::render::html::{
     assertion_table, error_box, fingerprint, stage_table, summary, time as utc, CSS,
 };
 use crate::render::{html, stage_timeline_svg, verdict_sentence};
-use crate::report::{human_bytes, human_ms, RunReport};
+use crate::report::RunReport;
+use crate::status::RunStatus;
 
 const COOKIE: &str = "firedrill_session";
 /// How long a login lasts.
@@ -134,12 +136,8 @@ impl Dashboard {
         let Some(token) = self.required_token() else {
             return Access::Open;
         };
-        if let Some(v) = headers.get(header::AUTHORIZATION) {
-            let given = v
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
+        if headers.contains_key(header::AUTHORIZATION) {
+            let given = bearer(headers).unwrap_or("");
             return if constant_time_eq(given.as_bytes(), token.as_bytes()) {
                 Access::Bearer
             } else {
@@ -423,7 +421,7 @@ form.logout{margin-left:auto}form.logout button{font:inherit;background:none;bor
 a{color:#0969da}.sub{color:#57606a;font-size:.9em}.counts{color:#57606a;margin:.2rem 0 1rem}
 .h{display:inline-block;padding:0 .5rem;border-radius:.3rem;color:#fff;white-space:nowrap;font-weight:600}
 .h-ok{background:var(--ok)}.h-late{background:var(--late)}.h-failing{background:var(--bad)}.h-unknown{background:var(--skip)}
-.v-running,.v-queued{background:#0969da}
+.v-running,.v-queued{background:#0969da}.v-lost{background:var(--late)}.v-cancelled,.v-interrupted{background:var(--stop)}
 tr.row-ok td:first-child{border-left:5px solid var(--ok)}tr.row-late td:first-child{border-left:5px solid var(--late)}
 tr.row-failing td:first-child{border-left:5px solid var(--bad)}tr.row-unknown td:first-child{border-left:5px solid var(--skip)}
 td.obj-ok{color:var(--ok)}td.obj-late{color:var(--late);font-weight:600}td.obj-unknown{color:#57606a}
@@ -490,8 +488,8 @@ struct DrillState {
     description: Option<String>,
     schedule: Option<String>,
     next_run: Option<jiff::Timestamp>,
-    /// Run id and status (`queued`, `running`) of the run in progress.
-    live: Option<(String, String)>,
+    /// Run id and status (queued, running) of the run in progress.
+    live: Option<(String, RunStatus)>,
     /// The newest run that is not in progress.
     last: Option<RunRecord>,
     last_success: Option<jiff::Timestamp>,
@@ -508,15 +506,19 @@ impl DrillState {
         drill: &Drill,
         runs: &[RunRecord],
         artifacts: &[ArtifactRecord],
-        live: Option<(String, String)>,
+        live: Option<(String, RunStatus)>,
         now: jiff::Timestamp,
     ) -> DrillState {
-        let last = runs.iter().find(|r| r.status != "running").cloned();
-        // A run stopped by a shutdown says nothing about the backup.
+        let last = runs.iter().find(|r| r.status.is_finished()).cloned();
+        // A run an operator or a shutdown stopped says nothing about the backup; one that
+        // passed or pages does.
         let verdict = runs
             .iter()
-            .find(|r| matches!(r.status.as_str(), "passed" | "failed" | "error"));
-        let passes: Vec<&RunRecord> = runs.iter().filter(|r| r.status == "passed").collect();
+            .find(|r| r.status.resolves() || r.status.page().is_some());
+        let passes: Vec<&RunRecord> = runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Passed)
+            .collect();
         let newest_backup = passes.iter().map(|r| backup_time(r, runs, artifacts)).max();
         let rpo = Objective {
             value: newest_backup.map(|t| (now.as_second() - t.as_second()).max(0) as u64),
@@ -533,7 +535,7 @@ impl DrillState {
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         };
         let health = match verdict {
-            Some(v) if v.status != "passed" => Health::Failing,
+            Some(v) if v.status != RunStatus::Passed => Health::Failing,
             _ if rpo.health() == Health::Late || rto.health() == Health::Late => Health::Late,
             None => Health::Unknown,
             Some(_) => Health::Ok,
@@ -600,14 +602,10 @@ fn pill(h: Health) -> String {
     format!("<span class=\"h h-{}\">{}</span>", h.key(), h.label())
 }
 
-fn status_badge(status: &str) -> String {
-    let key = match status {
-        "passed" | "failed" | "error" | "aborted" | "running" | "queued" => status,
-        _ => "error",
-    };
+fn status_badge(status: RunStatus) -> String {
     format!(
-        "<span class=\"badge v-{key}\">{}</span>",
-        html(&status.to_uppercase())
+        "<span class=\"badge v-{status}\">{}</span>",
+        status.as_str().to_uppercase()
     )
 }
 
@@ -680,7 +678,7 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
             let status = d
                 .run_view(id)
                 .map(|(_, s, _, _)| s)
-                .unwrap_or_else(|| "queued".into());
+                .unwrap_or(RunStatus::Queued);
             (id.clone(), status)
         });
         states.push(DrillState::new(drill, &runs, &mine, live, now));
@@ -723,20 +721,20 @@ fn overview(states: &[DrillState], now: jiff::Timestamp) -> String {
                 state,
                 " <a href=\"{}\">{}</a>",
                 href("runs", id),
-                status_badge(status)
+                status_badge(*status)
             );
         }
         let last = match &s.last {
             Some(r) => {
                 let at = r
                     .failed_stage
-                    .as_deref()
+                    .map(|s| s.as_str())
                     .map(|st| format!(" <span class=\"sub\">at {}</span>", html(st)))
                     .unwrap_or_default();
                 format!(
                     "<a href=\"{}\">{}</a>{at}<br>{}",
                     href("runs", &r.run_id),
-                    status_badge(&r.status),
+                    status_badge(r.status),
                     when(r.started_at, now)
                 )
             }
@@ -814,7 +812,7 @@ async fn drill_page(
         let status = d
             .run_view(id)
             .map(|(_, s, _, _)| s)
-            .unwrap_or_else(|| "queued".into());
+            .unwrap_or(RunStatus::Queued);
         (id.clone(), status)
     });
     let refresh = live.as_ref().map(|_| 10);
@@ -832,7 +830,7 @@ fn drill_body(
     drill: Option<&Drill>,
     runs: &[RunRecord],
     artifacts: &[ArtifactRecord],
-    live: Option<(String, String)>,
+    live: Option<(String, RunStatus)>,
     now: jiff::Timestamp,
 ) -> String {
     let reports: Vec<Option<RunReport>> = runs.iter().map(report_of).collect();
@@ -857,7 +855,7 @@ fn drill_body(
                 Some((id, st)) => format!(
                     "<a href=\"{}\">{} {}</a>",
                     href("runs", id),
-                    status_badge(st),
+                    status_badge(*st),
                     html(id)
                 ),
                 None => "no".into(),
@@ -897,7 +895,7 @@ fn drill_body(
     // Trends, oldest to newest.
     let rto_points: Vec<(jiff::Timestamp, f64, String)> = runs
         .iter()
-        .filter(|r| r.status == "passed")
+        .filter(|r| r.status == RunStatus::Passed)
         .filter_map(|r| {
             let ms = r.rto_seconds? * 1000.0;
             Some((
@@ -1032,8 +1030,8 @@ fn drill_body(
             href("runs", &r.run_id),
             html(&r.run_id),
             html(&utc(r.started_at)),
-            status_badge(&r.status),
-            html(r.failed_stage.as_deref().unwrap_or("")),
+            status_badge(r.status),
+            html(r.failed_stage.map(|s| s.as_str()).unwrap_or("")),
             html(&duration),
             html(&rto),
             html(&encrypted),
@@ -1083,19 +1081,14 @@ async fn run_page(
         }
         (Some((drill, _, _, Some(r))), rec) => {
             let accepted = rec.as_ref().is_some_and(|x| x.accepted);
-            (drill, r.status().to_string(), Some(r), accepted)
+            (drill, r.status(), Some(r), accepted)
         }
-        (None, Some(rec)) => (
-            rec.drill.clone(),
-            rec.status.clone(),
-            report_of(rec),
-            rec.accepted,
-        ),
+        (None, Some(rec)) => (rec.drill.clone(), rec.status, report_of(rec), rec.accepted),
         (None, None) => {
             return error_page(StatusCode::NOT_FOUND, &format!("no run {id}"), options(v))
         }
     };
-    let in_progress = matches!(status.as_str(), "running" | "queued");
+    let in_progress = !status.is_finished();
     let crumbs = [
         (href("drills", &drill), drill.clone()),
         (href("runs", &id), id.clone()),
@@ -1103,7 +1096,7 @@ async fn run_page(
     let mut b = format!(
         "<h1>run <span class=\"mono\">{}</span> {}</h1>\n",
         html(&id),
-        status_badge(&status)
+        status_badge(status)
     );
     match report {
         Some(r) if in_progress => {
@@ -1144,7 +1137,7 @@ async fn run_page(
             b.push_str(&summary(&r));
         }
         None => {
-            // Left "running" by a crash and marked aborted, or from before reports were kept.
+            // Left "running" by a dead process and marked lost, or from before reports were kept.
             let rec = record.as_ref();
             let _ = writeln!(
                 b,
@@ -1201,8 +1194,8 @@ mod tests {
             run_id: id.into(),
             started_at: t(at),
             finished_at: Some(t(at)),
-            status: status.into(),
-            failed_stage: (status == "failed").then(|| "verify".into()),
+            status: status.parse().unwrap(),
+            failed_stage: (status == "failed").then_some(Stage::Verify),
             error: (status != "passed").then(|| "<b>broke</b>".into()),
             artifact: Some(id.into()),
             rto_seconds: rto,
@@ -1231,10 +1224,10 @@ mod tests {
         let s = DrillState::new(&d, &slow, &[], None, now);
         assert_eq!((s.health, s.rto.health()), (Health::Late, Health::Late));
 
-        // The newest verdict failed: failing, whatever the objectives; an aborted run after
-        // it (a shutdown) changes nothing.
+        // The newest verdict failed: failing, whatever the objectives; an interrupted run
+        // after it (a shutdown) changes nothing.
         let failing = [
-            run("d", "2026-11-26T11:30:00Z", "aborted", None),
+            run("d", "2026-11-26T11:30:00Z", "interrupted", None),
             run("c", "2026-11-26T11:00:00Z", "failed", None),
             run("b", "2026-11-26T10:00:00Z", "passed", Some(30.0)),
         ];
@@ -1261,7 +1254,7 @@ mod tests {
             drill: "shop".into(),
             run_id: "a".into(),
             created_at: t("2026-11-25T12:00:00Z"),
-            engine: "postgres".into(),
+            engine: crate::engine::kind::Engine::Postgres,
             plain_bytes: 10,
             encrypted_bytes: 5,
             sha256: String::new(),
@@ -1335,7 +1328,6 @@ mod tests {
         let d = drill(Some(3600), Some(60));
         let mut r = run(nasty, "2026-11-26T10:00:00Z", "failed", None);
         r.error = Some(nasty.into());
-        r.failed_stage = Some(nasty.into());
         let report = RunReport {
             verdict: Verdict::Failed,
             exit_code: 1,
@@ -1358,7 +1350,7 @@ mod tests {
             &d,
             &runs,
             &[],
-            Some((nasty.into(), nasty.into())),
+            Some((nasty.into(), RunStatus::Running)),
             now,
         )];
         let pages = [

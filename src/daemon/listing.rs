@@ -24,6 +24,7 @@ use axum::body::Bytes;
 use super::Daemon;
 use crate::config::Drill;
 use crate::error::{Error, Result};
+use crate::listing::DrillSummary;
 
 /// How often other processes' writes to a shared catalog are looked for.
 const POLL: Duration = Duration::from_secs(1);
@@ -42,26 +43,6 @@ struct Snapshot {
     runs_version: u64,
     /// The soonest `next_run` in the body: from then on, it says something past.
     until: jiff::Timestamp,
-}
-
-/// One drill of the listing, serialized straight from borrowed fields.
-#[derive(serde::Serialize)]
-struct DrillSummary<'a> {
-    name: &'a str,
-    description: Option<&'a str>,
-    schedule: Option<&'a str>,
-    next_run: Option<jiff::Timestamp>,
-    last_run: Option<LastRun>,
-    last_success: Option<jiff::Timestamp>,
-    max_age_seconds: Option<u64>,
-    rto_seconds: Option<u64>,
-}
-
-#[derive(serde::Serialize)]
-struct LastRun {
-    run_id: String,
-    status: String,
-    started_at: jiff::Timestamp,
 }
 
 impl Listing {
@@ -109,27 +90,13 @@ async fn build(d: &Daemon) -> Result<Snapshot> {
     let mut latest = d.catalog.latest_runs(&names, false).await?;
     let mut until = jiff::Timestamp::MAX;
     let list: Vec<DrillSummary> = drills
-        .iter()
-        .map(|(name, drill)| {
-            let l = latest.remove(name).unwrap_or_default();
-            let next_run = drill.schedule.cron.as_ref().and_then(|s| s.next_after(now));
-            if let Some(t) = next_run {
+        .values()
+        .map(|drill| {
+            let s = DrillSummary::of(drill, latest.remove(&drill.name).unwrap_or_default(), now);
+            if let Some(t) = s.next_run {
                 until = until.min(t);
             }
-            DrillSummary {
-                name,
-                description: drill.description.as_deref(),
-                schedule: drill.schedule.cron.as_ref().map(|s| s.expression.as_str()),
-                next_run,
-                last_run: l.finished.map(|r| LastRun {
-                    run_id: r.run_id,
-                    status: r.status,
-                    started_at: r.started_at,
-                }),
-                last_success: l.passed.map(|r| r.started_at),
-                max_age_seconds: drill.schedule.max_age.map(|m| m.as_secs()),
-                rto_seconds: drill.schedule.rto.map(|m| m.as_secs()),
-            }
+            s
         })
         .collect();
     #[derive(serde::Serialize)]
@@ -168,7 +135,7 @@ pub(super) async fn listing_loop(d: Arc<Daemon>) {
             }
         };
         tokio::select! {
-            _ = d.shutdown.cancelled() => return,
+            _ = d.shutdown.stopped() => return,
             _ = poll.tick() => {
                 // Until something asks for the listing, there is nothing to keep fresh
                 // (asked now, not at the top of the loop: a request may have come since).

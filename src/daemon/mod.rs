@@ -7,6 +7,7 @@
 //! the outbox.
 
 mod api;
+mod auth;
 mod dashboard;
 mod listing;
 
@@ -15,48 +16,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::{broadcast, Notify, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cancel::{Stop, StopReason};
 use crate::catalog::{Catalog, SqliteCatalog};
 use crate::config::{load_drill, Drill, MainConfig, Problems};
-use crate::drill::{new_run_id, Progress, RunOptions};
-use crate::error::{Error, Result};
-use crate::notify::{self, Notifier};
-use crate::report::{ErrorReport, RunReport, Stage, StageReport, Verdict};
+use crate::drill::{new_run_id, Connector, RunOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::notify::{self, Pager};
+use crate::report::{ErrorReport, RunReport, StageReport};
+use crate::runner::Runner;
+use crate::stage::{Progress, StageRun};
+use crate::status::{RunStatus, Stage, Verdict};
 
 pub use api::router;
-
-/// Runs one drill; the daemon's only way to run drills (tests put a fake here).
-#[async_trait]
-pub trait DrillRunner: Send + Sync + 'static {
-    async fn run(
-        &self,
-        drill: &Drill,
-        opts: RunOptions,
-        progress: &dyn Progress,
-        cancel: CancellationToken,
-    ) -> RunReport;
-}
-
-/// The real thing.
-pub struct EngineRunner;
-
-#[async_trait]
-impl DrillRunner for EngineRunner {
-    async fn run(
-        &self,
-        drill: &Drill,
-        opts: RunOptions,
-        progress: &dyn Progress,
-        cancel: CancellationToken,
-    ) -> RunReport {
-        crate::drill::run_drill(drill, &opts, progress, cancel).await
-    }
-}
 
 /// What a client can follow about a run.
 #[derive(Debug, Clone, Serialize)]
@@ -74,8 +49,18 @@ pub enum RunEvent {
         run_id: String,
         report: StageReport,
     },
+    /// An attempt of a stage in the sandbox failed on the infrastructure; the sandbox
+    /// stages start again with a fresh sandbox.
+    StageRetrying {
+        run_id: String,
+        stage: Stage,
+        attempt: u32,
+        error: String,
+        backoff_ms: u64,
+    },
     Finished {
         run_id: String,
+        status: RunStatus,
         verdict: Verdict,
         exit_code: i32,
     },
@@ -84,13 +69,12 @@ pub enum RunEvent {
 /// A run the daemon knows about in memory (the catalog keeps them for good).
 pub struct LiveRun {
     pub drill: String,
-    /// `queued`, `running`, `passed`, `failed`, `error`, `aborted`.
-    pub status: String,
+    pub status: RunStatus,
     pub trigger: String,
     pub events: Vec<RunEvent>,
     pub report: Option<RunReport>,
     tx: broadcast::Sender<RunEvent>,
-    cancel: CancellationToken,
+    stop: Stop,
 }
 
 /// Why a run could not be started.
@@ -108,22 +92,20 @@ pub struct Daemon {
     /// Replaced whole on reload; readers share it without copying a thousand drills.
     drills: RwLock<Arc<BTreeMap<String, Drill>>>,
     pub catalog: Arc<dyn Catalog>,
-    notifiers: Vec<Arc<dyn Notifier>>,
-    runner: Arc<dyn DrillRunner>,
+    /// Runs, records and pages every drill (the same path as the CLI's `run`).
+    runner: Runner,
     permits: Arc<Semaphore>,
     /// Drill name → run id of its run in progress (a drill never overlaps itself).
     active: Mutex<HashMap<String, String>>,
     runs: Mutex<HashMap<String, LiveRun>>,
     tracker: TaskTracker,
-    shutdown: CancellationToken,
+    shutdown: Stop,
     queue_depth: std::sync::atomic::AtomicUsize,
     last_hook: Mutex<HashMap<String, tokio::time::Instant>>,
     /// Wakes the scheduler when drills change.
     reloaded: Notify,
     pub started_at: jiff::Timestamp,
     token: Option<crate::secret::Secret>,
-    /// Where runs write their reports, and the key that signs them.
-    reports: Arc<crate::evidence::ReportWriter>,
     /// `GET /api/v1/drills`' body, kept until it would change.
     listing: listing::Listing,
     /// The catalog's [`Catalog::runs_version`].
@@ -179,7 +161,7 @@ impl Broadcast {
         let mut runs = self.daemon.runs.lock().expect("runs lock");
         if let Some(r) = runs.get_mut(&self.run_id) {
             if let RunEvent::StageStarted { .. } = ev {
-                r.status = "running".into();
+                r.status = RunStatus::Running;
             }
             r.events.push(ev.clone());
             let _ = r.tx.send(ev);
@@ -200,17 +182,32 @@ impl Progress for Broadcast {
             report: report.clone(),
         });
     }
+    fn stage_retrying(&self, stage: Stage, attempt: u32, error: &Error, backoff: Duration) {
+        self.emit(RunEvent::StageRetrying {
+            run_id: self.run_id.clone(),
+            stage,
+            attempt,
+            error: error.headline(),
+            backoff_ms: backoff.as_millis() as u64,
+        });
+    }
 }
 
 /// A report for things that are not runs of the drill itself (a missed objective, a run
 /// lost to a crash), so that paging treats them like any failure: one incident, resolved
 /// by the next passing drill.
-fn synthetic_report(drill: &str, run_id: &str, message: String, hint: &str) -> RunReport {
+fn synthetic_report(
+    drill: &str,
+    run_id: &str,
+    kind: ErrorKind,
+    message: String,
+    hint: &str,
+) -> RunReport {
     RunReport {
         verdict: Verdict::Error,
         exit_code: 2,
         error: Some(ErrorReport {
-            kind: "infrastructure".into(),
+            kind,
             message,
             hint: Some(hint.to_string()),
             retryable: true,
@@ -221,11 +218,12 @@ fn synthetic_report(drill: &str, run_id: &str, message: String, hint: &str) -> R
 }
 
 impl Daemon {
-    /// Builds the daemon from the main config: drills, catalog, channels, token.
+    /// Builds the daemon from the main config: drills, catalog, channels, token. Drills
+    /// reach their sources, stores and sandboxes through `connector`.
     pub fn new(
         config: MainConfig,
-        runner: Arc<dyn DrillRunner>,
-        shutdown: CancellationToken,
+        connector: Arc<dyn Connector>,
+        shutdown: Stop,
     ) -> Result<Arc<Self>> {
         let drills_dir = config
             .drills_dir
@@ -236,7 +234,7 @@ impl Daemon {
             Error::config("the daemon needs `catalog = \"/path/catalog.db\"` in the main config")
         })?;
         let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&catalog_path)?);
-        let notifiers = notify::build_notifiers(&config.notify, &config.base_dir)?;
+        let pager = Pager::new(&config.notify, &config.base_dir)?.map(Arc::new);
         let token = config
             .daemon
             .token
@@ -244,16 +242,24 @@ impl Daemon {
             .map(|t| t.load(&config.base_dir))
             .transpose()
             .map_err(|e| e.context("daemon.token"))?;
-        let reports = Arc::new(config.report_writer(Some(&catalog_path), None)?);
+        let reports = Arc::new(crate::evidence::ReportWriter::from_config(
+            &config,
+            Some(&catalog_path),
+            None,
+        )?);
+        let runner = Runner {
+            connector,
+            catalog: Some(catalog.clone()),
+            reports: Some(reports),
+            pager,
+        };
         Ok(Arc::new(Daemon {
-            reports,
             listing: listing::Listing::default(),
             runs_version: catalog.runs_version(),
             permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_drills)),
             drills_dir,
             drills: RwLock::new(Arc::new(drills)),
             catalog,
-            notifiers,
             runner,
             active: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
@@ -304,12 +310,12 @@ impl Daemon {
     pub fn run_view(
         &self,
         run_id: &str,
-    ) -> Option<(String, String, Vec<RunEvent>, Option<RunReport>)> {
+    ) -> Option<(String, RunStatus, Vec<RunEvent>, Option<RunReport>)> {
         let runs = self.runs.lock().expect("runs lock");
         runs.get(run_id).map(|r| {
             (
                 r.drill.clone(),
-                r.status.clone(),
+                r.status,
                 r.events.clone(),
                 r.report.clone(),
             )
@@ -333,7 +339,7 @@ impl Daemon {
         mut opts: RunOptions,
         trigger: &str,
     ) -> std::result::Result<String, StartError> {
-        if self.shutdown.is_cancelled() {
+        if self.shutdown.is_stopped() {
             return Err(StartError::ShuttingDown);
         }
         let drill = self
@@ -354,7 +360,7 @@ impl Daemon {
             }
             active.insert(name.to_string(), run_id.clone());
         }
-        let cancel = self.shutdown.child_token();
+        let stop = self.shutdown.child();
         let (tx, _) = broadcast::channel(256);
         let queued = RunEvent::Queued {
             run_id: run_id.clone(),
@@ -364,17 +370,15 @@ impl Daemon {
             run_id.clone(),
             LiveRun {
                 drill: name.to_string(),
-                status: "queued".into(),
+                status: RunStatus::Queued,
                 trigger: trigger.to_string(),
                 events: vec![queued],
                 report: None,
                 tx,
-                cancel: cancel.clone(),
+                stop: stop.clone(),
             },
         );
         opts.run_id = Some(run_id.clone());
-        opts.catalog = Some(self.catalog.clone());
-        opts.reports = Some(self.reports.clone());
         let me = self.clone();
         let id = run_id.clone();
         tracing::info!(drill = %name, run = %run_id, %trigger, "drill queued");
@@ -384,7 +388,7 @@ impl Daemon {
             // Take the permit before any work: waiting drills queue in order.
             let permit = tokio::select! {
                 p = me.permits.clone().acquire_owned() => p.ok(),
-                _ = cancel.cancelled() => None,
+                _ = stop.stopped() => None,
             };
             me.queue_depth
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -394,22 +398,24 @@ impl Daemon {
                         daemon: me.clone(),
                         run_id: id.clone(),
                     };
-                    let r = me.runner.run(&drill, opts, &progress, cancel).await;
-                    drop(_permit);
-                    r
+                    me.runner.run(&drill, &opts, &progress, &stop).await.report
                 }
                 None => {
+                    // Stopped before it began: recorded, silent like any stop.
+                    let e = crate::stage::stopped(&stop);
                     let mut r = synthetic_report(
                         &drill.name,
                         &id,
-                        "cancelled while queued".into(),
-                        "the daemon shut down",
+                        e.kind,
+                        format!("{} while queued", e.message),
+                        "nothing was drilled; the next run will be",
                     );
                     r.stages = Stage::ALL
                         .iter()
+                        .map(|s| StageRun::skipped(*s, None))
                         .map(|s| StageReport {
-                            stage: *s,
-                            outcome: crate::report::Outcome::Skipped,
+                            stage: s.stage,
+                            outcome: s.outcome,
                             duration_ms: 0,
                             timeout_ms: 0,
                             bytes: None,
@@ -426,43 +432,39 @@ impl Daemon {
         Ok(run_id)
     }
 
-    /// After a run: pages, objectives, heartbeat, and the run's followers.
+    /// After a run (recorded and paged by the runner): the recovery-time objective, the
+    /// heartbeat, and the run's followers.
     async fn finished(self: &Arc<Self>, drill: &Drill, report: RunReport) {
-        let aborted = report.was_aborted();
         let status = report.status();
-        // A drill stopped by our own shutdown is not news for the on-call.
-        if !aborted {
-            if let Err(e) =
-                notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &report).await
-            {
-                tracing::error!("queueing pages for {}: {e}", report.run_id);
-            }
+        if report.verdict == Verdict::Passed {
             self.check_rto(drill, &report).await;
-            if report.verdict == Verdict::Passed {
-                if let Some(url) = &drill.schedule.heartbeat_url {
-                    let ping = reqwest::Client::new()
-                        .get(url)
-                        .timeout(Duration::from_secs(10))
-                        .send()
-                        .await;
-                    if let Err(e) = ping {
-                        tracing::warn!(drill = %drill.name, "heartbeat ping failed: {e}");
-                    }
+            if let Some(url) = &drill.schedule.heartbeat_url {
+                let ping = reqwest::Client::new()
+                    .get(url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                if let Err(e) = ping {
+                    tracing::warn!(drill = %drill.name, "heartbeat ping failed: {e}");
                 }
             }
-            let _ =
-                notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers)
-                    .await;
+        }
+        if let (RunStatus::Error | RunStatus::Failed, Some(e)) = (status, &report.error) {
+            eprintln!(
+                "firedrill daemon: drill {} run {} {status}: {}",
+                drill.name, report.run_id, e.message
+            );
         }
         let ev = RunEvent::Finished {
             run_id: report.run_id.clone(),
+            status,
             verdict: report.verdict,
             exit_code: report.exit_code,
         };
         {
             let mut runs = self.runs.lock().expect("runs lock");
             if let Some(r) = runs.get_mut(&report.run_id) {
-                r.status = status.into();
+                r.status = status;
                 r.events.push(ev.clone());
                 r.report = Some(report.clone());
                 let _ = r.tx.send(ev);
@@ -487,10 +489,10 @@ impl Daemon {
         if took > target.as_millis() as u64 {
             r.verdict = Verdict::Error;
             r.error = Some(ErrorReport {
-                kind: "timeout".into(),
+                kind: ErrorKind::Timeout,
                 message: format!(
                     "restore and verify took {}, over the recovery time objective of {}",
-                    crate::report::human_ms(took),
+                    crate::human::human_ms(took),
                     humantime::format_duration(target)
                 ),
                 hint: Some("the data is fine but recovery is too slow: give the sandbox more CPU/memory, or revisit schedule.rto".into()),
@@ -498,9 +500,7 @@ impl Daemon {
                 stderr_tail: None,
             });
         }
-        if let Err(e) =
-            notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &r).await
-        {
+        if let Some(Err(e)) = self.runner.page(&r).await {
             tracing::error!("queueing the RTO page: {e}");
         }
     }
@@ -520,7 +520,7 @@ impl Daemon {
             let runs = self.catalog.runs(Some(name), 500).await?;
             let last_pass = runs
                 .iter()
-                .filter(|r| r.status == "passed")
+                .filter(|r| r.status == RunStatus::Passed)
                 .map(|r| r.started_at)
                 .max();
             let since = last_pass.unwrap_or(self.started_at);
@@ -536,7 +536,7 @@ impl Daemon {
                         humantime::format_duration(max_age)
                     ),
                 };
-                let r = synthetic_report(name, "objective", msg, "check that the schedule fires and that the drill passes; `firedrill history` shows its runs");
+                let r = synthetic_report(name, "objective", ErrorKind::Infrastructure, msg, "check that the schedule fires and that the drill passes; `firedrill history` shows its runs");
                 paged +=
                     notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &r).await?;
             }
@@ -643,7 +643,7 @@ impl Daemon {
                 .unwrap_or(Duration::from_secs(3600))
                 .min(Duration::from_secs(60));
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopped() => return,
                 _ = self.reloaded.notified() => { next.clear(); }
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -653,7 +653,7 @@ impl Daemon {
     /// Cancels running drills, waits for them (and their teardowns) up to the grace
     /// period, then flushes the outbox once.
     pub async fn drain(&self) {
-        self.shutdown.cancel();
+        self.shutdown.stop(StopReason::Shutdown);
         self.tracker.close();
         let grace = self.config.daemon.grace;
         if tokio::time::timeout(grace, self.tracker.wait())
@@ -664,30 +664,36 @@ impl Daemon {
                 "drills still running after the {grace:?} grace period; exiting anyway"
             );
         }
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.deliver()).await;
     }
 
-    /// Start-up housekeeping: runs a crash left "running" are marked aborted and paged,
-    /// and their sandboxes (and any expired one) removed.
+    /// Sends what is due in the outbox.
+    async fn deliver(&self) -> Result<()> {
+        if let Some(p) = &self.runner.pager {
+            notify::deliver_due(self.catalog.as_ref(), &p.spec, &p.notifiers).await?;
+        }
+        Ok(())
+    }
+
+    /// Start-up housekeeping: runs a dead process left "running" are marked lost and
+    /// paged (a warning: the backup is unproven, not broken), and their sandboxes (and any
+    /// expired one) removed.
     pub async fn recover(
         &self,
         backend: &dyn crate::sandbox::SandboxBackend,
     ) -> Result<Vec<String>> {
-        let aborted = self.catalog.abort_running().await?;
+        let lost = self.catalog.mark_lost().await?;
         let mut ids = Vec::new();
-        for r in &aborted {
+        for r in &lost {
             if let Err(e) = backend.destroy(&r.run_id).await {
-                tracing::error!(run = %r.run_id, "removing the sandbox of a crashed run: {e}");
+                tracing::error!(run = %r.run_id, "removing the sandbox of a lost run: {e}");
             }
             let report = synthetic_report(
                 &r.drill,
                 &r.run_id,
+                ErrorKind::Lost,
                 format!("run {} of drill {} was lost: firedrill stopped while it ran (crash, kill or power loss)", r.run_id, r.drill),
-                "the run was marked aborted and its sandbox removed; the next scheduled run will tell whether the backup is good",
+                "the run was marked lost and its sandbox removed; the next scheduled run will tell whether the backup is good",
             );
             notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &report).await?;
             ids.push(r.run_id.clone());
@@ -696,8 +702,7 @@ impl Daemon {
             Ok(reaped) => ids.extend(reaped),
             Err(e) => tracing::warn!("reaping leftover sandboxes: {e}"),
         }
-        let _ =
-            notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers).await;
+        let _ = self.deliver().await;
         Ok(ids)
     }
 
@@ -710,15 +715,12 @@ impl Daemon {
                     tracing::warn!("checking objectives: {e}");
                 }
             }
-            if let Err(e) =
-                notify::deliver_due(self.catalog.as_ref(), &self.config.notify, &self.notifiers)
-                    .await
-            {
+            if let Err(e) = self.deliver().await {
                 tracing::warn!("delivering notifications: {e}");
             }
             tick += 1;
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopped() => return,
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             }
         }
@@ -729,7 +731,7 @@ impl Daemon {
         let runs = self.runs.lock().expect("runs lock");
         match runs.get(run_id) {
             Some(r) if r.report.is_none() => {
-                r.cancel.cancel();
+                r.stop.stop(StopReason::Operator);
                 true
             }
             _ => false,
@@ -801,20 +803,37 @@ pub struct WebhookAlert {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Runs the daemon until `shutdown` fires: recovery, scheduler, housekeeping, HTTP API.
-/// Each `reload` notification re-reads the drills (the binary wires SIGHUP to it).
+/// Binds the API's listener at `daemon.listen` (port 0 picks a free port; the daemon
+/// prints the address it got).
+pub async fn bind(config: &MainConfig) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(config.daemon.listen)
+        .await
+        .map_err(|e| {
+            Error::config(format!("cannot listen on {}: {e}", config.daemon.listen))
+                .with_source(e)
+                .with_hint("choose another daemon.listen address or stop what uses it")
+        })
+}
+
+/// Runs the daemon until `shutdown` fires: recovery, scheduler, housekeeping, and the
+/// HTTP API on `listener` (already bound: tests bind port 0). Drills reach the world
+/// through `connector`. Each `reload` notification re-reads the drills (the binary wires
+/// SIGHUP to it).
 pub async fn run(
     config: MainConfig,
-    shutdown: CancellationToken,
+    listener: tokio::net::TcpListener,
+    connector: Arc<dyn Connector>,
+    shutdown: Stop,
     reload: Arc<Notify>,
 ) -> Result<()> {
-    let daemon = Daemon::new(config, Arc::new(EngineRunner), shutdown.clone())?;
+    let sandboxes = connector.sandboxes()?;
+    let daemon = Daemon::new(config, connector, shutdown.clone())?;
     {
         let d = daemon.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = d.shutdown.cancelled() => return,
+                    _ = d.shutdown.stopped() => return,
                     _ = reload.notified() => match d.reload() {
                         Ok(n) => eprintln!("firedrill daemon: reloaded {n} drills"),
                         Err(p) => eprintln!("firedrill daemon: drills not reloaded, the old definitions keep running:\n{p}"),
@@ -823,42 +842,26 @@ pub async fn run(
             }
         });
     }
-    let backend = crate::sandbox::DockerBackend::connect(None)?;
-    match daemon.recover(&backend).await {
+    match daemon.recover(sandboxes.as_ref()).await {
         Ok(ids) if !ids.is_empty() => {
-            tracing::warn!("recovered from a crash: removed sandboxes of {ids:?}")
+            tracing::warn!("recovered: removed sandboxes of {ids:?}")
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("start-up recovery: {e}"),
     }
-    let listener = tokio::net::TcpListener::bind(daemon.config.daemon.listen)
-        .await
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot listen on {}: {e}",
-                daemon.config.daemon.listen
-            ))
-            .with_hint("choose another daemon.listen address or stop what uses it")
-        })?;
-    tracing::info!(
-        "firedrill daemon listening on {}",
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    );
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!("firedrill daemon listening on {addr}");
     eprintln!(
-        "firedrill daemon: {} drills, API on {}://{}",
+        "firedrill daemon: {} drills, API on {}://{addr}",
         daemon.drills().len(),
         if daemon.config.daemon.tls.is_some() {
             "https"
         } else {
             "http"
         },
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
     );
     let clock = Clock::system();
     tokio::spawn(daemon.clone().schedule_loop(clock));
@@ -868,7 +871,7 @@ pub async fn run(
     let stop = shutdown.clone();
     match daemon.config.daemon.tls.clone() {
         None => axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .with_graceful_shutdown(async move { stop.stopped().await })
             .await
             .map_err(|e| Error::infra(format!("HTTP server: {e}")))?,
         Some((cert, key)) => {
@@ -887,7 +890,7 @@ pub async fn run(
             let h = handle.clone();
             let grace = daemon.config.daemon.grace;
             tokio::spawn(async move {
-                stop.cancelled().await;
+                stop.stopped().await;
                 h.graceful_shutdown(Some(grace));
             });
             let std_listener = listener

@@ -4,43 +4,84 @@
 use super::*;
 use crate::config::{DaemonSettings, MainConfig};
 
-struct FakeRunner {
+/// What the daemon's drills reach: a source that takes `took` to fail (or until the run
+/// is stopped), a local store, and a sandbox backend that is never needed. Records when
+/// each run began.
+struct FakeConnector {
     clock: Clock,
     took: Duration,
+    store: PathBuf,
     calls: Mutex<Vec<(String, jiff::Timestamp)>>,
-    /// Each call's `RunOptions::scheduled_for`.
-    scheduled: Mutex<Vec<Option<jiff::Timestamp>>>,
 }
 
-#[async_trait]
-impl DrillRunner for FakeRunner {
-    async fn run(
+struct SlowSource(Duration);
+
+#[async_trait::async_trait]
+impl crate::engine::DumpSource for SlowSource {
+    async fn start(
         &self,
-        drill: &Drill,
-        opts: RunOptions,
-        progress: &dyn Progress,
-        cancel: CancellationToken,
-    ) -> RunReport {
+        _: &crate::fingerprint::ChecksumPlan,
+    ) -> Result<crate::engine::StartedDump> {
+        tokio::time::sleep(self.0).await;
+        Err(Error::infra("the fake source has nothing to dump").retryable(false))
+    }
+}
+
+struct NoSandbox;
+
+#[async_trait::async_trait]
+impl crate::sandbox::SandboxBackend for NoSandbox {
+    fn describe(&self) -> String {
+        "no sandbox".into()
+    }
+    async fn check_image(&self, _: &str, _: &str) -> Result<String> {
+        Err(Error::infra("no sandbox"))
+    }
+    async fn provision(
+        &self,
+        _: &crate::sandbox::SandboxRequest,
+    ) -> Result<crate::sandbox::Sandbox> {
+        Err(Error::infra("no sandbox"))
+    }
+    async fn exec(
+        &self,
+        _: &crate::sandbox::Sandbox,
+        _: &[String],
+        _: Option<crate::sandbox::ExecStdin>,
+    ) -> Result<crate::sandbox::ExecOutput> {
+        Err(Error::infra("no sandbox"))
+    }
+    async fn state(&self, _: &crate::sandbox::Sandbox) -> Result<crate::sandbox::SandboxState> {
+        Err(Error::infra("no sandbox"))
+    }
+    async fn destroy(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn reap(&self, _: jiff::Timestamp, _: bool) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+impl Connector for FakeConnector {
+    fn connect(&self, drill: &Drill) -> Result<crate::drill::Parts> {
         self.calls
             .lock()
             .unwrap()
             .push((drill.name.clone(), self.clock.now()));
-        self.scheduled.lock().unwrap().push(opts.scheduled_for);
-        progress.stage_started(Stage::Dump);
-        tokio::select! {
-            _ = tokio::time::sleep(self.took) => {}
-            _ = cancel.cancelled() => {}
-        }
-        let mut r = synthetic_report(
-            &drill.name,
-            opts.run_id.as_deref().unwrap_or("x"),
-            String::new(),
-            "",
-        );
-        r.verdict = Verdict::Passed;
-        r.exit_code = 0;
-        r.error = None;
-        r
+        let (identity, recipient) = crate::age_keys::generate_identity();
+        Ok(crate::drill::Parts {
+            source: Box::new(SlowSource(self.took)),
+            store: Arc::new(crate::store::OpendalStore::local(&self.store)?),
+            sandbox: Arc::new(NoSandbox),
+            recipients: crate::age_keys::load_recipients(&[recipient], None)?,
+            identity: crate::secret::Secret::new(identity),
+        })
+    }
+}
+
+impl FakeConnector {
+    fn calls(&self) -> Vec<(String, jiff::Timestamp)> {
+        self.calls.lock().unwrap().clone()
     }
 }
 
@@ -61,7 +102,7 @@ fn setup(
     max_concurrent: usize,
     took: Duration,
     clock: Clock,
-) -> (Arc<Daemon>, Arc<FakeRunner>) {
+) -> (Arc<Daemon>, Arc<FakeConnector>) {
     let config = MainConfig {
         file: None,
         base_dir: dir.to_path_buf(),
@@ -77,13 +118,13 @@ fn setup(
         },
         ..Default::default()
     };
-    let runner = Arc::new(FakeRunner {
+    let runner = Arc::new(FakeConnector {
         clock,
         took,
+        store: dir.join("store"),
         calls: Mutex::new(Vec::new()),
-        scheduled: Mutex::new(Vec::new()),
     });
-    let d = Daemon::new(config, runner.clone(), CancellationToken::new()).unwrap();
+    let d = Daemon::new(config, runner.clone(), Stop::new()).unwrap();
     (d, runner)
 }
 
@@ -112,10 +153,24 @@ async fn cron_fires_on_time_and_jitter_stays_in_bounds() {
     for _ in 0..32 {
         advance(Duration::from_secs(60)).await;
     }
-    let calls = runner.calls.lock().unwrap().clone();
+    let calls = runner.calls();
     // 00:05 … 00:30: six firings.
     assert_eq!(calls.len(), 6, "{calls:?}");
-    let scheduled = runner.scheduled.lock().unwrap().clone();
+    // Each run's report keeps when its schedule fired, oldest first.
+    let mut scheduled: Vec<Option<jiff::Timestamp>> = d
+        .catalog
+        .runs(Some("a"), 10)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| {
+            serde_json::from_str::<RunReport>(r.report.as_deref().unwrap())
+                .unwrap()
+                .scheduled_for
+        })
+        .collect();
+    scheduled.truncate(calls.len());
     for (i, (_, at)) in calls.iter().enumerate() {
         let fire = t("2026-01-01T00:05:00Z").as_second() + 300 * i as i64;
         let late = at.as_second() - fire;
@@ -146,9 +201,7 @@ async fn a_drill_never_overlaps_itself() {
         advance(Duration::from_secs(60)).await;
     }
     let calls: Vec<i64> = runner
-        .calls
-        .lock()
-        .unwrap()
+        .calls()
         .iter()
         .map(|(_, at)| at.as_second())
         .collect();
@@ -174,15 +227,13 @@ async fn the_concurrency_limit_queues_drills_in_order() {
         d.start_run(n, RunOptions::default(), "test").unwrap();
     }
     advance(Duration::from_secs(1)).await;
-    assert_eq!(runner.calls.lock().unwrap().len(), 1);
+    assert_eq!(runner.calls().len(), 1);
     assert_eq!(d.queue_depth(), 2);
     for _ in 0..7 {
         advance(Duration::from_secs(60)).await;
     }
     let calls: Vec<(String, i64)> = runner
-        .calls
-        .lock()
-        .unwrap()
+        .calls()
         .iter()
         .map(|(n, at)| {
             (
@@ -260,7 +311,7 @@ async fn an_alertmanager_webhook_starts_the_labelled_drill_once_per_interval() {
         vec![("nope".to_string(), "no such drill".to_string())]
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(runner.calls.lock().unwrap().len(), 1);
+    assert_eq!(runner.calls().len(), 1);
     let (again, skipped) = d.alert_hook(&payload);
     assert!(again.is_empty());
     assert!(skipped[0].1.contains("hook_interval"));

@@ -6,9 +6,13 @@
 //! [`crate::sandbox::SandboxBackend::exec`]: the sandbox has no network, so everything
 //! happens inside it with the engine's own client tools.
 
+pub mod kind;
 pub mod mysql;
 pub mod mysqldump_scan;
 pub mod postgres;
+pub mod restore;
+
+pub use kind::Engine;
 
 use std::collections::BTreeMap;
 
@@ -61,7 +65,7 @@ pub struct StartedDump {
     pub meta: DumpMeta,
     pub fingerprint: Fingerprint,
     /// The tool's stdout, blocking: read on the pipeline's thread ([`dump_output`]).
-    pub output: std::fs::File,
+    pub output: Box<dyn std::io::Read + Send>,
     pub completion: BoxFuture<'static, Result<()>>,
     /// Sees every plain byte of the dump as it passes.
     pub inspector: Box<dyn DumpInspector>,
@@ -100,21 +104,18 @@ pub trait DumpSource: Send + Sync + 'static {
     /// returned stream must be read to the end for the tool to finish.
     /// Checks, without changing anything, that the source can be dumped: reachable, its
     /// version, the dump tool's, and the dump user's rights.
-    async fn doctor(&self) -> Vec<crate::doctor::Finding> {
+    async fn doctor(&self) -> Vec<crate::finding::Finding> {
         Vec::new()
+    }
+
+    /// The server's engine and release series (`15`, `10.11`): what picks the sandbox
+    /// image.
+    async fn server_series(&self) -> Result<(Engine, String)> {
+        Err(Error::config("this source has no server to ask"))
     }
 
     /// `checksums` says which tables get a content checksum in the fingerprint.
     async fn start(&self, checksums: &crate::fingerprint::ChecksumPlan) -> Result<StartedDump>;
-}
-
-/// The engines firedrill can restore in a sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    Postgres,
-    Mariadb,
-    Mysql,
 }
 
 /// Where the sandbox keeps the staged (still encrypted) artifact.
@@ -123,25 +124,6 @@ pub const STAGED_ARTIFACT: &str = "/var/lib/firedrill/staging/artifact.age";
 pub const SANDBOX_IDENTITY: &str = "/run/firedrill/identity";
 
 impl Engine {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Postgres => "postgres",
-            Engine::Mariadb => "mariadb",
-            Engine::Mysql => "mysql",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Engine> {
-        match s {
-            "postgres" => Ok(Engine::Postgres),
-            "mariadb" => Ok(Engine::Mariadb),
-            "mysql" => Ok(Engine::Mysql),
-            other => Err(Error::backup(format!(
-                "unknown engine `{other}` in manifest"
-            ))),
-        }
-    }
-
     /// The default sandbox image for a source's release series.
     pub fn default_image(self, major: &str) -> String {
         format!("firedrill-sandbox-{}:{major}", self.as_str())
@@ -221,7 +203,7 @@ impl Engine {
     /// Restores a file another tool made (verify-only drills): detects age encryption,
     /// zstd or gzip compression and, for PostgreSQL, custom or plain format, inside the
     /// sandbox. The decompressed stream is stopped past `max_plain_bytes` (see
-    /// [`external_plain_limit`]); plain SQL goes through [`PLAIN_SQL_SCREEN`] and psql's
+    /// [`crate::config::external_plain_limit`]); plain SQL goes through [`PLAIN_SQL_SCREEN`] and psql's
     /// restricted mode, so that the file cannot run psql meta-commands.
     pub fn restore_auto_cmd(self, database: &str, max_plain_bytes: u64) -> Vec<String> {
         let bound =
@@ -387,7 +369,7 @@ rm -f "$f""#
             let limit = line
                 .split_whitespace()
                 .find_map(|w| w.parse::<u64>().ok())
-                .map(crate::report::human_bytes)
+                .map(crate::human::human_bytes)
                 .unwrap_or_else(|| "its bound".into());
             return if external {
                 Error::backup(format!("the file decompresses to more than {limit}, the bound for files of other tools; the restore was stopped there (a decompression bomb, or a file far more compressible than dumps are)"))
@@ -487,21 +469,6 @@ pub const BOUND_FN: &str = r#"firedrill_bound() {
     exit 97
   fi
 }"#;
-
-/// The default of `source.max_expansion`: how many times its stored size a file of
-/// another tool may decompress to. SQL dumps compress 3 to 20 times, rarely 100 times; a
-/// zstd bomb of repeated bytes expands about 32,000 times.
-pub const DEFAULT_MAX_EXPANSION: u64 = 1000;
-/// Files this small once decompressed are never refused, whatever their ratio.
-pub const MIN_PLAIN_LIMIT: u64 = 64 << 20;
-
-/// The bound on the decompressed size of a file another tool stored: `max_expansion`
-/// times its stored size, and at least [`MIN_PLAIN_LIMIT`].
-pub fn external_plain_limit(stored_bytes: u64, max_expansion: u64) -> u64 {
-    stored_bytes
-        .saturating_mul(max_expansion)
-        .max(MIN_PLAIN_LIMIT)
-}
 
 /// A perl filter between a plain SQL file and psql. psql runs the backslash
 /// meta-commands in its input, and `\!` runs a shell command: a doctored plain dump would
@@ -693,9 +660,6 @@ mod tests {
         let my = Engine::Mariadb.restore_cmd(&["shop".into()], 78, 4);
         assert!(my[2].contains("firedrill_bound \"$1\"") && my[2].contains("$client_sandbox"));
         assert_eq!(my[4], "78");
-        assert_eq!(external_plain_limit(1, 1000), MIN_PLAIN_LIMIT);
-        assert_eq!(external_plain_limit(1 << 30, 1000), 1000 << 30);
-        assert_eq!(external_plain_limit(u64::MAX, 1000), u64::MAX);
     }
 
     #[test]

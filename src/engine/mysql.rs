@@ -18,8 +18,8 @@ use super::{
     MYSQL_CLIENT_SANDBOX, SANDBOX_IDENTITY, STAGED_ARTIFACT,
 };
 use crate::config::MysqlSpec;
-use crate::doctor::Finding;
 use crate::error::{Error, Result};
+use crate::finding::Finding;
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::sandbox::{Sandbox, SandboxBackend};
 use crate::secret::Secret;
@@ -577,6 +577,19 @@ pub fn write_grants(grant: &str) -> Vec<&'static str> {
 
 #[async_trait]
 impl DumpSource for MysqlSource {
+    async fn server_series(&self) -> Result<(Engine, String)> {
+        let mut conn = self.connect().await?;
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| self.db_error(e))?
+            .unwrap_or_default();
+        parse_server_version(&version).ok_or_else(|| {
+            Error::config(format!("cannot read the server version `{version}`"))
+                .with_hint("check that the source is MySQL or MariaDB")
+        })
+    }
+
     async fn doctor(&self) -> Vec<Finding> {
         let what = format!("source {}", self.target());
         let mut conn = match self.connect().await {
@@ -845,7 +858,7 @@ impl DumpSource for MysqlSource {
                 format: "sql".into(),
             },
             fingerprint,
-            output: stdout,
+            output: Box::new(stdout),
             completion,
             inspector: Box::new(MysqlInspector {
                 scanner: DumpScanner::new(),

@@ -13,8 +13,8 @@ use super::{
     tail, DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
 };
 use crate::config::PostgresSpec;
-use crate::doctor::Finding;
 use crate::error::{Error, Result};
+use crate::finding::Finding;
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::secret::Secret;
 
@@ -377,6 +377,19 @@ async fn tool_version(path: &Path) -> Result<(String, u32)> {
 
 #[async_trait]
 impl DumpSource for PostgresSource {
+    async fn server_series(&self) -> Result<(Engine, String)> {
+        let client = self.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version_num')::int / 10000",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::infra(format!("query on the source failed: {e}")).with_source(e))?;
+        let major: i32 = row.get(0);
+        Ok((Engine::Postgres, major.to_string()))
+    }
+
     async fn doctor(&self) -> Vec<Finding> {
         let spec = &self.spec;
         let what = format!(
@@ -599,7 +612,7 @@ impl DumpSource for PostgresSource {
                 format: "custom".into(),
             },
             fingerprint,
-            output: stdout,
+            output: Box::new(stdout),
             completion,
             inspector: Box::new(NoInspection),
         })

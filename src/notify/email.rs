@@ -74,7 +74,7 @@ fn html(page: &Page) -> String {
     row("Drill", &page.drill);
     row("Run", &page.run_id);
     if let Some(s) = &page.stage {
-        row("Failing stage", s);
+        row("Failing stage", s.as_str());
     }
     if let Some(e) = &page.error {
         row("Error", e);

@@ -212,7 +212,7 @@ pub fn pagerduty_body(page: &Page, routing_key: &str) -> Value {
             "source": "firedrill",
             "severity": page.severity.as_str(),
             "component": page.drill,
-            "group": page.stage.clone().unwrap_or_default(),
+            "group": page.stage.map(|s| s.as_str()).unwrap_or_default(),
             "class": "backup-drill",
             "timestamp": page.at.to_string(),
             "custom_details": {
@@ -279,7 +279,7 @@ pub fn alertmanager_body(page: &Page) -> Value {
         "labels": {
             "alertname": "FiredrillDrillFailed",
             "drill": page.drill,
-            "stage": page.stage.clone().unwrap_or_default(),
+            "stage": page.stage.map(|s| s.as_str()).unwrap_or_default(),
             "severity": page.severity.as_str(),
         },
         "annotations": {

@@ -19,41 +19,15 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Incident};
+pub use crate::config::notify::*;
 use crate::error::{Error, Result};
-use crate::report::{RunReport, Verdict};
+use crate::report::RunReport;
 use crate::secret::{SecretRef, SecretSource};
+use crate::status::RunStatus;
+pub use crate::status::{PageKind, Severity};
 
 pub use email::EmailNotifier;
 pub use http::{AlertmanagerNotifier, PagerDutyNotifier, SlackNotifier, WebhookNotifier};
-
-/// How bad it is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// The drill infrastructure failed (Docker, storage, the source unreachable).
-    Warning,
-    /// The backup is broken.
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PageKind {
-    Trigger,
-    Resolve,
-    Test,
-}
 
 /// What a page says. This is also the generic webhook's JSON body (schema version 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +41,7 @@ pub struct Page {
     pub incident_key: String,
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<crate::status::Stage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,10 +69,7 @@ impl Page {
                 "[firedrill {}] drill {} failed{}",
                 self.severity.as_str(),
                 self.drill,
-                self.stage
-                    .as_deref()
-                    .map(|s| format!(" at {s}"))
-                    .unwrap_or_default()
+                self.stage.map(|s| format!(" at {s}")).unwrap_or_default()
             ),
             PageKind::Resolve => format!("[firedrill resolved] drill {} passed again", self.drill),
             PageKind::Test => format!("[firedrill test] test page for drill {}", self.drill),
@@ -112,7 +83,7 @@ impl Page {
         line("drill", &self.drill);
         line("run", &self.run_id);
         if let Some(s) = &self.stage {
-            line("failing stage", s);
+            line("failing stage", s.as_str());
         }
         if let Some(e) = &self.error {
             line("error", e);
@@ -127,7 +98,7 @@ impl Page {
             let d: Vec<String> = self
                 .durations_ms
                 .iter()
-                .map(|(s, ms)| format!("{s} {}", crate::report::human_ms(*ms)))
+                .map(|(s, ms)| format!("{s} {}", crate::human::human_ms(*ms)))
                 .collect();
             line("stages", &d.join(", "));
         }
@@ -153,19 +124,21 @@ impl Page {
         base_url: Option<&str>,
         started_at: jiff::Timestamp,
     ) -> Page {
-        let summary = match (kind, r.verdict) {
+        let summary = match (kind, r.status()) {
             (PageKind::Resolve, _) => {
                 format!("The backup of {} restored and verified again.", r.drill)
             }
-            (_, Verdict::Failed) => {
+            (_, RunStatus::Failed) => {
                 "The backup did not survive its fire drill: it cannot be trusted to restore."
                     .to_string()
             }
-            (_, Verdict::Error) => {
-                "The fire drill could not run, so the backup is unproven. Retries were spent."
+            (_, RunStatus::Lost) => {
+                "The fire drill was lost with the process running it, so the backup is unproven."
                     .to_string()
             }
-            (_, Verdict::Passed) => "The drill passed.".to_string(),
+            (_, RunStatus::Passed) => "The drill passed.".to_string(),
+            _ => "The fire drill could not run, so the backup is unproven. Retries were spent."
+                .to_string(),
         };
         Page {
             schema: PAGE_SCHEMA.into(),
@@ -175,7 +148,7 @@ impl Page {
             run_id: r.run_id.clone(),
             incident_key: format!("firedrill/{}", r.drill),
             summary,
-            stage: r.failed_stage.map(|s| s.as_str().to_string()),
+            stage: r.failed_stage,
             error: r.error.as_ref().map(|e| e.message.clone()),
             hint: r.error.as_ref().and_then(|e| e.hint.clone()),
             artifact: r.artifact.as_ref().map(|a| a.location.clone()),
@@ -199,293 +172,6 @@ pub trait Notifier: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Delivers one page; an error says whether retrying can help.
     async fn send(&self, page: &Page) -> Result<()>;
-}
-
-// ---------------------------------------------------------------- configuration
-
-/// `[notify]` in the main config file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// Links in pages point here: `<base_url>/runs/<run id>`.
-    pub base_url: Option<String>,
-    /// Re-page an open incident after this long (e.g. "24h"); default: never.
-    pub reminder: Option<String>,
-    /// Give up on a notification after this long (default "24h").
-    pub expire_after: Option<String>,
-    #[serde(default, rename = "channel")]
-    pub channels: Vec<ChannelKind>,
-    #[serde(default, rename = "route")]
-    pub routes: Vec<RouteConfig>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ChannelKind {
-    Email(EmailConfig),
-    Webhook(WebhookConfig),
-    Slack(SlackConfig),
-    Pagerduty(PagerDutyConfig),
-    Alertmanager(AlertmanagerConfig),
-}
-
-/// Where a channel delivers, for `firedrill doctor`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    Smtp {
-        host: String,
-        port: u16,
-    },
-    Http(Vec<String>),
-    /// Held in a secret (Slack's webhook URL).
-    Unknown,
-}
-
-impl ChannelKind {
-    pub fn endpoint(&self) -> Endpoint {
-        match self {
-            ChannelKind::Email(c) => Endpoint::Smtp {
-                host: c.host.clone(),
-                port: c.port.unwrap_or(match c.tls {
-                    SmtpTls::Implicit => 465,
-                    SmtpTls::Starttls => 587,
-                    SmtpTls::None => 25,
-                }),
-            },
-            ChannelKind::Webhook(c) => Endpoint::Http(vec![c.url.clone()]),
-            ChannelKind::Slack(_) => Endpoint::Unknown,
-            ChannelKind::Pagerduty(c) => Endpoint::Http(vec![c
-                .events_url
-                .clone()
-                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into())]),
-            ChannelKind::Alertmanager(c) => Endpoint::Http(c.urls.clone()),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            ChannelKind::Email(c) => &c.name,
-            ChannelKind::Webhook(c) => &c.name,
-            ChannelKind::Slack(c) => &c.name,
-            ChannelKind::Pagerduty(c) => &c.name,
-            ChannelKind::Alertmanager(c) => &c.name,
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpTls {
-    /// TLS from the first byte (port 465).
-    Implicit,
-    /// Plain, then STARTTLS (port 587). The default.
-    #[default]
-    Starttls,
-    /// No TLS: only for a relay on localhost or a trusted network.
-    None,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    /// How routes and the outbox name this channel.
-    pub name: String,
-    pub host: String,
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    pub from: String,
-    pub to: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// How routes and the outbox name this channel.
-    pub name: String,
-    pub url: String,
-    /// Signs each body: `X-Firedrill-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
-    pub secret: Option<SecretRef>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    /// How routes and the outbox name this channel.
-    pub name: String,
-    /// The incoming-webhook URL is a credential: from env or a file.
-    pub webhook_url: SecretRef,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PagerDutyConfig {
-    /// How routes and the outbox name this channel.
-    pub name: String,
-    pub routing_key: SecretRef,
-    /// Default: https://events.pagerduty.com/v2/enqueue
-    pub events_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerConfig {
-    /// How routes and the outbox name this channel.
-    pub name: String,
-    /// Every Alertmanager of an HA cluster; each gets every alert.
-    pub urls: Vec<String>,
-}
-
-/// Which channels get what.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Severities this route takes (default: both).
-    #[serde(default)]
-    pub severity: Vec<Severity>,
-    /// Drill names; `*` at the end matches a prefix (default: every drill).
-    #[serde(default)]
-    pub drills: Vec<String>,
-    pub channels: Vec<String>,
-}
-
-/// `[notify]`, checked.
-#[derive(Debug, Clone, Default)]
-pub struct NotifySpec {
-    pub base_url: Option<String>,
-    pub reminder: Option<Duration>,
-    pub expire_after: Duration,
-    pub channels: Vec<(String, ChannelKind)>,
-    pub routes: Vec<RouteConfig>,
-}
-
-/// Checks `[notify]` offline; problems are `(field, message, fix)`.
-pub fn validate(
-    cfg: &NotifyConfig,
-) -> std::result::Result<NotifySpec, Vec<(String, String, String)>> {
-    let mut p: Vec<(String, String, String)> = Vec::new();
-    let mut names = Vec::new();
-    let dur = |p: &mut Vec<(String, String, String)>, field: &str, v: &Option<String>| {
-        v.as_ref().and_then(|s| {
-            crate::config::parse_duration(s)
-                .map_err(|m| p.push((field.into(), m, "write e.g. \"24h\"".into())))
-                .ok()
-        })
-    };
-    let reminder = dur(&mut p, "notify.reminder", &cfg.reminder);
-    let expire_after = dur(&mut p, "notify.expire_after", &cfg.expire_after)
-        .unwrap_or(Duration::from_secs(86_400));
-    for (i, c) in cfg.channels.iter().enumerate() {
-        let f = format!("notify.channel[{i}]");
-        if c.name().trim().is_empty() || names.iter().any(|n: &String| n == c.name()) {
-            p.push((
-                format!("{f}.name"),
-                format!("`{}` is empty or used twice", c.name()),
-                "give each channel its own name".into(),
-            ));
-        }
-        names.push(c.name().to_string());
-        let secret = |p: &mut Vec<(String, String, String)>, field: &str, r: &SecretRef| {
-            if let Err(m) = r.validate() {
-                p.push((
-                    format!("{f}.{field}"),
-                    m,
-                    "secrets are never inline: { env = \"VAR\" } or { file = \"/path\" }".into(),
-                ));
-            }
-        };
-        let url = |p: &mut Vec<(String, String, String)>, field: &str, u: &str| {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                p.push((
-                    format!("{f}.{field}"),
-                    format!("`{u}` is not an http(s) URL"),
-                    "write the full URL, e.g. https://hooks.example.com/firedrill".into(),
-                ));
-            }
-        };
-        match c {
-            ChannelKind::Email(e) => {
-                if e.to.is_empty() {
-                    p.push((
-                        format!("{f}.to"),
-                        "no recipients".into(),
-                        "list at least one address".into(),
-                    ));
-                }
-                for (j, a) in e.to.iter().chain(std::iter::once(&e.from)).enumerate() {
-                    if a.parse::<lettre::message::Mailbox>().is_err() {
-                        p.push((format!("{f}.{}", if j < e.to.len() { format!("to[{j}]") } else { "from".into() }), format!("`{a}` is not an email address"), "write e.g. \"oncall@example.com\" or \"Firedrill <firedrill@example.com>\"".into()));
-                    }
-                }
-                if let Some(pw) = &e.password {
-                    secret(&mut p, "password", pw);
-                    if e.username.is_none() {
-                        p.push((
-                            format!("{f}.username"),
-                            "a password without a username".into(),
-                            "add username".into(),
-                        ));
-                    }
-                }
-            }
-            ChannelKind::Webhook(w) => {
-                url(&mut p, "url", &w.url);
-                if let Some(s) = &w.secret {
-                    secret(&mut p, "secret", s);
-                }
-            }
-            ChannelKind::Slack(s) => secret(&mut p, "webhook_url", &s.webhook_url),
-            ChannelKind::Pagerduty(d) => {
-                secret(&mut p, "routing_key", &d.routing_key);
-                if let Some(u) = &d.events_url {
-                    url(&mut p, "events_url", u);
-                }
-            }
-            ChannelKind::Alertmanager(a) => {
-                if a.urls.is_empty() {
-                    p.push((
-                        format!("{f}.urls"),
-                        "no Alertmanager URLs".into(),
-                        "list each Alertmanager, e.g. [\"http://alertmanager:9093\"]".into(),
-                    ));
-                }
-                for u in &a.urls {
-                    url(&mut p, "urls", u);
-                }
-            }
-        }
-    }
-    for (i, r) in cfg.routes.iter().enumerate() {
-        for c in &r.channels {
-            if !names.contains(c) {
-                p.push((
-                    format!("notify.route[{i}].channels"),
-                    format!("no channel named `{c}`"),
-                    format!("use one of: {}", names.join(", ")),
-                ));
-            }
-        }
-    }
-    if !p.is_empty() {
-        return Err(p);
-    }
-    Ok(NotifySpec {
-        base_url: cfg.base_url.clone(),
-        reminder,
-        expire_after,
-        channels: cfg
-            .channels
-            .iter()
-            .map(|c| (c.name().to_string(), c.clone()))
-            .collect(),
-        routes: cfg.routes.clone(),
-    })
 }
 
 fn load(r: &SecretRef, base: &std::path::Path, what: &str) -> Result<crate::secret::Secret> {
@@ -559,51 +245,51 @@ pub fn route(spec: &NotifySpec, drill: &str, severity: Severity) -> Vec<String> 
     out
 }
 
-/// What a finished run means for paging.
-pub fn classify(r: &RunReport) -> Option<Severity> {
-    match r.verdict {
-        Verdict::Passed => None,
-        Verdict::Failed => Some(Severity::Critical),
-        Verdict::Error => Some(Severity::Warning),
-    }
-}
-
-/// Decides what to page about a finished run and puts it in the outbox. Returns how
-/// many notifications were queued.
+/// Decides what to page about a finished run ([`RunStatus::page`]) and puts it in the
+/// outbox: a trigger for a run that pages (once per incident, again when it escalates or
+/// the reminder is due), a resolve to every channel paged when a run passes, nothing for a
+/// run an operator or a shutdown stopped. Returns how many notifications were queued.
 pub async fn on_run_finished(
     catalog: &dyn Catalog,
     spec: &NotifySpec,
     r: &RunReport,
 ) -> Result<usize> {
     let now = r.finished_at;
+    let status = r.status();
     let open = catalog.incident(&r.drill).await?;
     let mut queued = 0;
-    match (classify(r), open) {
-        (None, None) => {}
-        (None, Some(inc)) => {
+    match (status.page(), open) {
+        (None, Some(inc)) if status.resolves() => {
             let mut page = Page::from_report(
                 r,
                 PageKind::Resolve,
-                severity_of(&inc.severity),
+                inc.severity,
                 spec.base_url.as_deref(),
                 inc.opened_at,
             );
             // The resolve names the alert it ends (Alertmanager matches on labels).
-            page.stage = inc.stage.clone();
+            page.stage = inc.stage;
             let body = serde_json::to_string(&page).map_err(|e| Error::internal(e.to_string()))?;
             for ch in &inc.channels {
                 catalog
-                    .enqueue(ch, &r.drill, "resolve", &body, jiff::Timestamp::now())
+                    .enqueue(
+                        ch,
+                        &r.drill,
+                        PageKind::Resolve,
+                        &body,
+                        jiff::Timestamp::now(),
+                    )
                     .await?;
                 queued += 1;
             }
             catalog.close_incident(&r.drill).await?;
         }
+        (None, _) => {}
         (Some(sev), open) => {
             let (page_now, opened_at, mut channels) = match &open {
                 None => (true, now, Vec::new()),
                 Some(inc) => {
-                    let escalated = sev > severity_of(&inc.severity);
+                    let escalated = sev > inc.severity;
                     let remind = spec.reminder.is_some_and(|d| {
                         now.as_second() - inc.last_paged_at.as_second() >= d.as_secs() as i64
                     });
@@ -623,24 +309,27 @@ pub async fn on_run_finished(
                     serde_json::to_string(&page).map_err(|e| Error::internal(e.to_string()))?;
                 for ch in &targets {
                     catalog
-                        .enqueue(ch, &r.drill, "trigger", &body, jiff::Timestamp::now())
+                        .enqueue(
+                            ch,
+                            &r.drill,
+                            PageKind::Trigger,
+                            &body,
+                            jiff::Timestamp::now(),
+                        )
                         .await?;
                     queued += 1;
                     if !channels.contains(ch) {
                         channels.push(ch.clone());
                     }
                 }
-                let severity = open
-                    .as_ref()
-                    .map(|i| severity_of(&i.severity).max(sev))
-                    .unwrap_or(sev);
+                let severity = open.as_ref().map(|i| i.severity.max(sev)).unwrap_or(sev);
                 catalog
                     .put_incident(&Incident {
                         drill: r.drill.clone(),
                         opened_at,
                         last_paged_at: now,
-                        severity: severity.as_str().into(),
-                        stage: r.failed_stage.map(|s| s.as_str().into()),
+                        severity,
+                        stage: r.failed_stage,
                         run_id: r.run_id.clone(),
                         channels,
                     })
@@ -651,20 +340,15 @@ pub async fn on_run_finished(
     Ok(queued)
 }
 
-fn severity_of(s: &str) -> Severity {
-    if s == "critical" {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    }
-}
-
 /// What one delivery pass did.
 #[derive(Debug, Default, Serialize)]
 pub struct Delivery {
     pub sent: usize,
     pub retrying: usize,
     pub expired: usize,
+    /// The delivery pass ran out of time; what it did not reach stays queued.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 /// Sends every due notification once. Failures are rescheduled with exponential backoff
@@ -761,6 +445,93 @@ async fn deliver(
     Ok(d)
 }
 
+/// The channels of one process, built once (their secrets read), and the paging of
+/// finished runs through them: the same for the CLI and the daemon.
+pub struct Pager {
+    pub spec: NotifySpec,
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+/// What paging about one run did.
+#[derive(Debug, Default, Serialize)]
+pub struct Paged {
+    /// Notifications queued in the outbox (or sent directly, without a catalog).
+    pub queued: usize,
+    pub delivery: Delivery,
+}
+
+impl Pager {
+    /// Builds every configured channel; `None` when there are none.
+    pub fn new(spec: &NotifySpec, base: &std::path::Path) -> Result<Option<Pager>> {
+        if spec.channels.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Pager {
+            spec: spec.clone(),
+            notifiers: build_notifiers(spec, base)?,
+        }))
+    }
+
+    /// Pages about a finished run as [`RunStatus::page`] says, then delivers what is due
+    /// (within `limit`; the rest stays queued). Without a catalog there is no outbox and
+    /// no incident to dedupe against: a run that pages is sent straight to its channels,
+    /// so that a failed step pages even then.
+    pub async fn page(
+        &self,
+        catalog: Option<&dyn Catalog>,
+        r: &RunReport,
+        limit: Duration,
+    ) -> Result<Paged> {
+        let Some(catalog) = catalog else {
+            return self.page_directly(r).await;
+        };
+        let queued = on_run_finished(catalog, &self.spec, r).await?;
+        let delivery =
+            match tokio::time::timeout(limit, deliver_due(catalog, &self.spec, &self.notifiers))
+                .await
+            {
+                Ok(d) => d?,
+                Err(_) => Delivery {
+                    timed_out: true,
+                    ..Delivery::default()
+                },
+            };
+        Ok(Paged { queued, delivery })
+    }
+
+    async fn page_directly(&self, r: &RunReport) -> Result<Paged> {
+        let Some(sev) = r.status().page() else {
+            return Ok(Paged::default());
+        };
+        let page = Page::from_report(
+            r,
+            PageKind::Trigger,
+            sev,
+            self.spec.base_url.as_deref(),
+            r.finished_at,
+        );
+        let mut paged = Paged::default();
+        for name in route(&self.spec, &r.drill, sev) {
+            let Some(n) = self.notifiers.iter().find(|n| n.name() == name) else {
+                continue;
+            };
+            paged.queued += 1;
+            match tokio::time::timeout(Duration::from_secs(30), n.send(&page)).await {
+                Ok(Ok(())) => paged.delivery.sent += 1,
+                Ok(Err(e)) => {
+                    tracing::error!(channel = %name, "page not delivered (no catalog to keep it for a retry): {e}");
+                    paged.delivery.expired += 1;
+                }
+                Err(_) => {
+                    tracing::error!(channel = %name, "page not delivered within 30s (no catalog to keep it for a retry)");
+                    paged.delivery.expired += 1;
+                }
+            }
+        }
+        Ok(paged)
+    }
+}
+
 /// Sends a test page through each named channel (all when empty) directly, reporting
 /// per channel whether it was accepted.
 pub async fn send_test(
@@ -800,16 +571,26 @@ pub async fn send_test(
 mod tests {
     use super::*;
     use crate::catalog::SqliteCatalog;
+    use crate::error::ErrorKind;
     use crate::report::{ErrorReport, Stage};
+    use crate::status::Verdict;
 
     fn report(verdict: Verdict, at: i64) -> RunReport {
+        let kind = match verdict {
+            Verdict::Failed => ErrorKind::Backup,
+            _ => ErrorKind::Infrastructure,
+        };
+        stopped_by(verdict, kind, at)
+    }
+
+    fn stopped_by(verdict: Verdict, kind: ErrorKind, at: i64) -> RunReport {
         let ts = jiff::Timestamp::from_second(1_800_000_000 + at).unwrap();
         RunReport {
             verdict,
             exit_code: verdict.exit_code(),
             failed_stage: (verdict != Verdict::Passed).then_some(Stage::Restore),
             error: (verdict != Verdict::Passed).then(|| ErrorReport {
-                kind: "backup".into(),
+                kind,
                 message: "artifact hash mismatch".into(),
                 hint: Some("drill an earlier one".into()),
                 retryable: false,
@@ -946,6 +727,43 @@ mod tests {
                 .unwrap(),
             2
         );
+    }
+
+    /// An operator's cancel and a shutdown page nobody and resolve nothing; a run lost
+    /// with its process pages a warning.
+    #[tokio::test]
+    async fn stops_are_silent_and_a_lost_run_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        let s = spec(None);
+        for kind in [ErrorKind::Cancelled, ErrorKind::Interrupted] {
+            assert_eq!(
+                on_run_finished(&c, &s, &stopped_by(Verdict::Error, kind, 0))
+                    .await
+                    .unwrap(),
+                0,
+                "{kind:?}"
+            );
+        }
+        assert!(c.incident("shop").await.unwrap().is_none());
+        assert_eq!(
+            on_run_finished(&c, &s, &stopped_by(Verdict::Error, ErrorKind::Lost, 10))
+                .await
+                .unwrap(),
+            1,
+            "a warning, through the warning route"
+        );
+        // A stop does not resolve the open incident either: it proved nothing.
+        on_run_finished(
+            &c,
+            &s,
+            &stopped_by(Verdict::Error, ErrorKind::Interrupted, 20),
+        )
+        .await
+        .unwrap();
+        assert!(c.incident("shop").await.unwrap().is_some());
+        let kinds: Vec<PageKind> = c.outbox(10).await.unwrap().iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, [PageKind::Trigger]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::html;
-use crate::report::{human_bytes, human_ms};
+use crate::human::{human_bytes, human_ms};
 
 /// What the y values are, which decides round tick steps and labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use super::{html, outcome_key, run_ms, stage_error, status_label, verdict_sentence};
-use crate::report::{human_bytes, human_ms, ErrorReport, Outcome, RunReport, Stage, StageReport};
+use crate::human::{human_bytes, human_ms};
+use crate::report::{ErrorReport, Outcome, RunReport, Stage, StageReport};
 
 /// The whole report as an HTML page.
 pub fn html_page(r: &RunReport) -> String {
@@ -54,13 +55,13 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#
 h1{font-size:1.6rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:1.8rem 0 .6rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
 .verdict{margin:.2rem 0 1rem;color:#57606a}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff;font-size:.95rem;vertical-align:middle}
-.v-passed{background:var(--ok)}.v-failed{background:var(--bad)}.v-error{background:var(--late)}.v-aborted{background:var(--stop)}
+.v-passed{background:var(--ok)}.v-failed{background:var(--bad)}.v-error{background:var(--late)}.v-cancelled,.v-interrupted,.v-stopped{background:var(--stop)}.v-lost{background:var(--late)}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid #eaeef2}
 th{background:#f6f8fa;font-weight:600}table.summary th{width:12rem}
 td.num{text-align:right;white-space:nowrap}code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 .mono{word-break:break-all}pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap;margin:.3rem 0}
 .o{display:inline-block;padding:0 .45rem;border-radius:.3rem;color:#fff;white-space:nowrap}
-.o-passed{background:var(--ok)}.o-failed{background:var(--bad)}.o-timed-out{background:var(--late)}.o-aborted{background:var(--stop)}.o-skipped{background:var(--skip)}
+.o-passed{background:var(--ok)}.o-failed{background:var(--bad)}.o-timed-out{background:var(--late)}.o-cancelled,.o-interrupted,.o-stopped{background:var(--stop)}.o-skipped{background:var(--skip)}
 .error{border:1px solid var(--bad);border-left:6px solid var(--bad);background:#fff5f5;padding:.6rem 1rem;border-radius:.3rem;margin:1rem 0}
 .error h2{border:0;margin:0 0 .3rem;color:var(--bad)}.hint{color:#1f2328}.hint::before{content:'hint: ';font-weight:600}
 .null{color:#8c959f;font-style:italic}.timeline{overflow-x:auto}ul.mismatch li{margin:.2rem 0}
@@ -72,11 +73,7 @@ pub(crate) fn error_box(r: &RunReport, e: &ErrorReport) -> String {
         .failed_stage
         .map(|s| format!(" at stage {s}"))
         .unwrap_or_default();
-    let kind = if e.kind.is_empty() {
-        String::new()
-    } else {
-        format!(" <span class=\"mono\">({})</span>", html(&e.kind))
-    };
+    let kind = format!(" <span class=\"mono\">({})</span>", e.kind.as_str());
     format!(
         "<section class=\"error\">\n<h2>Error{}{kind}</h2>\n{}</section>\n",
         html(&at),
@@ -326,7 +323,7 @@ fn colour(o: Outcome) -> &'static str {
         Outcome::Passed => "#2e7d32",
         Outcome::Failed => "#c62828",
         Outcome::TimedOut => "#e65100",
-        Outcome::Aborted => "#6d4c41",
+        Outcome::Cancelled | Outcome::Interrupted | Outcome::Stopped => "#6d4c41",
         Outcome::Skipped => "#9e9e9e",
     }
 }
@@ -503,7 +500,7 @@ mod tests {
             exit_code: 1,
             failed_stage: Some(Stage::Verify),
             error: Some(ErrorReport {
-                kind: "verification".into(),
+                kind: crate::error::ErrorKind::Verification,
                 message: format!("assertion {nasty} failed"),
                 hint: Some(format!("hint {nasty}")),
                 retryable: false,
@@ -528,6 +525,7 @@ mod tests {
                 actual: None,
                 passed: false,
                 error: Some(nasty.into()),
+                guard: false,
             }],
             ..RunReport::empty(nasty, nasty, at)
         }

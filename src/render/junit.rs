@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 
 use super::{run_ms, seconds, stage_error, verdict_sentence, xml_attr, xml_text};
 use crate::fingerprint::Mismatch;
-use crate::report::{human_bytes, human_ms, ErrorReport, Outcome, RunReport, StageReport, Verdict};
+use crate::human::{human_bytes, human_ms};
+use crate::report::{ErrorReport, Outcome, RunReport, StageReport, Verdict};
 
 /// The report as a JUnit XML document, `hostname` being this machine's name.
 pub fn junit_xml(r: &RunReport) -> String {
@@ -180,7 +181,11 @@ fn cases(r: &RunReport) -> Vec<Case> {
     });
     if r.verdict != Verdict::Passed && !shows_problem {
         let (kind, message, body) = match &r.error {
-            Some(e) => (e.kind.clone(), e.message.clone(), error_body(e)),
+            Some(e) => (
+                e.kind.as_str().to_string(),
+                e.message.clone(),
+                error_body(e),
+            ),
             None => (r.status().to_string(), verdict_sentence(r), String::new()),
         };
         let result = if r.verdict == Verdict::Failed {
@@ -211,8 +216,7 @@ fn stage_case(r: &RunReport, s: &StageReport, classname: &str) -> Case {
     let error = stage_error(r, s);
     let kind = |default: &str| {
         error
-            .map(|e| e.kind.clone())
-            .filter(|k| !k.is_empty())
+            .map(|e| e.kind.as_str().to_string())
             .unwrap_or_else(|| default.to_string())
     };
     let message = |default: String| error.map(|e| e.message.clone()).unwrap_or(default);
@@ -234,10 +238,16 @@ fn stage_case(r: &RunReport, s: &StageReport, classname: &str) -> Case {
             )),
             body: body(),
         },
-        Outcome::Aborted => CaseResult::Error {
-            kind: kind("aborted"),
-            message: message(format!("stage {} was aborted", s.stage)),
+        Outcome::Cancelled | Outcome::Interrupted => CaseResult::Error {
+            kind: kind(s.outcome.as_str()),
+            message: message(format!("stage {} was {}", s.stage, s.outcome.label())),
             body: body(),
+        },
+        Outcome::Stopped => CaseResult::Skipped {
+            message: match r.failed_stage {
+                Some(f) => format!("stopped: stage {f} failed first"),
+                None => "stopped: another stage failed first".to_string(),
+            },
         },
         Outcome::Skipped => CaseResult::Skipped {
             message: match r.failed_stage {
@@ -399,7 +409,7 @@ mod tests {
             failed_stage: Some(Stage::Verify),
             finished_at: "2026-11-26T10:00:07.250Z".parse().unwrap(),
             error: Some(ErrorReport {
-                kind: "verification".into(),
+                kind: crate::error::ErrorKind::Verification,
                 message: format!("assertion {nasty} failed"),
                 hint: Some(format!("look at {nasty}")),
                 retryable: false,
@@ -435,6 +445,7 @@ mod tests {
                     actual: Some("999".into()),
                     passed: false,
                     error: None,
+                    guard: false,
                 },
                 AssertionResult {
                     name: "ok one".into(),
@@ -442,6 +453,7 @@ mod tests {
                     actual: Some("0".into()),
                     passed: true,
                     error: None,
+                    guard: false,
                 },
             ],
             ..RunReport::empty(&format!("shop {nasty}"), "run-1", at)
@@ -505,7 +517,7 @@ mod tests {
                 stage(Stage::Provision, Outcome::TimedOut, 60_000),
                 stage(Stage::Restore, Outcome::Skipped, 0),
                 stage(Stage::Verify, Outcome::Skipped, 0),
-                stage(Stage::Teardown, Outcome::Aborted, 5),
+                stage(Stage::Teardown, Outcome::Interrupted, 5),
             ],
             ..RunReport::empty("d", "r", at)
         };
@@ -525,7 +537,7 @@ mod tests {
             verdict: Verdict::Error,
             exit_code: 2,
             error: Some(ErrorReport {
-                kind: "config".into(),
+                kind: crate::error::ErrorKind::Config,
                 message: "no such drill".into(),
                 hint: None,
                 retryable: false,

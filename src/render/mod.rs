@@ -12,7 +12,8 @@ pub mod junit;
 pub use html::{html_page, stage_timeline_svg};
 pub use junit::{junit_xml, junit_xml_on_host};
 
-use crate::report::{ErrorReport, Outcome, RunReport, StageReport, Verdict};
+use crate::report::{ErrorReport, Outcome, RunReport, StageReport};
+use crate::status::RunStatus;
 
 /// Whether XML 1.0 allows this character at all (escaped or not): `#x9 | #xA | #xD |
 /// [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`. Surrogates cannot occur in a
@@ -79,14 +80,9 @@ pub(crate) fn html(s: &str) -> String {
     out
 }
 
-/// The run's status in capitals, for badges: PASSED, FAILED, ERROR, ABORTED.
-pub(crate) fn status_label(r: &RunReport) -> &'static str {
-    match r.status() {
-        "passed" => "PASSED",
-        "failed" => "FAILED",
-        "aborted" => "ABORTED",
-        _ => "ERROR",
-    }
+/// The run's status in capitals, for badges: PASSED, FAILED, ERROR, INTERRUPTED, …
+pub(crate) fn status_label(r: &RunReport) -> String {
+    r.status().as_str().to_uppercase()
 }
 
 /// One sentence saying what the verdict means, as the terminal report says it.
@@ -95,10 +91,19 @@ pub(crate) fn verdict_sentence(r: &RunReport) -> String {
         .failed_stage
         .map(|s| format!(" (stage {s})"))
         .unwrap_or_default();
-    match r.verdict {
-        Verdict::Passed => "the backup restored and matches the source".to_string(),
-        Verdict::Failed => format!("the backup did not survive the drill{at}"),
-        Verdict::Error => format!("the drill could not run{at}"),
+    match r.status() {
+        RunStatus::Passed => "the backup restored and matches the source".to_string(),
+        RunStatus::Failed => format!("the backup did not survive the drill{at}"),
+        RunStatus::Cancelled => {
+            format!("an operator stopped the drill{at}; the backup is unproven")
+        }
+        RunStatus::Interrupted => {
+            format!("firedrill shut down during the drill{at}; the backup is unproven")
+        }
+        RunStatus::Lost => {
+            format!("the drill was lost with its process{at}; the backup is unproven")
+        }
+        _ => format!("the drill could not run{at}"),
     }
 }
 
@@ -119,7 +124,7 @@ pub(crate) fn stage_error<'a>(r: &'a RunReport, s: &'a StageReport) -> Option<&'
     s.error.as_ref().or_else(|| {
         let stopped = matches!(
             s.outcome,
-            Outcome::Failed | Outcome::TimedOut | Outcome::Aborted
+            Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled | Outcome::Interrupted
         );
         if stopped && r.failed_stage == Some(s.stage) {
             r.error.as_ref()
@@ -135,7 +140,9 @@ pub(crate) fn outcome_key(o: Outcome) -> &'static str {
         Outcome::Passed => "passed",
         Outcome::Failed => "failed",
         Outcome::TimedOut => "timed-out",
-        Outcome::Aborted => "aborted",
+        Outcome::Cancelled => "cancelled",
+        Outcome::Interrupted => "interrupted",
+        Outcome::Stopped => "stopped",
         Outcome::Skipped => "skipped",
     }
 }

@@ -80,22 +80,30 @@ pub fn build_store(
     }
 }
 
-/// The files of one run in storage, under `<prefix><drill>/<run>/`.
-pub const ARTIFACT_FILE: &str = "artifact.dump.zst.age";
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// The last drill's verdict on the artifact (so a rebuilt catalog knows it).
-pub const VERIFIED_FILE: &str = "verified.json";
+mod run_dir;
 
-/// The key of one of a run's files: `<prefix><drill>/<run>/<file>`.
-pub fn run_key(spec: &StorageSpec, drill: &str, run_id: &str, file: &str) -> String {
-    format!("{}{run_id}/{file}", drill_prefix(spec, drill))
+pub use run_dir::{RunDir, VerificationMarker, ARTIFACT_FILE, MANIFEST_FILE, VERIFIED_FILE};
+
+/// What a store says went wrong, kept as the [`Error`]'s source so that the caller, who
+/// knows what the key meant, can decide what the failure means (a manifest missing from
+/// a run the drill just made is a broken backup; one missing for a run id a person typed
+/// is a usage error). Classified from the backend's own error kinds and OS error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreFault {
+    #[error("no such object")]
+    NotFound,
+    #[error("the key leads outside the store")]
+    OutsideRoot,
+    #[error("the storage is full")]
+    NoSpace,
+    #[error("access denied")]
+    Denied,
 }
 
-/// Another file of the same run as `key`.
-pub fn sibling(key: &str, file: &str) -> String {
-    match key.rsplit_once('/') {
-        Some((dir, _)) => format!("{dir}/{file}"),
-        None => file.to_string(),
+impl StoreFault {
+    /// What the store said about a failed operation, if it was one of these.
+    pub fn of(e: &Error) -> Option<StoreFault> {
+        e.find::<StoreFault>().copied()
     }
 }
 

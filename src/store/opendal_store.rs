@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use std::time::Duration;
 
-use super::{ArtifactStore, ByteStream, Upload};
+use super::{ArtifactStore, ByteStream, StoreFault, Upload};
 use crate::config::StorageSpec;
 use crate::error::{Error, Result};
 use crate::secret::SecretSource;
@@ -207,25 +207,71 @@ fn base64_std(data: &[u8]) -> String {
     out
 }
 
-/// Maps an OpenDAL error to ours: not-found and permission errors say what to fix and are
-/// not retried; temporary ones are.
-fn map_err(e: opendal::Error, what: &str) -> Error {
+/// What the backend's error says in our terms, from its kind and, for a local disk, the
+/// OS error under it.
+fn fault_of(e: &opendal::Error) -> Option<StoreFault> {
     match e.kind() {
-        OdKind::NotFound => Error::backup(format!("{what}: not found ({e})")).with_hint(
-            "the object is missing from storage; list artifacts or check the storage prefix",
-        ),
-        OdKind::PermissionDenied => Error::infra(format!("{what}: access denied ({e})"))
+        OdKind::NotFound => return Some(StoreFault::NotFound),
+        OdKind::PermissionDenied => return Some(StoreFault::Denied),
+        _ => {}
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            // ENOSPC, EDQUOT
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) || matches!(io.raw_os_error(), Some(28 | 122))
+            {
+                return Some(StoreFault::NoSpace);
+            }
+        }
+        next = cause.source();
+    }
+    None
+}
+
+/// Maps an OpenDAL error to ours: not-found and permission errors say what to fix and are
+/// not retried; temporary ones are. The typed fault is kept as the source, for callers
+/// that know what a missing object means.
+fn map_err(e: opendal::Error, what: &str) -> Error {
+    let fault = fault_of(&e);
+    let err = match (fault, e.kind()) {
+        (Some(StoreFault::NotFound), _) => Error::backup(format!("{what}: not found ({e})"))
+            .with_hint("the object is missing from storage; list artifacts or check the storage prefix"),
+        (Some(StoreFault::Denied), _) => Error::infra(format!("{what}: access denied ({e})"))
             .with_hint("check the storage credentials (key id and secret) and that they may read and write this bucket and prefix")
             .retryable(false),
-        OdKind::ConfigInvalid => {
+        (Some(StoreFault::NoSpace), _) => Error::infra(format!("{what}: the storage is full ({e})"))
+            .with_hint("free space there, or delete old artifacts with `firedrill prune`")
+            .retryable(false),
+        (_, OdKind::ConfigInvalid) => {
             Error::config(format!("{what}: invalid storage configuration ({e})"))
         }
-        OdKind::RateLimited => {
+        (_, OdKind::RateLimited) => {
             Error::infra(format!("{what}: throttled by storage ({e})")).retryable(true)
         }
         _ => Error::infra(format!("{what}: {e}"))
             .retryable(e.is_temporary() || e.kind() == OdKind::Unexpected),
+    };
+    match fault {
+        Some(f) => err.with_source(f),
+        None => err.with_source(e),
     }
+}
+
+/// Refuses a key that could lead outside the store's root (`..`, an absolute path): keys
+/// are firedrill's own, but some come from manifests and users.
+fn check_key(key: &str) -> Result<()> {
+    if key.starts_with('/') || key.contains('\\') || key.split('/').any(|p| p == "..") {
+        return Err(Error::config(format!(
+            "storage key `{}` leads outside the store",
+            key.escape_debug()
+        ))
+        .with_source(StoreFault::OutsideRoot));
+    }
+    Ok(())
 }
 
 impl OpendalStore {
@@ -242,17 +288,11 @@ impl OpendalStore {
     /// A failed write, naming where it was going (the file, for a local store) and, when
     /// the disk is full, what to do about it.
     fn write_error(&self, e: opendal::Error, what: &str, key: &str) -> Error {
-        let full = e.to_string().contains("os error 28");
         let place = match &self.root {
             Some(root) => root.join(key).display().to_string(),
             None => format!("{key} in {}", self.description),
         };
-        let err = map_err(e, &format!("{what} {place}"));
-        if full {
-            err.with_hint("the storage is full: free space there, or delete old artifacts with `firedrill prune`; nothing of this upload was kept")
-        } else {
-            err
-        }
+        map_err(e, &format!("{what} {place}"))
     }
 }
 
@@ -301,6 +341,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn put_stream(&self, key: &str, mut chunks: mpsc::Receiver<Upload>) -> Result<u64> {
+        check_key(key)?;
         let mut upload = Unfinished(Some(
             self.op
                 .writer_with(key)
@@ -339,6 +380,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        check_key(key)?;
         self.op
             .write(key, data)
             .await
@@ -347,6 +389,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn get_stream(&self, key: &str) -> Result<ByteStream> {
+        check_key(key)?;
         let key_owned = key.to_string();
         let r = self
             .op
@@ -365,6 +408,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
+        check_key(key)?;
         Ok(self
             .op
             .read(key)
@@ -374,6 +418,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn size(&self, key: &str) -> Result<u64> {
+        check_key(key)?;
         Ok(self
             .op
             .stat(key)
@@ -383,6 +428,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn modified(&self, key: &str) -> Result<Option<jiff::Timestamp>> {
+        check_key(key)?;
         let meta = self
             .op
             .stat(key)
@@ -410,6 +456,7 @@ impl ArtifactStore for OpendalStore {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
         self.op
             .delete(key)
             .await

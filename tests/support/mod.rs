@@ -91,7 +91,7 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (text, recipient) = firedrill::artifact::generate_identity();
+        let (text, recipient) = firedrill::age_keys::generate_identity();
         let identity = dir.path().join("identity.txt");
         std::fs::write(&identity, text).unwrap();
         Fixture {
@@ -357,5 +357,30 @@ impl S3 {
             },
             prefix: prefix.into(),
         }
+    }
+}
+
+/// The live parts of a drill with a test's change to them (a store in front of the real
+/// one, a sandbox backend that hiccups): the run is otherwise the binary's own.
+pub struct LiveWith<F>(pub F);
+
+impl<F> firedrill::Connector for LiveWith<F>
+where
+    F: Fn(&mut firedrill::drill::Parts) + Send + Sync + 'static,
+{
+    fn connect(&self, d: &firedrill::Drill) -> firedrill::Result<firedrill::drill::Parts> {
+        let mut parts = firedrill::LiveConnector.connect(d)?;
+        (self.0)(&mut parts);
+        Ok(parts)
+    }
+}
+
+/// A runner with no catalog, reports or pages, reaching the world through `connector`.
+pub fn bare_runner(connector: impl firedrill::Connector) -> firedrill::Runner {
+    firedrill::Runner {
+        connector: std::sync::Arc::new(connector),
+        catalog: None,
+        reports: None,
+        pager: None,
     }
 }

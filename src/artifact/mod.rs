@@ -1,22 +1,33 @@
 //! The artifact pipeline: plain dump bytes → zstd → age → store, streamed through
-//! bounded buffers, counting and hashing as it goes. Also the hashing reader used when an
-//! artifact is fetched back.
+//! bounded buffers, counting and hashing as it goes ([`pipeline`] runs the dump, encrypt
+//! and upload stages as one unit). Also the hashing reader used when an artifact is
+//! fetched back.
+
+pub mod pipeline;
 
 use std::io::{self, Read, Write};
-use std::pin::Pin;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, ReadBuf};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{DumpInspector, Inspection};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::manifest::Digest;
 use crate::store::Upload;
+
+/// Marks the error of a stage that stopped because another stage of the pipeline failed
+/// or stopped first (the upload it fed went away, the dump it waited for failed): a
+/// consequence, never the run's failure.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped because another stage of the pipeline stopped")]
+pub struct Relayed;
+
+fn relayed(message: &str) -> Error {
+    Error::internal(message.to_string()).with_source(Relayed)
+}
 
 /// Size of the chunks handed to the store; with the channel depth this bounds memory.
 pub const CHUNK: usize = 256 << 10;
@@ -24,57 +35,6 @@ pub const CHUNK: usize = 256 << 10;
 pub const CHANNEL_DEPTH: usize = 16;
 /// Bytes of input per multithreaded zstd job.
 const ZSTD_JOB: u32 = 1 << 20;
-
-/// Parses recipients (already validated) and those of a recipients file.
-pub fn load_recipients(
-    inline: &[String],
-    file: Option<&std::path::Path>,
-) -> Result<Vec<age::x25519::Recipient>> {
-    let mut out = Vec::new();
-    for r in inline {
-        out.push(
-            age::x25519::Recipient::from_str(r)
-                .map_err(|e| Error::config(format!("recipient {r}: {e}")))?,
-        );
-    }
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!(
-                "cannot read encryption.recipients_file {}: {e}",
-                path.display()
-            ))
-            .with_hint("check the path; `firedrill keygen` prints a recipient to put there")
-        })?;
-        for (i, line) in text.lines().enumerate() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            out.push(age::x25519::Recipient::from_str(l).map_err(|e| {
-                Error::config(format!(
-                    "{} line {}: `{l}` is not an age recipient: {e}",
-                    path.display(),
-                    i + 1
-                ))
-            })?);
-        }
-    }
-    if out.is_empty() {
-        return Err(
-            Error::config("no age recipients").with_hint("add recipients to encryption.recipients")
-        );
-    }
-    Ok(out)
-}
-
-/// Byte counts and digest of one encrypted artifact.
-#[derive(Debug, Clone, Default)]
-pub struct EncryptOutcome {
-    pub plain_bytes: u64,
-    pub compressed_bytes: u64,
-    pub encrypted_bytes: u64,
-    pub sha256: String,
-}
 
 /// Counts bytes written through it.
 struct CountingWriter<W> {
@@ -145,9 +105,9 @@ pub fn encrypt_stream(
     inspected: oneshot::Sender<Result<Inspection>>,
     tx: mpsc::Sender<Upload>,
     dump_ok: oneshot::Receiver<bool>,
-) -> Result<EncryptOutcome> {
+) -> Result<Digest> {
     let abort_tx = tx.clone();
-    let result = (|| -> Result<EncryptOutcome> {
+    let result = (|| -> Result<Digest> {
         let sink = ChannelSink {
             tx,
             buf: Vec::with_capacity(CHUNK),
@@ -205,12 +165,12 @@ pub fn encrypt_stream(
         // Only a dump whose tool succeeded, and which is not suspiciously small, is
         // finished; anything else is aborted and leaves no object.
         if !dump_ok.blocking_recv().unwrap_or(false) {
-            return Err(Error::cancelled().context("the dump failed, upload discarded"));
+            return Err(relayed("the dump failed; upload discarded"));
         }
         sink.tx
             .blocking_send(Upload::Finish)
-            .map_err(|_| Error::infra("the upload stopped before the artifact was complete"))?;
-        Ok(EncryptOutcome {
+            .map_err(|_| relayed("the upload stopped before the artifact was complete"))?;
+        Ok(Digest {
             plain_bytes: plain,
             compressed_bytes: compressed,
             encrypted_bytes: sink.count,
@@ -218,7 +178,9 @@ pub fn encrypt_stream(
         })
     })();
     if let Err(e) = &result {
-        let _ = abort_tx.blocking_send(Upload::Abort(e.clone()));
+        // The upload ends because this stage did: a consequence, not its own failure.
+        let relay = relayed(&format!("the encryption stopped: {}", e.headline()));
+        let _ = abort_tx.blocking_send(Upload::Abort(relay));
     }
     result
 }
@@ -283,83 +245,17 @@ impl<R: Read> Read for CountingReader<R> {
 
 fn pipe_err(e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::BrokenPipe {
-        Error::cancelled().context("the upload stopped")
+        relayed("the upload stopped")
     } else {
         Error::internal(format!("compress/encrypt: {e}"))
     }
 }
 
-/// Running SHA-256 and byte count of what passed through a [`HashingReader`].
-#[derive(Default)]
-pub struct HashState {
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl HashState {
-    /// Bytes hashed so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    pub fn finish(self) -> (String, u64) {
-        (hex::encode(self.hasher.finalize()), self.bytes)
-    }
-}
-
-/// An `AsyncRead` that hashes what is read through it.
-pub struct HashingReader<R> {
-    inner: R,
-    state: Arc<Mutex<HashState>>,
-}
-
-impl<R> HashingReader<R> {
-    pub fn new(inner: R) -> (Self, Arc<Mutex<HashState>>) {
-        let state = Arc::new(Mutex::new(HashState::default()));
-        (
-            HashingReader {
-                inner,
-                state: state.clone(),
-            },
-            state,
-        )
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &r {
-            let new = &buf.filled()[before..];
-            let mut st = self.state.lock().expect("hash state lock");
-            st.hasher.update(new);
-            st.bytes += new.len() as u64;
-        }
-        r
-    }
-}
-
-/// Generates an age X25519 identity; returns (identity file text, recipient).
-pub fn generate_identity() -> (String, String) {
-    use age::secrecy::ExposeSecret;
-    let id = age::x25519::Identity::generate();
-    let recipient = id.to_public().to_string();
-    let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
-    let text = format!(
-        "# created: {created}\n# public key: {recipient}\n{}\n",
-        id.to_string().expose_secret()
-    );
-    (text, recipient)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::age_keys::{generate_identity, load_recipients};
+    use std::str::FromStr;
 
     #[tokio::test]
     async fn encrypts_to_something_age_and_zstd_read_back() {

@@ -1,0 +1,197 @@
+//! Where the artifact a run drills comes from: a backup taken now (the dump, encrypt and
+//! upload stages), an artifact already in storage (`--artifact`, `--random`), or, for a
+//! verify-only drill, the newest file another tool left under a prefix.
+
+use crate::artifact::pipeline::{self, Backup};
+use crate::cancel::Stop;
+use crate::config::{SourceSpec, StoredSpec};
+use crate::error::{Error, Result};
+use crate::fingerprint::ChecksumPlan;
+use crate::manifest::Manifest;
+use crate::report::ArtifactInfo;
+use crate::status::Stage;
+use crate::store::{ArtifactStore, RunDir};
+
+use super::record::Record;
+use super::Parts;
+
+impl Record<'_> {
+    /// Dump, encrypt and upload as one stream; the manifest of what was stored.
+    pub(super) async fn backup(
+        &mut self,
+        parts: &Parts,
+        checksums: ChecksumPlan,
+        stop: &Stop,
+    ) -> Result<Manifest> {
+        let drill = self.drill;
+        let t = &drill.timeouts;
+        let outcome = pipeline::take(
+            Backup {
+                drill: &drill.name,
+                dir: RunDir::new(&drill.storage, &drill.name, &self.run_id),
+                started_at: self.started_at,
+                source: parts.source.as_ref(),
+                store: parts.store.clone(),
+                recipients: parts.recipients.clone(),
+                checksums,
+                level: drill.compression.level,
+                threads: drill.compression.threads,
+                min_dump_bytes: drill.source.min_dump_bytes(),
+                dump_timeout: t.dump,
+                encrypt_timeout: t.encrypt,
+                upload_timeout: t.upload,
+            },
+            stop,
+            self.progress,
+        )
+        .await;
+        if let Some(meta) = &outcome.meta {
+            self.source_version = Some(format!("{} {}", meta.engine, meta.server_version));
+            self.dump_tool = Some(format!("{} {}", meta.tool, meta.tool_version));
+        }
+        self.fingerprint = outcome.fingerprint;
+        let failed = outcome.result.as_ref().err().map(|(s, _)| *s);
+        for run in outcome.stages {
+            // The failure is recorded once, with the stage that failed first.
+            let run = match (&run.error, failed) {
+                (Some(_), Some(f)) if f != run.stage => {
+                    crate::stage::StageRun { error: None, ..run }
+                }
+                _ => run,
+            };
+            self.push(run, true);
+        }
+        match outcome.result {
+            Ok(manifest) => {
+                self.note_artifact(
+                    parts.store.as_ref(),
+                    &manifest,
+                    RunDir::new(&drill.storage, &drill.name, &self.run_id).manifest(),
+                );
+                Ok(manifest)
+            }
+            Err((stage, e)) => {
+                self.fail(Some(stage), e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// A stored artifact instead of a new backup: its manifest decides the rest. A run id
+    /// that names nothing in storage is a usage error that lists the drill's runs.
+    pub(super) async fn stored(&mut self, parts: &Parts, artifact: &str) -> Result<Manifest> {
+        let drill = self.drill;
+        self.skip_backup(format!("drilling stored artifact {artifact}"));
+        let loaded = async {
+            let (m, key) =
+                crate::inventory::stored_artifact(parts.store.as_ref(), drill, artifact).await?;
+            let fits = match &drill.source {
+                SourceSpec::Postgres(_) => m.engine == crate::engine::kind::Engine::Postgres,
+                SourceSpec::Mysql(_) => m.engine != crate::engine::kind::Engine::Postgres,
+                SourceSpec::Stored(_) => false,
+            };
+            if !fits {
+                return Err(Error::config(format!(
+                    "artifact {artifact} is a {} dump, not one of this drill's source",
+                    m.engine
+                )));
+            }
+            Ok((m, key))
+        }
+        .await;
+        match loaded {
+            Ok((m, key)) => {
+                self.source_version = Some(format!("{} {}", m.engine, m.source_server_version));
+                self.dump_tool = Some(format!("{} {}", m.dump_tool, m.dump_tool_version));
+                self.fingerprint = Some(m.fingerprint.clone());
+                self.note_artifact(parts.store.as_ref(), &m, key);
+                Ok(m)
+            }
+            Err(e) => {
+                self.fail(None, e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// A verify-only drill: the newest file under the drill's prefix, made by another
+    /// tool. There is no manifest, so the drill writes down what it can learn (size,
+    /// SHA-256 at restore) and the restore detects encryption, compression and format.
+    pub(super) async fn external(&mut self, parts: &Parts, spec: &StoredSpec) -> Result<Manifest> {
+        self.skip_backup(format!("verify-only: newest file under {}", spec.prefix));
+        let store = &parts.store;
+        let found = async {
+            let keys = store.list(&spec.prefix).await?;
+            let mut newest: Option<(Option<jiff::Timestamp>, String)> = None;
+            for k in keys {
+                let m = store.modified(&k).await?;
+                if newest.as_ref().is_none_or(|(nm, nk)| (m, &k) > (*nm, nk)) {
+                    newest = Some((m, k));
+                }
+            }
+            let (modified, key) = newest.ok_or_else(|| {
+                Error::backup(format!(
+                    "no file under {} in {}",
+                    spec.prefix,
+                    store.describe()
+                ))
+                .with_hint(
+                    "the backup job that should put files there has not, or source.prefix is wrong",
+                )
+            })?;
+            let size = store.size(&key).await?;
+            Ok::<_, Error>((key, size, modified))
+        }
+        .await;
+        let (key, size, modified) = match found {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(None, e.clone());
+                return Err(e);
+            }
+        };
+        self.evidence.storage = store.describe();
+        self.evidence.artifact_key = Some(key.clone());
+        self.artifact = Some(ArtifactInfo {
+            location: format!("{} / {key}", store.describe()),
+            manifest: String::new(),
+            sha256: String::new(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: size,
+        });
+        self.source_version = Some(format!("{} {} (declared)", spec.engine, spec.version));
+        Ok(Manifest::external(
+            &self.drill.name,
+            &self.run_id,
+            &key,
+            size,
+            modified.unwrap_or_else(jiff::Timestamp::now),
+            spec.engine,
+            &spec.version,
+            &spec.database,
+        ))
+    }
+
+    /// Dump, encrypt and upload did not run: the run drills something already stored.
+    fn skip_backup(&mut self, why: String) {
+        for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
+            self.skip(s, Some(why.clone()));
+        }
+    }
+
+    /// The artifact the run drills, for the report and its evidence.
+    fn note_artifact(&mut self, store: &dyn ArtifactStore, m: &Manifest, manifest_key: String) {
+        self.evidence.storage = store.describe();
+        self.evidence.artifact_key = Some(m.artifact_key.clone());
+        let d = m.digest();
+        self.artifact = Some(ArtifactInfo {
+            location: format!("{} / {}", store.describe(), m.artifact_key),
+            manifest: manifest_key,
+            sha256: d.sha256,
+            plain_bytes: d.plain_bytes,
+            compressed_bytes: d.compressed_bytes,
+            encrypted_bytes: d.encrypted_bytes,
+        });
+    }
+}

@@ -1,0 +1,179 @@
+//! One drill run the way the CLI and the daemon both do it: the run recorded in the
+//! catalog as it starts and ends, its reports written (and signed), the artifact it made
+//! added to the inventory, and the page its status asks for queued and delivered.
+//!
+//! The CLI's `run`, the daemon's schedule and API, and the tests of the stage machine's
+//! failure table all go through [`Runner::run`]; only the [`Connector`] differs between
+//! them (the live one, or fakes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cancel::Stop;
+use crate::catalog::{ArtifactRecord, Catalog, RunRecord};
+use crate::config::Drill;
+use crate::drill::{self, new_run_id, Connector, RunOptions};
+use crate::evidence::ReportWriter;
+use crate::notify::{Paged, Pager};
+use crate::report::RunReport;
+use crate::stage::Progress;
+use crate::store::RunDir;
+
+/// Runs a drill against the world, with no catalog, reports or pages: firedrill as a
+/// library, and tests of one run.
+pub async fn run_drill(
+    drill: &Drill,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    stop: &Stop,
+) -> RunReport {
+    let runner = Runner {
+        connector: Arc::new(crate::drill::LiveConnector),
+        catalog: None,
+        reports: None,
+        pager: None,
+    };
+    runner.run(drill, opts, progress, stop).await.report
+}
+
+/// How far back a run looks in its drill's history (for the baseline and checksum turns).
+const HISTORY: usize = 500;
+/// How long a run waits for its pages to be delivered before leaving them queued.
+const DELIVERY: Duration = Duration::from_secs(60);
+
+/// What runs drills: where from, where they are recorded, who is paged.
+#[derive(Clone)]
+pub struct Runner {
+    pub connector: Arc<dyn Connector>,
+    pub catalog: Option<Arc<dyn Catalog>>,
+    pub reports: Option<Arc<ReportWriter>>,
+    pub pager: Option<Arc<Pager>>,
+}
+
+/// A finished run and what paging it did.
+pub struct Ran {
+    pub report: RunReport,
+    /// `None` when nothing was configured to page; an error when the page could not be
+    /// queued.
+    pub paged: Option<crate::error::Result<Paged>>,
+}
+
+impl Runner {
+    /// Runs `drill` once, records it, and pages as its status asks.
+    pub async fn run(
+        &self,
+        drill: &Drill,
+        opts: &RunOptions,
+        progress: &dyn Progress,
+        stop: &Stop,
+    ) -> Ran {
+        let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
+        let history = self.history(drill).await;
+        if let Some(c) = &self.catalog {
+            if let Err(e) = c
+                .run_started(&drill.name, &run_id, jiff::Timestamp::now())
+                .await
+            {
+                tracing::warn!("the catalog did not record the run's start: {e}");
+            }
+        }
+        let parts = self.connector.connect(drill);
+        let done = drill::run(
+            drill,
+            parts,
+            &run_id,
+            history.as_deref(),
+            opts,
+            progress,
+            stop,
+        )
+        .await;
+        let mut report = done.report;
+        if let Some(late) = report.schedule_lateness_ms().filter(|ms| *ms > 1000) {
+            tracing::warn!(
+                drill = %drill.name,
+                "started {} after its schedule fired (queued behind daemon.max_concurrent_drills?)",
+                crate::human::human_ms(late)
+            );
+        }
+        self.write_reports(&mut report);
+        self.record(drill, &report, done.new_artifact.as_ref(), opts)
+            .await;
+        let paged = self.page(&report).await;
+        Ran { report, paged }
+    }
+
+    /// Refuses, before any run is recorded or paged, an artifact id that names nothing
+    /// this drill stored (`run --artifact`, the API's `artifact`): a usage error that lists
+    /// the drill's runs.
+    pub async fn check_artifact(&self, drill: &Drill, run_id: &str) -> crate::error::Result<()> {
+        // Anything else (storage unreachable, a broken manifest) is the run's to report.
+        let Ok(store) = self.connector.store(drill) else {
+            return Ok(());
+        };
+        match crate::inventory::stored_artifact(store.as_ref(), drill, run_id).await {
+            Err(e) if e.kind == crate::error::ErrorKind::Config => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Pages about a finished run (a drill's, or one the daemon made up: a missed
+    /// objective, a run lost with its process).
+    pub async fn page(&self, report: &RunReport) -> Option<crate::error::Result<Paged>> {
+        let pager = self.pager.as_ref()?;
+        Some(pager.page(self.catalog.as_deref(), report, DELIVERY).await)
+    }
+
+    /// The drill's past runs, newest first; `None` without a catalog.
+    async fn history(&self, drill: &Drill) -> Option<Vec<RunRecord>> {
+        let c = self.catalog.as_ref()?;
+        Some(
+            c.runs(Some(&drill.name), HISTORY)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("cannot read the drill's history from the catalog: {e}");
+                    Vec::new()
+                }),
+        )
+    }
+
+    /// Signs the report and writes its files; a failure to write is logged, never the
+    /// run's verdict.
+    fn write_reports(&self, report: &mut RunReport) {
+        let Some(w) = &self.reports else { return };
+        match w.finish(report) {
+            Ok(files) => {
+                for f in files {
+                    tracing::info!("wrote {}", f.display());
+                }
+            }
+            Err(e) => tracing::warn!("could not write the run's reports: {e}"),
+        }
+    }
+
+    async fn record(
+        &self,
+        drill: &Drill,
+        report: &RunReport,
+        new_artifact: Option<&crate::manifest::Manifest>,
+        opts: &RunOptions,
+    ) {
+        let Some(c) = &self.catalog else { return };
+        if let Some(m) = new_artifact {
+            let key = RunDir::new(&drill.storage, &drill.name, &m.run_id).manifest();
+            if let Err(e) = c
+                .put_artifact(&ArtifactRecord::from_manifest(m, &key))
+                .await
+            {
+                tracing::warn!("the catalog did not record the artifact: {e}");
+            }
+        }
+        // The artifact drilled: the one made now, or the stored one asked for.
+        let drilled = new_artifact
+            .map(|m| m.run_id.clone())
+            .or_else(|| opts.artifact.clone().filter(|_| report.artifact.is_some()));
+        if let Err(e) = c.run_finished(report, drilled.as_deref()).await {
+            tracing::warn!("the catalog did not record the run: {e}");
+        }
+    }
+}
