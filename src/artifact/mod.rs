@@ -36,6 +36,42 @@ pub const CHANNEL_DEPTH: usize = 16;
 /// Bytes of input per multithreaded zstd job.
 const ZSTD_JOB: u32 = 1 << 20;
 
+/// Where the pipeline's stages stand, so that a stage's timeout measures its own delay
+/// and not its upstream's: an upload starved of data waits for the encryption, an
+/// encryption starved of input waits for the dump, and only the stage that holds the
+/// others up times out (the dump, the encryption or the upload, by its own clock).
+#[derive(Debug, Default)]
+pub struct Flow {
+    /// The encryption waits for the dump: reading its output, or its verdict.
+    pub encrypt_waits_for_dump: std::sync::atomic::AtomicBool,
+    /// The encryption waits for the upload to take a chunk.
+    pub encrypt_waits_for_upload: std::sync::atomic::AtomicBool,
+    pub dump_done: std::sync::atomic::AtomicBool,
+    pub encrypt_done: std::sync::atomic::AtomicBool,
+}
+
+impl Flow {
+    fn waiting<T>(flag: &std::sync::atomic::AtomicBool, f: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        flag.store(true, SeqCst);
+        let v = f();
+        flag.store(false, SeqCst);
+        v
+    }
+
+    /// The encryption has nothing to do until the dump gives it input.
+    pub fn encrypt_starved(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.dump_done.load(SeqCst) && self.encrypt_waits_for_dump.load(SeqCst)
+    }
+
+    /// The upload has nothing to do until the encryption gives it a chunk.
+    pub fn upload_starved(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.encrypt_done.load(SeqCst) && !self.encrypt_waits_for_upload.load(SeqCst)
+    }
+}
+
 /// Counts bytes written through it.
 struct CountingWriter<W> {
     inner: W,
@@ -56,6 +92,7 @@ impl<W: Write> Write for CountingWriter<W> {
 /// The end of the pipeline: hashes, counts and sends fixed-size chunks to the store.
 struct ChannelSink {
     tx: mpsc::Sender<Upload>,
+    flow: Arc<Flow>,
     buf: Vec<u8>,
     hasher: Sha256,
     count: u64,
@@ -69,9 +106,11 @@ impl ChannelSink {
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.hasher.update(&chunk);
         self.count += chunk.len() as u64;
-        self.tx
-            .blocking_send(Upload::Chunk(Bytes::from(chunk)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+        let tx = &self.tx;
+        Flow::waiting(&self.flow.encrypt_waits_for_upload, || {
+            tx.blocking_send(Upload::Chunk(Bytes::from(chunk)))
+        })
+        .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
 }
 
@@ -105,11 +144,13 @@ pub fn encrypt_stream(
     inspected: oneshot::Sender<Result<Inspection>>,
     tx: mpsc::Sender<Upload>,
     dump_ok: oneshot::Receiver<bool>,
+    flow: Arc<Flow>,
 ) -> Result<Digest> {
     let abort_tx = tx.clone();
     let result = (|| -> Result<Digest> {
         let sink = ChannelSink {
             tx,
+            flow: flow.clone(),
             buf: Vec::with_capacity(CHUNK),
             hasher: Sha256::new(),
             count: 0,
@@ -145,7 +186,7 @@ pub fn encrypt_stream(
         let mut plain = 0u64;
         let mut buf = vec![0u8; 256 << 10];
         loop {
-            let n = match input.read(&mut buf) {
+            let n = match Flow::waiting(&flow.encrypt_waits_for_dump, || input.read(&mut buf)) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -164,7 +205,8 @@ pub fn encrypt_stream(
 
         // Only a dump whose tool succeeded, and which is not suspiciously small, is
         // finished; anything else is aborted and leaves no object.
-        if !dump_ok.blocking_recv().unwrap_or(false) {
+        if !Flow::waiting(&flow.encrypt_waits_for_dump, || dump_ok.blocking_recv()).unwrap_or(false)
+        {
             return Err(relayed("the dump failed; upload discarded"));
         }
         sink.tx
@@ -281,6 +323,7 @@ mod tests {
                 itx,
                 tx,
                 ok_rx,
+                Arc::default(),
             )
         });
         let mut stored = Vec::new();
@@ -329,6 +372,7 @@ mod tests {
                 itx,
                 tx,
                 ok_rx,
+                Arc::default(),
             )
         });
         let mut last = None;

@@ -16,13 +16,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{check_dump_size, encrypt_stream, CountingReader, Relayed, CHANNEL_DEPTH};
+use super::{check_dump_size, encrypt_stream, CountingReader, Flow, Relayed, CHANNEL_DEPTH};
 use crate::cancel::Stop;
 use crate::engine::{DumpMeta, DumpSource, Inspection};
 use crate::error::{Error, Result};
 use crate::fingerprint::{ChecksumPlan, Fingerprint};
 use crate::manifest::{Digest, Manifest};
-use crate::stage::{bounded, ticking, Progress, StageRun};
+use crate::stage::{bounded, stopped, ticking, timeout_error, Progress, StageRun};
 use crate::status::Stage;
 use crate::store::{ArtifactStore, RunDir, Upload};
 
@@ -97,26 +97,44 @@ enum Ended<T> {
     Sibling,
 }
 
-/// Runs `fut` as stage `stage` of the pipeline: its timeout, the run's stop, and the
-/// siblings' failure.
+/// How often a starved stage whose deadline passed looks again at its upstream.
+const STARVED_RECHECK: Duration = Duration::from_millis(200);
+
+/// Runs `fut` as stage `stage` of the pipeline: the run's stop, the siblings' failure,
+/// and its timeout, which counts only while the stage is not `starved` (waiting for an
+/// upstream stage that is still running: that stage's own clock decides).
 async fn pipeline_stage<T>(
     stage: Stage,
     limit: Duration,
     stop: &Stop,
     first: &FirstFailure,
+    starved: impl Fn() -> bool,
     fut: impl std::future::Future<Output = Result<T>>,
 ) -> (Ended<T>, Duration) {
     let t0 = Instant::now();
-    let ended = tokio::select! {
-        biased;
-        r = bounded(stage, limit, stop, fut) => match r {
+    let mut deadline = tokio::time::Instant::now() + limit;
+    tokio::pin!(fut);
+    let ended = loop {
+        let r = tokio::select! {
+            biased;
+            _ = stop.stopped() => Err(stopped(stop)),
+            r = &mut fut => r,
+            _ = first.siblings.cancelled() => break Ended::Sibling,
+            _ = tokio::time::sleep_until(deadline) => {
+                if starved() {
+                    deadline = tokio::time::Instant::now() + STARVED_RECHECK;
+                    continue;
+                }
+                Err(timeout_error(stage, limit))
+            }
+        };
+        break match r {
             Ok(v) => Ended::Done(v),
             Err(e) => {
                 first.claim(stage, &e);
                 Ended::Err(e)
             }
-        },
-        _ = first.siblings.cancelled() => Ended::Sibling,
+        };
     };
     (ended, t0.elapsed())
 }
@@ -164,11 +182,12 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
     let (inspected_tx, inspected_rx) = oneshot::channel::<Result<Inspection>>();
     let (fp_tx, fp_rx) = oneshot::channel::<(Fingerprint, Vec<String>)>();
     let (digest_tx, digest_rx) = oneshot::channel::<Digest>();
+    let flow = Arc::new(Flow::default());
     progress.stage_started(Stage::Encrypt);
     progress.stage_started(Stage::Upload);
     let encrypt_task = {
         let (recipients, level, threads) = (b.recipients.clone(), b.level, b.threads);
-        let (inspector, snapshot) = (started.inspector, snapshot.clone());
+        let (inspector, snapshot, flow) = (started.inspector, snapshot.clone(), flow.clone());
         tokio::task::spawn_blocking(move || {
             encrypt_stream(
                 reader,
@@ -180,12 +199,14 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
                 inspected_tx,
                 tx,
                 ok_rx,
+                flow,
             )
         })
     };
 
     let completion = started.completion;
-    let dump_fut = pipeline_stage(Stage::Dump, b.dump_timeout, stop, &first, async {
+    let never = || false;
+    let dump_fut = pipeline_stage(Stage::Dump, b.dump_timeout, stop, &first, never, async {
         let judged = async {
             completion.await?;
             // The tool has exited; wait for its last bytes to be read before judging.
@@ -198,6 +219,7 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
             Ok((plain, inspection))
         }
         .await;
+        flow.dump_done.store(true, Ordering::SeqCst);
         // The upload is finished only for a dump judged good, after this stage has
         // claimed its failure (so that the encryption's "the dump failed" never does).
         match judged {
@@ -215,49 +237,67 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
         }
     });
 
-    let encrypt_fut = pipeline_stage(Stage::Encrypt, b.encrypt_timeout, stop, &first, async {
-        let digest = encrypt_task
-            .await
-            .map_err(|e| Error::internal(format!("the encryption thread failed: {e}")))??;
-        let _ = digest_tx.send(digest.clone());
-        Ok(digest)
-    });
+    let encrypt_starved = || flow.encrypt_starved();
+    let encrypt_fut = pipeline_stage(
+        Stage::Encrypt,
+        b.encrypt_timeout,
+        stop,
+        &first,
+        encrypt_starved,
+        async {
+            let digest = encrypt_task
+                .await
+                .map_err(|e| Error::internal(format!("the encryption thread failed: {e}")));
+            flow.encrypt_done.store(true, Ordering::SeqCst);
+            let digest = digest??;
+            let _ = digest_tx.send(digest.clone());
+            Ok(digest)
+        },
+    );
 
     let store = b.store.clone();
     let recipients_text: Vec<String> = b.recipients.iter().map(|r| r.to_string()).collect();
-    let upload_fut = pipeline_stage(Stage::Upload, b.upload_timeout, stop, &first, async {
-        let artifact_key = b.dir.artifact();
-        let written = store.put_stream(&artifact_key, rx).await?;
-        let digest = digest_rx.await.map_err(|_| {
-            Error::internal("the encryption ended without a digest").with_source(Relayed)
-        })?;
-        let (fingerprint, notes) = fp_rx.await.map_err(|_| {
-            Error::internal("the dump ended without a fingerprint").with_source(Relayed)
-        })?;
-        // Trust nothing unchecked: the stored object must be exactly what was produced
-        // before the manifest makes it look complete.
-        let stored = store.size(&artifact_key).await?;
-        if stored != digest.encrypted_bytes || written != digest.encrypted_bytes {
-            return Err(Error::infra(format!(
-                "storage holds {stored} bytes for {artifact_key}, {} were produced",
-                digest.encrypted_bytes
-            )));
-        }
-        let manifest = Manifest::for_backup(
-            b.drill,
-            &b.dir,
-            b.started_at,
-            &meta,
-            &digest,
-            recipients_text,
-            fingerprint,
-            notes,
-        );
-        store
-            .put(&b.dir.manifest(), Bytes::from(manifest.to_json()))
-            .await?;
-        Ok((written, manifest))
-    });
+    let upload_starved = || flow.upload_starved();
+    let upload_fut = pipeline_stage(
+        Stage::Upload,
+        b.upload_timeout,
+        stop,
+        &first,
+        upload_starved,
+        async {
+            let artifact_key = b.dir.artifact();
+            let written = store.put_stream(&artifact_key, rx).await?;
+            let digest = digest_rx.await.map_err(|_| {
+                Error::internal("the encryption ended without a digest").with_source(Relayed)
+            })?;
+            let (fingerprint, notes) = fp_rx.await.map_err(|_| {
+                Error::internal("the dump ended without a fingerprint").with_source(Relayed)
+            })?;
+            // Trust nothing unchecked: the stored object must be exactly what was produced
+            // before the manifest makes it look complete.
+            let stored = store.size(&artifact_key).await?;
+            if stored != digest.encrypted_bytes || written != digest.encrypted_bytes {
+                return Err(Error::infra(format!(
+                    "storage holds {stored} bytes for {artifact_key}, {} were produced",
+                    digest.encrypted_bytes
+                )));
+            }
+            let manifest = Manifest::for_backup(
+                b.drill,
+                &b.dir,
+                b.started_at,
+                &meta,
+                &digest,
+                recipients_text,
+                fingerprint,
+                notes,
+            );
+            store
+                .put(&b.dir.manifest(), Bytes::from(manifest.to_json()))
+                .await?;
+            Ok((written, manifest))
+        },
+    );
 
     let counted: Arc<AtomicU64> = plain_count.clone();
     let ((dump, dump_d), (enc, enc_d), (up, up_d)) = ticking(

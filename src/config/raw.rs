@@ -351,7 +351,9 @@ pub struct TimeoutsConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
-    /// Attempts for infrastructure steps (provision) before the drill gives up (default 3).
+    /// Attempts before the drill gives up when its infrastructure fails: the backup (a
+    /// source or store that dropped out) and the stages in the sandbox (Docker, a lost
+    /// sandbox) are taken again, a fresh sandbox each time (default 3).
     pub attempts: Option<u32>,
     /// First backoff between attempts, doubled each time (default "2s").
     pub backoff: Option<String>,

@@ -25,26 +25,62 @@ impl Record<'_> {
     ) -> Result<Manifest> {
         let drill = self.drill;
         let t = &drill.timeouts;
-        let outcome = pipeline::take(
-            Backup {
-                drill: &drill.name,
-                dir: RunDir::new(&drill.storage, &drill.name, &self.run_id),
-                started_at: self.started_at,
-                source: parts.source.as_ref(),
-                store: parts.store.clone(),
-                recipients: parts.recipients.clone(),
-                checksums,
-                level: drill.compression.level,
-                threads: drill.compression.threads,
-                min_dump_bytes: drill.source.min_dump_bytes(),
-                dump_timeout: t.dump,
-                encrypt_timeout: t.encrypt,
-                upload_timeout: t.upload,
-            },
-            stop,
-            self.progress,
-        )
-        .await;
+        let policy = drill.retry.clone();
+        let mut earlier: Vec<(Stage, String)> = Vec::new();
+        let mut attempt = 0u32;
+        // A source that dropped the dump's connection, a store that answered 503: taken
+        // again from the start (nothing of a failed attempt is stored) before anything
+        // pages. A full store, a dump tool that fails, a timeout: at once.
+        let (outcome, attempts) = loop {
+            attempt += 1;
+            let outcome = pipeline::take(
+                Backup {
+                    drill: &drill.name,
+                    dir: RunDir::new(&drill.storage, &drill.name, &self.run_id),
+                    started_at: jiff::Timestamp::now(),
+                    source: parts.source.as_ref(),
+                    store: parts.store.clone(),
+                    recipients: parts.recipients.clone(),
+                    checksums,
+                    level: drill.compression.level,
+                    threads: drill.compression.threads,
+                    min_dump_bytes: drill.source.min_dump_bytes(),
+                    dump_timeout: t.dump,
+                    encrypt_timeout: t.encrypt,
+                    upload_timeout: t.upload,
+                },
+                stop,
+                self.progress,
+            )
+            .await;
+            let flaked = match &outcome.result {
+                Err((stage, e))
+                    if e.kind == crate::error::ErrorKind::Infrastructure
+                        && e.retryable
+                        && attempt < policy.attempts =>
+                {
+                    Some((*stage, e.clone()))
+                }
+                _ => None,
+            };
+            let Some((stage, e)) = flaked else {
+                break (outcome, attempt);
+            };
+            for run in &outcome.stages {
+                self.announce(run);
+            }
+            let backoff = policy.backoff * 2u32.saturating_pow(attempt - 1);
+            earlier.push((stage, format!("attempt {attempt} failed: {}", e.headline())));
+            self.progress.stage_retrying(stage, attempt, &e, backoff);
+            tracing::warn!(run = %self.run_id, attempt, %stage, "backup failed on the infrastructure, taking it again in {backoff:?}: {e}");
+            let waited = tokio::select! {
+                _ = stop.stopped() => false,
+                _ = tokio::time::sleep(backoff) => true,
+            };
+            if !waited {
+                break (outcome, attempt);
+            }
+        };
         if let Some(meta) = &outcome.meta {
             self.source_version = Some(format!("{} {}", meta.engine, meta.server_version));
             self.dump_tool = Some(format!("{} {}", meta.tool, meta.tool_version));
@@ -53,12 +89,21 @@ impl Record<'_> {
         let failed = outcome.result.as_ref().err().map(|(s, _)| *s);
         for run in outcome.stages {
             // The failure is recorded once, with the stage that failed first.
-            let run = match (&run.error, failed) {
+            let mut run = match (&run.error, failed) {
                 (Some(_), Some(f)) if f != run.stage => {
                     crate::stage::StageRun { error: None, ..run }
                 }
                 _ => run,
             };
+            if run.outcome != crate::status::Outcome::Skipped {
+                run.attempts = attempts;
+            }
+            let notes: Vec<String> = earlier
+                .iter()
+                .filter(|(s, _)| *s == run.stage)
+                .map(|(_, n)| n.clone())
+                .collect();
+            run.notes.splice(0..0, notes);
             self.push(run, true);
         }
         match outcome.result {

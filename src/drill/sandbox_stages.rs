@@ -81,12 +81,18 @@ impl Record<'_> {
                 earlier[slot(failed)].push(format!("attempt {attempt} failed: {}", e.headline()));
                 self.progress.stage_retrying(failed, attempt, &e, backoff);
                 tracing::warn!(run = %self.run_id, attempt, stage = %failed, "infrastructure failed, retrying with a fresh sandbox in {backoff:?}: {e}");
-                // Whatever this attempt left goes before the next.
-                let _ = tokio::time::timeout(
-                    self.drill.timeouts.teardown,
-                    parts.sandbox.destroy(&self.run_id),
+                // Whatever this attempt left goes before the next, even if Docker is still
+                // coming back (a sandbox left over would take the next one's name).
+                let limit = self.drill.timeouts.teardown;
+                if let Err(e) = tokio::time::timeout(
+                    limit,
+                    destroy_retrying(parts.sandbox.as_ref(), &self.run_id, limit),
                 )
-                .await;
+                .await
+                .unwrap_or_else(|_| Err(crate::stage::timeout_error(Stage::Teardown, limit)))
+                {
+                    tracing::warn!(run = %self.run_id, "removing the failed attempt's sandbox: {e}");
+                }
                 let waited = tokio::select! {
                     _ = stop.stopped() => false,
                     _ = tokio::time::sleep(backoff) => true,

@@ -301,6 +301,10 @@ impl SandboxBackend for DockerBackend {
     }
 
     async fn provision(&self, req: &SandboxRequest) -> Result<Sandbox> {
+        // A fresh sandbox every time: whatever an earlier attempt of this run left (a
+        // container holding the name, a half-restored data volume that `create_volume`
+        // would hand back as is) goes first.
+        self.destroy(&req.run_id).await?;
         let docker = self.client().await?;
         let image_id = match docker.inspect_image(&req.image).await {
             Ok(i) => i.id.unwrap_or_default(),

@@ -3,6 +3,8 @@
 //! real Docker engine.
 #![allow(dead_code)]
 
+pub mod fakes;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
