@@ -97,6 +97,21 @@ impl Expectation {
                 "`{s}` has no value to compare with; write e.g. \">= 1000\" or \"= 0\""
             ));
         }
+        // `=> 20000`, `=< 5`, `>> 1`: an operator typed wrong would otherwise compare as
+        // text with "> 20000" and fail every run as a broken backup.
+        if rest.starts_with(['<', '>', '=', '!']) {
+            let typed: String = t.chars().take_while(|c| "<>=!".contains(*c)).collect();
+            let value = t.trim_start_matches(['<', '>', '=', '!']).trim();
+            let meant = match typed.as_str() {
+                "=>" => format!(" (meant `>= {value}`?)"),
+                "=<" => format!(" (meant `<= {value}`?)"),
+                "=!" => format!(" (meant `!= {value}`?)"),
+                _ => String::new(),
+            };
+            return Err(format!(
+                "`{s}`: `{typed}` is not an operator{meant}; the operators are =, !=, <, <=, >, >= and between"
+            ));
+        }
         let value = rest.trim_matches('"').to_string();
         if !matches!(op, CmpOp::Eq | CmpOp::Ne) && value.parse::<f64>().is_err() {
             return Err(format!(
@@ -287,6 +302,12 @@ mod tests {
             .contains("above"));
         assert!(Expectation::parse("between a and b").is_err());
         assert!(Expectation::parse("between 1").is_err());
+        // Operators typed wrong are refused, not compared as text.
+        let e = Expectation::parse("=> 20000").unwrap_err();
+        assert!(e.contains("`=>` is not an operator") && e.contains("`>= 20000`"), "{e}");
+        assert!(Expectation::parse("=< 5").unwrap_err().contains("`<= 5`"));
+        assert!(Expectation::parse(">> 1").is_err());
+        assert!(Expectation::parse("== 3").is_ok());
         assert_eq!(bare_query(" select 1 ;\n "), "select 1");
     }
 }

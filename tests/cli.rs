@@ -245,3 +245,86 @@ fn keygen_writes_a_private_identity_and_refuses_to_overwrite() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
     assert_eq!(std::fs::read_to_string(&id).unwrap(), text);
 }
+
+/// `run --artifact` with a run id that names nothing the drill stored (a typo, or a path
+/// that tries to leave the drill): a usage error (exit 2) that names the known runs,
+/// before anything is recorded, and nobody is paged. It is not a broken backup.
+#[test]
+fn a_mistyped_artifact_exits_2_naming_the_known_runs_and_pages_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = d.join("id.txt");
+    let out = firedrill().args(["keygen", "-o"]).arg(&id).output().unwrap();
+    assert!(out.status.success());
+    let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let known = ["20261101T000000Z-aaaaaa", "20261102T000000Z-bbbbbb"];
+    for run in known {
+        let r = d.join("store/shop").join(run);
+        std::fs::create_dir_all(&r).unwrap();
+        std::fs::write(r.join("manifest.json"), "{}").unwrap();
+        std::fs::write(r.join("artifact.dump.zst.age"), "x").unwrap();
+    }
+    std::fs::write(
+        d.join("shop.toml"),
+        format!(
+            "[source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = 1\ndatabase = \"shop\"\nuser = \"u\"\n\
+             [storage]\ntype = \"local\"\npath = \"store\"\n\
+             [encryption]\nrecipients = [\"{recipient}\"]\nidentity = {{ file = \"id.txt\" }}\n"
+        ),
+    )
+    .unwrap();
+    // A webhook receiver that counts who calls.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    hook.set_nonblocking(true).unwrap();
+    std::fs::write(
+        d.join("firedrill.toml"),
+        format!(
+            "[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{}/hook\"\n",
+            hook.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let catalog = d.join("catalog.db");
+    for (artifact, says) in [
+        (
+            "20261103T000000Z-cccccc",
+            "no artifact 20261103T000000Z-cccccc of drill shop in storage",
+        ),
+        ("../other/20261101T000000Z-aaaaaa", "is not a run id"),
+    ] {
+        let out = firedrill()
+            .arg("--config")
+            .arg(d.join("firedrill.toml"))
+            .arg("--catalog")
+            .arg(&catalog)
+            .arg("run")
+            .arg(d.join("shop.toml"))
+            .args(["--artifact", artifact, "--quiet"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{artifact}: {err}");
+        assert!(err.contains(says), "{artifact}: {err}");
+        if says.starts_with("no artifact") {
+            assert!(
+                err.contains(&format!("known runs: {}, {}", known[0], known[1])),
+                "{err}"
+            );
+        }
+    }
+    assert!(
+        hook.accept().is_err(),
+        "nobody is paged for a mistyped run id"
+    );
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        runs.as_array().is_none_or(|a| a.is_empty()),
+        "no run is recorded: {runs}"
+    );
+}

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firedrill::catalog::{Catalog, SqliteCatalog};
@@ -13,25 +11,21 @@ use support::*;
 const TOKEN: &str = "test-token-3f9a1c";
 
 struct Daemon {
-    child: Child,
+    proc: support::daemon::DaemonProc,
     base: String,
     http: reqwest::Client,
 }
 
 impl Daemon {
-    fn start(dir: &std::path::Path, port: u16) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .arg("--config")
-            .arg(dir.join("firedrill.toml"))
-            .arg("daemon")
-            .env("FIREDRILL_TEST_API_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+    /// The daemon of `dir`'s config, listening on a port it picked.
+    fn start(dir: &std::path::Path) -> Daemon {
+        let proc = support::daemon::DaemonProc::start(
+            &dir.join("firedrill.toml"),
+            &[("FIREDRILL_TEST_API_TOKEN", TOKEN)],
+        );
         Daemon {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: proc.base.clone(),
+            proc,
             http: reqwest::Client::new(),
         }
     }
@@ -126,67 +120,21 @@ impl Daemon {
     }
 
     fn signal(&self, sig: &str) {
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        self.proc.signal(sig);
     }
 
     fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let t = std::time::Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(
-                t.elapsed() < limit,
-                "the daemon did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let code = self.proc.wait(limit);
+        assert!(
+            self.proc.child.try_wait().unwrap().is_some(),
+            "the daemon did not exit within {limit:?}"
+        );
+        code
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A webhook receiver for the daemon's pages.
-async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let g = g.clone();
-            async move {
-                g.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or_default());
-                "ok"
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, got)
 }
 
 /// The daemon's directory: main config, one PostgreSQL drill, catalog.
-fn setup(fx: &Fixture, db: &str, port: u16, hook: &str) {
+fn setup(fx: &Fixture, db: &str, hook: &str) {
     let drills = fx.dir.path().join("drills");
     std::fs::create_dir_all(&drills).unwrap();
     let drill = fx.drill("dd", db, "");
@@ -199,7 +147,7 @@ fn setup(fx: &Fixture, db: &str, port: u16, hook: &str) {
     std::fs::write(
         fx.dir.path().join("firedrill.toml"),
         format!(
-            "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:{port}\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\ngrace = \"60s\"\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n"
+            "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\ngrace = \"60s\"\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n"
         ),
     )
     .unwrap();
@@ -209,10 +157,9 @@ fn setup(fx: &Fixture, db: &str, port: u16, hook: &str) {
 async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
     create_db("fd_daemon_api", SHOP).await;
     let fx = Fixture::new();
-    let port = free_port();
-    let (hook, _) = receiver().await;
-    setup(&fx, "fd_daemon_api", port, &hook);
-    let d = Daemon::start(fx.dir.path(), port);
+    let (hook, pages) = support::daemon::receiver().await;
+    setup(&fx, "fd_daemon_api", &hook);
+    let d = Daemon::start(fx.dir.path());
     d.ready().await;
 
     // Auth, limits, unknown drills.
@@ -250,6 +197,22 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
     // The refused body is left unread: the server says it closes the connection, so the
     // client's pool does not send the next request down it.
     assert_eq!(r.headers()["connection"], "close");
+    // A run id that names nothing of this drill is the client's mistake: 4xx, no run
+    // recorded, nobody paged.
+    for (artifact, status, says) in [
+        ("../other/20261101T000000Z-aaaaaa", 400, "is not a run id"),
+        ("20261101T000000Z-aaaaaa", 404, "known runs: none"),
+    ] {
+        let r = d
+            .post("/api/v1/drills/dd/runs")
+            .json(&serde_json::json!({ "artifact": artifact }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{artifact}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "{artifact}: {body}");
+    }
 
     let run_id = d.start_run("dd").await;
     let events = d.follow(&run_id, |name, _| name == "finished").await;
@@ -318,16 +281,17 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
     assert_eq!(ev.last().unwrap().1["verdict"], "passed");
     assert!(leftovers(&run_id).await.is_empty());
     assert!(leftovers(&hooked).await.is_empty());
+    // The good run paged nobody, and neither did the refused requests.
+    assert!(pages.lock().unwrap().is_empty(), "{:?}", pages.lock().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_restore_interrupts_the_run_and_removes_the_sandbox() {
     create_db("fd_daemon_term", SHOP).await;
     let fx = Fixture::new();
-    let port = free_port();
-    let (hook, pages) = receiver().await;
-    setup(&fx, "fd_daemon_term", port, &hook);
-    let mut d = Daemon::start(fx.dir.path(), port);
+    let (hook, pages) = support::daemon::receiver().await;
+    setup(&fx, "fd_daemon_term", &hook);
+    let mut d = Daemon::start(fx.dir.path());
     d.ready().await;
     let run_id = d.start_run("dd").await;
     d.follow(&run_id, |n, v| {
@@ -364,10 +328,9 @@ async fn sigterm_mid_restore_interrupts_the_run_and_removes_the_sandbox() {
 async fn sigkill_mid_drill_then_restart_reaps_the_orphan_and_pages_once() {
     create_db("fd_daemon_kill", SHOP).await;
     let fx = Fixture::new();
-    let port = free_port();
-    let (hook, pages) = receiver().await;
-    setup(&fx, "fd_daemon_kill", port, &hook);
-    let mut d = Daemon::start(fx.dir.path(), port);
+    let (hook, pages) = support::daemon::receiver().await;
+    setup(&fx, "fd_daemon_kill", &hook);
+    let mut d = Daemon::start(fx.dir.path());
     d.ready().await;
     let run_id = d.start_run("dd").await;
     d.follow(&run_id, |n, v| {
@@ -381,7 +344,7 @@ async fn sigkill_mid_drill_then_restart_reaps_the_orphan_and_pages_once() {
         "a SIGKILL leaves the sandbox behind"
     );
 
-    let d2 = Daemon::start(fx.dir.path(), port);
+    let d2 = Daemon::start(fx.dir.path());
     d2.ready().await;
     assert!(
         leftovers(&run_id).await.is_empty(),
@@ -406,10 +369,9 @@ async fn sigkill_mid_drill_then_restart_reaps_the_orphan_and_pages_once() {
 async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     create_db("fd_daemon_reload", SHOP).await;
     let fx = Fixture::new();
-    let port = free_port();
-    let (hook, _) = receiver().await;
-    setup(&fx, "fd_daemon_reload", port, &hook);
-    let d = Daemon::start(fx.dir.path(), port);
+    let (hook, _) = support::daemon::receiver().await;
+    setup(&fx, "fd_daemon_reload", &hook);
+    let d = Daemon::start(fx.dir.path());
     d.ready().await;
     let drills = fx.dir.path().join("drills");
     // A second valid drill appears: reload picks it up.

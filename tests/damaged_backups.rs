@@ -495,3 +495,56 @@ async fn a_shrink_trips_the_guard_until_accepted_and_reports_are_evidence() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no longer matches the report"), "{stderr}");
 }
+
+/// `accept` takes a run that failed its anomaly guards alone. A run that also failed one
+/// of the drill's own assertions is a broken backup and is refused, whatever the
+/// assertion is called: guards are marked as guards, not known by their names, and a
+/// drill may not name its own assertions like them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_refuses_a_run_that_failed_a_drill_assertion() {
+    create_db("fd_accept", SHOP).await;
+    let fx = Fixture::new();
+    let path = fx.drill(
+        "accepting",
+        "fd_accept",
+        "[[assertion]]\nname = \"all orders are there\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = \">= 12000\"\n",
+    );
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap());
+    let runner = firedrill::Runner {
+        catalog: Some(catalog.clone()),
+        ..bare_runner(firedrill::LiveConnector)
+    };
+    let drill = load_drill(&path).unwrap();
+    let stop = firedrill::Stop::new();
+    let first = runner.run(&drill, &RunOptions::default(), &Silent, &stop).await.report;
+    assert_eq!(first.verdict, Verdict::Passed, "{}", firedrill::report::render_human(&first));
+    sh(
+        r#"psql -X -q -v ON_ERROR_STOP=1 -d fd_accept -c "DELETE FROM orders WHERE id % 5 <> 0; DELETE FROM audit.events WHERE ctid IN (SELECT ctid FROM audit.events LIMIT 400)""#,
+        &[],
+    );
+    let second = runner.run(&drill, &RunOptions::default(), &Silent, &stop).await.report;
+    assert_eq!(second.verdict, Verdict::Failed);
+    let names = failed_names(&second);
+    assert!(names.contains(&"anomaly: total rows".to_string()), "{names:?}");
+    assert!(names.contains(&"all orders are there".to_string()), "{names:?}");
+    let e = firedrill::inventory::accept_run(catalog.as_ref(), &second.run_id, Some(&drill))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("did not fail on its anomaly guards alone"), "{e}");
+    let rec = catalog.run(&second.run_id).await.unwrap().unwrap();
+    assert!(!rec.accepted);
+
+    // A drill's own assertion named like a guard does not validate.
+    let guardlike = fx.drill(
+        "guardlike",
+        "fd_accept",
+        "[[assertion]]\nname = \"anomaly: total rows\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = \">= 1\"\n",
+    );
+    let p = load_drill(&guardlike).unwrap_err();
+    assert!(
+        p.0.iter()
+            .any(|x| x.field == "assertion[0].name" && x.message.contains("anomaly guards")),
+        "{p}"
+    );
+}

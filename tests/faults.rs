@@ -14,7 +14,7 @@ mod support;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,11 +28,15 @@ use firedrill::store::{ArtifactStore, ByteStream, Upload, ARTIFACT_FILE};
 use firedrill::{load_drill, Progress, RunOptions, RunReport, Stage, Verdict};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use support::daemon::{receiver, receiver_on, reserve_port, DaemonProc, Received};
 use support::*;
 use tokio::sync::mpsc;
 
 /// One fault at a time: they restart services the others use.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The token the tests' daemons take from their environment.
+const DAEMON_ENV: &[(&str, &str)] = &[("FIREDRILL_TEST_FAULTS_TOKEN", "faults-token")];
 
 /// A source big enough that dump, upload and restore each take seconds (about 160 MB
 /// dumped, 80 MB stored), made once and kept between runs of the suite.
@@ -722,35 +726,13 @@ async fn disk_full_under_the_store_fails_the_upload_and_keeps_nothing_partial() 
 
 // ------------------------------------------------------------------- 6. paging
 
-fn free_port() -> u16 {
+/// A port nobody listens on (bound, then let go): a source that is not there.
+fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A webhook receiver on `port`, keeping every body.
-async fn receiver_on(port: u16) -> Arc<Mutex<Vec<serde_json::Value>>> {
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let g = g.clone();
-            async move {
-                g.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or_default());
-                (axum::http::StatusCode::ACCEPTED, "ok")
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    got
 }
 
 /// The webhook receiver is down when a drill fails: the page waits in the outbox, and
@@ -761,13 +743,15 @@ async fn webhook_down_then_up_delivers_the_page_on_notify_flush() {
     let t0 = Instant::now();
     let fx = Fixture::new();
     // A source nobody listens on: the drill fails at once, as infrastructure.
-    let dead = free_port();
+    let dead = unused_port();
     let path = fx.drill("hookdown", "postgres", "");
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace(&format!("port = {}", pg().port), &format!("port = {dead}"));
     std::fs::write(&path, text).unwrap();
-    let port = free_port();
+    // The receiver's port is taken now; it answers only later.
+    let hook = reserve_port();
+    let port = hook.local_addr().unwrap().port();
     let cfg = fx.dir.path().join("firedrill.toml");
     std::fs::write(
         &cfg,
@@ -794,7 +778,7 @@ async fn webhook_down_then_up_delivers_the_page_on_notify_flush() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("sent 0, retrying 1"));
 
-    let got = receiver_on(port).await;
+    let (_, got) = receiver_on(hook).await;
     let out = firedrill(&["notify", "flush", "--now"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -812,62 +796,6 @@ async fn webhook_down_then_up_delivers_the_page_on_notify_flush() {
 }
 
 // ------------------------------------------------------------------- 7. SIGKILL
-
-/// A daemon on `dir`'s config, for its start-up recovery.
-struct DaemonProc(Child);
-
-impl DaemonProc {
-    async fn start(dir: &Path, port: u16) -> DaemonProc {
-        // Owned at once: dropped (killed, reaped) if it never comes up.
-        let daemon = DaemonProc(
-            Command::new(env!("CARGO_BIN_EXE_firedrill"))
-                .arg("--config")
-                .arg(dir.join("firedrill.toml"))
-                .arg("daemon")
-                .env("FIREDRILL_TEST_FAULTS_TOKEN", "faults-token")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        );
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .send()
-                .await
-            {
-                if r.status().is_success() {
-                    return daemon;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the daemon did not come up");
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
-            if self.0.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the daemon did not stop on SIGTERM");
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn order(s: Stage) -> usize {
     Stage::ALL.iter().position(|x| *x == s).unwrap()
@@ -913,8 +841,7 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
     let _serial = SERIAL.lock().await;
     ensure_big_db().await;
     let t0 = Instant::now();
-    let hook_port = free_port();
-    let pages = receiver_on(hook_port).await;
+    let (hook, pages) = receiver().await;
     for kill_in in [
         Stage::Dump,
         Stage::Encrypt,
@@ -936,11 +863,10 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
         let drill = drills.join("killed.toml");
         std::fs::write(&drill, text).unwrap();
         let catalog = dir.join("catalog.db");
-        let port = free_port();
         std::fs::write(
             dir.join("firedrill.toml"),
             format!(
-                "catalog = \"{}\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:{port}\"\ntoken = {{ env = \"FIREDRILL_TEST_FAULTS_TOKEN\" }}\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n",
+                "catalog = \"{}\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_FAULTS_TOKEN\" }}\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n",
                 catalog.display()
             ),
         )
@@ -1010,8 +936,8 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
         }
 
         let before = pages.lock().unwrap().len();
-        let d = DaemonProc::start(dir, port).await;
-        d.stop();
+        let mut d = DaemonProc::start(&dir.join("firedrill.toml"), DAEMON_ENV);
+        assert!(d.terminate(Duration::from_secs(60)).is_some(), "the daemon did not stop");
         assert!(
             leftovers(&run_id).await.is_empty(),
             "killed in {kill_in}: the recovery left {:?}",
@@ -1035,8 +961,8 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
             assert!(c.artifacts(None).await.unwrap().is_empty());
         }
         // A second start finds nothing to recover and pages nobody again.
-        let d = DaemonProc::start(dir, port).await;
-        d.stop();
+        let mut d = DaemonProc::start(&dir.join("firedrill.toml"), DAEMON_ENV);
+        assert!(d.terminate(Duration::from_secs(60)).is_some(), "the daemon did not stop");
         let got: Vec<serde_json::Value> = pages.lock().unwrap()[before..].to_vec();
         let lost: Vec<_> = got
             .iter()
@@ -1053,4 +979,167 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
         eprintln!("SIGKILL in {kill_in}: recovered in {:?}", ts.elapsed());
     }
     eprintln!("SIGKILL test: {:?}", t0.elapsed());
+}
+
+// ------------------------------------------------------------------- 8. under the daemon
+
+/// A daemon directory: `drill` (a drill file of `fx`) moved into `drills/`, a catalog, and
+/// a webhook channel to `hook`. Returns the main config's path.
+fn daemon_dir(fx: &Fixture, drill: &Path, hook: &str) -> PathBuf {
+    let dir = fx.dir.path();
+    let drills = dir.join("drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    let text = std::fs::read_to_string(drill).unwrap().replace(
+        "identity = { file = \"identity.txt\" }",
+        &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+    );
+    std::fs::write(drills.join(drill.file_name().unwrap()), text).unwrap();
+    std::fs::remove_file(drill).unwrap();
+    let cfg = dir.join("firedrill.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_FAULTS_TOKEN\" }}\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Starts `drill` through the daemon's API and waits for the run to finish; returns it
+/// as `GET /api/v1/runs/{id}` shows it.
+async fn run_through(d: &DaemonProc, drill: &str) -> serde_json::Value {
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/drills/{drill}/runs", d.base))
+        .bearer_auth("faults-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = Instant::now();
+    loop {
+        let run: serde_json::Value = http
+            .get(format!("{}/api/v1/runs/{id}", d.base))
+            .bearer_auth("faults-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !run["report"].is_null() {
+            return run;
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "run {id} did not end");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits a moment for pages in flight, then returns them.
+async fn pages_settled(pages: &Received) -> Vec<serde_json::Value> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pages.lock().unwrap().clone()
+}
+
+/// The store fills during the upload, under the daemon: the dump and the encryption
+/// stop (they are not the failure), the run ends `error` at the upload, and the on-call
+/// is paged once, a warning, however often it happens again. (Before run states were
+/// types, the stopped siblings made such a run `aborted`, and the daemon paged nobody.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fills_during_upload_pages_once_under_the_daemon() {
+    let _serial = SERIAL.lock().await;
+    ensure_big_db().await;
+    let fx = Fixture::new();
+    let _disk = SmallDisk::mount(&fx.store(), "4m");
+    let (hook, pages) = receiver().await;
+    let drill = fx.drill("full", BIG_DB, "");
+    let cfg = daemon_dir(&fx, &drill, &hook);
+    let d = DaemonProc::start(&cfg, DAEMON_ENV);
+    for attempt in 1..=2 {
+        let run = run_through(&d, "full").await;
+        assert_eq!(run["status"], "error", "attempt {attempt}: {run:#}");
+        let report = &run["report"];
+        assert_eq!(report["failed_stage"], "upload", "{report:#}");
+        let outcome = |s: &str| {
+            report["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["stage"] == s)
+                .unwrap()["outcome"]
+                .clone()
+        };
+        assert_eq!(outcome("upload"), "failed");
+        assert_ne!(outcome("dump"), "failed", "{report:#}");
+        assert!(
+            report["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the storage is full"),
+            "{report:#}"
+        );
+    }
+    let got = pages_settled(&pages).await;
+    assert_eq!(got.len(), 1, "one page for the incident: {got:#?}");
+    assert_eq!(got[0]["kind"], "trigger");
+    assert_eq!(got[0]["severity"], "warning");
+    assert_eq!(got[0]["stage"], "upload");
+}
+
+/// The source drops pg_dump's connection, again and again, under the daemon: the backup
+/// is taken again per `[retry]` (a source that dropped out once is no news), then the
+/// run ends `error` at the dump, and the on-call is paged once, a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_drops_pg_dump_pages_once_under_the_daemon() {
+    let _serial = SERIAL.lock().await;
+    ensure_big_db().await;
+    let fx = Fixture::new();
+    let (hook, pages) = receiver().await;
+    let drill = fx.drill("dropped", BIG_DB, "[retry]\nattempts = 2\nbackoff = \"1s\"\n");
+    let cfg = daemon_dir(&fx, &drill, &hook);
+    let d = DaemonProc::start(&cfg, DAEMON_ENV);
+    // Every pg_dump session on the database is ended as soon as it shows.
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let admin = pg_client("postgres").await;
+            while !stop.load(Ordering::SeqCst) {
+                let _ = admin
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = $1 AND application_name = 'pg_dump'",
+                        &[&BIG_DB],
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let run = run_through(&d, "dropped").await;
+    stop.store(true, Ordering::SeqCst);
+    killer.await.unwrap();
+    assert_eq!(run["status"], "error", "{run:#}");
+    let report = &run["report"];
+    assert_eq!(report["failed_stage"], "dump", "{report:#}");
+    let dump = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["stage"] == "dump")
+        .unwrap()
+        .clone();
+    assert_eq!(dump["attempts"], 2, "{dump:#}");
+    assert_eq!(report["error"]["kind"], "infrastructure", "{report:#}");
+    let got = pages_settled(&pages).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["severity"], "warning");
+    assert_eq!(got[0]["stage"], "dump");
+    // The source is fine for everyone else.
+    pg_client(BIG_DB).await;
 }

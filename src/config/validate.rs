@@ -1145,6 +1145,21 @@ fn check_assertions(
                 "the name is empty",
                 "name the assertion so a failure says which one",
             );
+        } else if a
+            .name
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with(crate::assertion::GUARD_PREFIX)
+        {
+            c.push(
+                format!("{field}.name"),
+                format!(
+                    "`{}`: names starting with `{}` are the anomaly guards'",
+                    a.name,
+                    crate::assertion::GUARD_PREFIX
+                ),
+                "name the assertion otherwise (a run failed by a drill's own assertion can never be accepted as a guard's)",
+            );
         } else if !seen.insert(a.name.clone()) {
             c.push(
                 format!("{field}.name"),

@@ -112,6 +112,20 @@ async fn start_run(
         }
     };
     let mut artifact = req.artifact;
+    // A run id that names nothing this drill stored is the client's mistake, not a
+    // broken backup: refused here, before a run is recorded or anyone paged.
+    if let Some(id) = &artifact {
+        let Some(drill) = d.drills().get(&name).cloned() else {
+            return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
+        };
+        if let Err(e) = d.runner.check_artifact(&drill, id).await {
+            let status = match crate::store::StoreFault::of(&e) {
+                Some(crate::store::StoreFault::NotFound) => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return error(status, e.to_string());
+        }
+    }
     if req.random {
         let Some(drill) = d.drills().get(&name).cloned() else {
             return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));

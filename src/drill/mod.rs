@@ -129,14 +129,40 @@ pub fn load_keys(drill: &Drill) -> Result<(Vec<age::x25519::Recipient>, Secret)>
         .identity
         .load(&drill.base_dir)
         .map_err(|e| e.context("encryption.identity"))?;
-    // A verify-only drill decrypts files another tool encrypted: its recipients are not
-    // what those files were locked to.
-    let check_against: Vec<String> = match drill.source {
+    crate::age_keys::check_identity(&identity, &recipients_to_check(drill, &recipients))?;
+    Ok((recipients, identity))
+}
+
+/// The recipients the identity must match: a verify-only drill decrypts files another
+/// tool encrypted, so its own recipients are not what those files were locked to.
+fn recipients_to_check(drill: &Drill, recipients: &[age::x25519::Recipient]) -> Vec<String> {
+    match drill.source {
         SourceSpec::Stored(_) => Vec::new(),
         _ => recipients.iter().map(|r| r.to_string()).collect(),
-    };
-    crate::age_keys::check_identity(&identity, &check_against)?;
-    Ok((recipients, identity))
+    }
+}
+
+/// For `firedrill validate`: the identity, when it can be read here (its file exists, its
+/// variable is set), must open what the recipients lock. An identity that cannot be read
+/// here is no problem of the file's (`validate` runs where secrets may not be).
+pub fn key_problem(drill: &Drill) -> Option<crate::config::Problem> {
+    let identity = drill.encryption.identity.load(&drill.base_dir).ok()?;
+    let recipients_file = drill
+        .encryption
+        .recipients_file
+        .as_ref()
+        .map(|p| drill.resolve(p));
+    let recipients =
+        crate::age_keys::load_recipients(&drill.encryption.recipients, recipients_file.as_deref())
+            .ok()?;
+    let e = crate::age_keys::check_identity(&identity, &recipients_to_check(drill, &recipients))
+        .err()?;
+    Some(crate::config::Problem {
+        file: drill.file.clone(),
+        field: "encryption.identity".into(),
+        message: e.message,
+        fix: e.hint.unwrap_or_default(),
+    })
 }
 
 /// The source of a verify-only drill: there is nothing to dump.

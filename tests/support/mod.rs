@@ -3,6 +3,7 @@
 //! real Docker engine.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod fakes;
 
 use std::collections::HashMap;

@@ -1,0 +1,133 @@
+//! The daemon binary as the tests run it: its config says `listen = "127.0.0.1:0"` and the
+//! daemon binds a free port itself and prints which (no `free_port()` race between two
+//! tests); a webhook receiver on a port bound up front, for its pages.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `firedrill daemon`.
+pub struct DaemonProc {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT` (or https).
+    pub base: String,
+}
+
+impl DaemonProc {
+    /// Starts `firedrill --config CONFIG daemon` with `env`, and waits until it says where
+    /// its API listens. Its stderr goes on to the test's.
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> DaemonProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+        cmd.arg("--config")
+            .arg(config)
+            .arg("daemon")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                if !sent {
+                    if let Some(at) = line.split("API on ").nth(1) {
+                        let _ = tx.send(at.trim().to_string());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let t = Instant::now();
+        let base = loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(b) => break b,
+                Err(_) if t.elapsed() > Duration::from_secs(60) => {
+                    let _ = child.kill();
+                    panic!("the daemon did not say where it listens within 60s");
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("the daemon exited before it listened: {status}");
+                    }
+                }
+            }
+        };
+        DaemonProc { child, base }
+    }
+
+    /// Sends SIGTERM and waits for the exit code (none if it had to be killed).
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        self.signal("TERM");
+        self.wait(limit)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pages a webhook receiver got, as JSON.
+pub type Received = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// A port bound now, for a webhook receiver that starts later (a channel that is down
+/// first, then up).
+pub fn reserve_port() -> std::net::TcpListener {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    l
+}
+
+/// A webhook receiver serving `/hook` on `listener`, keeping every body.
+pub async fn receiver_on(listener: std::net::TcpListener) -> (String, Received) {
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let g = g.clone();
+            async move {
+                g.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                (axum::http::StatusCode::ACCEPTED, "ok")
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// A webhook receiver on a port of its own, up now.
+pub async fn receiver() -> (String, Received) {
+    receiver_on(reserve_port()).await
+}
