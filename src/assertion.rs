@@ -304,7 +304,10 @@ mod tests {
         assert!(Expectation::parse("between 1").is_err());
         // Operators typed wrong are refused, not compared as text.
         let e = Expectation::parse("=> 20000").unwrap_err();
-        assert!(e.contains("`=>` is not an operator") && e.contains("`>= 20000`"), "{e}");
+        assert!(
+            e.contains("`=>` is not an operator") && e.contains("`>= 20000`"),
+            "{e}"
+        );
         assert!(Expectation::parse("=< 5").unwrap_err().contains("`<= 5`"));
         assert!(Expectation::parse(">> 1").is_err());
         assert!(Expectation::parse("== 3").is_ok());

@@ -79,7 +79,9 @@ fn promtool_holds_the_shipped_rules_to_the_paging_rule() {
         .current_dir(repo())
         .output()
         .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): install Debian's `prometheus` package (tests/run does)")
+            panic!(
+                "cannot run promtool ({e}): install Debian's `prometheus` package (tests/run does)"
+            )
         });
     assert!(
         out.status.success(),
@@ -92,5 +94,9 @@ fn promtool_holds_the_shipped_rules_to_the_paging_rule() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

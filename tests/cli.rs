@@ -254,7 +254,11 @@ fn a_mistyped_artifact_exits_2_naming_the_known_runs_and_pages_nobody() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let id = d.join("id.txt");
-    let out = firedrill().args(["keygen", "-o"]).arg(&id).output().unwrap();
+    let out = firedrill()
+        .args(["keygen", "-o"])
+        .arg(&id)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let known = ["20261101T000000Z-aaaaaa", "20261102T000000Z-bbbbbb"];
@@ -327,4 +331,57 @@ fn a_mistyped_artifact_exits_2_naming_the_known_runs_and_pages_nobody() {
         runs.as_array().is_none_or(|a| a.is_empty()),
         "no run is recorded: {runs}"
     );
+}
+
+/// An identity that opens none of the recipients' locks is refused by `validate` (when
+/// the identity can be read there) and by `run` before any dump: the drill could never
+/// restore what it backs up.
+#[test]
+fn an_identity_that_matches_no_recipient_is_refused_before_any_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keygen = |name: &str| {
+        let out = firedrill()
+            .args(["keygen", "-o"])
+            .arg(d.join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let _mine = keygen("mine.txt");
+    let theirs = keygen("theirs.txt");
+    let drill = d.join("wrongkey.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            "[source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = 1\ndatabase = \"x\"\nuser = \"u\"\n\
+             [storage]\ntype = \"local\"\npath = \"store\"\n\
+             [encryption]\nrecipients = [\"{theirs}\"]\nidentity = {{ file = \"mine.txt\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = firedrill().arg("validate").arg(&drill).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("encryption.identity") && err.contains("matches none of the recipients"),
+        "{err}"
+    );
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(d.join("c.db"))
+        .arg("run")
+        .arg(&drill)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "config");
+    assert!(report["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("matches none of the recipients"));
+    assert_eq!(report["stages"][0]["outcome"], "skipped", "no dump was taken");
 }

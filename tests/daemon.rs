@@ -282,7 +282,11 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
     assert!(leftovers(&run_id).await.is_empty());
     assert!(leftovers(&hooked).await.is_empty());
     // The good run paged nobody, and neither did the refused requests.
-    assert!(pages.lock().unwrap().is_empty(), "{:?}", pages.lock().unwrap());
+    assert!(
+        pages.lock().unwrap().is_empty(),
+        "{:?}",
+        pages.lock().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

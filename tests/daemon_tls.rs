@@ -2,20 +2,17 @@
 //! that trust the certificate get in with the token, plain HTTP gets nothing, and a broken
 //! TLS config is refused at start with the file named.
 
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
+
+use support::daemon::DaemonProc;
 
 const TOKEN: &str = "tls-token-8d21";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_config(dir: &std::path::Path, port: u16, cert: &str, key: &str) -> std::path::PathBuf {
+/// The daemon listens where the system puts it (port 0) and says where.
+fn write_config(dir: &std::path::Path, cert: &str, key: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("drills")).unwrap();
     let path = dir.join("firedrill.toml");
     std::fs::write(
@@ -25,7 +22,7 @@ fn write_config(dir: &std::path::Path, port: u16, cert: &str, key: &str) -> std:
 drills_dir = "drills"
 
 [daemon]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 token = {{ env = "FIREDRILL_TEST_TLS_TOKEN" }}
 tls_cert = "{cert}"
 tls_key = "{key}"
@@ -68,17 +65,9 @@ async fn the_api_speaks_https_with_the_configured_certificate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = free_port();
-    let config = write_config(d, port, "cert.pem", "key.pem");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-        .arg("--config")
-        .arg(&config)
-        .arg("daemon")
-        .env("FIREDRILL_TEST_TLS_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let config = write_config(d, "cert.pem", "key.pem");
+    let mut daemon = DaemonProc::start(&config, &[("FIREDRILL_TEST_TLS_TOKEN", TOKEN)]);
+    assert!(daemon.base.starts_with("https://"), "{}", daemon.base);
 
     let cert = reqwest::Certificate::from_pem(&std::fs::read(d.join("cert.pem")).unwrap()).unwrap();
     let https = reqwest::Client::builder()
@@ -86,7 +75,8 @@ async fn the_api_speaks_https_with_the_configured_certificate() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let base = format!("https://127.0.0.1:{port}");
+    let base = daemon.base.clone();
+    let plain_base = base.replacen("https://", "http://", 1);
     let mut last = String::new();
     let mut up = false;
     for _ in 0..100 {
@@ -100,10 +90,7 @@ async fn the_api_speaks_https_with_the_configured_certificate() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if !up {
-        let _ = child.kill();
-        panic!("the daemon did not answer over HTTPS: {last}");
-    }
+    assert!(up, "the daemon did not answer over HTTPS: {last}");
     let r = https
         .get(format!("{base}/api/v1/drills"))
         .send()
@@ -133,7 +120,7 @@ async fn the_api_speaks_https_with_the_configured_certificate() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap()
-        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .get(format!("{plain_base}/healthz"))
         .send()
         .await;
     assert!(
@@ -141,17 +128,11 @@ async fn the_api_speaks_https_with_the_configured_certificate() {
         "plain HTTP must not be served on the TLS port"
     );
 
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(daemon.terminate(Duration::from_secs(60)), Some(0));
 
     // Half a TLS config, and a key that is not a key, are refused with the field named.
-    let port = free_port();
     std::fs::write(d.join("nokey.pem"), "not a key").unwrap();
-    let config = write_config(d, port, "cert.pem", "nokey.pem");
+    let config = write_config(d, "cert.pem", "nokey.pem");
     let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
         .arg("--config")
         .arg(&config)

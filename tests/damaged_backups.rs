@@ -517,21 +517,42 @@ async fn accept_refuses_a_run_that_failed_a_drill_assertion() {
     };
     let drill = load_drill(&path).unwrap();
     let stop = firedrill::Stop::new();
-    let first = runner.run(&drill, &RunOptions::default(), &Silent, &stop).await.report;
-    assert_eq!(first.verdict, Verdict::Passed, "{}", firedrill::report::render_human(&first));
+    let first = runner
+        .run(&drill, &RunOptions::default(), &Silent, &stop)
+        .await
+        .report;
+    assert_eq!(
+        first.verdict,
+        Verdict::Passed,
+        "{}",
+        firedrill::report::render_human(&first)
+    );
     sh(
         r#"psql -X -q -v ON_ERROR_STOP=1 -d fd_accept -c "DELETE FROM orders WHERE id % 5 <> 0; DELETE FROM audit.events WHERE ctid IN (SELECT ctid FROM audit.events LIMIT 400)""#,
         &[],
     );
-    let second = runner.run(&drill, &RunOptions::default(), &Silent, &stop).await.report;
+    let second = runner
+        .run(&drill, &RunOptions::default(), &Silent, &stop)
+        .await
+        .report;
     assert_eq!(second.verdict, Verdict::Failed);
     let names = failed_names(&second);
-    assert!(names.contains(&"anomaly: total rows".to_string()), "{names:?}");
-    assert!(names.contains(&"all orders are there".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"anomaly: total rows".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"all orders are there".to_string()),
+        "{names:?}"
+    );
     let e = firedrill::inventory::accept_run(catalog.as_ref(), &second.run_id, Some(&drill))
         .await
         .unwrap_err();
-    assert!(e.message.contains("did not fail on its anomaly guards alone"), "{e}");
+    assert!(
+        e.message
+            .contains("did not fail on its anomaly guards alone"),
+        "{e}"
+    );
     let rec = catalog.run(&second.run_id).await.unwrap().unwrap();
     assert!(!rec.accepted);
 

@@ -3,8 +3,10 @@
 //! Chromium loads the pages with JavaScript's console and the Content-Security-Policy
 //! watching. The screenshots are kept in `target/dashboard-screenshots/`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use firedrill::assertion::AssertionResult;
@@ -13,28 +15,10 @@ use firedrill::fingerprint::Mismatch;
 use firedrill::report::{ArtifactInfo, ErrorReport, Outcome, StageReport};
 use firedrill::{RunReport, Stage, Verdict};
 
+use support::daemon::DaemonProc;
+
 const TOKEN: &str = "dashboard-token-7c2e91";
 const NASTY: &str = "<script>alert(\"pwned\")</script> & 'x'";
-
-struct DaemonProc {
-    child: Child,
-    base: String,
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -43,29 +27,12 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-async fn start_daemon(dir: &Path, port: u16) -> DaemonProc {
-    let child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-        .arg("--config")
-        .arg(dir.join("firedrill.toml"))
-        .arg("daemon")
-        .env("FIREDRILL_TEST_DASHBOARD_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let d = DaemonProc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..150 {
-        if let Ok(r) = http().get(format!("{}/healthz", d.base)).send().await {
-            if r.status().is_success() {
-                return d;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the daemon did not come up");
+/// The daemon of `dir`'s config, on the port it picked.
+async fn start_daemon(dir: &Path) -> DaemonProc {
+    DaemonProc::start(
+        &dir.join("firedrill.toml"),
+        &[("FIREDRILL_TEST_DASHBOARD_TOKEN", TOKEN)],
+    )
 }
 
 fn drill_file(dir: &Path, name: &str, extra: &str) {
@@ -81,12 +48,12 @@ fn drill_file(dir: &Path, name: &str, extra: &str) {
 }
 
 /// The daemon's directory: main config, four drills, a catalog with their history.
-async fn setup(dir: &Path, port: u16, public: bool) -> Ids {
+async fn setup(dir: &Path, public: bool) -> Ids {
     std::fs::create_dir_all(dir.join("drills")).unwrap();
     std::fs::write(
         dir.join("firedrill.toml"),
         format!(
-            "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n\
+            "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\n\
              token = {{ env = \"FIREDRILL_TEST_DASHBOARD_TOKEN\" }}\ndashboard_public = {public}\n"
         ),
     )
@@ -432,9 +399,8 @@ fn look_at(url: &str, name: &str) -> String {
 async fn dashboard_pages_render_in_headless_chromium() {
     let chromium = chromium();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let ids = setup(dir.path(), port, true).await;
-    let d = start_daemon(dir.path(), port).await;
+    let ids = setup(dir.path(), true).await;
+    let d = start_daemon(dir.path()).await;
 
     // Public pages, a private API.
     let r = http().get(format!("{}/", d.base)).send().await.unwrap();
@@ -535,9 +501,8 @@ async fn dashboard_pages_render_in_headless_chromium() {
 async fn dashboard_login_sets_a_signed_cookie_and_the_api_keeps_its_token() {
     let chromium = chromium();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    setup(dir.path(), port, false).await;
-    let d = start_daemon(dir.path(), port).await;
+    setup(dir.path(), false).await;
+    let d = start_daemon(dir.path()).await;
     let c = http();
     let url = |p: &str| format!("{}{p}", d.base);
 

@@ -937,7 +937,10 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
 
         let before = pages.lock().unwrap().len();
         let mut d = DaemonProc::start(&dir.join("firedrill.toml"), DAEMON_ENV);
-        assert!(d.terminate(Duration::from_secs(60)).is_some(), "the daemon did not stop");
+        assert!(
+            d.terminate(Duration::from_secs(60)).is_some(),
+            "the daemon did not stop"
+        );
         assert!(
             leftovers(&run_id).await.is_empty(),
             "killed in {kill_in}: the recovery left {:?}",
@@ -962,7 +965,10 @@ async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
         }
         // A second start finds nothing to recover and pages nobody again.
         let mut d = DaemonProc::start(&dir.join("firedrill.toml"), DAEMON_ENV);
-        assert!(d.terminate(Duration::from_secs(60)).is_some(), "the daemon did not stop");
+        assert!(
+            d.terminate(Duration::from_secs(60)).is_some(),
+            "the daemon did not stop"
+        );
         let got: Vec<serde_json::Value> = pages.lock().unwrap()[before..].to_vec();
         let lost: Vec<_> = got
             .iter()
@@ -1035,7 +1041,10 @@ async fn run_through(d: &DaemonProc, drill: &str) -> serde_json::Value {
         if !run["report"].is_null() {
             return run;
         }
-        assert!(t.elapsed() < Duration::from_secs(600), "run {id} did not end");
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "run {id} did not end"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -1100,7 +1109,11 @@ async fn a_source_that_drops_pg_dump_pages_once_under_the_daemon() {
     ensure_big_db().await;
     let fx = Fixture::new();
     let (hook, pages) = receiver().await;
-    let drill = fx.drill("dropped", BIG_DB, "[retry]\nattempts = 2\nbackoff = \"1s\"\n");
+    let drill = fx.drill(
+        "dropped",
+        BIG_DB,
+        "[retry]\nattempts = 2\nbackoff = \"1s\"\n",
+    );
     let cfg = daemon_dir(&fx, &drill, &hook);
     let d = DaemonProc::start(&cfg, DAEMON_ENV);
     // Every pg_dump session on the database is ended as soon as it shows.
@@ -1113,7 +1126,7 @@ async fn a_source_that_drops_pg_dump_pages_once_under_the_daemon() {
                 let _ = admin
                     .execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE datname = $1 AND application_name = 'pg_dump'",
+                         WHERE datname = $1 AND application_name = 'firedrill-pg_dump'",
                         &[&BIG_DB],
                     )
                     .await;

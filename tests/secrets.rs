@@ -76,7 +76,8 @@ async fn endpoint(status: u16, body: &'static str) -> (String, Received) {
     (format!("http://{addr}"), got)
 }
 
-fn free_port() -> u16 {
+/// A port nobody listens on (bound, then let go).
+fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -275,7 +276,6 @@ async fn no_secret_reaches_argv_logs_reports_the_catalog_pages_or_debug_output()
         ),
     )
     .unwrap();
-    let api_port = free_port();
     let drills_dir = dir.join("daemon-drills");
     std::fs::create_dir_all(&drills_dir).unwrap();
     let config = dir.join("firedrill.toml");
@@ -305,14 +305,15 @@ url = "{hook_url}/hook"
 secret = {{ file = "hook.secret" }}
 
 [daemon]
-listen = "127.0.0.1:{api_port}"
+listen = "127.0.0.1:0"
 token = {{ env = "FD_SECRET_API_TOKEN" }}
 
 [evidence]
 signing_key = {{ file = "signing.pem" }}
 "#,
             drills = drills_dir.display(),
-            smtp_port = free_port(),
+            // Nobody listens there: the mail is only queued.
+            smtp_port = unused_port(),
         ),
     )
     .unwrap();
@@ -439,7 +440,37 @@ signing_key = {{ file = "signing.pem" }}
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{api_port}");
+    // Its logs, kept for the scan below; the line that says where the API listens
+    // (port 0: the daemon picked one).
+    let logs: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
+    {
+        let logs = logs.clone();
+        let mut stderr = daemon.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 8192];
+            let mut told = false;
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut l = logs.lock().unwrap();
+                l.extend_from_slice(&buf[..n]);
+                if !told {
+                    if let Some(at) = String::from_utf8_lossy(&l).split("API on ").nth(1) {
+                        if let Some(line) = at.lines().next().filter(|_| at.contains('\n')) {
+                            let _ = addr_tx.send(line.trim().to_string());
+                            told = true;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let base = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the daemon did not say where it listens");
     let client = reqwest::Client::new();
     let t0 = Instant::now();
     while client.get(format!("{base}/healthz")).send().await.is_err() {
@@ -485,8 +516,9 @@ signing_key = {{ file = "signing.pem" }}
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = daemon.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TRACE"));
-    assert_clean(&secrets, "the daemon's logs", &out.stderr);
+    let stderr = logs.lock().unwrap().clone();
+    assert!(String::from_utf8_lossy(&stderr).contains("TRACE"));
+    assert_clean(&secrets, "the daemon's logs", &stderr);
     assert_clean(&secrets, "the daemon's stdout", &out.stdout);
     for a in &answers {
         assert_clean(&secrets, "an API answer", a.as_bytes());

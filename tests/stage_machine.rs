@@ -370,7 +370,6 @@ async fn check(
     if got != want {
         fail(format!("pages {got:?} (want {want:?})"));
     }
-    drop(fail);
     wrong
 }
 

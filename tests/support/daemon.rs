@@ -34,7 +34,10 @@ impl DaemonProc {
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || {
             let mut sent = false;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 eprintln!("{line}");
                 if !sent {
                     if let Some(at) = line.split("API on ").nth(1) {
@@ -97,17 +100,18 @@ impl Drop for DaemonProc {
 /// Pages a webhook receiver got, as JSON.
 pub type Received = Arc<Mutex<Vec<serde_json::Value>>>;
 
-/// A port bound now, for a webhook receiver that starts later (a channel that is down
-/// first, then up).
-pub fn reserve_port() -> std::net::TcpListener {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    l
+/// A port taken now for a webhook receiver that starts later (a channel that is down
+/// first, then up): bound, not listening, so that until then connections are refused,
+/// and no other test can take the port meanwhile.
+pub fn reserve_port() -> tokio::net::TcpSocket {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    s
 }
 
-/// A webhook receiver serving `/hook` on `listener`, keeping every body.
-pub async fn receiver_on(listener: std::net::TcpListener) -> (String, Received) {
-    let addr: SocketAddr = listener.local_addr().unwrap();
+/// A webhook receiver serving `/hook` on `socket` (now listening), keeping every body.
+pub async fn receiver_on(socket: tokio::net::TcpSocket) -> (String, Received) {
+    let addr: SocketAddr = socket.local_addr().unwrap();
     let got: Received = Arc::default();
     let g = got.clone();
     let app = axum::Router::new().route(
@@ -122,7 +126,7 @@ pub async fn receiver_on(listener: std::net::TcpListener) -> (String, Received) 
             }
         }),
     );
-    let l = tokio::net::TcpListener::from_std(listener).unwrap();
+    let l = socket.listen(64).unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     (format!("http://{addr}/hook"), got)
 }

@@ -1,0 +1,385 @@
+//! The commands that read and keep the catalog of runs and artifacts: `list` (drills with
+//! their last runs), `history`, `artifacts`, `prune`, `accept` and `catalog rebuild`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use firedrill::catalog::{Catalog, SqliteCatalog};
+use firedrill::human::human_bytes;
+use firedrill::listing::DrillSummary;
+use firedrill::{load_drill, Drill, Problems};
+
+use super::output::{age_of, render_table};
+use super::{drill_path, open_catalog};
+
+/// Every drill file in `dir` with its schedule and last runs, each as the API's
+/// `GET /api/v1/drills` lists it; the catalog is read once for all of them.
+pub(super) async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
+    let files = match firedrill::config::drill_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: {}: cannot read the drills directory: {e}\n  hint: pass --drills-dir, or set drills_dir in --config",
+                dir.display()
+            );
+            return 2;
+        }
+    };
+    // Listing must not create a catalog where there was none.
+    let c = if catalog.exists() {
+        match SqliteCatalog::open(catalog) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("warning: no run history: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let loaded: Vec<(PathBuf, Result<Drill, Problems>)> = files
+        .into_iter()
+        .map(|f| {
+            let drill = load_drill(&f);
+            (f, drill)
+        })
+        .collect();
+    let names: Vec<String> = loaded
+        .iter()
+        .filter_map(|(_, d)| d.as_ref().ok().map(|d| d.name.clone()))
+        .collect();
+    let latest = match &c {
+        Some(c) => c.latest_runs(&names, false).await.unwrap_or_else(|e| {
+            eprintln!("warning: no run history: {e}");
+            HashMap::new()
+        }),
+        None => HashMap::new(),
+    };
+    // A file that does not validate is listed under its file name.
+    let stems: Vec<Cow<str>> = loaded
+        .iter()
+        .map(|(f, _)| {
+            f.file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+        })
+        .collect();
+    let now = jiff::Timestamp::now();
+    let rows: Vec<DrillSummary> = loaded
+        .iter()
+        .zip(&stems)
+        .map(|((file, drill), stem)| match drill {
+            // Cloned, not taken: two files may name the same drill.
+            Ok(d) => DrillSummary::of(d, latest.get(&d.name).cloned().unwrap_or_default(), now),
+            Err(p) => DrillSummary::invalid(stem, file, &p.0),
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return 0;
+    }
+    if rows.is_empty() {
+        eprintln!("no drill files in {}", dir.display());
+        return 0;
+    }
+    print!("{}", listing_table(&rows));
+    if c.is_none() {
+        eprintln!(
+            "note: no catalog at {}: run history unknown (--catalog, or catalog in --config)",
+            catalog.display()
+        );
+    }
+    0
+}
+
+/// `list` for people: a row per drill, the run history as ages.
+fn listing_table(rows: &[DrillSummary]) -> String {
+    let mut table = vec![[
+        "DRILL",
+        "ENGINE",
+        "STORAGE",
+        "SCHEDULE",
+        "LAST RUN",
+        "LAST SUCCESS",
+        "DESCRIPTION",
+    ]
+    .map(String::from)];
+    for r in rows {
+        if !r.valid {
+            table.push([
+                r.name.to_string(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!(
+                    "INVALID: {} problem(s); see `firedrill validate {}`",
+                    r.problems.len(),
+                    r.file.display()
+                ),
+            ]);
+            continue;
+        }
+        let schedule = match (r.schedule, r.timezone) {
+            (None, _) => "manual".to_string(),
+            (Some(c), None) => c.to_string(),
+            (Some(c), Some(tz)) => format!("{c} ({tz})"),
+        };
+        let last_run = r
+            .last_run
+            .as_ref()
+            .map(|l| format!("{} {} ago", l.status, age_of(l.started_at)))
+            .unwrap_or_else(|| "never".into());
+        let last_success = r
+            .last_success
+            .map(|t| format!("{} ago", age_of(t)))
+            .unwrap_or_else(|| "never".into());
+        table.push([
+            r.name.to_string(),
+            r.engine.clone().unwrap_or_default(),
+            r.storage.clone().unwrap_or_default(),
+            schedule,
+            last_run,
+            last_success,
+            r.description.unwrap_or_default().to_string(),
+        ]);
+    }
+    render_table(&table)
+}
+
+/// The stored artifacts the catalog knows, with size, age and verification state.
+pub(super) async fn artifacts(catalog: &Path, drill: Option<&str>, json: bool) -> u8 {
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let list = match c.artifacts(drill).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return 0;
+    }
+    println!(
+        "{:<24} {:<26} {:>10} {:>6}  verified",
+        "DRILL", "ARTIFACT", "SIZE", "AGE"
+    );
+    for a in &list {
+        let when = a
+            .verified_at
+            .map(|t| format!(" ({} ago)", age_of(t)))
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<26} {:>10} {:>6}  {}{}",
+            a.drill,
+            a.run_id,
+            human_bytes(a.encrypted_bytes),
+            age_of(a.created_at),
+            a.verified.as_str(),
+            when
+        );
+    }
+    0
+}
+
+/// Past runs from the catalog, newest first.
+pub(super) async fn history(catalog: &Path, drill: Option<&str>, limit: usize, json: bool) -> u8 {
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut runs = match c.runs(drill, limit).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if json {
+        for r in &mut runs {
+            r.report = None;
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        );
+        return 0;
+    }
+    println!(
+        "{:<24} {:<26} {:<8} {:>8} {:>10}  stage / error",
+        "DRILL", "RUN", "OUTCOME", "RTO", "SIZE"
+    );
+    for r in &runs {
+        println!(
+            "{:<24} {:<26} {:<8} {:>8} {:>10}  {}{}",
+            r.drill,
+            r.run_id,
+            r.status,
+            r.rto_seconds
+                .map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            r.encrypted_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            r.failed_stage.map(|s| format!("{s}: ")).unwrap_or_default(),
+            r.error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    0
+}
+
+/// Applies each drill's retention policy to its storage (or shows what it would do).
+pub(super) async fn prune(
+    catalog: &Path,
+    drill: Option<&str>,
+    dir: &Path,
+    dry_run: bool,
+    json: bool,
+) -> u8 {
+    let drills = match load_drills(dir, drill) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let c = SqliteCatalog::open(catalog).ok();
+    let mut reports = Vec::new();
+    for d in &drills {
+        match firedrill::inventory::prune(c.as_ref().map(|c| c as &dyn Catalog), d, dry_run).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: drill {}: {e}", d.name);
+                return 2;
+            }
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
+        return 0;
+    }
+    for r in &reports {
+        if r.drill_has_no_artifacts() {
+            println!("{}: no artifacts", r.drill);
+            continue;
+        }
+        println!("{}{}:", r.drill, if r.dry_run { " (dry run)" } else { "" });
+        for d in &r.decisions {
+            let verb = if d.keep {
+                "keep  "
+            } else if r.dry_run {
+                "would delete"
+            } else {
+                "delete"
+            };
+            println!("  {verb} {}  {}", d.run_id, d.reasons.join(", "));
+        }
+    }
+    0
+}
+
+/// Recreates the catalog's artifact inventory from the manifests in storage.
+pub(super) async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
+    let drills = match load_drills(dir, None) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match firedrill::inventory::rebuild(&c, &drills).await {
+        Ok(r) => {
+            for p in &r.problems {
+                eprintln!("warning: {p}");
+            }
+            println!(
+                "rebuilt {} from storage: {} artifacts ({} verified) across {} drills",
+                catalog.display(),
+                r.artifacts,
+                r.verified,
+                drills.len()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+/// Accepts a run that failed only its anomaly guards: the baseline of later runs.
+pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
+    let c = match open_catalog(catalog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let drill_name = match c.run(run).await {
+        Ok(Some(r)) => r.drill,
+        Ok(None) => {
+            eprintln!("error: there is no run {run} in the catalog {}\n  hint: list runs with `firedrill history`", catalog.display());
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let drill = load_drill(&drill_path(&drill_name, dir)).ok();
+    match firedrill::inventory::accept_run(&c, run, drill.as_ref()).await {
+        Ok(r) => {
+            eprintln!(
+                "accepted run {} of {}: it is the baseline of the next runs{}",
+                r.run_id,
+                r.drill,
+                if drill.is_some() {
+                    ", and its artifact is marked good in storage"
+                } else {
+                    " (drill file not found: storage marker not written)"
+                }
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+/// The drills of `dir` (or only the one named `only`), or the exit code after saying why
+/// not.
+fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, u8> {
+    let all = firedrill::daemon::load_drills(dir).map_err(|p| {
+        eprintln!("{p}");
+        2u8
+    })?;
+    match only {
+        None => Ok(all.into_values().collect()),
+        Some(n) => match all.get(n) {
+            Some(d) => Ok(vec![d.clone()]),
+            None => {
+                eprintln!("error: no drill named {n} in {}", dir.display());
+                Err(2)
+            }
+        },
+    }
+}

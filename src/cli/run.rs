@@ -1,0 +1,153 @@
+//! `firedrill run`: one drill now, its stages shown as they go, then its report; the
+//! runner gets the catalog, report writer and pager of the main config. Ctrl-C and
+//! SIGTERM stop the drill and still remove its sandbox.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use firedrill::catalog::{Catalog, SqliteCatalog};
+use firedrill::config::MainConfig;
+use firedrill::report::render_human_with;
+use firedrill::{load_drill, RunOptions, Runner, Stop, StopReason};
+
+use super::drill_path;
+use super::output::{say, Printer};
+
+/// The runner of `run`: the catalog, report writer and pager of the main config. Without
+/// a catalog the drill still runs (with a warning); without its reports or pager it does
+/// not.
+pub(super) fn runner(
+    config: &MainConfig,
+    catalog_path: &Path,
+    report_dir: Option<&Path>,
+) -> Result<Runner, u8> {
+    let catalog = match SqliteCatalog::open(catalog_path) {
+        Ok(c) => Some(Arc::new(c) as Arc<dyn Catalog>),
+        Err(e) => {
+            eprintln!("warning: running without a catalog: {e}");
+            None
+        }
+    };
+    let reports = match firedrill::evidence::ReportWriter::from_config(
+        config,
+        Some(catalog_path),
+        report_dir,
+    ) {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(2);
+        }
+    };
+    let pager = match firedrill::notify::Pager::new(&config.notify, &config.base_dir) {
+        Ok(p) => p.map(Arc::new),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(2);
+        }
+    };
+    Ok(Runner {
+        connector: Arc::new(firedrill::LiveConnector),
+        catalog,
+        reports: Some(reports),
+        pager,
+    })
+}
+
+/// Runs `drill` (a file, or a name in `dir`) and prints its report; the exit code is the
+/// report's.
+pub(super) async fn run(
+    runner: &Runner,
+    drill: &str,
+    dir: &Path,
+    json: bool,
+    quiet: bool,
+    random: bool,
+    mut opts: RunOptions,
+) -> u8 {
+    let path = drill_path(drill, dir);
+    let drill = match load_drill(&path) {
+        Ok(d) => d,
+        Err(p) => {
+            eprintln!("{p}");
+            return 2;
+        }
+    };
+    if random {
+        match firedrill::inventory::random_artifact(&drill).await {
+            Ok(Some(id)) => {
+                if !quiet {
+                    eprintln!("picked stored artifact {id} at random");
+                }
+                opts.artifact = Some(id);
+            }
+            Ok(None) => {
+                eprintln!("error: drill {} has no stored artifacts to pick from\n  hint: run the drill once without --random", drill.name);
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    // A run id that names nothing is the user's typo, not a broken backup: refused before
+    // anything is recorded or paged.
+    if let Some(id) = &opts.artifact {
+        if let Err(e) = runner.check_artifact(&drill, id).await {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    let stop = Stop::new();
+    spawn_signal_handler(stop.clone());
+    if !quiet {
+        eprintln!("drill {} ({})", drill.name, path.display());
+    }
+    let ran = runner.run(&drill, &opts, &Printer::new(quiet), &stop).await;
+    let report = &ran.report;
+    if json {
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut out, report);
+        let _ = writeln!(out);
+    } else {
+        print!("{}", render_human_with(report, quiet));
+    }
+    match ran.paged {
+        Some(Err(e)) => eprintln!("warning: could not queue the pages for this run: {e}"),
+        Some(Ok(p)) if p.delivery.retrying > 0 || p.delivery.timed_out => eprintln!(
+            "warning: {} notification(s) not delivered yet; they stay queued (`firedrill notify flush`)",
+            p.delivery.retrying.max(1)
+        ),
+        _ => {}
+    }
+    report.exit_code as u8
+}
+
+/// Ctrl-C (an operator) or SIGTERM (a shutdown) stops the run; the sandbox is still torn
+/// down. A second signal exits at once.
+fn spawn_signal_handler(stop: Stop) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
+        for n in 0..2 {
+            let reason = tokio::select! {
+                _ = tokio::signal::ctrl_c() => StopReason::Operator,
+                _ = term.recv() => StopReason::Shutdown,
+            };
+            if n == 0 {
+                say("interrupted: stopping the drill and removing its sandbox (again to quit at once)");
+                stop.stop(reason);
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
