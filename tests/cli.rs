@@ -383,5 +383,8 @@ fn an_identity_that_matches_no_recipient_is_refused_before_any_dump() {
         .as_str()
         .unwrap()
         .contains("matches none of the recipients"));
-    assert_eq!(report["stages"][0]["outcome"], "skipped", "no dump was taken");
+    assert_eq!(
+        report["stages"][0]["outcome"], "skipped",
+        "no dump was taken"
+    );
 }

@@ -833,11 +833,11 @@ async fn wait_line(
 
 /// `firedrill run` SIGKILLed in each stage in turn (a crash, an OOM kill of firedrill
 /// itself, a power cut): its run stays `running` in the catalog and its sandbox stays up.
-/// The daemon's start-up recovery then marks the run aborted, removes the sandbox and
+/// The daemon's start-up recovery then marks the run lost, removes the sandbox and
 /// pages once, and a second restart does not page again. Nothing in storage looks
 /// complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_in_every_stage_then_recovery_aborts_reaps_and_pages_once() {
+async fn sigkill_in_every_stage_then_recovery_marks_lost_reaps_and_pages_once() {
     let _serial = SERIAL.lock().await;
     ensure_big_db().await;
     let t0 = Instant::now();

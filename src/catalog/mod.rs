@@ -165,7 +165,7 @@ pub trait Catalog: Send + Sync + 'static {
         with_reports: bool,
     ) -> Result<std::collections::HashMap<String, LatestRuns>>;
     /// A counter that moves whenever finished runs (and so [`Catalog::latest_runs`]) may
-    /// have changed: a run finished, aborted or accepted. It moves at once after such a
+    /// have changed: a run finished, was lost or was accepted. It moves at once after such a
     /// write through this handle, and after
     /// [`Catalog::poll_changes`] notices another process's write to a shared catalog.
     /// Whoever keeps something derived from runs (the daemon's drill listing) keys it on

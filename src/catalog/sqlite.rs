@@ -631,7 +631,7 @@ impl Catalog for SqliteCatalog {
 
     async fn mark_lost(&self) -> Result<Vec<RunRecord>> {
         let now = jiff::Timestamp::now().to_string();
-        let aborted = self.with(move |c| {
+        let lost = self.with(move |c| {
             let tx = c.transaction()?;
             let list: Vec<RunRecord> = {
                 let mut st = tx.prepare(&format!("SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE status = 'running'"))?;
@@ -652,7 +652,7 @@ impl Catalog for SqliteCatalog {
         })
         .await?;
         self.runs_changed();
-        Ok(aborted)
+        Ok(lost)
     }
 
     async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()> {

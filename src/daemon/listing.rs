@@ -4,7 +4,7 @@
 //! busy with twenty drills that CPU waited its turn behind them (p99 over 50 ms). The body
 //! is built once and served until it could differ from a fresh one:
 //! - the drills were reloaded (another definitions map);
-//! - a run finished, aborted or was accepted ([`Catalog::runs_version`]: at once for this
+//! - a run finished, was lost or was accepted ([`Catalog::runs_version`]: at once for this
 //!   daemon's runs; within a second for other processes sharing the catalog, which
 //!   [`listing_loop`] polls for);
 //! - the soonest `next_run` in it has come (every later request would compute another).
