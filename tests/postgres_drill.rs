@@ -142,10 +142,25 @@ async fn a_wrong_identity_fails_at_restore_and_says_so() {
     create_db("fd_wrongid", SHOP).await;
     let fx = Fixture::new();
     let path = fx.drill("wrongid", "fd_wrongid", "");
-    // Another valid identity, not a recipient of the artifact.
-    let (other, _) = firedrill::age_keys::generate_identity();
+    let old = run(&path, RunOptions::default()).await;
+    assert_eq!(old.verdict, Verdict::Passed);
+    // The key is rotated (identity and recipients both), and the old artifact, locked
+    // to the old key, is drilled again. (An identity that matches none of the drill's own
+    // recipients is refused before any dump: tests/cli.rs.)
+    let (other, other_recipient) = firedrill::age_keys::generate_identity();
     std::fs::write(&fx.identity, other).unwrap();
-    let r = run(&path, RunOptions::default()).await;
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&fx.recipient, &other_recipient);
+    std::fs::write(&path, text).unwrap();
+    let r = run(
+        &path,
+        RunOptions {
+            artifact: Some(old.run_id.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         r.verdict,
         Verdict::Failed,
