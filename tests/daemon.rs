@@ -429,3 +429,85 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     }
     assert_eq!(seen, "cli-run-1", "not listed after {:?}", t0.elapsed());
 }
+
+/// Slowloris and idle sockets, bounded and on loopback: 200 connections that send
+/// nothing or half a request, against a daemon with a file descriptor limit of 128. The
+/// daemon serves no more connections than its limit allows (and says so), closes the idle
+/// and the slow ones after its timeouts, and answers once they are gone; it never runs
+/// out of file descriptors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_are_closed_and_the_api_answers_under_a_low_fd_limit() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    let cfg = dir.path().join("firedrill.toml");
+    std::fs::write(
+        &cfg,
+        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\n\
+         token = { env = \"FIREDRILL_TEST_API_TOKEN\" }\nmax_connections = 500\n\
+         idle_timeout = \"2s\"\nheader_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let d = support::daemon::DaemonProc::start_with_fd_limit(
+        &cfg,
+        &[("FIREDRILL_TEST_API_TOKEN", TOKEN)],
+        128,
+    );
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let t0 = std::time::Instant::now();
+    let socks: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|i| {
+            let mut s = std::net::TcpStream::connect(&addr).ok()?;
+            if i % 2 == 0 {
+                // Half a request, never finished.
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+            }
+            Some(s)
+        })
+        .collect();
+    let opened = socks.len();
+    assert!(opened >= 100, "{opened} connections");
+    // Every one is closed by the daemon: at once over the limit, after the timeouts
+    // otherwise.
+    let closed = tokio::task::spawn_blocking(move || {
+        socks
+            .into_iter()
+            .filter(|s| {
+                s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                let mut b = [0u8; 64];
+                match (&*s).read(&mut b) {
+                    Ok(0) => true,
+                    Ok(_) => {
+                        // An error response, then the close.
+                        matches!((&*s).read(&mut b), Ok(0) | Err(_))
+                    }
+                    Err(e) => {
+                        e.kind() != std::io::ErrorKind::WouldBlock
+                            && e.kind() != std::io::ErrorKind::TimedOut
+                    }
+                }
+            })
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, opened, "connections left open");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "closed in {:?}",
+        t0.elapsed()
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/drills", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = d.log.lock().unwrap().clone();
+    assert!(
+        log.contains("the file descriptor limit (128) allows"),
+        "the lowered connection limit is said: {log}"
+    );
+    assert!(!log.contains("Too many open files"), "{log}");
+}

@@ -60,6 +60,18 @@ pub struct DaemonConfigFile {
     /// The certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1), readable only by
     /// firedrill.
     pub tls_key: Option<PathBuf>,
+    /// Connections served at once (default 512, and never more than the file descriptor
+    /// limit allows); more are closed at once.
+    pub max_connections: Option<usize>,
+    /// A connection with nothing moving either way this long is closed (default "60s").
+    pub idle_timeout: Option<String>,
+    /// A request's headers must arrive within this (default "10s").
+    pub header_timeout: Option<String>,
+    /// A request's body must arrive within this (default "30s").
+    pub body_timeout: Option<String>,
+    /// How long finished runs stay in memory for the API's events and live views
+    /// (default "24h"; the catalog keeps them for good).
+    pub runs_kept: Option<String>,
 }
 
 /// `[daemon]`, checked.
@@ -74,6 +86,11 @@ pub struct DaemonSettings {
     pub dashboard_public: bool,
     /// `(certificate chain, private key)` PEM files: the API and dashboard speak HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_connections: usize,
+    pub idle_timeout: std::time::Duration,
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub runs_kept: std::time::Duration,
 }
 
 impl Default for DaemonSettings {
@@ -87,6 +104,11 @@ impl Default for DaemonSettings {
             metrics_public: true,
             dashboard_public: false,
             tls: None,
+            max_connections: 512,
+            idle_timeout: std::time::Duration::from_secs(60),
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            runs_kept: std::time::Duration::from_secs(86_400),
         }
     }
 }
@@ -223,6 +245,22 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
     };
     let grace = dur("daemon.grace", &d.grace, def.grace);
     let hook_interval = dur("daemon.hook_interval", &d.hook_interval, def.hook_interval);
+    let idle_timeout = dur("daemon.idle_timeout", &d.idle_timeout, def.idle_timeout);
+    let header_timeout = dur(
+        "daemon.header_timeout",
+        &d.header_timeout,
+        def.header_timeout,
+    );
+    let body_timeout = dur("daemon.body_timeout", &d.body_timeout, def.body_timeout);
+    let runs_kept = dur("daemon.runs_kept", &d.runs_kept, def.runs_kept);
+    let max_connections = d.max_connections.unwrap_or(def.max_connections);
+    if max_connections == 0 {
+        problems.push(problem(
+            "daemon.max_connections",
+            "0 would serve nobody".into(),
+            "give 1 or more (default 512)",
+        ));
+    }
     let max = d.max_concurrent_drills.unwrap_or(def.max_concurrent_drills);
     if max == 0 {
         problems.push(problem(
@@ -273,6 +311,11 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         hook_interval,
         metrics_public: d.metrics_public.unwrap_or(true),
         dashboard_public: d.dashboard_public.unwrap_or(false),
+        max_connections: max_connections.max(1),
+        idle_timeout,
+        header_timeout,
+        body_timeout,
+        runs_kept,
     };
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
     Ok(MainConfig {

@@ -308,10 +308,21 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     help(
         "firedrill_drills_running",
         "gauge",
-        "Drills running now.",
+        "Drills running now (past their queue).",
         &mut out,
     );
     let _ = writeln!(out, "firedrill_drills_running {}", d.running());
+    help(
+        "firedrill_reload_failures_total",
+        "counter",
+        "Reloads of the drills directory that failed (an invalid file kept the old definitions).",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "firedrill_reload_failures_total {}",
+        d.reload_failures()
+    );
     help(
         "firedrill_queue_depth",
         "gauge",

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod dashboard;
 mod listing;
+mod serve;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -101,7 +102,11 @@ pub struct Daemon {
     tracker: TaskTracker,
     shutdown: Stop,
     queue_depth: std::sync::atomic::AtomicUsize,
+    /// When an alert last started each known drill (entries older than `hook_interval`
+    /// are forgotten: the map never outgrows the drills).
     last_hook: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Reloads that kept the old definitions because a file was invalid.
+    reload_failures: std::sync::atomic::AtomicU64,
     /// Wakes the scheduler when drills change.
     reloaded: Notify,
     pub started_at: jiff::Timestamp,
@@ -267,6 +272,7 @@ impl Daemon {
             shutdown,
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
             last_hook: Mutex::new(HashMap::new()),
+            reload_failures: std::sync::atomic::AtomicU64::new(0),
             reloaded: Notify::new(),
             started_at: jiff::Timestamp::now(),
             token,
@@ -286,8 +292,44 @@ impl Daemon {
         self.queue_depth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Runs past their queue: preparing or in a stage.
     pub fn running(&self) -> usize {
-        self.active.lock().expect("active lock").len()
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .values()
+            .filter(|r| r.status == RunStatus::Running)
+            .count()
+    }
+
+    /// Reloads that failed (an invalid drill file kept the old definitions).
+    pub fn reload_failures(&self) -> u64 {
+        self.reload_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets finished runs older than `daemon.runs_kept` (the catalog keeps them), and
+    /// alert bookkeeping older than `hook_interval`: memory stays bounded however long the
+    /// daemon runs and whatever names alerts carry.
+    pub fn forget_old(&self, now: jiff::Timestamp) {
+        let keep = jiff::SignedDuration::try_from(self.config.daemon.runs_kept)
+            .unwrap_or(jiff::SignedDuration::from_hours(24));
+        let cutoff = now.checked_sub(keep).unwrap_or(jiff::Timestamp::MIN);
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .retain(|_, r| r.report.as_ref().is_none_or(|rep| rep.finished_at > cutoff));
+        let interval = self.config.daemon.hook_interval;
+        let t = tokio::time::Instant::now();
+        self.last_hook
+            .lock()
+            .expect("hook lock")
+            .retain(|_, at| t.duration_since(*at) < interval);
+    }
+
+    /// How many runs the daemon holds in memory.
+    pub fn runs_held(&self) -> usize {
+        self.runs.lock().expect("runs lock").len()
     }
 
     /// Drill name → id of its run queued or in progress.
@@ -298,7 +340,10 @@ impl Daemon {
     /// Re-reads the drills directory. An invalid file keeps the old definitions and the
     /// error says why.
     pub fn reload(&self) -> std::result::Result<usize, Problems> {
-        let fresh = load_drills(&self.drills_dir)?;
+        let fresh = load_drills(&self.drills_dir).inspect_err(|_| {
+            self.reload_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })?;
         let n = fresh.len();
         *self.drills.write().expect("drills lock") = Arc::new(fresh);
         self.reloaded.notify_waiters();
@@ -552,7 +597,13 @@ impl Daemon {
     ) -> (HookOutcome, HookOutcome) {
         let mut started = Vec::new();
         let mut skipped = Vec::new();
+        let drills = self.drills();
         for name in payload.firing_drills() {
+            // Only known drills are remembered: names an alert makes up cost nothing.
+            if !drills.contains_key(&name) {
+                skipped.push((name, "no such drill".into()));
+                continue;
+            }
             let now = tokio::time::Instant::now();
             {
                 let mut last = self.last_hook.lock().expect("hook lock");
@@ -718,6 +769,7 @@ impl Daemon {
             if let Err(e) = self.deliver().await {
                 tracing::warn!("delivering notifications: {e}");
             }
+            self.forget_old(clock.now());
             tick += 1;
             tokio::select! {
                 _ = self.shutdown.stopped() => return,
@@ -868,41 +920,7 @@ pub async fn run(
     tokio::spawn(daemon.clone().housekeeping_loop(clock));
     tokio::spawn(listing::listing_loop(daemon.clone()));
     let app = router(daemon.clone());
-    let stop = shutdown.clone();
-    match daemon.config.daemon.tls.clone() {
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.stopped().await })
-            .await
-            .map_err(|e| Error::infra(format!("HTTP server: {e}")))?,
-        Some((cert, key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-                .await
-                .map_err(|e| {
-                    Error::config(format!(
-                        "cannot use the TLS certificate {} and key {}: {e}",
-                        cert.display(),
-                        key.display()
-                    ))
-                    .with_hint("daemon.tls_cert must be a PEM certificate chain and daemon.tls_key its PEM private key")
-                })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            let grace = daemon.config.daemon.grace;
-            tokio::spawn(async move {
-                stop.stopped().await;
-                h.graceful_shutdown(Some(grace));
-            });
-            let std_listener = listener
-                .into_std()
-                .map_err(|e| Error::infra(format!("HTTPS listener: {e}")))?;
-            axum_server::from_tcp_rustls(std_listener, tls)
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-                .map_err(|e| Error::infra(format!("HTTPS server: {e}")))?
-        }
-    }
+    serve::serve(listener, app, &daemon.config.daemon, shutdown.clone()).await?;
     daemon.drain().await;
     Ok(())
 }

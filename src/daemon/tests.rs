@@ -316,3 +316,45 @@ async fn an_alertmanager_webhook_starts_the_labelled_drill_once_per_interval() {
     assert!(again.is_empty());
     assert!(skipped[0].1.contains("hook_interval"));
 }
+
+/// Alerts naming drills that do not exist are remembered nowhere: 100,000 made-up names
+/// leave the hook's bookkeeping empty. Finished runs leave memory after `runs_kept`.
+#[tokio::test]
+async fn hook_bookkeeping_and_finished_runs_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("drills")).unwrap();
+    drill_file(&dir.path().join("drills"), "db1", "");
+    let (d, runner) = setup(dir.path(), 2, Duration::from_millis(10), Clock::system());
+    let alerts: Vec<WebhookAlert> = (0..100_000)
+        .map(|i| WebhookAlert {
+            status: "firing".into(),
+            labels: BTreeMap::from([("firedrill_drill".to_string(), format!("made-up-{i}"))]),
+        })
+        .collect();
+    let (started, skipped) = d.alert_hook(&AlertmanagerWebhook { alerts });
+    assert!(started.is_empty());
+    assert_eq!(skipped.len(), 100_000);
+    assert!(
+        d.last_hook.lock().unwrap().is_empty(),
+        "unknown names are not kept"
+    );
+
+    // A run finishes; a day later the daemon forgets it (the catalog keeps it).
+    let id = d.start_run("db1", RunOptions::default(), "test").unwrap();
+    for _ in 0..200 {
+        if d.run_view(&id).is_some_and(|v| v.3.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runner.calls().len(), 1);
+    assert_eq!(d.runs_held(), 1);
+    d.forget_old(jiff::Timestamp::now());
+    assert_eq!(d.runs_held(), 1, "kept within daemon.runs_kept");
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(25))
+        .unwrap();
+    d.forget_old(later);
+    assert_eq!(d.runs_held(), 0);
+    assert!(d.catalog.run(&id).await.unwrap().is_some());
+}

@@ -14,6 +14,8 @@ pub struct DaemonProc {
     pub child: Child,
     /// `http://127.0.0.1:PORT` (or https).
     pub base: String,
+    /// Everything it wrote on stderr so far.
+    pub log: Arc<Mutex<String>>,
 }
 
 impl DaemonProc {
@@ -21,17 +23,32 @@ impl DaemonProc {
     /// its API listens. Its stderr goes on to the test's.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> DaemonProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_firedrill"));
-        cmd.arg("--config")
-            .arg(config)
-            .arg("daemon")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.arg("--config").arg(config).arg("daemon");
+        Self::spawn(cmd, env)
+    }
+
+    /// The same, under a file descriptor limit of `nofile` (`ulimit -n`).
+    pub fn start_with_fd_limit(config: &Path, env: &[(&str, &str)], nofile: u32) -> DaemonProc {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!(
+                r#"ulimit -n {nofile} && exec "$0" --config "$1" daemon"#
+            ))
+            .arg(env!("CARGO_BIN_EXE_firedrill"))
+            .arg(config);
+        Self::spawn(cmd, env)
+    }
+
+    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> DaemonProc {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let log: Arc<Mutex<String>> = Arc::default();
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let captured = log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in std::io::BufReader::new(stderr)
@@ -39,6 +56,10 @@ impl DaemonProc {
                 .map_while(Result::ok)
             {
                 eprintln!("{line}");
+                if let Ok(mut l) = captured.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if !sent {
                     if let Some(at) = line.split("API on ").nth(1) {
                         let _ = tx.send(at.trim().to_string());
@@ -62,7 +83,7 @@ impl DaemonProc {
                 }
             }
         };
-        DaemonProc { child, base }
+        DaemonProc { child, base, log }
     }
 
     /// Sends SIGTERM and waits for the exit code (none if it had to be killed).
