@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::daemon::DaemonProc;
 
-const TOKEN: &str = "tls-token-8d21";
+const TOKEN: &str = "tls-token-8d21c0ffee5a";
 
 /// The daemon listens where the system puts it (port 0) and says where.
 fn write_config(dir: &std::path::Path, cert: &str, key: &str) -> std::path::PathBuf {
@@ -105,6 +105,29 @@ async fn the_api_speaks_https_with_the_configured_certificate() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_11.max(r.version()));
+    assert_eq!(
+        r.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "HTTPS answers carry HSTS"
+    );
+    // A login over HTTPS gets a Secure cookie.
+    let r = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(d.join("cert.pem")).unwrap()).unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}&next=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    assert!(r.headers().contains_key("strict-transport-security"));
 
     // A client that does not trust the certificate, and plain HTTP, get nothing.
     let untrusting = reqwest::Client::builder()

@@ -598,6 +598,18 @@ async fn dashboard_login_sets_a_signed_cookie_and_the_api_keeps_its_token() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
+    // The logout holds on the server: the old cookie, sent again, is no session.
+    let r = c
+        .get(url("/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "a logged-out cookie still opens the dashboard"
+    );
 
     // In a browser with no session, the dashboard is the login form.
     let base = d.base.clone();
@@ -612,4 +624,166 @@ async fn dashboard_login_sets_a_signed_cookie_and_the_api_keeps_its_token() {
         "{dom}"
     );
     assert!(dom.contains("value=\"/drills/shop\""), "{dom}");
+}
+
+/// A client at `local` (another loopback address is another client).
+fn http_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_shared_and_revoked_through_the_catalog_and_guessing_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), false).await;
+    // Two daemons on one catalog, as a cluster would be.
+    let d1 = start_daemon(dir.path()).await;
+    let d2 = start_daemon(dir.path()).await;
+    let c = http();
+    let r = c
+        .post(format!("{}/login", d1.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}&next=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(!set.contains("Secure"), "plain HTTP, no proxy: {set}");
+    let session = set.split(';').next().unwrap().to_string();
+    // The catalog holds a hash of the cookie, never the cookie.
+    let db = std::fs::read(dir.path().join("catalog.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("catalog.db-wal")).unwrap_or_default();
+    let value = session.split_once('=').unwrap().1.as_bytes();
+    for (name, bytes) in [("catalog.db", &db), ("catalog.db-wal", &wal)] {
+        assert!(
+            !bytes.windows(value.len()).any(|w| w == value),
+            "{name} holds the session cookie"
+        );
+    }
+    for d in [&d1, &d2] {
+        let r = c
+            .get(format!("{}/", d.base))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", d.base);
+    }
+    // Logged out at the second daemon: out at the first too.
+    let r = c
+        .post(format!("{}/logout", d2.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c
+        .get(format!("{}/", d1.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the session outlived its logout on another daemon"
+    );
+
+    // Guessing: ten wrong tokens from one address, then that address is refused (even
+    // with the right token) while another address is served; the login form counts too.
+    let guesser = http_from("127.0.0.1");
+    let api = format!("{}/api/v1/drills", d1.base);
+    for i in 0..10 {
+        let r = guesser
+            .get(&api)
+            .header("authorization", format!("Bearer guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "guess {i}");
+    }
+    let r = guesser.get(&api).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "retry-after {wait}");
+    let r = guesser
+        .post(format!("{}/login", d1.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}&next=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "the login form is throttled too");
+    // The scheme in any case, from another client.
+    let r = http_from("127.0.0.2")
+        .get(&api)
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The other daemon keeps its own count: the guesser is not refused there.
+    let r = guesser
+        .get(format!("{}/api/v1/drills", d2.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn a_daemon_without_a_strong_token_refuses_to_start_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    let open = dir.path().join("open.toml");
+    std::fs::write(
+        &open,
+        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let with_token = dir.path().join("token.toml");
+    std::fs::write(
+        &with_token,
+        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\n\
+         token = { env = \"FIREDRILL_TEST_WEAK_TOKEN\" }\n",
+    )
+    .unwrap();
+    let refused = |config: &Path, token: Option<&str>, expect: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+        cmd.arg("--config").arg(config).arg("daemon");
+        cmd.env_remove("FIREDRILL_TEST_WEAK_TOKEN");
+        if let Some(t) = token {
+            cmd.env("FIREDRILL_TEST_WEAK_TOKEN", t);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{token:?}: {stderr}");
+        assert!(
+            stderr.contains("refusing to start") && stderr.contains(expect),
+            "{token:?}: {stderr}"
+        );
+        assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
+        // (The placeholder itself is named in the message, as an example.)
+        if let Some(t) = token.filter(|t| t.len() >= 8 && *t != "REPLACE_ME") {
+            assert!(!stderr.contains(t), "the token is echoed: {stderr}");
+        }
+        assert!(!stderr.contains("API on"), "it listened: {stderr}");
+    };
+    refused(&open, None, "no [daemon] token");
+    refused(&with_token, Some("REPLACE_ME"), "placeholder");
+    refused(&with_token, Some("changeme-please"), "placeholder");
+    refused(&with_token, Some("x"), "at least 16");
+    refused(&with_token, Some("0123abcd"), "at least 16");
+    // Told so, it serves without a token, and says so.
+    let d = DaemonProc::start_with_args(&open, &["--insecure-no-auth"], &[]);
+    assert!(d.log.lock().unwrap().contains("--insecure-no-auth"));
 }

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The token the tests' daemons take from their environment.
-const DAEMON_ENV: &[(&str, &str)] = &[("FIREDRILL_TEST_FAULTS_TOKEN", "faults-token")];
+const DAEMON_ENV: &[(&str, &str)] = &[("FIREDRILL_TEST_FAULTS_TOKEN", "faults-token-5e0b7d21")];
 
 /// A source big enough that dump, upload and restore each take seconds (about 160 MB
 /// dumped, 80 MB stored), made once and kept between runs of the suite.
@@ -1018,7 +1018,7 @@ async fn run_through(d: &DaemonProc, drill: &str) -> serde_json::Value {
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{}/api/v1/drills/{drill}/runs", d.base))
-        .bearer_auth("faults-token")
+        .bearer_auth("faults-token-5e0b7d21")
         .send()
         .await
         .unwrap();
@@ -1031,7 +1031,7 @@ async fn run_through(d: &DaemonProc, drill: &str) -> serde_json::Value {
     loop {
         let run: serde_json::Value = http
             .get(format!("{}/api/v1/runs/{id}", d.base))
-            .bearer_auth("faults-token")
+            .bearer_auth("faults-token-5e0b7d21")
             .send()
             .await
             .unwrap()

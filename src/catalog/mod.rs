@@ -120,8 +120,26 @@ pub struct OutboxItem {
     pub state: OutboxState,
 }
 
+/// A dashboard login. The cookie holds a random id; the catalog holds its SHA-256, so a
+/// copy of the catalog logs nobody in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 (hex) of the cookie's value.
+    pub id_hash: String,
+    /// Which token it was opened with (a keyed hash): a new token ends every session.
+    pub token_tag: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
+    /// Records a dashboard login (and forgets expired ones).
+    async fn put_session(&self, session: &Session) -> Result<()>;
+    /// The login with this hash, if it was not revoked (expired ones may be returned).
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>>;
+    /// Logs a session out, for every daemon sharing the catalog.
+    async fn revoke_session(&self, id_hash: &str) -> Result<()>;
     async fn incident(&self, drill: &str) -> Result<Option<Incident>>;
     async fn put_incident(&self, incident: &Incident) -> Result<()>;
     async fn close_incident(&self, drill: &str) -> Result<()>;

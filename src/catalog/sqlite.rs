@@ -130,6 +130,15 @@ const MIGRATIONS: &[&str] = &[
     END
     WHERE status = 'aborted';
     "#,
+    // 6: dashboard login sessions, kept here so that a logout holds on every daemon
+    // sharing the catalog (and across restarts). Only a hash of the cookie is stored.
+    r#"
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_tag TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -359,6 +368,48 @@ impl Catalog for SqliteCatalog {
                 ],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    async fn put_session(&self, session: &super::Session) -> Result<()> {
+        let s = session.clone();
+        let now = jiff::Timestamp::now().as_second();
+        self.with(move |c| {
+            c.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
+            c.execute(
+                "INSERT OR REPLACE INTO sessions (id_hash, token_tag, expires_at) VALUES (?1, ?2, ?3)",
+                params![s.id_hash, s.token_tag, s.expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<super::Session>> {
+        let id_hash = id_hash.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT id_hash, token_tag, expires_at FROM sessions WHERE id_hash = ?1",
+                params![id_hash],
+                |r| {
+                    Ok(super::Session {
+                        id_hash: r.get(0)?,
+                        token_tag: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id_hash: &str) -> Result<()> {
+        let id_hash = id_hash.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])
+                .map(|_| ())
         })
         .await
     }

@@ -36,6 +36,11 @@ pub(super) async fn run(config: MainConfig) -> u8 {
             shutdown.stop(StopReason::Shutdown);
         });
     }
+    // Before anything is bound or started: an open API is refused, not served.
+    if let Err(e) = firedrill::daemon::check_auth(&config) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let listener = match firedrill::daemon::bind(&config).await {
         Ok(l) => l,
         Err(e) => {

@@ -267,7 +267,15 @@ enum Command {
     ///
     /// Needs --config. Every drill in drills_dir runs on its [schedule], never overlapping
     /// itself, at most max_concurrent_drills at once. SIGHUP reloads the drills.
-    Daemon,
+    ///
+    /// It refuses to start without [daemon] token (at least 16 bytes, no placeholder):
+    /// the API starts drills and the dashboard shows what the databases hold.
+    Daemon {
+        /// Serve the API and dashboard to anyone who can reach them: no token, or a weak
+        /// one. Only for a daemon on a trusted loopback or network namespace.
+        #[arg(long)]
+        insecure_no_auth: bool,
+    },
     /// List past runs with outcome, recovery time and size, newest first.
     ///
     /// From the catalog. The recovery time (RTO) is restore plus verify; a run that failed
@@ -448,13 +456,14 @@ async fn dispatch(cli: Cli) -> u8 {
             run::run(&runner, &drill, &dir, json, quiet, random, opts).await
         }
         Command::Notify { command } => notify::notify(&catalog_path, &config, command).await,
-        Command::Daemon => {
+        Command::Daemon { insecure_no_auth } => {
             if cli.config.is_none() {
                 eprintln!("error: the daemon needs --config FILE (catalog, drills_dir, [daemon], [notify])\n  hint: see deploy/firedrill.toml");
                 return 2;
             }
             let mut config = config;
             config.catalog = Some(catalog_path.clone());
+            config.daemon.insecure_no_auth = insecure_no_auth;
             daemon::run(config).await
         }
         Command::Doctor {

@@ -72,6 +72,10 @@ pub struct DaemonConfigFile {
     /// How long finished runs stay in memory for the API's events and live views
     /// (default "24h"; the catalog keeps them for good).
     pub runs_kept: Option<String>,
+    /// The daemon serves plain HTTP behind a proxy that terminates HTTPS (default false):
+    /// session cookies are marked `Secure`, responses carry HSTS, and the client address
+    /// failed logins are counted against is the proxy's `X-Forwarded-For` (its last hop).
+    pub behind_https_proxy: Option<bool>,
 }
 
 /// `[daemon]`, checked.
@@ -91,6 +95,11 @@ pub struct DaemonSettings {
     pub header_timeout: std::time::Duration,
     pub body_timeout: std::time::Duration,
     pub runs_kept: std::time::Duration,
+    /// Browsers reach the daemon over HTTPS (it serves TLS, or `behind_https_proxy`).
+    pub behind_https_proxy: bool,
+    /// `firedrill daemon --insecure-no-auth`: serve without a token (or with a weak one)
+    /// instead of refusing to start. Never read from a file.
+    pub insecure_no_auth: bool,
 }
 
 impl Default for DaemonSettings {
@@ -109,6 +118,8 @@ impl Default for DaemonSettings {
             header_timeout: std::time::Duration::from_secs(10),
             body_timeout: std::time::Duration::from_secs(30),
             runs_kept: std::time::Duration::from_secs(86_400),
+            behind_https_proxy: false,
+            insecure_no_auth: false,
         }
     }
 }
@@ -316,6 +327,8 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         header_timeout,
         body_timeout,
         runs_kept,
+        behind_https_proxy: d.behind_https_proxy.unwrap_or(false),
+        insecure_no_auth: false,
     };
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
     Ok(MainConfig {

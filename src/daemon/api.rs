@@ -50,6 +50,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(super::dashboard::router(daemon.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(close_after_refused_body))
+        .layer(middleware::from_fn_with_state(
+            daemon.clone(),
+            super::auth::hsts,
+        ))
         .with_state(daemon)
 }
 

@@ -1,14 +1,216 @@
 //! Who may use the API and the dashboard: the daemon's bearer token, compared in
-//! constant time. The dashboard's login sessions build on it (`dashboard.rs`).
+//! constant time, and refused for a while to a client that keeps guessing. The
+//! dashboard's login sessions build on it (`dashboard.rs`). A daemon without a token, or
+//! with a weak one, does not start unless told `--insecure-no-auth`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::Daemon;
+use crate::config::MainConfig;
+use crate::error::{Error, Result};
+
+/// Tokens shorter than this are refused: a guess a second would find a short one.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// What example files and templates put where a token goes.
+const PLACEHOLDERS: &[&str] = &[
+    "replace_me",
+    "replace-me",
+    "replaceme",
+    "changeme",
+    "change_me",
+    "change-me",
+    "changeit",
+    "your-token",
+    "your_token",
+    "yourtoken",
+    "example",
+    "placeholder",
+    "secret",
+    "password",
+    "token",
+    "xxxxxxxx",
+];
+
+/// Why `token` is too weak to guard the API, if it is.
+pub fn weak_token(token: &str) -> Option<String> {
+    let t = token.trim();
+    let lower = t.to_ascii_lowercase();
+    if PLACEHOLDERS
+        .iter()
+        .any(|p| lower == *p || (lower.contains(*p) && p.len() >= 8 && t.len() < 2 * p.len()))
+    {
+        return Some(
+            "the token is a placeholder from an example (REPLACE_ME, changeme, …)".to_string(),
+        );
+    }
+    if t.len() < MIN_TOKEN_BYTES {
+        return Some(format!(
+            "the token is {} bytes; at least {MIN_TOKEN_BYTES} are needed",
+            t.len()
+        ));
+    }
+    let distinct: std::collections::BTreeSet<char> = t.chars().collect();
+    if distinct.len() < 4 {
+        return Some(format!(
+            "the token repeats {} characters; it must be random",
+            distinct.len()
+        ));
+    }
+    None
+}
+
+/// Refuses a daemon that would serve its API and dashboard to anyone: no `[daemon]
+/// token`, or a short or placeholder one, unless `--insecure-no-auth` says so. Reads the
+/// token (so an unreadable one is said here, before anything is bound).
+pub fn check_auth(config: &MainConfig) -> Result<()> {
+    let d = &config.daemon;
+    let hint = "generate one: `head -c 32 /dev/urandom | base64 > /etc/firedrill/api-token`, then [daemon] token = { file = \"/etc/firedrill/api-token\" } (or { env = \"FIREDRILL_API_TOKEN\" }); `firedrill daemon --insecure-no-auth` serves without, for a trusted loopback only";
+    let problem = match &d.token {
+        None => Some(format!(
+            "no [daemon] token: the API (which starts drills) and the dashboard on {} would be open to anyone who reaches them",
+            d.listen
+        )),
+        Some(t) => {
+            let token = t.load(&config.base_dir).map_err(|e| e.context("daemon.token"))?;
+            weak_token(token.expose()).map(|why| format!("daemon.token: {why}"))
+        }
+    };
+    match problem {
+        Some(p) if d.insecure_no_auth => {
+            tracing::warn!("{p}; serving anyway (--insecure-no-auth)");
+            eprintln!("firedrill daemon: WARNING: {p}; serving anyway (--insecure-no-auth)");
+            Ok(())
+        }
+        Some(p) => Err(Error::config(format!("refusing to start: {p}")).with_hint(hint)),
+        None => Ok(()),
+    }
+}
+
+/// Failed authentications a client may make in a window before it is refused.
+const FAILURES_ALLOWED: u32 = 10;
+/// The window, and how long a client that used it up is refused.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Clients tracked at most; the oldest are forgotten first.
+const CLIENTS_TRACKED: usize = 4096;
+
+/// Failed token guesses per client: past [`FAILURES_ALLOWED`] within
+/// [`FAILURE_WINDOW`], every attempt from it is refused with 429 (a right token too,
+/// or guessing would go on) until the window has passed. IPv6 clients count by /64: one
+/// host holds a whole one.
+#[derive(Default)]
+pub struct Throttle {
+    clients: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Throttle {
+    /// The seconds `client` must still wait, when it is refused.
+    pub fn refused(&self, client: IpAddr) -> Option<u64> {
+        let key = client_key(client);
+        let clients = self.clients.lock().expect("throttle lock");
+        let (n, since) = clients.get(&key)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*n >= FAILURES_ALLOWED).then(|| left.as_secs().max(1))
+    }
+
+    /// Counts a failed attempt by `client`.
+    pub fn failed(&self, client: IpAddr) {
+        let key = client_key(client);
+        let mut clients = self.clients.lock().expect("throttle lock");
+        let now = Instant::now();
+        if clients.len() >= CLIENTS_TRACKED && !clients.contains_key(&key) {
+            clients.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+            if clients.len() >= CLIENTS_TRACKED {
+                if let Some(oldest) = clients.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
+                    clients.remove(&oldest);
+                }
+            }
+        }
+        let e = clients.entry(key).or_insert((0, now));
+        if now.duration_since(e.1) >= FAILURE_WINDOW {
+            *e = (0, now);
+        }
+        e.0 += 1;
+        if e.0 == FAILURES_ALLOWED {
+            tracing::warn!("{FAILURES_ALLOWED} failed authentications from {key} within a minute: refusing it for a minute");
+        }
+    }
+
+    /// A right token ends the client's count.
+    pub fn succeeded(&self, client: IpAddr) {
+        let key = client_key(client);
+        self.clients.lock().expect("throttle lock").remove(&key);
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.clients.lock().expect("throttle lock").len()
+    }
+}
+
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Who is asking: the connection's peer, or behind an HTTPS proxy the last address the
+/// proxy put in `X-Forwarded-For` (the one it saw; earlier ones the client wrote itself).
+pub(super) fn client_ip(d: &Daemon, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
+    let peer = peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if d.config.daemon.behind_https_proxy {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .last();
+        return forwarded.unwrap_or(peer);
+    }
+    peer
+}
+
+/// 429 with when to try again.
+pub(super) fn too_many(wait: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", wait.to_string())],
+        "too many failed authentications from this address; try again later\n",
+    )
+        .into_response()
+}
+
+/// `Strict-Transport-Security` on every response of a daemon reached over HTTPS.
+pub(super) async fn hsts(
+    State(d): State<Arc<Daemon>>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    if d.config.daemon.tls.is_some() || d.config.daemon.behind_https_proxy {
+        res.headers_mut().insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    res
+}
 
 /// Compares in time independent of where the inputs differ.
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -37,8 +239,17 @@ pub(super) async fn bearer_auth(
     next: Next,
 ) -> Response {
     if let Some(token) = d.token() {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let client = client_ip(&d, peer, &headers);
+        if let Some(wait) = d.throttle.refused(client) {
+            return too_many(wait);
+        }
         let given = bearer(&headers).unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+            d.throttle.failed(client);
             return (
                 StatusCode::UNAUTHORIZED,
                 [("www-authenticate", "Bearer")],
@@ -46,6 +257,7 @@ pub(super) async fn bearer_auth(
             )
                 .into_response();
         }
+        d.throttle.succeeded(client);
     }
     next.run(req).await
 }
@@ -63,6 +275,47 @@ mod tests {
         let mut padded = b"abc".to_vec();
         padded.extend([0u8; 256]);
         assert!(!constant_time_eq(b"abc", &padded));
+    }
+
+    #[test]
+    fn weak_tokens_are_named() {
+        assert!(weak_token("REPLACE_ME").unwrap().contains("placeholder"));
+        assert!(weak_token("changeme").unwrap().contains("placeholder"));
+        assert!(weak_token("x").unwrap().contains("1 bytes"));
+        assert!(weak_token("aaaaaaaaaaaaaaaaaaaa")
+            .unwrap()
+            .contains("random"));
+        assert!(weak_token("short-but-ok").is_some());
+        assert_eq!(weak_token("q3Vd8kPz1LmW0xYt9RbN4sHc"), None);
+        // A random token that happens to hold a common word is no placeholder.
+        assert_eq!(weak_token("9fJ2token8Qw1Zp0Lk7Xv3Bn5Mc"), None);
+    }
+
+    #[test]
+    fn a_guessing_client_is_refused_then_forgiven() {
+        let t = Throttle::default();
+        let guesser: IpAddr = "203.0.113.9".parse().unwrap();
+        let other: IpAddr = "203.0.113.10".parse().unwrap();
+        for _ in 0..FAILURES_ALLOWED - 1 {
+            t.failed(guesser);
+            assert_eq!(t.refused(guesser), None);
+        }
+        t.failed(guesser);
+        assert!(t.refused(guesser).is_some_and(|w| w <= 60));
+        assert_eq!(t.refused(other), None, "only the guesser is refused");
+        // One host's IPv6 addresses count together.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2::ffff".parse().unwrap();
+        for _ in 0..FAILURES_ALLOWED {
+            t.failed(a);
+        }
+        assert!(t.refused(b).is_some());
+        t.succeeded(other);
+        // Bounded: a flood of addresses does not grow it without end.
+        for i in 0..(CLIENTS_TRACKED as u32 + 500) {
+            t.failed(IpAddr::from(i.to_be_bytes()));
+        }
+        assert!(t.tracked() <= CLIENTS_TRACKED);
     }
 
     #[test]

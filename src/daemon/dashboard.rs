@@ -9,15 +9,18 @@
 //!
 //! Access is the API's: open when the daemon has no token or `[daemon] dashboard_public =
 //! true`; otherwise the bearer token, or a session cookie from the form at `/login`. The
-//! cookie is an expiry and an HMAC of (expiry, token) under a key drawn when the daemon
-//! starts, never the token itself: a stolen cookie expires, and a restart logs everyone
-//! out.
+//! cookie is a random id, never the token; the catalog keeps its hash, the token it was
+//! opened with (keyed) and its expiry, so a logout holds for every daemon sharing the
+//! catalog, and a new token ends every session. Failed logins count against the client
+//! like wrong bearer tokens (`auth::Throttle`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -26,9 +29,9 @@ use axum::{Extension, Form, Router};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::Deserialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
-use super::auth::{bearer, constant_time_eq};
+use super::auth::{bearer, client_ip, constant_time_eq, too_many};
 use super::{Daemon, RunEvent};
 use crate::catalog::{ArtifactRecord, RunRecord};
 use crate::config::Drill;
@@ -53,14 +56,10 @@ const META_CSP: &str =
 /// Runs read per drill: the history shown and the trends drawn.
 const HISTORY: usize = 200;
 
-/// The dashboard's state: the daemon, and the key session cookies are signed with.
+/// The dashboard's state: the daemon (its catalog keeps the sessions).
 struct Dashboard {
     daemon: Arc<Daemon>,
-    sessions: SessionKey,
 }
-
-/// Signs and checks session cookies; drawn at random when the daemon starts.
-struct SessionKey([u8; 32]);
 
 /// Who is looking, as far as the pages care: whether to offer "log out".
 #[derive(Debug, Clone, Copy)]
@@ -82,12 +81,7 @@ enum Access {
 }
 
 pub(super) fn router(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
-    let mut key = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    let dash = Arc::new(Dashboard {
-        daemon,
-        sessions: SessionKey(key),
-    });
+    let dash = Arc::new(Dashboard { daemon });
     let pages = Router::new()
         .route("/", get(index))
         .route("/drills/{name}", get(drill_page))
@@ -132,7 +126,7 @@ impl Dashboard {
         self.daemon.token().map(|t| t.expose())
     }
 
-    fn access(&self, headers: &HeaderMap, now: i64) -> Access {
+    async fn access(&self, headers: &HeaderMap, now: i64) -> Access {
         let Some(token) = self.required_token() else {
             return Access::Open;
         };
@@ -144,48 +138,62 @@ impl Dashboard {
                 Access::WrongBearer
             };
         }
-        let session = cookie(headers, COOKIE).is_some_and(|c| self.sessions.check(c, token, now));
-        if session {
-            Access::Session
-        } else {
-            Access::Anonymous
+        let Some(value) = cookie(headers, COOKIE) else {
+            return Access::Anonymous;
+        };
+        match self.daemon.catalog.session(&session_hash(value)).await {
+            Ok(Some(s)) if session_valid(&s, token, now) => Access::Session,
+            Ok(_) => Access::Anonymous,
+            Err(e) => {
+                tracing::warn!("dashboard session lookup: {e}");
+                Access::Anonymous
+            }
         }
+    }
+
+    /// Browsers reach the daemon over HTTPS: cookies must say `Secure`.
+    fn https(&self, headers: &HeaderMap) -> bool {
+        let d = &self.daemon.config.daemon;
+        d.tls.is_some()
+            || d.behind_https_proxy
+            || headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("https"))
     }
 }
 
-impl SessionKey {
-    fn mac(&self, token: &str, expires: i64) -> Hmac<Sha256> {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        m.update(b"firedrill dashboard session v1\0");
-        m.update(expires.to_string().as_bytes());
-        m.update(b"\0");
-        m.update(token.as_bytes());
-        m
-    }
+/// What the catalog keeps of a session cookie: its SHA-256. The cookie is 32 random
+/// bytes, so no salt is needed.
+fn session_hash(cookie: &str) -> String {
+    hex::encode(Sha256::digest(cookie.as_bytes()))
+}
 
-    /// `<expiry>.<hex HMAC>`.
-    fn issue(&self, token: &str, now: i64) -> String {
-        let expires = now + SESSION_SECS;
-        let tag = self.mac(token, expires).finalize().into_bytes();
-        format!("{expires}.{}", hex::encode(tag))
-    }
+/// Which token a session was opened with, without keeping the token: an HMAC of it.
+fn token_tag(token: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(b"firedrill dashboard session v2")
+        .expect("HMAC takes any key");
+    m.update(token.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
 
-    fn check(&self, value: &str, token: &str, now: i64) -> bool {
-        let Some((expires, tag)) = value.split_once('.') else {
-            return false;
-        };
-        let Ok(expires) = expires.parse::<i64>() else {
-            return false;
-        };
-        if expires <= now || expires > now + SESSION_SECS {
-            return false;
-        }
-        let Ok(tag) = hex::decode(tag) else {
-            return false;
-        };
-        // verify_slice compares in constant time.
-        self.mac(token, expires).verify_slice(&tag).is_ok()
-    }
+/// A new session for `token`: the cookie's value and the record the catalog keeps.
+fn new_session(token: &str, now: i64) -> (String, crate::catalog::Session) {
+    let mut id = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    let value = hex::encode(id);
+    let record = crate::catalog::Session {
+        id_hash: session_hash(&value),
+        token_tag: token_tag(token),
+        expires_at: now + SESSION_SECS,
+    };
+    (value, record)
+}
+
+fn session_valid(s: &crate::catalog::Session, token: &str, now: i64) -> bool {
+    s.expires_at > now
+        && s.expires_at <= now + SESSION_SECS
+        && constant_time_eq(s.token_tag.as_bytes(), token_tag(token).as_bytes())
 }
 
 /// A cookie's value from the request's Cookie headers.
@@ -206,7 +214,7 @@ async fn require_login(
     next: Next,
 ) -> Response {
     let now = jiff::Timestamp::now().as_second();
-    match dash.access(req.headers(), now) {
+    match dash.access(req.headers(), now).await {
         Access::Open | Access::Bearer => {
             req.extensions_mut().insert(Viewer { session: false });
             next.run(req).await
@@ -293,14 +301,20 @@ async fn login_form(State(dash): State<Arc<Dashboard>>, Query(q): Query<NextQuer
 
 async fn login(
     State(dash): State<Arc<Dashboard>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let Some(token) = dash.required_token() else {
         return Redirect::to(safe_next(&f.next)).into_response();
     };
+    let client = client_ip(&dash.daemon, peer.map(|p| (p.0).0), &headers);
+    if let Some(wait) = dash.daemon.throttle.refused(client) {
+        return too_many(wait);
+    }
     if !constant_time_eq(f.token.trim().as_bytes(), token.as_bytes()) {
-        tracing::warn!("dashboard login with a wrong token");
+        dash.daemon.throttle.failed(client);
+        tracing::warn!("dashboard login with a wrong token from {client}");
         // Slows guessing down; other requests are not held up.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         return (
@@ -309,15 +323,22 @@ async fn login(
         )
             .into_response();
     }
-    let value = dash
-        .sessions
-        .issue(token, jiff::Timestamp::now().as_second());
-    // Secure when a TLS-terminating proxy says the browser came over HTTPS; a plain-HTTP
-    // daemon on a private network would never get a Secure cookie back.
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    dash.daemon.throttle.succeeded(client);
+    let (value, record) = new_session(token, jiff::Timestamp::now().as_second());
+    if let Err(e) = dash.daemon.catalog.put_session(&record).await {
+        tracing::warn!("dashboard login not recorded: {e}");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(login_page(
+                &f.next,
+                Some("The login could not be recorded in the catalog; try again, or use the API with the token."),
+            )),
+        )
+            .into_response();
+    }
+    // Secure whenever the browser comes over HTTPS (the daemon's TLS, or a proxy's); a
+    // plain-HTTP daemon on a private network would never get a Secure cookie back.
+    let https = dash.https(&headers);
     let set = format!(
         "{COOKIE}={value}; Path=/; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Strict{}",
         if https { "; Secure" } else { "" }
@@ -329,11 +350,28 @@ async fn login(
         .into_response()
 }
 
-async fn logout() -> Response {
+/// Ends the session for good (in the catalog, for every daemon), not only in this browser.
+async fn logout(State(dash): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
+    if let Some(value) = cookie(&headers, COOKIE) {
+        if let Err(e) = dash
+            .daemon
+            .catalog
+            .revoke_session(&session_hash(value))
+            .await
+        {
+            tracing::warn!("dashboard logout not recorded: {e}");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the logout could not be recorded in the catalog; try again\n",
+            )
+                .into_response();
+        }
+    }
+    let secure = if dash.https(&headers) { "; Secure" } else { "" };
     (
         [(
             header::SET_COOKIE,
-            format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+            format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"),
         )],
         Redirect::to("/login"),
     )
@@ -1269,33 +1307,24 @@ mod tests {
     }
 
     #[test]
-    fn dashboard_session_cookies_are_signed_and_expire() {
-        let a = SessionKey([1; 32]);
+    fn dashboard_sessions_hold_no_token_and_expire() {
         let now = 1_800_000_000;
-        let v = a.issue("s3cret-token", now);
-        assert!(!v.contains("s3cret"), "the cookie never holds the token");
-        assert!(a.check(&v, "s3cret-token", now));
-        assert!(a.check(&v, "s3cret-token", now + SESSION_SECS - 1));
-        assert!(!a.check(&v, "s3cret-token", now + SESSION_SECS), "expired");
-        assert!(!a.check(&v, "another-token", now), "the token changed");
+        let (v, rec) = new_session("s3cret-token", now);
+        assert!(!v.contains("s3cret") && !rec.token_tag.contains("s3cret"));
+        assert_eq!(rec.id_hash, session_hash(&v));
+        assert_ne!(rec.id_hash, v, "the catalog keeps a hash, not the cookie");
+        assert!(session_valid(&rec, "s3cret-token", now));
+        assert!(session_valid(&rec, "s3cret-token", now + SESSION_SECS - 1));
         assert!(
-            !SessionKey([2; 32]).check(&v, "s3cret-token", now),
-            "another process"
+            !session_valid(&rec, "s3cret-token", now + SESSION_SECS),
+            "expired"
         );
-        // Moving the expiry breaks the signature.
-        let (exp, tag) = v.split_once('.').unwrap();
-        let later = format!("{}.{tag}", exp.parse::<i64>().unwrap() + 60);
-        assert!(!a.check(&later, "s3cret-token", now));
-        for junk in [
-            "",
-            ".",
-            "x.y",
-            "1.zz",
-            &format!("{exp}."),
-            &format!("{exp}.00"),
-        ] {
-            assert!(!a.check(junk, "s3cret-token", now), "{junk}");
-        }
+        assert!(
+            !session_valid(&rec, "another-token", now),
+            "the token changed"
+        );
+        let (v2, _) = new_session("s3cret-token", now);
+        assert_ne!(v, v2, "every login is a new id");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+pub use auth::{check_auth, weak_token};
 mod dashboard;
 mod listing;
 mod serve;
@@ -111,6 +112,8 @@ pub struct Daemon {
     reloaded: Notify,
     pub started_at: jiff::Timestamp,
     token: Option<crate::secret::Secret>,
+    /// Failed authentications per client.
+    throttle: auth::Throttle,
     /// `GET /api/v1/drills`' body, kept until it would change.
     listing: listing::Listing,
     /// The catalog's [`Catalog::runs_version`].
@@ -276,6 +279,7 @@ impl Daemon {
             reloaded: Notify::new(),
             started_at: jiff::Timestamp::now(),
             token,
+            throttle: auth::Throttle::default(),
             config,
         }))
     }
@@ -878,6 +882,7 @@ pub async fn run(
     shutdown: Stop,
     reload: Arc<Notify>,
 ) -> Result<()> {
+    auth::check_auth(&config)?;
     let sandboxes = connector.sandboxes()?;
     let daemon = Daemon::new(config, connector, shutdown.clone())?;
     {

@@ -237,7 +237,9 @@ pub async fn serve(
                 .acceptor(bounded)
                 .handle(handle);
             configure(server.http_builder());
-            server.serve(app.into_make_service()).await
+            server
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -256,7 +258,9 @@ pub async fn serve(
                 .acceptor(acceptor)
                 .handle(handle);
             configure(server.http_builder());
-            server.serve(app.into_make_service()).await
+            server
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
         }
     };
     served.map_err(|e| Error::infra(format!("the API's server: {e}")))

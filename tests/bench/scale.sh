@@ -120,7 +120,7 @@ wait = left + 1 if left < 30 else 0
 print(f"{wait:.1f}", (int(now + wait) // p + 1) * p)' "$period")"
 [ "$wait_s" = 0.0 ] || { fd_log "waiting ${wait_s}s for a schedule boundary to pass"; sleep "$wait_s"; }
 t0=$(date +%s.%N)
-/usr/bin/time -v -o "$dir/work/daemon.time" "$fd" --config "$dir/work/firedrill.toml" daemon > "$dir/work/daemon.log" 2>&1 &
+/usr/bin/time -v -o "$dir/work/daemon.time" "$fd" --config "$dir/work/firedrill.toml" daemon --insecure-no-auth > "$dir/work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$api_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS "http://127.0.0.1:$api_port/healthz" >/dev/null || { cat "$dir/work/daemon.log" >&2; exit 1; }

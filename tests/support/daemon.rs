@@ -22,8 +22,13 @@ impl DaemonProc {
     /// Starts `firedrill --config CONFIG daemon` with `env`, and waits until it says where
     /// its API listens. Its stderr goes on to the test's.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> DaemonProc {
+        Self::start_with_args(config, &[], env)
+    }
+
+    /// The same with more arguments after `daemon` (e.g. `--insecure-no-auth`).
+    pub fn start_with_args(config: &Path, args: &[&str], env: &[(&str, &str)]) -> DaemonProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_firedrill"));
-        cmd.arg("--config").arg(config).arg("daemon");
+        cmd.arg("--config").arg(config).arg("daemon").args(args);
         Self::spawn(cmd, env)
     }
 
