@@ -56,6 +56,9 @@ pub struct Ran {
     /// `None` when nothing was configured to page; an error when the page could not be
     /// queued.
     pub paged: Option<crate::error::Result<Paged>>,
+    /// Why the catalog did not record the run (or its pages), which were then kept in the
+    /// spool and their pages sent directly. The CLI exits non-zero for it.
+    pub unrecorded: Option<crate::error::Error>,
 }
 
 impl Runner {
@@ -97,10 +100,112 @@ impl Runner {
             );
         }
         self.write_reports(&mut report);
-        self.record(drill, &report, done.new_artifact.as_ref(), opts)
-            .await;
-        let paged = self.page(&report).await;
-        Ran { report, paged }
+        let artifact = done.new_artifact.as_ref().map(|m| {
+            let key = RunDir::new(&drill.storage, &drill.name, &m.run_id).manifest();
+            ArtifactRecord::from_manifest(m, &key)
+        });
+        // The artifact drilled: the one made now, or the stored one asked for.
+        let drilled = artifact
+            .as_ref()
+            .map(|a| a.run_id.clone())
+            .or_else(|| opts.artifact.clone().filter(|_| report.artifact.is_some()));
+        let (paged, unrecorded) = self.record_and_page(&report, artifact, drilled).await;
+        Ran {
+            report,
+            paged,
+            unrecorded,
+        }
+    }
+
+    /// Records the run, then pages about it. When the catalog cannot take the run or its
+    /// pages (a full disk, a damaged file), the pages go straight to their channels and
+    /// the run is kept in the catalog's spool until it can: a page is never lost to the
+    /// catalog, and nothing doubles when it catches up.
+    async fn record_and_page(
+        &self,
+        report: &RunReport,
+        artifact: Option<ArtifactRecord>,
+        drilled: Option<String>,
+    ) -> (
+        Option<crate::error::Result<Paged>>,
+        Option<crate::error::Error>,
+    ) {
+        let Some(c) = &self.catalog else {
+            return (self.page(report).await, None);
+        };
+        let recorded = async {
+            if let Some(a) = &artifact {
+                c.put_artifact(a).await?;
+            }
+            c.run_finished(report, drilled.as_deref()).await
+        }
+        .await;
+        match (recorded, &self.pager) {
+            (Ok(()), None) => (None, None),
+            (Ok(()), Some(p)) => match p.page(Some(c.as_ref()), report, DELIVERY).await {
+                Ok(paged) => (Some(Ok(paged)), None),
+                Err(e) => self.keep_aside(c.as_ref(), report, None, None, e).await,
+            },
+            (Err(e), _) => {
+                self.keep_aside(c.as_ref(), report, artifact, drilled, e)
+                    .await
+            }
+        }
+    }
+
+    async fn keep_aside(
+        &self,
+        c: &dyn Catalog,
+        report: &RunReport,
+        artifact: Option<ArtifactRecord>,
+        drilled: Option<String>,
+        why: crate::error::Error,
+    ) -> (
+        Option<crate::error::Result<Paged>>,
+        Option<crate::error::Error>,
+    ) {
+        tracing::error!(
+            drill = %report.drill,
+            "the catalog did not record run {}: {why}",
+            report.run_id
+        );
+        let mut paged = None;
+        let mut plan = crate::catalog::PagePlan::default();
+        if let Some(p) = &self.pager {
+            // The open incident, if the catalog can still be read: a failure already paged
+            // is not paged again.
+            let open = c.incident(&report.drill).await.ok().flatten();
+            match crate::notify::plan_pages(&p.spec, open.as_ref(), report) {
+                Ok(pl) => {
+                    plan = pl;
+                    let delivery = p.deliver_plan_directly(&mut plan).await;
+                    paged = Some(Ok(Paged {
+                        queued: plan.pages.len(),
+                        delivery,
+                    }));
+                }
+                Err(e) => paged = Some(Err(e)),
+            }
+        }
+        let u = crate::catalog::Unrecorded {
+            report: report.clone(),
+            drilled,
+            artifact,
+            plan,
+            why: why.to_string(),
+        };
+        let err = match c.keep_unrecorded(&u) {
+            Ok(at) => crate::error::Error::infra(format!(
+                "the catalog could not record run {}: {}; kept in {} (recorded when the catalog can take it: the next firedrill command or the daemon's next minute)",
+                report.run_id, why.headline(), at.display()
+            )),
+            Err(e) => crate::error::Error::infra(format!(
+                "the catalog could not record run {} ({}), and it could not be kept aside either: {}",
+                report.run_id, why.headline(), e.headline()
+            )),
+        }
+        .with_hint(why.hint.clone().unwrap_or_else(|| "free space on the catalog's disk; `firedrill catalog rebuild` replaces a damaged catalog".into()));
+        (paged, Some(err))
     }
 
     /// Refuses, before any run is recorded or paged, an artifact id that names nothing
@@ -148,32 +253,6 @@ impl Runner {
                 }
             }
             Err(e) => tracing::warn!("could not write the run's reports: {e}"),
-        }
-    }
-
-    async fn record(
-        &self,
-        drill: &Drill,
-        report: &RunReport,
-        new_artifact: Option<&crate::manifest::Manifest>,
-        opts: &RunOptions,
-    ) {
-        let Some(c) = &self.catalog else { return };
-        if let Some(m) = new_artifact {
-            let key = RunDir::new(&drill.storage, &drill.name, &m.run_id).manifest();
-            if let Err(e) = c
-                .put_artifact(&ArtifactRecord::from_manifest(m, &key))
-                .await
-            {
-                tracing::warn!("the catalog did not record the artifact: {e}");
-            }
-        }
-        // The artifact drilled: the one made now, or the stored one asked for.
-        let drilled = new_artifact
-            .map(|m| m.run_id.clone())
-            .or_else(|| opts.artifact.clone().filter(|_| report.artifact.is_some()));
-        if let Err(e) = c.run_finished(report, drilled.as_deref()).await {
-            tracing::warn!("the catalog did not record the run: {e}");
         }
     }
 }

@@ -388,3 +388,111 @@ fn an_identity_that_matches_no_recipient_is_refused_before_any_dump() {
         "no dump was taken"
     );
 }
+
+/// A damaged catalog: `run` refuses (exit 2) naming `catalog rebuild`, which sets the file
+/// aside (named in its output), starts a new one and rebuilds it; then drills run again.
+#[test]
+fn a_damaged_catalog_is_refused_then_set_aside_by_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = d.join("id.txt");
+    let out = firedrill()
+        .args(["keygen", "-o"])
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::create_dir_all(d.join("drills")).unwrap();
+    std::fs::write(
+        d.join("drills/shop.toml"),
+        format!(
+            "[source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = 1\ndatabase = \"shop\"\nuser = \"u\"\n\
+             [storage]\ntype = \"local\"\npath = \"../store\"\n\
+             [encryption]\nrecipients = [\"{recipient}\"]\nidentity = {{ file = \"../id.txt\" }}\n\
+             [retry]\nattempts = 1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("store")).unwrap();
+    let catalog = d.join("catalog.db");
+    // Garbage where the catalog was: its header is gone.
+    std::fs::write(&catalog, [0x42u8; 8192]).unwrap();
+    let cmd = |args: &[&str]| {
+        firedrill()
+            .arg("--catalog")
+            .arg(&catalog)
+            .args(args)
+            .arg("--drills-dir")
+            .arg(d.join("drills"))
+            .output()
+            .unwrap()
+    };
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["run", "--quiet"])
+        .arg(d.join("drills/shop.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("catalog") && stderr.contains("firedrill catalog rebuild"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("ERROR: the drill"),
+        "it must not run: {stderr}"
+    );
+
+    let out = cmd(&["catalog", "rebuild"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("was damaged") && stdout.contains("set aside as"),
+        "{stdout}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("catalog.db.damaged-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{stdout}");
+    assert_eq!(
+        std::fs::read(aside[0].path()).unwrap(),
+        vec![0x42u8; 8192],
+        "kept as it was"
+    );
+    assert!(
+        stdout.contains(&aside[0].file_name().to_string_lossy().to_string()),
+        "{stdout}"
+    );
+    // The rebuild again: the catalog is sound now, nothing more is set aside.
+    let out = cmd(&["catalog", "rebuild"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("damaged"));
+    // And a drill runs (and fails on its unreachable source) with a history again.
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["run", "--quiet"])
+        .arg(d.join("drills/shop.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
+}

@@ -189,7 +189,7 @@ async fn each_doctored_dump_fails_verify_naming_what_broke() {
         (
             "a view dropped",
             "DROP VIEW big_orders",
-            |m| matches!(m, Mismatch::Objects { object, expected: 1, actual: 0 } if object == "views"),
+            |m| matches!(m, Mismatch::Definition { of, object, change: firedrill::fingerprint::DefinitionChange::Missing } if of == "views" && object.contains("big_orders")),
         ),
     ];
     for (what, sql, expected) in cases {
@@ -567,5 +567,127 @@ async fn accept_refuses_a_run_that_failed_a_drill_assertion() {
         p.0.iter()
             .any(|x| x.field == "assertion[0].name" && x.message.contains("anomaly guards")),
         "{p}"
+    );
+}
+
+/// The guards judge every table, not only the totals: one table of several cut to a tenth
+/// fails its own guard while the totals pass (−34% rows, under the 50% default), and that
+/// run is never the next baseline unless accepted. A queue draining from 10 rows to 1 is
+/// under the floor and fails nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_table_cut_to_a_tenth_fails_its_own_guard_and_is_no_baseline() {
+    create_db(
+        "fd_tables",
+        r#"
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);
+INSERT INTO customers (name) SELECT 'customer ' || g FROM generate_series(1, 40000) g;
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL, amount numeric(12,2));
+INSERT INTO orders (customer_id, amount) SELECT 1 + g % 40000, g * 0.75 FROM generate_series(1, 60001) g;
+CREATE TABLE items (id bigserial PRIMARY KEY, sku int NOT NULL, qty int NOT NULL);
+INSERT INTO items (sku, qty) SELECT g % 97, g % 5 FROM generate_series(1, 60000) g;
+CREATE TABLE queue (id serial PRIMARY KEY, job text NOT NULL);
+INSERT INTO queue (job) SELECT 'job ' || g FROM generate_series(1, 10) g;
+"#,
+    )
+    .await;
+    let fx = Fixture::new();
+    let path = fx.drill("tables", "fd_tables", "");
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&fx.dir.path().join("catalog.db")).unwrap());
+    let runner = firedrill::Runner {
+        catalog: Some(catalog.clone()),
+        ..bare_runner(firedrill::LiveConnector)
+    };
+    let drill = load_drill(&path).unwrap();
+    let run = || async {
+        let r = runner
+            .run(
+                &drill,
+                &RunOptions::default(),
+                &Silent,
+                &firedrill::Stop::new(),
+            )
+            .await
+            .report;
+        assert!(leftovers(&r.run_id).await.is_empty(), "sandbox left behind");
+        r
+    };
+    let first = run().await;
+    assert_eq!(
+        first.verdict,
+        Verdict::Passed,
+        "{}",
+        firedrill::report::render_human(&first)
+    );
+
+    sh(
+        r#"psql -X -q -v ON_ERROR_STOP=1 -d fd_tables -c "DELETE FROM orders WHERE id % 10 <> 0; DELETE FROM queue WHERE id > 1""#,
+        &[],
+    );
+    // Compared with the first run twice: the suspect run in between is no baseline.
+    let mut suspects = Vec::new();
+    for _ in 0..2 {
+        let r = run().await;
+        let human = firedrill::report::render_human(&r);
+        assert_eq!(r.verdict, Verdict::Failed, "{human}");
+        assert_eq!(r.failed_stage, Some(Stage::Verify), "{human}");
+        assert!(r.fingerprint_mismatches.is_empty(), "{human}");
+        assert_eq!(failed_names(&r), ["anomaly: public.orders rows"], "{human}");
+        let g = r.assertions.iter().find(|a| !a.passed).unwrap();
+        assert!(g.guard);
+        assert_eq!(
+            g.expected,
+            format!("at least 50% of 60001 (run {})", first.run_id)
+        );
+        assert_eq!(g.actual.as_deref(), Some("6000 (-90%)"));
+        // The totals shrank too little to notice: that is what the table guards are for.
+        let total = r
+            .assertions
+            .iter()
+            .find(|a| a.name == "anomaly: total rows")
+            .unwrap();
+        assert!(
+            total.passed && total.actual.as_deref().unwrap().contains("-34%"),
+            "{total:?}"
+        );
+        assert!(firedrill::verify::only_guards_failed(&r), "{human}");
+        let rec = catalog.run(&r.run_id).await.unwrap().unwrap();
+        assert!(!rec.accepted);
+        let arts = catalog.artifacts(Some("tables")).await.unwrap();
+        let a = arts.iter().find(|a| a.run_id == r.run_id).unwrap();
+        assert_eq!(a.verified, firedrill::catalog::Verified::No);
+        suspects.push(r);
+    }
+    assert!(!suspects[1]
+        .assertions
+        .iter()
+        .any(|a| a.expected.contains(&suspects[0].run_id)));
+
+    // Accepted, the smaller table is the new normal: every guard passes, the tables' one
+    // says what it judged, and the queue was too small to judge.
+    firedrill::inventory::accept_run(catalog.as_ref(), &suspects[1].run_id, Some(&drill))
+        .await
+        .unwrap();
+    let after = run().await;
+    assert_eq!(
+        after.verdict,
+        Verdict::Passed,
+        "{}",
+        firedrill::report::render_human(&after)
+    );
+    let tables = after
+        .assertions
+        .iter()
+        .find(|a| a.name == "anomaly: tables")
+        .unwrap();
+    assert!(tables.passed && tables.guard);
+    assert!(tables.expected.contains(&suspects[1].run_id), "{tables:?}");
+    assert!(
+        tables
+            .actual
+            .as_deref()
+            .unwrap()
+            .starts_with("3 tables judged, 1 too small to judge"),
+        "{tables:?}"
     );
 }

@@ -795,6 +795,136 @@ async fn webhook_down_then_up_delivers_the_page_on_notify_flush() {
     eprintln!("webhook outbox test: {:?}", t0.elapsed());
 }
 
+/// The catalog's disk fills while a drill is failing: the page still goes out, once,
+/// straight to its channel; `run` exits non-zero saying the run was kept aside; once
+/// space returns, the next command records the run once, its page as already sent, and
+/// a flush sends nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_catalog_disk_still_pages_once_and_records_the_run_when_space_returns() {
+    let _serial = SERIAL.lock().await;
+    let fx = Fixture::new();
+    // A source that accepts and then says nothing: the dump stage hangs until its timeout,
+    // which leaves the test time to fill the disk.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let path = fx.drill(
+        "catfull",
+        "postgres",
+        "dump = \"8s\"\n\n[retry]\nattempts = 1\n",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&format!("port = {}", pg().port), &format!("port = {port}"));
+    std::fs::write(&path, text).unwrap();
+    let (hook, got) = receiver().await;
+    let cfg = fx.dir.path().join("firedrill.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n"
+        ),
+    )
+    .unwrap();
+    let disk = fx.dir.path().join("catdisk");
+    let _disk = SmallDisk::mount(&disk, "2m");
+    let catalog = disk.join("catalog.db");
+    let firedrill = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+        c.arg("--config")
+            .arg(&cfg)
+            .arg("--catalog")
+            .arg(&catalog)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    let mut child = firedrill(&["run", &path.to_string_lossy(), "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run is recorded as running; then the disk fills.
+    let t = Instant::now();
+    let run_id = loop {
+        if let Some(id) = running_run(&catalog).await {
+            break id;
+        }
+        if t.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run never started: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", disk.join("filler").display()))
+        .arg("bs=64k")
+        .stderr(Stdio::null())
+        .status();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not record run {run_id}")) && stderr.contains("kept in"),
+        "{stderr}"
+    );
+    let pages = pages_settled(&got).await;
+    assert_eq!(pages.len(), 1, "one page, delivered directly: {pages:?}");
+    assert_eq!(pages[0]["run_id"], run_id.as_str());
+    assert_eq!(pages[0]["stage"], "dump");
+
+    // Space returns; the next command records the run, once, and its page as sent.
+    std::fs::remove_file(disk.join("filler")).unwrap();
+    let out = firedrill(&["history", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours: Vec<&serde_json::Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["run_id"] == run_id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "{runs:#}");
+    assert_eq!(ours[0]["status"], "error", "{runs:#}");
+    let out = firedrill(&["notify", "flush", "--now"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sent 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = firedrill(&["notify", "outbox", "--json"]).output().unwrap();
+    let outbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let items = outbox.as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{outbox:#}");
+    assert_eq!(items[0]["state"], "sent", "{outbox:#}");
+    assert_eq!(pages_settled(&got).await.len(), 1, "nothing doubled");
+    // The spool is empty again.
+    let spool = disk.join("catalog.db.spool");
+    assert!(
+        std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0) == 0,
+        "{}",
+        spool.display()
+    );
+}
+
 // ------------------------------------------------------------------- 7. SIGKILL
 
 fn order(s: Stage) -> usize {

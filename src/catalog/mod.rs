@@ -6,6 +6,7 @@
 //! of truth for artifacts: `firedrill catalog rebuild` recreates the inventory from the
 //! manifests alone.
 
+mod spool;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use crate::report::RunReport;
 pub use crate::status::Verified;
 use crate::status::{OutboxState, PageKind, RunStatus, Severity, Stage};
 
-pub use sqlite::SqliteCatalog;
+pub use sqlite::{catalog_damage, Salvage, SqliteCatalog};
 
 /// One stored artifact, as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +121,57 @@ pub struct OutboxItem {
     pub state: OutboxState,
 }
 
+/// A notification for the outbox, named so that it is put there once however often it is
+/// offered (a run kept aside and replayed twice queues nothing twice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedPage {
+    /// `{run_id}/{kind}/{channel}`.
+    pub page_id: String,
+    pub channel: String,
+    pub drill: String,
+    pub kind: PageKind,
+    /// The page, as JSON.
+    pub payload: String,
+    pub at: jiff::Timestamp,
+    /// Already delivered straight to its channel while the catalog could not take it: it
+    /// goes in as sent.
+    #[serde(default)]
+    pub delivered: bool,
+}
+
+/// What paging about one run does to the drill's incident.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "change", content = "incident")]
+pub enum IncidentChange {
+    #[default]
+    Keep,
+    /// Opens it, or updates the open one (paged again, escalated).
+    Put(Incident),
+    /// The drill passed: closed (its resolves are in the plan).
+    Close(String),
+}
+
+/// Everything paging about one run writes, applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagePlan {
+    pub pages: Vec<QueuedPage>,
+    pub incident: IncidentChange,
+}
+
+/// A finished run the catalog could not take (its disk full, its file damaged): kept in
+/// the process's spool beside it, with its pages, until [`Catalog::catch_up`] writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unrecorded {
+    pub report: RunReport,
+    /// The artifact drilled (for its verdict).
+    pub drilled: Option<String>,
+    /// The artifact the run made, for the inventory.
+    pub artifact: Option<ArtifactRecord>,
+    pub plan: PagePlan,
+    /// Why it could not be recorded.
+    pub why: String,
+}
+
 /// A dashboard login. The cookie holds a random id; the catalog holds its SHA-256, so a
 /// copy of the catalog logs nobody in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +186,22 @@ pub struct Session {
 
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
+    /// Applies a run's [`PagePlan`] atomically: its notifications (those already
+    /// delivered go in as sent; one already queued is not queued again) and its incident
+    /// change. Returns how many notifications were queued to send.
+    async fn record_pages(&self, plan: &PagePlan) -> Result<usize>;
+    /// Keeps a run the catalog could not record, and its pages, in a spool local to
+    /// this process (beside the catalog, else in the temporary directory) until
+    /// [`Catalog::catch_up`]. Returns where it was kept.
+    fn keep_unrecorded(&self, u: &Unrecorded) -> Result<std::path::PathBuf> {
+        let _ = u;
+        Err(crate::error::Error::infra("this catalog has no spool"))
+    }
+    /// Records what was kept aside (runs, artifacts, pages: nothing twice) and removes it
+    /// from the spool. Returns how many runs it recorded. Opening a catalog does it too.
+    async fn catch_up(&self) -> Result<usize> {
+        Ok(0)
+    }
     /// Records a dashboard login (and forgets expired ones).
     async fn put_session(&self, session: &Session) -> Result<()>;
     /// The login with this hash, if it was not revoked (expired ones may be returned).

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{ArtifactRecord, Catalog, Incident, LatestRuns, OutboxItem, RunRecord, Verified};
+use super::{
+    ArtifactRecord, Catalog, Incident, IncidentChange, LatestRuns, OutboxItem, PagePlan, RunRecord,
+    Unrecorded, Verified,
+};
 use crate::engine::kind::Engine;
 use crate::error::{Error, Result};
 use crate::report::RunReport;
@@ -139,6 +142,12 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     "#,
+    // 7: every notification named by its run, kind and channel, queued once however often
+    // it is offered (a run kept in the spool and replayed)
+    r#"
+    ALTER TABLE outbox ADD COLUMN page_id TEXT;
+    CREATE UNIQUE INDEX outbox_page_id ON outbox (page_id) WHERE page_id IS NOT NULL;
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -152,15 +161,142 @@ pub struct SqliteCatalog {
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::infra(format!("catalog {}: {e}", path.display()))
-        .with_hint("check the catalog file's permissions and free space; `firedrill catalog rebuild` recreates the artifact inventory from storage")
+    use rusqlite::ErrorCode as C;
+    let hint = match e.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => format!(
+            "the catalog file is damaged: `firedrill catalog rebuild` sets it aside as {}.damaged-<time> (keeping the runs, incidents and pages it can still read) and rebuilds the artifact inventory from storage",
+            path.display()
+        ),
+        Some(C::DiskFull) => "free space on the catalog's disk; runs and pages that could not be recorded are kept in the spool and recorded once it has room".into(),
+        Some(C::ReadOnly | C::PermissionDenied | C::CannotOpen) => {
+            "check that firedrill's user may write the catalog file and its directory".into()
+        }
+        _ => "check the catalog file's permissions and free space; `firedrill catalog rebuild` recreates the artifact inventory from storage".into(),
+    };
+    Error::infra(format!("catalog {}: {e}", path.display())).with_hint(hint)
 }
+
+/// Why the catalog file at `path` is damaged, if it is (a missing file is not: it is
+/// created). Reads it only.
+pub fn catalog_damage(path: &Path) -> Option<String> {
+    if !path.exists() {
+        return None;
+    }
+    let c = match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => c,
+        Err(e) => return Some(e.to_string()),
+    };
+    let rows: rusqlite::Result<Vec<String>> = c
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+    match rows {
+        Ok(r) if r.len() == 1 && r[0] == "ok" => None,
+        Ok(r) => Some(r.into_iter().take(3).collect::<Vec<_>>().join("; ")),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// What `catalog rebuild` did with a damaged catalog file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Salvage {
+    /// Where the damaged file now is.
+    pub set_aside: PathBuf,
+    /// Rows copied into the new catalog, per table.
+    pub salvaged: Vec<(String, usize)>,
+    /// Tables (or parts of them) that could not be read, and why.
+    pub lost: Vec<(String, String)>,
+}
+
+/// Tables worth salvaging, in order; `drill_latest` is derived and recomputed.
+const SALVAGED: &[&str] = &["runs", "incidents", "outbox", "sessions", "artifacts"];
 
 fn ts(s: &str) -> jiff::Timestamp {
     s.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 impl SqliteCatalog {
+    /// Moves the damaged catalog at `path` aside (with its `-wal`), creates a new one
+    /// there, and copies into it every row of its runs, incidents, outbox, sessions and
+    /// artifacts that can still be read (in chunks, so one bad page loses its chunk only).
+    pub fn set_aside_and_salvage(path: &Path) -> Result<(SqliteCatalog, Salvage)> {
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let aside = path.with_file_name(format!("{name}.damaged-{stamp}"));
+        std::fs::rename(path, &aside).map_err(|e| {
+            Error::infra(format!(
+                "cannot set the damaged catalog {} aside: {e}",
+                path.display()
+            ))
+            .with_hint("check that firedrill's user may write the catalog's directory")
+        })?;
+        for ext in ["-wal", "-shm"] {
+            let from = path.with_file_name(format!("{name}{ext}"));
+            if from.exists() {
+                let to = aside.with_file_name(format!("{name}.damaged-{stamp}{ext}"));
+                let _ = std::fs::rename(&from, &to);
+            }
+        }
+        let catalog = SqliteCatalog::open(path)?;
+        let mut salvage = Salvage {
+            set_aside: aside.clone(),
+            salvaged: Vec::new(),
+            lost: Vec::new(),
+        };
+        {
+            let c = catalog
+                .conn
+                .lock()
+                .map_err(|_| Error::internal("catalog lock poisoned"))?;
+            let uri = format!(
+                "file:{}?mode=ro",
+                aside
+                    .to_string_lossy()
+                    .replace('%', "%25")
+                    .replace('?', "%3f")
+                    .replace('#', "%23")
+            );
+            let attached = c.execute("ATTACH DATABASE ?1 AS old", params![uri]);
+            // A file whose header is gone cannot even be attached (or read): nothing to copy.
+            let readable = attached.and_then(|_| {
+                c.query_row("SELECT count(*) FROM old.sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            });
+            let tables: &[&str] = match readable {
+                Ok(_) => SALVAGED,
+                Err(e) => {
+                    salvage.lost.push(("everything".into(), e.to_string()));
+                    &[]
+                }
+            };
+            for table in tables {
+                match salvage_table(&c, table) {
+                    Ok((n, None)) => salvage.salvaged.push((table.to_string(), n)),
+                    Ok((n, Some(why))) => {
+                        salvage.salvaged.push((table.to_string(), n));
+                        salvage.lost.push((table.to_string(), why));
+                    }
+                    Err(e) => salvage.lost.push((table.to_string(), e.to_string())),
+                }
+            }
+            let drills: Vec<String> = c
+                .prepare("SELECT DISTINCT drill FROM runs")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .unwrap_or_default();
+            for d in drills {
+                let _ = refresh_latest(&c, &d);
+            }
+            let _ = c.execute("DETACH DATABASE old", []);
+        }
+        catalog.runs_changed();
+        Ok((catalog, salvage))
+    }
+
     /// Opens (creating if needed) the catalog and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -194,6 +330,14 @@ impl SqliteCatalog {
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx_sql = format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1);
             conn.execute_batch(&tx_sql).map_err(|e| db_err(path, e))?;
+        }
+        let mut conn = conn;
+        match replay_spool(&mut conn, path) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("recorded {n} runs kept aside while the catalog could not take them")
+            }
+            Err(e) => tracing::warn!("runs kept aside stay in the spool: {}", db_err(path, e)),
         }
         let data_version = conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))
@@ -270,6 +414,45 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
 }
 
 /// Recomputes `drill`'s row of `drill_latest` after a run of it changed status.
+/// Copies `old.table` into `main.table`: the columns both have, a chunk of rowids at a
+/// time. Returns the rows copied and, when some chunks could not be read, why.
+fn salvage_table(c: &Connection, table: &str) -> rusqlite::Result<(usize, Option<String>)> {
+    let cols = |schema: &str| -> rusqlite::Result<Vec<String>> {
+        c.prepare(&format!("PRAGMA {schema}.table_info({table})"))?
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect()
+    };
+    let new = cols("main")?;
+    let shared: Vec<String> = cols("old")?
+        .into_iter()
+        .filter(|col| new.contains(col))
+        .collect();
+    if shared.is_empty() {
+        return Ok((0, Some("not in the damaged file".into())));
+    }
+    let list = shared.join(", ");
+    let max: i64 = c.query_row(
+        &format!("SELECT coalesce(max(rowid), 0) FROM old.{table}"),
+        [],
+        |r| r.get(0),
+    )?;
+    const CHUNK: i64 = 256;
+    let (mut copied, mut bad) = (0usize, Vec::new());
+    let mut from = 0;
+    while from <= max {
+        let sql = format!(
+            "INSERT OR IGNORE INTO main.{table} ({list}) SELECT {list} FROM old.{table} WHERE rowid >= ?1 AND rowid < ?2"
+        );
+        match c.execute(&sql, params![from, from + CHUNK]) {
+            Ok(n) => copied += n,
+            Err(e) => bad.push(format!("rows {from}..{}: {e}", from + CHUNK)),
+        }
+        from += CHUNK;
+    }
+    let why = (!bad.is_empty()).then(|| bad.join("; "));
+    Ok((copied, why))
+}
+
 fn refresh_latest(c: &Connection, drill: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO drill_latest (drill, finished, passed) VALUES (?1,
@@ -279,6 +462,117 @@ fn refresh_latest(c: &Connection, drill: &str) -> rusqlite::Result<()> {
     )?
     .execute(params![drill])?;
     Ok(())
+}
+
+/// Records a finished run (a retry of the same run replaces it) and its artifact's verdict.
+fn finish_run(tx: &Connection, r: &RunReport, artifact: Option<&str>) -> rusqlite::Result<()> {
+    let status = r.status();
+    let rto = r.recovery_ms() as f64 / 1000.0;
+    let verified = r.artifact_verdict();
+    let json = serde_json::to_string(r).unwrap_or_default();
+    tx.execute(
+        &format!(
+            "INSERT INTO runs ({RUN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, status = excluded.status,
+               failed_stage = excluded.failed_stage, error = excluded.error, artifact = excluded.artifact,
+               rto_seconds = excluded.rto_seconds, encrypted_bytes = excluded.encrypted_bytes, report = excluded.report"
+        ),
+        params![
+            r.drill,
+            r.run_id,
+            r.started_at.to_string(),
+            r.finished_at.to_string(),
+            status,
+            r.failed_stage,
+            r.error.as_ref().map(|e| e.message.clone()),
+            artifact,
+            if r.verdict == Verdict::Passed { Some(rto) } else { None },
+            r.artifact.as_ref().map(|a| a.encrypted_bytes as i64),
+            json,
+        ],
+    )?;
+    refresh_latest(tx, &r.drill)?;
+    if let (Some(a), Some(v)) = (artifact, verified) {
+        tx.execute(
+            "UPDATE artifacts SET verified = ?1, verified_at = ?2 WHERE drill = ?3 AND run_id = ?4",
+            params![v, r.finished_at.to_string(), r.drill, a],
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues a plan's notifications (once each, by page id) and changes its incident.
+fn apply_plan(tx: &Connection, plan: &PagePlan) -> rusqlite::Result<usize> {
+    let mut queued = 0;
+    for p in &plan.pages {
+        let state = if p.delivered {
+            OutboxState::Sent
+        } else {
+            OutboxState::Pending
+        };
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO outbox (channel, drill, kind, payload, created_at, next_attempt_at, state, page_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+            params![p.channel, p.drill, p.kind, p.payload, p.at.to_string(), state, p.page_id],
+        )?;
+        if n > 0 && !p.delivered {
+            queued += 1;
+        }
+    }
+    match &plan.incident {
+        IncidentChange::Keep => {}
+        IncidentChange::Close(drill) => {
+            tx.execute("DELETE FROM incidents WHERE drill = ?1", params![drill])?;
+        }
+        IncidentChange::Put(i) => {
+            tx.execute(
+                "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
+                   stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
+                params![
+                    i.drill,
+                    i.opened_at.to_string(),
+                    i.last_paged_at.to_string(),
+                    i.severity,
+                    i.stage,
+                    i.run_id,
+                    serde_json::to_string(&i.channels).unwrap_or_default()
+                ],
+            )?;
+        }
+    }
+    Ok(queued)
+}
+
+/// Records every run the spool kept for the catalog at `path` (its artifact, the run,
+/// its pages; each in one transaction), removing each file once committed.
+fn replay_spool(c: &mut Connection, path: &Path) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    for (file, u) in super::spool::entries(path) {
+        let tx = c.transaction()?;
+        if let Some(a) = &u.artifact {
+            insert_artifact(&tx, a)?;
+        }
+        finish_run(&tx, &u.report, u.drilled.as_deref())?;
+        apply_plan(&tx, &u.plan)?;
+        tx.commit()?;
+        n += 1;
+        tracing::info!(
+            "recorded run {} of {} from {} (kept aside: {})",
+            u.report.run_id,
+            u.report.drill,
+            file.display(),
+            u.why
+        );
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::warn!(
+                "cannot remove {}: {e} (it is recorded; nothing doubles)",
+                file.display()
+            );
+        }
+    }
+    Ok(n)
 }
 
 fn insert_artifact(c: &Connection, a: &ArtifactRecord) -> rusqlite::Result<()> {
@@ -510,49 +804,40 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()> {
-        let status = report.status();
-        let rto = report.recovery_ms() as f64 / 1000.0;
-        let verified = report.artifact_verdict();
-        let json = serde_json::to_string(report).map_err(|e| Error::internal(e.to_string()))?;
         let r = report.clone();
         let artifact = artifact.map(str::to_string);
         self.with(move |c| {
             let tx = c.transaction()?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO runs ({RUN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                     ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, status = excluded.status,
-                       failed_stage = excluded.failed_stage, error = excluded.error, artifact = excluded.artifact,
-                       rto_seconds = excluded.rto_seconds, encrypted_bytes = excluded.encrypted_bytes, report = excluded.report"
-                ),
-                params![
-                    r.drill,
-                    r.run_id,
-                    r.started_at.to_string(),
-                    r.finished_at.to_string(),
-                    status,
-                    r.failed_stage,
-                    r.error.as_ref().map(|e| e.message.clone()),
-                    artifact,
-                    if r.verdict == Verdict::Passed { Some(rto) } else { None },
-                    r.artifact.as_ref().map(|a| a.encrypted_bytes as i64),
-                    json,
-                ],
-            )?;
-            refresh_latest(&tx, &r.drill)?;
-            if let Some(a) = &artifact {
-                if let Some(v) = verified {
-                    tx.execute(
-                        "UPDATE artifacts SET verified = ?1, verified_at = ?2 WHERE drill = ?3 AND run_id = ?4",
-                        params![v, r.finished_at.to_string(), r.drill, a],
-                    )?;
-                }
-            }
+            finish_run(&tx, &r, artifact.as_deref())?;
             tx.commit()
         })
         .await?;
         self.runs_changed();
         Ok(())
+    }
+
+    async fn record_pages(&self, plan: &PagePlan) -> Result<usize> {
+        let plan = plan.clone();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let n = apply_plan(&tx, &plan)?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    fn keep_unrecorded(&self, u: &Unrecorded) -> Result<std::path::PathBuf> {
+        super::spool::put(&self.path, u)
+    }
+
+    async fn catch_up(&self) -> Result<usize> {
+        let path = self.path.clone();
+        let n = self.with(move |c| replay_spool(c, &path)).await?;
+        if n > 0 {
+            self.runs_changed();
+        }
+        Ok(n)
     }
 
     async fn put_artifact(&self, a: &ArtifactRecord) -> Result<()> {
@@ -908,5 +1193,140 @@ mod tests {
         assert_eq!(*v.borrow(), 3, "the poll notices the other writer");
         c.poll_changes().await.unwrap();
         assert_eq!(*v.borrow(), 3, "once");
+    }
+
+    fn page(run: &str, channel: &str) -> super::super::QueuedPage {
+        super::super::QueuedPage {
+            page_id: format!("{run}/trigger/{channel}"),
+            channel: channel.into(),
+            drill: "shop".into(),
+            kind: PageKind::Trigger,
+            payload: "{}".into(),
+            at: "2026-11-26T10:00:00Z".parse().unwrap(),
+            delivered: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_kept_aside_is_recorded_once_with_its_pages_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let c = SqliteCatalog::open(&path).unwrap();
+        let t0: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let mut report = RunReport::empty("shop", "r1", t0);
+        report.verdict = Verdict::Failed;
+        report.exit_code = 1;
+        let mut sent = page("r1", "hook");
+        sent.delivered = true;
+        let u = Unrecorded {
+            report,
+            drilled: Some("r1".into()),
+            artifact: Some(art("r1")),
+            plan: PagePlan {
+                pages: vec![sent, page("r1", "mail")],
+                incident: IncidentChange::Put(Incident {
+                    drill: "shop".into(),
+                    opened_at: t0,
+                    last_paged_at: t0,
+                    severity: Severity::Critical,
+                    stage: None,
+                    run_id: "r1".into(),
+                    channels: vec!["hook".into(), "mail".into()],
+                }),
+            },
+            why: "disk full".into(),
+        };
+        let kept = c.keep_unrecorded(&u).unwrap();
+        assert!(
+            kept.starts_with(dir.path().join("c.db.spool")),
+            "{}",
+            kept.display()
+        );
+        // Kept twice (two processes, or a retry), replayed twice: once in the catalog.
+        let twin = super::super::spool::dirs(&path)[1].join("r1.json");
+        std::fs::create_dir_all(twin.parent().unwrap()).unwrap();
+        std::fs::copy(&kept, &twin).unwrap();
+        assert_eq!(c.catch_up().await.unwrap(), 2);
+        assert!(!kept.exists() && !twin.exists(), "the spool is emptied");
+        assert_eq!(c.catch_up().await.unwrap(), 0);
+        let runs = c.runs(Some("shop"), 10).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, RunStatus::Failed);
+        assert_eq!(c.artifacts(Some("shop")).await.unwrap().len(), 1);
+        let outbox = c.outbox(10).await.unwrap();
+        assert_eq!(outbox.len(), 2, "{outbox:?}");
+        let state = |ch: &str| outbox.iter().find(|o| o.channel == ch).unwrap().state;
+        assert_eq!(
+            state("hook"),
+            OutboxState::Sent,
+            "delivered directly: not again"
+        );
+        assert_eq!(state("mail"), OutboxState::Pending, "not delivered: queued");
+        assert!(c.incident("shop").await.unwrap().is_some());
+        // Opening the catalog replays too.
+        c.keep_unrecorded(&u).unwrap();
+        drop(c);
+        let c = SqliteCatalog::open(&path).unwrap();
+        assert_eq!(c.runs(Some("shop"), 10).await.unwrap().len(), 1);
+        assert_eq!(c.outbox(10).await.unwrap().len(), 2);
+        std::fs::remove_dir_all(super::super::spool::dirs(&path)[1].clone()).ok();
+    }
+
+    #[tokio::test]
+    async fn a_damaged_catalog_is_set_aside_and_what_is_readable_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let c = SqliteCatalog::open(&path).unwrap();
+        let t0: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        for i in 0..50 {
+            c.run_finished(&RunReport::empty("shop", &format!("r{i:02}"), t0), None)
+                .await
+                .unwrap();
+        }
+        c.record_pages(&PagePlan {
+            pages: vec![page("r1", "hook")],
+            incident: IncidentChange::Keep,
+        })
+        .await
+        .unwrap();
+        c.with(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
+            .await
+            .unwrap();
+        drop(c);
+        assert_eq!(catalog_damage(&path), None);
+
+        // Damaged pages at the end of the file: the header and early pages still read.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        for b in &mut bytes[len - 4096..] {
+            *b = 0x5a;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let damage = catalog_damage(&path);
+        assert!(damage.is_some(), "quick_check sees it");
+        let err = SqliteCatalog::open(&path).err().map(|e| e.to_string());
+        let (c, salvage) = SqliteCatalog::set_aside_and_salvage(&path).unwrap();
+        assert!(salvage.set_aside.exists());
+        assert_eq!(catalog_damage(&path), None, "the new file is sound");
+        let copied: usize = salvage.salvaged.iter().map(|(_, n)| n).sum();
+        assert!(copied > 0, "{salvage:?} (open said {err:?})");
+        drop(c);
+
+        // A file whose header is gone: nothing readable, still set aside and replaced.
+        std::fs::write(&path, vec![0xa5u8; 16384]).unwrap();
+        let e = SqliteCatalog::open(&path).err().unwrap();
+        assert!(
+            e.hint.as_deref().unwrap_or("").contains("catalog rebuild"),
+            "{e}"
+        );
+        assert!(catalog_damage(&path).is_some());
+        let (c, salvage) = SqliteCatalog::set_aside_and_salvage(&path).unwrap();
+        assert_eq!(salvage.lost[0].0, "everything", "{salvage:?}");
+        assert!(c.runs(None, 10).await.unwrap().is_empty());
+        assert_eq!(
+            std::fs::read(&salvage.set_aside).unwrap(),
+            vec![0xa5u8; 16384],
+            "kept as it was"
+        );
     }
 }

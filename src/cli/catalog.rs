@@ -301,9 +301,37 @@ pub(super) async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let c = match open_catalog(catalog) {
-        Ok(c) => c,
-        Err(code) => return code,
+    // A damaged file is set aside (never deleted) and what can be read of it kept.
+    let c = match firedrill::catalog::catalog_damage(catalog) {
+        None => match open_catalog(catalog) {
+            Ok(c) => c,
+            Err(code) => return code,
+        },
+        Some(why) => match SqliteCatalog::set_aside_and_salvage(catalog) {
+            Ok((c, salvage)) => {
+                println!(
+                    "the catalog {} was damaged ({why}): set aside as {}",
+                    catalog.display(),
+                    salvage.set_aside.display()
+                );
+                let kept: Vec<String> = salvage
+                    .salvaged
+                    .iter()
+                    .map(|(t, n)| format!("{n} {t}"))
+                    .collect();
+                if !kept.is_empty() {
+                    println!("salvaged into the new catalog: {}", kept.join(", "));
+                }
+                for (t, why) in &salvage.lost {
+                    eprintln!("warning: could not salvage {t}: {why}");
+                }
+                c
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
     };
     match firedrill::inventory::rebuild(&c, &drills).await {
         Ok(r) => {

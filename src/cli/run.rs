@@ -22,11 +22,14 @@ pub(super) fn runner(
     catalog_path: &Path,
     report_dir: Option<&Path>,
 ) -> Result<Runner, u8> {
+    // No catalog, no history: the anomaly guards would have nothing to compare with,
+    // and the run and its pages nowhere to go. A damaged or unwritable catalog is said,
+    // not worked around.
     let catalog = match SqliteCatalog::open(catalog_path) {
         Ok(c) => Some(Arc::new(c) as Arc<dyn Catalog>),
         Err(e) => {
-            eprintln!("warning: running without a catalog: {e}");
-            None
+            eprintln!("error: {e}");
+            return Err(2);
         }
     };
     let reports = match firedrill::evidence::ReportWriter::from_config(
@@ -122,7 +125,14 @@ pub(super) async fn run(
         ),
         _ => {}
     }
-    report.exit_code as u8
+    match &ran.unrecorded {
+        // Its pages went out directly; the run waits in the spool. Not a success.
+        Some(e) => {
+            eprintln!("error: {e}");
+            (report.exit_code as u8).max(2)
+        }
+        None => report.exit_code as u8,
+    }
 }
 
 /// Ctrl-C (an operator) or SIGTERM (a shutdown) stops the run; the sandbox is still torn

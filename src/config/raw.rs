@@ -78,9 +78,37 @@ pub struct FingerprintConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyConfig {
-    /// A dump or a row total smaller than the last passing run's by more than this share
-    /// fails the drill as suspect (default "50%"; "100%" turns the guard off).
+    /// A dump, a row total, or a table's rows or size smaller than the last passing run's
+    /// by more than this share fails the drill as suspect (default "50%"; "100%" turns the
+    /// guards off, but for tables given a threshold of their own).
     pub max_shrink: Option<String>,
+    /// A table with fewer rows than this in the last passing run is too small for its rows
+    /// to be judged (default 1000): a queue going from 10 rows to 1 is not an anomaly.
+    pub table_min_rows: Option<u64>,
+    /// A table smaller than this in the last passing run is too small for its size to be
+    /// judged (default "10MiB"). The size is the engine's: PostgreSQL's
+    /// `pg_relation_size`, MySQL's and MariaDB's `DATA_LENGTH`.
+    pub table_min_size: Option<String>,
+    /// Thresholds of one table, keyed by `schema.table` (MySQL/MariaDB:
+    /// `database.table`) as the database spells it, e.g.
+    /// `[anomaly.table."public.orders"]`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub table: std::collections::BTreeMap<String, TableAnomalyConfig>,
+}
+
+/// One table's anomaly thresholds; what is not set here is the drill's `[anomaly]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableAnomalyConfig {
+    /// The table's rows or size smaller than the last passing run's by more than this
+    /// share fails the drill (default: `[anomaly] max_shrink`; "100%" never judges it).
+    pub max_shrink: Option<String>,
+    /// Its rows are judged from this many rows in the last passing run (default:
+    /// `[anomaly] table_min_rows`; 0 judges a table however small).
+    pub min_rows: Option<u64>,
+    /// Its size is judged from this size in the last passing run (default:
+    /// `[anomaly] table_min_size`).
+    pub min_size: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -95,8 +95,77 @@ pub struct Drill {
     /// Which tables get a content checksum (its `slot` is set per run).
     pub checksums: ChecksumPlan,
     /// A dump or row total this much smaller (a fraction) than the last passing run's
-    /// fails as suspect.
+    /// fails as suspect: `anomaly.max_shrink`, for callers that know only the totals.
     pub max_shrink: f64,
+    /// The anomaly guards' thresholds, of the totals and of each table.
+    pub anomaly: AnomalyPolicy,
+}
+
+/// How much a new backup may shrink since the last passing run before it is suspect: its
+/// dump size and row total, and each table's rows and size. A table too small in the last
+/// passing run is not judged: few rows come and go without anything being wrong.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyPolicy {
+    /// A fraction (0.5 = 50%) of the totals, and of every table without its own; 1 turns
+    /// a guard off.
+    pub max_shrink: f64,
+    /// A table's rows are judged from this many in the last passing run.
+    pub table_min_rows: u64,
+    /// A table's size is judged from this many bytes in the last passing run.
+    pub table_min_bytes: u64,
+    /// Tables with thresholds of their own, by `schema.table` (`database.table`).
+    pub tables: std::collections::BTreeMap<String, TableGuard>,
+}
+
+/// The thresholds one table is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TableGuard {
+    pub max_shrink: f64,
+    pub min_rows: u64,
+    pub min_bytes: u64,
+}
+
+impl AnomalyPolicy {
+    pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
+    pub const DEFAULT_TABLE_MIN_ROWS: u64 = 1000;
+    pub const DEFAULT_TABLE_MIN_BYTES: u64 = 10 << 20;
+
+    /// The thresholds of `table` (`schema.table`): its own, or the drill's.
+    pub fn for_table(&self, table: &str) -> TableGuard {
+        self.tables.get(table).copied().unwrap_or(TableGuard {
+            max_shrink: self.max_shrink,
+            min_rows: self.table_min_rows,
+            min_bytes: self.table_min_bytes,
+        })
+    }
+}
+
+impl Default for AnomalyPolicy {
+    fn default() -> Self {
+        AnomalyPolicy {
+            max_shrink: Self::DEFAULT_MAX_SHRINK,
+            table_min_rows: Self::DEFAULT_TABLE_MIN_ROWS,
+            table_min_bytes: Self::DEFAULT_TABLE_MIN_BYTES,
+            tables: Default::default(),
+        }
+    }
+}
+
+/// The default floors and no table of its own: what a caller that passes only
+/// [`Drill::max_shrink`] gets. Pass [`Drill::anomaly`] for the drill's whole policy.
+impl From<f64> for AnomalyPolicy {
+    fn from(max_shrink: f64) -> Self {
+        AnomalyPolicy {
+            max_shrink,
+            ..Default::default()
+        }
+    }
+}
+
+impl From<&AnomalyPolicy> for AnomalyPolicy {
+    fn from(p: &AnomalyPolicy) -> Self {
+        p.clone()
+    }
 }
 
 /// When and how the daemon runs a drill.
@@ -1075,13 +1144,8 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
             .unwrap_or(ChecksumPlan::default().rotation),
         slot: 0,
     };
-    let max_shrink = match &raw.anomaly.max_shrink {
-        None => 0.5,
-        Some(v) => parse_percent(v).unwrap_or_else(|m| {
-            c.push("anomaly.max_shrink", m, "write a share such as \"50%\"");
-            0.5
-        }),
-    };
+    let anomaly = validate_anomaly(&mut c, &raw.anomaly, &raw.source);
+    let max_shrink = anomaly.max_shrink;
 
     if !c.problems.is_empty() {
         return Err(Problems(c.problems));
@@ -1112,7 +1176,80 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         assertions,
         checksums,
         max_shrink,
+        anomaly,
     })
+}
+
+/// `[anomaly]`: shares between 0% and 100%, sizes, and tables named `schema.table`.
+fn validate_anomaly(
+    c: &mut Collector<'_>,
+    raw: &AnomalyConfig,
+    source: &SourceConfig,
+) -> AnomalyPolicy {
+    fn share(c: &mut Collector<'_>, field: &str, v: &Option<String>, default: f64) -> f64 {
+        match v {
+            None => default,
+            Some(v) => parse_percent(v).unwrap_or_else(|m| {
+                c.push(
+                    field,
+                    m,
+                    "write a share such as \"50%\" (\"100%\" turns the guard off)",
+                );
+                default
+            }),
+        }
+    }
+    let max_shrink = share(
+        c,
+        "anomaly.max_shrink",
+        &raw.max_shrink,
+        AnomalyPolicy::DEFAULT_MAX_SHRINK,
+    );
+    let table_min_rows = raw
+        .table_min_rows
+        .unwrap_or(AnomalyPolicy::DEFAULT_TABLE_MIN_ROWS);
+    let table_min_bytes = c.size(
+        "anomaly.table_min_size",
+        &raw.table_min_size,
+        AnomalyPolicy::DEFAULT_TABLE_MIN_BYTES,
+    );
+    // What names a table, and what comes before its name.
+    let postgres = match source {
+        SourceConfig::Postgres(_) => true,
+        SourceConfig::Mysql(_) => false,
+        SourceConfig::Stored(s) => s.engine.trim() == "postgres",
+    };
+    let (form, qualifier, example) = if postgres {
+        ("schema.table", "schema", "public.orders")
+    } else {
+        ("database.table", "database", "shop.orders")
+    };
+    let mut tables = std::collections::BTreeMap::new();
+    for (name, t) in &raw.table {
+        let field = format!("anomaly.table.\"{name}\"");
+        let qualified = name
+            .split_once('.')
+            .is_some_and(|(s, t)| !s.trim().is_empty() && !t.trim().is_empty());
+        if !qualified {
+            c.push(
+                field.clone(),
+                format!("`{name}` does not name a table as `{form}`"),
+                format!("name the table with its {qualifier}, e.g. [anomaly.table.\"{example}\"]"),
+            );
+        }
+        let guard = TableGuard {
+            max_shrink: share(c, &format!("{field}.max_shrink"), &t.max_shrink, max_shrink),
+            min_rows: t.min_rows.unwrap_or(table_min_rows),
+            min_bytes: c.size(&format!("{field}.min_size"), &t.min_size, table_min_bytes),
+        };
+        tables.insert(name.clone(), guard);
+    }
+    AnomalyPolicy {
+        max_shrink,
+        table_min_rows,
+        table_min_bytes,
+        tables,
+    }
 }
 
 /// `"50%"` → 0.5; between 0% and 100%.
@@ -1494,6 +1631,118 @@ max_shrink = "150%"
         };
         assert_eq!(pg.port, 5432);
         assert_eq!(pg.min_dump_bytes, 1024);
+    }
+
+    #[test]
+    fn anomaly_thresholds_per_drill_and_per_table() {
+        let d = parse_drill(Path::new("shop.toml"), GOOD).unwrap();
+        assert_eq!(d.anomaly, AnomalyPolicy::default());
+        assert_eq!(
+            (d.anomaly.max_shrink, d.anomaly.table_min_rows),
+            (0.5, 1000)
+        );
+        assert_eq!(d.anomaly.table_min_bytes, 10 << 20);
+
+        let text = format!(
+            "{GOOD}{}",
+            r#"
+[anomaly]
+max_shrink = "40%"
+table_min_rows = 50
+table_min_size = "1MiB"
+
+[anomaly.table."public.orders"]
+max_shrink = "20%"
+
+[anomaly.table."public.plans"]
+min_rows = 0
+"#
+        );
+        let d = parse_drill(Path::new("shop.toml"), &text).unwrap();
+        let a = &d.anomaly;
+        assert_eq!(
+            (a.max_shrink, a.table_min_rows, a.table_min_bytes),
+            (0.4, 50, 1 << 20)
+        );
+        assert_eq!(d.max_shrink, 0.4);
+        let orders = a.for_table("public.orders");
+        assert_eq!(
+            (orders.max_shrink, orders.min_rows, orders.min_bytes),
+            (0.2, 50, 1 << 20)
+        );
+        let plans = a.for_table("public.plans");
+        assert_eq!((plans.max_shrink, plans.min_rows), (0.4, 0));
+        let other = a.for_table("public.customers");
+        assert_eq!((other.max_shrink, other.min_rows), (0.4, 50));
+
+        // Every problem at once, each with its field and a fix.
+        let bad = format!(
+            "{GOOD}{}",
+            r#"
+[anomaly]
+max_shrink = "-5%"
+table_min_size = "lots"
+
+[anomaly.table."orders"]
+max_shrink = "0.2"
+
+[anomaly.table."public.items"]
+min_size = "big"
+"#
+        );
+        let p = parse_drill(Path::new("shop.toml"), &bad).unwrap_err().0;
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.field.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("anomaly.max_shrink", "`-5%` is not between 0% and 100%"),
+                ("anomaly.table_min_size", got[1].1),
+                (
+                    "anomaly.table.\"orders\"",
+                    "`orders` does not name a table as `schema.table`"
+                ),
+                (
+                    "anomaly.table.\"orders\".max_shrink",
+                    "`0.2` is not a percentage"
+                ),
+                ("anomaly.table.\"public.items\".min_size", got[4].1),
+            ]
+        );
+        assert!(p.iter().all(|p| !p.fix.is_empty()));
+        assert!(
+            p[2].fix.contains("[anomaly.table.\"public.orders\"]"),
+            "{}",
+            p[2].fix
+        );
+
+        // MySQL and MariaDB name tables by their database.
+        let mysql = GOOD.replace("type = \"postgres\"", "type = \"mariadb\"")
+            + "\n[anomaly.table.\"orders\"]\nmax_shrink = \"20%\"\n";
+        let p = parse_drill(Path::new("shop.toml"), &mysql).unwrap_err().0;
+        assert!(
+            p.iter().any(|p| p.message.contains("`database.table`")
+                && p.fix.contains("[anomaly.table.\"shop.orders\"]")),
+            "{p:?}"
+        );
+
+        // Unknown keys are refused and named, in the drill's table and in a table's own.
+        for (typo, field) in [
+            ("[anomaly]\nmax_shrinks = \"20%\"\n", "anomaly.max_shrinks"),
+            (
+                "[anomaly.table.\"public.orders\"]\nmax_shrink = \"20%\"\nmin_row = 5\n",
+                "anomaly.table.\"public.orders\".min_row",
+            ),
+        ] {
+            let p = parse_drill(Path::new("shop.toml"), &format!("{GOOD}\n{typo}"))
+                .unwrap_err()
+                .0;
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+            assert_eq!(p[0].field, field);
+        }
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub(super) fn client_ip(d: &Daemon, peer: Option<SocketAddr>, headers: &HeaderMa
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-            .last();
+            .next_back();
         return forwarded.unwrap_or(peer);
     }
     peer

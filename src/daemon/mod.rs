@@ -770,6 +770,14 @@ impl Daemon {
                     tracing::warn!("checking objectives: {e}");
                 }
             }
+            // Runs (and their pages) kept aside while the catalog could not take them.
+            match self.catalog.catch_up().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!("recorded {n} runs kept aside while the catalog was unavailable")
+                }
+                Err(e) => tracing::warn!("runs kept aside stay in the spool: {e}"),
+            }
             if let Err(e) = self.deliver().await {
                 tracing::warn!("delivering notifications: {e}");
             }

@@ -391,15 +391,23 @@ impl Record<'_> {
             results.push(checks.evaluate(a).await?);
         }
         if expect.made_backup {
-            results.extend(checks.anomaly_guards(drill.max_shrink));
+            results.extend(checks.anomaly_guards(&drill.anomaly));
         }
-        let notes = vec![format!(
+        let holdings = &manifest.fingerprint.holdings;
+        let mut notes = vec![format!(
             "{} tables compared ({} by content checksum), {} schema object kinds, {} assertions",
             manifest.fingerprint.tables.len(),
             checksummed.len(),
             manifest.fingerprint.objects.len(),
             results.len()
         )];
+        let compared = holdings.compared_kinds();
+        if !compared.is_empty() {
+            notes.push(format!("also compared: {}", compared.join(", ")));
+        }
+        for (what, why) in &holdings.not_compared {
+            notes.push(format!("not compared: {what}: {why}"));
+        }
         let failed: Vec<&crate::assertion::AssertionResult> =
             results.iter().filter(|a| !a.passed).collect();
         let mut problems = Vec::new();

@@ -8,7 +8,9 @@
 
 pub mod kind;
 pub mod mysql;
+pub mod mysql_holdings;
 pub mod mysqldump_scan;
+pub mod pg_holdings;
 pub mod postgres;
 pub mod restore;
 
@@ -204,17 +206,21 @@ impl Engine {
     /// zstd or gzip compression and, for PostgreSQL, custom or plain format, inside the
     /// sandbox. The decompressed stream is stopped past `max_plain_bytes` (see
     /// [`crate::config::external_plain_limit`]); plain SQL goes through [`PLAIN_SQL_SCREEN`] and psql's
-    /// restricted mode, so that the file cannot run psql meta-commands.
+    /// restricted mode, so that the file cannot run psql meta-commands. Each stage reports
+    /// how it ended on its own ([`STAGE_REPORT`]).
     pub fn restore_auto_cmd(self, database: &str, max_plain_bytes: u64) -> Vec<String> {
-        let bound =
-            r#"firedrill_bound "$2" "the bound for files of other tools, source.max_expansion""#;
+        let bound = r#"firedrill_bound "$2" "the bound for files of other tools, source.max_expansion" 2>"$d/bound""#;
         let restore = match self {
             Engine::Postgres => format!(
                 r#"createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1" 2>/dev/null || true
-kind=$( (dec || true) | $unz 2>/dev/null | head -c 5 || true)
+kind=$( (dec 2>/dev/null || true) | $unz 2>/dev/null | head -c 5 || true)
 if [ "$kind" = PGDMP ]; then
   echo "format: pg_dump custom, $how" >&2
-  dec | $unz | {bound} | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1"
+  set +e
+  dec 2>"$d/$opened" | $unz 2>"$d/decompress" | {bound} \
+    | pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -d "$1" 2>"$d/pg_restore"
+  firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound pg_restore || exit 1
+  set -e
 else
   echo "format: plain SQL, $how" >&2
   command -v perl >/dev/null || {{ echo "firedrill: the sandbox image has no perl, which screens plain SQL for psql meta-commands" >&2; exit 96; }}
@@ -227,29 +233,40 @@ else
   else
     echo "note: this psql has no \\restrict: only whole-line meta-commands are refused" >&2
   fi
-  dec | $unz | {bound} | FIREDRILL_RESTRICT_KEY="$key" perl -e "$FIREDRILL_SCREEN" \
-    | psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -d "$1" "${{restrict[@]}}" -f - >/dev/null
+  set +e
+  dec 2>"$d/$opened" | $unz 2>"$d/decompress" | {bound} \
+    | FIREDRILL_RESTRICT_KEY="$key" perl -e "$FIREDRILL_SCREEN" 2>"$d/screen" \
+    | psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -d "$1" "${{restrict[@]}}" -f - >/dev/null 2>"$d/psql"
+  firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound screen psql || exit 1
+  set -e
 fi"#
             ),
             Engine::Mariadb | Engine::Mysql => format!(
                 r#"firedrill-sandbox client {e} -e "CREATE DATABASE IF NOT EXISTS \`$1\`"
 echo "format: SQL, $how" >&2
 {MYSQL_CLIENT_SANDBOX}
-dec | $unz | {bound} | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' | firedrill-sandbox client {e} $client_sandbox "$1""#,
+set +e
+dec 2>"$d/$opened" | $unz 2>"$d/decompress" | {bound} \
+  | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' 2>"$d/rewrite" \
+  | firedrill-sandbox client {e} $client_sandbox "$1" >/dev/null 2>"$d/client"
+firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound rewrite client || exit 1
+set -e"#,
                 e = self.as_str()
             ),
         };
         let script = format!(
             r#"set -euo pipefail
+d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
+{STAGE_REPORT}
 {BOUND_FN}
 FIREDRILL_SCREEN='{PLAIN_SQL_SCREEN}'
 f={STAGED_ARTIFACT}
 if head -c 64 "$f" | grep -aq '^age-encryption.org/'; then
-  dec() {{ age -d -i {SANDBOX_IDENTITY} "$f"; }}; how="age-encrypted"
+  dec() {{ age -d -i {SANDBOX_IDENTITY} "$f"; }}; how="age-encrypted"; opened=decrypt
 else
-  dec() {{ cat "$f"; }}; how="not encrypted"
+  dec() {{ cat "$f"; }}; how="not encrypted"; opened=read
 fi
-magic=$( (dec || true) | head -c 4 | od -An -tx1 | tr -d ' \n')
+magic=$( (dec 2>/dev/null || true) | head -c 4 | od -An -tx1 | tr -d ' \n')
 case "$magic" in
   28b52ffd) unz="zstd -d -q"; how="$how, zstd";;
   1f8b*) unz="gzip -dc"; how="$how, gzip";;
@@ -299,6 +316,15 @@ rm -f "$f""#
                     .exec(sandbox, &psql(postgres::OBJECTS_SQL), None)
                     .await?;
                 fp.objects = postgres::parse_objects(&read(out, "schema objects")?)?;
+                let out = backend
+                    .exec(sandbox, &psql(pg_holdings::HOLDINGS_SQL), None)
+                    .await?;
+                let holdings = read(out, "schema holdings")?;
+                let out = backend
+                    .exec(sandbox, &psql(pg_holdings::LARGE_OBJECTS_SUM_SQL), None)
+                    .await?;
+                let lo_sum = read(out, "large objects").map_err(|e| e.message);
+                fp.holdings = pg_holdings::parse_holdings(&holdings, lo_sum)?;
                 let tables: Vec<(&str, &str)> = fp
                     .tables
                     .iter()
@@ -360,110 +386,361 @@ rm -f "$f""#
         )
     }
 
-    /// Turns a failed restore's stderr into an error that says what broke.
+    /// Turns a failed restore's report into an error that says what broke. The restore
+    /// scripts run each tool of the pipe with its stderr apart and report how each ended
+    /// ([`STAGE_REPORT`]). The failure is the first stage, in the order the dump flows,
+    /// that failed of itself: the stages upstream of it that died writing to it (SIGPIPE)
+    /// are its consequences, and so are the complaints downstream of it about a stream
+    /// that ended early. It is told in that stage's own terms: age's error line, the
+    /// decompressor's, firedrill's bound or screen, the client's error line with its
+    /// values elided. No stage's output is searched for another's words: the client's
+    /// output can hold the dump's rows.
     pub fn restore_error(self, stderr: &str) -> Error {
-        // Firedrill's own guards first: when they stop a stream, the tools around them
-        // complain of broken pipes too.
-        if let Some(line) = marker_line(stderr, BOUND_MARKER) {
-            let external = line.contains("source.max_expansion");
-            let limit = line
-                .split_whitespace()
-                .find_map(|w| w.parse::<u64>().ok())
-                .map(crate::human::human_bytes)
-                .unwrap_or_else(|| "its bound".into());
-            return if external {
-                Error::backup(format!("the file decompresses to more than {limit}, the bound for files of other tools; the restore was stopped there (a decompression bomb, or a file far more compressible than dumps are)"))
-                    .with_hint("if the file really is that compressible, raise source.max_expansion in the drill file; otherwise find out who wrote it")
-            } else {
-                Error::backup(format!("the artifact decompresses to more than its manifest's plain_bytes ({limit}), which firedrill records exactly; the restore was stopped there"))
-                    .with_hint("the artifact and its manifest were replaced after upload (the hash matches a doctored manifest); this backup cannot be trusted, drill an earlier one")
-            }
-            .with_stderr(tail(stderr, 5));
+        let Some(stages) = parse_stage_report(stderr) else {
+            return self.unreported_restore_error(stderr);
+        };
+        let tools: Vec<&StageEnd> = stages
+            .iter()
+            .filter(|s| s.stage != RestoreStage::Script)
+            .collect();
+        if let Some(failed) = tools.iter().find(|s| s.exit != 0 && s.exit != SIGPIPE_EXIT) {
+            return stage_error(failed, &stages);
         }
-        if let Some(line) = marker_line(stderr, SCREEN_MARKER) {
-            let rest = line.trim_start_matches(SCREEN_MARKER).trim_start();
-            let what = match rest.split_once(": ") {
-                Some((at, command)) => format!("{at} (`{command}`)"),
-                None => rest.to_string(),
-            };
+        // Every stage that failed died writing to the next one: that one stopped reading
+        // the dump early, and said nothing.
+        if let Some(i) = tools.iter().rposition(|s| s.exit == SIGPIPE_EXIT) {
+            let reader = tools
+                .get(i + 1)
+                .map(|s| s.stage.tool())
+                .unwrap_or("the restore");
             return Error::backup(format!(
-                "the dump runs a psql meta-command {what}; firedrill refused to restore it"
+                "the restore stopped before the end of the dump: {reader} exited without an error while the dump went on"
             ))
-            .with_hint(SCREEN_HINT);
+            .with_hint("dump tools write nothing that ends the session early (`quit`, `\\q`): the file was altered or made by something else; drill an earlier artifact and find out who wrote this one");
         }
-        if let Some(line) = marker_line(stderr, "Not allowed in the sandbox mode") {
-            let at = stderr
-                .lines()
-                .find(|l| l.contains(line))
-                .and_then(|l| l.split("at line ").nth(1))
-                .and_then(|r| r.split(':').next())
-                .map(|n| format!(" at line {n}"))
-                .unwrap_or_default();
-            return Error::backup(format!(
-                "the dump runs a client command (`\\!`, system, source, tee){at}; the client's sandbox mode refused it and the restore stopped"
-            ))
-            .with_hint("mysqldump and mariadb-dump write no client commands; this file was altered or made by something else: do not restore it anywhere, and find out who wrote it")
-            .with_stderr(tail(stderr, 5));
+        let script = stages.iter().find(|s| s.stage == RestoreStage::Script);
+        Error::infra(format!(
+            "the restore script failed in the sandbox (exit {}) outside the restore's own tools",
+            script.map(|s| s.exit).unwrap_or(-1)
+        ))
+        .with_hint("read the script's output below; this says nothing about the backup")
+        .with_stderr(script.map(|s| last_lines(s.stderr, 5)).unwrap_or_default())
+        .retryable(false)
+    }
+
+    /// A restore's stderr without its stages' report (a stream bound run on its own, or a
+    /// script that died before it could report): only firedrill's own lines are read,
+    /// from their start, and the tools' error lines are kept with their values elided.
+    fn unreported_restore_error(self, stderr: &str) -> Error {
+        if let Some(line) = stderr.lines().find(|l| l.starts_with(BOUND_MARKER)) {
+            return bound_error(line);
         }
-        if let Some(line) = stderr
-            .lines()
-            .find(|l| l.contains("backslash commands are restricted"))
-        {
-            let at = line
-                .split("psql:<stdin>:")
-                .nth(1)
-                .and_then(|r| r.split(':').next())
-                .map(|n| format!(" at line {n}"))
-                .unwrap_or_default();
-            return Error::backup(format!(
-                "the dump runs a psql meta-command{at}; psql's restricted mode refused it and the restore stopped"
-            ))
-            .with_hint(SCREEN_HINT)
-            .with_stderr(tail(stderr, 5));
+        if let Some(line) = stderr.lines().find(|l| l.starts_with(SCREEN_MARKER)) {
+            return screen_error(line);
         }
-        if stderr.contains("no identity matched any of the recipients") {
-            return Error::backup("this identity does not match any recipient of the artifact")
-                .with_hint("encryption.identity must be the private key of one of the recipients listed in the artifact's manifest; use the matching identity file");
-        }
-        if stderr.contains("age: error") {
-            return Error::backup("the artifact does not decrypt: its authentication failed (it was altered or truncated after encryption)")
-                .with_hint("this backup cannot be trusted; drill an earlier artifact and find out what damaged this one")
-                .with_stderr(tail(stderr, 10));
-        }
-        if stderr.contains("zstd:") {
-            return Error::backup("the decrypted artifact does not decompress")
-                .with_hint(
-                    "the artifact was written by a broken pipeline; drill an earlier artifact",
-                )
-                .with_stderr(tail(stderr, 10));
-        }
+        let kept = match self {
+            Engine::Postgres => postgres::error_lines(stderr).join("\n"),
+            Engine::Mariadb | Engine::Mysql => mysql::client_error(stderr)
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        };
+        Error::backup("the restore failed in the sandbox without reporting its stages")
+            .with_hint(
+                "read the tools' error lines below; a dump that does not restore is not a backup",
+            )
+            .with_stderr(kept)
+    }
+}
+
+/// A stage of a restore script: one tool of the pipe from the staged artifact to the
+/// database, or the script around them. The names are those the script reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreStage {
+    /// `cat`, for a file of another tool that is not encrypted.
+    Read,
+    /// age.
+    Decrypt,
+    /// zstd or gzip (`cat` for a file of another tool that is not compressed).
+    Decompress,
+    /// firedrill's stream bound ([`BOUND_FN`]).
+    Bound,
+    /// firedrill's plain SQL screen ([`PLAIN_SQL_SCREEN`]).
+    Screen,
+    /// firedrill's rewrite of DEFINER clauses and GTID_PURGED (sed).
+    Rewrite,
+    PgRestore,
+    Psql,
+    /// The MySQL or MariaDB client.
+    Client,
+    /// The script itself, around its stages (database creation, format detection).
+    Script,
+}
+
+impl RestoreStage {
+    const ALL: [RestoreStage; 10] = [
+        RestoreStage::Read,
+        RestoreStage::Decrypt,
+        RestoreStage::Decompress,
+        RestoreStage::Bound,
+        RestoreStage::Screen,
+        RestoreStage::Rewrite,
+        RestoreStage::PgRestore,
+        RestoreStage::Psql,
+        RestoreStage::Client,
+        RestoreStage::Script,
+    ];
+
+    /// The name the scripts report it by.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Engine::Postgres => postgres::restore_error(stderr),
-            Engine::Mariadb | Engine::Mysql => mysql::restore_error(stderr),
+            RestoreStage::Read => "read",
+            RestoreStage::Decrypt => "decrypt",
+            RestoreStage::Decompress => "decompress",
+            RestoreStage::Bound => "bound",
+            RestoreStage::Screen => "screen",
+            RestoreStage::Rewrite => "rewrite",
+            RestoreStage::PgRestore => "pg_restore",
+            RestoreStage::Psql => "psql",
+            RestoreStage::Client => "client",
+            RestoreStage::Script => "script",
         }
     }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// What runs the stage, for messages.
+    fn tool(self) -> &'static str {
+        match self {
+            RestoreStage::Read => "cat",
+            RestoreStage::Decrypt => "age",
+            RestoreStage::Decompress => "the decompressor",
+            RestoreStage::Bound => "firedrill's stream bound",
+            RestoreStage::Screen => "firedrill's plain SQL screen",
+            RestoreStage::Rewrite => "sed",
+            RestoreStage::PgRestore => "pg_restore",
+            RestoreStage::Psql => "psql",
+            RestoreStage::Client => "the client",
+            RestoreStage::Script => "the restore script",
+        }
+    }
+}
+
+/// How one stage of a restore ended: its exit status as the shell saw it, and the end of
+/// its own stderr (printable ASCII: the script replaces anything else by `?`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StageEnd<'a> {
+    stage: RestoreStage,
+    exit: i32,
+    stderr: &'a str,
+}
+
+/// What the shell reports for a tool killed by SIGPIPE: it wrote to a stage that had
+/// stopped reading.
+const SIGPIPE_EXIT: i32 = 128 + 13;
+/// How firedrill's bound and screen exit when they stop a stream.
+const REFUSED_EXIT: i32 = 97;
+/// The line that opens each stage's report: `firedrill: stage=NAME exit=N bytes=M`, then
+/// exactly M bytes of the stage's stderr and a newline.
+const STAGE_HEADER: &str = "firedrill: stage=";
+
+/// Reads a restore script's report of its stages; `None` when the text is not one. The
+/// length before each stage's output is what keeps that output from being read as a
+/// report line, whatever it holds.
+fn parse_stage_report(text: &str) -> Option<Vec<StageEnd<'_>>> {
+    let mut rest = text;
+    let mut stages = Vec::new();
+    while !rest.is_empty() {
+        let (header, after) = rest.split_once('\n')?;
+        let mut fields = header.strip_prefix(STAGE_HEADER)?.split(' ');
+        let stage = RestoreStage::from_name(fields.next()?)?;
+        let exit: i32 = fields.next()?.strip_prefix("exit=")?.parse().ok()?;
+        let bytes: usize = fields.next()?.strip_prefix("bytes=")?.parse().ok()?;
+        if fields.next().is_some() || bytes > after.len() || !after.is_char_boundary(bytes) {
+            return None;
+        }
+        stages.push(StageEnd {
+            stage,
+            exit,
+            stderr: &after[..bytes],
+        });
+        rest = after[bytes..].strip_prefix('\n').unwrap_or(&after[bytes..]);
+    }
+    (!stages.is_empty()).then_some(stages)
+}
+
+/// The error for a stage that failed of itself.
+fn stage_error(s: &StageEnd<'_>, all: &[StageEnd<'_>]) -> Error {
+    match s.stage {
+        RestoreStage::Decrypt => decrypt_error(s),
+        RestoreStage::Read => Error::infra(format!(
+            "cannot read the staged file in the sandbox (cat exited with status {})",
+            s.exit
+        ))
+        .with_stderr(first_lines(s.stderr, 3))
+        .retryable(false),
+        RestoreStage::Decompress => {
+            let what = if all.iter().any(|x| x.stage == RestoreStage::Decrypt) {
+                "the decrypted artifact"
+            } else {
+                "the file"
+            };
+            Error::backup(format!("{what} does not decompress"))
+                .with_hint("the artifact was written by a broken pipeline, or altered before it was encrypted; drill an earlier artifact")
+                .with_stderr(first_lines(s.stderr, 3))
+        }
+        RestoreStage::Bound => match s.stderr.lines().find(|l| l.starts_with(BOUND_MARKER)) {
+            Some(line) if s.exit == REFUSED_EXIT => bound_error(line),
+            _ => Error::internal(format!(
+                "firedrill's stream bound failed (exit {})",
+                s.exit
+            ))
+            .with_stderr(first_lines(s.stderr, 3)),
+        },
+        RestoreStage::Screen => match s.stderr.lines().find(|l| l.starts_with(SCREEN_MARKER)) {
+            Some(line) if s.exit == REFUSED_EXIT => screen_error(line),
+            _ => Error::internal(format!(
+                "firedrill's plain SQL screen failed (exit {})",
+                s.exit
+            ))
+            .with_stderr(first_lines(s.stderr, 3)),
+        },
+        RestoreStage::Rewrite => Error::internal(format!(
+            "firedrill's rewrite of the dump's DEFINER and GTID_PURGED lines failed (sed exited with status {})",
+            s.exit
+        ))
+        .with_stderr(first_lines(s.stderr, 3)),
+        RestoreStage::PgRestore => postgres::restore_error(s.exit, s.stderr),
+        RestoreStage::Psql => postgres::psql_error(s.exit, s.stderr),
+        RestoreStage::Client => mysql::restore_error(s.exit, s.stderr),
+        RestoreStage::Script => Error::infra(format!(
+            "the restore script failed in the sandbox (exit {})",
+            s.exit
+        ))
+        .with_stderr(last_lines(s.stderr, 5))
+        .retryable(false),
+    }
+}
+
+/// age failed: by its own error line, a wrong identity (or a damaged header, which reads
+/// the same), a payload that fails authentication, or something else it names. age's
+/// messages never quote the plaintext.
+fn decrypt_error(s: &StageEnd<'_>) -> Error {
+    let said = s
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("age: error: "))
+        .map(str::trim);
+    let lines: Vec<String> = s
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("age: ") && !l.starts_with("age: report "))
+        .take(3)
+        .map(cap_line)
+        .collect();
+    let damaged = "this backup cannot be trusted; drill an earlier artifact and find out what damaged this one";
+    match said {
+        Some(m) if m.starts_with("no identity matched any of the recipients") => Error::backup(
+            "the artifact does not decrypt: this identity does not match any recipient of the artifact",
+        )
+        .with_hint("encryption.identity must be the private key of one of the recipients listed in the artifact's manifest; use the matching identity file (if it is the right one, the artifact's header was altered: drill an earlier artifact)"),
+        Some(m) if m.contains("authenticate") => Error::backup(
+            "the artifact does not decrypt: its authentication failed (it was altered or truncated after encryption)",
+        )
+        .with_hint(damaged),
+        Some(m) => Error::backup(format!("the artifact does not decrypt: age: {}", cap_line(m)))
+            .with_hint(damaged),
+        None => Error::backup(format!(
+            "the artifact does not decrypt: age exited with status {}",
+            s.exit
+        ))
+        .with_hint(damaged),
+    }
+    .with_stderr(lines.join("\n"))
+}
+
+/// The bound stopped a stream: `line` is its own report.
+fn bound_error(line: &str) -> Error {
+    let external = line.contains("source.max_expansion");
+    let limit = line
+        .split_whitespace()
+        .find_map(|w| w.parse::<u64>().ok())
+        .map(crate::human::human_bytes)
+        .unwrap_or_else(|| "its bound".into());
+    if external {
+        Error::backup(format!("the file decompresses to more than {limit}, the bound for files of other tools; the restore was stopped there (a decompression bomb, or a file far more compressible than dumps are)"))
+            .with_hint("if the file really is that compressible, raise source.max_expansion in the drill file; otherwise find out who wrote it")
+    } else {
+        Error::backup(format!("the artifact decompresses to more than its manifest's plain_bytes ({limit}), which firedrill records exactly; the restore was stopped there"))
+            .with_hint("the artifact and its manifest were replaced after upload (the hash matches a doctored manifest); this backup cannot be trusted, drill an earlier one")
+    }
+    .with_stderr(cap_line(line))
+}
+
+/// The plain SQL screen refused a line: `line` is its own report, which names it.
+fn screen_error(line: &str) -> Error {
+    let rest = line.trim_start_matches(SCREEN_MARKER).trim_start();
+    let what = match rest.split_once(": ") {
+        Some((at, command)) => format!("{at} (`{command}`)"),
+        None => rest.to_string(),
+    };
+    Error::backup(format!(
+        "the dump runs a psql meta-command {what}; firedrill refused to restore it"
+    ))
+    .with_hint(SCREEN_HINT)
 }
 
 /// What the sandbox's stream bound prints when it stops a stream.
 const BOUND_MARKER: &str = "firedrill: the decompressed dump exceeds";
 /// What the plain SQL screen prints when it refuses a line.
 const SCREEN_MARKER: &str = "firedrill: refused psql meta-command";
-const SCREEN_HINT: &str = "pg_dump's plain output only uses \\connect, \\restrict/\\unrestrict and \\. after COPY data; anything else (\\! runs a shell command) means the file was altered or made by something else: do not restore it anywhere, and find out who wrote it";
+pub(crate) const SCREEN_HINT: &str = "pg_dump's plain output only uses \\connect, \\restrict/\\unrestrict and \\. after COPY data; anything else (\\! runs a shell command) means the file was altered or made by something else: do not restore it anywhere, and find out who wrote it";
 
-/// The first line of `stderr` that contains `marker`, from the marker on.
-fn marker_line<'a>(stderr: &'a str, marker: &str) -> Option<&'a str> {
-    stderr
-        .lines()
-        .find_map(|l| l.find(marker).map(|i| l[i..].trim_end()))
+/// Where a restore script keeps each stage's stderr, one file per stage: the sandbox's
+/// tmpfs, gone with it.
+pub const STAGES_DIR: &str = "/run/firedrill/stages";
+
+/// The part of a restore script that reports its stages apart (`$d` is [`STAGES_DIR`],
+/// which exists). The script's own stderr goes to `$d/script`; each tool of a pipe writes
+/// its stderr to `$d/STAGE`, and after the pipe `firedrill_record "${PIPESTATUS[*]}"
+/// STAGE…` notes how each ended and fails if one did. On exit, whatever the path, the
+/// script prints for each stage noted, then for itself, a header
+/// `firedrill: stage=NAME exit=N bytes=M` and then the last 8 KiB of that stage's stderr
+/// (M bytes, printable ASCII, anything else as `?`) on what was its stderr, and nothing
+/// else: firedrill reads the stages by their headers and lengths
+/// ([`Engine::restore_error`]), never by searching what the tools printed.
+pub const STAGE_REPORT: &str = r#"exec 3>&2 2>>"$d/script"
+firedrill_ran=()
+firedrill_record() {
+  local codes=($1) code failed=0; shift
+  for code in "${codes[@]}"; do
+    firedrill_ran+=("$1 $code"); [ "$code" = 0 ] || failed=1; shift
+  done
+  return "$failed"
 }
+firedrill_frame() {
+  local t
+  t=$(tail -c 8192 "$d/$1" 2>/dev/null | LC_ALL=C tr -c '\11\12\40-\176' '?'; printf x)
+  t=${t%x}
+  printf 'firedrill: stage=%s exit=%s bytes=%s\n%s\n' "$1" "$2" "${#t}" "$t" >&3
+}
+firedrill_report() {
+  local rc=$? s
+  for s in "${firedrill_ran[@]}"; do firedrill_frame ${s% *} ${s#* }; done
+  firedrill_frame script "$rc"
+  exit "$rc"
+}
+trap firedrill_report EXIT"#;
 
 /// A shell function that bounds a decompressed stream: `firedrill_bound LIMIT WHY` passes
 /// at most LIMIT bytes through (GNU `head -c` reads no further than it writes), then
 /// reads one byte more: if there is one, it says so on stderr and fails, which stops
 /// everything upstream (SIGPIPE) and, through `pipefail`, the restore. Streaming, constant
-/// memory, nothing written to disk.
+/// memory, nothing written to disk. When what reads it stops first, it dies of SIGPIPE
+/// itself, and says nothing.
 pub const BOUND_FN: &str = r#"firedrill_bound() {
-  head -c "$1"
+  head -c "$1" || exit
   if [ "$(head -c 1 | wc -c)" != 0 ]; then
     echo "firedrill: the decompressed dump exceeds $1 bytes ($2); stopped there" >&2
     exit 97
@@ -499,12 +776,16 @@ while (my $l = <STDIN>) {
   print $l;
 }"##;
 
-/// Sets `$client_sandbox` to the MySQL/MariaDB client option that refuses the client's
-/// own shell and file commands (`system`, `\!`, `source`, `tee`) where the client has it:
-/// MariaDB's `--sandbox` (10.5.25, 10.6.18, 10.11.8, 11.x). A dump is data; it must not
-/// run programs in the sandbox.
+/// Sets `$client_sandbox` to the MySQL/MariaDB client options that keep the client in its
+/// box, where the client has them: MariaDB's `--sandbox` (10.5.25, 10.6.18, 10.11.8,
+/// 11.x) refuses the client's own shell and file commands (`system`, `\!`, `source`,
+/// `tee`): a dump is data, it must not run programs in the sandbox. And
+/// `--skip-print-query-on-error`: MariaDB's client otherwise prints a failed statement,
+/// rows and all, beside its error.
 pub const MYSQL_CLIENT_SANDBOX: &str = r#"client_sandbox=""
-if [[ "$(firedrill-sandbox client mariadb --help 2>/dev/null || true)" == *--sandbox* ]]; then client_sandbox=--sandbox; fi"#;
+client_help=$(firedrill-sandbox client mariadb --help 2>/dev/null || true)
+if [[ "$client_help" == *--sandbox* ]]; then client_sandbox=--sandbox; fi
+if [[ "$client_help" == *--print-query-on-error* ]]; then client_sandbox="$client_sandbox --skip-print-query-on-error"; fi"#;
 
 /// The single scalar of a query's output (one row, one column); `None` when it is `null`.
 pub fn scalar(stdout: &str, null: &str) -> std::result::Result<Option<String>, String> {
@@ -610,6 +891,91 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// What stands in for a value a tool's message quoted.
+pub const ELIDED: &str = "[elided]";
+/// The longest line of a tool's output that an error keeps, in characters.
+const LINE_CHARS: usize = 300;
+
+/// `line` cut to [`LINE_CHARS`] characters, with control characters as `?`.
+pub(crate) fn cap_line(line: &str) -> String {
+    let mut out: String = line
+        .trim_end()
+        .chars()
+        .take(LINE_CHARS)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if line.trim_end().chars().count() > LINE_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// The first `n` non-empty lines of `s`, each capped ([`cap_line`]).
+fn first_lines(s: &str, n: usize) -> String {
+    let lines: Vec<String> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(cap_line)
+        .collect();
+    lines.join("\n")
+}
+
+/// The last `n` non-empty lines of `s`, each capped ([`cap_line`]).
+pub(crate) fn last_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| cap_line(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text` with everything from its first quote (any of `quotes`) to its last one, or to
+/// its end when there is only one, as [`ELIDED`]. A quoted value may hold quotes of its
+/// own, so the quotes cannot be paired: one span from the first to the last is what
+/// surely covers every value.
+pub(crate) fn elide_quoted(text: &str, quotes: &[char]) -> String {
+    match (text.find(quotes), text.rfind(quotes)) {
+        (Some(a), Some(b)) if b > a => format!("{}{ELIDED}{}", &text[..a], &text[b + 1..]),
+        (Some(a), _) => format!("{}{ELIDED}", &text[..a]),
+        _ => text.to_string(),
+    }
+}
+
+/// The last `n` lines of a sandbox's server log, for an error, without the data a log
+/// can quote: PostgreSQL logs a failed statement, its `DETAIL` and `CONTEXT` (a COPY's
+/// row), MariaDB's crash report the statement it ran. Those lines keep their label and
+/// lose their values ([`postgres::clean_labelled`]); any other line loses what it
+/// quotes.
+pub fn server_log_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| cap_line(&server_log_line(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn server_log_line(line: &str) -> String {
+    let labelled = postgres::LABELS
+        .iter()
+        .filter_map(|label| line.find(label).map(|i| (i, *label)))
+        .min();
+    if let Some((i, label)) = labelled {
+        let text = &line[i + label.len()..];
+        return format!(
+            "{}{label}{}",
+            &line[..i],
+            postgres::clean_labelled(label, text)
+        );
+    }
+    if let Some(i) = line.find("Query (0x") {
+        return format!("{}Query {ELIDED}", &line[..i]);
+    }
+    elide_quoted(line, &['\'', '"'])
+}
+
 /// Row counts by `schema.table`, for merging dump-derived counts into a fingerprint.
 pub type RowCounts = BTreeMap<String, u64>;
 
@@ -660,6 +1026,337 @@ mod tests {
         let my = Engine::Mariadb.restore_cmd(&["shop".into()], 78, 4);
         assert!(my[2].contains("firedrill_bound \"$1\"") && my[2].contains("$client_sandbox"));
         assert_eq!(my[4], "78");
+    }
+
+    /// A stage's report as the restore scripts print it.
+    fn frame(stage: &str, exit: i32, stderr: &str) -> String {
+        format!(
+            "firedrill: stage={stage} exit={exit} bytes={}\n{stderr}\n",
+            stderr.len()
+        )
+    }
+
+    #[test]
+    fn a_stage_report_is_read_by_its_lengths_never_by_what_the_tools_printed() {
+        // The client's output quotes rows, and rows can say anything, report lines too.
+        let rows = "INSERT INTO t VALUES ('x\nfiredrill: stage=decrypt exit=1 bytes=0\n', 'age: error: no identity matched any of the recipients')\nERROR 1064 (42000) at line 9: You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near 'firedrill: stage' at line 1";
+        let text = [
+            frame("decrypt", 0, ""),
+            frame("decompress", 0, ""),
+            frame("bound", 0, ""),
+            frame("rewrite", 0, ""),
+            frame("client", 1, rows),
+            frame("script", 1, "format: SQL"),
+        ]
+        .concat();
+        let stages = parse_stage_report(&text).unwrap();
+        assert_eq!(stages.len(), 6);
+        assert_eq!(
+            stages[4],
+            StageEnd {
+                stage: RestoreStage::Client,
+                exit: 1,
+                stderr: rows
+            }
+        );
+        let e = Engine::Mariadb.restore_error(&text);
+        assert_eq!(
+            e.message,
+            "the dump does not parse: a syntax error at line 9 (1064)"
+        );
+        assert_eq!(
+            e.stderr_tail.as_deref(),
+            Some("ERROR 1064 (42000) at line 9: You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near [elided] at line 1")
+        );
+        // A length that does not hold is no report.
+        assert!(parse_stage_report("firedrill: stage=client exit=1 bytes=99\nshort\n").is_none());
+        assert!(parse_stage_report("ERROR 2006 (HY000): gone\n").is_none());
+        assert!(parse_stage_report("firedrill: stage=nosuch exit=1 bytes=0\n\n").is_none());
+    }
+
+    #[test]
+    fn the_failure_is_the_first_stage_that_failed_of_itself() {
+        let age_auth = "age: error: failed to decrypt and authenticate payload chunk\nage: report unexpected or unhelpful errors at https://filippo.io/age/report";
+        let gone = "ERROR 2006 (HY000) at line 40: MySQL server has gone away";
+        // age fails mid-stream: zstd sees its stream end, the client its statement cut.
+        let text = [
+            frame("decrypt", 1, age_auth),
+            frame("decompress", 1, "zstd: /*stdin*\\: premature end"),
+            frame("bound", 0, ""),
+            frame("rewrite", 0, ""),
+            frame("client", 1, gone),
+            frame("script", 1, ""),
+        ]
+        .concat();
+        let e = Engine::Mariadb.restore_error(&text);
+        assert_eq!(e.message, "the artifact does not decrypt: its authentication failed (it was altered or truncated after encryption)");
+        assert_eq!(
+            e.stderr_tail.as_deref(),
+            Some("age: error: failed to decrypt and authenticate payload chunk")
+        );
+        // The client fails first: everything upstream dies writing to it.
+        let text = [
+            frame("decrypt", SIGPIPE_EXIT, ""),
+            frame("decompress", SIGPIPE_EXIT, ""),
+            frame("bound", SIGPIPE_EXIT, ""),
+            frame("rewrite", SIGPIPE_EXIT, ""),
+            frame("client", 1, gone),
+            frame("script", 1, ""),
+        ]
+        .concat();
+        let e = Engine::Mariadb.restore_error(&text);
+        assert_eq!(
+            e.message,
+            "the restore lost its server at line 40: MySQL server has gone away (2006)"
+        );
+        assert!(e.hint.unwrap().contains("max_allowed_packet"));
+        // The client stops reading without an error (a `quit` in the dump).
+        let text = [
+            frame("decrypt", SIGPIPE_EXIT, ""),
+            frame("decompress", SIGPIPE_EXIT, ""),
+            frame("bound", 0, ""),
+            frame("rewrite", SIGPIPE_EXIT, ""),
+            frame("client", 0, ""),
+            frame("script", 1, ""),
+        ]
+        .concat();
+        let e = Engine::Mariadb.restore_error(&text);
+        assert!(
+            e.message.contains("the client exited without an error"),
+            "{e}"
+        );
+        // The bound stops the stream; the client complains of a statement cut short.
+        let text = [
+            frame("decrypt", SIGPIPE_EXIT, ""),
+            frame("decompress", SIGPIPE_EXIT, ""),
+            frame("bound", 97, "firedrill: the decompressed dump exceeds 1048576 bytes (the manifest's plain_bytes); stopped there"),
+            frame("rewrite", 0, ""),
+            frame("client", 1, "ERROR 1064 (42000) at line 3: syntax near 'x' at line 1"),
+            frame("script", 1, ""),
+        ]
+        .concat();
+        let e = Engine::Mariadb.restore_error(&text);
+        assert!(
+            e.message
+                .contains("more than its manifest's plain_bytes (1.0 MiB)"),
+            "{e}"
+        );
+        // A wrong identity, and a file that is not zstd.
+        let text = [
+            frame("decrypt", 1, "age: error: no identity matched any of the recipients\nage: report unexpected or unhelpful errors at https://filippo.io/age/report"),
+            frame("decompress", 1, "zstd: /*stdin*\\: unsupported format"),
+            frame("bound", 0, ""),
+            frame("script", 3, ""),
+        ]
+        .concat();
+        let e = Engine::Postgres.restore_error(&text);
+        assert_eq!(e.message, "the artifact does not decrypt: this identity does not match any recipient of the artifact");
+        let text = [
+            frame("decrypt", 0, ""),
+            frame("decompress", 1, "zstd: /*stdin*\\: unsupported format"),
+            frame("bound", 0, ""),
+            frame("script", 3, ""),
+        ]
+        .concat();
+        let e = Engine::Postgres.restore_error(&text);
+        assert_eq!(e.message, "the decrypted artifact does not decompress");
+        assert_eq!(
+            e.stderr_tail.as_deref(),
+            Some("zstd: /*stdin*\\: unsupported format")
+        );
+        // No tool failed: the script did (createdb, say).
+        let text = [
+            frame("decrypt", 0, ""),
+            frame("decompress", 0, ""),
+            frame("bound", 0, ""),
+            frame("script", 1, "createdb: error: could not connect to server"),
+        ]
+        .concat();
+        let e = Engine::Postgres.restore_error(&text);
+        assert_eq!(e.kind, crate::error::ErrorKind::Infrastructure);
+        assert!(!e.retryable);
+        assert_eq!(
+            e.stderr_tail.as_deref(),
+            Some("createdb: error: could not connect to server")
+        );
+    }
+
+    #[test]
+    fn the_stage_report_script_reports_each_stage_apart() {
+        let script = format!(
+            r#"set -euo pipefail
+d=$(mktemp -d)
+{STAGE_REPORT}
+set +e
+{{ echo "age: error: failed to decrypt and authenticate payload chunk" >&2; printf 'INSERT INTO t VALUES (1);\n'; exit 1; }} 2>"$d/decrypt" \
+  | {{ cat >/dev/null; printf 'firedrill: stage=decrypt exit=0 bytes=0\nrow \xc3\xa9\x01 data\n' >&2; exit 2; }} 2>"$d/client"
+firedrill_record "${{PIPESTATUS[*]}}" decrypt client || exit 1
+set -e
+echo unreachable"#
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let stages = parse_stage_report(&stderr).unwrap_or_else(|| panic!("{stderr}"));
+        assert_eq!(
+            stages,
+            [
+                StageEnd {
+                    stage: RestoreStage::Decrypt,
+                    exit: 1,
+                    stderr: "age: error: failed to decrypt and authenticate payload chunk\n"
+                },
+                StageEnd {
+                    stage: RestoreStage::Client,
+                    exit: 2,
+                    // Printable ASCII only: anything else is `?`.
+                    stderr: "firedrill: stage=decrypt exit=0 bytes=0\nrow ??? data\n"
+                },
+                StageEnd {
+                    stage: RestoreStage::Script,
+                    exit: 1,
+                    stderr: ""
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_clients_error_line_keeps_its_code_and_position_and_loses_its_values() {
+        let e = mysql::client_error("--------------\nINSERT INTO t VALUES ('a@b.c')\n--------------\n\nERROR 1062 (23000) at line 40: Duplicate entry 'a@b.c' for key 'PRIMARY'\n").unwrap();
+        assert_eq!(
+            (e.code, e.sqlstate.as_deref(), e.line),
+            (Some(1062), Some("23000"), Some(40))
+        );
+        assert_eq!(
+            e.to_string(),
+            "ERROR 1062 (23000) at line 40: Duplicate entry [elided]"
+        );
+        // A value holding quotes and a newline: nothing of it survives.
+        let e = mysql::client_error("ERROR 1064 (42000) at line 7: You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near ''O'Brien', 42, 'x\nsecond line' at line 1\n").unwrap();
+        assert_eq!(e.message, "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near [elided]");
+        let e = mysql::client_error(
+            "ERROR 1064 (42000) at line 7: syntax to use near ''user2007@exa' at line 1",
+        )
+        .unwrap();
+        assert_eq!(e.message, "syntax to use near [elided] at line 1");
+        let e = mysql::client_error("ERROR 1366 (22007) at line 3: Incorrect integer value: 'Zebulon' for column `d`.`t`.`n` at row 1").unwrap();
+        assert_eq!(e.message, "Incorrect integer value: [elided] at row 1");
+        // Names only: kept.
+        let e =
+            mysql::client_error("ERROR 1146 (42S02) at line 2: Table 'd.t' doesn't exist").unwrap();
+        assert_eq!(e.message, "Table 'd.t' doesn't exist");
+        let e = mysql::client_error(
+            "ERROR 1153 (08S01) at line 5: Got a packet bigger than 'max_allowed_packet' bytes",
+        )
+        .unwrap();
+        assert_eq!(e.code, Some(1153));
+        let err = mysql::restore_error(
+            1,
+            "ERROR 1153 (08S01) at line 5: Got a packet bigger than 'max_allowed_packet' bytes",
+        );
+        assert_eq!(
+            err.message,
+            "the restore sent a packet bigger than max_allowed_packet at line 5 (1153)"
+        );
+        // The client's own errors have no code.
+        let e = mysql::client_error("ERROR at line 2: Not allowed in the sandbox mode").unwrap();
+        assert_eq!((e.code, e.line), (None, Some(2)));
+        let err = mysql::restore_error(1, "ERROR at line 2: Not allowed in the sandbox mode");
+        assert!(
+            err.message.contains("sandbox mode refused it") && err.message.contains("at line 2")
+        );
+        // Rows that say `2006` are not the server gone: the code decides.
+        let err = mysql::restore_error(
+            1,
+            "ERROR 1064 (42000) at line 3: near 'MySQL server has gone away (2006)' at line 1",
+        );
+        assert!(
+            err.message.contains("(1064)") && !err.message.contains("2006"),
+            "{err}"
+        );
+        assert!(!err.hint.unwrap().contains("max_allowed_packet"));
+        assert!(mysql::client_error("no error here").is_none());
+    }
+
+    #[test]
+    fn postgres_error_lines_keep_names_and_lose_values() {
+        let dup = "pg_restore: error: could not execute query: ERROR:  could not create unique index \"c_email_key\"\nDETAIL:  Key (email)=(planted@example.com) is duplicated.\nCommand was: ALTER TABLE ONLY public.c\n    ADD CONSTRAINT c_email_key UNIQUE (email);\n\n\npg_restore: error: a worker process died unexpectedly\n";
+        assert_eq!(
+            postgres::error_lines(dup),
+            [
+                "pg_restore: error: could not execute query: ERROR:  could not create unique index \"c_email_key\"",
+                "DETAIL:  Key (email)=[elided]",
+                "Command was: ALTER [elided]",
+                "pg_restore: error: a worker process died unexpectedly",
+            ]
+        );
+        let e = postgres::restore_error(1, dup);
+        assert_eq!(e.message, "pg_restore could not restore the dump: could not execute query: ERROR:  could not create unique index \"c_email_key\"");
+        let row = "pg_restore: error: COPY failed for table \"c\": ERROR:  extra data after last expected column\nCONTEXT:  COPY c, line 2: \"2\tplanted@example.com\tYsolde\tB\t\\\\xcafe\"\n";
+        assert_eq!(
+            postgres::error_lines(row),
+            [
+                "pg_restore: error: COPY failed for table \"c\": ERROR:  extra data after last expected column",
+                "CONTEXT:  COPY c, line 2",
+            ]
+        );
+        let typed = "psql:<stdin>:45: ERROR:  invalid input syntax for type integer: \"Zebulon\"\nCONTEXT:  COPY t, line 3, column n: \"Zebulon\"\n";
+        assert_eq!(
+            postgres::error_lines(typed),
+            [
+                "psql:<stdin>:45: ERROR:  invalid input syntax for type integer: [elided]",
+                "CONTEXT:  COPY t, line 3, column n",
+            ]
+        );
+        let e = postgres::psql_error(3, typed);
+        assert_eq!(e.message, "psql could not restore the dump at line 45: ERROR:  invalid input syntax for type integer: [elided]");
+        let failing = "psql:<stdin>:9: ERROR:  null value in column \"name\" of relation \"t\" violates not-null constraint\nDETAIL:  Failing row contains (1, planted@example.com, null).\nNOTICE:  something else\n";
+        assert_eq!(
+            postgres::error_lines(failing),
+            [
+                "psql:<stdin>:9: ERROR:  null value in column \"name\" of relation \"t\" violates not-null constraint",
+                "DETAIL:  Failing row contains [elided]",
+            ]
+        );
+        assert_eq!(
+            postgres::error_lines("ERROR:  value \"12345678901\" is out of range for type integer\nERROR:  syntax error at or near \"'secret\"\n"),
+            [
+                "ERROR:  value [elided] is out of range for type integer",
+                "ERROR:  syntax error at or near [elided]",
+            ]
+        );
+        let e = postgres::psql_error(
+            3,
+            "psql:<stdin>:12: error: backslash commands are restricted; only \\unrestrict is allowed\n",
+        );
+        assert!(
+            e.message.contains("restricted mode refused it") && e.message.contains("at line 12")
+        );
+    }
+
+    #[test]
+    fn a_server_log_keeps_its_labels_and_loses_what_it_quotes() {
+        let log = "2026-01-01 00:00:00.000 UTC [41] ERROR:  duplicate key value violates unique constraint \"c_pkey\"\n2026-01-01 00:00:00.000 UTC [41] DETAIL:  Key (id)=(7) already exists.\n2026-01-01 00:00:00.000 UTC [41] CONTEXT:  COPY c, line 2: \"7\tplanted@example.com\"\n2026-01-01 00:00:00.000 UTC [41] STATEMENT:  COPY public.c (id, email) FROM stdin;\n2026-01-01 00:00:01.000 UTC [1] DETAIL:  Failed process was running: INSERT INTO c VALUES (8, 'planted@example.com')\nQuery (0x7f00): INSERT INTO c VALUES (8, 'planted@example.com')\n";
+        let kept = server_log_tail(log, 20);
+        assert!(!kept.contains("planted"), "{kept}");
+        assert!(
+            kept.contains("ERROR:  duplicate key value violates unique constraint \"c_pkey\""),
+            "{kept}"
+        );
+        assert!(kept.contains("DETAIL:  Key (id)=[elided]"), "{kept}");
+        assert!(kept.contains("CONTEXT:  COPY c, line 2\n"), "{kept}");
+        assert!(kept.contains("STATEMENT:  COPY [elided]"), "{kept}");
+        assert!(
+            kept.contains("Failed process was running: INSERT [elided]"),
+            "{kept}"
+        );
+        assert!(kept.ends_with("Query [elided]"), "{kept}");
     }
 
     #[test]

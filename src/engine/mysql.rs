@@ -15,7 +15,7 @@ use tokio::process::Command;
 use super::mysqldump_scan::{checksum_text, DumpScanner};
 use super::{
     tail, DumpInspector, DumpMeta, DumpSource, Engine, Inspection, StartedDump, BOUND_FN,
-    MYSQL_CLIENT_SANDBOX, SANDBOX_IDENTITY, STAGED_ARTIFACT,
+    MYSQL_CLIENT_SANDBOX, SANDBOX_IDENTITY, STAGED_ARTIFACT, STAGES_DIR, STAGE_REPORT,
 };
 use crate::config::MysqlSpec;
 use crate::error::{Error, Result};
@@ -31,10 +31,7 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// A quoted identifier.
-pub fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
+pub use super::mysql_holdings::ident;
 
 /// Columns of every base table of `databases`, in order: `schema, table, column, type`.
 pub fn columns_sql(databases: &[String]) -> String {
@@ -142,7 +139,7 @@ fn build_fingerprint(columns: Columns, counts: &BTreeMap<(String, String), u64>)
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
     Fingerprint {
         tables,
-        objects: BTreeMap::new(),
+        ..Default::default()
     }
 }
 
@@ -269,6 +266,7 @@ pub async fn sandbox_fingerprint(
         );
     }
     fp.objects = parse_objects(&out.stdout)?;
+    fp.holdings = sandbox_holdings(engine, backend, sandbox, databases).await?;
     // The checksummed tables are dumped again, from the restored server, and their rows
     // hashed exactly as the source's dump was.
     let mut by_db: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -314,18 +312,24 @@ fn parse_objects(stdout: &str) -> Result<BTreeMap<String, u64>> {
     Ok(objects)
 }
 
-/// Decrypts, decompresses and feeds the dump to the client. DEFINER clauses (their users
-/// do not exist in the sandbox) and GTID_PURGED statements (a fresh server refuses them)
-/// are neutralised on the way; data lines are left untouched.
+/// Decrypts, decompresses and feeds the dump to the client, each tool with its stderr
+/// apart ([`super::STAGE_REPORT`]). DEFINER clauses (their users do not exist in the
+/// sandbox) and GTID_PURGED statements (a fresh server refuses them) are neutralised on
+/// the way; data lines are left untouched.
 pub fn restore_cmd(engine: Engine, plain_bytes: u64) -> Vec<String> {
     let script = format!(
         r#"set -euo pipefail
+d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
+{STAGE_REPORT}
 {BOUND_FN}
 {MYSQL_CLIENT_SANDBOX}
-age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} | zstd -d -q \
-  | firedrill_bound "$1" "the manifest's plain_bytes" \
-  | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' \
-  | firedrill-sandbox client {engine} $client_sandbox
+set +e
+age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} 2>"$d/decrypt" | zstd -d -q 2>"$d/decompress" \
+  | firedrill_bound "$1" "the manifest's plain_bytes" 2>"$d/bound" \
+  | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' 2>"$d/rewrite" \
+  | firedrill-sandbox client {engine} $client_sandbox >/dev/null 2>"$d/client"
+firedrill_record "${{PIPESTATUS[*]}}" decrypt decompress bound rewrite client || exit 1
+set -e
 rm -f {STAGED_ARTIFACT}"#,
         engine = engine.as_str()
     );
@@ -338,20 +342,144 @@ rm -f {STAGED_ARTIFACT}"#,
     ]
 }
 
-pub fn restore_error(stderr: &str) -> Error {
-    if stderr.contains("2006") || stderr.contains("server has gone away") {
-        return Error::backup("the restore lost its server: \"MySQL server has gone away\" (2006)")
-            .with_hint("a statement was bigger than max_allowed_packet or the server died; the sandbox allows 1G packets, so look for rows larger than that and at the server log")
-            .with_stderr(tail(stderr, 20));
+/// The client's error, from the first line it starts with `ERROR`: `ERROR 1064 (42000)
+/// at line 12: …` from the server, or `ERROR at line 3: …` from the client itself. The
+/// client stops at its first error; what it prints besides (a failed statement, when it
+/// echoes one) is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    pub code: Option<u32>,
+    pub sqlstate: Option<String>,
+    /// The dump's line the statement started on.
+    pub line: Option<u64>,
+    /// The message, with the values it quotes elided ([`clean_client_message`]).
+    pub message: String,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ERROR")?;
+        if let Some(c) = self.code {
+            write!(f, " {c}")?;
+        }
+        if let Some(s) = &self.sqlstate {
+            write!(f, " ({s})")?;
+        }
+        if let Some(n) = self.line {
+            write!(f, " at line {n}")?;
+        }
+        write!(f, ": {}", self.message)
     }
-    if stderr.contains("1153") || stderr.contains("max_allowed_packet") {
-        return Error::backup("the restore sent a packet bigger than max_allowed_packet (1153)")
-            .with_hint("the dump holds a statement larger than the sandbox's 1G max_allowed_packet; dump with a smaller --net-buffer-length or split the largest rows")
-            .with_stderr(tail(stderr, 20));
+}
+
+/// Reads the client's first error line ([`ClientError`]).
+pub fn client_error(stderr: &str) -> Option<ClientError> {
+    let line = stderr.lines().find(|l| l.starts_with("ERROR"))?;
+    let mut rest = line.strip_prefix("ERROR")?;
+    let mut code = None;
+    let mut sqlstate = None;
+    let mut at = None;
+    if let Some(r) = rest.strip_prefix(' ') {
+        let digits = r.len() - r.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            code = r[..digits].parse().ok();
+            rest = &r[digits..];
+            if let Some(s) = rest
+                .strip_prefix(" (")
+                .and_then(|s| s.split_once(')'))
+                .filter(|(s, _)| s.len() == 5 && s.chars().all(|c| c.is_ascii_alphanumeric()))
+            {
+                sqlstate = Some(s.0.to_string());
+                rest = s.1;
+            }
+        }
     }
-    Error::backup("the client could not restore the dump")
-        .with_hint("read the client's output below; a dump that does not restore is not a backup")
-        .with_stderr(tail(stderr, 40))
+    if let Some(r) = rest.strip_prefix(" at line ") {
+        let digits = r.len() - r.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        at = r[..digits].parse().ok();
+        rest = &r[digits..];
+    }
+    let message = rest.strip_prefix(": ")?;
+    Some(ClientError {
+        message: super::cap_line(&clean_client_message(code, message)),
+        code,
+        sqlstate,
+        line: at,
+    })
+}
+
+/// Server errors whose messages quote only names (tables, columns, keys, options,
+/// accounts) and never a value: kept as they are.
+const NAMES_ONLY: [u32; 21] = [
+    1044, 1045, 1046, 1048, 1049, 1050, 1051, 1091, 1136, 1146, 1153, 1215, 1264, 1265, 1406, 1451,
+    1452, 2002, 2006, 2013, 4025,
+];
+
+/// The client's message with the values it quotes elided. `near '…' at line 1` (1064)
+/// quotes the statement; `Duplicate entry '…'` (1062), `Incorrect integer value: '…'`
+/// (1366) and the like quote values; a value may hold quotes and even a newline, so
+/// everything from the first quote to the end of the line goes, and only a trailing
+/// `at line N` or `at row N` (positions, not data) is put back.
+pub fn clean_client_message(code: Option<u32>, message: &str) -> String {
+    if code.is_some_and(|c| NAMES_ONLY.contains(&c)) {
+        return message.to_string();
+    }
+    let Some(i) = message.find(['\'', '"']) else {
+        return message.to_string();
+    };
+    let mut out = format!("{}{}", &message[..i], super::ELIDED);
+    for tail in [" at line ", " at row "] {
+        if let Some(j) = message.rfind(tail) {
+            let n = &message[j + tail.len()..];
+            if j > i && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
+                out.push_str(&message[j..]);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The client failed: by the code its error line starts with, a statement too big for the
+/// server (1153), a server gone (2006, 2013), a dump that does not parse (1064), a client
+/// command its sandbox mode refused, or another error, named with its values elided.
+pub fn restore_error(exit: i32, stderr: &str) -> Error {
+    let Some(e) = client_error(stderr) else {
+        let own: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.starts_with("firedrill-sandbox:"))
+            .take(3)
+            .map(super::cap_line)
+            .collect();
+        return Error::backup(format!(
+            "the client could not restore the dump: it exited with status {exit} and named no error"
+        ))
+        .with_hint("a dump that does not restore is not a backup; restore it by hand in a kept sandbox (run --keep) to see more")
+        .with_stderr(own.join("\n"));
+    };
+    let at = e.line.map(|n| format!(" at line {n}")).unwrap_or_default();
+    match e.code {
+        None if e.message.starts_with("Not allowed in the sandbox mode") => Error::backup(format!(
+            "the dump runs a client command (`\\!`, system, source, tee){at}; the client's sandbox mode refused it and the restore stopped"
+        ))
+        .with_hint("mysqldump and mariadb-dump write no client commands; this file was altered or made by something else: do not restore it anywhere, and find out who wrote it"),
+        Some(code @ (2006 | 2013)) => Error::backup(format!(
+            "the restore lost its server{at}: {} ({code})",
+            e.message
+        ))
+        .with_hint("a statement was bigger than max_allowed_packet or the server died; the sandbox allows 1G packets, so look for rows larger than that and at the server log"),
+        Some(1153) => Error::backup(format!(
+            "the restore sent a packet bigger than max_allowed_packet{at} (1153)"
+        ))
+        .with_hint("the dump holds a statement larger than the sandbox's 1G max_allowed_packet; dump with a smaller --net-buffer-length or split the largest rows"),
+        Some(1064) => Error::backup(format!(
+            "the dump does not parse: a syntax error{at} (1064)"
+        ))
+        .with_hint("a dump cut short or altered after it was written does not parse (a finished dump ends with `-- Dump completed`); drill an earlier artifact and find out what damaged this one"),
+        _ => Error::backup(format!("the client could not restore the dump: {e}"))
+            .with_hint("read the client's error below; a dump that does not restore is not a backup"),
+    }
+    .with_stderr(e.to_string())
 }
 
 /// Counts the dump's rows as it passes and completes the fingerprint from them.
@@ -419,7 +547,7 @@ impl DumpInspector for MysqlInspector {
         Ok(Inspection {
             fingerprint: Some(Fingerprint {
                 tables,
-                objects: snapshot.objects.clone(),
+                ..snapshot.clone()
             }),
             notes,
         })
@@ -745,6 +873,21 @@ impl DumpSource for MysqlSource {
         let source_counts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
         let mut fingerprint = build_fingerprint(columns, &BTreeMap::new());
         fingerprint.objects = objects.into_iter().collect();
+        fingerprint.holdings = {
+            use super::mysql_holdings::{counters_sql, definitions_sql, holdings};
+            let rows = |v: Vec<(String, String, String)>| -> Vec<Vec<String>> {
+                v.into_iter().map(|(a, b, c)| vec![a, b, c]).collect()
+            };
+            let counters: Vec<(String, String, String)> = conn
+                .query(counters_sql(&databases))
+                .await
+                .map_err(|e| self.db_error(e))?;
+            let definitions: Vec<(String, String, String)> = conn
+                .query(definitions_sql(&databases))
+                .await
+                .map_err(|e| self.db_error(e))?;
+            holdings(&rows(counters), &[], &rows(definitions))?
+        };
         for t in &mut fingerprint.tables {
             t.bytes = sizes.get(&t.qualified()).copied();
         }
@@ -867,6 +1010,39 @@ impl DumpSource for MysqlSource {
             }),
         })
     }
+}
+
+/// What the restored databases' objects hold, read with the client in the sandbox.
+async fn sandbox_holdings(
+    engine: Engine,
+    backend: &dyn SandboxBackend,
+    sandbox: &Sandbox,
+    databases: &[String],
+) -> Result<crate::fingerprint::Holdings> {
+    use super::mysql_holdings::{column_max_sql, counters_sql, definitions_sql, holdings};
+    let query = |sql: String, what: &'static str, fields: usize| async move {
+        let out = backend
+            .exec(sandbox, &client_cmd(engine, None, &sql), None)
+            .await?;
+        if out.exit_code != 0 {
+            return Err(
+                Error::verification(format!("cannot read the restored databases' {what}"))
+                    .with_stderr(tail(&out.stderr, 5)),
+            );
+        }
+        parse_rows(&out.stdout, fields)
+    };
+    let counters = query(counters_sql(databases), "AUTO_INCREMENT counters", 3).await?;
+    let columns: Vec<(String, String)> = counters
+        .iter()
+        .map(|r| (r[0].clone(), r[2].clone()))
+        .collect();
+    let mut maxima = Vec::new();
+    for chunk in columns.chunks(200) {
+        maxima.extend(query(column_max_sql(chunk), "counters' columns", 2).await?);
+    }
+    let definitions = query(definitions_sql(databases), "definitions", 3).await?;
+    holdings(&counters, &maxima, &definitions)
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use tokio::process::Command;
 use tokio_postgres::NoTls;
 
 use super::{
-    tail, DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
+    DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
+    STAGES_DIR, STAGE_REPORT,
 };
 use crate::config::PostgresSpec;
 use crate::error::{Error, Result};
@@ -177,7 +178,7 @@ pub fn parse_fingerprint(json: &str) -> Result<Fingerprint> {
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
     Ok(Fingerprint {
         tables,
-        objects: Default::default(),
+        ..Default::default()
     })
 }
 
@@ -212,23 +213,28 @@ pub fn psql_cmd(database: &str, sql: &str) -> Vec<String> {
 /// Where the decrypted dump lands in the sandbox (its staging volume, thrown away with it):
 /// `pg_restore -j` needs a file to read the tables of in parallel.
 pub const PLAIN_DUMP: &str = "/var/lib/firedrill/staging/dump.pgdump";
-/// The decryption's exit status and errors, written while the artifact is staged.
-const DECRYPT_RC: &str = "/var/lib/firedrill/staging/decrypt.rc";
-const DECRYPT_ERR: &str = "/var/lib/firedrill/staging/decrypt.err";
+/// How the staging's decryption ended: the exit status of its decrypt, decompress and
+/// bound stages (their stderr is beside it, one file per stage), for the restore to
+/// report.
+const STAGED_STATUS: &str = "staged";
 
 /// Receives the encrypted artifact on stdin (`$1` bytes, hashed by firedrill as it sends
 /// them) and decrypts and decompresses it into [`PLAIN_DUMP`] as it arrives, stopping past
 /// `$2` bytes (the manifest's plain size). Decryption overlaps the transfer; the whole
 /// stream is read whatever the decryption does (`tee -p`), so that firedrill always gets
 /// the artifact's hash, and a hash mismatch is reported as such. Nothing is restored
-/// before the hash is checked: the restore step ([`restore_cmd`]) runs after.
+/// before the hash is checked: the restore step ([`restore_cmd`]) runs after, and reports
+/// how each stage of the decryption ended.
 pub fn stage_cmd(size: u64, plain_bytes: u64) -> Vec<String> {
     let script = format!(
         r#"set -uo pipefail
 {BOUND_FN}
-rm -f {PLAIN_DUMP} {DECRYPT_RC} {DECRYPT_ERR}
-head -c "$1" | tee -p >( {{ age -d -i {SANDBOX_IDENTITY} | zstd -d -q | firedrill_bound "$2" "the manifest's plain_bytes" > {PLAIN_DUMP}; }} 2> {DECRYPT_ERR}; echo $? > {DECRYPT_RC} ) | wc -c
-for _ in $(seq 1 1200); do [ -s {DECRYPT_RC} ] && break; sleep 0.05; done"#
+d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
+rm -f {PLAIN_DUMP}
+head -c "$1" | tee -p >( age -d -i {SANDBOX_IDENTITY} 2>"$d/decrypt" | zstd -d -q 2>"$d/decompress" \
+  | firedrill_bound "$2" "the manifest's plain_bytes" 2>"$d/bound" > {PLAIN_DUMP}
+  echo "${{PIPESTATUS[*]}}" > "$d/{STAGED_STATUS}.tmp"; mv "$d/{STAGED_STATUS}.tmp" "$d/{STAGED_STATUS}" ) | wc -c
+for _ in $(seq 1 1200); do [ -s "$d/{STAGED_STATUS}" ] && break; sleep 0.05; done"#
     );
     vec![
         "bash".into(),
@@ -242,14 +248,20 @@ for _ in $(seq 1 1200); do [ -s {DECRYPT_RC} ] && break; sleep 0.05; done"#
 
 /// Creates the database (unless it exists, e.g. `postgres`) and restores the staged,
 /// decrypted dump with `pg_restore -j JOBS`. Owners and grants are dropped: the source's
-/// roles do not exist in the sandbox.
+/// roles do not exist in the sandbox. The staging's stages are reported with
+/// pg_restore's ([`super::STAGE_REPORT`]).
 pub fn restore_cmd(database: &str, jobs: u32) -> Vec<String> {
     let script = format!(
         r#"set -euo pipefail
-if [ "$(cat {DECRYPT_RC})" != 0 ]; then cat {DECRYPT_ERR} >&2; rm -f {PLAIN_DUMP}; exit 3; fi
+d={STAGES_DIR}; mkdir -p "$d"
+{STAGE_REPORT}
+[ -s "$d/{STAGED_STATUS}" ] || {{ echo "firedrill: the artifact's decryption did not finish while it was staged" >&2; exit 3; }}
+firedrill_record "$(cat "$d/{STAGED_STATUS}")" decrypt decompress bound || {{ rm -f {PLAIN_DUMP}; exit 3; }}
 exists=$(printf '%s\n' "SELECT 1 FROM pg_database WHERE datname = :'db'" | psql -X -q -A -t -h /run/postgresql -U postgres -d postgres -v db="$1")
 if [ "$exists" != 1 ]; then createdb -h /run/postgresql -U postgres -T template0 -E UTF8 -- "$1"; fi
-pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -j "$2" -d "$1" {PLAIN_DUMP}
+rc=0
+pg_restore -h /run/postgresql -U postgres --no-owner --no-privileges --exit-on-error -j "$2" -d "$1" {PLAIN_DUMP} 2>"$d/pg_restore" || rc=$?
+firedrill_record "$rc" pg_restore || exit 1
 rm -f {PLAIN_DUMP}"#
     );
     vec![
@@ -262,10 +274,238 @@ rm -f {PLAIN_DUMP}"#
     ]
 }
 
-pub fn restore_error(stderr: &str) -> Error {
-    Error::backup("pg_restore could not restore the dump")
-        .with_hint("read pg_restore's output below; a dump that does not restore is not a backup")
-        .with_stderr(tail(stderr, 40))
+/// pg_restore failed: its first error line names what, and the lines after it where
+/// ([`error_lines`]).
+pub fn restore_error(exit: i32, stderr: &str) -> Error {
+    let lines = error_lines(stderr);
+    let first = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("pg_restore: error: "))
+        .map(|m| format!(": {m}"))
+        .unwrap_or_else(|| format!(" (exit {exit})"));
+    Error::backup(format!("pg_restore could not restore the dump{first}"))
+        .with_hint("read pg_restore's error below; a dump that does not restore is not a backup")
+        .with_stderr(lines.join("\n"))
+}
+
+/// psql failed on a plain SQL dump: its first error line says at which line of the dump,
+/// and what (a meta-command its restricted mode refused, or an SQL error).
+pub fn psql_error(exit: i32, stderr: &str) -> Error {
+    let lines = error_lines(stderr);
+    let first = stderr.lines().find_map(|l| {
+        let (prefix, body) = split_tool_prefix(l);
+        let at = prefix
+            .strip_prefix("psql:<stdin>:")
+            .and_then(|r| r.split(':').next())
+            .map(|n| format!(" at line {n}"))
+            .unwrap_or_default();
+        is_error(body).then_some((at, body))
+    });
+    match first {
+        Some((at, body)) if body.starts_with("error: backslash commands are restricted") => {
+            Error::backup(format!(
+                "the dump runs a psql meta-command{at}; psql's restricted mode refused it and the restore stopped"
+            ))
+            .with_hint(super::SCREEN_HINT)
+        }
+        Some((at, body)) => Error::backup(format!(
+            "psql could not restore the dump{at}: {}",
+            clean_body(body).unwrap_or_default()
+        ))
+        .with_hint("read psql's error below; a dump that does not restore is not a backup"),
+        None => Error::backup(format!("psql could not restore the dump (exit {exit})"))
+            .with_hint("read psql's output below; a dump that does not restore is not a backup"),
+    }
+    .with_stderr(lines.join("\n"))
+}
+
+/// The most lines of a tool's errors that an error keeps.
+const ERROR_LINES: usize = 6;
+
+/// The lines of pg_restore's or psql's stderr worth keeping for a person, with the
+/// values they quote elided: error lines keep the names they quote (relation, constraint,
+/// column…) and lose the values (`invalid input syntax for type integer: [elided]`);
+/// `DETAIL:  Key (email)=[elided]`; `CONTEXT:  COPY t, line 2` without the row;
+/// `Command was: ALTER [elided]` without the statement, and without the lines it goes on
+/// over. Anything else (notices, a statement's continuation) is dropped.
+pub fn error_lines(stderr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in stderr.lines() {
+        let (prefix, body) = split_tool_prefix(line);
+        if let Some(clean) = clean_body(body) {
+            out.push(super::cap_line(&format!("{prefix}{clean}")));
+            if out.len() == ERROR_LINES {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The labels PostgreSQL's messages carry, in its log and in its tools' stderr.
+pub(crate) const LABELS: [&str; 11] = [
+    "ERROR:",
+    "FATAL:",
+    "PANIC:",
+    "WARNING:",
+    "LOG:",
+    "DETAIL:",
+    "CONTEXT:",
+    "HINT:",
+    "STATEMENT:",
+    "error:",
+    "detail:",
+];
+
+/// `pg_restore: ` or `psql:<stdin>:12: ` and what follows it.
+fn split_tool_prefix(line: &str) -> (&str, &str) {
+    if line.starts_with("pg_restore: ") {
+        return line.split_at("pg_restore: ".len());
+    }
+    if line.starts_with("psql:") {
+        // psql:FILE:LINE: (the file is `<stdin>`, without a colon)
+        if let Some((i, _)) = line.match_indices(':').nth(2) {
+            if line[i + 1..].starts_with(' ') {
+                return line.split_at(i + 2);
+            }
+        }
+    }
+    ("", line)
+}
+
+fn is_error(body: &str) -> bool {
+    ["error:", "ERROR:", "FATAL:", "PANIC:"]
+        .iter()
+        .any(|l| body.starts_with(l))
+}
+
+/// One message of pg_restore or psql, cleaned; `None` for what is not worth keeping.
+fn clean_body(body: &str) -> Option<String> {
+    if let Some(statement) = body.strip_prefix("Command was: ") {
+        return Some(format!("Command was: {}", first_word(statement)));
+    }
+    let label = LABELS.iter().find(|l| body.starts_with(**l))?;
+    if matches!(*label, "LOG:" | "STATEMENT:") {
+        return None;
+    }
+    Some(format!(
+        "{label}{}",
+        clean_labelled(label, &body[label.len()..])
+    ))
+}
+
+/// A statement's first word and [`super::ELIDED`] for the rest.
+fn first_word(statement: &str) -> String {
+    let word = statement.split_whitespace().next().unwrap_or("");
+    format!("{word} {}", super::ELIDED)
+}
+
+/// The text after a message's label, with the values it quotes elided.
+pub(crate) fn clean_labelled(label: &str, text: &str) -> String {
+    use super::{elide_quoted, ELIDED};
+    let any_quote = ['"', '\''];
+    match label {
+        "STATEMENT:" => format!("  {}", first_word(text)),
+        "DETAIL:" | "detail:" => {
+            let t = text.trim_start();
+            let lead = &text[..text.len() - t.len()];
+            if let Some(rest) = t.strip_prefix("Key (") {
+                // `Key (email)=(a@b) already exists.`: the columns, not the values.
+                return match rest.find(")=(") {
+                    Some(i) => format!("{lead}Key ({})={ELIDED}", &rest[..i]),
+                    None => format!("{lead}Key {ELIDED}"),
+                };
+            }
+            if let Some(rest) = t.strip_prefix("Failed process was running: ") {
+                return format!("{lead}Failed process was running: {}", first_word(rest));
+            }
+            // `Failing row contains (…)`, `Token "…" is invalid.`
+            match t.find(['"', '\'', '(']) {
+                Some(i) => format!("{lead}{}{ELIDED}", &t[..i]),
+                None => text.to_string(),
+            }
+        }
+        "CONTEXT:" | "HINT:" => {
+            // `COPY t, line 2: "the row"`, `COPY t, line 2, column c: "value"`,
+            // `JSON data, line 1: {…}`: what follows the first colon is data.
+            let t = text.split(": ").next().unwrap_or("");
+            elide_quoted(t, &any_quote)
+        }
+        _ => clean_error_message(text),
+    }
+}
+
+/// Words after which PostgreSQL quotes a name, not a value.
+const NAME_WORDS: [&str; 26] = [
+    "relation",
+    "table",
+    "constraint",
+    "column",
+    "index",
+    "schema",
+    "type",
+    "function",
+    "database",
+    "role",
+    "user",
+    "sequence",
+    "extension",
+    "view",
+    "trigger",
+    "encoding",
+    "domain",
+    "collation",
+    "operator",
+    "language",
+    "server",
+    "publication",
+    "policy",
+    "rule",
+    "file",
+    "directory",
+];
+
+/// An error message with the values it quotes elided and the names kept: PostgreSQL
+/// quotes both in double quotes, a value most often after a colon (`invalid input syntax
+/// for type integer: "x"`) and a name after the word for what it is (`relation "t"`).
+/// From the first quote that follows neither, everything goes.
+fn clean_error_message(text: &str) -> String {
+    use super::ELIDED;
+    // A value after a colon ends the message: `…: "x"`, `…: 0xe9 0x20`.
+    let mut text = text.to_string();
+    for cut in [": \"", ": 0x", ": '"] {
+        if let Some(i) = text.find(cut) {
+            text = format!("{}: {ELIDED}", &text[..i]);
+        }
+    }
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('"') {
+        let before = &rest[..open];
+        let word = before
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let close = rest[open + 1..].find('"').map(|c| open + 1 + c);
+        match close {
+            Some(close) if NAME_WORDS.contains(&word.as_str()) => {
+                out.push_str(&rest[..=close]);
+                rest = &rest[close + 1..];
+            }
+            _ => {
+                out.push_str(before);
+                out.push_str(ELIDED);
+                rest = match rest.rfind('"') {
+                    Some(last) if last > open => &rest[last + 1..],
+                    _ => "",
+                };
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Dumps one PostgreSQL database with pg_dump.
@@ -480,7 +720,7 @@ impl DumpSource for PostgresSource {
     async fn start(&self, checksum_plan: &ChecksumPlan) -> Result<StartedDump> {
         let spec = &self.spec;
         let client = self.connect().await?;
-        let q = |e: tokio_postgres::Error| Error::infra(format!("query on the source failed: {e}"));
+        let q = query_error;
         let server_version: String = client
             .query_one("SHOW server_version", &[])
             .await
@@ -530,6 +770,7 @@ impl DumpSource for PostgresSource {
         let mut fingerprint = parse_fingerprint(&fp_json)?;
         let objects: String = client.query_one(OBJECTS_SQL, &[]).await.map_err(q)?.get(0);
         fingerprint.objects = parse_objects(&objects)?;
+        fingerprint.holdings = source_holdings(&client).await?;
         let chosen = checksum_plan.select(
             &fingerprint
                 .tables
@@ -616,6 +857,58 @@ impl DumpSource for PostgresSource {
             completion,
             inspector: Box::new(NoInspection),
         })
+    }
+}
+
+/// What the source's objects hold, read in the dump's snapshot transaction. The large
+/// objects' content is read in a savepoint: a dump role that may not read them leaves
+/// them counted, not compared, with the reason.
+async fn source_holdings(client: &tokio_postgres::Client) -> Result<crate::fingerprint::Holdings> {
+    use super::pg_holdings::{parse_holdings, HOLDINGS_SQL, LARGE_OBJECTS_SUM_SQL};
+    let q = query_error;
+    let json: String = client.query_one(HOLDINGS_SQL, &[]).await.map_err(q)?.get(0);
+    client
+        .batch_execute("SAVEPOINT firedrill_lo")
+        .await
+        .map_err(q)?;
+    let lo_sum = match client.query_one(LARGE_OBJECTS_SUM_SQL, &[]).await {
+        Ok(row) => Ok(row.get::<_, String>(0)),
+        Err(e) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT firedrill_lo")
+                .await
+                .map_err(q)?;
+            Err(format!(
+                "the dump role cannot read them ({}); grant it SELECT on the large objects, or run the dump as their owner",
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+            ))
+        }
+    };
+    client
+        .batch_execute("RELEASE SAVEPOINT firedrill_lo")
+        .await
+        .map_err(q)?;
+    parse_holdings(&json, lo_sum)
+}
+
+/// A query on the source that failed: the server's own message, and a retry only where
+/// its SQLSTATE class says the cause can pass (a lost connection, too many of them, an
+/// administrator's intervention, a serialization conflict); a SQL error or a missing
+/// right is not the infrastructure flaking.
+fn query_error(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let class = &db.code().code()[..2];
+            let transient = matches!(class, "08" | "40" | "53" | "57");
+            Error::infra(format!(
+                "query on the source failed: {} ({})",
+                db.message(),
+                db.code().code()
+            ))
+            .retryable(transient)
+            .with_source(e)
+        }
+        None => Error::infra(format!("query on the source failed: {e}")).with_source(e),
     }
 }
 

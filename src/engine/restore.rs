@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{tail, Engine, SANDBOX_IDENTITY, STAGED_ARTIFACT};
+use super::{server_log_tail, Engine, SANDBOX_IDENTITY, STAGED_ARTIFACT};
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
 use crate::sandbox::{ExecStdin, Sandbox, SandboxBackend, SandboxState};
@@ -106,7 +106,7 @@ impl Engine {
         if out.exit_code != 0 {
             return Err(Error::infra(format!(
                 "cannot stage the artifact in the sandbox: {}",
-                out.stderr.trim()
+                super::last_lines(&out.stderr, 3)
             ))
             .with_hint("check the sandbox's disk space (the Docker data root)"));
         }
@@ -207,7 +207,7 @@ fn sandbox_died(st: &SandboxState, sandbox: &Sandbox, memory_bytes: u64) -> Erro
             sandbox.name,
             st.exit_code.unwrap_or(-1)
         ))
-        .with_stderr(tail(&st.log_tail, 20))
+        .with_stderr(server_log_tail(&st.log_tail, 20))
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Incident};
+use crate::catalog::{Catalog, Incident, IncidentChange, PagePlan, QueuedPage};
 pub use crate::config::notify::*;
 use crate::error::{Error, Result};
 use crate::report::RunReport;
@@ -245,19 +245,25 @@ pub fn route(spec: &NotifySpec, drill: &str, severity: Severity) -> Vec<String> 
     out
 }
 
-/// Decides what to page about a finished run ([`RunStatus::page`]) and puts it in the
-/// outbox: a trigger for a run that pages (once per incident, again when it escalates or
+/// Decides what to page about a finished run ([`RunStatus::page`]) given the drill's open
+/// incident: a trigger for a run that pages (once per incident, again when it escalates or
 /// the reminder is due), a resolve to every channel paged when a run passes, nothing for a
-/// run an operator or a shutdown stopped. Returns how many notifications were queued.
-pub async fn on_run_finished(
-    catalog: &dyn Catalog,
-    spec: &NotifySpec,
-    r: &RunReport,
-) -> Result<usize> {
+/// run an operator or a shutdown stopped. Pure: [`Catalog::record_pages`] applies it.
+pub fn plan_pages(spec: &NotifySpec, open: Option<&Incident>, r: &RunReport) -> Result<PagePlan> {
     let now = r.finished_at;
     let status = r.status();
-    let open = catalog.incident(&r.drill).await?;
-    let mut queued = 0;
+    let mut plan = PagePlan::default();
+    let queue = |plan: &mut PagePlan, ch: &str, kind: PageKind, body: &str| {
+        plan.pages.push(QueuedPage {
+            page_id: format!("{}/{}/{ch}", r.run_id, kind.as_str()),
+            channel: ch.to_string(),
+            drill: r.drill.clone(),
+            kind,
+            payload: body.to_string(),
+            at: jiff::Timestamp::now(),
+            delivered: false,
+        })
+    };
     match (status.page(), open) {
         (None, Some(inc)) if status.resolves() => {
             let mut page = Page::from_report(
@@ -271,22 +277,13 @@ pub async fn on_run_finished(
             page.stage = inc.stage;
             let body = serde_json::to_string(&page).map_err(|e| Error::internal(e.to_string()))?;
             for ch in &inc.channels {
-                catalog
-                    .enqueue(
-                        ch,
-                        &r.drill,
-                        PageKind::Resolve,
-                        &body,
-                        jiff::Timestamp::now(),
-                    )
-                    .await?;
-                queued += 1;
+                queue(&mut plan, ch, PageKind::Resolve, &body);
             }
-            catalog.close_incident(&r.drill).await?;
+            plan.incident = IncidentChange::Close(r.drill.clone());
         }
         (None, _) => {}
         (Some(sev), open) => {
-            let (page_now, opened_at, mut channels) = match &open {
+            let (page_now, opened_at, mut channels) = match open {
                 None => (true, now, Vec::new()),
                 Some(inc) => {
                     let escalated = sev > inc.severity;
@@ -308,36 +305,37 @@ pub async fn on_run_finished(
                 let body =
                     serde_json::to_string(&page).map_err(|e| Error::internal(e.to_string()))?;
                 for ch in &targets {
-                    catalog
-                        .enqueue(
-                            ch,
-                            &r.drill,
-                            PageKind::Trigger,
-                            &body,
-                            jiff::Timestamp::now(),
-                        )
-                        .await?;
-                    queued += 1;
+                    queue(&mut plan, ch, PageKind::Trigger, &body);
                     if !channels.contains(ch) {
                         channels.push(ch.clone());
                     }
                 }
-                let severity = open.as_ref().map(|i| i.severity.max(sev)).unwrap_or(sev);
-                catalog
-                    .put_incident(&Incident {
-                        drill: r.drill.clone(),
-                        opened_at,
-                        last_paged_at: now,
-                        severity,
-                        stage: r.failed_stage,
-                        run_id: r.run_id.clone(),
-                        channels,
-                    })
-                    .await?;
+                let severity = open.map(|i| i.severity.max(sev)).unwrap_or(sev);
+                plan.incident = IncidentChange::Put(Incident {
+                    drill: r.drill.clone(),
+                    opened_at,
+                    last_paged_at: now,
+                    severity,
+                    stage: r.failed_stage,
+                    run_id: r.run_id.clone(),
+                    channels,
+                });
             }
         }
     }
-    Ok(queued)
+    Ok(plan)
+}
+
+/// Pages about a finished run as [`plan_pages`] decides, against the catalog's incident,
+/// and puts it in the outbox (one transaction). Returns how many notifications were queued.
+pub async fn on_run_finished(
+    catalog: &dyn Catalog,
+    spec: &NotifySpec,
+    r: &RunReport,
+) -> Result<usize> {
+    let open = catalog.incident(&r.drill).await?;
+    let plan = plan_pages(spec, open.as_ref(), r)?;
+    catalog.record_pages(&plan).await
 }
 
 /// What one delivery pass did.
@@ -497,6 +495,36 @@ impl Pager {
                 },
             };
         Ok(Paged { queued, delivery })
+    }
+
+    /// Sends a plan's pages straight to their channels, for when the catalog cannot take
+    /// them: each one delivered is marked so (it goes into the outbox as sent when the
+    /// catalog catches up; the others are queued then and retried).
+    pub async fn deliver_plan_directly(&self, plan: &mut PagePlan) -> Delivery {
+        let mut d = Delivery::default();
+        for p in plan.pages.iter_mut().filter(|p| !p.delivered) {
+            let Some(n) = self.notifiers.iter().find(|n| n.name() == p.channel) else {
+                continue;
+            };
+            let Ok(page) = serde_json::from_str::<Page>(&p.payload) else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(30), n.send(&page)).await {
+                Ok(Ok(())) => {
+                    p.delivered = true;
+                    d.sent += 1;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(channel = %p.channel, "page not delivered directly (kept to retry once the catalog takes it): {e}");
+                    d.retrying += 1;
+                }
+                Err(_) => {
+                    tracing::error!(channel = %p.channel, "page not delivered within 30s (kept to retry once the catalog takes it)");
+                    d.retrying += 1;
+                }
+            }
+        }
+        d
     }
 
     async fn page_directly(&self, r: &RunReport) -> Result<Paged> {

@@ -175,6 +175,7 @@ pub fn shop_fingerprint() -> Fingerprint {
             ),
         ],
         objects: BTreeMap::from([("views".to_string(), 1u64), ("indexes".to_string(), 3)]),
+        ..Default::default()
     }
 }
 

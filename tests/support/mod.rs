@@ -387,3 +387,63 @@ pub fn bare_runner(connector: impl firedrill::Connector) -> firedrill::Runner {
         pager: None,
     }
 }
+
+/// Rewrites a stored artifact's dump as someone with write access to storage could: it is
+/// decrypted with the fixture's identity, decompressed, changed by `change`, compressed
+/// and encrypted again to the fixture's recipient, and its manifest made to agree (hash,
+/// size and `plain_bytes`), so that only the dump's content differs. Returns the dump as
+/// it was.
+pub fn doctor_dump(
+    fx: &Fixture,
+    drill: &str,
+    run_id: &str,
+    change: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
+    let artifact = fx.artifact_path(drill, run_id);
+    let run = |script: &str, input: &[u8]| -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg("bash")
+            .arg(&fx.identity)
+            .arg(&fx.recipient)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let sealed = std::fs::read(&artifact).unwrap();
+    let plain = run(r#"set -euo pipefail; age -d -i "$1" | zstd -d -q"#, &sealed);
+    let changed = change(&plain);
+    let resealed = run(r#"set -euo pipefail; zstd -q -c | age -r "$2""#, &changed);
+    std::fs::write(&artifact, resealed).unwrap();
+    match_manifest_to_artifact(fx, drill, run_id, Some(changed.len() as u64));
+    plain
+}
+
+/// `haystack` with the first (or, `last`, the last) `from` replaced by `to`.
+pub fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8], last: bool) -> Vec<u8> {
+    let mut found = haystack.windows(from.len()).map(|w| w == from);
+    let i = if last {
+        found.rposition(|m| m)
+    } else {
+        found.position(|m| m)
+    }
+    .unwrap_or_else(|| panic!("{:?} is not in the dump", String::from_utf8_lossy(from)));
+    [&haystack[..i], to, &haystack[i + from.len()..]].concat()
+}
