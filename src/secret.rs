@@ -12,11 +12,71 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A secret reference as written in a drill file: exactly one of `env` or `file`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub env: Option<String>,
     pub file: Option<PathBuf>,
+}
+
+/// What a secret reference holds, read by serde's derive (unknown keys refused).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRefFields {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+/// The message for a value where a secret reference belongs, without the value.
+pub const INLINE_SECRET: &str = "a secret written inline (its value is not shown); secrets are never written in the file: use { env = \"VAR\" } or { file = \"/path\" }";
+
+// Anything else where a secret reference belongs (most often the secret itself, written
+// inline) is refused with a message that does not repeat the value: serde's own would
+// quote it (`invalid type: string "hunter2"`), into `validate`'s output and the API's 422.
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret reference { env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<SecretRef, A::Error> {
+                let f = SecretRefFields::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(SecretRef {
+                    env: f.env,
+                    file: f.file,
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                _: A,
+            ) -> std::result::Result<SecretRef, A::Error> {
+                Err(serde::de::Error::custom(INLINE_SECRET))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl SecretRef {
@@ -161,6 +221,106 @@ fn remember(v: &str) {
     }
 }
 
+/// A URL written in a config that may carry a credential (a webhook key in its path, a
+/// token in its query, userinfo): read as a plain string, but `Debug` and `Display` show
+/// only its scheme, host and port, and [`SecretUrl::expose`] is for the one place that
+/// sends to it. [`hold_url`] makes its tokens scrubbed from whatever else prints them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Holds its tokens (see [`hold_url`]).
+    pub fn hold(&self) {
+        hold_url(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl schemars::JsonSchema for SecretUrl {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Url".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(g)
+    }
+}
+
+/// Holds what a URL can carry as a credential: the whole URL, its userinfo, every query
+/// value, and every path segment that looks like a token (8 characters or more, with a
+/// digit, or upper and lower case: Slack's `T…/B…/…`, a chat bot's `bot123:ABC…`, a
+/// webhook's key). [`scrub`] then removes them from whatever prints them.
+pub fn hold_url(url: &str) {
+    remember(url);
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return;
+    };
+    if let Some(p) = u.password() {
+        remember(p);
+    }
+    if !u.username().is_empty() {
+        remember(u.username());
+    }
+    for (_, v) in u.query_pairs() {
+        remember(&v);
+    }
+    if let Some(q) = u.query() {
+        remember(q);
+    }
+    for seg in u.path_segments().into_iter().flatten() {
+        if looks_like_a_token(seg) {
+            remember(seg);
+        }
+    }
+    // The URL as libraries print it (normalised).
+    remember(u.as_str());
+}
+
+fn looks_like_a_token(s: &str) -> bool {
+    s.len() >= 8
+        && (s.bytes().any(|b| b.is_ascii_digit())
+            || (s.bytes().any(|b| b.is_ascii_uppercase())
+                && s.bytes().any(|b| b.is_ascii_lowercase())))
+}
+
+/// A URL as messages show it: scheme, host and port only (`https://hooks.slack.com/…`).
+/// What follows the host is where services put their tokens.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default();
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() {
+                "/…"
+            } else {
+                ""
+            };
+            format!("{}://{host}{port}{rest}", u.scheme())
+        }
+        Err(_) => "<a URL>".to_string(),
+    }
+}
+
 /// `text` without any secret this process holds (for logs, whatever wrote them).
 pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
     let held = HELD.read().unwrap_or_else(|e| e.into_inner());
@@ -213,6 +373,44 @@ mod tests {
         let clean = scrub(&line);
         assert!(!clean.contains("word-scrub-test"), "{clean}");
         assert_eq!(scrub("nothing to hide"), "nothing to hide");
+    }
+
+    #[test]
+    fn urls_are_shown_without_what_follows_the_host_and_their_tokens_are_held() {
+        let url = "https://user:pw-Secret9@chat.example:8443/bot4711:AAH-xYz_TokEn/send?key=q9-Query-Key&x=1";
+        hold_url(url);
+        assert_eq!(redact_url(url), "https://chat.example:8443/…");
+        assert_eq!(redact_url("http://am:9093"), "http://am:9093");
+        let line = format!("error sending request for url ({url}): refused; token bot4711:AAH-xYz_TokEn, key q9-Query-Key");
+        let clean = scrub(&line);
+        for leak in ["bot4711", "q9-Query-Key", "pw-Secret9", "TokEn"] {
+            assert!(!clean.contains(leak), "{leak} in {clean}");
+        }
+        // Words of a path are no tokens.
+        assert!(!looks_like_a_token("services") && !looks_like_a_token("webhooks"));
+        assert!(looks_like_a_token("B0002XYZ") && looks_like_a_token("slacksecretDDDD"));
+    }
+
+    #[test]
+    fn an_inline_secret_is_refused_without_its_value() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Cfg {
+            #[allow(dead_code)]
+            password: SecretRef,
+        }
+        for text in [
+            "password = \"hunter2-inline\"",
+            "password = 4711123",
+            "password = [\"hunter2-inline\"]",
+        ] {
+            let e = toml::from_str::<Cfg>(text).unwrap_err().to_string();
+            assert!(e.contains("written inline"), "{e}");
+            assert!(!e.contains("hunter2") && !e.contains("4711123"), "{e}");
+        }
+        let ok: Cfg = toml::from_str("password = { env = \"PW\" }").unwrap();
+        assert_eq!(ok.password.env.as_deref(), Some("PW"));
+        let e = toml::from_str::<Cfg>("password = { env = \"PW\", nope = 1 }").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 
     #[test]

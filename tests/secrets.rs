@@ -187,6 +187,14 @@ async fn no_secret_reaches_argv_logs_reports_the_catalog_pages_or_debug_output()
     let smtp_password = secret("smtppw");
     let webhook_secret = secret("hooksecret");
     let api_token = secret("apitoken");
+    // Secrets inside URLs: Slack's webhook URL (a secret reference), and a chat service
+    // whose bot token sits in the path and a key in the query (a plain `url`).
+    let slack_token = secret("slackTok");
+    let path_token = secret("pathTok");
+    let query_token = secret("queryTok");
+    // Written inline where a secret reference belongs: refused without being repeated.
+    let inline_password = secret("inlinepw");
+    let inline_token = secret("inlinetoken");
 
     // A source role whose password is the secret (roles are cluster-wide: created from
     // the seed script of the drill's database).
@@ -235,13 +243,31 @@ async fn no_secret_reaches_argv_logs_reports_the_catalog_pages_or_debug_output()
         ("API token", &api_token),
         ("age identity", &identity_key),
         ("report signing key", &signing_key),
+        ("Slack webhook URL token", &slack_token),
+        ("token in a webhook URL's path", &path_token),
+        ("token in a webhook URL's query", &query_token),
+        ("inline password", &inline_password),
+        ("inline API token", &inline_token),
     ];
     // Files that hold a secret by design: the only places it may be.
     let holders = [
         fx.identity.clone(),
         dir.join("hook.secret"),
         dir.join("signing.pem"),
+        // The chat URL's tokens are written in the config, as such URLs are.
+        dir.join("firedrill.toml"),
+        dir.join("inline.toml"),
+        dir.join("inline-config.toml"),
+        dir.join("daemon-drills").join("inline.toml"),
     ];
+    let dead = unused_port();
+    let slack_url = format!(
+        "http://127.0.0.1:{dead}/services/T0FD{}/B0FD{}/{slack_token}",
+        &slack_token[9..15],
+        &slack_token[15..21]
+    );
+    let chat_url =
+        format!("http://127.0.0.1:{dead}/bot{path_token}/sendMessage?chat=ops&token={query_token}");
 
     let (hook_url, hook_got) = endpoint(202, "ok").await;
     let (s3_url, s3_got) = endpoint(
@@ -304,6 +330,16 @@ type = "webhook"
 url = "{hook_url}/hook"
 secret = {{ file = "hook.secret" }}
 
+[[notify.channel]]
+name = "slack"
+type = "slack"
+webhook_url = {{ env = "FD_SECRET_SLACK_URL" }}
+
+[[notify.channel]]
+name = "chat"
+type = "webhook"
+url = "{chat_url}"
+
 [daemon]
 listen = "127.0.0.1:0"
 token = {{ env = "FD_SECRET_API_TOKEN" }}
@@ -323,6 +359,7 @@ signing_key = {{ file = "signing.pem" }}
         ("FD_SECRET_S3_SECRET", &s3_secret),
         ("FD_SECRET_SMTP_PASSWORD", &smtp_password),
         ("FD_SECRET_API_TOKEN", &api_token),
+        ("FD_SECRET_SLACK_URL", &slack_url),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -426,6 +463,65 @@ signing_key = {{ file = "signing.pem" }}
         assert_clean(&others, "a request to the S3 endpoint", r.as_bytes());
     }
 
+    // 2b. Channels whose URLs hold tokens, tried and listed: `notify test`, `notify
+    //     outbox` (the pages the failed drills queued for them wait there, with errors).
+    for args in [
+        vec!["notify", "test"],
+        vec!["notify", "flush", "--now"],
+        vec!["notify", "outbox"],
+        vec!["notify", "outbox", "--json"],
+    ] {
+        let mut full = vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "--catalog".into(),
+            dir.join("catalog.db").display().to_string(),
+        ];
+        full.extend(args.iter().map(|a| a.to_string()));
+        let (out, _) = cli(full, envs.clone()).await;
+        let text = [out.stdout.clone(), out.stderr.clone()].concat();
+        assert!(
+            !String::from_utf8_lossy(&text).is_empty(),
+            "`{}` said nothing",
+            args.join(" ")
+        );
+        assert_clean(&secrets, &format!("`firedrill {}`", args.join(" ")), &text);
+    }
+    // Inline secrets: a drill's password, the main config's token.
+    std::fs::write(
+        dir.join("inline.toml"),
+        format!(
+            "[source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"x\"\nuser = \"u\"\npassword = \"{inline_password}\"\n\n[storage]\ntype = \"local\"\npath = \"store\"\n\n{common}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("inline-config.toml"),
+        format!("[daemon]\ntoken = \"{inline_token}\"\n"),
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "validate".to_string(),
+            dir.join("inline.toml").display().to_string(),
+        ],
+        vec![
+            "--config".to_string(),
+            dir.join("inline-config.toml").display().to_string(),
+            "history".into(),
+        ],
+    ] {
+        let (out, _) = cli(args.clone(), envs.clone()).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = [out.stdout.clone(), out.stderr.clone()].concat();
+        assert!(
+            String::from_utf8_lossy(&text).contains("written inline"),
+            "{}",
+            String::from_utf8_lossy(&text)
+        );
+        assert_clean(&secrets, &format!("`firedrill {}`", args.join(" ")), &text);
+    }
+
     // 3. The daemon: its API with the token, with a wrong one, and a bad webhook body.
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_firedrill"))
         .arg("--config")
@@ -504,6 +600,18 @@ signing_key = {{ file = "signing.pem" }}
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     answers.push(r.text().await.unwrap());
+    // A drill with an inline password, reloaded: 422, without the password.
+    std::fs::copy(dir.join("inline.toml"), drills_dir.join("inline.toml")).unwrap();
+    let r = client
+        .post(format!("{base}/api/v1/reload"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("written inline"), "{body}");
+    answers.push(body);
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(daemon.id().to_string())

@@ -44,7 +44,7 @@ async fn test(notifiers: &[Arc<dyn Notifier>], only: Option<&str>) -> u8 {
             Ok(()) => println!("ok    {name}: accepted"),
             Err(e) => {
                 failed += 1;
-                println!("FAIL  {name}: {e}");
+                println!("FAIL  {name}: {}", firedrill::secret::scrub(&e.to_string()));
             }
         }
     }
@@ -99,10 +99,9 @@ async fn outbox(catalog: &Path, limit: usize, json: bool) -> u8 {
     };
     match c.outbox(limit).await {
         Ok(items) if json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&items).unwrap_or_default()
-            );
+            // Rows written by older versions may hold a URL: nothing secret is listed.
+            let text = serde_json::to_string_pretty(&items).unwrap_or_default();
+            println!("{}", firedrill::secret::scrub(&text));
             0
         }
         Ok(items) => {
@@ -115,7 +114,7 @@ async fn outbox(catalog: &Path, limit: usize, json: bool) -> u8 {
                     i.channel,
                     i.drill,
                     i.attempts,
-                    i.last_error.unwrap_or_default()
+                    firedrill::secret::scrub(&i.last_error.unwrap_or_default())
                 );
             }
             0

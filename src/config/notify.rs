@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::SecretRef;
+use crate::secret::{SecretRef, SecretUrl};
 use crate::status::Severity;
 
 /// `[notify]` in the main config file.
@@ -58,13 +58,16 @@ impl ChannelKind {
                     SmtpTls::None => 25,
                 }),
             },
-            ChannelKind::Webhook(c) => Endpoint::Http(vec![c.url.clone()]),
+            ChannelKind::Webhook(c) => Endpoint::Http(vec![c.url.expose().to_string()]),
             ChannelKind::Slack(_) => Endpoint::Unknown,
             ChannelKind::Pagerduty(c) => Endpoint::Http(vec![c
                 .events_url
-                .clone()
+                .as_ref()
+                .map(|u| u.expose().to_string())
                 .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into())]),
-            ChannelKind::Alertmanager(c) => Endpoint::Http(c.urls.clone()),
+            ChannelKind::Alertmanager(c) => {
+                Endpoint::Http(c.urls.iter().map(|u| u.expose().to_string()).collect())
+            }
         }
     }
 
@@ -113,7 +116,8 @@ pub struct EmailConfig {
 pub struct WebhookConfig {
     /// How routes and the outbox name this channel.
     pub name: String,
-    pub url: String,
+    /// Where pages are posted. A token in its path or query is kept out of every message.
+    pub url: SecretUrl,
     /// Signs each body: `X-Firedrill-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
     pub secret: Option<SecretRef>,
     #[serde(default)]
@@ -136,7 +140,7 @@ pub struct PagerDutyConfig {
     pub name: String,
     pub routing_key: SecretRef,
     /// Default: https://events.pagerduty.com/v2/enqueue
-    pub events_url: Option<String>,
+    pub events_url: Option<SecretUrl>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -145,7 +149,7 @@ pub struct AlertmanagerConfig {
     /// How routes and the outbox name this channel.
     pub name: String,
     /// Every Alertmanager of an HA cluster; each gets every alert.
-    pub urls: Vec<String>,
+    pub urls: Vec<SecretUrl>,
 }
 
 /// Which channels get what.
@@ -206,11 +210,15 @@ pub fn validate(
                 ));
             }
         };
-        let url = |p: &mut Vec<(String, String, String)>, field: &str, u: &str| {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
+        // The value is not repeated: URLs hold tokens.
+        let url = |p: &mut Vec<(String, String, String)>, field: &str, u: &SecretUrl| {
+            let u = u.expose();
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || reqwest::Url::parse(u).is_err()
+            {
                 p.push((
                     format!("{f}.{field}"),
-                    format!("`{u}` is not an http(s) URL"),
+                    "not an http(s) URL (the value is not shown: URLs can hold tokens)".to_string(),
                     "write the full URL, e.g. https://hooks.example.com/firedrill".into(),
                 ));
             }

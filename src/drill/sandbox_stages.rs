@@ -12,7 +12,7 @@ use tokio_util::io::StreamReader;
 use crate::cancel::Stop;
 use crate::config::{SandboxSpec, SourceSpec};
 use crate::engine::restore::{sandbox_fault, Artifact, RestorePlan};
-use crate::engine::{tail, Engine};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Manifest;
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxRequest};
@@ -535,7 +535,7 @@ async fn provision_once(
                 "the sandbox's database exited before it was ready (exit {})",
                 st.exit_code.unwrap_or(-1)
             ))
-            .with_stderr(tail(&st.log_tail, 20))
+            .with_stderr(crate::engine::server_log_tail(&st.log_tail, 20))
             .with_hint("read the server log below; a custom sandbox.image must follow containers/README.md"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

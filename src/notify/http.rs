@@ -22,7 +22,9 @@ fn client() -> reqwest::Client {
 /// Posts and classifies the answer: 2xx is delivered; 408, 429 and 5xx are worth a retry;
 /// other 4xx say the request itself is wrong.
 async fn post(name: &str, req: reqwest::RequestBuilder, what: &str) -> Result<()> {
+    // reqwest's errors quote the URL, and URLs carry tokens: never shown.
     let resp = req.send().await.map_err(|e| {
+        let e = e.without_url();
         Error::infra(format!("channel {name}: {what} unreachable: {e}"))
             .with_hint("the outbox retries until the receiver is back")
             .retryable(true)
@@ -71,7 +73,7 @@ impl WebhookNotifier {
     pub fn new(name: &str, cfg: &WebhookConfig, secret: Option<Secret>) -> Self {
         WebhookNotifier {
             name: name.into(),
-            url: cfg.url.clone(),
+            url: cfg.url.expose().to_string(),
             secret,
             headers: cfg
                 .headers
@@ -314,7 +316,7 @@ impl Notifier for AlertmanagerNotifier {
             match post(
                 &self.name,
                 self.http.post(&url).json(&body),
-                &format!("Alertmanager {u}"),
+                &format!("Alertmanager {}", crate::secret::redact_url(u)),
             )
             .await
             {

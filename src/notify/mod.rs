@@ -186,6 +186,12 @@ pub fn build_notifiers(
 ) -> Result<Vec<Arc<dyn Notifier>>> {
     let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
     for (name, kind) in &spec.channels {
+        // URLs carry tokens (in the query, or the path): held, so that nothing prints them.
+        if let crate::config::notify::Endpoint::Http(urls) = kind.endpoint() {
+            for u in urls {
+                crate::secret::hold_url(&u);
+            }
+        }
         let n: Arc<dyn Notifier> = match kind {
             ChannelKind::Email(e) => {
                 let password = e
@@ -203,18 +209,20 @@ pub fn build_notifiers(
                     .transpose()?;
                 Arc::new(WebhookNotifier::new(name, w, secret))
             }
-            ChannelKind::Slack(s) => Arc::new(SlackNotifier::new(
-                name,
-                load(&s.webhook_url, base, &format!("channel {name} webhook_url"))?,
-            )),
+            ChannelKind::Slack(s) => {
+                let url = load(&s.webhook_url, base, &format!("channel {name} webhook_url"))?;
+                crate::secret::hold_url(url.expose());
+                Arc::new(SlackNotifier::new(name, url))
+            }
             ChannelKind::Pagerduty(d) => Arc::new(PagerDutyNotifier::new(
                 name,
                 load(&d.routing_key, base, &format!("channel {name} routing_key"))?,
-                d.events_url.clone(),
+                d.events_url.as_ref().map(|u| u.expose().to_string()),
             )),
-            ChannelKind::Alertmanager(a) => {
-                Arc::new(AlertmanagerNotifier::new(name, a.urls.clone()))
-            }
+            ChannelKind::Alertmanager(a) => Arc::new(AlertmanagerNotifier::new(
+                name,
+                a.urls.iter().map(|u| u.expose().to_string()).collect(),
+            )),
         };
         out.push(n);
     }
@@ -420,8 +428,9 @@ async fn deliver(
                 d.sent += 1;
             }
             outcome => {
+                // Stored in the catalog and listed by `notify outbox`: no secret in it.
                 let err = match outcome {
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => crate::secret::scrub(&e.to_string()).into_owned(),
                     _ => "timed out after 30s".to_string(),
                 };
                 let age = now.as_second() - item.created_at.as_second();
