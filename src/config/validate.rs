@@ -540,7 +540,7 @@ fn key_at(text: &str, pos: usize, message: &str) -> String {
 }
 
 fn parse_fix(message: &str) -> String {
-    if message.contains("SecretRef") {
+    if message.contains("SecretRef") || message.contains("written inline") {
         "secrets are never written inline: use { env = \"VAR\" } or { file = \"/path\" }".into()
     } else if message.contains("unknown field") {
         "remove the field or correct its spelling; the message lists the fields allowed here".into()
