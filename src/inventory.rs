@@ -106,6 +106,8 @@ pub struct PruneReport {
     pub drill: String,
     pub decisions: Vec<Decision>,
     pub deleted: Vec<String>,
+    /// Leftovers of uploads that never finished: removed (listed only in a dry run).
+    pub orphans: Vec<Orphan>,
     pub dry_run: bool,
 }
 
@@ -113,6 +115,97 @@ impl PruneReport {
     pub fn drill_has_no_artifacts(&self) -> bool {
         self.decisions.is_empty()
     }
+}
+
+/// What an upload that never finished left in storage: an object of a run directory
+/// without a manifest, or a part file of a local store's temporary directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// The key, or `.firedrill-tmp/<name>` for a part file.
+    pub what: String,
+    pub bytes: u64,
+    pub why: String,
+}
+
+/// Leftovers untouched this long are orphans: an upload in progress writes every second,
+/// and no stage of a drill runs for an hour without writing.
+pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The orphans of `drill`'s storage (and the part files of its store, whichever drill
+/// left them): what a killed process or a failed cleanup left.
+///
+/// Only what firedrill writes is ever an orphan: its own files (artifact, verification
+/// marker) in a directory named like one of its runs, of a drill that makes its own
+/// backups. A verify-only drill's storage holds dumps made by others: nothing there is
+/// touched.
+pub async fn find_orphans(drill: &Drill, store: &dyn ArtifactStore) -> Result<Vec<Orphan>> {
+    if matches!(drill.source, crate::config::SourceSpec::Stored(_)) {
+        return Ok(Vec::new());
+    }
+    let prefix = drill_prefix(&drill.storage, &drill.name);
+    let keys = store.list(&prefix).await?;
+    let now = jiff::Timestamp::now();
+    let mut out = Vec::new();
+    let ours = |key: &str| {
+        let file = key.rsplit('/').next().unwrap_or_default();
+        (file == ARTIFACT_FILE || file == crate::store::VERIFIED_FILE) && run_started(key).is_some()
+    };
+    for key in keys.iter().filter(|k| ours(k)) {
+        let dir = RunDir::containing(key);
+        if keys.contains(&dir.manifest()) {
+            continue;
+        }
+        let old = match store.modified(key).await {
+            Ok(Some(t)) => now.duration_since(t).as_secs() >= ORPHAN_AGE.as_secs() as i64,
+            // A backend that cannot say: it is judged by the run id's time instead.
+            _ => run_started(key)
+                .is_some_and(|t| now.duration_since(t).as_secs() >= ORPHAN_AGE.as_secs() as i64),
+        };
+        if old {
+            out.push(Orphan {
+                what: key.clone(),
+                bytes: store.size(key).await.unwrap_or(0),
+                why: "no manifest beside it: an upload that never finished".into(),
+            });
+        }
+    }
+    for (name, bytes) in store.stale_parts(ORPHAN_AGE).await? {
+        out.push(Orphan {
+            what: format!(".firedrill-tmp/{name}"),
+            bytes,
+            why: "part of a write that never finished".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// When the run a key belongs to started, from its run id (`20261130T031500Z-…`).
+fn run_started(key: &str) -> Option<jiff::Timestamp> {
+    let id = key.rsplit('/').nth(1)?;
+    let stamp = id.split('-').next()?;
+    jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", stamp)
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// Removes the orphans of `drill`'s storage (lists them only when `dry_run`).
+pub async fn sweep_orphans(
+    drill: &Drill,
+    store: &dyn ArtifactStore,
+    dry_run: bool,
+) -> Result<Vec<Orphan>> {
+    let orphans = find_orphans(drill, store).await?;
+    if !dry_run {
+        for o in &orphans {
+            match o.what.strip_prefix(".firedrill-tmp/") {
+                Some(part) => store.remove_part(part).await?,
+                None => store.delete(&o.what).await?,
+            }
+        }
+    }
+    Ok(orphans)
 }
 
 /// Applies a drill's retention policy to what its storage holds. Deletes the artifact
@@ -143,6 +236,7 @@ pub async fn prune(
         }
     }
     let decisions = plan(&arts, &drill.retention);
+    let orphans = sweep_orphans(drill, store.as_ref(), dry_run).await?;
     let mut deleted = Vec::new();
     if !dry_run {
         for d in decisions.iter().filter(|d| !d.keep) {
@@ -163,6 +257,7 @@ pub async fn prune(
         drill: drill.name.clone(),
         decisions,
         deleted,
+        orphans,
         dry_run,
     })
 }

@@ -80,6 +80,7 @@ impl Runner {
                 tracing::warn!("the catalog did not record the run's start: {e}");
             }
         }
+        self.sweep_orphans(drill).await;
         let parts = self.connector.connect(drill);
         let done = drill::run(
             drill,
@@ -227,6 +228,31 @@ impl Runner {
     pub async fn page(&self, report: &RunReport) -> Option<crate::error::Result<Paged>> {
         let pager = self.pager.as_ref()?;
         Some(pager.page(self.catalog.as_deref(), report, DELIVERY).await)
+    }
+
+    /// Removes what earlier uploads of this drill left unfinished (a killed process, a
+    /// cleanup that failed), so that they cannot fill the store run after run. Best
+    /// effort: the drill runs whatever this finds.
+    async fn sweep_orphans(&self, drill: &Drill) {
+        let Ok(store) = self.connector.store(drill) else {
+            return;
+        };
+        match crate::inventory::sweep_orphans(drill, store.as_ref(), false).await {
+            Ok(o) if !o.is_empty() => {
+                let bytes: u64 = o.iter().map(|o| o.bytes).sum();
+                tracing::warn!(
+                    drill = %drill.name,
+                    "removed {} leftovers of unfinished uploads ({}): {}",
+                    o.len(),
+                    crate::human::human_bytes(bytes),
+                    o.iter().map(|o| o.what.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(drill = %drill.name, "looking for leftovers of unfinished uploads: {e}")
+            }
+        }
     }
 
     /// The drill's past runs, newest first; `None` without a catalog.

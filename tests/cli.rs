@@ -496,3 +496,154 @@ fn a_damaged_catalog_is_refused_then_set_aside_by_rebuild() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
 }
+
+/// What killed processes and failed cleanups leave in a local store (a part file in its
+/// temporary directory, an artifact without its manifest) is listed by `prune --dry-run`,
+/// removed by `prune` and by the drill's next run once it is an hour old; younger
+/// leftovers (an upload that may still be running) and complete artifacts are kept, and a
+/// verify-only drill's storage, which holds other people's dumps, is never swept.
+#[test]
+fn orphans_of_unfinished_uploads_are_listed_and_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = firedrill()
+        .args(["keygen", "-o"])
+        .arg(d.join("id.txt"))
+        .output()
+        .unwrap();
+    let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::create_dir_all(d.join("drills")).unwrap();
+    std::fs::write(
+        d.join("drills/shop.toml"),
+        format!(
+            "[source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = 1\ndatabase = \"shop\"\nuser = \"u\"\n\
+             [storage]\ntype = \"local\"\npath = \"../store\"\n\
+             [encryption]\nrecipients = [\"{recipient}\"]\nidentity = {{ file = \"../id.txt\" }}\n\
+             [retry]\nattempts = 1\n"
+        ),
+    )
+    .unwrap();
+    let store = d.join("store");
+    let put = |rel: &str, bytes: usize, hours_old: u32| {
+        let p = store.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, vec![7u8; bytes]).unwrap();
+        if hours_old > 0 {
+            let st = std::process::Command::new("touch")
+                .arg("-d")
+                .arg(format!("{hours_old} hours ago"))
+                .arg(&p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    };
+    let leftovers = |stage: &str| {
+        put(
+            &format!(".firedrill-tmp/artifact.dump.zst.age.{stage}-0b1c"),
+            3000,
+            2,
+        );
+        put(
+            &format!("shop/20261101T00000{stage}Z-aaaaaa/artifact.dump.zst.age"),
+            5000,
+            2,
+        );
+        put(
+            &format!("shop/20261101T00000{stage}Z-aaaaaa/verified.json"),
+            0,
+            2,
+        );
+    };
+    leftovers("1");
+    // Young: maybe an upload still running.
+    put("shop/20261130T120000Z-ffffff/artifact.dump.zst.age", 100, 0);
+    put(".firedrill-tmp/manifest.json.young", 10, 0);
+    // Complete: an artifact with its manifest.
+    put(
+        "shop/20261001T000000Z-cccccc/artifact.dump.zst.age",
+        100,
+        48,
+    );
+    put("shop/20261001T000000Z-cccccc/manifest.json", 10, 48);
+    let catalog = d.join("catalog.db");
+    let prune = |dry: bool| {
+        let mut c = firedrill();
+        c.arg("--catalog")
+            .arg(&catalog)
+            .arg("prune")
+            .arg("--drills-dir")
+            .arg(d.join("drills"));
+        if dry {
+            c.arg("--dry-run");
+        }
+        c.output().unwrap()
+    };
+    let exists = |rel: &str| store.join(rel).exists();
+    let out = prune(true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for o in [
+        ".firedrill-tmp/artifact.dump.zst.age.1-0b1c",
+        "shop/20261101T000001Z-aaaaaa/artifact.dump.zst.age",
+        "shop/20261101T000001Z-aaaaaa/verified.json",
+    ] {
+        assert!(
+            stdout.contains(&format!("would remove orphan {o}")),
+            "{o}: {stdout}"
+        );
+        assert!(exists(o), "a dry run removed {o}");
+    }
+    assert!(
+        !stdout.contains("20261130T120000Z") && !stdout.contains("young"),
+        "{stdout}"
+    );
+    let out = prune(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("removed orphan"), "{stdout}");
+    assert!(!exists(".firedrill-tmp/artifact.dump.zst.age.1-0b1c"));
+    assert!(!exists(
+        "shop/20261101T000001Z-aaaaaa/artifact.dump.zst.age"
+    ));
+    assert!(exists("shop/20261130T120000Z-ffffff/artifact.dump.zst.age"));
+    assert!(exists(".firedrill-tmp/manifest.json.young"));
+    assert!(exists("shop/20261001T000000Z-cccccc/artifact.dump.zst.age"));
+
+    // The next run sweeps too, before its own backup (which fails: no source).
+    leftovers("2");
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["run", "--quiet"])
+        .arg(d.join("drills/shop.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!exists(".firedrill-tmp/artifact.dump.zst.age.2-0b1c"));
+    assert!(!exists(
+        "shop/20261101T000002Z-aaaaaa/artifact.dump.zst.age"
+    ));
+    assert!(exists("shop/20261001T000000Z-cccccc/manifest.json"));
+
+    // A verify-only drill over the same files: nothing is an orphan there.
+    leftovers("3");
+    std::fs::write(
+        d.join("drills/shop.toml"),
+        format!(
+            "[source]\ntype = \"stored\"\nengine = \"postgres\"\nversion = \"15\"\ndatabase = \"shop\"\nprefix = \"shop/\"\n\
+             [storage]\ntype = \"local\"\npath = \"../store\"\n\
+             [encryption]\nrecipients = [\"{recipient}\"]\nidentity = {{ file = \"../id.txt\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = prune(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("orphan shop/"), "{stdout}");
+    assert!(exists("shop/20261101T000003Z-aaaaaa/artifact.dump.zst.age"));
+}

@@ -724,6 +724,158 @@ async fn disk_full_under_the_store_fails_the_upload_and_keeps_nothing_partial() 
     eprintln!("disk full test: {:?}", t0.elapsed());
 }
 
+/// A store in front of the real one that fills the real disk just before one write.
+struct FillBefore {
+    inner: Arc<dyn ArtifactStore>,
+    /// The file name whose write finds the disk full.
+    target: &'static str,
+    disk: PathBuf,
+}
+
+impl FillBefore {
+    fn fill(&self, key: &str) {
+        if key.ends_with(self.target) {
+            let _ = Command::new("dd")
+                .arg("if=/dev/zero")
+                .arg(format!("of={}", self.disk.join("filler").display()))
+                .arg("bs=64k")
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for FillBefore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn put_stream(
+        &self,
+        key: &str,
+        chunks: mpsc::Receiver<Upload>,
+    ) -> firedrill::Result<u64> {
+        self.fill(key);
+        self.inner.put_stream(key, chunks).await
+    }
+    async fn put(&self, key: &str, data: Bytes) -> firedrill::Result<()> {
+        self.fill(key);
+        self.inner.put(key, data).await
+    }
+    async fn get_stream(&self, key: &str) -> firedrill::Result<ByteStream> {
+        self.inner.get_stream(key).await
+    }
+    async fn get(&self, key: &str) -> firedrill::Result<Bytes> {
+        self.inner.get(key).await
+    }
+    async fn size(&self, key: &str) -> firedrill::Result<u64> {
+        self.inner.size(key).await
+    }
+    async fn modified(&self, key: &str) -> firedrill::Result<Option<jiff::Timestamp>> {
+        self.inner.modified(key).await
+    }
+    async fn list(&self, prefix: &str) -> firedrill::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> firedrill::Result<()> {
+        self.inner.delete(key).await
+    }
+}
+
+/// The store's disk fills at each write in turn (the artifact, its manifest, the
+/// verification marker): no partial file, no 0-byte manifest or marker, no part file in
+/// the store's temporary directory, no artifact without its manifest; the hint says
+/// truthfully that nothing of the upload was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fills_at_each_write_keeps_nothing_partial_and_says_so() {
+    let _serial = SERIAL.lock().await;
+    create_db("fd_fill", SHOP).await;
+    let fx = Fixture::new();
+    let _disk = SmallDisk::mount(&fx.store(), "64m");
+    let path = fx.drill("fill", "fd_fill", "");
+    let everything = |dir: &Path| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if e.file_name() != "filler" {
+                    out.push(format!(
+                        "{} ({} bytes)",
+                        p.strip_prefix(dir).unwrap().display(),
+                        e.metadata().unwrap().len()
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    for (target, stage) in [
+        (ARTIFACT_FILE, Some(Stage::Upload)),
+        ("manifest.json", Some(Stage::Upload)),
+        ("verified.json", None),
+    ] {
+        let disk = fx.store();
+        let wrap: WrapStore = Box::new(move |inner| {
+            Arc::new(FillBefore {
+                inner,
+                target,
+                disk,
+            })
+        });
+        let run_id = new_run_id();
+        let r = finish(
+            spawn_drill(&path, &run_id, OnStage::new(Stage::Dump).0, Some(wrap)),
+            Duration::from_secs(600),
+        )
+        .await;
+        let _ = std::fs::remove_file(fx.store().join("filler"));
+        let left = everything(&fx.store());
+        eprintln!("{target}: {}\nleft: {left:?}", human(&r));
+        match stage {
+            Some(stage) => {
+                assert_eq!(r.failed_stage, Some(stage), "{target}: {}", human(&r));
+                let e = r.error.as_ref().unwrap();
+                assert!(
+                    e.message.contains("No space left") || e.message.contains("full"),
+                    "{target}: {}",
+                    human(&r)
+                );
+                if target == "manifest.json" {
+                    assert!(
+                        e.hint
+                            .as_deref()
+                            .unwrap_or("")
+                            .contains("nothing of this upload was kept"),
+                        "{target}: {}",
+                        human(&r)
+                    );
+                }
+                assert!(left.is_empty(), "{target}: left {left:?}");
+            }
+            None => {
+                // The marker is a cache of the verdict (the catalog holds it): the drill
+                // passes, and no 0-byte marker or part is left beside the artifact.
+                assert_eq!(r.verdict, Verdict::Passed, "{target}: {}", human(&r));
+                let ours: Vec<&String> = left.iter().filter(|f| f.contains(&run_id)).collect();
+                assert_eq!(ours.len(), 2, "{target}: {left:?}");
+                assert!(
+                    ours.iter()
+                        .all(|f| f.contains(ARTIFACT_FILE) || f.contains("manifest.json")),
+                    "{target}: {left:?}"
+                );
+                assert!(
+                    !left.iter().any(|f| f.starts_with(".firedrill-tmp")),
+                    "{target}: {left:?}"
+                );
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------- 6. paging
 
 /// A port nobody listens on (bound, then let go): a source that is not there.

@@ -267,35 +267,44 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
         async {
             let artifact_key = b.dir.artifact();
             let written = store.put_stream(&artifact_key, rx).await?;
-            let digest = digest_rx.await.map_err(|_| {
-                Error::internal("the encryption ended without a digest").with_source(Relayed)
-            })?;
-            let (fingerprint, notes) = fp_rx.await.map_err(|_| {
-                Error::internal("the dump ended without a fingerprint").with_source(Relayed)
-            })?;
-            // Trust nothing unchecked: the stored object must be exactly what was produced
-            // before the manifest makes it look complete.
-            let stored = store.size(&artifact_key).await?;
-            if stored != digest.encrypted_bytes || written != digest.encrypted_bytes {
-                return Err(Error::infra(format!(
-                    "storage holds {stored} bytes for {artifact_key}, {} were produced",
-                    digest.encrypted_bytes
-                )));
+            // From here the artifact is stored: whatever fails before its manifest is
+            // written removes it again (a stored artifact without a manifest is no
+            // artifact, and fills the store run after run).
+            let finish = async {
+                let digest = digest_rx.await.map_err(|_| {
+                    Error::internal("the encryption ended without a digest").with_source(Relayed)
+                })?;
+                let (fingerprint, notes) = fp_rx.await.map_err(|_| {
+                    Error::internal("the dump ended without a fingerprint").with_source(Relayed)
+                })?;
+                // Trust nothing unchecked: the stored object must be exactly what was produced
+                // before the manifest makes it look complete.
+                let stored = store.size(&artifact_key).await?;
+                if stored != digest.encrypted_bytes || written != digest.encrypted_bytes {
+                    return Err(Error::infra(format!(
+                        "storage holds {stored} bytes for {artifact_key}, {} were produced",
+                        digest.encrypted_bytes
+                    )));
+                }
+                let manifest = Manifest::for_backup(
+                    b.drill,
+                    &b.dir,
+                    b.started_at,
+                    &meta,
+                    &digest,
+                    recipients_text,
+                    fingerprint,
+                    notes,
+                );
+                store
+                    .put(&b.dir.manifest(), Bytes::from(manifest.to_json()))
+                    .await?;
+                Ok((written, manifest))
+            };
+            match finish.await {
+                Ok(done) => Ok(done),
+                Err(e) => Err(discard_upload(store.as_ref(), &b.dir, e).await),
             }
-            let manifest = Manifest::for_backup(
-                b.drill,
-                &b.dir,
-                b.started_at,
-                &meta,
-                &digest,
-                recipients_text,
-                fingerprint,
-                notes,
-            );
-            store
-                .put(&b.dir.manifest(), Bytes::from(manifest.to_json()))
-                .await?;
-            Ok((written, manifest))
         },
     );
 
@@ -386,4 +395,32 @@ fn run_failure(stages: &[StageRun]) -> (Stage, Error) {
                 Error::internal("the backup ended without a manifest and without an error"),
             )
         })
+}
+
+/// Removes what a failed upload stored (its artifact, a manifest half written), and says
+/// truthfully in `e`'s hint whether anything was left.
+async fn discard_upload(
+    store: &dyn crate::store::ArtifactStore,
+    dir: &crate::store::RunDir,
+    e: Error,
+) -> Error {
+    let mut left = Vec::new();
+    for key in [dir.manifest(), dir.artifact()] {
+        match store.delete(&key).await {
+            Ok(()) => {}
+            Err(d)
+                if crate::store::StoreFault::of(&d) == Some(crate::store::StoreFault::NotFound) => {
+            }
+            Err(d) => left.push(format!("{key} ({})", d.headline())),
+        }
+    }
+    let said = e.hint.clone().map(|h| format!("{h}; ")).unwrap_or_default();
+    if left.is_empty() {
+        e.with_hint(format!("{said}nothing of this upload was kept"))
+    } else {
+        e.with_hint(format!(
+            "{said}left in storage: {}; the drill's next run, or `firedrill prune`, removes it",
+            left.join(", ")
+        ))
+    }
 }

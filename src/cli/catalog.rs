@@ -276,6 +276,16 @@ pub(super) async fn prune(
         return 0;
     }
     for r in &reports {
+        for o in &r.orphans {
+            println!(
+                "{}: {} orphan {}  {} ({})",
+                r.drill,
+                if r.dry_run { "would remove" } else { "removed" },
+                o.what,
+                human_bytes(o.bytes),
+                o.why
+            );
+        }
         if r.drill_has_no_artifacts() {
             println!("{}: no artifacts", r.drill);
             continue;

@@ -59,6 +59,19 @@ pub trait ArtifactStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Parts of writes that never finished (a process killed mid-upload leaves its
+    /// temporary file) not touched for `older_than`: their names and sizes. Stores that
+    /// keep no such parts have none.
+    async fn stale_parts(&self, older_than: std::time::Duration) -> Result<Vec<(String, u64)>> {
+        let _ = older_than;
+        Ok(Vec::new())
+    }
+
+    /// Removes one of [`ArtifactStore::stale_parts`].
+    async fn remove_part(&self, name: &str) -> Result<()> {
+        Err(Error::internal(format!("this store keeps no part {name}")))
+    }
 }
 
 /// Builds the store a drill names. Creates nothing remote; a local directory is created

@@ -19,6 +19,9 @@ use crate::secret::SecretSource;
 /// memory.
 const CHUNK: usize = 8 << 20;
 
+/// Where a local store writes before renaming into place.
+const TMP_DIR: &str = ".firedrill-tmp";
+
 pub struct OpendalStore {
     op: Operator,
     description: String,
@@ -30,7 +33,7 @@ impl OpendalStore {
     /// A local directory. Writes go to a temporary directory inside it and are renamed
     /// into place when complete.
     pub fn local(path: &Path) -> Result<Self> {
-        let tmp = path.join(".firedrill-tmp");
+        let tmp = path.join(TMP_DIR);
         std::fs::create_dir_all(&tmp).map_err(|e| {
             Error::infra(format!(
                 "cannot create the storage directory {}: {e}",
@@ -381,10 +384,22 @@ impl ArtifactStore for OpendalStore {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         check_key(key)?;
-        self.op
-            .write(key, data)
-            .await
-            .map_err(|e| self.write_error(e, "write", key))?;
+        // Through a writer that is aborted on failure: `Operator::write` leaves its
+        // temporary file behind when the disk fills (a 0-byte manifest, a 0-byte marker).
+        let mut w = Unfinished(Some(
+            self.op
+                .writer(key)
+                .await
+                .map_err(|e| self.write_error(e, "write", key))?,
+        ));
+        if let Err(e) = w.writer().write(data).await {
+            w.abort().await;
+            return Err(self.write_error(e, "write", key));
+        }
+        if let Err(e) = w.close().await {
+            w.abort().await;
+            return Err(self.write_error(e, "finish", key));
+        }
         Ok(())
     }
 
@@ -449,7 +464,7 @@ impl ArtifactStore for OpendalStore {
             .into_iter()
             .filter(|e| e.metadata().is_file())
             .map(|e| e.path().to_string())
-            .filter(|p| !p.starts_with(".firedrill-tmp"))
+            .filter(|p| !p.starts_with(TMP_DIR))
             .collect();
         keys.sort();
         Ok(keys)
@@ -461,6 +476,51 @@ impl ArtifactStore for OpendalStore {
             .delete(key)
             .await
             .map_err(|e| map_err(e, &format!("delete {key}")))
+    }
+
+    async fn stale_parts(&self, older_than: Duration) -> Result<Vec<(String, u64)>> {
+        let Some(root) = &self.root else {
+            return Ok(Vec::new());
+        };
+        let dir = root.join(TMP_DIR);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::infra(format!("cannot read {}: {e}", dir.display()))),
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if meta.is_file() && age >= older_than {
+                out.push((e.file_name().to_string_lossy().into_owned(), meta.len()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn remove_part(&self, name: &str) -> Result<()> {
+        let Some(root) = &self.root else {
+            return Err(Error::internal(format!("this store keeps no part {name}")));
+        };
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Error::internal(format!("not a part file: {name:?}")));
+        }
+        let path = root.join(TMP_DIR).join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::infra(format!(
+                "cannot remove {}: {e}",
+                path.display()
+            ))),
+        }
     }
 }
 
