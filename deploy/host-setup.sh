@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml libxml2-utils python3-pip chromium prometheus"
+FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml libxml2-utils python3-pip python3-venv chromium prometheus"
 
 fd_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -160,6 +160,26 @@ fd_ensure_cargo_deny() {
         --root "$FIREDRILL_TOOLS" --quiet
     fi
   ) 9>"$FIREDRILL_TOOLS/.cargo-deny.lock"
+}
+
+# schemathesis (PyPI), which fuzzes the daemon's HTTP API against its OpenAPI document
+# (tests/openapi.rs), pinned, in a virtualenv under $FIREDRILL_TOOLS; installed once.
+# Exports FIREDRILL_SCHEMATHESIS.
+FIREDRILL_SCHEMATHESIS_VERSION=4.32.5
+
+fd_ensure_schemathesis() {
+  mkdir -p "$FIREDRILL_TOOLS"
+  local venv="$FIREDRILL_TOOLS/schemathesis"
+  (
+    flock 9
+    if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $FIREDRILL_SCHEMATHESIS_VERSION" ]; then
+      fd_log "installing schemathesis $FIREDRILL_SCHEMATHESIS_VERSION into $venv"
+      rm -rf "$venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$FIREDRILL_SCHEMATHESIS_VERSION"
+    fi
+  ) 9>"$FIREDRILL_TOOLS/.schemathesis.lock"
+  export FIREDRILL_SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
 # Jenkins' JUnit schema, junit-10.xsd (jenkinsci/xunit-plugin), which tests/reports.rs

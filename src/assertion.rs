@@ -246,7 +246,7 @@ pub fn bare_query(sql: &str) -> &str {
 }
 
 /// The outcome of one assertion in a run.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AssertionResult {
     pub name: String,
     pub expected: String,

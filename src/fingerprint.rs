@@ -181,7 +181,7 @@ impl Holdings {
 }
 
 /// How a definition differs after the restore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DefinitionChange {
     /// In the source, not after the restore.
@@ -385,7 +385,7 @@ impl ChecksumPlan {
 }
 
 /// One difference between the dumped and the restored database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mismatch {
     MissingTable {

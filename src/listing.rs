@@ -11,36 +11,46 @@ use crate::status::RunStatus;
 
 /// One drill of a listing, serialized straight from borrowed fields (a daemon lists a
 /// thousand).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DrillSummary<'a> {
     /// The drill's name; for a file that does not validate, the file's stem.
+    #[schema(value_type = String)]
     pub name: &'a str,
+    #[schema(value_type = String)]
     pub file: &'a Path,
     pub valid: bool,
+    #[schema(value_type = Option<String>)]
     pub description: Option<&'a str>,
     /// `postgres`, `mysql/mariadb`, `postgres (stored)`.
     pub engine: Option<String>,
     /// Where its artifacts go, in one word: `s3://bucket/prefix`, `local:/srv/backups`.
     pub storage: Option<String>,
     /// The cron expression; none for drills run by hand.
+    #[schema(value_type = Option<String>)]
     pub schedule: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
     pub timezone: Option<&'a str>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run: Option<jiff::Timestamp>,
     pub last_run: Option<LastRun>,
     /// When the last run that passed started.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_success: Option<jiff::Timestamp>,
     pub max_age_seconds: Option<u64>,
     pub rto_seconds: Option<u64>,
     /// Why the file does not validate.
+    #[schema(value_type = Vec<Problem>)]
     pub problems: &'a [Problem],
 }
 
 /// A drill's newest finished run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LastRun {
     pub run_id: String,
     pub status: RunStatus,
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: jiff::Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<jiff::Timestamp>,
 }
 

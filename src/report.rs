@@ -11,7 +11,7 @@ use crate::human::{human_bytes, human_ms};
 use crate::status::Verified;
 pub use crate::status::{Outcome, RunStatus, Stage, Verdict};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageReport {
     pub stage: Stage,
     pub outcome: Outcome,
@@ -30,7 +30,7 @@ pub struct StageReport {
 }
 
 /// An [`Error`] as it appears in a report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorReport {
     pub kind: ErrorKind,
     pub message: String,
@@ -54,7 +54,7 @@ impl From<&Error> for ErrorReport {
 }
 
 /// Facts about the artifact a run produced or drilled.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactInfo {
     pub location: String,
     pub manifest: String,
@@ -66,7 +66,7 @@ pub struct ArtifactInfo {
 
 /// What a report vouches for, to check later: the artifact and manifest by hash, where
 /// they are, and what restored them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// The store (`local:/srv/backups`, `s3://bucket/prefix`).
     pub storage: String,
@@ -91,12 +91,15 @@ pub struct Evidence {
     pub host: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A run's report: what `firedrill run --json` prints, and the API's `report`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub report_version: u32,
     pub drill: String,
     pub run_id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: jiff::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub finished_at: jiff::Timestamp,
     pub verdict: Verdict,
     pub exit_code: i32,
@@ -128,6 +131,7 @@ pub struct RunReport {
     /// When the schedule fired, for scheduled runs; `started_at` minus this is how late
     /// the run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub scheduled_for: Option<jiff::Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,

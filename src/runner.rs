@@ -234,6 +234,13 @@ impl Runner {
     /// cleanup that failed), so that they cannot fill the store run after run. Best
     /// effort: the drill runs whatever this finds.
     async fn sweep_orphans(&self, drill: &Drill) {
+        // A local store that does not exist yet holds nothing, and is not created here
+        // (a drill that cannot run creates nothing).
+        if let crate::config::StorageSpec::Local { path, .. } = &drill.storage {
+            if !drill.base_dir.join(path).exists() {
+                return;
+            }
+        }
         let Ok(store) = self.connector.store(drill) else {
             return;
         };

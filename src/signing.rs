@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub const ALGORITHM: &str = "ed25519";
 
 /// A report's signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signature {
     pub algorithm: String,
     /// The signer's public key, hex.

@@ -76,6 +76,10 @@ pub struct DaemonConfigFile {
     /// session cookies are marked `Secure`, responses carry HSTS, and the client address
     /// failed logins are counted against is the proxy's `X-Forwarded-For` (its last hop).
     pub behind_https_proxy: Option<bool>,
+    /// Failed authentications (a wrong token, on the API or the login form) a client
+    /// may make within a minute; past them it is refused (429) until the minute is over
+    /// (default 10).
+    pub auth_failures: Option<u32>,
 }
 
 /// `[daemon]`, checked.
@@ -97,6 +101,8 @@ pub struct DaemonSettings {
     pub runs_kept: std::time::Duration,
     /// Browsers reach the daemon over HTTPS (it serves TLS, or `behind_https_proxy`).
     pub behind_https_proxy: bool,
+    /// Failed authentications a client may make in a minute.
+    pub auth_failures: u32,
     /// `firedrill daemon --insecure-no-auth`: serve without a token (or with a weak one)
     /// instead of refusing to start. Never read from a file.
     pub insecure_no_auth: bool,
@@ -119,6 +125,7 @@ impl Default for DaemonSettings {
             body_timeout: std::time::Duration::from_secs(30),
             runs_kept: std::time::Duration::from_secs(86_400),
             behind_https_proxy: false,
+            auth_failures: 10,
             insecure_no_auth: false,
         }
     }
@@ -328,6 +335,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         body_timeout,
         runs_kept,
         behind_https_proxy: d.behind_https_proxy.unwrap_or(false),
+        auth_failures: d.auth_failures.unwrap_or(def.auth_failures).max(1),
         insecure_no_auth: false,
     };
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };

@@ -15,8 +15,9 @@ use crate::secret::{SecretRef, SecretSource};
 use crate::status::Stage;
 
 /// One thing wrong with a drill file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    #[schema(value_type = String)]
     pub file: PathBuf,
     /// Dotted path of the field (`source.port`, `assertion[2].expect`), or empty when the
     /// file as a whole is at fault.

@@ -1,5 +1,10 @@
 //! The HTTP API (axum): JSON, bearer-token auth, size-limited bodies. Each handler calls
 //! one daemon function.
+//!
+//! Every route is registered through `utoipa_axum`'s router from the handler's own
+//! `#[utoipa::path]`, so the OpenAPI document ([`openapi`], served at
+//! `/api/v1/openapi.json`, shipped as `deploy/openapi.json`) is made from the same source
+//! as the routes and cannot drift from them.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -11,11 +16,13 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::json;
+
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::bearer_auth;
 use super::{AlertmanagerWebhook, Daemon, RunEvent, StartError};
@@ -25,26 +32,85 @@ use crate::status::RunStatus;
 /// Request bodies are small JSON documents; anything bigger is refused with 413.
 const BODY_LIMIT: usize = 256 << 10;
 
+/// The document's frame: what the API is, and how it authenticates.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "firedrill",
+        description = "The firedrill daemon's HTTP API: start drills, follow and cancel runs, read their reports. Every route but /healthz, /api/v1/openapi.json and (unless `metrics_public = false`) /metrics needs the daemon's token as a bearer token. Ten failed authentications from one address within a minute are answered 429 for the rest of that minute."
+    ),
+    modifiers(&BearerToken),
+    tags((name = "drills"), (name = "runs"), (name = "daemon"))
+)]
+struct ApiDoc;
+
+/// The `bearer` security scheme the protected routes name.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("[daemon] token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes that need the token.
+fn protected_routes() -> OpenApiRouter<Arc<Daemon>> {
+    OpenApiRouter::new()
+        .routes(routes!(drills))
+        .routes(routes!(start_run))
+        .routes(routes!(run))
+        .routes(routes!(events))
+        .routes(routes!(cancel))
+        .routes(routes!(reload))
+        .routes(routes!(alert_hook))
+}
+
+/// The routes open to anyone (`/metrics` unless `metrics_public = false`).
+fn public_routes() -> OpenApiRouter<Arc<Daemon>> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(openapi_json))
+}
+
+/// The API's OpenAPI document, from the handlers' own annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public_routes())
+        .merge(protected_routes())
+        .routes(routes!(metrics))
+        .split_for_parts()
+        .1
+}
+
+/// The document as served and shipped (`deploy/openapi.json`): pretty JSON, one trailing
+/// newline.
+pub fn openapi_json_text() -> String {
+    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 pub fn router(daemon: Arc<Daemon>) -> Router {
-    let protected = Router::new()
-        .route("/api/v1/drills", get(drills))
-        .route("/api/v1/drills/{name}/runs", post(start_run))
-        .route("/api/v1/runs/{id}", get(run))
-        .route("/api/v1/runs/{id}/events", get(events))
-        .route("/api/v1/runs/{id}/cancel", post(cancel))
-        .route("/api/v1/reload", post(reload))
-        .route("/api/v1/hooks/alertmanager", post(alert_hook));
-    let protected = if daemon.config.daemon.metrics_public {
-        protected
+    let metrics_route = OpenApiRouter::new().routes(routes!(metrics));
+    let (public, protected) = if daemon.config.daemon.metrics_public {
+        (public_routes().merge(metrics_route), protected_routes())
     } else {
-        protected.route("/metrics", get(metrics))
+        (public_routes(), protected_routes().merge(metrics_route))
     };
+    let (protected, _) = protected.split_for_parts();
     let protected =
         protected.route_layer(middleware::from_fn_with_state(daemon.clone(), bearer_auth));
-    let mut public = Router::new().route("/healthz", get(|| async { "ok\n" }));
-    if daemon.config.daemon.metrics_public {
-        public = public.route("/metrics", get(metrics));
-    }
+    let (public, _) = public.split_for_parts();
     public
         .merge(protected)
         .merge(super::dashboard::router(daemon.clone()))
@@ -70,12 +136,46 @@ async fn close_after_refused_body(mut res: Response) -> Response {
     res
 }
 
+/// What every refusal carries.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    /// What was wrong, and what to do about it.
+    error: String,
+}
+
 fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    (status, Json(ErrorBody { error: message })).into_response()
+}
+
+/// `GET /healthz`: the daemon answers.
+#[utoipa::path(get, path = "/healthz", tag = "daemon",
+    responses((status = 200, description = "The daemon is up", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "daemon",
+    responses((status = 200, description = "The OpenAPI document of this API", body = Object, content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        TEXT.get_or_init(openapi_json_text).clone(),
+    )
+        .into_response()
 }
 
 /// Every drill with its schedule and last runs, from the listing kept ready (a thousand
 /// drills are read often, by dashboards and monitoring, and must stay cheap).
+#[utoipa::path(get, path = "/api/v1/drills", tag = "drills",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every drill: schedule, next run, last run, last success", body = super::listing::DrillList<'static>),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 500, description = "The catalog could not be read", body = ErrorBody),
+    ))]
 async fn drills(State(d): State<Arc<Daemon>>) -> Response {
     match d.listing.body(&d).await {
         Ok(body) => (
@@ -87,26 +187,59 @@ async fn drills(State(d): State<Arc<Daemon>>) -> Response {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How to run a drill; every field may be left out (as may the whole body).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartRequest {
+    /// Drill this stored artifact (the run id that made it) instead of a new backup.
+    #[schema(
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$",
+        example = "20261126T100000Z-abc123"
+    )]
     artifact: Option<String>,
+    /// Drill a stored artifact picked at random.
     #[serde(default)]
     random: bool,
+    /// Keep the sandbox after the run, to look around in it.
     #[serde(default)]
     keep: bool,
 }
 
+/// A run accepted: it is queued.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RunStarted {
+    run_id: String,
+    drill: String,
+    status: RunStatus,
+}
+
+/// Starts a drill now. Its run id names it in every other call.
+#[utoipa::path(post, path = "/api/v1/drills/{name}/runs", tag = "drills",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The drill's name")),
+    request_body(content = Option<StartRequest>, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued", body = RunStarted),
+        (status = 400, description = "A body that is not a StartRequest, or an artifact that is no run id", body = ErrorBody),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 404, description = "No such drill, or no such stored artifact (the known runs are named)", body = ErrorBody),
+        (status = 409, description = "The drill is running already, or has no stored artifact to pick", body = ErrorBody),
+        (status = 413, description = "A body over 256 KiB", body = String, content_type = "text/plain"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 502, description = "The drill's storage could not be listed", body = ErrorBody),
+        (status = 503, description = "The daemon is shutting down", body = ErrorBody),
+    ))]
 async fn start_run(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
+    // No body, or `null`: the defaults.
     let req: StartRequest = if body.is_empty() {
         StartRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
+        match serde_json::from_slice::<Option<StartRequest>>(&body) {
+            Ok(r) => r.unwrap_or_default(),
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -153,7 +286,11 @@ async fn start_run(
     match d.start_run(&name, opts, "api") {
         Ok(id) => (
             StatusCode::ACCEPTED,
-            Json(json!({ "run_id": id, "drill": name, "status": "queued" })),
+            Json(RunStarted {
+                run_id: id,
+                drill: name,
+                status: RunStatus::Queued,
+            }),
         )
             .into_response(),
         Err(StartError::UnknownDrill(n)) => {
@@ -170,36 +307,81 @@ async fn start_run(
     }
 }
 
+/// One run: its status, the stages finished so far and, once it is over, its report.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RunView {
+    run_id: String,
+    drill: String,
+    status: RunStatus,
+    stages: Vec<crate::report::StageReport>,
+    /// The whole report, once the run has finished (`firedrill run --json` prints the same).
+    report: Option<crate::report::RunReport>,
+}
+
+/// A run, live or from the catalog.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 500, description = "The catalog could not be read", body = ErrorBody),
+    ))]
 async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
     if let Some((drill, status, events, report)) = d.run_view(&id) {
-        let stages: Vec<&crate::report::StageReport> = events
+        let stages: Vec<crate::report::StageReport> = events
             .iter()
             .filter_map(|e| match e {
-                RunEvent::StageFinished { report, .. } => Some(report),
+                RunEvent::StageFinished { report, .. } => Some(report.clone()),
                 _ => None,
             })
             .collect();
-        return Json(json!({ "run_id": id, "drill": drill, "status": status, "stages": stages, "report": report }))
-            .into_response();
+        return Json(RunView {
+            run_id: id,
+            drill,
+            status,
+            stages,
+            report,
+        })
+        .into_response();
     }
     match d.catalog.run(&id).await {
         Ok(Some(r)) => {
-            let report: Option<serde_json::Value> = r
+            let report: Option<crate::report::RunReport> = r
                 .report
                 .as_deref()
                 .and_then(|j| serde_json::from_str(j).ok());
             let stages = report
                 .as_ref()
-                .map(|v| v["stages"].clone())
-                .unwrap_or(json!([]));
-            Json(json!({ "run_id": r.run_id, "drill": r.drill, "status": r.status, "stages": stages, "report": report }))
-                .into_response()
+                .map(|r| r.stages.clone())
+                .unwrap_or_default();
+            Json(RunView {
+                run_id: r.run_id,
+                drill: r.drill,
+                status: r.status,
+                stages,
+                report,
+            })
+            .into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
+/// The run's events as server-sent events (`queued`, `stage_started`, `stage_finished`,
+/// `stage_retrying`, `finished`): what happened so far, then live, ending after `finished`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The event stream; each event's data is a JSON object with an `event` field", body = String, content_type = "text/event-stream"),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 404, description = "No live run with this id (GET /api/v1/runs/{id} has finished ones)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
 async fn events(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
     let Some((past, rx, done)) = d.follow(&id) else {
         return error(
@@ -251,11 +433,32 @@ fn event_stream(
     futures::StreamExt::chain(replay, live)
 }
 
+/// A cancel accepted: the run stops, its sandbox goes, and it pages nobody.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Cancelling {
+    run_id: String,
+    /// Always `cancelling`; the run's events and GET say when it has stopped.
+    status: String,
+}
+
+/// Cancels a running run, as an operator.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 202, description = "Cancelling", body = Cancelling),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 404, description = "No running run with this id", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
 async fn cancel(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
     if d.cancel_run(&id) {
         (
             StatusCode::ACCEPTED,
-            Json(json!({ "run_id": id, "status": "cancelling" })),
+            Json(Cancelling {
+                run_id: id,
+                status: "cancelling".into(),
+            }),
         )
             .into_response()
     } else {
@@ -263,9 +466,24 @@ async fn cancel(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Respons
     }
 }
 
+/// The drills loaded after a reload.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Reloaded {
+    drills: usize,
+}
+
+/// Re-reads the drill files (as SIGHUP does). An invalid file keeps the old definitions.
+#[utoipa::path(post, path = "/api/v1/reload", tag = "daemon",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reloaded", body = Reloaded),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 422, description = "A drill file does not validate: every problem, with file, field and fix; the old drills keep running", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
 async fn reload(State(d): State<Arc<Daemon>>) -> Response {
     match d.reload() {
-        Ok(n) => Json(json!({ "drills": n })).into_response(),
+        Ok(n) => Json(Reloaded { drills: n }).into_response(),
         Err(p) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("drills not reloaded, the old definitions keep running:\n{p}"),
@@ -273,25 +491,56 @@ async fn reload(State(d): State<Arc<Daemon>>) -> Response {
     }
 }
 
+/// A drill an alert started.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HookStarted {
+    drill: String,
+    run_id: String,
+}
+
+/// A drill an alert named that was not started, and why.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HookSkipped {
+    drill: String,
+    reason: String,
+}
+
+/// What an Alertmanager webhook did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HookOutcomeBody {
+    started: Vec<HookStarted>,
+    skipped: Vec<HookSkipped>,
+}
+
+/// Alertmanager's webhook: each firing alert labelled `firedrill_drill` starts that
+/// drill (at most once per `[daemon] hook_interval`).
+#[utoipa::path(post, path = "/api/v1/hooks/alertmanager", tag = "drills",
+    security(("bearer" = [])),
+    request_body(content = AlertmanagerWebhook, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The drills started and those skipped", body = HookOutcomeBody),
+        (status = 400, description = "Not an Alertmanager webhook payload", body = ErrorBody),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 413, description = "A body over 256 KiB", body = String, content_type = "text/plain"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
 async fn alert_hook(State(d): State<Arc<Daemon>>, body: Bytes) -> Response {
     let payload = match AlertmanagerWebhook::from_json(&body) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let (started, skipped) = d.alert_hook(&payload);
-    let started: Vec<_> = started
-        .into_iter()
-        .map(|(d, r)| json!({"drill": d, "run_id": r}))
-        .collect();
-    let skipped: Vec<_> = skipped
-        .into_iter()
-        .map(|(d, w)| json!({"drill": d, "reason": w}))
-        .collect();
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "started": started, "skipped": skipped })),
-    )
-        .into_response()
+    let body = HookOutcomeBody {
+        started: started
+            .into_iter()
+            .map(|(drill, run_id)| HookStarted { drill, run_id })
+            .collect(),
+        skipped: skipped
+            .into_iter()
+            .map(|(drill, reason)| HookSkipped { drill, reason })
+            .collect(),
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 fn esc(s: &str) -> String {
@@ -301,6 +550,13 @@ fn esc(s: &str) -> String {
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "daemon",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format (needs the token when `metrics_public = false`)", body = String, content_type = "text/plain"),
+        (status = 401, description = "`metrics_public = false` and no token, or not the daemon's"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     let mut out = String::new();
     let help = |name: &str, kind: &str, text: &str, out: &mut String| {

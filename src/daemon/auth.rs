@@ -95,30 +95,37 @@ pub fn check_auth(config: &MainConfig) -> Result<()> {
     }
 }
 
-/// Failed authentications a client may make in a window before it is refused.
-const FAILURES_ALLOWED: u32 = 10;
 /// The window, and how long a client that used it up is refused.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Clients tracked at most; the oldest are forgotten first.
 const CLIENTS_TRACKED: usize = 4096;
 
-/// Failed token guesses per client: past [`FAILURES_ALLOWED`] within
+/// Failed token guesses per client: past `[daemon] auth_failures` (10) within
 /// [`FAILURE_WINDOW`], every attempt from it is refused with 429 (a right token too,
 /// or guessing would go on) until the window has passed. IPv6 clients count by /64: one
 /// host holds a whole one.
-#[derive(Default)]
 pub struct Throttle {
+    /// Failed authentications a client may make in a window before it is refused
+    /// (`[daemon] auth_failures`).
+    allowed: u32,
     clients: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl Throttle {
+    pub fn new(allowed: u32) -> Self {
+        Throttle {
+            allowed: allowed.max(1),
+            clients: Mutex::default(),
+        }
+    }
+
     /// The seconds `client` must still wait, when it is refused.
     pub fn refused(&self, client: IpAddr) -> Option<u64> {
         let key = client_key(client);
         let clients = self.clients.lock().expect("throttle lock");
         let (n, since) = clients.get(&key)?;
         let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
-        (*n >= FAILURES_ALLOWED).then(|| left.as_secs().max(1))
+        (*n >= self.allowed).then(|| left.as_secs().max(1))
     }
 
     /// Counts a failed attempt by `client`.
@@ -139,8 +146,11 @@ impl Throttle {
             *e = (0, now);
         }
         e.0 += 1;
-        if e.0 == FAILURES_ALLOWED {
-            tracing::warn!("{FAILURES_ALLOWED} failed authentications from {key} within a minute: refusing it for a minute");
+        if e.0 == self.allowed {
+            tracing::warn!(
+                "{} failed authentications from {key} within a minute: refusing it for a minute",
+                self.allowed
+            );
         }
     }
 
@@ -293,7 +303,8 @@ mod tests {
 
     #[test]
     fn a_guessing_client_is_refused_then_forgiven() {
-        let t = Throttle::default();
+        const FAILURES_ALLOWED: u32 = 10;
+        let t = Throttle::new(FAILURES_ALLOWED);
         let guesser: IpAddr = "203.0.113.9".parse().unwrap();
         let other: IpAddr = "203.0.113.10".parse().unwrap();
         for _ in 0..FAILURES_ALLOWED - 1 {

@@ -99,11 +99,7 @@ async fn build(d: &Daemon) -> Result<Snapshot> {
             s
         })
         .collect();
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        drills: Vec<DrillSummary<'a>>,
-    }
-    let body = serde_json::to_vec(&Body { drills: list })
+    let body = serde_json::to_vec(&DrillList { drills: list })
         .map_err(|e| Error::internal(format!("serializing the drill listing: {e}")))?;
     Ok(Snapshot {
         body: body.into(),
@@ -156,4 +152,10 @@ pub(super) async fn listing_loop(d: Arc<Daemon>) {
             }
         }
     }
+}
+
+/// `GET /api/v1/drills`: every drill with its schedule and newest runs.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct DrillList<'a> {
+    pub drills: Vec<DrillSummary<'a>>,
 }

@@ -33,7 +33,7 @@ use crate::runner::Runner;
 use crate::stage::{Progress, StageRun};
 use crate::status::{RunStatus, Stage, Verdict};
 
-pub use api::router;
+pub use api::{openapi, openapi_json_text, router};
 
 /// What a client can follow about a run.
 #[derive(Debug, Clone, Serialize)]
@@ -279,7 +279,7 @@ impl Daemon {
             reloaded: Notify::new(),
             started_at: jiff::Timestamp::now(),
             token,
-            throttle: auth::Throttle::default(),
+            throttle: auth::Throttle::new(config.daemon.auth_failures),
             config,
         }))
     }
@@ -832,7 +832,7 @@ impl Clock {
 pub type HookOutcome = Vec<(String, String)>;
 
 /// Alertmanager's webhook payload (the parts firedrill reads).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct AlertmanagerWebhook {
     #[serde(default)]
     pub alerts: Vec<WebhookAlert>,
@@ -859,7 +859,7 @@ impl AlertmanagerWebhook {
     }
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct WebhookAlert {
     #[serde(default)]
     pub status: String,

@@ -41,8 +41,7 @@ impl RunDir {
     pub fn named(spec: &StorageSpec, drill: &str, run_id: &str) -> Result<RunDir> {
         let ok = !run_id.is_empty()
             && run_id.len() <= 128
-            && run_id != "."
-            && run_id != ".."
+            && !run_id.starts_with('.')
             && run_id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
