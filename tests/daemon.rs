@@ -395,6 +395,19 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
     );
     let list = d.drills().await;
     assert_eq!(list["drills"].as_array().unwrap().len(), 2);
+    // And /metrics counts it, for an alert on a drill set that stopped reloading.
+    let metrics = d
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("firedrill_reload_failures_total 1"),
+        "{metrics}"
+    );
     // SIGHUP goes through the same path.
     std::fs::remove_file(drills.join("ff.toml")).unwrap();
     std::fs::remove_file(drills.join("ee.toml")).unwrap();

@@ -31,60 +31,6 @@ fn again(run_id: &str) -> RunOptions {
     }
 }
 
-fn sh(script: &str, args: &[&str]) -> String {
-    let p = pg();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -euo pipefail\n{script}"))
-        .arg("sh")
-        .args(args)
-        .env("PGPASSWORD", &p.password)
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", p.port.to_string())
-        .env("PGUSER", "postgres")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Replaces a stored artifact by a doctored one: decrypted, restored into a scratch
-/// database, changed by `sql`, dumped, compressed and encrypted again to the drill's
-/// recipient, with the manifest's size and hash updated so that only the data differs.
-fn doctor(fx: &Fixture, drill: &str, run_id: &str, original: &[u8], sql: &str) {
-    let artifact = fx.artifact_path(drill, run_id);
-    std::fs::write(&artifact, original).unwrap();
-    let scratch = format!("fd_scratch_{drill}");
-    sh(
-        r#"dropdb --if-exists --force "$3"; createdb "$3"
-age -d -i "$1" "$2" | zstd -d -q | pg_restore --no-owner --no-privileges --exit-on-error -d "$3"
-psql -X -q -v ON_ERROR_STOP=1 -d "$3" -c "$4"
-pg_dump -Fc -Z0 "$3" | zstd -q -c | age -r "$5" > "$2.new"
-mv "$2.new" "$2"
-dropdb --force "$3""#,
-        &[
-            fx.identity.to_str().unwrap(),
-            artifact.to_str().unwrap(),
-            &scratch,
-            sql,
-            &fx.recipient,
-        ],
-    );
-    // The restore holds the stream to plain_bytes exactly: a doctored dump needs its own.
-    let plain: u64 = sh(
-        r#"age -d -i "$1" "$2" | zstd -d -q | wc -c"#,
-        &[fx.identity.to_str().unwrap(), artifact.to_str().unwrap()],
-    )
-    .trim()
-    .parse()
-    .unwrap();
-    match_manifest_to_artifact(fx, drill, run_id, Some(plain));
-}
-
 /// What was done to the dump, the SQL that did it, and the mismatch it must cause.
 type Case = (&'static str, &'static str, fn(&Mismatch) -> bool);
 

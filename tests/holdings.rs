@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -28,31 +27,6 @@ fn again(run_id: &str) -> RunOptions {
     }
 }
 
-fn sh(script: &str, args: &[&str]) -> String {
-    let p = pg();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -euo pipefail\n{script}"))
-        .arg("sh")
-        .args(args)
-        .env("PGPASSWORD", &p.password)
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", p.port.to_string())
-        .env("PGUSER", "postgres")
-        .env(
-            "MYSQL_PWD",
-            std::env::var("FIREDRILL_TEST_MY_PASSWORD").unwrap_or_default(),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Everything a logical restore can drop silently, in one small database.
 const HOLDS: &str = r#"
 CREATE TABLE orders (id serial PRIMARY KEY, amount numeric(12,2) NOT NULL DEFAULT 0, note text DEFAULT 'none' CHECK (note <> ''));
@@ -68,38 +42,6 @@ CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS total FR
 SELECT lo_from_bytea(0, decode(repeat('cafe', 1000), 'hex'));
 SELECT lo_from_bytea(0, 'a second large object');
 "#;
-
-/// Restores the stored artifact into a scratch database, changes it with `sql`, and
-/// stores the changed dump in its place (manifest matched), so that the artifact
-/// decrypts and restores and only what it holds differs.
-fn doctor(fx: &Fixture, drill: &str, run_id: &str, original: &[u8], sql: &str) {
-    let artifact = fx.artifact_path(drill, run_id);
-    std::fs::write(&artifact, original).unwrap();
-    let scratch = format!("fd_scratch_{drill}");
-    sh(
-        r#"dropdb --if-exists --force "$3"; createdb "$3"
-age -d -i "$1" "$2" | zstd -d -q | pg_restore --no-owner --no-privileges --exit-on-error -d "$3"
-psql -X -q -v ON_ERROR_STOP=1 -d "$3" -c "$4"
-pg_dump -Fc -Z0 "$3" | zstd -q -c | age -r "$5" > "$2.new"
-mv "$2.new" "$2"
-dropdb --force "$3""#,
-        &[
-            fx.identity.to_str().unwrap(),
-            artifact.to_str().unwrap(),
-            &scratch,
-            sql,
-            &fx.recipient,
-        ],
-    );
-    let plain: u64 = sh(
-        r#"age -d -i "$1" "$2" | zstd -d -q | wc -c"#,
-        &[fx.identity.to_str().unwrap(), artifact.to_str().unwrap()],
-    )
-    .trim()
-    .parse()
-    .unwrap();
-    match_manifest_to_artifact(fx, drill, run_id, Some(plain));
-}
 
 type Case = (&'static str, &'static str, fn(&Mismatch) -> bool);
 

@@ -524,25 +524,29 @@ fn apply_plan(tx: &Connection, plan: &PagePlan) -> rusqlite::Result<usize> {
         IncidentChange::Close(drill) => {
             tx.execute("DELETE FROM incidents WHERE drill = ?1", params![drill])?;
         }
-        IncidentChange::Put(i) => {
-            tx.execute(
-                "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
-                   stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
-                params![
-                    i.drill,
-                    i.opened_at.to_string(),
-                    i.last_paged_at.to_string(),
-                    i.severity,
-                    i.stage,
-                    i.run_id,
-                    serde_json::to_string(&i.channels).unwrap_or_default()
-                ],
-            )?;
-        }
+        IncidentChange::Put(i) => upsert_incident(tx, i)?,
     }
     Ok(queued)
+}
+
+/// Opens a drill's incident, or updates the open one (its first opening stays).
+fn upsert_incident(c: &Connection, i: &Incident) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
+           stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
+        params![
+            i.drill,
+            i.opened_at.to_string(),
+            i.last_paged_at.to_string(),
+            i.severity,
+            i.stage,
+            i.run_id,
+            serde_json::to_string(&i.channels).unwrap_or_default()
+        ],
+    )
+    .map(|_| ())
 }
 
 /// Records every run the spool kept for the catalog at `path` (its artifact, the run,
@@ -645,25 +649,7 @@ impl Catalog for SqliteCatalog {
 
     async fn put_incident(&self, i: &Incident) -> Result<()> {
         let i = i.clone();
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
-                   stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
-                params![
-                    i.drill,
-                    i.opened_at.to_string(),
-                    i.last_paged_at.to_string(),
-                    i.severity,
-                    i.stage,
-                    i.run_id,
-                    serde_json::to_string(&i.channels).unwrap_or_default()
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.with(move |c| upsert_incident(c, &i)).await
     }
 
     async fn put_session(&self, session: &super::Session) -> Result<()> {

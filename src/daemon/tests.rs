@@ -229,6 +229,8 @@ async fn the_concurrency_limit_queues_drills_in_order() {
     advance(Duration::from_secs(1)).await;
     assert_eq!(runner.calls().len(), 1);
     assert_eq!(d.queue_depth(), 2);
+    // Queued runs are not running (firedrill_drills_running).
+    assert_eq!(d.running(), 1);
     for _ in 0..7 {
         advance(Duration::from_secs(60)).await;
     }

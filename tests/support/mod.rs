@@ -447,3 +447,63 @@ pub fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8], last: bool) -> Vec
     .unwrap_or_else(|| panic!("{:?} is not in the dump", String::from_utf8_lossy(from)));
     [&haystack[..i], to, &haystack[i + from.len()..]].concat()
 }
+
+/// Runs a bash script (`set -euo pipefail`) with `args` as `$1`…, against the test
+/// servers (PG* and MYSQL_PWD set); its stdout. Panics with its stderr if it fails.
+pub fn sh(script: &str, args: &[&str]) -> String {
+    let p = pg();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{script}"))
+        .arg("sh")
+        .args(args)
+        .env("PGPASSWORD", &p.password)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", p.port.to_string())
+        .env("PGUSER", "postgres")
+        .env(
+            "MYSQL_PWD",
+            std::env::var("FIREDRILL_TEST_MY_PASSWORD").unwrap_or_default(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Replaces a stored PostgreSQL artifact by a doctored one: `original` decrypted,
+/// restored into a scratch database, changed by `sql`, dumped, compressed and encrypted
+/// again to the drill's recipient, with the manifest's size and hash updated so that only
+/// the data differs (the restore holds the stream to `plain_bytes` exactly).
+pub fn doctor(fx: &Fixture, drill: &str, run_id: &str, original: &[u8], sql: &str) {
+    let artifact = fx.artifact_path(drill, run_id);
+    std::fs::write(&artifact, original).unwrap();
+    let scratch = format!("fd_scratch_{drill}");
+    sh(
+        r#"dropdb --if-exists --force "$3"; createdb "$3"
+age -d -i "$1" "$2" | zstd -d -q | pg_restore --no-owner --no-privileges --exit-on-error -d "$3"
+psql -X -q -v ON_ERROR_STOP=1 -d "$3" -c "$4"
+pg_dump -Fc -Z0 "$3" | zstd -q -c | age -r "$5" > "$2.new"
+mv "$2.new" "$2"
+dropdb --force "$3""#,
+        &[
+            fx.identity.to_str().unwrap(),
+            artifact.to_str().unwrap(),
+            &scratch,
+            sql,
+            &fx.recipient,
+        ],
+    );
+    let plain: u64 = sh(
+        r#"age -d -i "$1" "$2" | zstd -d -q | wc -c"#,
+        &[fx.identity.to_str().unwrap(), artifact.to_str().unwrap()],
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    match_manifest_to_artifact(fx, drill, run_id, Some(plain));
+}
