@@ -408,6 +408,13 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
         metrics.contains("firedrill_reload_failures_total 1"),
         "{metrics}"
     );
+    // The dashboard says so too, with the problem, until a reload succeeds.
+    let dashboard = || async { d.get("/").send().await.unwrap().text().await.unwrap() };
+    let page = dashboard().await;
+    assert!(
+        page.contains("Drills not reloaded") && page.contains("ff.toml"),
+        "{page}"
+    );
     // SIGHUP goes through the same path.
     std::fs::remove_file(drills.join("ff.toml")).unwrap();
     std::fs::remove_file(drills.join("ee.toml")).unwrap();
@@ -422,6 +429,7 @@ async fn reload_keeps_the_old_drills_when_a_file_is_invalid() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(n, 1);
+    assert!(!dashboard().await.contains("Drills not reloaded"));
 
     // The daemon serves its listing from memory; a run another process (the CLI) records
     // in the shared catalog still shows up, within the daemon's one-second poll.

@@ -1380,6 +1380,17 @@ async fn a_store_that_fills_during_upload_pages_once_under_the_daemon() {
     assert_eq!(got[0]["kind"], "trigger");
     assert_eq!(got[0]["severity"], "warning");
     assert_eq!(got[0]["stage"], "upload");
+    // Whoever reads the daemon's log sees each run that errored, and why.
+    let log = d.log.lock().unwrap().clone();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.starts_with("firedrill daemon: drill full run ")
+                && l.contains(" error: ")
+                && l.contains("the storage is full"))
+            .count(),
+        2,
+        "{log}"
+    );
 }
 
 /// The source drops pg_dump's connection, again and again, under the daemon: the backup

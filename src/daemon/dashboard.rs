@@ -455,7 +455,7 @@ const DASH_CSS: &str = "
 nav.top{display:flex;align-items:center;gap:.4rem;margin:0 0 1.2rem;padding-bottom:.6rem;border-bottom:1px solid #d0d7de}
 nav.top a{color:#0969da;text-decoration:none}nav.top a:hover{text-decoration:underline}
 nav.top .brand{font-weight:700;color:#1f2328}nav.top .sep{color:#8c959f}
-form.logout{margin-left:auto}form.logout button{font:inherit;background:none;border:1px solid #d0d7de;border-radius:.3rem;padding:.1rem .6rem;cursor:pointer}
+section.refused{border:1px solid #c62828;background:#fff5f5;padding:.2rem 1rem;border-radius:.3rem;margin:1rem 0}form.logout{margin-left:auto}form.logout button{font:inherit;background:none;border:1px solid #d0d7de;border-radius:.3rem;padding:.1rem .6rem;cursor:pointer}
 a{color:#0969da}.sub{color:#57606a;font-size:.9em}.counts{color:#57606a;margin:.2rem 0 1rem}
 .h{display:inline-block;padding:0 .5rem;border-radius:.3rem;color:#fff;white-space:nowrap;font-weight:600}
 .h-ok{background:var(--ok)}.h-late{background:var(--late)}.h-failing{background:var(--bad)}.h-unknown{background:var(--skip)}
@@ -557,7 +557,17 @@ impl DrillState {
             .iter()
             .filter(|r| r.status == RunStatus::Passed)
             .collect();
-        let newest_backup = passes.iter().map(|r| backup_time(r, runs, artifacts)).max();
+        // After `catalog rebuild` (a new catalog, runs gone) storage still knows which
+        // artifacts a drill verified: the newest of them stands in for a passing run.
+        let verified = artifacts
+            .iter()
+            .filter(|a| a.verified == crate::catalog::Verified::Yes)
+            .max_by_key(|a| a.verified_at.unwrap_or(a.created_at));
+        let newest_backup = passes
+            .iter()
+            .map(|r| backup_time(r, runs, artifacts))
+            .max()
+            .or_else(|| verified.map(|a| a.created_at));
         let rpo = Objective {
             value: newest_backup.map(|t| (now.as_second() - t.as_second()).max(0) as u64),
             target: drill.schedule.max_age.map(|d| d.as_secs()),
@@ -585,7 +595,10 @@ impl DrillState {
             next_run: drill.schedule.cron.as_ref().and_then(|s| s.next_after(now)),
             live,
             last,
-            last_success: passes.first().map(|r| r.started_at),
+            last_success: passes
+                .first()
+                .map(|r| r.started_at)
+                .or_else(|| verified.map(|a| a.verified_at.unwrap_or(a.created_at))),
             rpo,
             rto,
             health,
@@ -725,7 +738,17 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
         refresh: Some(60),
         logout: v.session,
     };
-    Html(page("firedrill: drills", &[], &overview(&states, now), o)).into_response()
+    let mut body = String::new();
+    if let Some((at, problems)) = d.reload_refused() {
+        let _ = writeln!(
+            body,
+            "<section class=\"refused\">\n<h2>Drills not reloaded</h2>\n<p>The reload {} refused the drill files; the old definitions keep running until they validate:</p>\n<pre>{}</pre>\n</section>",
+            when(at, now),
+            html(&problems)
+        );
+    }
+    body.push_str(&overview(&states, now));
+    Html(page("firedrill: drills", &[], &body, o)).into_response()
 }
 
 /// The overview table.
@@ -1273,6 +1296,28 @@ mod tests {
         assert_eq!(s.health, Health::Failing);
         assert_eq!(s.last.as_ref().unwrap().run_id, "d");
         assert_eq!(s.last_success, Some(t("2026-11-26T10:00:00Z")));
+
+        // A rebuilt catalog: no runs, but storage knows a verified artifact.
+        let rebuilt = [ArtifactRecord {
+            drill: "d".into(),
+            run_id: "a".into(),
+            created_at: t("2026-11-26T09:00:00Z"),
+            engine: crate::engine::kind::Engine::Postgres,
+            plain_bytes: 10,
+            encrypted_bytes: 5,
+            sha256: String::new(),
+            location: String::new(),
+            manifest_key: String::new(),
+            verified: crate::catalog::Verified::Yes,
+            verified_at: Some(t("2026-11-26T09:05:00Z")),
+        }];
+        let s = DrillState::new(&d, &[], &rebuilt, None, now);
+        assert_eq!(
+            s.last_success,
+            Some(t("2026-11-26T09:05:00Z")),
+            "not `never`"
+        );
+        assert_eq!(s.rpo.value, Some(3 * 3600));
 
         // Never passed: late against a max_age, unknown without one.
         assert_eq!(

@@ -108,6 +108,9 @@ pub struct Daemon {
     last_hook: Mutex<HashMap<String, tokio::time::Instant>>,
     /// Reloads that kept the old definitions because a file was invalid.
     reload_failures: std::sync::atomic::AtomicU64,
+    /// The last reload that failed, while no reload has succeeded since: when, and the
+    /// problems (the dashboard shows it; the old definitions keep running).
+    reload_refused: Mutex<Option<(jiff::Timestamp, String)>>,
     /// Wakes the scheduler when drills change.
     reloaded: Notify,
     pub started_at: jiff::Timestamp,
@@ -276,6 +279,7 @@ impl Daemon {
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
             last_hook: Mutex::new(HashMap::new()),
             reload_failures: std::sync::atomic::AtomicU64::new(0),
+            reload_refused: Mutex::new(None),
             reloaded: Notify::new(),
             started_at: jiff::Timestamp::now(),
             token,
@@ -307,6 +311,12 @@ impl Daemon {
     }
 
     /// Reloads that failed (an invalid drill file kept the old definitions).
+    /// When the drills were last refused on a reload, and why, unless a reload has
+    /// succeeded since.
+    pub fn reload_refused(&self) -> Option<(jiff::Timestamp, String)> {
+        self.reload_refused.lock().expect("reload lock").clone()
+    }
+
     pub fn reload_failures(&self) -> u64 {
         self.reload_failures
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -344,10 +354,13 @@ impl Daemon {
     /// Re-reads the drills directory. An invalid file keeps the old definitions and the
     /// error says why.
     pub fn reload(&self) -> std::result::Result<usize, Problems> {
-        let fresh = load_drills(&self.drills_dir).inspect_err(|_| {
+        let fresh = load_drills(&self.drills_dir).inspect_err(|p| {
             self.reload_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *self.reload_refused.lock().expect("reload lock") =
+                Some((jiff::Timestamp::now(), p.to_string()));
         })?;
+        *self.reload_refused.lock().expect("reload lock") = None;
         let n = fresh.len();
         *self.drills.write().expect("drills lock") = Arc::new(fresh);
         self.reloaded.notify_waiters();

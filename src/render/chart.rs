@@ -145,16 +145,40 @@ pub fn time_series_svg(
     }
     // Time labels: the first and last run, and evenly between them when there is room.
     let span = t1 - t0;
-    let fmt = if span < 2 * 86_400 {
+    // The format is fine enough for the gap between ticks (a third of the span), so that
+    // no two ticks read the same.
+    let fmt = if span < 3 * 180 {
+        "%H:%M:%S"
+    } else if span < 3 * 86_400 {
         "%m-%d %H:%M"
     } else {
         "%Y-%m-%d"
     };
-    let ticks: Vec<i64> = if span == 0 {
+    let label_of = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .map(|ts| ts.strftime(fmt).to_string())
+            .unwrap_or_default()
+    };
+    let mut ticks: Vec<i64> = if span == 0 {
         vec![t0]
     } else {
         (0..=3).map(|i| t0 + span * i / 3).collect()
     };
+    // Still equal (rounding at the format's unit): keep the first of each run of equal
+    // labels, and the last tick rather than the one before it.
+    let mut kept: Vec<i64> = Vec::with_capacity(ticks.len());
+    for t in ticks.drain(..) {
+        match kept.last() {
+            Some(prev) if label_of(*prev) == label_of(t) => {
+                if kept.len() > 1 {
+                    kept.pop();
+                    kept.push(t);
+                }
+            }
+            _ => kept.push(t),
+        }
+    }
+    let ticks = kept;
     let axis_y = TOP + plot_h;
     let _ = writeln!(
         s,
@@ -169,9 +193,7 @@ pub fn time_series_svg(
             (i, n) if i + 1 == n => "end",
             _ => "middle",
         };
-        let label = jiff::Timestamp::from_second(*t)
-            .map(|ts| ts.strftime(fmt).to_string())
-            .unwrap_or_default();
+        let label = label_of(*t);
         let _ = writeln!(
             s,
             "<line x1=\"{x:.1}\" y1=\"{axis_y}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#8c959f\"/>\n\
@@ -260,6 +282,41 @@ mod tests {
 
     fn t(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
+    }
+
+    /// The x axis's labels, in order.
+    fn x_labels(svg: &str) -> Vec<String> {
+        svg.lines()
+            .filter(|l| l.contains("fill=\"#57606a\"") && l.contains("<text"))
+            .filter_map(|l| l.split('>').nth(1))
+            .filter_map(|l| l.split('<').next())
+            .map(str::to_string)
+            .filter(|l| l.contains('-') || l.contains(':'))
+            .collect()
+    }
+
+    #[test]
+    fn chart_time_labels_never_repeat() {
+        for (from, to) in [
+            // Two and a half days: by day, two ticks fell on one day.
+            ("2026-11-20T01:00:00Z", "2026-11-22T13:00:00Z"),
+            // Two minutes: by minute, ticks repeated.
+            ("2026-11-20T10:00:00Z", "2026-11-20T10:02:00Z"),
+            ("2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z"),
+            ("2026-11-20T10:00:00Z", "2026-11-20T10:00:30Z"),
+        ] {
+            let s = Series {
+                name: "rto".into(),
+                colour: "#2e7d32",
+                points: vec![(t(from), 1.0, String::new()), (t(to), 2.0, String::new())],
+            };
+            let svg = time_series_svg("rto", Unit::Millis, std::slice::from_ref(&s), None);
+            let labels = x_labels(&svg);
+            assert!(labels.len() >= 2, "{from}..{to}: {labels:?}");
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(unique, labels, "{from}..{to}: repeated labels");
+        }
     }
 
     #[test]

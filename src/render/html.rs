@@ -284,11 +284,13 @@ pub(crate) fn fingerprint(r: &RunReport) -> String {
             let _ = writeln!(f, "<li>{}</li>", html(&m.to_string()));
         }
         f.push_str("</ul>\n");
-    } else if r
-        .stages
-        .iter()
-        .any(|s| s.stage == Stage::Verify && s.outcome == Outcome::Passed)
+    } else if !r.assertions.is_empty()
+        || r.stages
+            .iter()
+            .any(|s| s.stage == Stage::Verify && s.outcome == Outcome::Passed)
     {
+        // Assertions and guards run after the fingerprint compared clean: a run that
+        // failed one of them still matched its dump.
         f.push_str("<p>the restored database matches the dump's fingerprint</p>\n");
     } else {
         f.push_str("<p class=\"null\">not compared: verification did not complete</p>\n");
@@ -529,6 +531,19 @@ mod tests {
             }],
             ..RunReport::empty(nasty, nasty, at)
         }
+    }
+
+    #[test]
+    fn a_failed_assertion_still_shows_the_fingerprint_matched() {
+        // `hostile()` failed an assertion at verify, with no mismatch.
+        let page = fingerprint(&hostile());
+        assert!(page.contains("matches the dump's fingerprint"), "{page}");
+        assert!(!page.contains("not compared"), "{page}");
+        // A run that never got to verify did not compare.
+        let mut r = hostile();
+        r.assertions.clear();
+        r.stages.retain(|s| s.stage != Stage::Verify);
+        assert!(fingerprint(&r).contains("not compared"));
     }
 
     #[test]
