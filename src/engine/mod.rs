@@ -432,6 +432,9 @@ rm -f "$f""#
     /// script that died before it could report): only firedrill's own lines are read,
     /// from their start, and the tools' error lines are kept with their values elided.
     fn unreported_restore_error(self, stderr: &str) -> Error {
+        if let Some(line) = disk_full_line(stderr) {
+            return sandbox_disk_full("the restore", line);
+        }
         if let Some(line) = stderr.lines().find(|l| l.starts_with(BOUND_MARKER)) {
             return bound_error(line);
         }
@@ -572,6 +575,9 @@ fn parse_stage_report(text: &str) -> Option<Vec<StageEnd<'_>>> {
 
 /// The error for a stage that failed of itself.
 fn stage_error(s: &StageEnd<'_>, all: &[StageEnd<'_>]) -> Error {
+    if let Some(line) = disk_full_line(s.stderr) {
+        return sandbox_disk_full(s.stage.tool(), line);
+    }
     match s.stage {
         RestoreStage::Decrypt => decrypt_error(s),
         RestoreStage::Read => Error::infra(format!(
@@ -621,6 +627,34 @@ fn stage_error(s: &StageEnd<'_>, all: &[StageEnd<'_>]) -> Error {
         .with_stderr(last_lines(s.stderr, 5))
         .retryable(false),
     }
+}
+
+/// The line of a tool's stderr where the operating system said the disk is full
+/// (ENOSPC, or EDQUOT), as the tools quote it: after a colon at the end of an error line
+/// (PostgreSQL, coreutils, age), or as MariaDB's `(Errcode: 28 "…")` / `(errno: 28 "…")`.
+/// Lines that may quote the dump's own values (PostgreSQL's CONTEXT, DETAIL, LINE) are not
+/// read: a row cannot make a broken backup look like a full disk.
+fn disk_full_line(stderr: &str) -> Option<&str> {
+    const QUOTING: [&str; 4] = ["CONTEXT:", "DETAIL:", "LINE ", "HINT:"];
+    stderr.lines().find(|l| {
+        let l = l.trim();
+        !QUOTING.iter().any(|q| l.starts_with(q))
+            && (l.ends_with(": No space left on device")
+                || l.ends_with(": Disk quota exceeded")
+                || l.contains("(Errcode: 28 \"")
+                || l.contains("(errno: 28 \""))
+    })
+}
+
+/// The sandbox's disk filled during the restore: Docker's storage is short, which says
+/// nothing about the backup (retrying in a fresh sandbox would fill it again).
+fn sandbox_disk_full(tool: &str, line: &str) -> Error {
+    Error::infra(format!(
+        "the sandbox ran out of disk during the restore ({tool}: {})",
+        cap_line(line.trim())
+    ))
+    .with_hint("free space where Docker keeps its volumes (`docker info` names the Docker Root Dir; `docker system df` shows what holds it; `firedrill reap --all` removes leftover sandboxes), then run the drill again; the backup was not judged")
+    .retryable(false)
 }
 
 /// age failed: by its own error line, a wrong identity (or a damaged header, which reads
@@ -1179,6 +1213,50 @@ mod tests {
             e.stderr_tail.as_deref(),
             Some("createdb: error: could not connect to server")
         );
+    }
+
+    #[test]
+    fn a_full_sandbox_disk_is_infrastructure_and_a_row_saying_so_is_not() {
+        use crate::error::ErrorKind;
+        // What pg_restore printed when Docker's disk filled (seen on a CI machine).
+        let full = "pg_restore: error: COPY failed for table \"big\": ERROR:  could not extend file \"base/16384/16393\": No space left on device\nHINT:  Check free disk space.\nCONTEXT:  COPY big, line 2312938\npg_restore: error: a worker process died unexpectedly";
+        let text = [
+            frame("decrypt", 0, ""),
+            frame("decompress", 0, ""),
+            frame("bound", 0, ""),
+            frame("pg_restore", 1, full),
+            frame("script", 1, ""),
+        ]
+        .concat();
+        let e = Engine::Postgres.restore_error(&text);
+        assert_eq!(e.kind, ErrorKind::Infrastructure, "{e}");
+        assert!(!e.retryable);
+        assert!(
+            e.message
+                .starts_with("the sandbox ran out of disk during the restore (pg_restore: "),
+            "{e}"
+        );
+        assert!(e.hint.as_deref().unwrap().contains("Docker Root Dir"));
+        // MariaDB quotes the OS error by its number; InnoDB says the table is full.
+        let my = "ERROR 3 (HY000) at line 40: Error writing file './shop/t.ibd' (Errcode: 28 \"No space left on device\")";
+        let e = Engine::Mariadb
+            .restore_error(&[frame("client", 1, my), frame("script", 1, "")].concat());
+        assert_eq!(e.kind, ErrorKind::Infrastructure, "{e}");
+        let e = mysql::restore_error(1, "ERROR 1114 (HY000) at line 12: The table 't' is full");
+        assert_eq!(e.kind, ErrorKind::Infrastructure, "{e}");
+        assert!(e.message.contains("(1114)"), "{e}");
+        // A value of the dump that says the words, quoted where tools quote values, is
+        // still the dump's failure.
+        let row = "pg_restore: error: COPY failed for table \"t\": ERROR:  invalid input syntax for type integer: \"x\"\nCONTEXT:  COPY t, line 3, column n: \"oops: No space left on device\"";
+        let text = [frame("pg_restore", 1, row), frame("script", 1, "")].concat();
+        assert_eq!(
+            Engine::Postgres.restore_error(&text).kind,
+            ErrorKind::Backup
+        );
+        let row = "ERROR 1366 (22007) at line 9: Incorrect integer value: 'a: No space left on device' for column `shop`.`t`.`n` at row 1";
+        let e = Engine::Mariadb
+            .restore_error(&[frame("client", 1, row), frame("script", 1, "")].concat());
+        assert_eq!(e.kind, ErrorKind::Backup, "{e}");
     }
 
     #[test]
