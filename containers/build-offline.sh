@@ -2,7 +2,7 @@
 # Build the firedrill sandbox images without any image registry:
 # debootstrap a minimal Debian root filesystem and `docker import` it.
 #
-#   containers/build-offline.sh [--force] postgres|mariadb|all
+#   containers/build-offline.sh [--force] postgres|mariadb|all|firedrill
 #
 # Environment:
 #   FIREDRILL_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
@@ -39,7 +39,8 @@ die() { printf 'build-offline: %s\n' "$*" >&2; exit 1; }
 usage() {
     cat >&2 <<USAGE
 usage: $0 [--force] ENGINE...
-engines: postgres, mariadb, all (= postgres mariadb)
+engines: postgres, mariadb, all (= postgres mariadb); firedrill (the daemon's image,
+         firedrill:latest, from \$FIREDRILL_BIN or target/release/firedrill)
 env: FIREDRILL_DEBIAN_MIRROR (default http://deb.debian.org/debian),
      FIREDRILL_DEBIAN_SUITE (default bookworm), FIREDRILL_PG_MAJOR (default 15),
      FIREDRILL_MARIADB_SERIES (default 10.11), FIREDRILL_SLIM (default 1)
@@ -54,6 +55,7 @@ for arg in "$@"; do
         all) engines+=(postgres mariadb) ;;
         postgres|postgresql) engines+=(postgres) ;;
         mariadb|mysql) engines+=(mariadb) ;;
+        firedrill) engines+=(firedrill) ;;
         *) printf 'build-offline: unknown engine or option: %s\n' "$arg" >&2; usage ;;
     esac
 done
@@ -63,12 +65,13 @@ done
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "docker daemon not reachable"
 [ -f "$here/firedrill-sandbox" ] || die "missing $here/firedrill-sandbox"
+command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
 
 ensure_debootstrap() {
     command -v debootstrap >/dev/null && return 0
     log "installing debootstrap via apt-get"
-    DEBIAN_FRONTEND=noninteractive apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends debootstrap
 }
 
 # --- temp rootfs handling ---------------------------------------------------
@@ -315,6 +318,58 @@ build_mariadb() {
         'LABEL firedrill.sandbox=mariadb' \
         "LABEL firedrill.engine.major=${series}"
     # Docker's default stop signal, SIGTERM, is MariaDB's normal shutdown.
+    end_build "$tag"
+}
+
+# The firedrill daemon's own image (firedrill:latest, what deploy/docker-compose.yml
+# runs), from a binary built on this host: $FIREDRILL_BIN, or target/release/firedrill
+# (built with `cargo build --release --locked` when missing). The rootfs is the same
+# Debian suite as the sandboxes; build the binary on that suite (or an older glibc). The
+# image is rebuilt when the binary changes (its SHA-256 is a label).
+build_firedrill() {
+    local tag=${FIREDRILL_IMAGE:-firedrill:latest}
+    local bin=${FIREDRILL_BIN:-$here/../target/release/firedrill}
+    if [ ! -x "$bin" ] && [ -z "${FIREDRILL_BIN:-}" ]; then
+        log "building target/release/firedrill (cargo build --release --locked)"
+        (cd "$here/.." && cargo build --release --locked --bin firedrill)
+    fi
+    [ -x "$bin" ] || die "no firedrill binary at $bin (set FIREDRILL_BIN)"
+    local sha
+    sha=$(sha256sum "$bin" | cut -d' ' -f1)
+    if [ "$force" = 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "firedrill.binary.sha256"}}' "$tag" 2>/dev/null)" = "$sha" ]; then
+        log "$tag already holds this binary, skipping (use --force to rebuild)"
+        return 0
+    fi
+    old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+    # pg_dump and mariadb-dump run on the daemon's side; tini is PID 1 (signals,
+    # zombies); hostname for the healthcheck.
+    bootstrap_rootfs "postgresql-client,mariadb-client,ca-certificates,tini,hostname"
+    install -m 0755 "$bin" "$rootfs/usr/local/bin/firedrill"
+    chroot "$rootfs" /usr/local/bin/firedrill --version >/dev/null \
+        || die "$bin does not run on $suite (built against a newer glibc?)"
+    chroot "$rootfs" groupadd --system --gid 10001 firedrill
+    chroot "$rootfs" useradd --system --no-log-init -K SYS_UID_MAX=10001 --uid 10001 --gid 10001 --home-dir /var/lib/firedrill \
+        --shell /usr/sbin/nologin firedrill
+    install -d -o root -g 10001 -m 0750 "$rootfs/etc/firedrill" "$rootfs/etc/firedrill/drills"
+    install -d -o 10001 -g 10001 -m 0750 "$rootfs/var/lib/firedrill"
+    finish_rootfs
+    mkdir -p "$rootfs/usr/share/doc/firedrill"
+    install -m 0644 "$here/../LICENSE" "$rootfs/usr/share/doc/firedrill/LICENSE"
+    rm -rf "$rootfs/usr/local/bin/firedrill-sandbox" "$rootfs/var/lib/firedrill/data" "$rootfs/run/firedrill"
+
+    import_rootfs "$tag" "firedrill daemon: debootstrap $suite + $(basename "$bin") $sha" \
+        'ENTRYPOINT ["tini", "--", "firedrill"]' \
+        'CMD ["daemon"]' \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'ENV LANG=C.UTF-8' \
+        'ENV FIREDRILL_CONFIG=/etc/firedrill/firedrill.toml' \
+        'ENV FIREDRILL_LOG=info' \
+        'USER 10001:10001' \
+        'WORKDIR /var/lib/firedrill' \
+        'EXPOSE 9797' \
+        "LABEL firedrill.binary.sha256=$sha"
+    # SIGTERM (Docker's default) makes the daemon cancel drills and remove their
+    # sandboxes within [daemon] grace.
     end_build "$tag"
 }
 

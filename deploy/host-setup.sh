@@ -2,9 +2,38 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml libxml2-utils python3-pip python3-venv chromium prometheus"
+FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus"
+
+# What the demo alone needs (deploy/demo.sh installs only these): a PostgreSQL to drill,
+# debootstrap for the offline sandbox image, certificates for the crates registry.
+FIREDRILL_DEMO_PACKAGES="postgresql debootstrap ca-certificates curl"
+
+# The Rust that Cargo.lock builds with (its newest dependency's rust-version).
+FIREDRILL_RUST_MIN=1.95
 
 fd_log() { printf '==> %s\n' "$*" >&2; }
+
+# apt-get that waits (up to 10 minutes) for a lock another apt holds, as
+# unattended-upgrades does on many fresh machines, instead of failing at once.
+fd_apt() {
+  local err waited=0
+  err=$(mktemp)
+  while :; do
+    if fd_as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" 2>"$err"; then
+      rm -f "$err"
+      return 0
+    fi
+    if grep -qE "Could not get lock|Unable to lock|another process using it" "$err" && [ "$waited" -lt 600 ]; then
+      [ "$waited" = 0 ] && fd_log "another apt holds the package lock (unattended-upgrades?); waiting for it, up to 10 minutes"
+      sleep 5
+      waited=$((waited + 5))
+      continue
+    fi
+    cat "$err" >&2
+    rm -f "$err"
+    return 1
+  done
+}
 
 fd_as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -18,9 +47,34 @@ fd_ensure_packages() {
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     fd_log "installing ${missing[*]}"
-    fd_as_root apt-get update -qq
-    fd_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fd_apt update -qq
+    fd_apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+}
+
+# Makes sure cargo and rustc are at least $FIREDRILL_RUST_MIN: Debian's rustc-web and
+# cargo-web (bookworm-security carries a recent one) when there is none, or says exactly
+# what to install.
+fd_rust_ok() {
+  local v
+  v=$(rustc --version 2>/dev/null | awk '{print $2}') || return 1
+  command -v cargo >/dev/null 2>&1 || return 1
+  [ -n "$v" ] && [ "$(printf '%s\n%s\n' "$FIREDRILL_RUST_MIN" "${v%%-*}" | sort -V | head -1)" = "$FIREDRILL_RUST_MIN" ]
+}
+fd_ensure_rust() {
+  fd_rust_ok && return 0
+  if [ -n "$(rustc --version 2>/dev/null)" ]; then
+    fd_log "$(rustc --version) is older than the $FIREDRILL_RUST_MIN firedrill needs"
+  fi
+  if command -v apt-get >/dev/null 2>&1 && apt-cache show cargo-web >/dev/null 2>&1; then
+    fd_log "installing Debian's rustc-web and cargo-web (Rust for building firedrill)"
+    fd_apt install -y -qq --no-install-recommends rustc-web cargo-web gcc libc6-dev pkg-config >/dev/null || true
+    hash -r
+    fd_rust_ok && return 0
+  fi
+  fd_log "firedrill needs Rust $FIREDRILL_RUST_MIN or newer (cargo and rustc) and none is installed here."
+  fd_log "On Debian bookworm: enable bookworm-security and 'apt-get install rustc-web cargo-web'; elsewhere: https://rustup.rs ('curl --proto =https -sSf https://sh.rustup.rs | sh'), then run this again."
+  return 1
 }
 
 # Makes sure a Docker engine answers; installs and starts one if not.
@@ -28,8 +82,8 @@ fd_ensure_docker() {
   if docker info >/dev/null 2>&1; then return 0; fi
   if ! command -v dockerd >/dev/null 2>&1; then
     fd_log "installing docker.io"
-    fd_as_root apt-get update -qq
-    fd_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    fd_apt update -qq
+    fd_apt install -y -qq docker.io >/dev/null
   fi
   if ! docker info >/dev/null 2>&1; then
     fd_log "starting dockerd"
@@ -54,7 +108,7 @@ fd_start_pg() {
   local dir=$1 port=$2 password=$3
   local bin; bin=$(fd_pg_bin)
   local run=()
-  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
+  if [ "$(id -u)" = 0 ]; then run=(env -C / runuser -u postgres --); fi
   if [ -f "$dir/data/postmaster.pid" ]; then
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   fi
@@ -84,7 +138,7 @@ fd_stop_pg() {
   local dir=$1
   local bin; bin=$(fd_pg_bin)
   local run=()
-  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
+  if [ "$(id -u)" = 0 ]; then run=(env -C / runuser -u postgres --); fi
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
 }
 

@@ -37,7 +37,8 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// Everything the doctor checks for one drill. Each part (keys, source, storage,
 /// Docker) is built on its own, so that one missing secret does not hide the others'
-/// checks.
+/// checks; and a part whose secret is missing still has what can be checked without it
+/// checked: that its host answers.
 pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     let mut out = Vec::new();
     match crate::drill::load_keys(drill) {
@@ -57,12 +58,22 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
         }
         Err(e) => {
             out.push(Finding::from_error("source", &e));
+            if let Some((host, port)) = source_endpoint(&drill.source) {
+                out.push(reachable("source reachable", &host, port, "source.password").await);
+            }
             None
         }
     };
     match crate::store::build_store(&drill.storage, &drill.base_dir) {
         Ok(store) => out.extend(timed("storage", LIMIT, storage(store.as_ref())).await),
-        Err(e) => out.push(Finding::from_error("storage", &e)),
+        Err(e) => {
+            out.push(Finding::from_error("storage", &e));
+            if let Some((host, port)) = storage_endpoint(&drill.storage) {
+                out.push(
+                    reachable("storage reachable", &host, port, "the storage credentials").await,
+                );
+            }
+        }
     }
     match crate::sandbox::build_backend(&drill.sandbox) {
         Ok(backend) => out.extend(
@@ -78,6 +89,68 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     out.extend(identity_permissions(drill));
     out.extend(free_disk(drill));
     out
+}
+
+/// Where the source listens, for a check that needs no secret.
+fn source_endpoint(source: &SourceSpec) -> Option<(String, u16)> {
+    match source {
+        SourceSpec::Postgres(p) => Some((p.host.clone(), p.port)),
+        SourceSpec::Mysql(m) => Some((m.host.clone(), m.port)),
+        SourceSpec::Stored(_) => None,
+    }
+}
+
+/// Where the storage answers, for a check that needs no credentials: the endpoint given,
+/// else the service's own.
+fn storage_endpoint(storage: &StorageSpec) -> Option<(String, u16)> {
+    let url = match storage {
+        StorageSpec::S3 {
+            endpoint, region, ..
+        } => endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+        StorageSpec::Gcs { .. } => "https://storage.googleapis.com".to_string(),
+        StorageSpec::Azblob {
+            endpoint,
+            account_name,
+            ..
+        } => endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{account_name}.blob.core.windows.net")),
+        StorageSpec::B2 { .. } => "https://api.backblazeb2.com".to_string(),
+        StorageSpec::Swift { endpoint, .. } => endpoint.clone(),
+        StorageSpec::Sftp { endpoint, .. } => endpoint.clone(),
+        StorageSpec::Local { .. } => return None,
+    };
+    let url = reqwest::Url::parse(&url).ok()?;
+    let port = url
+        .port_or_known_default()
+        .or_else(|| (url.scheme() == "ssh").then_some(22))?;
+    Some((url.host_str()?.to_string(), port))
+}
+
+/// Whether `host:port` takes a TCP connection: what is left to check of a part whose
+/// secret is missing (`without` names it).
+async fn reachable(check: &str, host: &str, port: u16, without: &str) -> Finding {
+    let connect = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(_)) => Finding::ok(
+            check,
+            format!(
+                "{host}:{port} accepts connections (the rest is not checked without {without})"
+            ),
+        ),
+        Ok(Err(e)) => Finding::fail(
+            check,
+            format!("cannot connect to {host}:{port}: {e}"),
+            "check the host and port, and that the server is up and reachable from this host",
+        ),
+        Err(_) => Finding::fail(
+            check,
+            format!("{host}:{port} did not answer within 10s (no answer, not an error)"),
+            "check that the host is up and reachable from this host (firewall, DNS)",
+        ),
+    }
 }
 
 /// Writes and deletes a probe object beside the drill's artifacts.

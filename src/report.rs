@@ -164,11 +164,12 @@ impl RunReport {
         })
     }
 
-    /// Provision + restore + verify, in milliseconds: the measured recovery time.
+    /// The measured recovery time (RTO), in milliseconds: the time of the
+    /// [`RECOVERY_STAGES`].
     pub fn recovery_ms(&self) -> u64 {
         self.stages
             .iter()
-            .filter(|s| matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify))
+            .filter(|s| RECOVERY_STAGES.contains(&s.stage))
             .map(|s| s.duration_ms)
             .sum()
     }
@@ -217,12 +218,70 @@ impl RunReport {
     }
 }
 
+/// The recovery time (RTO) of a run, defined here once: the restore and the verify
+/// stages, the time from a backup in storage to data known good again. Provisioning the
+/// sandbox is left out: a real recovery restores into a server that is already there.
+/// The catalog's `rto_seconds`, `history`, the dashboard, pages and a drill's
+/// `[schedule] rto` all measure this ([`RunReport::recovery_ms`]).
+pub const RECOVERY_STAGES: [Stage; 2] = [Stage::Restore, Stage::Verify];
+
+/// [`RECOVERY_STAGES`] as help texts and messages name them.
+pub const RTO_DEFINITION: &str = "restore + verify";
+
+/// Whether rendered text may carry colour: ANSI codes for a terminal, or none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Colour {
+    #[default]
+    Off,
+    Ansi,
+}
+
+/// What a coloured word means.
+#[derive(Clone, Copy)]
+enum Tone {
+    Good,
+    Bad,
+    Warn,
+    Dim,
+}
+
+impl Colour {
+    /// `text` in the colour of `tone`; unchanged when colour is off.
+    fn paint(self, tone: Tone, text: &str) -> String {
+        let code = match tone {
+            Tone::Good => "32",
+            Tone::Bad => "1;31",
+            Tone::Warn => "33",
+            Tone::Dim => "2",
+        };
+        match self {
+            Colour::Off => text.to_string(),
+            Colour::Ansi => format!("\x1b[{code}m{text}\x1b[0m"),
+        }
+    }
+
+    fn outcome(self, o: Outcome, padded: &str) -> String {
+        let tone = match o {
+            Outcome::Passed => Tone::Good,
+            Outcome::Failed | Outcome::TimedOut => Tone::Bad,
+            Outcome::Cancelled | Outcome::Interrupted => Tone::Warn,
+            Outcome::Stopped | Outcome::Skipped => Tone::Dim,
+        };
+        self.paint(tone, padded)
+    }
+}
+
 /// One line for a finished stage, as printed while the drill runs.
 pub fn render_stage_line(s: &StageReport) -> String {
+    render_stage_line_in(s, Colour::Off)
+}
+
+/// [`render_stage_line`], its outcome coloured when `colour` is on.
+pub fn render_stage_line_in(s: &StageReport, colour: Colour) -> String {
     let mut line = format!(
-        "  {:<10} {:<9} {:>8}",
+        "  {:<10} {} {:>8}",
         s.stage.as_str(),
-        s.outcome.label(),
+        colour.outcome(s.outcome, &format!("{:<9}", s.outcome.label())),
         human_ms(s.duration_ms)
     );
     if let Some(b) = s.bytes {
@@ -244,11 +303,16 @@ pub fn render_human(r: &RunReport) -> String {
 
 /// The report for a person; without the stage lines when they were already printed live.
 pub fn render_human_with(r: &RunReport, stages: bool) -> String {
+    render_human_in(r, stages, Colour::Off)
+}
+
+/// [`render_human_with`], outcomes and the verdict coloured when `colour` is on.
+pub fn render_human_in(r: &RunReport, stages: bool, colour: Colour) -> String {
     let mut out = String::new();
     if stages {
         let _ = writeln!(out, "drill {}  run {}", r.drill, r.run_id);
         for s in &r.stages {
-            let _ = writeln!(out, "{}", render_stage_line(s));
+            let _ = writeln!(out, "{}", render_stage_line_in(s, colour));
         }
     }
     if let (Some(t), Some(rows)) = (r.tables, r.rows) {
@@ -263,7 +327,11 @@ pub fn render_human_with(r: &RunReport, stages: bool) -> String {
     if !r.assertions.is_empty() {
         let _ = writeln!(out, "assertions:");
         for a in &r.assertions {
-            let status = if a.passed { "ok  " } else { "FAIL" };
+            let status = if a.passed {
+                colour.paint(Tone::Good, "ok  ")
+            } else {
+                colour.paint(Tone::Bad, "FAIL")
+            };
             let actual = a.actual.as_deref().unwrap_or("NULL");
             let _ = write!(
                 out,
@@ -309,18 +377,30 @@ pub fn render_human_with(r: &RunReport, stages: bool) -> String {
         .failed_stage
         .map(|s| format!(" (stage {s})"))
         .unwrap_or_default();
-    let verdict = match r.status() {
-        RunStatus::Passed => "PASSED: the backup restored and matches the source".to_string(),
-        RunStatus::Failed => format!("FAILED: the backup did not survive the drill{at}"),
-        RunStatus::Cancelled => {
-            format!("CANCELLED: an operator stopped the drill{at}; the backup is unproven")
-        }
-        RunStatus::Interrupted => {
-            format!("INTERRUPTED: firedrill shut down during the drill{at}; the backup is unproven")
-        }
-        _ => format!("ERROR: the drill could not run{at}"),
+    let (tone, word, verdict) = match r.status() {
+        RunStatus::Passed => (
+            Tone::Good,
+            "PASSED",
+            ": the backup restored and matches the source".to_string(),
+        ),
+        RunStatus::Failed => (
+            Tone::Bad,
+            "FAILED",
+            format!(": the backup did not survive the drill{at}"),
+        ),
+        RunStatus::Cancelled => (
+            Tone::Warn,
+            "CANCELLED",
+            format!(": an operator stopped the drill{at}; the backup is unproven"),
+        ),
+        RunStatus::Interrupted => (
+            Tone::Warn,
+            "INTERRUPTED",
+            format!(": firedrill shut down during the drill{at}; the backup is unproven"),
+        ),
+        _ => (Tone::Bad, "ERROR", format!(": the drill could not run{at}")),
     };
-    let _ = writeln!(out, "{verdict}");
+    let _ = writeln!(out, "{}{verdict}", colour.paint(tone, word));
     out
 }
 
@@ -411,6 +491,62 @@ error at verify: 1 assertion failed
 FAILED: the backup did not survive the drill (stage verify)
 ";
         assert_eq!(text, expected);
+    }
+
+    /// The one definition of the recovery time: restore and verify, nothing else (the
+    /// sandbox's provisioning was counted in the code, not in the help or the catalog).
+    #[test]
+    fn the_recovery_time_is_restore_plus_verify() {
+        let mut r = sample();
+        let stage = |stage, duration_ms| StageReport {
+            stage,
+            outcome: Outcome::Passed,
+            duration_ms,
+            timeout_ms: 60_000,
+            bytes: None,
+            attempts: 1,
+            error: None,
+            notes: vec![],
+        };
+        r.stages = vec![
+            stage(Stage::Dump, 1),
+            stage(Stage::Encrypt, 10),
+            stage(Stage::Upload, 100),
+            stage(Stage::Provision, 1_000),
+            stage(Stage::Restore, 10_000),
+            stage(Stage::Verify, 100_000),
+            stage(Stage::Teardown, 1_000_000),
+        ];
+        assert_eq!(r.recovery_ms(), 110_000);
+        assert_eq!(RTO_DEFINITION, "restore + verify");
+    }
+
+    /// Colour on a terminal only: the same text with ANSI around the outcome words and
+    /// the verdict, and nothing else moved.
+    #[test]
+    fn colour_marks_outcomes_and_the_verdict_only() {
+        let r = sample();
+        let plain = render_human_in(&r, true, Colour::Off);
+        assert_eq!(plain, render_human(&r));
+        let coloured = render_human_in(&r, true, Colour::Ansi);
+        assert!(coloured.contains("\x1b[32mpassed   \x1b[0m"), "{coloured}");
+        assert!(
+            coloured.contains("\x1b[1;31mtimed out\x1b[0m"),
+            "{coloured}"
+        );
+        assert!(
+            coloured.contains("\x1b[1;31mFAIL\x1b[0m orders exist"),
+            "{coloured}"
+        );
+        assert!(
+            coloured.contains("\x1b[1;31mFAILED\x1b[0m: the backup"),
+            "{coloured}"
+        );
+        let stripped = coloured
+            .replace("\x1b[0m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[1;31m", "");
+        assert_eq!(stripped, plain);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The command line as users see it: golden help and error output (tests/cmd/), every
 //! shipped config parsing and matching the committed schema, keygen's refusals, exit codes.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn firedrill() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_firedrill"));
@@ -14,20 +16,33 @@ fn firedrill() -> Command {
 fn every_shipped_drill_file_validates() {
     let mut files = Vec::new();
     let mut mains = Vec::new();
-    for dir in ["drills", "deploy"] {
+    for dir in ["drills", "drills/quickstart", "deploy"] {
         for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap() {
             let p = e.unwrap().path();
-            if p.file_name().is_some_and(|n| n == "firedrill.toml") {
+            // Main configs: the reference one, the quick start's and Compose's.
+            if p.file_name().is_some_and(|n| {
+                n == "firedrill.toml" || n == "quickstart.toml" || n == "compose.toml"
+            }) {
                 mains.push(p);
             } else if p.extension().is_some_and(|x| x == "toml") {
                 files.push(p);
             }
         }
     }
-    assert!(!mains.is_empty(), "expected deploy/firedrill.toml");
+    assert_eq!(
+        mains.len(),
+        3,
+        "expected firedrill.toml, quickstart.toml and compose.toml in deploy/"
+    );
     for m in mains {
-        if let Err(p) = firedrill::config::load_main_config(&m) {
-            panic!("{} does not validate:\n{p}", m.display());
+        match firedrill::config::load_main_config(&m) {
+            Err(p) => panic!("{} does not validate:\n{p}", m.display()),
+            // The quick start's drills_dir is the shipped one, relative to the config.
+            Ok(c) if m.ends_with("quickstart.toml") => {
+                let dir = c.drills_dir.expect("quickstart.toml names its drills_dir");
+                assert!(dir.join("shop-every-5-minutes.toml").is_file(), "{dir:?}");
+            }
+            Ok(_) => {}
         }
     }
     assert!(files.len() >= 2, "expected drill files in drills/");
@@ -646,4 +661,45 @@ fn orphans_of_unfinished_uploads_are_listed_and_swept() {
     );
     assert!(!stdout.contains("orphan shop/"), "{stdout}");
     assert!(exists("shop/20261101T000003Z-aaaaaa/artifact.dump.zst.age"));
+}
+
+/// A reader that goes away (`firedrill run … | head -0`, a pager quit early) neither panics
+/// firedrill (it did: exit 101) nor stops the drill half-way (it did: the sandbox stayed up
+/// and the run stayed `running`). Real pipes whose read ends are closed before the drill
+/// starts, stdout and stderr both: the drill still passes, tears its sandbox down and is
+/// recorded as passed, with its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_neither_panics_nor_stops_the_drill() {
+    support::create_db("fd_cli_pipe", support::SHOP).await;
+    let fx = support::Fixture::new();
+    let drill = fx.drill("pipe", "fd_cli_pipe", "");
+    let catalog = fx.dir.path().join("catalog.db");
+    let mut child = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("run")
+        .arg(&drill)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed at once: every line firedrill writes, on either stream, finds no reader.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "passed", "{runs:?}");
+    let run_id = runs[0]["run_id"].as_str().unwrap();
+    assert!(support::leftovers(run_id).await.is_empty());
 }

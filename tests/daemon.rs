@@ -257,6 +257,7 @@ async fn trigger_over_http_follow_events_read_the_run_and_metrics() {
         metrics.contains("firedrill_stage_duration_seconds{drill=\"dd\",stage=\"restore\"}"),
         "{metrics}"
     );
+    grafana_dashboard_queries_what_metrics_exports(&metrics);
 
     // An Alertmanager webhook, as Alertmanager sends it, starts the labelled drill.
     let payload = serde_json::json!({
@@ -591,4 +592,106 @@ async fn unknown_drill_names_in_alerts_do_not_grow_the_daemon() {
         after < before + 3 * 1024,
         "RSS grew from {before} KiB to {after} KiB over 100,000 unknown names"
     );
+}
+
+/// Every query of `deploy/grafana-dashboard.json` (panels and template variables) names
+/// metrics that `metrics` (a live daemon's /metrics) exports, with labels their samples
+/// carry: a dashboard that cannot drift into empty panels.
+fn grafana_dashboard_queries_what_metrics_exports(metrics: &str) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // What /metrics exports: every TYPE'd name, and the labels of its samples.
+    let mut exported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut sampled: BTreeSet<String> = BTreeSet::new();
+    for l in metrics.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            exported
+                .entry(rest.split(' ').next().unwrap().to_string())
+                .or_default();
+        } else if !l.starts_with('#') && !l.is_empty() {
+            let name = l.split(['{', ' ']).next().unwrap();
+            sampled.insert(name.to_string());
+            let labels = exported.entry(name.to_string()).or_default();
+            if let Some(inner) = l.split_once('{').and_then(|(_, r)| r.split_once('}')) {
+                for kv in inner.0.split(',') {
+                    labels.insert(kv.split('=').next().unwrap().to_string());
+                }
+            }
+        }
+    }
+    let mut exprs: Vec<String> = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for v in dash["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["query"]["query"].as_str() {
+            exprs.push(q.to_string());
+        }
+    }
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for e in &exprs {
+        // The metrics it names, and the labels it uses on them.
+        let mut names = Vec::new();
+        let mut labels = BTreeSet::new();
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("firedrill_") {
+            let tail = &rest[i..];
+            let end = tail.find(|c: char| !ident(c)).unwrap_or(tail.len());
+            names.push(tail[..end].to_string());
+            let after = &tail[end..];
+            if let Some(inner) = after.strip_prefix('{').and_then(|a| a.split_once('}')) {
+                for m in inner.0.split(',') {
+                    let l: String = m.trim().chars().take_while(|c| ident(*c)).collect();
+                    labels.insert(l);
+                }
+            }
+            rest = &tail[end..];
+        }
+        for by in e.split("by (").skip(1) {
+            for l in by.split(')').next().unwrap().split(',') {
+                labels.insert(l.trim().to_string());
+            }
+        }
+        if let Some(args) = e.strip_prefix("label_values(") {
+            labels.insert(
+                args.trim_end_matches(')')
+                    .split(',')
+                    .nth(1)
+                    .unwrap()
+                    .trim()
+                    .to_string(),
+            );
+        }
+        assert!(!names.is_empty(), "`{e}` names no firedrill metric");
+        for n in &names {
+            assert!(
+                exported.contains_key(n),
+                "`{e}`: /metrics has no {n}:\n{metrics}"
+            );
+            // A metric the scenario had no sample of (lateness: only scheduled runs)
+            // still has its name checked.
+            if !sampled.contains(n) {
+                assert_eq!(n, "firedrill_schedule_lateness_seconds", "no sample of {n}");
+                continue;
+            }
+            for l in &labels {
+                assert!(
+                    names
+                        .iter()
+                        .any(|m| exported.get(m).is_some_and(|h| h.contains(l))),
+                    "`{e}`: label {l} is not on {names:?} in /metrics"
+                );
+            }
+        }
+    }
 }

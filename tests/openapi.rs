@@ -119,6 +119,7 @@ async fn the_daemon_serves_the_document_and_schemathesis_finds_nothing() {
     let base = daemon.base.clone();
     let report = d.join("schemathesis.xml");
     let junit_path = report.clone();
+    let cwd = d.to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(st)
             .arg("run")
@@ -135,6 +136,8 @@ async fn the_daemon_serves_the_document_and_schemathesis_finds_nothing() {
             .arg("--report-junit-path")
             .arg(&report)
             .env("SCHEMATHESIS_HOOKS", "")
+            // Its cache (.schemathesis/) goes to the test's directory, not the checkout.
+            .current_dir(&cwd)
             .output()
             .unwrap()
     })

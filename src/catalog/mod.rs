@@ -1,5 +1,5 @@
-//! The catalog: every artifact and every drill run, the incidents paged about, and the
-//! notification outbox.
+//! The catalog: every artifact and every drill run, the incidents paged about, the
+//! notification outbox, and the digests sent.
 //!
 //! One trait, [`Catalog`], so that a shared catalog (several daemons, one database) can
 //! replace the embedded SQLite file without touching the engine. Storage stays the source
@@ -209,6 +209,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// Logs a session out, for every daemon sharing the catalog.
     async fn revoke_session(&self, id_hash: &str) -> Result<()>;
     async fn incident(&self, drill: &str) -> Result<Option<Incident>>;
+    /// Claims the digest scheduled for `scheduled_for`: true the first time it is asked,
+    /// by this process or any other sharing the catalog, false ever after. Only the one
+    /// that claimed a digest sends it, so a restart or a second daemon never sends it
+    /// twice.
+    async fn claim_digest(&self, scheduled_for: jiff::Timestamp) -> Result<bool>;
     async fn put_incident(&self, incident: &Incident) -> Result<()>;
     async fn close_incident(&self, drill: &str) -> Result<()>;
     /// Stores a notification before any attempt to send it.

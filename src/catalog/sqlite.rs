@@ -148,6 +148,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN page_id TEXT;
     CREATE UNIQUE INDEX outbox_page_id ON outbox (page_id) WHERE page_id IS NOT NULL;
     "#,
+    // 8: the scheduled digests claimed, by the time each was scheduled for (unix
+    // seconds): the one process that claims a digest sends it, so a restart or a second
+    // daemon sharing the catalog never sends it twice
+    r#"
+    CREATE TABLE digests (
+        scheduled_for INTEGER PRIMARY KEY,
+        claimed_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -694,6 +703,18 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn claim_digest(&self, scheduled_for: jiff::Timestamp) -> Result<bool> {
+        let at = jiff::Timestamp::now().to_string();
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO digests (scheduled_for, claimed_at) VALUES (?1, ?2)",
+                params![scheduled_for.as_second(), at],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
     async fn close_incident(&self, drill: &str) -> Result<()> {
         let drill = drill.to_string();
         self.with(move |c| {
@@ -1025,6 +1046,34 @@ mod tests {
             verified: Verified::Never,
             verified_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_digest_is_claimed_once_across_handles_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let monday: jiff::Timestamp = "2026-11-30T08:00:00Z".parse().unwrap();
+        let a = SqliteCatalog::open(&path).unwrap();
+        let b = SqliteCatalog::open(&path).unwrap();
+        assert!(
+            a.claim_digest(monday).await.unwrap(),
+            "the first claim wins"
+        );
+        assert!(
+            !b.claim_digest(monday).await.unwrap(),
+            "another process's claim"
+        );
+        assert!(!a.claim_digest(monday).await.unwrap(), "asked again");
+        drop((a, b));
+        let c = SqliteCatalog::open(&path).unwrap();
+        assert!(!c.claim_digest(monday).await.unwrap(), "after a restart");
+        let next = monday
+            .checked_add(jiff::SignedDuration::from_hours(24 * 7))
+            .unwrap();
+        assert!(
+            c.claim_digest(next).await.unwrap(),
+            "the next one is its own"
+        );
     }
 
     #[tokio::test]

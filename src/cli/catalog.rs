@@ -11,7 +11,7 @@ use firedrill::listing::DrillSummary;
 use firedrill::{load_drill, Drill, Problems};
 
 use super::output::{age_of, render_table};
-use super::{drill_path, open_catalog};
+use super::{drill_path, known_drills, known_drills_hint, open_catalog};
 
 /// Every drill file in `dir` with its schedule and last runs, each as the API's
 /// `GET /api/v1/drills` lists it; the catalog is read once for all of them.
@@ -19,7 +19,7 @@ pub(super) async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
     let files = match firedrill::config::drill_files(dir) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "error: {}: cannot read the drills directory: {e}\n  hint: pass --drills-dir, or set drills_dir in --config",
                 dir.display()
             );
@@ -31,7 +31,7 @@ pub(super) async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
         match SqliteCatalog::open(catalog) {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("warning: no run history: {e}");
+                errln!("warning: no run history: {e}");
                 None
             }
         }
@@ -51,7 +51,7 @@ pub(super) async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
         .collect();
     let latest = match &c {
         Some(c) => c.latest_runs(&names, false).await.unwrap_or_else(|e| {
-            eprintln!("warning: no run history: {e}");
+            errln!("warning: no run history: {e}");
             HashMap::new()
         }),
         None => HashMap::new(),
@@ -76,19 +76,19 @@ pub(super) async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
         })
         .collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
         return 0;
     }
     if rows.is_empty() {
-        eprintln!("no drill files in {}", dir.display());
+        errln!("no drill files in {}", dir.display());
         return 0;
     }
-    print!("{}", listing_table(&rows));
+    out!("{}", listing_table(&rows));
     if c.is_none() {
-        eprintln!(
+        errln!(
             "note: no catalog at {}: run history unknown (--catalog, or catalog in --config)",
             catalog.display()
         );
@@ -152,36 +152,64 @@ fn listing_table(rows: &[DrillSummary]) -> String {
     render_table(&table)
 }
 
-/// The stored artifacts the catalog knows, with size, age and verification state.
-pub(super) async fn artifacts(catalog: &Path, drill: Option<&str>, json: bool) -> u8 {
+/// A drill name that the catalog has nothing of and no drill file in `dir` has: a typo,
+/// said with the drills there are (exit 2), not an empty table.
+fn unknown_drill(name: &str, dir: &Path, what: &str) -> Option<u8> {
+    if known_drills(dir).iter().any(|d| d == name) {
+        return None;
+    }
+    errln!(
+        "error: no drill named {name}: no drill file in {} and no {what} in the catalog\n  hint: {}",
+        dir.display(),
+        known_drills_hint(dir)
+    );
+    Some(2)
+}
+
+/// The stored artifacts the catalog knows, newest first (as `history` lists runs), with
+/// size, age and verification state.
+pub(super) async fn artifacts(catalog: &Path, drill: Option<&str>, dir: &Path, json: bool) -> u8 {
     let c = match open_catalog(catalog) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let list = match c.artifacts(drill).await {
+    let mut list = match c.artifacts(drill).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
+    if let (Some(name), true) = (drill, list.is_empty()) {
+        if let Some(code) = unknown_drill(name, dir, "artifacts") {
+            return code;
+        }
+    }
+    list.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.run_id.cmp(&a.run_id))
+    });
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_default()
         );
         return 0;
     }
-    println!(
+    outln!(
         "{:<24} {:<26} {:>10} {:>6}  verified",
-        "DRILL", "ARTIFACT", "SIZE", "AGE"
+        "DRILL",
+        "ARTIFACT",
+        "SIZE",
+        "AGE"
     );
     for a in &list {
         let when = a
             .verified_at
             .map(|t| format!(" ({} ago)", age_of(t)))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{:<24} {:<26} {:>10} {:>6}  {}{}",
             a.drill,
             a.run_id,
@@ -195,7 +223,13 @@ pub(super) async fn artifacts(catalog: &Path, drill: Option<&str>, json: bool) -
 }
 
 /// Past runs from the catalog, newest first.
-pub(super) async fn history(catalog: &Path, drill: Option<&str>, limit: usize, json: bool) -> u8 {
+pub(super) async fn history(
+    catalog: &Path,
+    drill: Option<&str>,
+    dir: &Path,
+    limit: usize,
+    json: bool,
+) -> u8 {
     let c = match open_catalog(catalog) {
         Ok(c) => c,
         Err(code) => return code,
@@ -203,26 +237,35 @@ pub(super) async fn history(catalog: &Path, drill: Option<&str>, limit: usize, j
     let mut runs = match c.runs(drill, limit).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
+    if let (Some(name), true) = (drill, runs.is_empty()) {
+        if let Some(code) = unknown_drill(name, dir, "runs") {
+            return code;
+        }
+    }
     if json {
         for r in &mut runs {
             r.report = None;
         }
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&runs).unwrap_or_default()
         );
         return 0;
     }
-    println!(
+    outln!(
         "{:<24} {:<26} {:<8} {:>8} {:>10}  stage / error",
-        "DRILL", "RUN", "OUTCOME", "RTO", "SIZE"
+        "DRILL",
+        "RUN",
+        "OUTCOME",
+        "RTO",
+        "SIZE"
     );
     for r in &runs {
-        println!(
+        outln!(
             "{:<24} {:<26} {:<8} {:>8} {:>10}  {}{}",
             r.drill,
             r.run_id,
@@ -263,13 +306,13 @@ pub(super) async fn prune(
         match firedrill::inventory::prune(c.as_ref().map(|c| c as &dyn Catalog), d, dry_run).await {
             Ok(r) => reports.push(r),
             Err(e) => {
-                eprintln!("error: drill {}: {e}", d.name);
+                errln!("error: drill {}: {e}", d.name);
                 return 2;
             }
         }
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&reports).unwrap_or_default()
         );
@@ -277,7 +320,7 @@ pub(super) async fn prune(
     }
     for r in &reports {
         for o in &r.orphans {
-            println!(
+            outln!(
                 "{}: {} orphan {}  {} ({})",
                 r.drill,
                 if r.dry_run { "would remove" } else { "removed" },
@@ -287,10 +330,10 @@ pub(super) async fn prune(
             );
         }
         if r.drill_has_no_artifacts() {
-            println!("{}: no artifacts", r.drill);
+            outln!("{}: no artifacts", r.drill);
             continue;
         }
-        println!("{}{}:", r.drill, if r.dry_run { " (dry run)" } else { "" });
+        outln!("{}{}:", r.drill, if r.dry_run { " (dry run)" } else { "" });
         for d in &r.decisions {
             let verb = if d.keep {
                 "keep  "
@@ -299,19 +342,46 @@ pub(super) async fn prune(
             } else {
                 "delete"
             };
-            println!("  {verb} {}  {}", d.run_id, d.reasons.join(", "));
+            outln!("  {verb} {}  {}", d.run_id, d.reasons.join(", "));
         }
     }
     0
 }
 
-/// Recreates the catalog's artifact inventory from the manifests in storage.
-pub(super) async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
-    let drills = match load_drills(dir, None) {
-        Ok(d) => d,
-        Err(code) => return code,
+/// Recreates the catalog's artifact inventory from the manifests in storage. Each drill is
+/// read on its own: one that cannot be (a file that does not validate, a missing secret,
+/// storage that does not answer) is named with why, keeps what the catalog had of it, and
+/// makes the exit code 2; the others are rebuilt.
+pub(super) async fn rebuild(catalog: &Path, dir: &Path, json: bool) -> u8 {
+    let files = match firedrill::config::drill_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            errln!(
+                "error: {}: cannot read the drills directory: {e}\n  hint: pass --drills-dir, or set drills_dir in --config",
+                dir.display()
+            );
+            return 2;
+        }
     };
+    let mut drills: Vec<Drill> = Vec::new();
+    let mut failed: Vec<serde_json::Value> = Vec::new();
+    for f in files {
+        match load_drill(&f) {
+            Ok(d) if drills.iter().any(|o| o.name == d.name) => failed.push(serde_json::json!({
+                "file": f,
+                "drill": d.name,
+                "error": format!("drill name `{}` is also used by another file", d.name),
+            })),
+            Ok(d) => drills.push(d),
+            Err(p) => failed.push(serde_json::json!({
+                "file": f,
+                "drill": null,
+                "error": p.to_string(),
+            })),
+        }
+    }
     // A damaged file is set aside (never deleted) and what can be read of it kept.
+    let mut set_aside = serde_json::Value::Null;
     let c = match firedrill::catalog::catalog_damage(catalog) {
         None => match open_catalog(catalog) {
             Ok(c) => c,
@@ -319,53 +389,140 @@ pub(super) async fn rebuild(catalog: &Path, dir: &Path) -> u8 {
         },
         Some(why) => match SqliteCatalog::set_aside_and_salvage(catalog) {
             Ok((c, salvage)) => {
-                println!(
-                    "the catalog {} was damaged ({why}): set aside as {}",
-                    catalog.display(),
-                    salvage.set_aside.display()
-                );
                 let kept: Vec<String> = salvage
                     .salvaged
                     .iter()
                     .map(|(t, n)| format!("{n} {t}"))
                     .collect();
-                if !kept.is_empty() {
-                    println!("salvaged into the new catalog: {}", kept.join(", "));
+                if !json {
+                    outln!(
+                        "the catalog {} was damaged ({why}): set aside as {}",
+                        catalog.display(),
+                        salvage.set_aside.display()
+                    );
+                    if !kept.is_empty() {
+                        outln!("salvaged into the new catalog: {}", kept.join(", "));
+                    }
                 }
                 for (t, why) in &salvage.lost {
-                    eprintln!("warning: could not salvage {t}: {why}");
+                    errln!("warning: could not salvage {t}: {why}");
                 }
+                set_aside = serde_json::json!({
+                    "why": why.to_string(),
+                    "set_aside_as": salvage.set_aside,
+                    "salvaged": kept,
+                    "lost": salvage.lost.iter().map(|(t, w)| format!("{t}: {w}")).collect::<Vec<_>>(),
+                });
                 c
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return 2;
             }
         },
     };
-    match firedrill::inventory::rebuild(&c, &drills).await {
-        Ok(r) => {
-            for p in &r.problems {
-                eprintln!("warning: {p}");
-            }
-            println!(
-                "rebuilt {} from storage: {} artifacts ({} verified) across {} drills",
-                catalog.display(),
-                r.artifacts,
-                r.verified,
-                drills.len()
-            );
-            0
-        }
+    let before = match c.artifacts(None).await {
+        Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}");
-            2
+            errln!("error: {e}");
+            return 2;
         }
+    };
+    // Each drill into a scratch inventory of its own, so that one that cannot be read
+    // stops nothing else; the catalog's inventory is replaced once, at the end.
+    let scratch = match SqliteCatalog::open(Path::new(":memory:")) {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut all = Vec::new();
+    let mut rebuilt = Vec::new();
+    let mut problems = Vec::new();
+    for d in &drills {
+        let found = match firedrill::inventory::rebuild(&scratch, std::slice::from_ref(d)).await {
+            Ok(r) => scratch.artifacts(None).await.map(|a| (r, a)),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok((r, arts)) => {
+                problems.extend(r.problems);
+                all.extend(arts);
+                rebuilt.push(d.name.clone());
+            }
+            Err(e) => failed.push(serde_json::json!({
+                "file": d.file,
+                "drill": d.name,
+                "error": e.to_string(),
+            })),
+        }
+    }
+    // What could not be read again is kept as the catalog had it.
+    if !failed.is_empty() {
+        all.extend(before.into_iter().filter(|a| !rebuilt.contains(&a.drill)));
+    }
+    if let Err(e) = c.replace_artifacts(&all).await {
+        errln!("error: {e}");
+        return 2;
+    }
+    let verified = all
+        .iter()
+        .filter(|a| a.verified == firedrill::catalog::Verified::Yes)
+        .count();
+    if json {
+        let summary = serde_json::json!({
+            "catalog": catalog,
+            "damaged": set_aside,
+            "artifacts": all.len(),
+            "verified": verified,
+            "drills": rebuilt,
+            "problems": problems,
+            "failed": failed,
+        });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        );
+    } else {
+        for p in &problems {
+            errln!("warning: {p}");
+        }
+        outln!(
+            "rebuilt {} from storage: {} artifacts ({} verified) across {} drills",
+            catalog.display(),
+            all.len(),
+            verified,
+            rebuilt.len()
+        );
+        for f in &failed {
+            let what = match (f["drill"].as_str(), f["file"].as_str()) {
+                (Some(d), Some(file)) => format!("drill {d} ({file})"),
+                (None, Some(file)) => file.to_string(),
+                _ => "a drill".to_string(),
+            };
+            errln!(
+                "error: {what} was not rebuilt (what the catalog had of it is kept): {}",
+                f["error"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    if failed.is_empty() {
+        0
+    } else {
+        if !json {
+            errln!(
+                "{} of {} drill files could not be read; fix them and run `firedrill catalog rebuild` again",
+                failed.len(),
+                failed.len() + rebuilt.len()
+            );
+        }
+        2
     }
 }
 
 /// Accepts a run that failed only its anomaly guards: the baseline of later runs.
-pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
+pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path, json: bool) -> u8 {
     let c = match open_catalog(catalog) {
         Ok(c) => c,
         Err(code) => return code,
@@ -373,18 +530,30 @@ pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
     let drill_name = match c.run(run).await {
         Ok(Some(r)) => r.drill,
         Ok(None) => {
-            eprintln!("error: there is no run {run} in the catalog {}\n  hint: list runs with `firedrill history`", catalog.display());
+            errln!("error: there is no run {run} in the catalog {}\n  hint: list runs with `firedrill history`", catalog.display());
             return 2;
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
     let drill = load_drill(&drill_path(&drill_name, dir)).ok();
     match firedrill::inventory::accept_run(&c, run, drill.as_ref()).await {
+        Ok(r) if json => {
+            let accepted = serde_json::json!({
+                "run_id": r.run_id,
+                "drill": r.drill,
+                "marked_in_storage": drill.is_some(),
+            });
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&accepted).unwrap_or_default()
+            );
+            0
+        }
         Ok(r) => {
-            eprintln!(
+            errln!(
                 "accepted run {} of {}: it is the baseline of the next runs{}",
                 r.run_id,
                 r.drill,
@@ -397,7 +566,7 @@ pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             2
         }
     }
@@ -407,7 +576,7 @@ pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path) -> u8 {
 /// not.
 fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, u8> {
     let all = firedrill::daemon::load_drills(dir).map_err(|p| {
-        eprintln!("{p}");
+        errln!("{p}");
         2u8
     })?;
     match only {
@@ -415,7 +584,7 @@ fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, 
         Some(n) => match all.get(n) {
             Some(d) => Ok(vec![d.clone()]),
             None => {
-                eprintln!("error: no drill named {n} in {}", dir.display());
+                errln!("error: no drill named {n} in {}", dir.display());
                 Err(2)
             }
         },

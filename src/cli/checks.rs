@@ -16,7 +16,7 @@ pub(super) fn validate(files: Vec<PathBuf>, dir: &Path, json: bool) -> u8 {
         match firedrill::config::drill_files(dir) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!(
+                errln!(
                     "{}: cannot read the drills directory: {e}\n  fix: give files, or --drills-dir",
                     dir.display()
                 );
@@ -27,7 +27,7 @@ pub(super) fn validate(files: Vec<PathBuf>, dir: &Path, json: bool) -> u8 {
         files
     };
     if files.is_empty() {
-        eprintln!("no drill files found in {}", dir.display());
+        errln!("no drill files found in {}", dir.display());
         return 2;
     }
     let mut bad = 0;
@@ -49,21 +49,21 @@ pub(super) fn validate(files: Vec<PathBuf>, dir: &Path, json: bool) -> u8 {
             continue;
         }
         match loaded {
-            Ok(d) => println!("ok    {} (drill {})", f.display(), d.name),
+            Ok(d) => outln!("ok    {} (drill {})", f.display(), d.name),
             Err(p) => {
-                println!("FAIL  {}", f.display());
-                eprintln!("{p}");
+                outln!("FAIL  {}", f.display());
+                errln!("{p}");
             }
         }
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&results).unwrap_or_default()
         );
     }
     if bad > 0 {
-        eprintln!("{bad} of {} drill files have problems", files.len());
+        errln!("{bad} of {} drill files have problems", files.len());
         2
     } else {
         0
@@ -78,7 +78,7 @@ pub(super) async fn doctor(config: &MainConfig, drill: Option<&str>, dir: &Path,
         None => match firedrill::config::drill_files(dir) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: cannot read the drills directory {}: {e}\n  hint: pass --drills-dir or set drills_dir in --config", dir.display());
+                errln!("error: cannot read the drills directory {}: {e}\n  hint: pass --drills-dir or set drills_dir in --config", dir.display());
                 return 2;
             }
         },
@@ -96,8 +96,8 @@ pub(super) async fn doctor(config: &MainConfig, drill: Option<&str>, dir: &Path,
         };
         healthy &= firedrill::doctor::healthy(&findings);
         if !json {
-            println!("{}", path.display());
-            print!("{}", firedrill::doctor::render(&findings));
+            outln!("{}", path.display());
+            out!("{}", firedrill::doctor::render(&findings));
         }
         all.push(serde_json::json!({ "file": path, "findings": findings }));
     }
@@ -105,13 +105,13 @@ pub(super) async fn doctor(config: &MainConfig, drill: Option<&str>, dir: &Path,
         let findings = firedrill::doctor::diagnose_channels(config).await;
         healthy &= firedrill::doctor::healthy(&findings);
         if !json && !findings.is_empty() {
-            println!("notification channels");
-            print!("{}", firedrill::doctor::render(&findings));
+            outln!("notification channels");
+            out!("{}", firedrill::doctor::render(&findings));
         }
         all.push(serde_json::json!({ "channels": findings }));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
     }
     if healthy {
         0

@@ -17,7 +17,7 @@ pub(super) async fn run(config: MainConfig) -> u8 {
     ) {
         (Ok(t), Ok(h)) => (t, h),
         _ => {
-            eprintln!("error: cannot install signal handlers");
+            errln!("error: cannot install signal handlers");
             return 2;
         }
     };
@@ -32,30 +32,30 @@ pub(super) async fn run(config: MainConfig) -> u8 {
                     _ = hup.recv() => { reload.notify_one(); continue; }
                 }
             }
-            eprintln!("firedrill daemon: stopping: cancelling drills, removing their sandboxes");
+            errln!("firedrill daemon: stopping: cancelling drills, removing their sandboxes");
             shutdown.stop(StopReason::Shutdown);
         });
     }
     // Before anything is bound or started: an open API is refused, not served.
     if let Err(e) = firedrill::daemon::check_auth(&config) {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return 2;
     }
     let listener = match firedrill::daemon::bind(&config).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
     let connector = Arc::new(firedrill::LiveConnector);
     match firedrill::daemon::run(config, listener, connector, shutdown, reload).await {
         Ok(()) => {
-            eprintln!("firedrill daemon: stopped");
+            errln!("firedrill daemon: stopped");
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             2
         }
     }

@@ -15,14 +15,14 @@ pub(super) fn create(output: &Path, text: &str, what: &str) -> Result<(), u8> {
     let mut file = match file {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            eprintln!(
+            errln!(
                 "error: {} already exists; refusing to overwrite {what}\n  hint: choose another path, or delete the old one if you are sure",
                 output.display()
             );
             return Err(2);
         }
         Err(e) => {
-            eprintln!("error: cannot create {}: {e}", output.display());
+            errln!("error: cannot create {}: {e}", output.display());
             return Err(2);
         }
     };
@@ -30,7 +30,7 @@ pub(super) fn create(output: &Path, text: &str, what: &str) -> Result<(), u8> {
         .write_all(text.as_bytes())
         .and_then(|_| file.sync_all())
     {
-        eprintln!("error: cannot write {}: {e}", output.display());
+        errln!("error: cannot write {}: {e}", output.display());
         let _ = std::fs::remove_file(output);
         return Err(2);
     }

@@ -4,13 +4,19 @@
 //! has its own module; each command calls into the library and maps its result to output
 //! and an exit code.
 
+// Nothing here prints with `println!` and friends: they panic when the reader of a pipe is
+// gone (`firedrill run … | head`), which would stop a drill half-way. `outln!`, `out!` and
+// `errln!` (output.rs) write instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod output;
 mod catalog;
 mod checks;
 mod daemon;
 mod evidence;
 mod key_file;
 mod notify;
-mod output;
 mod run;
 mod tools;
 
@@ -121,6 +127,10 @@ enum NotifyCommand {
     Test {
         /// Only this channel (its `name` in [[notify.channel]]).
         channel: Option<String>,
+        /// Print JSON (each channel, whether it accepted the page, its error) instead of
+        /// lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Deliver the notifications waiting in the outbox now.
     ///
@@ -129,6 +139,19 @@ enum NotifyCommand {
         /// Ignore the retry backoff: try every pending notification.
         #[arg(long)]
         now: bool,
+    },
+    /// Send the digest of every drill now, as [notify.digest] sends it on its schedule.
+    ///
+    /// Each drill with its last run, last success, recovery time against its `rto`, age
+    /// of its last success against its `max_age`, and what it verified. It goes to the
+    /// channels of [notify.digest] (default: every channel that takes digests). Exit code
+    /// 0 when every channel accepted it, 2 otherwise.
+    Digest {
+        /// Only this channel (its `name` in [[notify.channel]]).
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
+        #[command(flatten)]
+        drills: DrillsDir,
     },
     /// Show the outbox: queued, sent and expired notifications, newest first.
     ///
@@ -154,6 +177,9 @@ enum EvidenceCommand {
         /// Where to write the key; refuses to overwrite.
         #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
+        /// Print JSON (the key's file and its public key) instead of the public key alone.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a signed JSON report, and that its artifact is still what it recorded.
     ///
@@ -171,6 +197,9 @@ enum EvidenceCommand {
         /// Only check the signature.
         #[arg(long)]
         signature_only: bool,
+        /// Print JSON (what was checked, and whether the report is intact) instead of lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -183,6 +212,9 @@ enum CatalogCommand {
     Rebuild {
         #[command(flatten)]
         drills: DrillsDir,
+        /// Print JSON (what was rebuilt, and each drill that could not be) instead of lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -283,6 +315,8 @@ enum Command {
     History {
         /// Only this drill's runs.
         drill: Option<String>,
+        #[command(flatten)]
+        drills: DrillsDir,
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -290,12 +324,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List stored artifacts with size, age and verification state.
+    /// List stored artifacts with size, age and verification state, newest first.
     ///
     /// From the catalog; `firedrill catalog rebuild` refreshes it from storage.
     Artifacts {
         /// Only this drill's artifacts.
         drill: Option<String>,
+        #[command(flatten)]
+        drills: DrillsDir,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -325,6 +361,9 @@ enum Command {
         run: String,
         #[command(flatten)]
         drills: DrillsDir,
+        /// Print JSON (the run, its drill, whether storage was marked) instead of a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Catalog maintenance.
     ///
@@ -357,15 +396,27 @@ enum Command {
         /// Where to write the identity; refuses to overwrite.
         #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
+        /// Print JSON (the identity's file and its recipient) instead of the recipient
+        /// alone.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove leftover sandboxes (containers and volumes) whose run is over.
     ///
     /// Sandboxes are labelled with their run and when they expire; those past it, and
-    /// never those kept with `run --keep`, are removed.
+    /// never those kept with `run --keep`, are removed. `--run RUN_ID` removes the sandbox
+    /// of that run, kept or not, with its volumes: how a kept sandbox goes.
     Reap {
         /// Remove every firedrill sandbox not kept with --keep, expired or not.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "run")]
         all: bool,
+        /// Remove the sandbox of this run (kept with `run --keep` or not), its container and
+        /// its volumes.
+        #[arg(long, value_name = "RUN_ID")]
+        run: Option<String>,
+        /// Print JSON (the runs whose sandboxes were removed) instead of lines.
+        #[arg(long)]
+        json: bool,
         /// Docker endpoint (default: DOCKER_HOST or the local socket).
         #[arg(long, value_name = "URL")]
         docker_host: Option<String>,
@@ -408,7 +459,7 @@ pub fn main() -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -421,7 +472,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(p) => match load_main_config(p) {
             Ok(c) => c,
             Err(p) => {
-                eprintln!("{p}");
+                errln!("{p}");
                 return 2;
             }
         },
@@ -458,7 +509,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Notify { command } => notify::notify(&catalog_path, &config, command).await,
         Command::Daemon { insecure_no_auth } => {
             if cli.config.is_none() {
-                eprintln!("error: the daemon needs --config FILE (catalog, drills_dir, [daemon], [notify])\n  hint: see deploy/firedrill.toml");
+                errln!("error: the daemon needs --config FILE (catalog, drills_dir, [daemon], [notify])\n  hint: see deploy/firedrill.toml");
                 return 2;
             }
             let mut config = config;
@@ -474,11 +525,22 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::List { drills, json } => {
             catalog::list(&catalog_path, &drills.resolve(&config), json).await
         }
-        Command::Artifacts { drill, json } => {
-            catalog::artifacts(&catalog_path, drill.as_deref(), json).await
+        Command::Artifacts {
+            drill,
+            drills,
+            json,
+        } => {
+            let dir = drills.resolve(&config);
+            catalog::artifacts(&catalog_path, drill.as_deref(), &dir, json).await
         }
-        Command::History { drill, limit, json } => {
-            catalog::history(&catalog_path, drill.as_deref(), limit, json).await
+        Command::History {
+            drill,
+            drills,
+            limit,
+            json,
+        } => {
+            let dir = drills.resolve(&config);
+            catalog::history(&catalog_path, drill.as_deref(), &dir, limit, json).await
         }
         Command::Prune {
             drill,
@@ -496,20 +558,20 @@ async fn dispatch(cli: Cli) -> u8 {
             .await
         }
         Command::Catalog {
-            command: CatalogCommand::Rebuild { drills },
-        } => catalog::rebuild(&catalog_path, &drills.resolve(&config)).await,
+            command: CatalogCommand::Rebuild { drills, json },
+        } => catalog::rebuild(&catalog_path, &drills.resolve(&config), json).await,
         Command::Validate {
             files,
             drills,
             json,
         } => checks::validate(files, &drills.resolve(&config), json),
-        Command::Keygen { output } => tools::keygen(&output),
-        Command::Accept { run, drills } => {
-            catalog::accept(&catalog_path, &run, &drills.resolve(&config)).await
+        Command::Keygen { output, json } => tools::keygen(&output, json),
+        Command::Accept { run, drills, json } => {
+            catalog::accept(&catalog_path, &run, &drills.resolve(&config), json).await
         }
         Command::Evidence {
-            command: EvidenceCommand::Keygen { output },
-        } => evidence::keygen(&output),
+            command: EvidenceCommand::Keygen { output, json },
+        } => evidence::keygen(&output, json),
         Command::Evidence {
             command:
                 EvidenceCommand::Verify {
@@ -517,6 +579,7 @@ async fn dispatch(cli: Cli) -> u8 {
                     public_key,
                     drills,
                     signature_only,
+                    json,
                 },
         } => {
             evidence::verify(
@@ -525,10 +588,16 @@ async fn dispatch(cli: Cli) -> u8 {
                 public_key.as_deref(),
                 &drills.resolve(&config),
                 signature_only,
+                json,
             )
             .await
         }
-        Command::Reap { all, docker_host } => tools::reap(all, docker_host.as_deref()).await,
+        Command::Reap {
+            all,
+            run,
+            json,
+            docker_host,
+        } => tools::reap(all, run.as_deref(), json, docker_host.as_deref()).await,
         Command::Schema { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the runtime starts")
         }
@@ -542,6 +611,36 @@ fn drill_path(drill: &str, dir: &Path) -> PathBuf {
         p
     } else {
         dir.join(format!("{drill}.toml"))
+    }
+}
+
+/// The drills of `dir` by name (a file that does not validate by its file name), for
+/// messages about a drill name that names none.
+fn known_drills(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = firedrill::config::drill_files(dir)
+        .unwrap_or_default()
+        .iter()
+        .map(|f| match firedrill::load_drill(f) {
+            Ok(d) => d.name,
+            Err(_) => f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The hint after an unknown drill name: the drills there are.
+fn known_drills_hint(dir: &Path) -> String {
+    match known_drills(dir).as_slice() {
+        [] => format!(
+            "there are no drill files in {}; pass --drills-dir, or set drills_dir in --config",
+            dir.display()
+        ),
+        names => format!("known drills in {}: {}", dir.display(), names.join(", ")),
     }
 }
 
@@ -567,7 +666,7 @@ fn default_catalog() -> PathBuf {
 /// The catalog at `path`, or the exit code after saying why it cannot be opened.
 fn open_catalog(path: &Path) -> Result<SqliteCatalog, u8> {
     SqliteCatalog::open(path).map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         2
     })
 }

@@ -4,15 +4,44 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use firedrill::human::human_ms;
-use firedrill::report::{render_stage_line, StageReport};
+use firedrill::report::{render_stage_line_in, Colour, StageReport};
 use firedrill::{Progress, Stage};
 use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 
 use super::LogFormat;
+
+/// `println!` on stdout that survives a closed pipe (see [`write_to`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_to(
+            $crate::cli::output::Stream::Out,
+            format_args!("{}\n", format_args!($($arg)*)),
+        )
+    };
+}
+
+/// `print!` on stdout that survives a closed pipe (see [`write_to`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_to($crate::cli::output::Stream::Out, format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that survives a closed pipe and does not tear the live display (see
+/// [`write_to`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_to(
+            $crate::cli::output::Stream::Err,
+            format_args!("{}\n", format_args!($($arg)*)),
+        )
+    };
+}
 
 /// Logs go to stderr (through [`LogWriter`], so they do not tear the live stage display);
 /// FIREDRILL_LOG picks which.
@@ -20,7 +49,7 @@ pub(super) fn init_logs(format: LogFormat) {
     let filter = match std::env::var("FIREDRILL_LOG") {
         Err(_) => tracing_subscriber::EnvFilter::new("warn"),
         Ok(v) => tracing_subscriber::EnvFilter::try_new(&v).unwrap_or_else(|e| {
-            eprintln!("warning: FIREDRILL_LOG={v} is not a log filter ({e}); using `warn`");
+            errln!("warning: FIREDRILL_LOG={v} is not a log filter ({e}); using `warn`");
             tracing_subscriber::EnvFilter::new("warn")
         }),
     };
@@ -68,12 +97,71 @@ impl Drop for LogWriter {
     }
 }
 
+/// Which of the two streams a command writes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stream {
+    Out,
+    Err,
+}
+
+/// Set once a stream's reader is gone (`| head`, a closed terminal): what would follow is
+/// dropped without another try.
+static CLOSED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// Writes to stdout or stderr and never panics (`println!` does, on EPIPE): a reader that
+/// went away must not stop a drill half-way, with its sandbox up and its run unrecorded.
+/// What cannot be written is dropped; the command goes on and exits as it would have.
+/// Messages on stderr do not tear the live display. Used through [`outln!`], [`out!`],
+/// [`errln!`].
+pub(super) fn write_to(stream: Stream, args: std::fmt::Arguments<'_>) {
+    let closed = &CLOSED[stream as usize];
+    if closed.load(Ordering::Relaxed) {
+        return;
+    }
+    let write = || {
+        let written = match stream {
+            Stream::Out => {
+                let mut out = std::io::stdout().lock();
+                out.write_fmt(args).and_then(|()| out.flush())
+            }
+            Stream::Err => std::io::stderr().lock().write_fmt(args),
+        };
+        if written.is_err() {
+            // EPIPE, or a terminal gone (EIO): nobody reads this stream any more.
+            closed.store(true, Ordering::Relaxed);
+        }
+    };
+    match (stream, LIVE.get()) {
+        (Stream::Err, Some(live)) => live.suspend(write),
+        _ => write(),
+    }
+}
+
+/// Whether `stream` is a terminal that can draw: `TERM=dumb` (Emacs shells, some CI
+/// consoles) is one that cannot move the cursor, where the live display would hide every
+/// line it holds.
+pub(super) fn drawable(stream: Stream) -> bool {
+    let tty = match stream {
+        Stream::Out => std::io::stdout().is_terminal(),
+        Stream::Err => std::io::stderr().is_terminal(),
+    };
+    tty && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// Colour for what goes to `stream`: on a terminal only, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+pub(super) fn colour_for(stream: Stream) -> Colour {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if drawable(stream) && !no_color {
+        Colour::Ansi
+    } else {
+        Colour::Off
+    }
+}
+
 /// A message on stderr that does not tear the live display.
 pub(super) fn say(message: &str) {
-    match LIVE.get() {
-        Some(live) => live.suspend(|| eprintln!("{message}")),
-        None => eprintln!("{message}"),
-    }
+    errln!("{message}");
 }
 
 /// Writes generated output to stdout; a closed pipe (`| head`) is not an error.
@@ -83,7 +171,7 @@ pub(super) fn emit(bytes: &[u8], what: &str) -> u8 {
         Ok(()) => 0,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            eprintln!("error: cannot write {what}: {e}");
+            errln!("error: cannot write {what}: {e}");
             2
         }
     }
@@ -129,13 +217,14 @@ pub(super) fn render_table<const N: usize>(rows: &[[String; N]]) -> String {
 pub(super) enum Printer {
     /// Nothing while it runs (`--quiet`).
     Quiet,
-    /// A line per stage as it finishes: stderr is not a terminal.
-    Lines,
+    /// A line per stage as it finishes: stderr is not a terminal (or a dumb one).
+    Lines(Colour),
     /// A spinner with the elapsed time per running stage, replaced by its line when it
     /// finishes.
     Live {
         bars: MultiProgress,
         running: Mutex<HashMap<Stage, ProgressBar>>,
+        colour: Colour,
     },
 }
 
@@ -143,15 +232,16 @@ impl Printer {
     pub(super) fn new(quiet: bool) -> Printer {
         if quiet {
             Printer::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if drawable(Stream::Err) {
             let bars = MultiProgress::new();
             let _ = LIVE.set(bars.clone());
             Printer::Live {
                 bars,
                 running: Mutex::new(HashMap::new()),
+                colour: colour_for(Stream::Err),
             }
         } else {
-            Printer::Lines
+            Printer::Lines(colour_for(Stream::Err))
         }
     }
 
@@ -168,7 +258,7 @@ impl Printer {
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
     }
 
-    /// The running line lines up with [`render_stage_line`]: stage, outcome, duration.
+    /// The running line lines up with [`firedrill::report::render_stage_line`]: stage, outcome, duration.
     fn spinner_style() -> ProgressStyle {
         Self::style("  {prefix:<10} {spinner:.cyan} running {elapsed_ms:>8}")
     }
@@ -188,7 +278,7 @@ impl Printer {
 impl Progress for Printer {
     fn stage_started(&self, stage: Stage) {
         tracing::info!("stage {stage} started");
-        if let Printer::Live { bars, running } = self {
+        if let Printer::Live { bars, running, .. } = self {
             let bar = bars.add(
                 ProgressBar::new_spinner()
                     .with_style(Printer::spinner_style())
@@ -220,8 +310,12 @@ impl Progress for Printer {
     fn stage_finished(&self, r: &StageReport) {
         match self {
             Printer::Quiet => {}
-            Printer::Lines => eprintln!("{}", render_stage_line(r)),
-            Printer::Live { bars, running } => {
+            Printer::Lines(colour) => errln!("{}", render_stage_line_in(r, *colour)),
+            Printer::Live {
+                bars,
+                running,
+                colour,
+            } => {
                 let bar = running
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -230,7 +324,7 @@ impl Progress for Printer {
                     bar.finish_and_clear();
                     bars.remove(&bar);
                 }
-                let _ = bars.println(render_stage_line(r));
+                let _ = bars.println(render_stage_line_in(r, *colour));
             }
         }
     }
@@ -242,7 +336,7 @@ impl Progress for Printer {
         error: &firedrill::Error,
         backoff: Duration,
     ) {
-        if let Printer::Live { bars, running } = self {
+        if let Printer::Live { bars, running, .. } = self {
             // The next attempt starts the stage again, with a spinner (and clock) of its own.
             let bar = running
                 .lock()
@@ -259,7 +353,7 @@ impl Progress for Printer {
     }
 }
 
-/// A failed attempt, aligned with [`render_stage_line`]: `  restore    attempt 1 failed
+/// A failed attempt, aligned with [`firedrill::report::render_stage_line`]: `  restore    attempt 1 failed
 /// (infrastructure), retrying in 2.0s: <what went wrong>`.
 fn retry_line(stage: Stage, attempt: u32, error: &firedrill::Error, backoff: Duration) -> String {
     format!(

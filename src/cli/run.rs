@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use firedrill::catalog::{Catalog, SqliteCatalog};
 use firedrill::config::MainConfig;
-use firedrill::report::render_human_with;
+use firedrill::report::render_human_in;
 use firedrill::{load_drill, RunOptions, Runner, Stop, StopReason};
 
-use super::drill_path;
-use super::output::{say, Printer};
+use super::output::{colour_for, say, Printer, Stream};
+use super::{drill_path, known_drills_hint};
 
 /// The runner of `run`: the catalog, report writer and pager of the main config. Without
 /// a catalog the drill still runs (with a warning); without its reports or pager it does
@@ -28,7 +28,7 @@ pub(super) fn runner(
     let catalog = match SqliteCatalog::open(catalog_path) {
         Ok(c) => Some(Arc::new(c) as Arc<dyn Catalog>),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Err(2);
         }
     };
@@ -39,14 +39,14 @@ pub(super) fn runner(
     ) {
         Ok(w) => Arc::new(w),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Err(2);
         }
     };
     let pager = match firedrill::notify::Pager::new(&config.notify, &config.base_dir) {
         Ok(p) => p.map(Arc::new),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Err(2);
         }
     };
@@ -73,7 +73,10 @@ pub(super) async fn run(
     let drill = match load_drill(&path) {
         Ok(d) => d,
         Err(p) => {
-            eprintln!("{p}");
+            errln!("{p}");
+            if !path.exists() {
+                errln!("  hint: {}", known_drills_hint(dir));
+            }
             return 2;
         }
     };
@@ -81,16 +84,16 @@ pub(super) async fn run(
         match firedrill::inventory::random_artifact(&drill).await {
             Ok(Some(id)) => {
                 if !quiet {
-                    eprintln!("picked stored artifact {id} at random");
+                    errln!("picked stored artifact {id} at random");
                 }
                 opts.artifact = Some(id);
             }
             Ok(None) => {
-                eprintln!("error: drill {} has no stored artifacts to pick from\n  hint: run the drill once without --random", drill.name);
+                errln!("error: drill {} has no stored artifacts to pick from\n  hint: run the drill once without --random", drill.name);
                 return 2;
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return 2;
             }
         }
@@ -99,14 +102,14 @@ pub(super) async fn run(
     // anything is recorded or paged.
     if let Some(id) = &opts.artifact {
         if let Err(e) = runner.check_artifact(&drill, id).await {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     }
     let stop = Stop::new();
     spawn_signal_handler(stop.clone());
     if !quiet {
-        eprintln!("drill {} ({})", drill.name, path.display());
+        errln!("drill {} ({})", drill.name, path.display());
     }
     let ran = runner.run(&drill, &opts, &Printer::new(quiet), &stop).await;
     let report = &ran.report;
@@ -115,11 +118,15 @@ pub(super) async fn run(
         let _ = serde_json::to_writer_pretty(&mut out, report);
         let _ = writeln!(out);
     } else {
-        print!("{}", render_human_with(report, quiet));
+        // The stages were shown as they ran, or not at all (`--quiet`): the summary only.
+        out!(
+            "{}",
+            render_human_in(report, false, colour_for(Stream::Out))
+        );
     }
     match ran.paged {
-        Some(Err(e)) => eprintln!("warning: could not queue the pages for this run: {e}"),
-        Some(Ok(p)) if p.delivery.retrying > 0 || p.delivery.timed_out => eprintln!(
+        Some(Err(e)) => errln!("warning: could not queue the pages for this run: {e}"),
+        Some(Ok(p)) if p.delivery.retrying > 0 || p.delivery.timed_out => errln!(
             "warning: {} notification(s) not delivered yet; they stay queued (`firedrill notify flush`)",
             p.delivery.retrying.max(1)
         ),
@@ -128,7 +135,7 @@ pub(super) async fn run(
     match &ran.unrecorded {
         // Its pages went out directly; the run waits in the spool. Not a success.
         Some(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             (report.exit_code as u8).max(2)
         }
         None => report.exit_code as u8,

@@ -11,7 +11,7 @@ use super::output::emit;
 use super::{key_file, Cli};
 
 /// Writes a new age identity and prints its recipient.
-pub(super) fn keygen(output: &Path) -> u8 {
+pub(super) fn keygen(output: &Path, json: bool) -> u8 {
     let (text, recipient) = firedrill::age_keys::generate_identity();
     if let Err(code) = key_file::create(
         output,
@@ -20,37 +20,77 @@ pub(super) fn keygen(output: &Path) -> u8 {
     ) {
         return code;
     }
-    eprintln!(
+    if json {
+        let written = serde_json::json!({ "identity": output, "recipient": recipient });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&written).unwrap_or_default()
+        );
+        return 0;
+    }
+    errln!(
         "wrote the identity to {} (keep it secret; the sandbox gets it at restore time)",
         output.display()
     );
-    eprintln!("add its recipient to the drill's [encryption] recipients:");
-    println!("{recipient}");
+    errln!("its recipient, for the drill's [encryption] recipients = [\"…\"]:");
+    outln!("{recipient}");
     0
 }
 
-/// Removes the sandboxes of runs that are over (with `all`, of every run not kept).
-pub(super) async fn reap(all: bool, docker_host: Option<&str>) -> u8 {
+/// Removes the sandboxes of runs that are over (with `all`, of every run not kept; with
+/// `run`, of that run, kept or not).
+pub(super) async fn reap(
+    all: bool,
+    run: Option<&str>,
+    json: bool,
+    docker_host: Option<&str>,
+) -> u8 {
     use firedrill::sandbox::SandboxBackend;
     let backend = match firedrill::sandbox::DockerBackend::connect(docker_host) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
+    if let Some(run) = run {
+        return match backend.reap_run(run).await {
+            Ok(removed) if json => {
+                let out = serde_json::json!({ "run": run, "removed": removed });
+                outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                0
+            }
+            Ok(removed) if removed.is_empty() => {
+                outln!("no sandbox of run {run}");
+                0
+            }
+            Ok(removed) => {
+                outln!("removed the sandbox of run {run}: {}", removed.join(", "));
+                0
+            }
+            Err(e) => {
+                errln!("error: {e}");
+                2
+            }
+        };
+    }
     match backend.reap(jiff::Timestamp::now(), all).await {
+        Ok(runs) if json => {
+            let out = serde_json::json!({ "removed_runs": runs });
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            0
+        }
         Ok(runs) => {
             for r in &runs {
-                println!("removed sandbox of run {r}");
+                outln!("removed sandbox of run {r}");
             }
             if runs.is_empty() {
-                println!("no leftover sandboxes");
+                outln!("no leftover sandboxes");
             }
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             2
         }
     }
@@ -108,16 +148,42 @@ pub(super) fn man() -> u8 {
         .and_then(|()| man.render_synopsis_section(&mut page))
         .and_then(|()| man.render_description_section(&mut page))
         .and_then(|()| man.render_options_section(&mut page))
-        .and_then(|()| man.render_subcommands_section(&mut page))
+        .and_then(|()| page.write_all(subcommands_section(&Cli::command()).as_bytes()))
         .and_then(|()| page.write_all(MAN_SECTIONS.as_bytes()))
         .and_then(|()| man.render_version_section(&mut page));
     match rendered {
         Ok(()) => emit(&page, "the man page"),
         Err(e) => {
-            eprintln!("error: cannot render the man page: {e}");
+            errln!("error: cannot render the man page: {e}");
             2
         }
     }
+}
+
+/// The commands, each with what it does and where its options are told: one page for
+/// all of them (`firedrill help COMMAND`), rather than clap_mangen's list of
+/// `firedrill-COMMAND(1)` pages that are not generated.
+fn subcommands_section(cli: &clap::Command) -> String {
+    // roff: a backslash is \e, and a line starting with . or ' would be a request.
+    let esc = |t: &str| {
+        let t = t.replace('\\', "\\e").replace('-', "\\-");
+        if t.starts_with('.') || t.starts_with('\'') {
+            format!("\\&{t}")
+        } else {
+            t
+        }
+    };
+    let mut out = String::from(".SH COMMANDS\n");
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            esc(sub.get_name()),
+            esc(&about)
+        ));
+    }
+    out.push_str(".PP\nEvery command's options: \\fBfiredrill help\\fR \\fICOMMAND\\fR (or \\fBfiredrill\\fR \\fICOMMAND\\fR \\fB\\-\\-help\\fR).\n");
+    out
 }
 
 /// The completion script of `shell`, from the same definition as the help.

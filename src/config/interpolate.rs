@@ -53,10 +53,8 @@ pub fn interpolate_env(file: &Path, text: &str) -> Result<String, Problems> {
                 .into_iter()
                 .map(|e| Problem {
                     file: file.to_path_buf(),
-                    field: match e.key {
-                        Some(k) => format!("{k} (line {})", e.line),
-                        None => format!("line {}", e.line),
-                    },
+                    field: e.key.unwrap_or_default(),
+                    line: Some(e.line),
                     message: e.message,
                     fix: e.fix,
                 })

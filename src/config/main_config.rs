@@ -179,6 +179,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
     let problem = |field: &str, message: String, fix: &str| Problem {
         file: path.to_path_buf(),
         field: field.into(),
+        line: None,
         message,
         fix: fix.into(),
     };

@@ -15,29 +15,41 @@ use crate::secret::{SecretRef, SecretSource};
 use crate::status::Stage;
 
 /// One thing wrong with a drill file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[schema(value_type = String)]
     pub file: PathBuf,
     /// Dotted path of the field (`source.port`, `assertion[2].expect`), or empty when the
     /// file as a whole is at fault.
     pub field: String,
+    /// The line of the file where the field is (where its table is, when it is missing),
+    /// from 1; absent when the problem has no place in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     pub message: String,
     pub fix: String,
 }
 
+impl Problem {
+    /// Where in the file, as a person reads it: `source.port (line 7)`, `line 3`, or
+    /// empty.
+    pub fn place(&self) -> String {
+        match (self.field.is_empty(), self.line) {
+            (true, None) => String::new(),
+            (true, Some(l)) => format!("line {l}"),
+            (false, None) => self.field.clone(),
+            (false, Some(l)) => format!("{} (line {l})", self.field),
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
+        let place = self.place();
+        if place.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)?;
         } else {
-            write!(
-                f,
-                "{}: {}: {}",
-                self.file.display(),
-                self.field,
-                self.message
-            )?;
+            write!(f, "{}: {place}: {}", self.file.display(), self.message)?;
         }
         if !self.fix.is_empty() {
             write!(f, "\n  fix: {}", self.fix)?;
@@ -448,6 +460,7 @@ pub fn load_drill(path: &Path) -> Result<Drill, Problems> {
         Problems(vec![Problem {
             file: path.to_path_buf(),
             field: String::new(),
+            line: None,
             message: format!("cannot read the file: {e}"),
             fix: "check the path".into(),
         }])
@@ -456,42 +469,205 @@ pub fn load_drill(path: &Path) -> Result<Drill, Problems> {
 }
 
 /// Parses and validates drill-file text; `path` names the file in messages and gives the
-/// default drill name and the base for relative paths.
+/// default drill name and the base for relative paths. Every problem is reported at once:
+/// the file's shape first (unknown fields, values of the wrong type, missing fields; see
+/// [`read_shaped`]), then its values, each naming its field and line.
 pub fn parse_drill(path: &Path, text: &str) -> Result<Drill, Problems> {
     let text = &super::interpolate_env(path, text)?;
-    let raw: DrillFile = toml::from_str(text).map_err(|e| {
-        let field = e
-            .span()
-            .map(|sp| key_at(text, sp.start, e.message()))
-            .unwrap_or_default();
-        Problems(vec![Problem {
-            file: path.to_path_buf(),
-            field,
-            message: if e.message().trim().is_empty() {
-                // toml has no words for some errors (a lone carriage return); found by fuzzing.
-                match e
-                    .span()
-                    .and_then(|sp| text.get(sp.start..))
-                    .and_then(|r| r.chars().next())
-                {
-                    Some(c) => format!("unexpected character {c:?} here"),
-                    None => "this is not valid TOML".to_string(),
+    let shaped = read_shaped::<DrillFile>(path, text, drill_schema());
+    let mut problems = shaped.problems;
+    if let Some(raw) = shaped.value {
+        match validate(path, raw) {
+            Ok(drill) if problems.is_empty() => return Ok(drill),
+            Ok(_) => {}
+            Err(found) => problems.extend(found.0.into_iter().map(|mut p| {
+                if p.file == path {
+                    if let Some(doc) = &shaped.doc {
+                        p.line = p.line.or_else(|| line_in(&p.field, doc, text));
+                    }
                 }
-            } else {
-                e.message().replace(
-                    "expected struct SecretRef",
-                    "expected a secret reference { env = \"VAR\" } or { file = \"/path\" }",
-                )
-            },
-            fix: parse_fix(e.message()),
-        }])
-    })?;
-    validate(path, raw)
+                p
+            })),
+        }
+    }
+    Err(Problems(problems))
 }
 
-/// Names the field a parse error is about: the table holding byte `pos`, and the key on
-/// that line or the one the message names (`unknown field `x``, `missing field `y``).
-fn key_at(text: &str, pos: usize, message: &str) -> String {
+/// The JSON Schema of drill files (what `firedrill schema` prints), made once.
+fn drill_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(super::raw::json_schema::<DrillFile>)
+}
+
+/// The JSON Schema of a file of shared assertions, made once.
+fn assertions_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(super::raw::json_schema::<AssertionsFile>)
+}
+
+/// A config file as read so far: its document (for the lines of later problems), its
+/// value when it could be read, and what was wrong with its syntax or shape.
+struct Shaped<'t, T> {
+    doc: Option<toml_edit::ImDocument<&'t str>>,
+    value: Option<T>,
+    problems: Vec<Problem>,
+}
+
+/// Reads a config file of type `T`: its syntax, then its shape against `schema` (the JSON
+/// Schema `T` generates), then serde. The shape check finds every unknown field, value of
+/// the wrong type and missing field at once, each at its key's line; serde alone would
+/// stop at the first. When what is wrong can be left out (unknown fields, optional fields
+/// of the wrong type), the rest is still read, so that its values are checked too.
+fn read_shaped<'t, T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &'t str,
+    schema: &serde_json::Value,
+) -> Shaped<'t, T> {
+    let doc = match toml_edit::ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            return Shaped {
+                doc: None,
+                value: None,
+                problems: vec![syntax_problem(path, text, e.message(), e.span())],
+            }
+        }
+    };
+    let misfits = shape::Walker::check(schema, doc.as_table());
+    let mut problems: Vec<Problem> = misfits
+        .iter()
+        .map(|m| Problem {
+            file: path.to_path_buf(),
+            field: shape::dotted(&m.path),
+            line: m.at.map(|at| line_of(text, at)),
+            message: m.message.clone(),
+            fix: m.fix.clone(),
+        })
+        .collect();
+    if misfits.iter().any(|m| !m.droppable) {
+        return Shaped {
+            doc: Some(doc),
+            value: None,
+            problems,
+        };
+    }
+    let value = if misfits.is_empty() {
+        toml::from_str::<T>(text)
+    } else {
+        toml::from_str::<toml::Table>(text).and_then(|mut table| {
+            for m in &misfits {
+                drop_field(&mut table, &m.path);
+            }
+            toml::Value::Table(table).try_into::<T>()
+        })
+    };
+    let value = match value {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // What the schema cannot say (it says most): serde's words, at its place.
+            let (field, line) = e
+                .span()
+                .map(|sp| key_at(text, sp.start))
+                .map_or((String::new(), None), |(f, l)| (f, Some(l)));
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                field,
+                line,
+                message: e.message().to_string(),
+                fix: "correct the value at the place shown; `firedrill schema` prints what each field takes".into(),
+            });
+            None
+        }
+    };
+    Shaped {
+        doc: Some(doc),
+        value,
+        problems,
+    }
+}
+
+/// A file that is not TOML: the place and what the parser says.
+fn syntax_problem(
+    path: &Path,
+    text: &str,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Problem {
+    let (field, line) = span
+        .as_ref()
+        .map(|sp| key_at(text, sp.start))
+        .map_or((String::new(), None), |(f, l)| (f, Some(l)));
+    Problem {
+        file: path.to_path_buf(),
+        field,
+        line,
+        message: if message.trim().is_empty() {
+            // The parser has no words for some errors (a lone carriage return); found by
+            // fuzzing.
+            match span
+                .and_then(|sp| text.get(sp.start..))
+                .and_then(|r| r.chars().next())
+            {
+                Some(c) => format!("unexpected character {c:?} here"),
+                None => "this is not valid TOML".to_string(),
+            }
+        } else {
+            message.trim_end().to_string()
+        },
+        fix: "correct the TOML at the place shown".into(),
+    }
+}
+
+/// Removes the field at `path` (found not to fit) from a parsed file.
+fn drop_field(table: &mut toml::Table, path: &[shape::Seg]) {
+    fn go(value: &mut toml::Value, path: &[shape::Seg]) {
+        let [seg, rest @ ..] = path else { return };
+        match (seg, value) {
+            (shape::Seg::Key(k), toml::Value::Table(t)) if rest.is_empty() => {
+                t.remove(k);
+            }
+            (shape::Seg::Key(k), toml::Value::Table(t)) => {
+                if let Some(v) = t.get_mut(k) {
+                    go(v, rest);
+                }
+            }
+            (shape::Seg::Index(i), toml::Value::Array(a)) if !rest.is_empty() => {
+                if let Some(v) = a.get_mut(*i) {
+                    go(v, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut root = toml::Value::Table(std::mem::take(table));
+    go(&mut root, path);
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+}
+
+/// The 1-based line of byte `pos`.
+fn line_of(text: &str, pos: usize) -> usize {
+    let pos = pos.min(text.len());
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where `field` is in `doc` (or where its table is, when it is missing).
+fn line_in(field: &str, doc: &toml_edit::ImDocument<&str>, text: &str) -> Option<usize> {
+    if field.is_empty() {
+        return None;
+    }
+    let at = shape::parse_dotted(field).and_then(|path| shape::locate(doc.as_table(), &path))?;
+    Some(line_of(text, at))
+}
+
+/// Names the place of a syntax error at byte `pos`: the key on that line under its table,
+/// and the line.
+fn key_at(text: &str, pos: usize) -> (String, usize) {
     let mut pos = pos.min(text.len());
     while !text.is_char_boundary(pos) {
         pos -= 1;
@@ -511,47 +687,17 @@ fn key_at(text: &str, pos: usize, message: &str) -> String {
             break;
         }
     }
-    let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
-        message
-            .split_once(p)
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(f, _)| f.to_string())
-    });
-    let from_message = named.is_some();
-    let key = match named {
-        Some(f) => Some(f),
-        None => line
-            .split_once('=')
-            .filter(|_| !line.starts_with('['))
-            .map(|(k, _)| k.trim().to_string()),
-    };
+    let key = line
+        .split_once('=')
+        .filter(|_| !line.starts_with('['))
+        .map(|(k, _)| k.trim().to_string());
     let field = match (table.is_empty(), key) {
         (true, Some(k)) => k,
         (false, Some(k)) => format!("{table}.{k}"),
         (false, None) => table,
         (true, None) => String::new(),
     };
-    if field.is_empty() {
-        format!("line {line_no}")
-    } else if from_message {
-        field
-    } else {
-        format!("{field} (line {line_no})")
-    }
-}
-
-fn parse_fix(message: &str) -> String {
-    if message.contains("SecretRef") || message.contains("written inline") {
-        "secrets are never written inline: use { env = \"VAR\" } or { file = \"/path\" }".into()
-    } else if message.contains("unknown field") {
-        "remove the field or correct its spelling; the message lists the fields allowed here".into()
-    } else if message.contains("missing field") {
-        "add the field named in the message".into()
-    } else if message.contains("unknown variant") {
-        "use one of the types the message lists".into()
-    } else {
-        "correct the TOML at the place shown".into()
-    }
+    (field, line_no)
 }
 
 struct Collector<'a> {
@@ -569,6 +715,7 @@ impl Collector<'_> {
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
             field: field.into(),
+            line: None,
             message: message.into(),
             fix: fix.into(),
         });
@@ -1065,9 +1212,36 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         None => DrillSchedule::default(),
         Some(sc) => {
             let jitter = c.duration("schedule.jitter", &sc.jitter, Duration::ZERO);
+            // The time zone is a field of its own: a wrong one is named there, not at the
+            // cron expression.
+            let timezone_ok = match sc.timezone.as_deref() {
+                None => true,
+                Some(name) => match jiff::tz::TimeZone::get(name) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        c.push(
+                            "schedule.timezone",
+                            format!("`{name}` is not a time zone ({e})"),
+                            "write an IANA name such as \"Europe/Berlin\" (`timedatectl list-timezones` lists them), or leave it out for UTC",
+                        );
+                        false
+                    }
+                },
+            };
             let cron = sc.cron.as_ref().and_then(|expr| {
+                if let Some(m) = cron_problem(expr) {
+                    c.push(
+                        "schedule.cron",
+                        m,
+                        "write minute hour day-of-month month day-of-week, e.g. cron = \"30 3 * * *\" (03:30 every day)",
+                    );
+                    return None;
+                }
+                if !timezone_ok {
+                    return None;
+                }
                 crate::schedule::Schedule::parse(expr, sc.timezone.as_deref(), jitter)
-                    .map_err(|m| c.push("schedule.cron", m, "write e.g. cron = \"30 3 * * *\" and, if not UTC, timezone = \"Europe/Berlin\""))
+                    .map_err(|m| c.push("schedule.cron", m, "write e.g. cron = \"30 3 * * *\""))
                     .ok()
             });
             let max_age = sc
@@ -1106,32 +1280,37 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         } else {
             drill_dir.join(f)
         };
-        let parsed = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))
-            .and_then(|text| {
-                toml::from_str::<AssertionsFile>(&text)
-                    .map_err(|e| format!("{}: {}", file.display(), e.message()))
-            });
-        match parsed {
-            Ok(shared) => {
-                let mut sc = Collector {
-                    file: &file,
-                    problems: Vec::new(),
-                };
-                assertions.extend(check_assertions(
-                    &mut sc,
-                    "assertion",
-                    &shared.assertions,
-                    &mut seen,
-                ));
-                c.problems.extend(sc.problems);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                c.push(
+                    format!("assertions_from[{i}]"),
+                    format!("cannot read {}: {e}", file.display()),
+                    "point it at a file of [[assertion]] tables, relative to the drill file",
+                );
+                continue;
             }
-            Err(m) => c.push(
-                format!("assertions_from[{i}]"),
-                m,
-                "point it at a file of [[assertion]] tables, relative to the drill file",
-            ),
+        };
+        // Its problems are its own, each at its line there.
+        let shared = read_shaped::<AssertionsFile>(&file, &text, assertions_schema());
+        let mut sc = Collector {
+            file: &file,
+            problems: shared.problems,
+        };
+        if let Some(value) = &shared.value {
+            assertions.extend(check_assertions(
+                &mut sc,
+                "assertion",
+                &value.assertions,
+                &mut seen,
+            ));
         }
+        c.problems.extend(sc.problems.into_iter().map(|mut p| {
+            if let Some(doc) = &shared.doc {
+                p.line = p.line.or_else(|| line_in(&p.field, doc, &text));
+            }
+            p
+        }));
     }
     let checksums = ChecksumPlan {
         max_table_bytes: c.size(
@@ -1448,6 +1627,66 @@ fn check_assertions(
     out
 }
 
+/// What is wrong with a cron expression, naming the field of the expression at fault
+/// (`the minute field \`61\``): the cron parser's own message points into the six-field
+/// form it was handed, at a seconds field the user never wrote.
+fn cron_problem<'a>(expr: &'a str) -> Option<String> {
+    use std::str::FromStr;
+    const NAMES: [(&str, &str); 7] = [
+        ("second", "0–59"),
+        ("minute", "0–59"),
+        ("hour", "0–23"),
+        ("day-of-month", "1–31"),
+        ("month", "1–12 or JAN–DEC"),
+        ("day-of-week", "1–7 (1 is Sunday) or SUN–SAT"),
+        ("year", "1970–2099"),
+    ];
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    // Where the user's fields sit among second … year.
+    let first = match fields.len() {
+        5 => 1,
+        6 | 7 => 0,
+        n => {
+            return Some(format!(
+                "`{expr}` has {n} fields; write 5 (minute hour day-of-month month day-of-week, e.g. \"30 3 * * *\") or cron's 6/7 with seconds first"
+            ))
+        }
+    };
+    let parses = |f: &[&str]| cron::Schedule::from_str(&f.join(" ")).is_ok();
+    let full = |f: &[&'a str]| -> Vec<&'a str> {
+        let mut all = vec!["0", "*", "*", "*", "*", "*"];
+        if fields.len() == 7 {
+            all.push("*");
+        }
+        all.splice(first..first + f.len(), f.iter().copied());
+        all
+    };
+    if parses(&full(&fields)) {
+        return None;
+    }
+    // Each field alone, the others `*`: the first that fails on its own is the culprit.
+    for (i, value) in fields.iter().enumerate() {
+        let mut alone = full(&[]);
+        alone[first + i] = value;
+        if !parses(&alone) {
+            let (name, range) = NAMES[first + i];
+            return Some(format!(
+                "`{expr}`: the {name} field `{value}` is not valid (it takes {range}, lists a,b, ranges a-b and steps */n)"
+            ));
+        }
+    }
+    let why = cron::Schedule::from_str(&full(&fields).join(" "))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let why = why
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    Some(format!("`{expr}` is not a cron expression: {}", why.trim()))
+}
+
 /// The default of `source.max_expansion`: how many times its stored size a file of
 /// another tool may decompress to. SQL dumps compress 3 to 20 times, rarely 100 times; a
 /// zstd bomb of repeated bytes expands about 32,000 times.
@@ -1461,6 +1700,646 @@ pub fn external_plain_limit(stored_bytes: u64, max_expansion: u64) -> u64 {
     stored_bytes
         .saturating_mul(max_expansion)
         .max(MIN_PLAIN_LIMIT)
+}
+
+/// The shape of a config file, checked against the JSON Schema its type generates (the one
+/// `firedrill schema` prints) before serde reads it. serde stops at its first error and
+/// places unknown and missing fields at their table's header; this walk goes through the
+/// whole file and finds every unknown field, value of the wrong type and missing field,
+/// each with the place of its key, so that one `validate` names them all.
+mod shape {
+    use std::ops::Range;
+
+    use serde_json::Value as Json;
+    use toml_edit::{Item, TableLike, Value};
+
+    /// One step of a field's path: a key, or an element of an array.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(super) enum Seg {
+        Key(String),
+        Index(usize),
+    }
+
+    /// A path as problems name it: `source.password`, `assertion[2].expect`,
+    /// `anomaly.table."public.orders".min_rows`.
+    pub(super) fn dotted(path: &[Seg]) -> String {
+        let mut s = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    if !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        s.push_str(k);
+                    } else {
+                        s.push_str(&format!("{k:?}"));
+                    }
+                }
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+
+    /// The path a problem names (see [`dotted`]), read back; `None` for what is not one.
+    pub(super) fn parse_dotted(field: &str) -> Option<Vec<Seg>> {
+        let mut segs = Vec::new();
+        let mut rest = field;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('[') {
+                let (n, r) = r.split_once(']')?;
+                segs.push(Seg::Index(n.parse().ok()?));
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix('"') {
+                let end = r.find('"')?;
+                segs.push(Seg::Key(r[..end].to_string()));
+                rest = &r[end + 1..];
+            } else {
+                let end = rest.find(['.', '[']).unwrap_or(rest.len());
+                if end == 0 {
+                    return None;
+                }
+                segs.push(Seg::Key(rest[..end].to_string()));
+                rest = &rest[end..];
+            }
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        }
+        Some(segs)
+    }
+
+    /// Something in the file that does not fit the schema.
+    #[derive(Debug)]
+    pub(super) struct Misfit {
+        pub path: Vec<Seg>,
+        /// Where it is: the key's place, else its table's.
+        pub at: Option<usize>,
+        pub message: String,
+        pub fix: String,
+        /// Whether the rest of the file can still be read without this field (an unknown
+        /// field, an optional one of the wrong type): then its values are checked too.
+        pub droppable: bool,
+    }
+
+    /// A TOML value, whatever syntax wrote it (a `[table]` or an inline one, an array of
+    /// tables or an inline array).
+    enum Node<'a> {
+        Table(&'a dyn TableLike, Option<Range<usize>>),
+        Array(Vec<Node<'a>>, Option<Range<usize>>),
+        Scalar(Scalar, Option<Range<usize>>),
+    }
+
+    #[derive(Clone, Copy)]
+    enum Scalar {
+        Str,
+        Int(i64),
+        Float,
+        Bool,
+        Datetime,
+    }
+
+    impl<'a> Node<'a> {
+        fn of_item(item: &'a Item) -> Option<Node<'a>> {
+            match item {
+                Item::None => None,
+                Item::Value(v) => Some(Node::of_value(v)),
+                Item::Table(t) => Some(Node::Table(t, t.span())),
+                Item::ArrayOfTables(a) => Some(Node::Array(
+                    a.iter().map(|t| Node::Table(t, t.span())).collect(),
+                    a.span(),
+                )),
+            }
+        }
+
+        fn of_value(v: &'a Value) -> Node<'a> {
+            let span = v.span();
+            match v {
+                Value::String(_) => Node::Scalar(Scalar::Str, span),
+                Value::Integer(i) => Node::Scalar(Scalar::Int(*i.value()), span),
+                Value::Float(_) => Node::Scalar(Scalar::Float, span),
+                Value::Boolean(_) => Node::Scalar(Scalar::Bool, span),
+                Value::Datetime(_) => Node::Scalar(Scalar::Datetime, span),
+                Value::Array(a) => Node::Array(a.iter().map(Node::of_value).collect(), span),
+                Value::InlineTable(t) => Node::Table(t, span),
+            }
+        }
+
+        fn span(&self) -> Option<usize> {
+            match self {
+                Node::Table(_, s) | Node::Array(_, s) | Node::Scalar(_, s) => {
+                    s.as_ref().map(|s| s.start)
+                }
+            }
+        }
+
+        /// What it is, as a message says it.
+        fn what(&self) -> &'static str {
+            match self {
+                Node::Table(..) => "a table",
+                Node::Array(..) => "an array",
+                Node::Scalar(Scalar::Str, _) => "a string",
+                Node::Scalar(Scalar::Int(_), _) => "a whole number",
+                Node::Scalar(Scalar::Float, _) => "a decimal number",
+                Node::Scalar(Scalar::Bool, _) => "true or false",
+                Node::Scalar(Scalar::Datetime, _) => "a date-time",
+            }
+        }
+    }
+
+    /// Where `path` is in `root`: the place of its deepest part that is in the file (the
+    /// key itself, else the table it belongs in).
+    pub(super) fn locate(root: &toml_edit::Table, path: &[Seg]) -> Option<usize> {
+        let mut node = Node::Table(root, None);
+        let mut at = None;
+        for seg in path {
+            let next = match (seg, node) {
+                (Seg::Key(k), Node::Table(t, _)) => t.get_key_value(k).and_then(|(key, item)| {
+                    let n = Node::of_item(item)?;
+                    // A `[header]` table is where its header is; a key, where the key is.
+                    let place = match (&n, item) {
+                        (Node::Table(_, Some(s)), Item::Table(_)) => Some(s.start),
+                        _ => key.span().map(|s| s.start).or(n.span()),
+                    };
+                    Some((n, place))
+                }),
+                (Seg::Index(i), Node::Array(items, _)) => items.into_iter().nth(*i).map(|n| {
+                    let place = n.span();
+                    (n, place)
+                }),
+                _ => None,
+            };
+            let Some((n, place)) = next else { break };
+            at = place.or(at);
+            node = n;
+        }
+        at
+    }
+
+    /// Walks a document against a JSON Schema (draft 7, as schemars writes it).
+    pub(super) struct Walker<'s> {
+        schema: &'s Json,
+        pub misfits: Vec<Misfit>,
+    }
+
+    const SECRET_REF: &str = "#/definitions/SecretRef";
+
+    impl<'s> Walker<'s> {
+        pub(super) fn check(schema: &'s Json, root: &toml_edit::Table) -> Vec<Misfit> {
+            let mut w = Walker {
+                schema,
+                misfits: Vec::new(),
+            };
+            w.walk(
+                schema,
+                &Node::Table(root, None),
+                &mut Vec::new(),
+                None,
+                true,
+            );
+            w.misfits
+        }
+
+        /// The schema `s` stands for: through `$ref` and one-element `allOf`s.
+        fn resolve(&self, mut s: &'s Json) -> &'s Json {
+            for _ in 0..16 {
+                if let Some(r) = s.get("$ref").and_then(Json::as_str) {
+                    match r
+                        .strip_prefix("#/definitions/")
+                        .and_then(|name| self.schema.pointer(&format!("/definitions/{name}")))
+                    {
+                        Some(target) => s = target,
+                        None => return s,
+                    }
+                } else if let Some([only]) = s.get("allOf").and_then(Json::as_array).map(|v| &v[..])
+                {
+                    s = only;
+                } else {
+                    return s;
+                }
+            }
+            s
+        }
+
+        /// Whether `s` is (a wrapper of) the secret reference.
+        fn is_secret(&self, mut s: &'s Json) -> bool {
+            for _ in 0..16 {
+                if s.get("$ref").and_then(Json::as_str) == Some(SECRET_REF) {
+                    return true;
+                }
+                match s.get("allOf").and_then(Json::as_array).map(|v| &v[..]) {
+                    Some([only]) => s = only,
+                    _ => return false,
+                }
+            }
+            false
+        }
+
+        fn misfit(
+            &mut self,
+            path: &[Seg],
+            at: Option<usize>,
+            message: String,
+            fix: String,
+            droppable: bool,
+        ) {
+            self.misfits.push(Misfit {
+                path: path.to_vec(),
+                at,
+                message,
+                fix,
+                droppable,
+            });
+        }
+
+        /// Checks `node` (at `path`, whose key is at `at`) against `schema`; `required`:
+        /// whether the file cannot do without it.
+        fn walk(
+            &mut self,
+            schema: &'s Json,
+            node: &Node<'_>,
+            path: &mut Vec<Seg>,
+            at: Option<usize>,
+            required: bool,
+        ) {
+            let at = at.or(node.span());
+            if self.is_secret(schema) && !matches!(node, Node::Table(..)) {
+                // Never quoted: it is most likely the secret itself.
+                return self.misfit(
+                    path,
+                    at,
+                    crate::secret::INLINE_SECRET.to_string(),
+                    "secrets are never written inline: move it to an environment variable or a file, and write { env = \"VAR\" } or { file = \"/path\" }"
+                        .into(),
+                    !required,
+                );
+            }
+            let schema = self.resolve(schema);
+            if let Some(variants) = tagged_variants(schema) {
+                return self.walk_tagged(&variants, node, path, at, required);
+            }
+            let Some(expected) = schema.get("type").and_then(Json::as_str) else {
+                return;
+            };
+            match (expected, node) {
+                ("object", Node::Table(t, _)) => self.walk_table(schema, *t, path, at),
+                ("array", Node::Array(items, _)) => {
+                    let item_schema = schema.get("items").unwrap_or(&Json::Bool(true));
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(Seg::Index(i));
+                        // An element cannot be dropped without renumbering the others.
+                        self.walk(item_schema, item, path, None, true);
+                        path.pop();
+                    }
+                }
+                ("string", Node::Scalar(Scalar::Str, _))
+                | ("boolean", Node::Scalar(Scalar::Bool, _))
+                | ("number", Node::Scalar(Scalar::Float | Scalar::Int(_), _)) => {}
+                ("integer", Node::Scalar(Scalar::Int(n), _)) => {
+                    let min = schema.get("minimum").and_then(Json::as_i64);
+                    let max = schema.get("maximum").and_then(Json::as_i64);
+                    let out = min.is_some_and(|m| *n < m) || max.is_some_and(|m| *n > m);
+                    if out {
+                        let range = match (min, max) {
+                            (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+                            (Some(lo), None) => format!("{lo} or more"),
+                            (None, Some(hi)) => format!("{hi} or less"),
+                            (None, None) => String::new(),
+                        };
+                        self.misfit(
+                            path,
+                            at,
+                            format!("{n} is outside {range}"),
+                            format!("write a whole number of {range}"),
+                            !required,
+                        );
+                    }
+                }
+                _ => {
+                    let fix = format!("write {}", example(schema, path));
+                    self.misfit(
+                        path,
+                        at,
+                        format!("expected {}, found {}", expected_what(schema), node.what()),
+                        fix,
+                        !required,
+                    );
+                }
+            }
+        }
+
+        /// A table of a `type`-tagged enum: the variant its `type` names.
+        fn walk_tagged(
+            &mut self,
+            variants: &[(Vec<&'s str>, &'s Json)],
+            node: &Node<'_>,
+            path: &mut Vec<Seg>,
+            at: Option<usize>,
+            required: bool,
+        ) {
+            let all: Vec<&str> = variants
+                .iter()
+                .flat_map(|(names, _)| names.clone())
+                .collect();
+            let listed = all
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let Node::Table(t, _) = node else {
+                return self.misfit(
+                    path,
+                    at,
+                    format!("expected a table, found {}", node.what()),
+                    format!("write a [{}] table with type = {listed}", dotted(path)),
+                    !required,
+                );
+            };
+            let chosen = match t.get_key_value("type") {
+                None => {
+                    // A variant that does not require its tag is the default.
+                    match variants.iter().find(|(_, v)| !requires(v, "type")) {
+                        Some((_, v)) => *v,
+                        None => {
+                            return self.misfit(
+                                &[path.as_slice(), &[Seg::Key("type".into())]].concat(),
+                                at,
+                                "missing field `type`".into(),
+                                format!("add type = one of {listed}"),
+                                false,
+                            )
+                        }
+                    }
+                }
+                Some((key, item)) => {
+                    let key_at = key.span().map(|s| s.start);
+                    let mut tag_path = path.clone();
+                    tag_path.push(Seg::Key("type".into()));
+                    match item.as_str() {
+                        None => {
+                            let what = Node::of_item(item).map_or("nothing", |n| n.what());
+                            return self.misfit(
+                                &tag_path,
+                                key_at,
+                                format!("expected a string, found {what}"),
+                                format!("write type = one of {listed}"),
+                                false,
+                            );
+                        }
+                        Some(name) => {
+                            match variants.iter().find(|(names, _)| names.contains(&name)) {
+                                Some((_, v)) => *v,
+                                None => {
+                                    let fix = match closest(name, all.iter().copied()) {
+                                        Some(c) => format!(
+                                            "did you mean type = \"{c}\"? The types are {listed}"
+                                        ),
+                                        None => format!("use one of {listed}"),
+                                    };
+                                    return self.misfit(
+                                        &tag_path,
+                                        key_at,
+                                        format!("unknown type `{name}`"),
+                                        fix,
+                                        false,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            self.walk_table(chosen, *t, path, at);
+        }
+
+        fn walk_table(
+            &mut self,
+            schema: &'s Json,
+            table: &dyn TableLike,
+            path: &mut Vec<Seg>,
+            at: Option<usize>,
+        ) {
+            let props = schema.get("properties").and_then(Json::as_object);
+            let prop = |name: &str| props.and_then(|p| p.get(name));
+            let others = schema.get("additionalProperties");
+            for (name, item) in table.iter() {
+                let Some(node) = Node::of_item(item) else {
+                    continue;
+                };
+                let key_at = table
+                    .get_key_value(name)
+                    .and_then(|(k, _)| k.span())
+                    .map(|s| s.start)
+                    .or(node.span());
+                path.push(Seg::Key(name.to_string()));
+                match (prop(name), others) {
+                    (Some(s), _) => {
+                        let required = requires(schema, name);
+                        self.walk(s, &node, path, key_at, required);
+                    }
+                    (None, Some(s)) if s.is_object() => self.walk(s, &node, path, key_at, true),
+                    (None, Some(Json::Bool(true))) => {}
+                    (None, _) => {
+                        let allowed: Vec<&str> = props
+                            .into_iter()
+                            .flat_map(|p| p.keys())
+                            .map(String::as_str)
+                            .collect();
+                        let listed = allowed
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let fix = match closest(name, allowed.iter().copied()) {
+                            Some(c) => format!("did you mean `{c}`? Otherwise remove it"),
+                            None => "remove the field or correct its spelling".to_string(),
+                        };
+                        self.misfit(
+                            path,
+                            key_at,
+                            if allowed.is_empty() {
+                                format!("unknown field `{name}`: this table takes none")
+                            } else {
+                                format!("unknown field `{name}`, expected one of {listed}")
+                            },
+                            fix,
+                            true,
+                        );
+                    }
+                }
+                path.pop();
+            }
+            for name in schema
+                .get("required")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+            {
+                if table.get(name).is_some_and(|i| !i.is_none()) {
+                    continue;
+                }
+                path.push(Seg::Key(name.to_string()));
+                let field_schema = prop(name).unwrap_or(&Json::Bool(true));
+                let fix = format!("add {}", example(self.resolve(field_schema), path));
+                self.misfit(path, at, format!("missing field `{name}`"), fix, false);
+                path.pop();
+            }
+        }
+    }
+
+    fn requires(schema: &Json, name: &str) -> bool {
+        schema
+            .get("required")
+            .and_then(Json::as_array)
+            .is_some_and(|r| r.iter().any(|v| v == name))
+    }
+
+    /// The variants of a `type`-tagged enum, each with the tag values that choose it;
+    /// `None` for any other schema (the secret reference's `oneOf` only says which of its
+    /// own fields it needs).
+    fn tagged_variants(schema: &Json) -> Option<Vec<(Vec<&str>, &Json)>> {
+        let variants = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))?
+            .as_array()?;
+        variants
+            .iter()
+            .map(|v| {
+                let tag = v.pointer("/properties/type")?;
+                let names: Vec<&str> = match tag.get("const").and_then(Json::as_str) {
+                    Some(c) => vec![c],
+                    None => tag
+                        .get("enum")?
+                        .as_array()?
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .collect(),
+                };
+                Some((names, v))
+            })
+            .collect()
+    }
+
+    /// What a schema takes, as a message says it.
+    fn expected_what(schema: &Json) -> &'static str {
+        match schema.get("type").and_then(Json::as_str) {
+            Some("string") => "a string",
+            Some("integer") => "a whole number",
+            Some("number") => "a number",
+            Some("boolean") => "true or false",
+            Some("array") => "an array",
+            Some("object") => "a table",
+            _ => "another value",
+        }
+    }
+
+    /// How to write a value of `schema` at `path`: `port = 5432`, `user = "…"`,
+    /// `a [storage] table`.
+    fn example(schema: &Json, path: &[Seg]) -> String {
+        let key = match path.last() {
+            Some(Seg::Key(k)) => dotted(&[Seg::Key(k.clone())]),
+            _ => String::new(),
+        };
+        let default = schema
+            .get("default")
+            .filter(|d| !d.is_object() && !d.is_array());
+        let value = match (schema.get("type").and_then(Json::as_str), default) {
+            (Some("object"), _) | (None, _) => {
+                return if path.iter().any(|s| matches!(s, Seg::Index(_))) {
+                    format!("{key} = {{ … }}")
+                } else {
+                    format!("a [{}] table", dotted(path))
+                };
+            }
+            (Some("array"), _) => {
+                let items = schema.get("items");
+                if items.is_some_and(|i| i.get("$ref").is_some()) {
+                    return format!("[[{}]] tables", dotted(path));
+                }
+                "[\"…\"]".to_string()
+            }
+            (Some(_), Some(d)) => d.to_string(),
+            (Some("string"), None) => "\"…\"".to_string(),
+            (Some("integer"), None) => schema
+                .get("minimum")
+                .and_then(Json::as_i64)
+                .map_or(1, |m| m.max(1))
+                .to_string(),
+            (Some("number"), None) => "1.5".to_string(),
+            (Some("boolean"), None) => "true".to_string(),
+            (Some(_), None) => "…".to_string(),
+        };
+        let what = match schema.get("type").and_then(Json::as_str) {
+            Some("integer" | "number") => " (a number, no quotes)",
+            Some("string") => " (in quotes)",
+            _ => "",
+        };
+        format!("{key} = {value}{what}")
+    }
+
+    /// The candidate `name` was most likely meant to be: at most two edits away.
+    fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+        candidates
+            .map(|c| (edits(name, c), c))
+            .filter(|(d, c)| *d <= 2 && *d < c.chars().count().max(2))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, c)| c)
+    }
+
+    /// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
+    fn edits(a: &str, b: &str) -> usize {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in d[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[i - 1][j] + 1)
+                    .min(d[i][j - 1] + 1)
+                    .min(d[i - 1][j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[i - 2][j - 2] + 1);
+                }
+                d[i][j] = v;
+            }
+        }
+        d[a.len()][b.len()]
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn paths_read_back_as_written() {
+            for p in [
+                "source.password",
+                "assertion[2].expect",
+                "anomaly.table.\"public.orders\".min_rows",
+                "encryption.recipients[0]",
+            ] {
+                assert_eq!(dotted(&parse_dotted(p).unwrap()), p);
+            }
+        }
+
+        #[test]
+        fn near_misses_are_suggested() {
+            let fields = ["host", "port", "password", "user", "database"];
+            assert_eq!(closest("pasword", fields.iter().copied()), Some("password"));
+            assert_eq!(closest("usr", fields.iter().copied()), Some("user"));
+            assert_eq!(closest("prot", fields.iter().copied()), Some("port"));
+            assert_eq!(closest("compression", fields.iter().copied()), None);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1560,7 +2439,7 @@ max_shrink = "150%"
             .map(|p| {
                 (
                     p.file.file_name().unwrap().to_string_lossy().into_owned(),
-                    p.field.clone(),
+                    p.field.as_str().to_string(),
                     p.message.clone(),
                 )
             })
@@ -1742,7 +2621,7 @@ min_size = "big"
                 .0;
             assert_eq!(p.len(), 1, "{p:?}");
             assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
-            assert_eq!(p[0].field, field);
+            assert_eq!(p[0].field.as_str(), field);
         }
     }
 
@@ -1778,6 +2657,156 @@ min_size = "big"
         );
         assert!(p.iter().all(|p| !p.fix.is_empty()));
         assert!(p.iter().all(|p| p.file == Path::new("drills/shop.toml")));
+    }
+
+    /// serde stopped at the first structural problem (six rounds of `validate` for one
+    /// broken file) and placed unknown and missing fields at their table's header: every
+    /// one is found at once now, each at its own line.
+    #[test]
+    fn every_structural_problem_at_once_each_at_its_line() {
+        let text = r#"[source]
+type = "postgres"
+database = "shop"
+usr = "backup"
+pasword = { env = "X" }
+port = "5432"
+
+[storage]
+type = "local"
+paht = "/srv"
+
+[encryption]
+recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+identity = { file = "/etc/firedrill/identity.txt" }
+
+[compression]
+level = "high"
+
+[sandbox]
+type = "podman"
+"#;
+        let p = parse_drill(Path::new("six.toml"), text).unwrap_err().0;
+        let places: Vec<String> = p.iter().map(Problem::place).collect();
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .zip(&places)
+            .map(|(p, place)| (place.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("source.usr (line 4)", "unknown field `usr`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `type`, `user`"),
+                ("source.pasword (line 5)", "unknown field `pasword`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `type`, `user`"),
+                ("source.port (line 6)", "expected a whole number, found a string"),
+                ("source.user (line 1)", "missing field `user`"),
+                ("storage.paht (line 10)", "unknown field `paht`, expected one of `path`, `prefix`, `type`"),
+                ("storage.path (line 8)", "missing field `path`"),
+                ("compression.level (line 17)", "expected a whole number, found a string"),
+                ("sandbox.type (line 20)", "unknown type `podman`"),
+            ]
+        );
+        let fixes: Vec<&str> = p.iter().map(|p| p.fix.as_str()).collect();
+        assert_eq!(fixes[0], "did you mean `user`? Otherwise remove it");
+        assert_eq!(fixes[1], "did you mean `password`? Otherwise remove it");
+        assert_eq!(fixes[2], "write port = 5432 (a number, no quotes)");
+        assert_eq!(fixes[3], "add user = \"…\" (in quotes)");
+        assert_eq!(fixes[7], "use one of \"docker\"");
+    }
+
+    /// What can be left out (an unknown field, an optional field of the wrong type) does
+    /// not hide the problems of the values around it.
+    #[test]
+    fn structural_and_value_problems_together() {
+        let bad = GOOD
+            .replace("host = \"db.internal\"", "host = \"db.internal\"\nhots = 1")
+            .replace("restore = \"30m\"", "restore = \"soon\"\nverify = 90")
+            .replace("expect = \">= 1\"", "expect = \"> lots\"\nkind = \"sqll\"");
+        let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err().0;
+        let fields: Vec<String> = p.iter().map(Problem::place).collect();
+        assert_eq!(
+            fields,
+            [
+                "source.hots (line 5)",
+                "timeouts.verify (line 20)",
+                "timeouts.restore (line 19)",
+                "assertion[0].kind (line 26)"
+            ],
+            "{p:#?}"
+        );
+        assert_eq!(p[1].message, "expected a string, found a whole number");
+        assert_eq!(p[1].fix, "write verify = \"…\" (in quotes)");
+    }
+
+    #[test]
+    fn a_secret_written_inline_is_named_at_its_line_without_its_value() {
+        for inline in ["\"hunter2\"", "4711", "[\"hunter2\"]"] {
+            let bad = GOOD.replace("{ env = \"SHOP_PG_PASSWORD\" }", inline);
+            let p = parse_drill(Path::new("x.toml"), &bad).unwrap_err();
+            assert_eq!(p.0.len(), 1, "{p}");
+            assert_eq!(p.0[0].place(), "source.password (line 7)");
+            assert!(p.0[0].message.contains("written inline"), "{p}");
+            assert!(!p.to_string().contains("hunter2") && !p.to_string().contains("4711"));
+        }
+    }
+
+    /// The cron parser's own message points (with a caret) into the six-field form it was
+    /// handed, at a seconds field nobody wrote, and a wrong time zone was named as the cron.
+    #[test]
+    fn schedule_problems_name_their_field() {
+        let with = |schedule: &str| {
+            let text = format!("{GOOD}\n[schedule]\n{schedule}");
+            parse_drill(Path::new("x.toml"), &text).unwrap_err().0
+        };
+        let p = with("cron = \"61 3 * * *\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].place(), "schedule.cron (line 26)");
+        assert_eq!(
+            p[0].message,
+            "`61 3 * * *`: the minute field `61` is not valid (it takes 0–59, lists a,b, ranges a-b and steps */n)"
+        );
+        let p = with("cron = \"30 3 * JANUAR *\"\n");
+        assert!(p[0].message.contains("the month field `JANUAR`"), "{p:?}");
+        let p = with("cron = \"30 3 * * MON-FRI\"\ntimezone = \"Europe/Berlinn\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].place(), "schedule.timezone (line 27)");
+        assert!(p[0].message.contains("`Europe/Berlinn` is not a time zone"));
+        assert!(parse_drill(
+            Path::new("x.toml"),
+            &format!(
+                "{GOOD}\n[schedule]\ncron = \"0 30 3 * * MON-FRI\"\ntimezone = \"Europe/Berlin\"\n"
+            )
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn shared_assertion_files_are_checked_to_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shared.toml"),
+            "[[assertion]]\nname = \"a\"\nsql = \"select 1\"\nexpect = \"= 1\"\nexpct = 2\n\n[[assertion]]\nsql = \"select 1\"\n",
+        )
+        .unwrap();
+        let text = format!("assertions_from = [\"shared.toml\"]\n{GOOD}");
+        let p = parse_drill(&dir.path().join("d.toml"), &text)
+            .unwrap_err()
+            .0;
+        let got: Vec<(String, String)> = p
+            .iter()
+            .map(|p| {
+                (
+                    p.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.place(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("shared.toml".into(), "assertion[0].expct (line 5)".into()),
+                ("shared.toml".into(), "assertion[1].name (line 7)".into()),
+            ]
+        );
     }
 
     #[test]

@@ -533,7 +533,8 @@ struct DrillState {
     last_success: Option<jiff::Timestamp>,
     /// Age of the newest backup that passed a drill, seconds, against `max_age`.
     rpo: Objective,
-    /// Provision + restore + verify of the newest passing run, ms, against `rto`.
+    /// The recovery time ([`crate::report::RTO_DEFINITION`]) of the newest passing run,
+    /// ms, against `rto`.
     rto: Objective,
     health: Health,
 }
@@ -942,8 +943,9 @@ fn drill_body(
             let _ = writeln!(
                 b,
                 "<tr><th>RPO: age of the newest passing backup</th>{}</tr>\n\
-                 <tr><th>RTO: provision + restore + verify</th>{}</tr>",
+                 <tr><th>RTO: {}</th>{}</tr>",
                 objective_cell(s.rpo, span, "no passing backup"),
+                crate::report::RTO_DEFINITION,
                 objective_cell(s.rto, span_ms, "not measured")
             );
             b.push_str("</table>\n");

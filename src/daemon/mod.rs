@@ -129,6 +129,7 @@ pub fn load_drills(dir: &Path) -> std::result::Result<BTreeMap<String, Drill>, P
         Problems(vec![crate::config::Problem {
             file: dir.to_path_buf(),
             field: String::new(),
+            line: None,
             message: format!("cannot read the drills directory: {e}"),
             fix: "set drills_dir in the main config, or pass --drills-dir".into(),
         }])
@@ -142,6 +143,7 @@ pub fn load_drills(dir: &Path) -> std::result::Result<BTreeMap<String, Drill>, P
                     problems.push(crate::config::Problem {
                         file: f.clone(),
                         field: "name".into(),
+                        line: None,
                         message: format!(
                             "drill name `{}` is also used by {}",
                             other.name,
@@ -718,6 +720,27 @@ impl Daemon {
         }
     }
 
+    /// Sends the scheduled digest of every drill (`[notify.digest]`) until shutdown; each
+    /// scheduled time once, whatever restarts (claimed in the catalog).
+    pub async fn digest_loop(self: Arc<Self>, clock: Clock) {
+        let Some(pager) = &self.runner.pager else {
+            return;
+        };
+        let digests = notify::digest::DigestSchedule {
+            catalog: self.catalog.clone(),
+            spec: pager.spec.clone(),
+            notifiers: pager.notifiers.clone(),
+        };
+        let me = self.clone();
+        digests
+            .run(
+                move || me.drills(),
+                move || clock.now(),
+                self.shutdown.clone(),
+            )
+            .await
+    }
+
     /// Cancels running drills, waits for them (and their teardowns) up to the grace
     /// period, then flushes the outbox once.
     pub async fn drain(&self) {
@@ -778,7 +801,7 @@ impl Daemon {
     pub async fn housekeeping_loop(self: Arc<Self>, clock: Clock) {
         let mut tick = 0u64;
         loop {
-            if tick % 2 == 0 {
+            if tick.is_multiple_of(2) {
                 if let Err(e) = self.check_objectives(clock.now()).await {
                     tracing::warn!("checking objectives: {e}");
                 }
@@ -944,6 +967,7 @@ pub async fn run(
     let clock = Clock::system();
     tokio::spawn(daemon.clone().schedule_loop(clock));
     tokio::spawn(daemon.clone().housekeeping_loop(clock));
+    tokio::spawn(daemon.clone().digest_loop(clock));
     tokio::spawn(listing::listing_loop(daemon.clone()));
     let app = router(daemon.clone());
     serve::serve(listener, app, &daemon.config.daemon, shutdown.clone()).await?;

@@ -160,6 +160,7 @@ pub fn key_problem(drill: &Drill) -> Option<crate::config::Problem> {
     Some(crate::config::Problem {
         file: drill.file.clone(),
         field: "encryption.identity".into(),
+        line: None,
         message: e.message,
         fix: e.hint.unwrap_or_default(),
     })

@@ -467,7 +467,7 @@ impl Record<'_> {
         let destroy = async {
             destroy_retrying(parts.sandbox.as_ref(), &run_id, limit)
                 .await
-                .map_err(|e| e.with_hint(format!("remove it by hand: `firedrill reap --all`, or `docker rm -f -v` the container and `docker volume rm` the volumes labelled firedrill.run={run_id}")))?;
+                .map_err(|e| e.with_hint(format!("remove it and its volumes once Docker answers: `firedrill reap --run {run_id}`")))?;
             Ok(((), None, Vec::new()))
         };
         // Not under the run's stop: the sandbox goes however the run ended.
@@ -477,9 +477,8 @@ impl Record<'_> {
     /// `--keep`: the sandbox stays for a person, with how to reach it.
     pub(super) fn keep(&mut self, engine: Engine, sandbox: &Sandbox, database: &str) {
         self.kept_sandbox = Some(format!(
-            "{} (remove it and its volumes with `docker rm -f -v {}; docker volume rm $(docker volume ls -q --filter label=firedrill.run={})`)",
+            "{} (remove it and its volumes with `firedrill reap --run {}`)",
             engine.connect_cmd(&sandbox.name, database),
-            sandbox.name,
             self.run_id
         ));
         self.push(

@@ -472,6 +472,14 @@ pub fn restore_error(exit: i32, stderr: &str) -> Error {
             "the restore sent a packet bigger than max_allowed_packet{at} (1153)"
         ))
         .with_hint("the dump holds a statement larger than the sandbox's 1G max_allowed_packet; dump with a smaller --net-buffer-length or split the largest rows"),
+        // InnoDB's files grow until the disk is full; a MEMORY table stops at the
+        // sandbox's max_heap_table_size. Either way the sandbox fell short, not the dump.
+        Some(1114) => Error::infra(format!(
+            "the sandbox could not hold a table of the dump{at}: {} (1114)",
+            e.message
+        ))
+        .with_hint("free space where Docker keeps its volumes (`docker info` names the Docker Root Dir; `docker system df`, `firedrill reap --all`); for a MEMORY table, its size is above the sandbox's max_heap_table_size. The backup was not judged")
+        .retryable(false),
         Some(1064) => Error::backup(format!(
             "the dump does not parse: a syntax error{at} (1064)"
         ))
@@ -632,8 +640,30 @@ impl MysqlSource {
                 1049 => Error::config(format!("{}: {}", self.target(), se.message)).with_hint("correct source.database / source.databases"),
                 _ => Error::infra(format!("{}: {} ({})", self.target(), se.message, se.code)),
             },
-            _ => Error::infra(format!("cannot talk to MySQL/MariaDB at {}: {e}", self.target()))
-                .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host"),
+            _ => {
+                let target = self.target();
+                let mut err = Error::infra(format!("cannot talk to MySQL/MariaDB at {target}: {e}"))
+                    .with_source(e)
+                    .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host");
+                // The OS's reason (refused, no such host, reset) without the driver's two
+                // layers of "Input/output error" around it.
+                if let Some((kind, why)) = err
+                    .find::<std::io::Error>()
+                    .map(|io| (io.kind(), io.to_string()))
+                {
+                    err.message = format!("cannot talk to MySQL/MariaDB at {target}: {why}");
+                    match kind {
+                        std::io::ErrorKind::ConnectionRefused => {
+                            err.hint = Some(format!("nothing listens at {target}: check source.host and source.port, and that the server is up"));
+                        }
+                        std::io::ErrorKind::TimedOut => {
+                            err.hint = Some(format!("{target} does not answer: a firewall may drop the connection, or the host is down"));
+                        }
+                        _ => {}
+                    }
+                }
+                err
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{EmailConfig, Notifier, Page, SmtpTls};
+use super::{Digest, EmailConfig, Notifier, Page, SmtpTls};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -102,21 +102,35 @@ fn html(page: &Page) -> String {
     )
 }
 
-#[async_trait]
-impl Notifier for EmailNotifier {
-    fn name(&self) -> &str {
-        &self.name
+fn digest_html(d: &Digest) -> String {
+    let mut rows = String::new();
+    for dr in &d.drills {
+        let facts: Vec<String> = dr
+            .facts(d)
+            .into_iter()
+            .map(|(_, v)| format!("<td>{}</td>", html_escape(&v)))
+            .collect();
+        rows.push_str(&format!(
+            "<tr><th align=left>{}</th>{}</tr>",
+            html_escape(&dr.headline()),
+            facts.join("")
+        ));
     }
+    format!(
+        "<!doctype html><html><body><h2>{}</h2><p>{}</p><table border=1 cellpadding=4 cellspacing=0><tr><th>Drill</th><th>Last run</th><th>Last success</th><th>RPO</th><th>RTO</th><th>Verified</th></tr>{rows}</table></body></html>",
+        html_escape(&d.title()),
+        html_escape(&d.summary())
+    )
+}
 
-    async fn send(&self, page: &Page) -> Result<()> {
-        let mut m = Message::builder()
-            .from(self.from.clone())
-            .subject(page.title());
+impl EmailNotifier {
+    async fn mail(&self, subject: String, text: String, html: String) -> Result<()> {
+        let mut m = Message::builder().from(self.from.clone()).subject(subject);
         for t in &self.to {
             m = m.to(t.clone());
         }
         let msg = m
-            .multipart(MultiPart::alternative_plain_html(page.text(), html(page)))
+            .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| Error::internal(format!("building the email: {e}")))?;
         self.transport.send(msg).await.map(|_| ()).map_err(|e| {
             let permanent = e.is_permanent();
@@ -128,5 +142,21 @@ impl Notifier for EmailNotifier {
                 })
                 .retryable(!permanent)
         })
+    }
+}
+
+#[async_trait]
+impl Notifier for EmailNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, page: &Page) -> Result<()> {
+        self.mail(page.title(), page.text(), html(page)).await
+    }
+
+    async fn send_digest(&self, digest: &Digest) -> Result<()> {
+        self.mail(digest.title(), digest.text(), digest_html(digest))
+            .await
     }
 }

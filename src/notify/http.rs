@@ -1,4 +1,6 @@
-//! The HTTP channels: a signed generic webhook, Slack, PagerDuty Events v2, Alertmanager.
+//! The HTTP channels: a signed generic webhook (firedrill's page, or a body from the
+//! user's template), Slack, PagerDuty Events v2, Alertmanager. The chat services' own
+//! payloads are in `chat.rs`; both post through [`post`].
 
 use std::time::Duration;
 
@@ -7,11 +9,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{Notifier, Page, PageKind, WebhookConfig};
+use super::{BodyTemplate, Digest, Notifier, Page, PageKind, TemplateField, WebhookConfig};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
@@ -21,7 +23,7 @@ fn client() -> reqwest::Client {
 
 /// Posts and classifies the answer: 2xx is delivered; 408, 429 and 5xx are worth a retry;
 /// other 4xx say the request itself is wrong.
-async fn post(name: &str, req: reqwest::RequestBuilder, what: &str) -> Result<()> {
+pub(super) async fn post(name: &str, req: reqwest::RequestBuilder, what: &str) -> Result<()> {
     // reqwest's errors quote the URL, and URLs carry tokens: never shown.
     let resp = req.send().await.map_err(|e| {
         let e = e.without_url();
@@ -66,11 +68,17 @@ pub struct WebhookNotifier {
     url: String,
     secret: Option<Secret>,
     headers: Vec<(String, String)>,
+    template: Option<BodyTemplate>,
     http: reqwest::Client,
 }
 
 impl WebhookNotifier {
-    pub fn new(name: &str, cfg: &WebhookConfig, secret: Option<Secret>) -> Self {
+    pub fn new(
+        name: &str,
+        cfg: &WebhookConfig,
+        secret: Option<Secret>,
+        template: Option<BodyTemplate>,
+    ) -> Self {
         WebhookNotifier {
             name: name.into(),
             url: cfg.url.expose().to_string(),
@@ -80,30 +88,18 @@ impl WebhookNotifier {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            template,
             http: client(),
         }
     }
-}
 
-#[async_trait]
-impl Notifier for WebhookNotifier {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn send(&self, page: &Page) -> Result<()> {
-        let body = serde_json::to_vec(page).map_err(|e| Error::internal(e.to_string()))?;
+    /// Posts `body`, signed when the channel has a secret.
+    async fn deliver(&self, event: &str, body: Vec<u8>) -> Result<()> {
         let mut req = self
             .http
             .post(&self.url)
             .header("content-type", "application/json")
-            .header(
-                "x-firedrill-event",
-                serde_json::to_value(page.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-            );
+            .header("x-firedrill-event", event);
         if let Some(s) = &self.secret {
             req = req.header(
                 "x-firedrill-signature",
@@ -118,6 +114,68 @@ impl Notifier for WebhookNotifier {
             req = req.header(k, v);
         }
         post(&self.name, req.body(body), "webhook").await
+    }
+}
+
+/// A page's value for a template field (empty when the page has none).
+pub fn page_field(page: &Page, f: TemplateField) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    match f {
+        TemplateField::Title => page.title(),
+        TemplateField::Text => page.text(),
+        TemplateField::Summary => page.summary.clone(),
+        TemplateField::Kind => page.kind.as_str().to_string(),
+        TemplateField::Severity => page.severity.as_str().to_string(),
+        TemplateField::Drill => page.drill.clone(),
+        TemplateField::RunId => page.run_id.clone(),
+        TemplateField::IncidentKey => page.incident_key.clone(),
+        TemplateField::Stage => page
+            .stage
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        TemplateField::Error => opt(&page.error),
+        TemplateField::Hint => opt(&page.hint),
+        TemplateField::Artifact => opt(&page.artifact),
+        TemplateField::ReportUrl => opt(&page.report_url),
+        TemplateField::At => page.at.to_string(),
+        TemplateField::StartedAt => page.started_at.to_string(),
+    }
+}
+
+/// A digest's value for a template field: its title, text and summary; `kind` is
+/// `digest`; the fields of one drill's page are empty.
+pub fn digest_field(d: &Digest, f: TemplateField) -> String {
+    match f {
+        TemplateField::Title => d.title(),
+        TemplateField::Text => d.text(),
+        TemplateField::Summary => d.summary(),
+        TemplateField::Kind => "digest".into(),
+        TemplateField::At => d.generated_at.to_string(),
+        TemplateField::ReportUrl => d.base_url.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, page: &Page) -> Result<()> {
+        let body = match &self.template {
+            Some(t) => t.render(|f| page_field(page, f)).into_bytes(),
+            None => serde_json::to_vec(page).map_err(|e| Error::internal(e.to_string()))?,
+        };
+        self.deliver(page.kind.as_str(), body).await
+    }
+
+    async fn send_digest(&self, digest: &Digest) -> Result<()> {
+        let body = match &self.template {
+            Some(t) => t.render(|f| digest_field(digest, f)).into_bytes(),
+            None => serde_json::to_vec(digest).map_err(|e| Error::internal(e.to_string()))?,
+        };
+        self.deliver("digest", body).await
     }
 }
 
@@ -163,6 +221,28 @@ pub fn slack_body(page: &Page) -> Value {
     json!({"text": page.title(), "blocks": blocks})
 }
 
+/// Slack's Block Kit message for a digest: a section per drill (Slack takes 50 blocks).
+pub fn slack_digest_body(d: &Digest) -> Value {
+    const MAX_DRILLS: usize = 45;
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": super::clip(&d.title(), 150)}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": d.summary()}}),
+    ];
+    for dr in d.drills.iter().take(MAX_DRILLS) {
+        let mut t = format!("*{}*", dr.headline());
+        for (k, v) in dr.facts(d) {
+            t.push_str(&format!("\n*{k}:* {v}"));
+        }
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": super::clip(&t, 3000)}}),
+        );
+    }
+    if d.drills.len() > MAX_DRILLS {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("…and {} more drills: `firedrill list` shows them all", d.drills.len() - MAX_DRILLS)}]}));
+    }
+    json!({"text": d.title(), "blocks": blocks})
+}
+
 #[async_trait]
 impl Notifier for SlackNotifier {
     fn name(&self) -> &str {
@@ -173,6 +253,17 @@ impl Notifier for SlackNotifier {
         post(
             &self.name,
             self.http.post(self.url.expose()).json(&slack_body(page)),
+            "Slack",
+        )
+        .await
+    }
+
+    async fn send_digest(&self, digest: &Digest) -> Result<()> {
+        post(
+            &self.name,
+            self.http
+                .post(self.url.expose())
+                .json(&slack_digest_body(digest)),
             "Slack",
         )
         .await

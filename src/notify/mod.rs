@@ -7,7 +7,14 @@
 //! to every channel that was paged. Every notification is written to the catalog's outbox
 //! before it is sent and retried with backoff until delivered or expired, so nothing is
 //! lost while a receiver is down, across restarts too.
+//!
+//! The channels are the ones teams read: email, Slack, Microsoft Teams, Discord,
+//! Telegram, Mattermost and Google Chat, each in its service's own payload; PagerDuty and
+//! Alertmanager for incident systems; a signed webhook whose body can be a template. The
+//! same channels carry the scheduled [`digest`] of every drill.
 
+mod chat;
+pub mod digest;
 mod email;
 mod http;
 
@@ -26,8 +33,23 @@ use crate::secret::{SecretRef, SecretSource};
 use crate::status::RunStatus;
 pub use crate::status::{PageKind, Severity};
 
+pub use chat::{
+    DiscordNotifier, GoogleChatNotifier, MattermostNotifier, TeamsNotifier, TelegramNotifier,
+};
+pub use digest::Digest;
 pub use email::EmailNotifier;
 pub use http::{AlertmanagerNotifier, PagerDutyNotifier, SlackNotifier, WebhookNotifier};
+
+/// `s` cut to at most `max` characters, with `…` where it was cut (chat services refuse
+/// messages over their limits).
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
 
 /// What a page says. This is also the generic webhook's JSON body (schema version 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +138,45 @@ impl Page {
         t
     }
 
+    /// Label and value of each thing the page says, for channels that lay them out as
+    /// fields. A resolve says what was failing and since when, not an error.
+    pub fn facts(&self) -> Vec<(&'static str, String)> {
+        let mut f = vec![("Drill", self.drill.clone()), ("Run", self.run_id.clone())];
+        match self.kind {
+            PageKind::Resolve => {
+                f.push(("Status", "resolved: the drill passed again".into()));
+                if let Some(s) = self.stage {
+                    f.push(("Was failing at", s.as_str().to_string()));
+                }
+                f.push(("Incident opened", self.started_at.to_string()));
+            }
+            PageKind::Trigger | PageKind::Test => {
+                f.push(("Severity", self.severity.as_str().to_string()));
+                if let Some(s) = self.stage {
+                    f.push(("Failing stage", s.as_str().to_string()));
+                }
+                if let Some(e) = &self.error {
+                    f.push(("Error", e.clone()));
+                }
+                if let Some(h) = &self.hint {
+                    f.push(("Hint", h.clone()));
+                }
+            }
+        }
+        if let Some(a) = &self.artifact {
+            f.push(("Artifact", a.clone()));
+        }
+        if !self.durations_ms.is_empty() {
+            let d: Vec<String> = self
+                .durations_ms
+                .iter()
+                .map(|(s, ms)| format!("{s} {}", crate::human::human_ms(*ms)))
+                .collect();
+            f.push(("Stages", d.join(", ")));
+        }
+        f
+    }
+
     /// Builds the page for a finished run.
     pub fn from_report(
         r: &RunReport,
@@ -172,11 +233,29 @@ pub trait Notifier: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Delivers one page; an error says whether retrying can help.
     async fn send(&self, page: &Page) -> Result<()>;
+    /// Delivers a digest of every drill. Incident systems (PagerDuty, Alertmanager) take
+    /// pages only, and validation keeps digests from them.
+    async fn send_digest(&self, digest: &Digest) -> Result<()> {
+        let _ = digest;
+        Err(Error::config(format!(
+            "channel {}: this kind of channel takes pages, not digests",
+            self.name()
+        ))
+        .with_hint("send [notify.digest] to a chat, email or webhook channel"))
+    }
 }
 
 fn load(r: &SecretRef, base: &std::path::Path, what: &str) -> Result<crate::secret::Secret> {
     let src: SecretSource = r.validate().map_err(Error::config)?;
     src.load(base).map_err(|e| e.context(what.to_string()))
+}
+
+/// A webhook URL read from its secret reference, and held: its key or token (in the
+/// path or the query) is scrubbed from whatever prints it.
+fn webhook_url(r: &SecretRef, base: &std::path::Path, name: &str) -> Result<crate::secret::Secret> {
+    let url = load(r, base, &format!("channel {name} webhook_url"))?;
+    crate::secret::hold_url(url.expose());
+    Ok(url)
 }
 
 /// Builds every configured channel (reads their secrets).
@@ -207,12 +286,42 @@ pub fn build_notifiers(
                     .as_ref()
                     .map(|s| load(s, base, &format!("channel {name} secret")))
                     .transpose()?;
-                Arc::new(WebhookNotifier::new(name, w, secret))
+                let template = match (&w.template, spec.templates.get(name)) {
+                    (None, _) => None,
+                    (Some(_), Some(t)) => Some(t.clone()),
+                    // A spec put together without validate(): checked now.
+                    (Some(t), None) => Some(
+                        BodyTemplate::parse(t)
+                            .map_err(|m| Error::config(format!("channel {name} template: {m}")))?,
+                    ),
+                };
+                Arc::new(WebhookNotifier::new(name, w, secret, template))
             }
-            ChannelKind::Slack(s) => {
-                let url = load(&s.webhook_url, base, &format!("channel {name} webhook_url"))?;
-                crate::secret::hold_url(url.expose());
-                Arc::new(SlackNotifier::new(name, url))
+            ChannelKind::Slack(s) => Arc::new(SlackNotifier::new(
+                name,
+                webhook_url(&s.webhook_url, base, name)?,
+            )),
+            ChannelKind::Teams(t) => Arc::new(TeamsNotifier::new(
+                name,
+                webhook_url(&t.webhook_url, base, name)?,
+            )),
+            ChannelKind::Discord(d) => Arc::new(DiscordNotifier::new(
+                name,
+                webhook_url(&d.webhook_url, base, name)?,
+                d.username.clone(),
+            )),
+            ChannelKind::Mattermost(m) => Arc::new(MattermostNotifier::new(
+                name,
+                webhook_url(&m.webhook_url, base, name)?,
+                m,
+            )),
+            ChannelKind::GoogleChat(g) => Arc::new(GoogleChatNotifier::new(
+                name,
+                webhook_url(&g.webhook_url, base, name)?,
+            )),
+            ChannelKind::Telegram(t) => {
+                let token = load(&t.bot_token, base, &format!("channel {name} bot_token"))?;
+                Arc::new(TelegramNotifier::new(name, t, token))
             }
             ChannelKind::Pagerduty(d) => Arc::new(PagerDutyNotifier::new(
                 name,

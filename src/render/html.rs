@@ -108,15 +108,16 @@ pub(crate) fn summary(r: &RunReport) -> String {
         ("finished", html(&time(r.finished_at))),
         ("wall time", html(&human_ms(run_ms(r)))),
     ];
-    if r.stages.iter().any(|s| {
-        matches!(s.stage, Stage::Provision | Stage::Restore | Stage::Verify)
-            && s.outcome != Outcome::Skipped
-    }) {
+    if r.stages
+        .iter()
+        .any(|s| crate::report::RECOVERY_STAGES.contains(&s.stage) && s.outcome != Outcome::Skipped)
+    {
         rows.push((
             "recovery time",
             format!(
-                "{} <span class=\"null\">(provision + restore + verify)</span>",
-                html(&human_ms(r.recovery_ms()))
+                "{} <span class=\"null\">({})</span>",
+                html(&human_ms(r.recovery_ms())),
+                crate::report::RTO_DEFINITION
             ),
         ));
     }

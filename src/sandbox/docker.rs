@@ -36,7 +36,10 @@ pub struct DockerBackend {
 
 fn docker_err(what: &str, e: DockerError) -> Error {
     match &e {
-        DockerError::DockerResponseServerError { status_code, message } => {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
             let err = Error::infra(format!("{what}: Docker answered {status_code}: {message}"));
             if *status_code >= 500 {
                 err.retryable(true)
@@ -44,9 +47,24 @@ fn docker_err(what: &str, e: DockerError) -> Error {
                 err.retryable(false)
             }
         }
-        _ => Error::infra(format!("{what}: cannot reach Docker: {e}"))
-            .with_hint("start the Docker daemon (dockerd), or point DOCKER_HOST / sandbox.docker_host at it")
-            .retryable(true),
+        _ => {
+            let mut err = Error::infra(format!("{what}: cannot reach Docker: {e}"))
+                .with_source(e)
+                .with_hint("start the Docker daemon (dockerd), or point DOCKER_HOST / sandbox.docker_host at it")
+                .retryable(true);
+            // The client's words are "client error (Connect)"; the OS's reason (refused, no
+            // socket, permission denied) is in the cause chain.
+            if let Some((kind, why)) = err
+                .find::<std::io::Error>()
+                .map(|io| (io.kind(), io.to_string()))
+            {
+                err.message = format!("{what}: cannot reach Docker: {why}");
+                if kind == std::io::ErrorKind::PermissionDenied {
+                    err.hint = Some("this user may not use the Docker socket: run as root, or add the user to the docker group".into());
+                }
+            }
+            err
+        }
     }
 }
 
@@ -101,7 +119,10 @@ impl DockerBackend {
             .map_err(|e| docker_err(&format!("Docker at {}", self.endpoint), e))
     }
 
-    async fn remove_run(&self, docker: &Docker, run_id: &str) -> Result<()> {
+    /// Removes the containers and volumes labelled with `run_id`; returns what it removed
+    /// (`container NAME`, `volume NAME`).
+    async fn remove_run(&self, docker: &Docker, run_id: &str) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
         let filters: HashMap<String, Vec<String>> =
             HashMap::from([("label".into(), vec![format!("{LABEL_RUN}={run_id}")])]);
         let containers = docker
@@ -114,6 +135,10 @@ impl DockerBackend {
             .map_err(|e| docker_err("list sandbox containers", e))?;
         for c in containers {
             let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
+                .unwrap_or_else(|| id.clone());
             match docker
                 .remove_container(
                     &id,
@@ -125,7 +150,7 @@ impl DockerBackend {
                 )
                 .await
             {
-                Ok(()) => {}
+                Ok(()) => removed.push(format!("container {name}")),
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(docker_err(&format!("remove container {id}"), e)),
             }
@@ -141,12 +166,20 @@ impl DockerBackend {
                 .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
                 .await
             {
-                Ok(()) => {}
+                Ok(()) => removed.push(format!("volume {}", v.name)),
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(docker_err(&format!("remove volume {}", v.name), e)),
             }
         }
-        Ok(())
+        Ok(removed)
+    }
+
+    /// Removes the sandbox of one run, kept (`run --keep`) or not: its container and its
+    /// volumes (`firedrill reap --run`). Returns what was removed, empty when the run had
+    /// no sandbox left.
+    pub async fn reap_run(&self, run_id: &str) -> Result<Vec<String>> {
+        let docker = self.client().await?;
+        self.remove_run(&docker, run_id).await
     }
 }
 
@@ -479,7 +512,7 @@ impl SandboxBackend for DockerBackend {
 
     async fn destroy(&self, run_id: &str) -> Result<()> {
         let docker = self.client().await?;
-        self.remove_run(&docker, run_id).await
+        self.remove_run(&docker, run_id).await.map(drop)
     }
 
     async fn reap(&self, now: jiff::Timestamp, all: bool) -> Result<Vec<String>> {

@@ -258,10 +258,30 @@ fn map_err(e: opendal::Error, what: &str) -> Error {
         _ => Error::infra(format!("{what}: {e}"))
             .retryable(e.is_temporary() || e.kind() == OdKind::Unexpected),
     };
-    match fault {
-        Some(f) => err.with_source(f),
+    let mut err = match fault {
+        Some(f) => return err.with_source(f),
         None => err.with_source(e),
+    };
+    // A store that cannot be reached: OpenDAL's message ends in "error sending request";
+    // the OS's reason (refused, no such host, timed out) is in the cause chain.
+    if let Some((kind, why)) = err
+        .find::<std::io::Error>()
+        .map(|io| (io.kind(), io.to_string()))
+    {
+        let said = std::mem::take(&mut err.message);
+        let said = said
+            .strip_prefix(what)
+            .and_then(|r| r.strip_prefix(": "))
+            .unwrap_or(&said);
+        err.message = format!("{what}: cannot reach the store: {why} ({said})");
+        if kind == std::io::ErrorKind::ConnectionRefused && err.hint.is_none() {
+            err.hint = Some(
+                "nothing listens at the storage endpoint: check storage.endpoint, and that the store is up"
+                    .into(),
+            );
+        }
     }
+    err
 }
 
 /// Refuses a key that could lead outside the store's root (`..`, an absolute path): keys

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The README's first command on a fresh machine: a clean Debian bookworm made with
+# debootstrap (minbase, the archive and its security updates as a new install has them),
+# this checkout copied in, and nothing else but the host's Docker engine through its
+# socket. deploy/demo.sh must install what it needs (Rust from Debian's rustc-web and
+# cargo-web, PostgreSQL, the Docker CLI), wait for an apt that holds the lock, build
+# firedrill with its progress shown, pass the demo drill, print the binary's path and the
+# next commands; then the drill runs again by hand, and the demo runs again.
+#
+# Part of `tests/run --full` (about 25 minutes on 2 cores: the build is from nothing);
+# also on its own, as root: tests/fresh-machine.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. deploy/host-setup.sh
+
+mirror=${FIREDRILL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+image=firedrill-fresh-bookworm:test
+name=firedrill-fresh-$$
+rootfs=$(mktemp -d /var/tmp/firedrill-fresh.XXXXXX)
+log=$(mktemp /tmp/firedrill-fresh-log.XXXXXX)
+cleanup() {
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker image rm "$image" >/dev/null 2>&1 || true
+  rm -rf --one-file-system "$rootfs"
+}
+trap cleanup EXIT
+
+fd_ensure_packages
+fd_ensure_docker
+containers/build-offline.sh postgres   # the sandbox image the demo's drill uses
+
+fd_log "debootstrap --variant=minbase bookworm (a fresh machine)"
+debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+cat > "$rootfs/etc/apt/sources.list" <<EOF
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+EOF
+: > "$rootfs/etc/resolv.conf"
+mkdir -p "$rootfs/root/firedrill"
+# The checkout as committed plus what is changed in it, without target/ or .git.
+tar -C . --exclude=./target --exclude=./.git -c . | tar -C "$rootfs/root/firedrill" -x
+tar --numeric-owner -C "$rootfs" -c . | docker import - "$image" >/dev/null
+
+fd_log "deploy/demo.sh in the fresh machine (its output follows)"
+set +e
+docker run --name "$name" --privileged -v /var/run/docker.sock:/var/run/docker.sock \
+  -w /root/firedrill "$image" bash -c '
+    set -u
+    # An apt that holds the lock when the demo starts, as unattended-upgrades does.
+    apt-get -qq update >/dev/null 2>&1 &
+    deploy/demo.sh; echo "demo exit $?"
+    echo "--- by hand"
+    target/debug/firedrill --catalog /var/tmp/firedrill-demo/catalog.db run drills/demo-postgres.toml >/dev/null; echo "by hand exit $?"
+    echo "--- again"
+    deploy/demo.sh >/dev/null 2>&1; echo "again exit $?"
+    deploy/demo.sh --stop
+  ' 2>&1 | tee "$log"
+set -e
+
+fail=0
+check() {
+  if grep -qE "$1" "$log"; then echo "ok   $2"; else echo "FAIL $2"; fail=1; fi
+}
+check_not() {
+  if grep -qE "$1" "$log"; then echo "FAIL $2"; fail=1; else echo "ok   $2"; fi
+}
+echo "=== fresh bookworm machine"
+check '^demo exit 0$' "the demo passes"
+check 'PASSED: the backup restored' "the drill's verdict is shown"
+check "installing Debian's rustc-web and cargo-web" "Rust is installed from Debian"
+check 'Compiling firedrill' "the build shows its progress"
+check 'first build takes about' "the build's duration is estimated"
+check '^The binary: /root/firedrill/target/debug/firedrill' "the binary's path is printed"
+check 'quickstart.toml daemon' "the next commands are printed"
+check '^by hand exit 0$' "the drill runs again by hand"
+check '^again exit 0$' "the demo runs again"
+check_not 'could not change directory' "runuser starts in a directory postgres can read"
+check_not 'Could not get lock' "apt's lock is waited for"
+check_not 'chromium|alertmanager|mariadb-server' "only the demo's packages are installed"
+exit "$fail"
