@@ -198,11 +198,7 @@ async fn sandbox(
         (_, None) => None,
     };
     let Some((engine, major)) = engine_major else {
-        out.push(Finding::warn(
-            "sandbox image",
-            "the source's version is unknown (see the source check), so the image could not be checked".into(),
-            "fix the source check first",
-        ));
+        out.push(images_without_version(drill, d, backend).await);
         return out;
     };
     let image = d
@@ -226,6 +222,80 @@ async fn sandbox(
         },
     );
     out
+}
+
+/// The series firedrill's sandbox images are built for, per engine: what the doctor looks
+/// for when the source's version is unknown.
+fn known_series(engine: Engine) -> &'static [&'static str] {
+    match engine {
+        Engine::Postgres => &["12", "13", "14", "15", "16", "17", "18"],
+        Engine::Mariadb => &["10.5", "10.6", "10.11", "11.4", "11.8"],
+        Engine::Mysql => &["8.0", "8.4"],
+    }
+}
+
+/// The sandbox image when the source's version is unknown (its secret is missing, it does
+/// not answer): a fixed `sandbox.image` is checked as it is; otherwise the images present
+/// for the source's engine are named, so that one missing for every version shows now.
+async fn images_without_version(
+    drill: &Drill,
+    d: &crate::config::DockerSpec,
+    backend: &dyn crate::sandbox::SandboxBackend,
+) -> Finding {
+    const CHECK: &str = "sandbox image";
+    if let Some(fixed) = d.image.as_ref().filter(|t| !t.contains("{major}")) {
+        return match backend
+            .check_image(
+                fixed,
+                "build it, or correct sandbox.image in the drill file",
+            )
+            .await
+        {
+            Ok(_) => Finding::ok(CHECK, format!("{fixed} is present")),
+            Err(e) => Finding::from_error(CHECK, &e),
+        };
+    }
+    let engines: &[Engine] = match &drill.source {
+        SourceSpec::Postgres(_) => &[Engine::Postgres],
+        SourceSpec::Mysql(_) => &[Engine::Mariadb, Engine::Mysql],
+        SourceSpec::Stored(s) => std::slice::from_ref(&s.engine),
+    };
+    let mut present = Vec::new();
+    for &engine in engines {
+        for major in known_series(engine) {
+            let image = d
+                .image
+                .as_ref()
+                .map(|t| t.replace("{major}", major))
+                .unwrap_or_else(|| engine.default_image(major));
+            if backend.check_image(&image, "").await.is_ok() {
+                present.push(image);
+            }
+        }
+    }
+    let engine = engines[0];
+    if present.is_empty() {
+        Finding::fail(
+            CHECK,
+            format!(
+                "the source's version is unknown (see the source check), and no sandbox image for {} is present",
+                engine.as_str()
+            ),
+            &format!(
+                "build the one of the source's version: {}",
+                engine.build_hint("<major>")
+            ),
+        )
+    } else {
+        Finding::warn(
+            CHECK,
+            format!(
+                "the source's version is unknown (see the source check); present: {}",
+                present.join(", ")
+            ),
+            "fix the source check, and the doctor names the one image the drill needs",
+        )
+    }
 }
 
 /// Warns when the identity file is readable by group or others.

@@ -1012,7 +1012,16 @@ async fn no_channel_secret_reaches_notify_output_or_the_outbox() {
         );
         assert_clean(&secrets, &format!("`firedrill {}`", args.join(" ")), &text);
         if args[1] != "outbox" {
+            // The OS's reason, not reqwest's "error sending request".
             for name in ["teams", "discord", "telegram", "mattermost", "chat", "hook"] {
+                // The OS's reason, not reqwest's "error sending request".
+                if args[1] == "test" {
+                    assert!(
+                        text.lines().any(|l| l.contains(&format!(" {name}: "))
+                            && l.ends_with("unreachable: Connection refused (os error 111)")),
+                        "`notify test` says why {name} failed:\n{text}"
+                    );
+                }
                 assert!(
                     text.contains(&format!("{name}:"))
                         || text.contains(&format!("channel={name}"))
@@ -1040,6 +1049,14 @@ async fn no_channel_secret_reaches_notify_output_or_the_outbox() {
             &format!("the outbox's payload for {}", i.channel),
             &i.payload,
         );
+    }
+    // `notify outbox --json` gives each payload as the JSON object it is, not a string.
+    let out = firedrill(&["--config", cfg, "notify", "outbox", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 7, "{listed:#?}");
+    for item in listed {
+        assert!(item["payload"].is_object(), "{item:#}");
     }
     drop(dead);
 }
@@ -1225,6 +1242,7 @@ async fn the_digest_lists_every_drill_with_rto_rpo_and_what_was_verified() {
         "RPO: 2h since the last success (max_age 1d: met)",
         "RTO: 42.0s to restore and verify (rto 5m: met)",
         "Verified: 3 tables, 62000 rows, 2 of 2 assertions, 1 anomaly guard",
+        "runs: https://fd.example.com/drills/orders",
     ] {
         assert!(text.contains(line), "`{line}` missing:\n{text}");
     }

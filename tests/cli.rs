@@ -703,3 +703,267 @@ async fn a_closed_pipe_neither_panics_nor_stops_the_drill() {
     let run_id = runs[0]["run_id"].as_str().unwrap();
     assert!(support::leftovers(run_id).await.is_empty());
 }
+
+/// What the shell gets when it asks firedrill for candidates (the completion script's
+/// protocol for bash): the words typed so far, and the index of the one being completed.
+fn complete(words: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Vec<String> {
+    let mut c = firedrill();
+    c.env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_IFS", "\n")
+        .env_remove("FIREDRILL_CONFIG")
+        .arg("--")
+        .args(words);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Completions are dynamic: the drills of the drills directory, the runs of the catalog
+/// (of FIREDRILL_CONFIG), and the registration script calls firedrill back for them.
+#[tokio::test]
+async fn completions_offer_the_drills_and_the_catalogs_runs() {
+    use firedrill::catalog::{Catalog, SqliteCatalog};
+    // Drill names, from ./drills (the checkout's) when no config names another.
+    let got = complete(&["firedrill", "run", "demo"], &[]);
+    assert_eq!(got, ["demo-postgres"], "{got:?}");
+    let got = complete(&["firedrill", "history", ""], &[]);
+    assert!(got.contains(&"example-mariadb".to_string()), "{got:?}");
+
+    // Run ids, from the catalog FIREDRILL_CONFIG names.
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.db");
+    let c = SqliteCatalog::open(&catalog).unwrap();
+    for id in ["20261130T101500Z-aaaaaa", "20261130T111500Z-bbbbbb"] {
+        c.run_started("shop", id, jiff::Timestamp::now())
+            .await
+            .unwrap();
+    }
+    let config = dir.path().join("firedrill.toml");
+    std::fs::write(
+        &config,
+        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n",
+    )
+    .unwrap();
+    let env = [("FIREDRILL_CONFIG", config.as_os_str())];
+    let got = complete(&["firedrill", "accept", "2026"], &env);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.contains(&"20261130T111500Z-bbbbbb".to_string()),
+        "{got:?}"
+    );
+    let got = complete(&["firedrill", "reap", "--run", "20261130T10"], &env);
+    assert_eq!(got, ["20261130T101500Z-aaaaaa"], "{got:?}");
+    // Its drills directory has no drills: options only, and no error.
+    let got = complete(&["firedrill", "run", ""], &env);
+    assert!(got.iter().all(|w| w.starts_with('-')), "{got:?}");
+    // A catalog that does not exist is not created by completing.
+    std::fs::remove_file(&catalog).unwrap();
+    let got = complete(&["firedrill", "accept", ""], &env);
+    assert!(got.iter().all(|w| w.starts_with('-')), "{got:?}");
+    assert!(!catalog.exists());
+
+    // The script registers firedrill as its own completer.
+    let out = firedrill().args(["completions", "bash"]).output().unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(script.contains("COMPLETE=\"bash\""), "{script}");
+    assert!(script.contains("complete -o nospace"), "{script}");
+}
+
+/// `artifacts` lists newest first, like `history`, across drills, in the table and in
+/// JSON; `history` and `artifacts` of a drill nobody knows are an error naming the known
+/// ones (exit 2), not an empty table.
+#[tokio::test]
+async fn artifacts_are_newest_first_and_unknown_drills_are_errors() {
+    use firedrill::catalog::{ArtifactRecord, Catalog, SqliteCatalog};
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.db");
+    let c = SqliteCatalog::open(&catalog).unwrap();
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    // Inserted out of order, two drills interleaved: "a" sorts first by name.
+    for (drill, id, when) in [
+        ("b", "20261101T000000Z-bbbbb1", "2026-11-01T00:00:00Z"),
+        ("a", "20261103T000000Z-aaaaa3", "2026-11-03T00:00:00Z"),
+        ("b", "20261104T000000Z-bbbbb4", "2026-11-04T00:00:00Z"),
+        ("a", "20261102T000000Z-aaaaa2", "2026-11-02T00:00:00Z"),
+    ] {
+        c.put_artifact(&ArtifactRecord {
+            drill: drill.into(),
+            run_id: id.into(),
+            created_at: at(when),
+            engine: firedrill::engine::Engine::Postgres,
+            plain_bytes: 1000,
+            encrypted_bytes: 500,
+            sha256: "00".repeat(32),
+            location: format!("{drill}/{id}/artifact.dump.zst.age"),
+            manifest_key: format!("{drill}/{id}/manifest.json"),
+            verified: firedrill::catalog::Verified::Never,
+            verified_at: None,
+        })
+        .await
+        .unwrap();
+    }
+    let newest_first = [
+        "20261104T000000Z-bbbbb4",
+        "20261103T000000Z-aaaaa3",
+        "20261102T000000Z-aaaaa2",
+        "20261101T000000Z-bbbbb1",
+    ];
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["artifacts", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, newest_first);
+    let out = firedrill()
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("artifacts")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let at_line = |id: &str| table.find(id).unwrap_or_else(|| panic!("{id}:\n{table}"));
+    for pair in newest_first.windows(2) {
+        assert!(at_line(pair[0]) < at_line(pair[1]), "{table}");
+    }
+    for cmd in ["artifacts", "history"] {
+        let out = firedrill()
+            .arg("--catalog")
+            .arg(&catalog)
+            .args([cmd, "nosuch"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("nosuch") && err.contains("demo-postgres"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+/// `--json` on the commands that lacked it prints one JSON document on stdout, whatever
+/// the outcome: `notify test` (each channel, delivered or why not), `reap` (one run, or
+/// every expired one), `catalog rebuild` (what was read, per drill).
+#[test]
+fn json_is_printed_by_notify_test_reap_and_catalog_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("drills")).unwrap();
+    let config = dir.path().join("firedrill.toml");
+    std::fs::write(
+        &config,
+        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/x\"\n",
+    )
+    .unwrap();
+    let json = |args: &[&str], code: i32| -> serde_json::Value {
+        let out = firedrill()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let tested = json(&["notify", "test", "--json"], 2);
+    assert_eq!(tested[0]["channel"], "hook", "{tested:#}");
+    assert_eq!(tested[0]["accepted"], false, "{tested:#}");
+    assert!(
+        tested[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{tested:#}"
+    );
+    let reaped = json(&["reap", "--run", "20261130T000000Z-zzzzzz", "--json"], 0);
+    assert_eq!(reaped["run"], "20261130T000000Z-zzzzzz");
+    assert_eq!(reaped["removed"], serde_json::json!([]));
+    let reaped = json(&["reap", "--json"], 0);
+    assert!(reaped["removed_runs"].is_array(), "{reaped:#}");
+    let rebuilt = json(&["catalog", "rebuild", "--json"], 0);
+    assert_eq!(rebuilt["artifacts"], 0, "{rebuilt:#}");
+    assert!(
+        rebuilt["drills"].is_array() && rebuilt["failed"].is_array(),
+        "{rebuilt:#}"
+    );
+}
+
+/// On a terminal (a pseudo-terminal made by util-linux `script`): with `TERM=dumb`, which
+/// cannot move the cursor, every stage still shows as a line of its own and nothing is
+/// drawn or coloured; on a terminal that can, the verdict is in colour; `NO_COLOR` turns
+/// colour off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dumb_terminal_shows_every_stage_and_a_real_one_colour() {
+    support::create_db("fd_cli_tty", support::SHOP).await;
+    let fx = support::Fixture::new();
+    let drill = fx.drill("tty", "fd_cli_tty", "");
+    let catalog = fx.dir.path().join("catalog.db");
+    let on_tty = |term: &str, no_color: bool| -> String {
+        let mut c = Command::new("script");
+        c.args(["-qec"])
+            .arg(format!(
+                "{} --catalog {} run {}",
+                env!("CARGO_BIN_EXE_firedrill"),
+                catalog.display(),
+                drill.display()
+            ))
+            .arg("/dev/null")
+            .env("TERM", term)
+            .env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let out = c.output().expect("util-linux script");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{term}: {text}");
+        text
+    };
+    let dumb = on_tty("dumb", false);
+    for stage in [
+        "dump",
+        "encrypt",
+        "upload",
+        "provision",
+        "restore",
+        "verify",
+        "teardown",
+    ] {
+        assert!(
+            dumb.lines()
+                .any(|l| l.trim_start().starts_with(stage) && l.contains("passed")),
+            "TERM=dumb hides the {stage} line:\n{dumb}"
+        );
+    }
+    assert!(
+        !dumb.contains('\u{1b}'),
+        "TERM=dumb got escape codes:\n{dumb:?}"
+    );
+    let real = on_tty("xterm-256color", false);
+    assert!(
+        real.contains("\u{1b}[32m") || real.contains("\u{1b}[1;32m"),
+        "no colour on a terminal:\n{real:?}"
+    );
+    assert!(real.contains("PASSED"), "{real}");
+    let plain = on_tty("xterm-256color", true);
+    assert!(
+        !plain.contains("\u{1b}[3") && !plain.contains("\u{1b}[1;3"),
+        "NO_COLOR still coloured:\n{plain:?}"
+    );
+}

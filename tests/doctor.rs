@@ -91,6 +91,36 @@ async fn doctor_reports_each_check_with_a_fix_and_changes_nothing() {
     );
     assert!(st.fix.is_some());
     assert!(!firedrill::doctor::healthy(&f));
+
+    // The source's secret missing: its version is unknown, and the images present for
+    // its engine are still named (the one tests/run builds among them); with a template
+    // that matches none, that is a failure.
+    let fx = Fixture::new();
+    let path = fx.drill("doctor-nosecret", "fd_doctor", "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(PASSWORD_ENV, "FD_DOCTOR_NEVER_SET");
+    std::fs::write(&path, &text).unwrap();
+    let f = diagnose(&load_drill(&path).unwrap()).await;
+    let image = status_of(&f, "sandbox image");
+    assert_eq!(image.status, Status::Warn, "{image:?}");
+    assert!(
+        image.detail.contains("present: ")
+            && image.detail.contains("firedrill-sandbox-postgres:15"),
+        "{image:?}"
+    );
+    let text = text.replace(
+        "[sandbox]\n",
+        "[sandbox]\nimage = \"firedrill-sandbox-postgres:nope-{major}\"\n",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let f = diagnose(&load_drill(&path).unwrap()).await;
+    let image = status_of(&f, "sandbox image");
+    assert_eq!(image.status, Status::Fail, "{image:?}");
+    assert!(
+        image.fix.as_deref().unwrap().contains("build-offline"),
+        "{image:?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

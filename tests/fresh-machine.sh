@@ -37,6 +37,13 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 : > "$rootfs/etc/resolv.conf"
+# The certificate authorities this host adds locally (a proxy's, a company's) go in too:
+# a machine of the same network trusts them. Debian's ca-certificates, which the demo
+# installs, takes them into the system's bundle.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$rootfs/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+fi
 mkdir -p "$rootfs/root/firedrill"
 # The checkout as committed plus what is changed in it, without target/ or .git.
 tar -C . --exclude=./target --exclude=./.git -c . | tar -C "$rootfs/root/firedrill" -x
@@ -44,7 +51,7 @@ tar --numeric-owner -C "$rootfs" -c . | docker import - "$image" >/dev/null
 
 fd_log "deploy/demo.sh in the fresh machine (its output follows)"
 set +e
-docker run --name "$name" --privileged -v /var/run/docker.sock:/var/run/docker.sock \
+docker run --name "$name" -v /var/run/docker.sock:/var/run/docker.sock \
   -w /root/firedrill "$image" bash -c '
     set -u
     # An apt that holds the lock when the demo starts, as unattended-upgrades does.

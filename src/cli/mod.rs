@@ -13,6 +13,7 @@
 mod output;
 mod catalog;
 mod checks;
+mod complete;
 mod daemon;
 mod evidence;
 mod key_file;
@@ -229,6 +230,7 @@ enum Command {
     /// 2: the drill could not run.
     Run {
         /// A drill file, or the name of a drill in --drills-dir.
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::drill_names))]
         drill: String,
         #[command(flatten)]
         drills: DrillsDir,
@@ -276,6 +278,7 @@ enum Command {
     /// 2 otherwise.
     Doctor {
         /// A drill file or name (default: every drill in --drills-dir).
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::drill_names))]
         drill: Option<String>,
         #[command(flatten)]
         drills: DrillsDir,
@@ -314,6 +317,7 @@ enum Command {
     /// names the stage and the first line of its error (`--json` has the whole record).
     History {
         /// Only this drill's runs.
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::drill_names))]
         drill: Option<String>,
         #[command(flatten)]
         drills: DrillsDir,
@@ -329,6 +333,7 @@ enum Command {
     /// From the catalog; `firedrill catalog rebuild` refreshes it from storage.
     Artifacts {
         /// Only this drill's artifacts.
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::drill_names))]
         drill: Option<String>,
         #[command(flatten)]
         drills: DrillsDir,
@@ -342,6 +347,7 @@ enum Command {
     /// and everything newer, are never deleted. --dry-run shows what is kept and why.
     Prune {
         /// Only this drill (default: every drill in --drills-dir).
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::drill_names))]
         drill: Option<String>,
         #[command(flatten)]
         drills: DrillsDir,
@@ -358,6 +364,7 @@ enum Command {
     /// catalog and in storage.
     Accept {
         /// The run id (see `firedrill history`).
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::run_ids))]
         run: String,
         #[command(flatten)]
         drills: DrillsDir,
@@ -413,6 +420,7 @@ enum Command {
         /// Remove the sandbox of this run (kept with `run --keep` or not), its container and
         /// its volumes.
         #[arg(long, value_name = "RUN_ID")]
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::run_ids))]
         run: Option<String>,
         /// Print JSON (the runs whose sandboxes were removed) instead of lines.
         #[arg(long)]
@@ -433,7 +441,9 @@ enum Command {
     },
     /// Print a shell completion script.
     ///
-    /// For example: `firedrill completions bash > /etc/bash_completion.d/firedrill`, or
+    /// The script asks firedrill (on PATH) for candidates as you type: commands and
+    /// options, drill names from the drills directory and run ids from the catalog (those
+    /// of FIREDRILL_CONFIG, else ./drills and the default catalog). For example: `firedrill completions bash > /etc/bash_completion.d/firedrill`, or
     /// `firedrill completions zsh > "${fpath[1]}/_firedrill"`.
     Completions {
         /// The shell.
@@ -447,6 +457,8 @@ enum Command {
 
 /// Parses the command line, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    // `COMPLETE=SHELL firedrill -- WORDS…`: the shell asks for candidates (see complete.rs).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
     output::init_logs(cli.log_format);
     // These need no config, catalog or runtime, and work with a broken --config.

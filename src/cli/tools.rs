@@ -186,9 +186,14 @@ fn subcommands_section(cli: &clap::Command) -> String {
     out
 }
 
-/// The completion script of `shell`, from the same definition as the help.
+/// The completion script of `shell`: it asks firedrill for the candidates as the user
+/// types, drill names and run ids included ([`super::complete`]).
 pub(super) fn completions(shell: clap_complete::Shell) -> u8 {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "firedrill", &mut script);
-    emit(&script, "the completion script")
+    match super::complete::registration(shell) {
+        Ok(script) => emit(&script, "the completion script"),
+        Err(e) => {
+            errln!("error: {e}");
+            2
+        }
+    }
 }

@@ -322,6 +322,9 @@ impl Digest {
             for (k, v) in d.facts(self) {
                 t.push_str(&format!("  {k}: {v}\n"));
             }
+            if let Some(url) = self.drill_url(&d.drill) {
+                t.push_str(&format!("  runs: {url}\n"));
+            }
         }
         t
     }

@@ -27,7 +27,19 @@ pub(super) async fn post(name: &str, req: reqwest::RequestBuilder, what: &str) -
     // reqwest's errors quote the URL, and URLs carry tokens: never shown.
     let resp = req.send().await.map_err(|e| {
         let e = e.without_url();
-        Error::infra(format!("channel {name}: {what} unreachable: {e}"))
+        // reqwest says "error sending request"; the OS's reason (refused, no such host,
+        // timed out) is an io::Error down its chain of causes.
+        let mut chain = e.to_string();
+        let mut next = std::error::Error::source(&e);
+        while let Some(cause) = next {
+            chain = format!("{chain}: {cause}");
+            next = cause.source();
+        }
+        let why = match Error::infra("").with_source(e).find::<std::io::Error>() {
+            Some(io) => io.to_string(),
+            None => chain,
+        };
+        Error::infra(format!("channel {name}: {what} unreachable: {why}"))
             .with_hint("the outbox retries until the receiver is back")
             .retryable(true)
     })?;
