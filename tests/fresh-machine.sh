@@ -61,6 +61,22 @@ docker run --name "$name" -v /var/run/docker.sock:/var/run/docker.sock \
     target/debug/firedrill --catalog /var/tmp/firedrill-demo/catalog.db run drills/demo-postgres.toml >/dev/null; echo "by hand exit $?"
     echo "--- again"
     deploy/demo.sh >/dev/null 2>&1; echo "again exit $?"
+    echo "--- the quick-start daemon, as the README says"
+    target/debug/firedrill --config deploy/quickstart.toml daemon > /tmp/daemon.log 2>&1 &
+    for _ in $(seq 1 30); do curl -fsS http://127.0.0.1:9797/healthz >/dev/null 2>&1 && break; sleep 1; done
+    token=$(cat /var/tmp/firedrill-demo/token)
+    id=$(curl -fsS -X POST -H "Authorization: Bearer $token" \
+      http://127.0.0.1:9797/api/v1/drills/shop-every-5-minutes/runs | sed -n "s/.*\"run_id\": *\"\([^\"]*\)\".*/\1/p")
+    echo "daemon run id $id"
+    status=none
+    for _ in $(seq 1 120); do
+      got=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:9797/api/v1/runs/$id" || true)
+      case $got in *\"report\":\{*) status=$(printf "%s" "$got" | sed -n "s/^{\"run_id\":\"[^\"]*\",\"drill\":\"[^\"]*\",\"status\":\"\([a-z_]*\)\".*/\1/p"); break ;; esac
+      sleep 2
+    done
+    echo "daemon run $status"
+    curl -fsS http://127.0.0.1:9797/ | grep -o "shop-every-5-minutes" | head -1
+    kill %1; wait
     deploy/demo.sh --stop
   ' 2>&1 | tee "$log"
 set -e
@@ -82,6 +98,7 @@ check '^The binary: /root/firedrill/target/debug/firedrill' "the binary's path i
 check 'quickstart.toml daemon' "the next commands are printed"
 check '^by hand exit 0$' "the drill runs again by hand"
 check '^again exit 0$' "the demo runs again"
+check '^daemon run passed$' "the quick-start daemon drills its shipped drill through the API"
 check_not 'could not change directory' "runuser starts in a directory postgres can read"
 check_not 'Could not get lock' "apt's lock is waited for"
 check_not 'chromium|alertmanager|mariadb-server' "only the demo's packages are installed"
