@@ -629,6 +629,35 @@ fn stage_error(s: &StageEnd<'_>, all: &[StageEnd<'_>]) -> Error {
     }
 }
 
+/// A source that could not be reached: `what` (naming the source at `target`) with the
+/// OS's reason (refused, no such host, timed out) taken from the driver's chain of causes,
+/// where the drivers' own words ("error connecting to server", "Input/output error") say
+/// nothing; the hint follows the reason.
+pub(crate) fn unreachable_source<E>(what: &str, target: &str, e: E) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut err = Error::infra(format!("{what}: {e}"))
+        .with_source(e)
+        .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host");
+    if let Some((kind, why)) = err
+        .find::<std::io::Error>()
+        .map(|io| (io.kind(), io.to_string()))
+    {
+        err.message = format!("{what}: {why}");
+        match kind {
+            std::io::ErrorKind::ConnectionRefused => {
+                err.hint = Some(format!("nothing listens at {target}: check source.host and source.port, and that the server is up"));
+            }
+            std::io::ErrorKind::TimedOut => {
+                err.hint = Some(format!("{target} does not answer: a firewall may drop the connection, or the host is down"));
+            }
+            _ => {}
+        }
+    }
+    err
+}
+
 /// The line of a tool's stderr where the operating system said the disk is full
 /// (ENOSPC, or EDQUOT), as the tools quote it: after a colon at the end of an error line
 /// (PostgreSQL, coreutils, age), or as MariaDB's `(Errcode: 28 "…")` / `(errno: 28 "…")`.

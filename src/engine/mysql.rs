@@ -642,27 +642,11 @@ impl MysqlSource {
             },
             _ => {
                 let target = self.target();
-                let mut err = Error::infra(format!("cannot talk to MySQL/MariaDB at {target}: {e}"))
-                    .with_source(e)
-                    .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host");
-                // The OS's reason (refused, no such host, reset) without the driver's two
-                // layers of "Input/output error" around it.
-                if let Some((kind, why)) = err
-                    .find::<std::io::Error>()
-                    .map(|io| (io.kind(), io.to_string()))
-                {
-                    err.message = format!("cannot talk to MySQL/MariaDB at {target}: {why}");
-                    match kind {
-                        std::io::ErrorKind::ConnectionRefused => {
-                            err.hint = Some(format!("nothing listens at {target}: check source.host and source.port, and that the server is up"));
-                        }
-                        std::io::ErrorKind::TimedOut => {
-                            err.hint = Some(format!("{target} does not answer: a firewall may drop the connection, or the host is down"));
-                        }
-                        _ => {}
-                    }
-                }
-                err
+                super::unreachable_source(
+                    &format!("cannot talk to MySQL/MariaDB at {target}"),
+                    &target,
+                    e,
+                )
             }
         }
     }

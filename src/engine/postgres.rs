@@ -588,27 +588,11 @@ impl PostgresSource {
                 _ => Error::infra(format!("PostgreSQL at {target}: {}", db.message())),
             };
         }
-        let mut err = Error::infra(format!("cannot connect to PostgreSQL at {target}: {e}"))
-            .with_source(e)
-            .with_hint("check source.host and source.port, and that the server is up and accepts connections from this host");
-        // tokio-postgres says only "error connecting to server": the reason (refused, no
-        // such host, timed out) is the OS's, in the cause it keeps.
-        if let Some((kind, why)) = err
-            .find::<std::io::Error>()
-            .map(|io| (io.kind(), io.to_string()))
-        {
-            err.message = format!("cannot connect to PostgreSQL at {target}: {why}");
-            match kind {
-                std::io::ErrorKind::ConnectionRefused => {
-                    err.hint = Some(format!("nothing listens at {target}: check source.host and source.port, and that the server is up"));
-                }
-                std::io::ErrorKind::TimedOut => {
-                    err.hint = Some(format!("{target} does not answer: a firewall may drop the connection, or the host is down"));
-                }
-                _ => {}
-            }
-        }
-        err
+        super::unreachable_source(
+            &format!("cannot connect to PostgreSQL at {target}"),
+            &target,
+            e,
+        )
     }
 }
 
