@@ -27,11 +27,11 @@ fd_ensure_rust
 fd_ensure_docker
 containers/build-offline.sh postgres
 
-# The first build compiles some 400 crates: about 15 minutes on 2 cores, 5 on 8.
+# The first build compiles some 430 crates: 15 to 20 minutes on 2 cores, about 5 on 8.
 if [ -x target/debug/firedrill ]; then
   fd_log "building firedrill (changes since the last build only)"
 else
-  fd_log "building firedrill: the first build takes about 15 minutes on 2 cores (5 on 8); cargo shows its progress"
+  fd_log "building firedrill: the first build takes 15 to 20 minutes on 2 cores (about 5 on 8); cargo shows its progress"
 fi
 cargo build --bin firedrill
 fd=$PWD/target/debug/firedrill
