@@ -186,7 +186,9 @@ impl DockerBackend {
 impl DockerBackend {
     /// How many processes the kernel killed in the sandbox for its memory limit, from the
     /// sandbox's own cgroup (v2 `memory.events`, v1 `memory.oom_control`); 0 when unknown.
-    async fn oom_kills(&self, sandbox: &Sandbox) -> u64 {
+    /// OOM kills in the sandbox's cgroup; `None` when the probe could not run in it (the
+    /// sandbox is going away).
+    async fn oom_kills(&self, sandbox: &Sandbox) -> Option<u64> {
         let cmd = [
             "sh",
             "-c",
@@ -194,14 +196,15 @@ impl DockerBackend {
         ]
         .map(String::from);
         match self.exec_with(sandbox, &cmd, None, None).await {
-            Ok(out) => out
-                .stdout
-                .lines()
-                .filter_map(|l| l.strip_prefix("oom_kill "))
-                .filter_map(|n| n.trim().parse::<u64>().ok())
-                .max()
-                .unwrap_or(0),
-            Err(_) => 0,
+            Ok(out) if out.exit_code == 0 => Some(
+                out.stdout
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("oom_kill "))
+                    .filter_map(|n| n.trim().parse::<u64>().ok())
+                    .max()
+                    .unwrap_or(0),
+            ),
+            _ => None,
         }
     }
 
@@ -477,12 +480,33 @@ impl SandboxBackend for DockerBackend {
 
     async fn state(&self, sandbox: &Sandbox) -> Result<SandboxState> {
         let docker = self.client().await?;
-        let info = docker
-            .inspect_container(&sandbox.name, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| docker_err(&format!("inspect {}", sandbox.name), e))?;
-        let st = info.state.unwrap_or_default();
-        let running = st.running.unwrap_or(false);
+        let inspect = || async {
+            docker
+                .inspect_container(&sandbox.name, None::<InspectContainerOptions>)
+                .await
+                .map(|i| i.state.unwrap_or_default())
+                .map_err(|e| docker_err(&format!("inspect {}", sandbox.name), e))
+        };
+        let mut st = inspect().await?;
+        let mut running = st.running.unwrap_or(false);
+        // Asked right after a command of the sandbox died, Docker may still say running
+        // while the container is being killed (`docker kill`, the daemon restarting): the
+        // probe below cannot run in it then. Ask again for a little while, so that the
+        // sandbox's death is seen as what failed the command.
+        let mut oom_kills = None;
+        if running {
+            oom_kills = self.oom_kills(sandbox).await;
+            let mut asked = 0;
+            while oom_kills.is_none() && running && asked < 10 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                st = inspect().await?;
+                running = st.running.unwrap_or(false);
+                if running {
+                    oom_kills = self.oom_kills(sandbox).await;
+                }
+                asked += 1;
+            }
+        }
         let mut log_tail = String::new();
         if !running {
             let mut logs = docker.logs(
@@ -500,8 +524,7 @@ impl SandboxBackend for DockerBackend {
         }
         // Docker reports OOMKilled only when the container's main process dies of it; a
         // restore tool or a database backend killed by the limit leaves the server up.
-        let oom_killed =
-            st.oom_killed.unwrap_or(false) || (running && self.oom_kills(sandbox).await > 0);
+        let oom_killed = st.oom_killed.unwrap_or(false) || (running && oom_kills.unwrap_or(0) > 0);
         Ok(SandboxState {
             running,
             oom_killed,
