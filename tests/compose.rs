@@ -56,17 +56,7 @@ async fn relay(listen: &str, to: u16) -> u16 {
 /// `docker-compose` (what tests/run installs) or `docker compose`, in `dir`, for
 /// `project`, with the shipped file.
 fn compose(dir: &Path, project: &str, drills: &Path) -> Command {
-    let mut c = if Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Command::new("docker-compose")
-    } else {
-        let mut c = Command::new("docker");
-        c.arg("compose");
-        c
-    };
+    let mut c = support::compose();
     let gid = std::fs::metadata("/var/run/docker.sock")
         .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
         .expect("the Docker socket at /var/run/docker.sock");

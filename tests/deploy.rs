@@ -15,6 +15,8 @@ const FIREDRILL: &str = env!("CARGO_BIN_EXE_firedrill");
 /// The Debian interpreter, where python3-yaml installs (not a pyenv or venv one).
 const PYTHON: &str = "/usr/bin/python3";
 
+mod support;
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -298,29 +300,6 @@ fn systemd_unit_is_hardened() {
 
 const COMPOSE: &str = "deploy/docker-compose.yml";
 
-/// `docker-compose` (Debian's package, what tests/run installs), else `docker compose`.
-fn compose() -> Command {
-    let on_path = |n: &str| {
-        std::env::var_os("PATH")
-            .iter()
-            .flat_map(std::env::split_paths)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
-    };
-    if let Some(dc) = on_path("docker-compose") {
-        return Command::new(dc);
-    }
-    if let Some(docker) = on_path("docker") {
-        let v = Command::new(&docker).args(["compose", "version"]).output();
-        if v.is_ok_and(|o| o.status.success()) {
-            let mut c = Command::new(docker);
-            c.arg("compose");
-            return c;
-        }
-    }
-    missing("docker-compose", "docker-compose")
-}
-
 /// "60s", "1m30s", "1h": Compose durations, in seconds.
 fn seconds(d: &str) -> u64 {
     let (mut total, mut n) = (0, String::new());
@@ -343,7 +322,7 @@ fn seconds(d: &str) -> u64 {
 }
 
 fn compose_config(file: &Path, docker_gid: Option<&str>) -> Output {
-    let mut c = compose();
+    let mut c = support::compose();
     c.arg("-f").arg(file).arg("config");
     for v in [
         "DOCKER_GID",
@@ -370,7 +349,7 @@ fn compose_file_is_valid() {
     );
 
     let out = compose_config(&file, Some("999"));
-    eprintln!("{:?} config:\n{}", compose(), text(&out));
+    eprintln!("{:?} config:\n{}", support::compose(), text(&out));
     assert!(out.status.success(), "{}", text(&out));
     let docs = yaml_docs(
         &String::from_utf8_lossy(&out.stdout),

@@ -507,3 +507,31 @@ dropdb --force "$3""#,
     .unwrap();
     match_manifest_to_artifact(fx, drill, run_id, Some(plain));
 }
+
+/// `docker-compose` (Debian's package, what tests/run installs), else `docker compose`.
+pub fn compose() -> std::process::Command {
+    let on_path = |n: &str| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    };
+    if let Some(dc) = on_path("docker-compose") {
+        return std::process::Command::new(dc);
+    }
+    if let Some(docker) = on_path("docker") {
+        let v = std::process::Command::new(&docker)
+            .args(["compose", "version"])
+            .output();
+        if v.is_ok_and(|o| o.status.success()) {
+            let mut c = std::process::Command::new(docker);
+            c.arg("compose");
+            return c;
+        }
+    }
+    panic!(
+        "docker-compose is not installed: run the tests through tests/run, which installs it \
+         (Debian package docker-compose, deploy/host-setup.sh)"
+    )
+}
