@@ -30,15 +30,18 @@ pub(super) async fn post(name: &str, req: reqwest::RequestBuilder, what: &str) -
         // reqwest says "error sending request"; the OS's reason (refused, no such host,
         // timed out) is an io::Error down its chain of causes.
         let mut chain = e.to_string();
+        let mut io = None;
         let mut next = std::error::Error::source(&e);
         while let Some(cause) = next {
+            io = io.or_else(|| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .map(|i| i.to_string())
+            });
             chain = format!("{chain}: {cause}");
             next = cause.source();
         }
-        let why = match Error::infra("").with_source(e).find::<std::io::Error>() {
-            Some(io) => io.to_string(),
-            None => chain,
-        };
+        let why = io.unwrap_or(chain);
         Error::infra(format!("channel {name}: {what} unreachable: {why}"))
             .with_hint("the outbox retries until the receiver is back")
             .retryable(true)
