@@ -51,7 +51,7 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     }
     let source = match crate::drill::build_source(drill) {
         Ok(source) => {
-            if !matches!(drill.source, SourceSpec::Stored(_)) {
+            if !drill.source.verify_only() {
                 out.extend(timed("source", LIMIT, source.doctor()).await);
             }
             Some(source)
@@ -64,6 +64,9 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
             None
         }
     };
+    if let SourceSpec::Snapshot(spec) = &drill.source {
+        out.extend(timed("repository", LIMIT, repository(drill, spec)).await);
+    }
     match crate::store::build_store(&drill.storage, &drill.base_dir) {
         Ok(store) => out.extend(timed("storage", LIMIT, storage(store.as_ref())).await),
         Err(e) => {
@@ -91,12 +94,41 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     out
 }
 
+/// A snapshot drill's repository: the tool runs and is recent enough, the password opens
+/// the repository, and there are snapshots to drill (read-only, as every drill reads).
+async fn repository(drill: &Drill, spec: &crate::config::SnapshotSpec) -> Vec<Finding> {
+    const CHECK: &str = "repository";
+    let repo = match crate::snapshot::build_repo(spec, &drill.base_dir, LIMIT) {
+        Ok(r) => r,
+        Err(e) => return vec![Finding::from_error(CHECK, &e)],
+    };
+    let version = match repo.version().await {
+        Ok(v) => v,
+        Err(e) => return vec![Finding::from_error(CHECK, &e)],
+    };
+    match repo.snapshots().await {
+        Ok(s) if s.is_empty() => vec![Finding::warn(
+            CHECK,
+            format!("{} {version} opens {}, which holds no snapshot the drill's filters let through", repo.tool(), repo.describe()),
+            "check source.tag, source.host, source.path or source.archive, and that the backup job runs",
+        )],
+        Ok(s) => {
+            let newest = s.iter().map(|x| x.time).max().map(|t| t.to_string()).unwrap_or_default();
+            vec![Finding::ok(
+                CHECK,
+                format!("{} {version} opens {}: {} snapshots, the newest of {newest}", repo.tool(), repo.describe(), s.len()),
+            )]
+        }
+        Err(e) => vec![Finding::from_error(CHECK, &e)],
+    }
+}
+
 /// Where the source listens, for a check that needs no secret.
 fn source_endpoint(source: &SourceSpec) -> Option<(String, u16)> {
     match source {
         SourceSpec::Postgres(p) => Some((p.host.clone(), p.port)),
         SourceSpec::Mysql(m) => Some((m.host.clone(), m.port)),
-        SourceSpec::Stored(_) => None,
+        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => None,
     }
 }
 
@@ -193,6 +225,7 @@ async fn sandbox(
     let crate::config::SandboxSpec::Docker(d) = &drill.sandbox;
     let engine_major: Option<(Engine, String)> = match (&drill.source, source) {
         (SourceSpec::Stored(s), _) => Some((s.engine, s.version.clone())),
+        (SourceSpec::Snapshot(s), _) => s.engine.zip(s.version.clone()),
         // The source's version decides the image; the doctor asks the source.
         (_, Some(source)) => source.server_series().await.ok(),
         (_, None) => None,
@@ -259,6 +292,10 @@ async fn images_without_version(
         SourceSpec::Postgres(_) => &[Engine::Postgres],
         SourceSpec::Mysql(_) => &[Engine::Mariadb, Engine::Mysql],
         SourceSpec::Stored(s) => std::slice::from_ref(&s.engine),
+        SourceSpec::Snapshot(s) => match &s.engine {
+            Some(e) => std::slice::from_ref(e),
+            None => &Engine::ALL,
+        },
     };
     let mut present = Vec::new();
     for &engine in engines {

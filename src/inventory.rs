@@ -90,15 +90,28 @@ pub async fn rebuild(catalog: &dyn Catalog, drills: &[Drill]) -> Result<RebuildR
     })
 }
 
-/// A random stored artifact of the drill (its run id), read from storage.
+/// A random recovery point of the drill (`--random`): one of its stored artifacts (its
+/// run id), read from storage, or for a snapshot drill one of the repository's snapshots
+/// (its id), chosen by the one selection every kind of recovery point shares.
 pub async fn random_artifact(drill: &Drill) -> Result<Option<String>> {
+    let random = crate::pick::Pick::Random { within: None };
+    let now = jiff::Timestamp::now();
+    if let crate::config::SourceSpec::Snapshot(spec) = &drill.source {
+        let repo = crate::snapshot::build_repo(spec, &drill.base_dir, drill.timeouts.restore)?;
+        let snaps = repo.snapshots().await?;
+        return Ok(
+            crate::pick::choose(&snaps, &random, now, false, rand::random())
+                .ok()
+                .map(|s| s.id.clone()),
+        );
+    }
     let store = build_store(&drill.storage, &drill.base_dir)?;
     let (arts, _) = scan_drill(drill, store.as_ref()).await?;
-    if arts.is_empty() {
-        return Ok(None);
-    }
-    let i = rand::random::<usize>() % arts.len();
-    Ok(Some(arts[i].run_id.clone()))
+    Ok(
+        crate::pick::choose(&arts, &random, now, false, rand::random())
+            .ok()
+            .map(|a| a.run_id.clone()),
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -139,7 +152,7 @@ pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600)
 /// backups. A verify-only drill's storage holds dumps made by others: nothing there is
 /// touched.
 pub async fn find_orphans(drill: &Drill, store: &dyn ArtifactStore) -> Result<Vec<Orphan>> {
-    if matches!(drill.source, crate::config::SourceSpec::Stored(_)) {
+    if drill.source.verify_only() {
         return Ok(Vec::new());
     }
     let prefix = drill_prefix(&drill.storage, &drill.name);

@@ -36,6 +36,37 @@ pub async fn run_drill(
     runner.run(drill, opts, progress, stop).await.report
 }
 
+/// A snapshot id a person typed for a snapshot drill: one the repository does not hold is
+/// their typo, refused before anything runs. A repository that cannot be read now is the
+/// run's to report.
+async fn check_snapshot(
+    drill: &Drill,
+    spec: &crate::config::SnapshotSpec,
+    id: &str,
+) -> crate::error::Result<()> {
+    let Ok(repo) = crate::snapshot::build_repo(spec, &drill.base_dir, drill.timeouts.restore)
+    else {
+        return Ok(());
+    };
+    let Ok(snaps) = repo.snapshots().await else {
+        return Ok(());
+    };
+    let prefixes = spec.tool == crate::config::RepoTool::Restic;
+    let pick = crate::pick::Pick::Id(id.to_string());
+    match crate::pick::choose(&snaps, &pick, jiff::Timestamp::now(), prefixes, 0) {
+        Ok(_) => Ok(()),
+        Err(why) => Err(crate::error::Error::config(format!(
+            "drill {}: {} has no snapshot `{id}`: {why}",
+            drill.name,
+            repo.describe()
+        ))
+        .with_hint(format!(
+            "list them with `firedrill snapshots {}`",
+            drill.name
+        ))),
+    }
+}
+
 /// How far back a run looks in its drill's history (for the baseline and checksum turns).
 const HISTORY: usize = 500;
 /// How long a run waits for its pages to be delivered before leaving them queued.
@@ -105,6 +136,8 @@ impl Runner {
             let key = RunDir::new(&drill.storage, &drill.name, &m.run_id).manifest();
             ArtifactRecord::from_manifest(m, &key)
         });
+        // A snapshot drill's snapshot joins the inventory, verified or not.
+        let artifact = artifact.or(done.snapshot);
         // The artifact drilled: the one made now, or the stored one asked for.
         let drilled = artifact
             .as_ref()
@@ -213,6 +246,9 @@ impl Runner {
     /// this drill stored (`run --artifact`, the API's `artifact`): a usage error that lists
     /// the drill's runs.
     pub async fn check_artifact(&self, drill: &Drill, run_id: &str) -> crate::error::Result<()> {
+        if let crate::config::SourceSpec::Snapshot(spec) = &drill.source {
+            return check_snapshot(drill, spec, run_id).await;
+        }
         // Anything else (storage unreachable, a broken manifest) is the run's to report.
         let Ok(store) = self.connector.store(drill) else {
             return Ok(());

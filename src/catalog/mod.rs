@@ -40,6 +40,15 @@ pub struct ArtifactRecord {
     pub verified_at: Option<jiff::Timestamp>,
 }
 
+impl crate::pick::Point for ArtifactRecord {
+    fn id(&self) -> &str {
+        &self.run_id
+    }
+    fn taken_at(&self) -> jiff::Timestamp {
+        self.created_at
+    }
+}
+
 impl ArtifactRecord {
     pub fn from_manifest(m: &Manifest, manifest_key: &str) -> Self {
         ArtifactRecord {

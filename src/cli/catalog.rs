@@ -590,3 +590,126 @@ fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, 
         },
     }
 }
+
+/// A snapshot drill's repository, read now: every snapshot its filters let through,
+/// newest first, with what the catalog knows of its drills (verified yes/no, and which
+/// one is the last verified).
+pub(super) async fn snapshots(catalog: &Path, drill: &str, dir: &Path, json: bool) -> u8 {
+    let path = drill_path(drill, dir);
+    let drill = match load_drill(&path) {
+        Ok(d) => d,
+        Err(p) => {
+            errln!("{p}");
+            if !path.exists() {
+                errln!("  hint: {}", known_drills_hint(dir));
+            }
+            return 2;
+        }
+    };
+    let firedrill::config::SourceSpec::Snapshot(spec) = &drill.source else {
+        errln!(
+            "error: drill {} does not drill a restic or Borg repository (source.type is not \"restic\" or \"borg\")\n  hint: `firedrill artifacts {}` lists its artifacts",
+            drill.name, drill.name
+        );
+        return 2;
+    };
+    let repo = match firedrill::snapshot::build_repo(spec, &drill.base_dir, drill.timeouts.restore)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut snaps = match repo.snapshots().await {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("error: {e}");
+            return if e.kind == firedrill::error::ErrorKind::Config {
+                2
+            } else {
+                1
+            };
+        }
+    };
+    snaps.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
+    let known: HashMap<String, firedrill::catalog::ArtifactRecord> = match open_catalog(catalog) {
+        Ok(c) => c
+            .artifacts(Some(&drill.name))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.run_id.clone(), a))
+            .collect(),
+        Err(_) => HashMap::new(),
+    };
+    let last_verified = known
+        .values()
+        .filter(|a| a.verified == firedrill::status::Verified::Yes)
+        .max_by_key(|a| (a.created_at, a.run_id.clone()))
+        .map(|a| a.run_id.clone());
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        snapshot: &'a firedrill::snapshot::Snapshot,
+        verified: firedrill::status::Verified,
+        verified_at: Option<jiff::Timestamp>,
+        last_verified: bool,
+    }
+    let rows: Vec<Row<'_>> = snaps
+        .iter()
+        .map(|s| {
+            let k = known.get(&s.label);
+            Row {
+                snapshot: s,
+                verified: k
+                    .map(|a| a.verified)
+                    .unwrap_or(firedrill::status::Verified::Never),
+                verified_at: k.and_then(|a| a.verified_at),
+                last_verified: last_verified.as_deref() == Some(s.label.as_str()),
+            }
+        })
+        .collect();
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return 0;
+    }
+    outln!("{}: {} snapshots", repo.describe(), rows.len());
+    outln!(
+        "{:<24} {:>6}  {:<28} verified",
+        "SNAPSHOT",
+        "AGE",
+        "HOST / TAGS"
+    );
+    for r in &rows {
+        let who = [
+            r.snapshot.host.clone().unwrap_or_default(),
+            r.snapshot.tags.join(","),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+        let when = r
+            .verified_at
+            .map(|t| format!(" ({} ago)", age_of(t)))
+            .unwrap_or_default();
+        outln!(
+            "{:<24} {:>6}  {:<28} {}{}{}",
+            r.snapshot.label,
+            age_of(r.snapshot.time),
+            who,
+            r.verified.as_str(),
+            when,
+            if r.last_verified {
+                "  <- last verified"
+            } else {
+                ""
+            }
+        );
+    }
+    0
+}

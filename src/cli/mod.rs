@@ -341,6 +341,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the snapshots in a restic or Borg drill's repository, newest first, with
+    /// which ones drills verified and the last one verified.
+    ///
+    /// Reads the repository now (without a lock) and the catalog.
+    Snapshots {
+        /// The drill (source.type = "restic" or "borg").
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::drill_names))]
+        drill: String,
+        #[command(flatten)]
+        drills: DrillsDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete the artifacts the drills' retention policies do not keep.
     ///
     /// Each artifact goes first, its manifest last. The newest artifact that passed a drill,
@@ -544,6 +558,14 @@ async fn dispatch(cli: Cli) -> u8 {
         } => {
             let dir = drills.resolve(&config);
             catalog::artifacts(&catalog_path, drill.as_deref(), &dir, json).await
+        }
+        Command::Snapshots {
+            drill,
+            drills,
+            json,
+        } => {
+            let dir = drills.resolve(&config);
+            catalog::snapshots(&catalog_path, &drill, &dir, json).await
         }
         Command::History {
             drill,

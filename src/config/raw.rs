@@ -123,6 +123,61 @@ pub enum SourceConfig {
     /// another tool (pg_dump custom or plain, mysqldump; zstd- or gzip-compressed or not;
     /// age-encrypted or not), is restored and checked.
     Stored(StoredSourceConfig),
+    /// Verify-only: a dump kept in a restic repository (`pg_dump | restic backup
+    /// --stdin`), read with `restic dump` without a lock.
+    Restic(SnapshotSourceConfig),
+    /// Verify-only: a dump kept in a Borg repository (`mariadb-dump | borg create … -`),
+    /// local or over SSH, read with `borg extract --stdout` without a lock.
+    Borg(SnapshotSourceConfig),
+}
+
+/// A dump inside another backup tool's repository: which snapshot, which file in it, and
+/// what opens the repository. The repository is only ever read: no lock, no `forget`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSourceConfig {
+    /// The repository as the tool spells it: `/srv/restic`, `s3:https://host/bucket`,
+    /// `sftp:…` (restic); `/srv/borg`, `ssh://user@host:22/./repo` (Borg).
+    pub repository: String,
+    /// The repository's password (restic) or passphrase (Borg, when encrypted).
+    pub password: Option<SecretRef>,
+    /// Settings the tool reads from its environment for the repository's backend
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `B2_ACCOUNT_KEY`, …), each from an
+    /// environment variable or a file of firedrill's host.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, SecretRef>,
+    /// Which snapshot: `"latest"` (default), `"random"` (pick a random tape, within
+    /// `within` if given), or a snapshot id (restic, a unique prefix will do) or archive
+    /// name (Borg).
+    pub snapshot: Option<String>,
+    /// restic: only snapshots with this tag.
+    pub tag: Option<String>,
+    /// restic: only snapshots of this host.
+    pub host: Option<String>,
+    /// restic: only snapshots of this path (`/shop.sql` for `--stdin-filename shop.sql`).
+    pub path: Option<String>,
+    /// Borg: only archives whose name matches this glob (`shop-*`).
+    pub archive: Option<String>,
+    /// `snapshot = "random"` picks among the snapshots taken within this long ("30d").
+    pub within: Option<String>,
+    /// The dump's path inside the snapshot. Default: the snapshot's only file.
+    pub file: Option<String>,
+    /// `postgres`, `mariadb` or `mysql`. Default: read from the dump's own header.
+    pub engine: Option<String>,
+    /// The server series the dump came from (`15`, `10.11`): picks the sandbox image.
+    /// Default: read from the dump's own header.
+    pub version: Option<String>,
+    /// The database to restore into (PostgreSQL), or to use for dumps that do not name
+    /// one (MySQL/MariaDB).
+    pub database: String,
+    /// How many times its size a compressed dump may decompress to before the restore
+    /// is stopped as a decompression bomb (default 1000).
+    pub max_expansion: Option<u64>,
+    /// The tool's program (default `restic` or `borg` on the PATH).
+    pub tool: Option<PathBuf>,
+    /// Borg over SSH: the ssh command Borg runs (`BORG_RSH`), e.g.
+    /// "ssh -i /etc/firedrill/borg_key -o UserKnownHostsFile=/etc/firedrill/known_hosts".
+    pub rsh: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -222,6 +222,8 @@ pub enum SourceSpec {
     Postgres(PostgresSpec),
     Mysql(MysqlSpec),
     Stored(StoredSpec),
+    /// A dump in a restic or Borg repository.
+    Snapshot(SnapshotSpec),
 }
 
 impl SourceSpec {
@@ -229,8 +231,62 @@ impl SourceSpec {
         match self {
             SourceSpec::Postgres(p) => p.min_dump_bytes,
             SourceSpec::Mysql(m) => m.min_dump_bytes,
-            SourceSpec::Stored(_) => 0,
+            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => 0,
         }
+    }
+
+    /// Whether the drill only verifies what another tool made (there is nothing to dump).
+    pub fn verify_only(&self) -> bool {
+        matches!(self, SourceSpec::Stored(_) | SourceSpec::Snapshot(_))
+    }
+}
+
+/// The backup tool whose repository holds a drill's dumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepoTool {
+    Restic,
+    Borg,
+}
+
+impl RepoTool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoTool::Restic => "restic",
+            RepoTool::Borg => "borg",
+        }
+    }
+}
+
+/// A verify-only drill of a dump inside a restic or Borg repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSpec {
+    pub tool: RepoTool,
+    /// The program run (`restic`, `borg`, or the drill's `tool`).
+    pub program: PathBuf,
+    pub repository: String,
+    pub password: Option<SecretSource>,
+    /// Backend settings for the tool's environment, by variable name.
+    pub env: std::collections::BTreeMap<String, SecretSource>,
+    pub pick: crate::pick::Pick,
+    pub tag: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub archive: Option<String>,
+    pub file: Option<String>,
+    /// Declared; otherwise read from the dump's header.
+    pub engine: Option<crate::engine::kind::Engine>,
+    /// Declared; otherwise read from the dump's header.
+    pub version: Option<String>,
+    pub database: String,
+    pub max_expansion: u64,
+    pub rsh: Option<String>,
+}
+
+impl SnapshotSpec {
+    /// The most a dump of `bytes` may decompress to.
+    pub fn max_plain_bytes(&self, bytes: u64) -> u64 {
+        external_plain_limit(bytes, self.max_expansion)
     }
 }
 
@@ -1024,6 +1080,8 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 max_expansion: st.max_expansion.unwrap_or(DEFAULT_MAX_EXPANSION),
             })
         }
+        SourceConfig::Restic(r) => snapshot_source(&mut c, RepoTool::Restic, r),
+        SourceConfig::Borg(b) => snapshot_source(&mut c, RepoTool::Borg, b),
         SourceConfig::Mysql(my) => {
             if my.host.trim().is_empty() {
                 c.push(
@@ -1398,6 +1456,9 @@ fn validate_anomaly(
         SourceConfig::Postgres(_) => true,
         SourceConfig::Mysql(_) => false,
         SourceConfig::Stored(s) => s.engine.trim() == "postgres",
+        SourceConfig::Restic(s) | SourceConfig::Borg(s) => {
+            s.engine.as_deref().is_none_or(|e| e.trim() == "postgres")
+        }
     };
     let (form, qualifier, example) = if postgres {
         ("schema.table", "schema", "public.orders")
@@ -1691,6 +1752,216 @@ fn cron_problem<'a>(expr: &'a str) -> Option<String> {
 /// another tool may decompress to. SQL dumps compress 3 to 20 times, rarely 100 times; a
 /// zstd bomb of repeated bytes expands about 32,000 times.
 pub const DEFAULT_MAX_EXPANSION: u64 = 1000;
+
+/// A restic or Borg source: what can be checked without the repository.
+fn snapshot_source(
+    c: &mut Collector<'_>,
+    tool: RepoTool,
+    r: &crate::config::raw::SnapshotSourceConfig,
+) -> SourceSpec {
+    let name = tool.as_str();
+    let repo = r.repository.trim();
+    if repo.is_empty() {
+        c.push(
+            "source.repository",
+            "the repository is empty",
+            match tool {
+                RepoTool::Restic => "write where the repository is, as restic spells it: \"/srv/restic\" or \"s3:https://host/bucket\"",
+                RepoTool::Borg => "write where the repository is, as Borg spells it: \"/srv/borg\" or \"ssh://user@host:22/./repo\"",
+            },
+        );
+    }
+    if let Some(at) = repo.find('@') {
+        let before = &repo[..at];
+        if let Some(scheme) = before.find("://") {
+            if before[scheme + 3..].contains(':') {
+                c.push(
+                    "source.repository",
+                    "the repository's address carries a password (`user:password@`); it is not shown",
+                    "take the password out of the address: give it in source.env (e.g. AWS_SECRET_ACCESS_KEY) or source.password, from env or a file",
+                );
+            }
+        }
+    }
+    let password = c.password(&r.password);
+    if tool == RepoTool::Restic && r.password.is_none() {
+        c.push(
+            "source.password",
+            "a restic repository always has a password, and none is given",
+            "add password = { env = \"RESTIC_PASSWORD\" } or { file = \"/etc/firedrill/restic-password\" }",
+        );
+    }
+    let mut env = std::collections::BTreeMap::new();
+    for (var, secret) in &r.env {
+        let field = format!("source.env.{var}");
+        let well_formed = !var.is_empty()
+            && !var.starts_with(|ch: char| ch.is_ascii_digit())
+            && var
+                .chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+        if !well_formed {
+            c.push(
+                &field,
+                format!("`{var}` is not an environment variable's name"),
+                "use upper-case letters, digits and _, e.g. AWS_ACCESS_KEY_ID",
+            );
+            continue;
+        }
+        let owned = [
+            "RESTIC_PASSWORD",
+            "RESTIC_REPOSITORY",
+            "BORG_PASSPHRASE",
+            "BORG_PASSCOMMAND",
+            "BORG_REPO",
+            "BORG_RSH",
+            "BORG_BASE_DIR",
+        ];
+        if owned.iter().any(|o| var.starts_with(o)) {
+            c.push(
+                &field,
+                format!("firedrill sets {var} itself"),
+                "give the repository in source.repository, its password in source.password and Borg's ssh command in source.rsh",
+            );
+            continue;
+        }
+        match secret.validate() {
+            Ok(s) => {
+                env.insert(var.clone(), s);
+            }
+            Err(m) => c.push(
+                &field,
+                m,
+                "use exactly one of { env = \"VAR\" } or { file = \"/path\" }",
+            ),
+        }
+    }
+    let only = |c: &mut Collector<'_>, field: &str, v: &Option<String>, other: &str| {
+        if v.is_some() {
+            c.push(
+                &format!("source.{field}"),
+                format!("{field} selects {other} snapshots; this source is {name}"),
+                match tool {
+                    RepoTool::Restic => "select restic snapshots with tag, host and path",
+                    RepoTool::Borg => "select Borg archives by name with archive = \"shop-*\"",
+                },
+            );
+        }
+    };
+    match tool {
+        RepoTool::Restic => {
+            only(c, "archive", &r.archive, "Borg");
+            only(c, "rsh", &r.rsh, "Borg (over SSH)");
+        }
+        RepoTool::Borg => {
+            only(c, "tag", &r.tag, "restic");
+            only(c, "host", &r.host, "restic");
+            only(c, "path", &r.path, "restic");
+        }
+    }
+    let within = r.within.as_ref().and_then(|w| match parse_duration(w) {
+        Ok(d) => Some(d),
+        Err(m) => {
+            c.push(
+                "source.within",
+                m,
+                "write a duration such as \"30d\" or \"12h\"",
+            );
+            None
+        }
+    });
+    let snapshot = r.snapshot.as_deref().unwrap_or("latest").trim();
+    if snapshot.is_empty() {
+        c.push(
+            "source.snapshot",
+            "the snapshot is empty",
+            "write \"latest\", \"random\" or a snapshot id",
+        );
+    } else if tool == RepoTool::Restic
+        && !matches!(snapshot, "latest" | "random")
+        && !(snapshot.len() >= 4 && snapshot.chars().all(|ch| ch.is_ascii_hexdigit()))
+    {
+        c.push(
+            "source.snapshot",
+            format!("`{snapshot}` is not a restic snapshot id"),
+            "write \"latest\", \"random\" or a snapshot id as `restic snapshots` shows it (8 hex digits or more)",
+        );
+    }
+    let pick = crate::pick::Pick::parse(snapshot, within);
+    if r.within.is_some() && !matches!(pick, crate::pick::Pick::Random { .. }) {
+        c.push(
+            "source.within",
+            "within only narrows snapshot = \"random\"",
+            "add snapshot = \"random\", or leave within out",
+        );
+    }
+    let engine = r.engine.as_deref().and_then(|e| {
+        crate::engine::kind::Engine::parse(e.trim())
+            .map_err(|_| {
+                c.push(
+                    "source.engine",
+                    format!("`{e}` is not an engine"),
+                    "write \"postgres\", \"mariadb\" or \"mysql\", or leave it out to read it from the dump",
+                )
+            })
+            .ok()
+    });
+    if let Some(v) = &r.version {
+        let series_ok = !v.is_empty()
+            && v.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit()));
+        if !series_ok {
+            c.push(
+                "source.version",
+                format!("`{v}` is not a release series"),
+                "write the server series the dumps came from, e.g. \"15\" or \"10.11\", or leave it out to read it from the dump",
+            );
+        }
+    }
+    if r.database.trim().is_empty() {
+        c.push(
+            "source.database",
+            "the database name is empty",
+            "name the database to restore into",
+        );
+    }
+    if r.file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        c.push(
+            "source.file",
+            "the file is empty",
+            "give the dump's path inside the snapshot, or leave file out when the snapshot holds one file",
+        );
+    }
+    if r.max_expansion == Some(0) {
+        c.push(
+            "source.max_expansion",
+            "0 would refuse every dump",
+            "leave it out (default 1000) or give how many times its size a dump may decompress to",
+        );
+    }
+    let nonempty = |v: &Option<String>| {
+        v.as_ref()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    SourceSpec::Snapshot(SnapshotSpec {
+        tool,
+        program: r.tool.clone().unwrap_or_else(|| PathBuf::from(name)),
+        repository: repo.to_string(),
+        password,
+        env,
+        pick,
+        tag: nonempty(&r.tag),
+        host: nonempty(&r.host),
+        path: nonempty(&r.path),
+        archive: nonempty(&r.archive),
+        file: nonempty(&r.file),
+        engine,
+        version: r.version.clone(),
+        database: r.database.clone(),
+        max_expansion: r.max_expansion.unwrap_or(DEFAULT_MAX_EXPANSION),
+        rsh: nonempty(&r.rsh),
+    })
+}
 /// Files this small once decompressed are never refused, whatever their ratio.
 pub const MIN_PLAIN_LIMIT: u64 = 64 << 20;
 

@@ -75,6 +75,7 @@ impl Connector for FakeConnector {
             sandbox: Arc::new(NoSandbox),
             recipients: crate::age_keys::load_recipients(&[recipient], None)?,
             identity: crate::secret::Secret::new(identity),
+            repo: None,
         })
     }
 }

@@ -4,11 +4,12 @@
 
 use crate::artifact::pipeline::{self, Backup};
 use crate::cancel::Stop;
-use crate::config::{SourceSpec, StoredSpec};
+use crate::config::{SnapshotSpec, SourceSpec, StoredSpec};
 use crate::error::{Error, Result};
 use crate::fingerprint::ChecksumPlan;
 use crate::manifest::Manifest;
 use crate::report::ArtifactInfo;
+use crate::snapshot::RepoFault;
 use crate::status::Stage;
 use crate::store::{ArtifactStore, RunDir};
 
@@ -133,7 +134,7 @@ impl Record<'_> {
             let fits = match &drill.source {
                 SourceSpec::Postgres(_) => m.engine == crate::engine::kind::Engine::Postgres,
                 SourceSpec::Mysql(_) => m.engine != crate::engine::kind::Engine::Postgres,
-                SourceSpec::Stored(_) => false,
+                SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => false,
             };
             if !fits {
                 return Err(Error::config(format!(
@@ -218,6 +219,128 @@ impl Record<'_> {
         ))
     }
 
+    /// A verify-only drill of a dump in a restic or Borg repository: the snapshot chosen
+    /// (`chosen` overrides the drill's `snapshot`), the file in it, and what the dump is,
+    /// read from its first bytes. Listing and reading fail over to a new try while the
+    /// repository flakes or the chosen snapshot is forgotten meanwhile; a damaged
+    /// repository or a file that is no dump fails the restore stage (nothing restores).
+    pub(super) async fn snapshot(
+        &mut self,
+        parts: &Parts,
+        spec: &SnapshotSpec,
+        chosen: Option<&str>,
+    ) -> Result<Manifest> {
+        let t0 = std::time::Instant::now();
+        let Some(repo) = parts.repo.clone() else {
+            let e = Error::internal("a snapshot drill without its repository");
+            self.fail(None, e.clone());
+            return Err(e);
+        };
+        self.skip_backup(format!("verify-only: a dump in {}", repo.describe()));
+        let policy = self.drill.retry.clone();
+        let limit = self.drill.timeouts.restore;
+        let mut attempt = 0u32;
+        let mut earlier = Vec::new();
+        let selected = loop {
+            attempt += 1;
+            let r =
+                tokio::time::timeout(limit, crate::snapshot::select(repo.as_ref(), spec, chosen))
+                    .await
+                    .unwrap_or_else(|_| Err(crate::stage::timeout_error(Stage::Restore, limit)));
+            match r {
+                Err(e)
+                    if e.kind == crate::error::ErrorKind::Infrastructure
+                        && e.retryable
+                        && attempt < policy.attempts =>
+                {
+                    let backoff = policy.backoff * 2u32.saturating_pow(attempt - 1);
+                    tracing::warn!(run = %self.run_id, attempt, "reading {} failed, again in {backoff:?}: {e}", repo.describe());
+                    earlier.push(format!("attempt {attempt} failed: {}", e.headline()));
+                    tokio::time::sleep(backoff).await;
+                }
+                other => break other,
+            }
+        };
+        let judged = selected.and_then(|s| {
+            let (engine, version) = dump_kind(spec, &s, repo.as_ref())?;
+            Ok((s, engine, version))
+        });
+        let (sel, engine, version) = match judged {
+            Ok(v) => v,
+            Err(e) => {
+                // What the dump's bytes said (damaged, vanished, not a dump) is the
+                // restore's failure; what the drill file or the repository's keys said
+                // stops the run before any stage.
+                let read = matches!(
+                    e.find::<RepoFault>(),
+                    Some(RepoFault::Damaged | RepoFault::Vanished | RepoFault::Failed)
+                ) || e.kind == crate::error::ErrorKind::Backup;
+                if read {
+                    self.skip(Stage::Provision, Some("the dump could not be read".into()));
+                    self.push(
+                        crate::stage::StageRun::ended(
+                            Stage::Restore,
+                            t0.elapsed(),
+                            e.clone().context("stage restore"),
+                        )
+                        .with_notes(earlier),
+                        true,
+                    );
+                } else {
+                    self.fail(None, e.clone());
+                }
+                return Err(e);
+            }
+        };
+        let key = sel.key(repo.tool());
+        self.evidence.storage = repo.describe();
+        self.evidence.artifact_key = Some(key.clone());
+        self.artifact = Some(ArtifactInfo {
+            location: format!(
+                "{} / snapshot {} / {}",
+                repo.describe(),
+                sel.snapshot.label,
+                sel.file.path
+            ),
+            manifest: String::new(),
+            sha256: String::new(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: sel.file.size,
+        });
+        self.source_version = Some(match &sel.header.server_version {
+            Some(v) => format!("{engine} {v} (the dump's header)"),
+            None => format!("{engine} {version} (declared)"),
+        });
+        self.dump_tool = Some(format!(
+            "{} {}: snapshot {} of {}, chosen {}; {}, {}",
+            repo.tool(),
+            sel.tool_version,
+            sel.snapshot.label,
+            sel.snapshot.time,
+            sel.how,
+            sel.header.format,
+            match sel.header.compression {
+                "none" => "not compressed",
+                c => c,
+            }
+        ));
+        let m = Manifest::external(
+            &self.drill.name,
+            &self.run_id,
+            &key,
+            sel.file.size,
+            sel.snapshot.time,
+            engine,
+            &version,
+            &spec.database,
+        );
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = Some(sel);
+        }
+        Ok(m)
+    }
+
     /// Dump, encrypt and upload did not run: the run drills something already stored.
     fn skip_backup(&mut self, why: String) {
         for s in [Stage::Dump, Stage::Encrypt, Stage::Upload] {
@@ -239,4 +362,61 @@ impl Record<'_> {
             encrypted_bytes: d.encrypted_bytes,
         });
     }
+}
+
+/// The engine and server series a snapshot's dump restores with: declared in the drill,
+/// or read from the dump's own header; a dump whose header names neither is no dump
+/// firedrill can restore.
+fn dump_kind(
+    spec: &SnapshotSpec,
+    sel: &crate::snapshot::Selected,
+    repo: &dyn crate::snapshot::SnapshotRepo,
+) -> Result<(crate::engine::kind::Engine, String)> {
+    let h = &sel.header;
+    let what = format!(
+        "{} in snapshot {} of {}",
+        sel.file.path,
+        sel.snapshot.label,
+        repo.describe()
+    );
+    if let (Some(declared), Some(found)) = (spec.engine, h.engine) {
+        if !declared.same_family(found) {
+            return Err(Error::config(format!(
+                "source.engine is {declared}, but {what} is a {found} dump ({})",
+                h.format
+            ))
+            .with_hint(format!(
+                "write engine = \"{found}\", or leave engine out to read it from the dump"
+            )));
+        }
+    }
+    let engine = match spec.engine.or(h.engine) {
+        Some(e) => e,
+        None if h.encrypted() => {
+            return Err(Error::config(format!(
+                "{what} is age-encrypted: firedrill reads its header only inside the sandbox"
+            ))
+            .with_hint("declare source.engine and source.version for encrypted dumps"))
+        }
+        None => {
+            return Err(Error::backup(format!(
+                "{what} is not a database dump firedrill knows: its first bytes are neither pg_dump's nor mysqldump's ({}, compression {})",
+                h.format, h.compression
+            ))
+            .with_hint("the backup job saved something else under this name (an error page, an empty file, another tool's output); check the job, and source.file"))
+        }
+    };
+    let version =
+        match (&spec.version, h.series()) {
+            (Some(v), _) => v.clone(),
+            (None, Some(v)) => v,
+            (None, None) => return Err(Error::config(format!(
+                "{what} is a {engine} dump ({}) whose header records no server version",
+                h.format
+            ))
+            .with_hint(
+                "set source.version to the series the dumps come from, e.g. \"15\" or \"10.11\"",
+            )),
+        };
+    Ok((engine, version))
 }

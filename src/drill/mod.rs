@@ -58,6 +58,8 @@ pub struct Parts {
     pub sandbox: Arc<dyn SandboxBackend>,
     pub recipients: Vec<age::x25519::Recipient>,
     pub identity: Secret,
+    /// The restic or Borg repository a snapshot drill reads its dumps from.
+    pub repo: Option<Arc<dyn crate::snapshot::SnapshotRepo>>,
 }
 
 /// Builds what a drill talks to. The one boundary between the stage machine and the
@@ -87,12 +89,21 @@ impl Connector for LiveConnector {
         let store: Arc<dyn ArtifactStore> =
             Arc::from(build_store(&drill.storage, &drill.base_dir)?);
         let sandbox = build_backend(&drill.sandbox)?;
+        let repo = match &drill.source {
+            SourceSpec::Snapshot(spec) => Some(crate::snapshot::build_repo(
+                spec,
+                &drill.base_dir,
+                drill.timeouts.restore,
+            )?),
+            _ => None,
+        };
         Ok(Parts {
             source,
             store,
             sandbox,
             recipients,
             identity,
+            repo,
         })
     }
 }
@@ -110,7 +121,7 @@ pub fn build_source(drill: &Drill) -> Result<Box<dyn DumpSource>> {
             Box::new(PostgresSource::new(pg.clone(), password(&pg.password)?))
         }
         SourceSpec::Mysql(my) => Box::new(MysqlSource::new(my.clone(), password(&my.password)?)),
-        SourceSpec::Stored(_) => Box::new(NoSource),
+        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Box::new(NoSource),
     })
 }
 
@@ -137,7 +148,7 @@ pub fn load_keys(drill: &Drill) -> Result<(Vec<age::x25519::Recipient>, Secret)>
 /// tool encrypted, so its own recipients are not what those files were locked to.
 fn recipients_to_check(drill: &Drill, recipients: &[age::x25519::Recipient]) -> Vec<String> {
     match drill.source {
-        SourceSpec::Stored(_) => Vec::new(),
+        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Vec::new(),
         _ => recipients.iter().map(|r| r.to_string()).collect(),
     }
 }
@@ -198,6 +209,8 @@ pub struct Baseline {
 pub struct Finished {
     pub report: RunReport,
     pub new_artifact: Option<Manifest>,
+    /// The snapshot a snapshot drill drilled, for the catalog's inventory.
+    pub snapshot: Option<crate::catalog::ArtifactRecord>,
 }
 
 /// Runs a drill end to end with the parts given (or the error that kept them from being
@@ -232,9 +245,10 @@ pub async fn run(
         Some(h) => baseline(h, run_id, parts.store.as_ref()).await,
         None => None,
     };
-    let made_backup = opts.artifact.is_none() && !matches!(drill.source, SourceSpec::Stored(_));
+    let made_backup = opts.artifact.is_none() && !drill.source.verify_only();
     let manifest = match (&drill.source, &opts.artifact) {
         (SourceSpec::Stored(spec), _) => rec.external(&parts, spec).await,
+        (SourceSpec::Snapshot(spec), chosen) => rec.snapshot(&parts, spec, chosen.as_deref()).await,
         (_, None) => rec.backup(&parts, checksums, stop).await,
         (_, Some(id)) => rec.stored(&parts, id).await,
     };
@@ -281,12 +295,39 @@ pub async fn run(
     done
 }
 
-fn finished(rec: Record<'_>, opts: &RunOptions, new_artifact: Option<Manifest>) -> Finished {
+fn finished(mut rec: Record<'_>, opts: &RunOptions, new_artifact: Option<Manifest>) -> Finished {
+    let selected = rec.snapshot.lock().ok().and_then(|s| s.clone());
+    let snapshot = match (&rec.drill.source, selected) {
+        (SourceSpec::Snapshot(spec), Some(sel)) => {
+            if let (Some(a), Some(sha)) = (rec.artifact.as_mut(), &sel.sha256) {
+                a.sha256 = sha.clone();
+            }
+            Some(crate::catalog::ArtifactRecord {
+                drill: rec.drill.name.clone(),
+                run_id: sel.snapshot.label.clone(),
+                created_at: sel.snapshot.time,
+                engine: sel
+                    .header
+                    .engine
+                    .or(spec.engine)
+                    .unwrap_or(crate::engine::kind::Engine::Postgres),
+                plain_bytes: 0,
+                encrypted_bytes: sel.file.size,
+                sha256: sel.sha256.clone().unwrap_or_default(),
+                location: sel.key(spec.tool.as_str()),
+                manifest_key: String::new(),
+                verified: crate::status::Verified::Never,
+                verified_at: None,
+            })
+        }
+        _ => None,
+    };
     let mut report = rec.finish();
     report.scheduled_for = opts.scheduled_for;
     Finished {
         report,
         new_artifact,
+        snapshot,
     }
 }
 

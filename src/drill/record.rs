@@ -30,6 +30,9 @@ pub(super) struct Record<'a> {
     pub assertions: Vec<crate::assertion::AssertionResult>,
     pub kept_sandbox: Option<String>,
     pub evidence: Evidence,
+    /// A snapshot drill's dump: which snapshot and file (chosen again if the snapshot
+    /// vanishes between attempts).
+    pub snapshot: std::sync::Mutex<Option<crate::snapshot::Selected>>,
 }
 
 impl<'a> Record<'a> {
@@ -50,6 +53,7 @@ impl<'a> Record<'a> {
             assertions: Vec::new(),
             kept_sandbox: None,
             evidence: Evidence::default(),
+            snapshot: std::sync::Mutex::new(None),
         }
     }
 

@@ -291,6 +291,11 @@ impl Record<'_> {
         manifest: &Manifest,
     ) -> Result<(u64, Option<String>)> {
         let drill = self.drill;
+        if let (SourceSpec::Snapshot(spec), Some(repo)) = (&drill.source, &parts.repo) {
+            return self
+                .restore_snapshot(parts, repo.as_ref(), spec, engine, sandbox, manifest)
+                .await;
+        }
         let store = &parts.store;
         // Read the manifest back: what the drill restores is what storage holds.
         let (stored, manifest_sha256) = if manifest.is_external() {
@@ -340,7 +345,100 @@ impl Record<'_> {
                 &|n| progress.bytes(Stage::Restore, n, Some(size)),
             )
             .await?;
-        Ok((staged, manifest_sha256))
+        Ok((staged.0, manifest_sha256))
+    }
+
+    /// Streams a snapshot's dump out of its repository into the sandbox and restores it
+    /// there, detecting its encryption, compression and format as for files of other
+    /// tools. The tool failing midway is judged: a damaged repository fails the drill, a
+    /// snapshot forgotten meanwhile is chosen anew on the next attempt.
+    async fn restore_snapshot(
+        &self,
+        parts: &Parts,
+        repo: &dyn crate::snapshot::SnapshotRepo,
+        spec: &crate::config::SnapshotSpec,
+        engine: Engine,
+        sandbox: &Sandbox,
+        manifest: &Manifest,
+    ) -> Result<(u64, Option<String>)> {
+        let current = self.snapshot.lock().ok().and_then(|s| s.clone());
+        let sel = match current {
+            Some(s) => s,
+            None => {
+                // The last attempt's snapshot vanished: choose again, by the same rules.
+                let s = crate::snapshot::select(repo, spec, None).await?;
+                let series = spec.version.clone().or_else(|| s.header.series());
+                if s.header.engine.is_some_and(|e| !e.same_family(engine))
+                    || series
+                        .as_deref()
+                        .is_some_and(|v| v != manifest.source_major)
+                {
+                    return Err(Error::infra(format!(
+                        "snapshot {} chosen after the first vanished is a {} {} dump; the sandbox is {engine} {}",
+                        s.snapshot.label,
+                        s.header.engine.map(|e| e.as_str()).unwrap_or("?"),
+                        series.unwrap_or_default(),
+                        manifest.source_major
+                    ))
+                    .with_hint("the next run drills it with the right image")
+                    .retryable(false));
+                }
+                tracing::warn!(run = %self.run_id, "drilling snapshot {} instead of the one that vanished", s.snapshot.label);
+                if let Ok(mut slot) = self.snapshot.lock() {
+                    *slot = Some(s.clone());
+                }
+                s
+            }
+        };
+        let size = sel.file.size;
+        let streamed = repo.open(&sel.snapshot, &sel.file.path).await?;
+        let failure = streamed.failure.clone();
+        let progress = self.progress;
+        let restored = engine
+            .restore_artifact(
+                parts.sandbox.as_ref(),
+                sandbox,
+                &parts.identity,
+                Artifact {
+                    reader: streamed.reader,
+                    key: sel.key(repo.tool()),
+                    size,
+                    sha256: None,
+                    plain_bytes: 0,
+                },
+                RestorePlan::Detect {
+                    database: &spec.database,
+                    max_plain_bytes: spec.max_plain_bytes(size),
+                },
+                &|n| progress.bytes(Stage::Restore, n, Some(size)),
+            )
+            .await;
+        let tool_failed = failure.lock().ok().and_then(|mut f| f.take());
+        match (restored, tool_failed) {
+            (Ok((staged, sha)), None) => {
+                if let Ok(mut slot) = self.snapshot.lock() {
+                    if let Some(s) = slot.as_mut() {
+                        s.sha256 = Some(sha);
+                    }
+                }
+                Ok((staged, None))
+            }
+            // The tool's failure explains a short or broken stream better than what the
+            // restore made of it.
+            (_, Some(f)) => {
+                let e = crate::snapshot::judge_read_failure(repo, &sel.snapshot, f).await;
+                if matches!(
+                    e.find::<crate::snapshot::RepoFault>(),
+                    Some(crate::snapshot::RepoFault::Vanished)
+                ) {
+                    if let Ok(mut slot) = self.snapshot.lock() {
+                        *slot = None;
+                    }
+                }
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// Compares the restored database with the fingerprint, runs the assertions and the

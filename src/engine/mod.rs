@@ -235,9 +235,10 @@ else
   fi
   set +e
   dec 2>"$d/$opened" | $unz 2>"$d/decompress" | {bound} \
+    | perl -e "$FIREDRILL_COMPLETE" 2>"$d/complete" \
     | FIREDRILL_RESTRICT_KEY="$key" perl -e "$FIREDRILL_SCREEN" 2>"$d/screen" \
     | psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -d "$1" "${{restrict[@]}}" -f - >/dev/null 2>"$d/psql"
-  firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound screen psql || exit 1
+  firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound complete screen psql || exit 1
   set -e
 fi"#
             ),
@@ -247,9 +248,10 @@ echo "format: SQL, $how" >&2
 {MYSQL_CLIENT_SANDBOX}
 set +e
 dec 2>"$d/$opened" | $unz 2>"$d/decompress" | {bound} \
+  | perl -e "$FIREDRILL_COMPLETE" 2>"$d/complete" \
   | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' 2>"$d/rewrite" \
   | firedrill-sandbox client {e} $client_sandbox "$1" >/dev/null 2>"$d/client"
-firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound rewrite client || exit 1
+firedrill_record "${{PIPESTATUS[*]}}" "$opened" decompress bound complete rewrite client || exit 1
 set -e"#,
                 e = self.as_str()
             ),
@@ -260,6 +262,7 @@ d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
 {STAGE_REPORT}
 {BOUND_FN}
 FIREDRILL_SCREEN='{PLAIN_SQL_SCREEN}'
+FIREDRILL_COMPLETE='{COMPLETE_CHECK}'
 f={STAGED_ARTIFACT}
 if head -c 64 "$f" | grep -aq '^age-encryption.org/'; then
   dec() {{ age -d -i {SANDBOX_IDENTITY} "$f"; }}; how="age-encrypted"; opened=decrypt
@@ -469,6 +472,9 @@ pub enum RestoreStage {
     Bound,
     /// firedrill's plain SQL screen ([`PLAIN_SQL_SCREEN`]).
     Screen,
+    /// firedrill's check that a plain SQL dump ends as its tool ends one
+    /// ([`COMPLETE_CHECK`]).
+    Complete,
     /// firedrill's rewrite of DEFINER clauses and GTID_PURGED (sed).
     Rewrite,
     PgRestore,
@@ -480,7 +486,8 @@ pub enum RestoreStage {
 }
 
 impl RestoreStage {
-    const ALL: [RestoreStage; 10] = [
+    const ALL: [RestoreStage; 11] = [
+        RestoreStage::Complete,
         RestoreStage::Read,
         RestoreStage::Decrypt,
         RestoreStage::Decompress,
@@ -501,6 +508,7 @@ impl RestoreStage {
             RestoreStage::Decompress => "decompress",
             RestoreStage::Bound => "bound",
             RestoreStage::Screen => "screen",
+            RestoreStage::Complete => "complete",
             RestoreStage::Rewrite => "rewrite",
             RestoreStage::PgRestore => "pg_restore",
             RestoreStage::Psql => "psql",
@@ -521,6 +529,7 @@ impl RestoreStage {
             RestoreStage::Decompress => "the decompressor",
             RestoreStage::Bound => "firedrill's stream bound",
             RestoreStage::Screen => "firedrill's plain SQL screen",
+            RestoreStage::Complete => "firedrill's check that the dump is whole",
             RestoreStage::Rewrite => "sed",
             RestoreStage::PgRestore => "pg_restore",
             RestoreStage::Psql => "psql",
@@ -608,6 +617,14 @@ fn stage_error(s: &StageEnd<'_>, all: &[StageEnd<'_>]) -> Error {
             Some(line) if s.exit == REFUSED_EXIT => screen_error(line),
             _ => Error::internal(format!(
                 "firedrill's plain SQL screen failed (exit {})",
+                s.exit
+            ))
+            .with_stderr(first_lines(s.stderr, 3)),
+        },
+        RestoreStage::Complete => match s.stderr.lines().find(|l| l.starts_with(COMPLETE_MARKER)) {
+            Some(line) if s.exit == REFUSED_EXIT => cut_short_error(line),
+            _ => Error::internal(format!(
+                "firedrill's check that the dump is whole failed (exit {})",
                 s.exit
             ))
             .with_stderr(first_lines(s.stderr, 3)),
@@ -753,6 +770,35 @@ fn screen_error(line: &str) -> Error {
     ))
     .with_hint(SCREEN_HINT)
 }
+
+fn cut_short_error(line: &str) -> Error {
+    let rest = line.trim_start_matches(COMPLETE_MARKER).trim_start();
+    Error::backup(format!("the dump was cut short: {rest}"))
+        .with_hint("the backup job saved an unfinished dump as if it had succeeded (the dump tool killed, a full disk, a timeout); drill an earlier one, and make the job fail when its dump tool does")
+}
+
+/// What the check that a dump is whole prints when it is not.
+const COMPLETE_MARKER: &str = "firedrill: cut short:";
+
+/// Passes a plain SQL dump through unchanged and, when its first lines say pg_dump or
+/// mysqldump/mariadb-dump made it, fails (exit 97) unless it ends with that tool's closing
+/// line (only comments, blank lines and psql's `\\unrestrict` may follow it): a dump cut
+/// short restores without an error up to where it stops, and would pass.
+pub const COMPLETE_CHECK: &str = r##"use strict; binmode STDIN; binmode STDOUT; my ($kind, $done, $n) = ("", 0, 0);
+while (my $l = <STDIN>) {
+  print $l; $n++;
+  if ($n <= 40 && $kind eq "") {
+    if ($l =~ /^-- PostgreSQL database dump\r?\n?\z/) { $kind = "pg"; }
+    elsif ($l =~ /^-- (?:MariaDB|MySQL) dump /) { $kind = "my"; }
+  }
+  if ($kind eq "pg" && $l =~ /^-- PostgreSQL database dump complete\r?\n?\z/) { $done = 1; next; }
+  if ($kind eq "my" && $l =~ /^-- Dump completed/) { $done = 1; next; }
+  $done = 0 if $done && $l !~ /^(?:--[^\n]*|[ \t\r]*|\\unrestrict [A-Za-z0-9]+[ \t\r]*)\n?\z/;
+}
+if ($kind ne "" && !$done) {
+  my $what = $kind eq "pg" ? "pg_dump's closing line `-- PostgreSQL database dump complete`" : "its closing line `-- Dump completed`";
+  print STDERR "firedrill: cut short: it ends after line $n without $what\n"; exit 97;
+}"##;
 
 /// What the sandbox's stream bound prints when it stops a stream.
 const BOUND_MARKER: &str = "firedrill: the decompressed dump exceeds";

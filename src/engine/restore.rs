@@ -46,7 +46,7 @@ pub enum RestorePlan<'a> {
 
 impl Engine {
     /// Stages and restores `artifact` in the sandbox; `on_bytes` hears how many bytes
-    /// have been staged, a few times a second. Returns the bytes staged.
+    /// have been staged, a few times a second. Returns the bytes staged and their SHA-256.
     pub async fn restore_artifact(
         self,
         backend: &dyn SandboxBackend,
@@ -55,7 +55,7 @@ impl Engine {
         artifact: Artifact,
         plan: RestorePlan<'_>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<u64> {
+    ) -> Result<(u64, String)> {
         hand_identity(backend, sandbox, identity).await?;
         let result = self
             .stage_and_restore(backend, sandbox, artifact, plan, on_bytes)
@@ -79,7 +79,7 @@ impl Engine {
         artifact: Artifact,
         plan: RestorePlan<'_>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<u64> {
+    ) -> Result<(u64, String)> {
         let size = artifact.size;
         let (hashing, state) = HashingReader::new(artifact.reader);
         let stage_cmd = match &plan {
@@ -143,7 +143,7 @@ impl Engine {
         if out.exit_code != 0 {
             return Err(self.restore_error(&out.stderr));
         }
-        Ok(size)
+        Ok((size, sha))
     }
 }
 

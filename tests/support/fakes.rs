@@ -144,6 +144,7 @@ impl Connector for FakeConnector {
             sandbox: w.sandboxes.clone(),
             recipients,
             identity: firedrill::secret::Secret::new(identity),
+            repo: None,
         })
     }
 
