@@ -796,7 +796,7 @@ while (my $l = <STDIN>) {
   $done = 0 if $done && $l !~ /^(?:--[^\n]*|[ \t\r]*|\\unrestrict [A-Za-z0-9]+[ \t\r]*)\n?\z/;
 }
 if ($kind ne "" && !$done) {
-  my $what = $kind eq "pg" ? "pg_dump's closing line `-- PostgreSQL database dump complete`" : "its closing line `-- Dump completed`";
+  my $what = $kind eq "pg" ? "the closing line `-- PostgreSQL database dump complete` of pg_dump" : "its closing line `-- Dump completed`";
   print STDERR "firedrill: cut short: it ends after line $n without $what\n"; exit 97;
 }"##;
 
@@ -1123,6 +1123,7 @@ mod tests {
     fn the_restore_scripts_hold_together() {
         // The screen sits in a single-quoted shell variable.
         assert!(!PLAIN_SQL_SCREEN.contains('\''));
+        assert!(!COMPLETE_CHECK.contains('\''), "the check goes into the script in single quotes");
         let auto = Engine::Postgres.restore_auto_cmd("shop", 123);
         assert_eq!(auto[3..], ["firedrill-restore", "shop", "123"]);
         assert!(auto[2].contains(BOUND_FN) && auto[2].contains("perl -e"));
