@@ -82,9 +82,7 @@ done"#
         &[repo, db],
     );
     let out = script(
-        &format!(
-            "{exports}export RESTIC_REPOSITORY=\"$1\"\nrestic snapshots --json --no-lock"
-        ),
+        &format!("{exports}export RESTIC_REPOSITORY=\"$1\"\nrestic snapshots --json --no-lock"),
         &[repo],
     );
     let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
@@ -152,14 +150,30 @@ async fn restic_latest_tagged_and_random_snapshots_restore_and_verify() {
     }
     let tool = r.dump_tool.clone().unwrap_or_default();
     assert!(tool.starts_with("restic 0."), "{tool}");
-    assert!(tool.contains(&ids[2]), "latest is the newest snapshot: {tool}");
+    assert!(
+        tool.contains(&ids[2]),
+        "latest is the newest snapshot: {tool}"
+    );
     assert!(tool.contains("pg_dump custom"), "{tool}");
     let version = r.source_version.clone().unwrap_or_default();
-    assert!(version.starts_with("postgres 15."), "the dump's header picked the image: {version}");
+    assert!(
+        version.starts_with("postgres 15."),
+        "the dump's header picked the image: {version}"
+    );
     let a = r.artifact.clone().unwrap();
-    assert_eq!(a.sha256.len(), 64, "the dump was hashed as it streamed: {a:?}");
+    assert_eq!(
+        a.sha256.len(),
+        64,
+        "the dump was hashed as it streamed: {a:?}"
+    );
 
-    let tagged = restic_drill(&fx, "restic-weekly", repo.to_str().unwrap(), "tag = \"weekly\"", "");
+    let tagged = restic_drill(
+        &fx,
+        "restic-weekly",
+        repo.to_str().unwrap(),
+        "tag = \"weekly\"",
+        "",
+    );
     let r = run(&tagged, RunOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Passed, "{}", explain(&r));
     assert!(r.dump_tool.clone().unwrap_or_default().contains(&ids[0]));
@@ -174,7 +188,10 @@ async fn restic_latest_tagged_and_random_snapshots_restore_and_verify() {
     let r = run(&random, RunOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Passed, "{}", explain(&r));
     let tool = r.dump_tool.clone().unwrap_or_default();
-    assert!(ids.iter().any(|id| tool.contains(id.as_str())) && tool.contains("at random"), "{tool}");
+    assert!(
+        ids.iter().any(|id| tool.contains(id.as_str())) && tool.contains("at random"),
+        "{tool}"
+    );
 
     // Read-only: no lock, no cache, no file touched.
     assert_eq!(tree(&repo), before, "the drills wrote to the repository");
@@ -220,18 +237,39 @@ async fn a_restic_repository_on_s3_drills_and_the_catalog_lists_its_snapshots() 
     );
     // Drill an older one by its id too.
     let out = std::process::Command::new(bin)
-        .args(["--catalog", catalog.to_str().unwrap(), "run", "--quiet", "--artifact", &ids[0]])
+        .args([
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "run",
+            "--quiet",
+            "--artifact",
+            &ids[0],
+        ])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = std::process::Command::new(bin)
-        .args(["--catalog", catalog.to_str().unwrap(), "snapshots", "--json", "--drills-dir"])
+        .args([
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "snapshots",
+            "--json",
+            "--drills-dir",
+        ])
         .arg(fx.dir.path())
         .arg("restic-s3")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 3, "{rows:?}");
     let by_label = |id: &str| rows.iter().find(|r| r["label"] == id).unwrap().clone();
@@ -242,7 +280,13 @@ async fn a_restic_repository_on_s3_drills_and_the_catalog_lists_its_snapshots() 
     assert_eq!(by_label(&ids[1])["verified"], "never");
     // And `artifacts` has them, from the catalog.
     let out = std::process::Command::new(bin)
-        .args(["--catalog", catalog.to_str().unwrap(), "artifacts", "--json", "restic-s3"])
+        .args([
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "artifacts",
+            "--json",
+            "restic-s3",
+        ])
         .output()
         .unwrap();
     let arts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -289,7 +333,12 @@ rm "$1.full""#,
     let path = restic_drill(&fx, "restic-cut", cut.to_str().unwrap(), "", "");
     let before = tree(&cut);
     let r = run(&path, RunOptions::default()).await;
-    assert_eq!((r.verdict, r.exit_code), (Verdict::Failed, 1), "{}", explain(&r));
+    assert_eq!(
+        (r.verdict, r.exit_code),
+        (Verdict::Failed, 1),
+        "{}",
+        explain(&r)
+    );
     assert_eq!(r.failed_stage, Some(Stage::Restore), "{}", explain(&r));
     assert_eq!(tree(&cut), before);
 
@@ -303,10 +352,18 @@ rm "$1.full""#,
     let path = restic_drill(&fx, "restic-damaged", repo.to_str().unwrap(), "", "");
     let before = tree(&repo);
     let r = run(&path, RunOptions::default()).await;
-    assert_eq!((r.verdict, r.exit_code), (Verdict::Failed, 1), "{}", explain(&r));
+    assert_eq!(
+        (r.verdict, r.exit_code),
+        (Verdict::Failed, 1),
+        "{}",
+        explain(&r)
+    );
     assert_eq!(r.failed_stage, Some(Stage::Restore), "{}", explain(&r));
     let why = stage_error(&r, Stage::Restore);
-    assert!(why.contains("damaged") && why.contains("restic check --read-data"), "{why}");
+    assert!(
+        why.contains("damaged") && why.contains("restic check --read-data"),
+        "{why}"
+    );
     assert_eq!(tree(&repo), before);
 }
 
@@ -336,8 +393,11 @@ exec restic "$@"
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let path = restic_drill(
         &fx,
         "restic-forgotten",
@@ -349,7 +409,10 @@ exec restic "$@"
     assert!(marker.exists(), "the owner's prune ran");
     assert_eq!(r.verdict, Verdict::Passed, "{}", explain(&r));
     let tool = r.dump_tool.clone().unwrap_or_default();
-    assert!(tool.contains(&ids[1]), "the newest left was drilled instead: {tool}");
+    assert!(
+        tool.contains(&ids[1]),
+        "the newest left was drilled instead: {tool}"
+    );
 }
 
 /// A Borg repository at `repo` (repokey-encrypted) with two archives of MariaDB database
@@ -357,7 +420,7 @@ exec restic "$@"
 fn borg_repo(repo: &str, db: &str) {
     script(
         &format!(
-            r#"borg init -q -e repokey "$1"
+            r#"borg init -e repokey "$1"
 for n in 1 2; do
   mariadb-dump -h 127.0.0.1 -P {port} -u firedrill --single-transaction --databases "$2" \
     | borg create --stdin-name shop.sql "$1::shop-$n" -
@@ -370,6 +433,10 @@ done"#,
 }
 
 fn borg_drill(fx: &Fixture, name: &str, repo: &str, more: &str) -> PathBuf {
+    borg_drill_of(fx, name, repo, "fd_snap_borg", more)
+}
+
+fn borg_drill_of(fx: &Fixture, name: &str, repo: &str, db: &str, more: &str) -> PathBuf {
     fx.write_drill(
         name,
         &format!(
@@ -377,20 +444,22 @@ fn borg_drill(fx: &Fixture, name: &str, repo: &str, more: &str) -> PathBuf {
 type = "borg"
 repository = "{repo}"
 password = {{ env = "{BORG_PW}" }}
-database = "fd_snap_borg"
+database = "{db}"
 {more}"#
         ),
         "2GiB",
-        r#"
+        &format!(
+            r#"
 [retry]
 attempts = 2
 backoff = "1s"
 
 [[assertion]]
 name = "the orders are back"
-sql = "select count(*) from fd_snap_borg.orders"
+sql = "select count(*) from {db}.orders"
 expect = "= 500"
-"#,
+"#
+        ),
     )
 }
 
@@ -412,10 +481,22 @@ async fn borg_archives_restore_and_broken_ones_fail_with_their_cause() {
     let r = run(&path, RunOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Passed, "{}", explain(&r));
     let tool = r.dump_tool.clone().unwrap_or_default();
-    assert!(tool.starts_with("borg 1.") && tool.contains("shop-2") && tool.contains("mysqldump SQL"), "{tool}");
-    assert!(r.source_version.clone().unwrap_or_default().starts_with("mariadb 10.11"));
+    assert!(
+        tool.starts_with("borg 1.") && tool.contains("shop-2") && tool.contains("mysqldump SQL"),
+        "{tool}"
+    );
+    assert!(r
+        .source_version
+        .clone()
+        .unwrap_or_default()
+        .starts_with("mariadb 10.11"));
 
-    let path = borg_drill(&fx, "borg-random", repo.to_str().unwrap(), "snapshot = \"random\"\narchive = \"shop-*\"");
+    let path = borg_drill(
+        &fx,
+        "borg-random",
+        repo.to_str().unwrap(),
+        "snapshot = \"random\"\narchive = \"shop-*\"",
+    );
     let r = run(&path, RunOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Passed, "{}", explain(&r));
     assert_eq!(tree(&repo), before, "the drills wrote to the repository");
@@ -433,14 +514,19 @@ async fn borg_archives_restore_and_broken_ones_fail_with_their_cause() {
     );
     let r = run(&path, RunOptions::default()).await;
     assert_eq!(r.exit_code, 2, "{}", explain(&r));
-    assert!(r.error.clone().unwrap().message.contains("password is wrong"));
+    assert!(r
+        .error
+        .clone()
+        .unwrap()
+        .message
+        .contains("password is wrong"));
 
     // A dump cut short: it restores without an error as far as it goes, and fails as cut
     // short.
     let cut = fx.dir.path().join("borg-cut");
     script(
         &format!(
-            r#"borg init -q -e repokey "$1"
+            r#"borg init -e repokey "$1"
 mariadb-dump -h 127.0.0.1 -P {port} -u firedrill --single-transaction --databases "$2" > "$1.full"
 head -n -3 "$1.full" | borg create --stdin-name shop.sql "$1::shop-1" -
 rm "$1.full""#,
@@ -450,7 +536,12 @@ rm "$1.full""#,
     );
     let path = borg_drill(&fx, "borg-cut", cut.to_str().unwrap(), "");
     let r = run(&path, RunOptions::default()).await;
-    assert_eq!((r.verdict, r.exit_code), (Verdict::Failed, 1), "{}", explain(&r));
+    assert_eq!(
+        (r.verdict, r.exit_code),
+        (Verdict::Failed, 1),
+        "{}",
+        explain(&r)
+    );
     assert_eq!(r.failed_stage, Some(Stage::Restore));
     let why = stage_error(&r, Stage::Restore);
     assert!(why.contains("cut short"), "{why}");
@@ -465,10 +556,18 @@ rm "$1.full""#,
     let path = borg_drill(&fx, "borg-damaged", repo.to_str().unwrap(), "");
     let before = tree(&repo);
     let r = run(&path, RunOptions::default()).await;
-    assert_eq!((r.verdict, r.exit_code), (Verdict::Failed, 1), "{}", explain(&r));
+    assert_eq!(
+        (r.verdict, r.exit_code),
+        (Verdict::Failed, 1),
+        "{}",
+        explain(&r)
+    );
     assert_eq!(r.failed_stage, Some(Stage::Restore), "{}", explain(&r));
     let why = stage_error(&r, Stage::Restore);
-    assert!(why.contains("damaged") && why.contains("borg check --read-data"), "{why}");
+    assert!(
+        why.contains("damaged") && why.contains("borg check --read-data"),
+        "{why}"
+    );
     assert_eq!(tree(&repo), before);
 }
 
@@ -532,10 +631,10 @@ mkdir -p /run/sshd"#,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_borg_repository_over_ssh_drills() {
     set_passwords();
-    create_my_db("fd_snap_borg", BORG_SHOP).await;
+    create_my_db("fd_snap_borg_ssh", BORG_SHOP).await;
     let fx = Fixture::new();
     let repo = fx.dir.path().join("borg-remote");
-    borg_repo(repo.to_str().unwrap(), "fd_snap_borg");
+    borg_repo(repo.to_str().unwrap(), "fd_snap_borg_ssh");
     let sshd = sshd(fx.dir.path());
     let user = script("id -un", &[]).trim().to_string();
     let url = format!("ssh://{user}@127.0.0.1:{}{}", sshd.port, repo.display());
@@ -544,7 +643,13 @@ async fn a_borg_repository_over_ssh_drills() {
         sshd.key.display()
     );
     let before = tree(&repo);
-    let path = borg_drill(&fx, "borg-ssh", &url, &format!("rsh = \"{rsh}\""));
+    let path = borg_drill_of(
+        &fx,
+        "borg-ssh",
+        &url,
+        "fd_snap_borg_ssh",
+        &format!("rsh = \"{rsh}\""),
+    );
     let r = run(&path, RunOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Passed, "{}", explain(&r));
     assert!(r.artifact.clone().unwrap().location.contains("ssh://"));

@@ -1123,7 +1123,10 @@ mod tests {
     fn the_restore_scripts_hold_together() {
         // The screen sits in a single-quoted shell variable.
         assert!(!PLAIN_SQL_SCREEN.contains('\''));
-        assert!(!COMPLETE_CHECK.contains('\''), "the check goes into the script in single quotes");
+        assert!(
+            !COMPLETE_CHECK.contains('\''),
+            "the check goes into the script in single quotes"
+        );
         let auto = Engine::Postgres.restore_auto_cmd("shop", 123);
         assert_eq!(auto[3..], ["firedrill-restore", "shop", "123"]);
         assert!(auto[2].contains(BOUND_FN) && auto[2].contains("perl -e"));

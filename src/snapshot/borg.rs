@@ -127,8 +127,7 @@ struct RawList {
 struct RawArchive {
     name: String,
     id: String,
-    /// Local time of the host that made it, without an offset.
-    #[serde(alias = "start")]
+    /// Local time of the host that made it, without an offset (when it started).
     time: String,
 }
 

@@ -204,7 +204,12 @@ pub async fn select(
         crate::pick::Pick::Random { within: None } => format!("at random of {}", snaps.len()),
         crate::pick::Pick::Id(_) => "by its id".to_string(),
     };
-    let files = repo.files(&snapshot).await?;
+    // A snapshot listed whose contents cannot be listed is as damaged as one whose data
+    // cannot be read.
+    let files = match repo.files(&snapshot).await {
+        Ok(f) => f,
+        Err(e) => return Err(judge_read_failure(repo, &snapshot, e).await),
+    };
     let file = match (&spec.file, files.as_slice()) {
         (Some(want), _) => {
             let norm = |p: &str| p.trim_start_matches('/').to_string();
