@@ -202,7 +202,7 @@ mod tests {
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
         let none = Pick::Random {
-            within: Some(Duration::from_secs(60)),
+            within: Some(Duration::from_secs(30)),
         };
         assert!(matches!(
             choose(&ps, &none, now, false, 0),

@@ -3112,3 +3112,70 @@ type = "podman"
         assert_eq!(fields, ["name", "encryption.recipients"]);
     }
 }
+
+#[cfg(test)]
+mod snapshot_source_tests {
+    use super::*;
+
+    const REST: &str = r#"
+[storage]
+type = "local"
+path = "/var/lib/firedrill/artifacts"
+
+[encryption]
+recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+identity = { file = "/etc/firedrill/identity.txt" }
+"#;
+
+    fn problems(source: &str) -> Vec<Problem> {
+        let path = PathBuf::from("/tmp/drills/snap.toml");
+        match parse_drill(&path, &format!("{source}\n{REST}")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0,
+        }
+    }
+
+    fn fields(p: &[Problem]) -> Vec<&str> {
+        p.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_good_restic_and_borg_source_validate() {
+        let ok = problems(
+            "[source]\ntype = \"restic\"\nrepository = \"s3:http://h/b\"\npassword = { env = \"P\" }\ndatabase = \"shop\"\nsnapshot = \"random\"\nwithin = \"30d\"\nenv = { AWS_ACCESS_KEY_ID = { env = \"K\" } }",
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+        let ok = problems(
+            "[source]\ntype = \"borg\"\nrepository = \"ssh://u@h:22/./r\"\ndatabase = \"crm\"\narchive = \"crm-*\"\nrsh = \"ssh -i k\"",
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn every_problem_of_a_snapshot_source_is_named() {
+        let p = problems(
+            "[source]\ntype = \"restic\"\nrepository = \"s3:https://key:secret@h/b\"\ndatabase = \"\"\narchive = \"x-*\"\nwithin = \"3d\"\nsnapshot = \"nope!\"\nenv = { RESTIC_PASSWORD = { env = \"X\" }, bad-name = { env = \"Y\" } }\nengine = \"oracle\"\nversion = \"fifteen\"",
+        );
+        let f = fields(&p);
+        for want in [
+            "source.repository",
+            "source.password",
+            "source.database",
+            "source.archive",
+            "source.within",
+            "source.snapshot",
+            "source.env.RESTIC_PASSWORD",
+            "source.env.bad-name",
+            "source.engine",
+            "source.version",
+        ] {
+            assert!(f.contains(&want), "{want} not in {f:?}");
+        }
+        // The inline credentials are not repeated.
+        assert!(p.iter().all(|p| !p.message.contains("secret@")), "{p:?}");
+        let p = problems(
+            "[source]\ntype = \"borg\"\nrepository = \"/srv/borg\"\ndatabase = \"d\"\ntag = \"nightly\"\nhost = \"h\"",
+        );
+        assert_eq!(fields(&p), ["source.tag", "source.host"], "{p:?}");
+    }
+}
