@@ -1838,7 +1838,7 @@ fn snapshot_source(
     let only = |c: &mut Collector<'_>, field: &str, v: &Option<String>, other: &str| {
         if v.is_some() {
             c.push(
-                &format!("source.{field}"),
+                format!("source.{field}"),
                 format!("{field} selects {other} snapshots; this source is {name}"),
                 match tool {
                     RepoTool::Restic => "select restic snapshots with tag, host and path",

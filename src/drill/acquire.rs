@@ -406,6 +406,15 @@ fn dump_kind(
             .with_hint("the backup job saved something else under this name (an error page, an empty file, another tool's output); check the job, and source.file"))
         }
     };
+    if h.format.contains("tar") {
+        return Err(Error::config(format!(
+            "{what} is a {}: firedrill does not restore tar-format dumps yet",
+            h.format
+        ))
+        .with_hint(
+            "have the backup job save `pg_dump -Fc` (custom format) or plain SQL; both are drilled",
+        ));
+    }
     let version =
         match (&spec.version, h.series()) {
             (Some(v), _) => v.clone(),
