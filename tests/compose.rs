@@ -128,14 +128,29 @@ async fn compose_as_shipped_runs_a_drill_through_its_api() {
         .trim()
         .to_string();
 
-    // The source, on the Docker bridge's gateway.
-    let gateway = stdout(&run(Command::new("docker").args([
-        "network",
-        "inspect",
-        "bridge",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-    ])));
+    // The source, on the Docker bridge's IPv4 gateway (the bridge may list an IPv6
+    // subnet first, or none for a moment after Docker restarted).
+    let gateway = {
+        let mut found = None;
+        for _ in 0..30 {
+            let all = stdout(&run(Command::new("docker").args([
+                "network",
+                "inspect",
+                "bridge",
+                "-f",
+                "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+            ])));
+            found = all
+                .split_whitespace()
+                .find(|g| g.parse::<std::net::Ipv4Addr>().is_ok())
+                .map(str::to_string);
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        found.expect("the Docker bridge network has no IPv4 gateway")
+    };
     let port = relay(&gateway, pg.port).await;
     let drills = tmp.path().join("drills");
     std::fs::create_dir(&drills).unwrap();

@@ -343,12 +343,22 @@ rm "$1.full""#,
     assert_eq!(tree(&cut), before);
 
     // A pack deleted: restic cannot read the dump while the snapshot still names it.
-    let packs: Vec<PathBuf> = tree(&repo.join("data")).into_keys().collect();
-    let biggest = packs
-        .iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
-    std::fs::remove_file(biggest).unwrap();
+    // The newest snapshot gets data of its own (more rows), and its new packs go.
+    let old: std::collections::BTreeSet<PathBuf> = tree(&repo.join("data")).into_keys().collect();
+    script(
+        r#"export RESTIC_REPOSITORY="$1"
+psql -q -d "$2" -c "insert into customers (name) select 'late ' || g from generate_series(1, 20000) g"
+pg_dump -Fc -Z0 -d "$2" | restic backup -q --stdin --stdin-filename shop.dump --tag nightly"#,
+        &[repo.to_str().unwrap(), "fd_snap_broken"],
+    );
+    let new: Vec<PathBuf> = tree(&repo.join("data"))
+        .into_keys()
+        .filter(|p| !old.contains(p))
+        .collect();
+    assert!(!new.is_empty(), "the last backup wrote no pack");
+    for p in &new {
+        std::fs::remove_file(p).unwrap();
+    }
     let path = restic_drill(&fx, "restic-damaged", repo.to_str().unwrap(), "", "");
     let before = tree(&repo);
     let r = run(&path, RunOptions::default()).await;
@@ -546,13 +556,31 @@ rm "$1.full""#,
     let why = stage_error(&r, Stage::Restore);
     assert!(why.contains("cut short"), "{why}");
 
-    // A segment deleted: the archive is still listed, its data is gone.
-    let segments: Vec<PathBuf> = tree(&repo.join("data")).into_keys().collect();
-    let biggest = segments
-        .iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
-    std::fs::remove_file(biggest).unwrap();
+    // A segment deleted: the archive is still listed, its data is gone. The newest
+    // archive gets data of its own, the manifest then moves on to a later segment (a
+    // rename), and the segments the archive was written to go.
+    let old: std::collections::BTreeSet<PathBuf> = tree(&repo.join("data")).into_keys().collect();
+    script(
+        &format!(
+            r#"mariadb -h 127.0.0.1 -P {port} -u firedrill "$2" -e "insert into orders select seq, 'late' from seq_501_to_5000"
+mariadb-dump -h 127.0.0.1 -P {port} -u firedrill --single-transaction --databases "$2" \
+  | borg create --stdin-name shop.sql "$1::shop-3" -"#,
+            port = my_port()
+        ),
+        &[repo.to_str().unwrap(), "fd_snap_borg"],
+    );
+    let new: Vec<PathBuf> = tree(&repo.join("data"))
+        .into_keys()
+        .filter(|p| !old.contains(p))
+        .collect();
+    script(
+        r#"borg rename "$1::shop-1" shop-1-renamed"#,
+        &[repo.to_str().unwrap()],
+    );
+    assert!(!new.is_empty(), "the last archive wrote no segment");
+    for p in &new {
+        std::fs::remove_file(p).unwrap();
+    }
     let path = borg_drill(&fx, "borg-damaged", repo.to_str().unwrap(), "");
     let before = tree(&repo);
     let r = run(&path, RunOptions::default()).await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::tool::{tail, version_tuple, Streamed, Tool};
+use super::tool::{checked_version, tail, Streamed, Tool};
 use super::{Entry, RepoFault, Snapshot, SnapshotRepo};
 use crate::config::SnapshotSpec;
 use crate::error::{Error, Result};
@@ -155,17 +155,12 @@ impl SnapshotRepo for Borg {
             .tool
             .run("--version", &["--version"], self.limit)
             .await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let v = text
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| Error::config(format!("`borg --version` printed `{}`", text.trim())))?
-            .to_string();
-        match version_tuple(&v) {
-            Some(t) if t >= OLDEST => Ok(v),
-            _ => Err(Error::config(format!("borg {v} is too old to drill from"))
-                .with_hint("install Borg 1.2 or newer (Debian bookworm ships 1.2.4)")),
-        }
+        checked_version(
+            "borg",
+            &out.stdout,
+            OLDEST,
+            "install Borg 1.2 or newer (Debian bookworm ships 1.2.4)",
+        )
     }
 
     async fn snapshots(&self) -> Result<Vec<Snapshot>> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::tool::{tail, version_tuple, Streamed, Tool};
+use super::tool::{checked_version, tail, Streamed, Tool};
 use super::{Entry, RepoFault, Snapshot, SnapshotRepo};
 use crate::config::SnapshotSpec;
 use crate::error::{Error, Result};
@@ -100,19 +100,12 @@ impl SnapshotRepo for Restic {
 
     async fn version(&self) -> Result<String> {
         let out = self.tool.run("version", &["version"], self.limit).await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let v = text
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| Error::config(format!("`restic version` printed `{}`", text.trim())))?
-            .to_string();
-        match version_tuple(&v) {
-            Some(t) if t >= OLDEST => Ok(v),
-            _ => Err(
-                Error::config(format!("restic {v} is too old to drill from"))
-                    .with_hint("install restic 0.12 or newer (Debian bookworm ships 0.14)"),
-            ),
-        }
+        checked_version(
+            "restic",
+            &out.stdout,
+            OLDEST,
+            "install restic 0.12 or newer (Debian bookworm ships 0.14)",
+        )
     }
 
     async fn snapshots(&self) -> Result<Vec<Snapshot>> {

@@ -222,6 +222,31 @@ pub fn tail(stderr: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The version a tool printed (`restic 0.14.0 compiled with …`, `borg 1.2.4`): its second
+/// word, refused below `oldest` with `hint`.
+pub fn checked_version(
+    tool: &str,
+    printed: &[u8],
+    oldest: (u32, u32, u32),
+    hint: &str,
+) -> Result<String> {
+    let text = String::from_utf8_lossy(printed);
+    let v = text
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| {
+            Error::config(format!(
+                "`{tool}` printed `{}` for its version",
+                text.trim()
+            ))
+        })?
+        .to_string();
+    match version_tuple(&v) {
+        Some(t) if t >= oldest => Ok(v),
+        _ => Err(Error::config(format!("{tool} {v} is too old to drill from")).with_hint(hint)),
+    }
+}
+
 /// A version `a.b.c` as numbers, for comparisons.
 pub fn version_tuple(v: &str) -> Option<(u32, u32, u32)> {
     let mut it = v
@@ -231,4 +256,27 @@ pub fn version_tuple(v: &str) -> Option<(u32, u32, u32)> {
     let b = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     let c = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     Some((a, b, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_as_the_tools_print_them() {
+        let v = checked_version(
+            "restic",
+            b"restic 0.14.0 compiled with go1.19.8 on linux/amd64\n",
+            (0, 12, 0),
+            "",
+        );
+        assert_eq!(v.unwrap(), "0.14.0");
+        assert!(checked_version("restic", b"restic 0.9.6 compiled", (0, 12, 0), "").is_err());
+        assert_eq!(
+            checked_version("borg", b"borg 1.2.4\n", (1, 2, 0), "").unwrap(),
+            "1.2.4"
+        );
+        assert!(checked_version("borg", b"", (1, 2, 0), "").is_err());
+        assert_eq!(version_tuple("1.2"), Some((1, 2, 0)));
+    }
 }
