@@ -490,6 +490,20 @@ pub struct RetryPolicy {
     pub backoff: Duration,
 }
 
+impl RetryPolicy {
+    /// Whether a failure of attempt `attempt` (from 1) is tried again: the
+    /// infrastructure's, retryable, and attempts left.
+    pub fn retries(&self, e: &crate::error::Error, attempt: u32) -> bool {
+        e.kind == crate::error::ErrorKind::Infrastructure && e.retryable && attempt < self.attempts
+    }
+
+    /// How long to wait after attempt `attempt` (from 1) failed: the backoff, doubled
+    /// each time.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.backoff * 2u32.saturating_pow(attempt.saturating_sub(1))
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::fingerprint::ChecksumPlan;
 use crate::manifest::Manifest;
 use crate::report::ArtifactInfo;
-use crate::snapshot::RepoFault;
 use crate::status::Stage;
 use crate::store::{ArtifactStore, RunDir};
 
@@ -55,13 +54,7 @@ impl Record<'_> {
             )
             .await;
             let flaked = match &outcome.result {
-                Err((stage, e))
-                    if e.kind == crate::error::ErrorKind::Infrastructure
-                        && e.retryable
-                        && attempt < policy.attempts =>
-                {
-                    Some((*stage, e.clone()))
-                }
+                Err((stage, e)) if policy.retries(e, attempt) => Some((*stage, e.clone())),
                 _ => None,
             };
             let Some((stage, e)) = flaked else {
@@ -70,7 +63,7 @@ impl Record<'_> {
             for run in &outcome.stages {
                 self.announce(run);
             }
-            let backoff = policy.backoff * 2u32.saturating_pow(attempt - 1);
+            let backoff = policy.delay(attempt);
             earlier.push((stage, format!("attempt {attempt} failed: {}", e.headline())));
             self.progress.stage_retrying(stage, attempt, &e, backoff);
             tracing::warn!(run = %self.run_id, attempt, %stage, "backup failed on the infrastructure, taking it again in {backoff:?}: {e}");
@@ -229,6 +222,7 @@ impl Record<'_> {
         parts: &Parts,
         spec: &SnapshotSpec,
         chosen: Option<&str>,
+        stop: &Stop,
     ) -> Result<Manifest> {
         let t0 = std::time::Instant::now();
         let Some(repo) = parts.repo.clone() else {
@@ -243,20 +237,26 @@ impl Record<'_> {
         let mut earlier = Vec::new();
         let selected = loop {
             attempt += 1;
-            let r =
-                tokio::time::timeout(limit, crate::snapshot::select(repo.as_ref(), spec, chosen))
-                    .await
-                    .unwrap_or_else(|_| Err(crate::stage::timeout_error(Stage::Restore, limit)));
+            // Reading the dump is the restore's fetch: its timeout and the run's stop hold.
+            let r = crate::stage::bounded(
+                Stage::Restore,
+                limit,
+                stop,
+                crate::snapshot::select(repo.as_ref(), spec, chosen),
+            )
+            .await;
             match r {
-                Err(e)
-                    if e.kind == crate::error::ErrorKind::Infrastructure
-                        && e.retryable
-                        && attempt < policy.attempts =>
-                {
-                    let backoff = policy.backoff * 2u32.saturating_pow(attempt - 1);
+                Err(e) if policy.retries(&e, attempt) => {
+                    let backoff = policy.delay(attempt);
                     tracing::warn!(run = %self.run_id, attempt, "reading {} failed, again in {backoff:?}: {e}", repo.describe());
                     earlier.push(format!("attempt {attempt} failed: {}", e.headline()));
-                    tokio::time::sleep(backoff).await;
+                    let waited = tokio::select! {
+                        _ = stop.stopped() => false,
+                        _ = tokio::time::sleep(backoff) => true,
+                    };
+                    if !waited {
+                        break Err(crate::stage::stopped(stop));
+                    }
                 }
                 other => break other,
             }
@@ -268,14 +268,10 @@ impl Record<'_> {
         let (sel, engine, version) = match judged {
             Ok(v) => v,
             Err(e) => {
-                // What the dump's bytes said (damaged, vanished, not a dump) is the
-                // restore's failure; what the drill file or the repository's keys said
-                // stops the run before any stage.
-                let read = matches!(
-                    e.find::<RepoFault>(),
-                    Some(RepoFault::Damaged | RepoFault::Vanished | RepoFault::Failed)
-                ) || e.kind == crate::error::ErrorKind::Backup;
-                if read {
+                // Reading the dump (damaged, vanished, not a dump, timed out, stopped)
+                // is the restore's failure; what the drill file or the repository's keys
+                // said stops the run before any stage.
+                if e.kind != crate::error::ErrorKind::Config {
                     self.skip(Stage::Provision, Some("the dump could not be read".into()));
                     self.push(
                         crate::stage::StageRun::ended(
@@ -367,7 +363,7 @@ impl Record<'_> {
 /// The engine and server series a snapshot's dump restores with: declared in the drill,
 /// or read from the dump's own header; a dump whose header names neither is no dump
 /// firedrill can restore.
-fn dump_kind(
+pub(super) fn dump_kind(
     spec: &SnapshotSpec,
     sel: &crate::snapshot::Selected,
     repo: &dyn crate::snapshot::SnapshotRepo,

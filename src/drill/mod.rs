@@ -248,7 +248,9 @@ pub async fn run(
     let made_backup = opts.artifact.is_none() && !drill.source.verify_only();
     let manifest = match (&drill.source, &opts.artifact) {
         (SourceSpec::Stored(spec), _) => rec.external(&parts, spec).await,
-        (SourceSpec::Snapshot(spec), chosen) => rec.snapshot(&parts, spec, chosen.as_deref()).await,
+        (SourceSpec::Snapshot(spec), chosen) => {
+            rec.snapshot(&parts, spec, chosen.as_deref(), stop).await
+        }
         (_, None) => rec.backup(&parts, checksums, stop).await,
         (_, Some(id)) => rec.stored(&parts, id).await,
     };

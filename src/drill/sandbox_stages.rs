@@ -66,9 +66,7 @@ impl Record<'_> {
             for r in &a.runs {
                 tries[slot(r.stage)] += 1;
             }
-            let retry = a.failure().is_some_and(|e| {
-                e.kind == ErrorKind::Infrastructure && e.retryable && attempt < policy.attempts
-            });
+            let retry = a.failure().is_some_and(|e| policy.retries(e, attempt));
             if retry {
                 let e = a.failure().expect("a failed attempt").clone();
                 let failed = a
@@ -77,7 +75,7 @@ impl Record<'_> {
                     .find(|r| r.error.is_some())
                     .map(|r| r.stage)
                     .unwrap_or(Stage::Provision);
-                let backoff = policy.backoff * 2u32.saturating_pow(attempt - 1);
+                let backoff = policy.delay(attempt);
                 earlier[slot(failed)].push(format!("attempt {attempt} failed: {}", e.headline()));
                 self.progress.stage_retrying(failed, attempt, &e, backoff);
                 tracing::warn!(run = %self.run_id, attempt, stage = %failed, "infrastructure failed, retrying with a fresh sandbox in {backoff:?}: {e}");
@@ -366,18 +364,13 @@ impl Record<'_> {
             Some(s) => s,
             None => {
                 // The last attempt's snapshot vanished: choose again, by the same rules.
+                // Judged as the first was: the same engine and series, or no dump at all.
                 let s = crate::snapshot::select(repo, spec, None).await?;
-                let series = spec.version.clone().or_else(|| s.header.series());
-                if s.header.engine.is_some_and(|e| !e.same_family(engine))
-                    || series
-                        .as_deref()
-                        .is_some_and(|v| v != manifest.source_major)
-                {
+                let (kind, series) = super::acquire::dump_kind(spec, &s, repo)?;
+                if !kind.same_family(engine) || series != manifest.source_major {
                     return Err(Error::infra(format!(
-                        "snapshot {} chosen after the first vanished is a {} {} dump; the sandbox is {engine} {}",
+                        "snapshot {} chosen after the first vanished is a {kind} {series} dump; the sandbox is {engine} {}",
                         s.snapshot.label,
-                        s.header.engine.map(|e| e.as_str()).unwrap_or("?"),
-                        series.unwrap_or_default(),
                         manifest.source_major
                     ))
                     .with_hint("the next run drills it with the right image")
