@@ -11,11 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::tool::{checked_version, tail, Streamed, Tool};
+use super::tool::{checked_version, load_secrets, tail, Streamed, Tool};
 use super::{Entry, RepoFault, Snapshot, SnapshotRepo};
 use crate::config::SnapshotSpec;
 use crate::error::{Error, Result};
-use crate::secret::Secret;
 
 /// `--bypass-lock`, `--glob-archives` and `list --json-lines`: Borg 1.2 and later.
 const OLDEST: (u32, u32, u32) = (1, 2, 0);
@@ -24,7 +23,8 @@ pub struct Borg {
     tool: Tool,
     spec: SnapshotSpec,
     limit: Duration,
-    base: BaseDir,
+    /// Removed with the reader: see [`BaseDir`].
+    _base: BaseDir,
 }
 
 /// Borg's own state for one drill, removed when the drill is done with the repository.
@@ -50,51 +50,33 @@ impl Borg {
             })
             .map_err(|e| Error::infra(format!("cannot create {}: {e}", dir.display())))?;
         let dir = BaseDir(dir);
-        let mut env = vec![
-            (
-                "BORG_BASE_DIR".to_string(),
-                Secret::new(dir.0.display().to_string()),
-            ),
+        let mut settings: Vec<(String, String)> = [
+            ("BORG_BASE_DIR", dir.0.display().to_string()),
             // The state above is new each time: "unknown" says nothing here, and a
             // question would only make Borg give up (stdin is closed).
-            (
-                "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK".into(),
-                Secret::new("yes"),
-            ),
-            ("BORG_RELOCATED_REPO_ACCESS_IS_OK".into(), Secret::new("no")),
-            (
-                "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING".into(),
-                Secret::new("NO"),
-            ),
-            (
-                "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING".into(),
-                Secret::new("NO"),
-            ),
-        ];
-        match &spec.password {
-            Some(p) => env.push((
-                "BORG_PASSPHRASE".into(),
-                p.load(base).map_err(|e| e.context("source.password"))?,
-            )),
+            ("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes".into()),
+            ("BORG_RELOCATED_REPO_ACCESS_IS_OK", "no".into()),
+            ("BORG_CHECK_I_KNOW_WHAT_I_AM_DOING", "NO".into()),
+            ("BORG_DELETE_I_KNOW_WHAT_I_AM_DOING", "NO".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if spec.password.is_none() {
             // An encrypted repository without a passphrase fails as a wrong one, at once.
-            None => env.push(("BORG_PASSPHRASE".into(), Secret::new(""))),
+            settings.push(("BORG_PASSPHRASE".into(), String::new()));
         }
         if let Some(rsh) = &spec.rsh {
-            env.push(("BORG_RSH".into(), Secret::new(rsh.clone())));
+            settings.push(("BORG_RSH".into(), rsh.clone()));
         }
-        for (k, v) in &spec.env {
-            env.push((
-                k.clone(),
-                v.load(base)
-                    .map_err(|e| e.context(format!("source.env.{k}")))?,
-            ));
-        }
+        let secrets = load_secrets(spec, base, "BORG_PASSPHRASE")?;
         let repo = spec.repository.clone();
         Ok(Borg {
             tool: Tool {
                 name: "borg",
                 program: spec.program.clone(),
-                env,
+                settings,
+                secrets,
                 unset: &[
                     "BORG_REPO",
                     "BORG_PASSCOMMAND",
@@ -109,7 +91,7 @@ impl Borg {
             },
             spec: spec.clone(),
             limit,
-            base: dir,
+            _base: dir,
         })
     }
 
@@ -176,7 +158,6 @@ impl SnapshotRepo for Borg {
                 "`borg list --json` printed what firedrill cannot read: {e}"
             ))
         })?;
-        let _ = &self.base;
         raw.archives
             .into_iter()
             .map(|a| {

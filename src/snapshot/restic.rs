@@ -9,11 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::tool::{checked_version, tail, Streamed, Tool};
+use super::tool::{checked_version, load_secrets, tail, Streamed, Tool};
 use super::{Entry, RepoFault, Snapshot, SnapshotRepo};
 use crate::config::SnapshotSpec;
 use crate::error::{Error, Result};
-use crate::secret::Secret;
 
 /// `dump` of a file saved from stdin and `ls --json` as used here: restic 0.12 and later.
 const OLDEST: (u32, u32, u32) = (0, 12, 0);
@@ -26,29 +25,15 @@ pub struct Restic {
 
 impl Restic {
     pub fn new(spec: &SnapshotSpec, base: &Path, limit: Duration) -> Result<Self> {
-        let mut env = vec![(
-            "RESTIC_REPOSITORY".to_string(),
-            Secret::new(spec.repository.clone()),
-        )];
-        if let Some(p) = &spec.password {
-            env.push((
-                "RESTIC_PASSWORD".into(),
-                p.load(base).map_err(|e| e.context("source.password"))?,
-            ));
-        }
-        for (k, v) in &spec.env {
-            env.push((
-                k.clone(),
-                v.load(base)
-                    .map_err(|e| e.context(format!("source.env.{k}")))?,
-            ));
-        }
+        let settings = vec![("RESTIC_REPOSITORY".to_string(), spec.repository.clone())];
+        let secrets = load_secrets(spec, base, "RESTIC_PASSWORD")?;
         let repo = spec.repository.clone();
         Ok(Restic {
             tool: Tool {
                 name: "restic",
                 program: spec.program.clone(),
-                env,
+                settings,
+                secrets,
                 unset: &[
                     "RESTIC_PASSWORD_FILE",
                     "RESTIC_PASSWORD_COMMAND",

@@ -28,11 +28,37 @@ pub type Classifier = Arc<dyn Fn(&str, Option<i32>, &str) -> Error + Send + Sync
 pub struct Tool {
     pub name: &'static str,
     pub program: PathBuf,
-    /// Set in the tool's environment (secrets among them).
-    pub env: Vec<(String, Secret)>,
+    /// Plain settings for the tool's environment (the repository, switches).
+    pub settings: Vec<(String, String)>,
+    /// Secrets for its environment: the password and the backend's credentials
+    /// ([`load_secrets`]).
+    pub secrets: Vec<(String, Secret)>,
     /// Removed from the environment firedrill inherited (settings that would compete).
     pub unset: &'static [&'static str],
     pub classify: Classifier,
+}
+
+/// The secrets a drill hands its tool: the repository's password as `password_var`, and
+/// each of `source.env`, read from env or files now.
+pub fn load_secrets(
+    spec: &crate::config::SnapshotSpec,
+    base: &std::path::Path,
+    password_var: &str,
+) -> Result<Vec<(String, Secret)>> {
+    let mut out = Vec::new();
+    if let Some(p) = &spec.password {
+        out.push((
+            password_var.to_string(),
+            p.load(base).map_err(|e| e.context("source.password"))?,
+        ));
+    }
+    for (k, v) in &spec.env {
+        let s = v
+            .load(base)
+            .map_err(|e| e.context(format!("source.env.{k}")))?;
+        out.push((k.clone(), s));
+    }
+    Ok(out)
 }
 
 /// What a finished invocation printed.
@@ -51,7 +77,10 @@ impl Tool {
         for v in self.unset {
             c.env_remove(v);
         }
-        for (k, v) in &self.env {
+        for (k, v) in &self.settings {
+            c.env(k, v);
+        }
+        for (k, v) in &self.secrets {
             c.env(k, v.expose());
         }
         c
