@@ -11,7 +11,7 @@ use firedrill::listing::DrillSummary;
 use firedrill::{load_drill, Drill, Problems};
 
 use super::output::{age_of, render_table};
-use super::{drill_path, known_drills, known_drills_hint, open_catalog};
+use super::{drill_path, known_drills, known_drills_hint, load_named, open_catalog};
 
 /// Every drill file in `dir` with its schedule and last runs, each as the API's
 /// `GET /api/v1/drills` lists it; the catalog is read once for all of them.
@@ -596,15 +596,9 @@ fn load_drills(dir: &Path, only: Option<&str>) -> Result<Vec<firedrill::Drill>, 
 /// one is the last verified).
 pub(super) async fn snapshots(catalog: &Path, drill: &str, dir: &Path, json: bool) -> u8 {
     let path = drill_path(drill, dir);
-    let drill = match load_drill(&path) {
+    let drill = match load_named(&path, dir) {
         Ok(d) => d,
-        Err(p) => {
-            errln!("{p}");
-            if !path.exists() {
-                errln!("  hint: {}", known_drills_hint(dir));
-            }
-            return 2;
-        }
+        Err(code) => return code,
     };
     let firedrill::config::SourceSpec::Snapshot(spec) = &drill.source else {
         errln!(

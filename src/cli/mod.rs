@@ -648,6 +648,18 @@ fn drill_path(drill: &str, dir: &Path) -> PathBuf {
     }
 }
 
+/// The drill a command names (see [`drill_path`]), or its problems printed (with the
+/// drills there are, when no file is there) and exit code 2.
+fn load_named(path: &Path, dir: &Path) -> Result<firedrill::Drill, u8> {
+    firedrill::load_drill(path).map_err(|p| {
+        errln!("{p}");
+        if !path.exists() {
+            errln!("  hint: {}", known_drills_hint(dir));
+        }
+        2
+    })
+}
+
 /// The drills of `dir` by name (a file that does not validate by its file name), for
 /// messages about a drill name that names none.
 fn known_drills(dir: &Path) -> Vec<String> {

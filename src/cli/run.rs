@@ -9,10 +9,10 @@ use std::sync::Arc;
 use firedrill::catalog::{Catalog, SqliteCatalog};
 use firedrill::config::MainConfig;
 use firedrill::report::render_human_in;
-use firedrill::{load_drill, RunOptions, Runner, Stop, StopReason};
+use firedrill::{RunOptions, Runner, Stop, StopReason};
 
 use super::output::{colour_for, say, Printer, Stream};
-use super::{drill_path, known_drills_hint};
+use super::{drill_path, load_named};
 
 /// The runner of `run`: the catalog, report writer and pager of the main config. Without
 /// a catalog the drill still runs (with a warning); without its reports or pager it does
@@ -70,15 +70,9 @@ pub(super) async fn run(
     mut opts: RunOptions,
 ) -> u8 {
     let path = drill_path(drill, dir);
-    let drill = match load_drill(&path) {
+    let drill = match load_named(&path, dir) {
         Ok(d) => d,
-        Err(p) => {
-            errln!("{p}");
-            if !path.exists() {
-                errln!("  hint: {}", known_drills_hint(dir));
-            }
-            return 2;
-        }
+        Err(code) => return code,
     };
     if random {
         match firedrill::inventory::random_artifact(&drill).await {
