@@ -262,7 +262,7 @@ impl Record<'_> {
             }
         };
         let judged = selected.and_then(|s| {
-            let (engine, version) = dump_kind(spec, &s, repo.as_ref())?;
+            let (engine, version) = dump_kind(spec, &s)?;
             Ok((s, engine, version))
         });
         let (sel, engine, version) = match judged {
@@ -288,39 +288,12 @@ impl Record<'_> {
                 return Err(e);
             }
         };
-        let key = sel.key(repo.tool());
-        self.evidence.storage = repo.describe();
-        self.evidence.artifact_key = Some(key.clone());
-        self.artifact = Some(ArtifactInfo {
-            location: format!(
-                "{} / snapshot {} / {}",
-                repo.describe(),
-                sel.snapshot.label,
-                sel.file.path
-            ),
-            manifest: String::new(),
-            sha256: String::new(),
-            plain_bytes: 0,
-            compressed_bytes: 0,
-            encrypted_bytes: sel.file.size,
-        });
+        let key = sel.key();
+        self.note_snapshot(&sel);
         self.source_version = Some(match &sel.header.server_version {
             Some(v) => format!("{engine} {v} (the dump's header)"),
             None => format!("{engine} {version} (declared)"),
         });
-        self.dump_tool = Some(format!(
-            "{} {}: snapshot {} of {}, chosen {}; {}, {}",
-            repo.tool(),
-            sel.tool_version,
-            sel.snapshot.label,
-            sel.snapshot.time,
-            sel.how,
-            sel.header.format,
-            match sel.header.compression {
-                "none" => "not compressed",
-                c => c,
-            }
-        ));
         let m = Manifest::external(
             &self.drill.name,
             &self.run_id,
@@ -335,6 +308,22 @@ impl Record<'_> {
             *s = Some(sel);
         }
         Ok(m)
+    }
+
+    /// The snapshot the run drills, for the report and its evidence: set when it is
+    /// chosen, and again at the end (chosen anew after one vanished, its hash known).
+    pub(super) fn note_snapshot(&mut self, sel: &crate::snapshot::Selected) {
+        self.evidence.storage = sel.repository.clone();
+        self.evidence.artifact_key = Some(sel.key());
+        self.artifact = Some(ArtifactInfo {
+            location: sel.location(),
+            manifest: String::new(),
+            sha256: sel.sha256.clone().unwrap_or_default(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: sel.file.size,
+        });
+        self.dump_tool = Some(sel.dump_tool());
     }
 
     /// Dump, encrypt and upload did not run: the run drills something already stored.
@@ -366,14 +355,11 @@ impl Record<'_> {
 pub(super) fn dump_kind(
     spec: &SnapshotSpec,
     sel: &crate::snapshot::Selected,
-    repo: &dyn crate::snapshot::SnapshotRepo,
 ) -> Result<(crate::engine::kind::Engine, String)> {
     let h = &sel.header;
     let what = format!(
         "{} in snapshot {} of {}",
-        sel.file.path,
-        sel.snapshot.label,
-        repo.describe()
+        sel.file.path, sel.snapshot.label, sel.repository
     );
     if let (Some(declared), Some(found)) = (spec.engine, h.engine) {
         if !declared.same_family(found) {

@@ -301,26 +301,24 @@ fn finished(mut rec: Record<'_>, opts: &RunOptions, new_artifact: Option<Manifes
     let selected = rec.snapshot.lock().ok().and_then(|s| s.clone());
     let snapshot = match (&rec.drill.source, selected) {
         (SourceSpec::Snapshot(spec), Some(sel)) => {
-            if let (Some(a), Some(sha)) = (rec.artifact.as_mut(), &sel.sha256) {
-                a.sha256 = sha.clone();
-            }
-            Some(crate::catalog::ArtifactRecord {
-                drill: rec.drill.name.clone(),
-                run_id: sel.snapshot.label.clone(),
-                created_at: sel.snapshot.time,
-                engine: sel
-                    .header
-                    .engine
-                    .or(spec.engine)
-                    .unwrap_or(crate::engine::kind::Engine::Postgres),
-                plain_bytes: 0,
-                encrypted_bytes: sel.file.size,
-                sha256: sel.sha256.clone().unwrap_or_default(),
-                location: sel.key(spec.tool.as_str()),
-                manifest_key: String::new(),
-                verified: crate::status::Verified::Never,
-                verified_at: None,
-            })
+            // The snapshot drilled last (chosen anew if one vanished), its hash now known.
+            rec.note_snapshot(&sel);
+            // Only a snapshot whose dump was judged restorable is ever kept.
+            acquire::dump_kind(spec, &sel)
+                .ok()
+                .map(|(engine, _)| crate::catalog::ArtifactRecord {
+                    drill: rec.drill.name.clone(),
+                    run_id: sel.snapshot.label.clone(),
+                    created_at: sel.snapshot.time,
+                    engine,
+                    plain_bytes: 0,
+                    encrypted_bytes: sel.file.size,
+                    sha256: sel.sha256.clone().unwrap_or_default(),
+                    location: sel.key(),
+                    manifest_key: String::new(),
+                    verified: crate::status::Verified::Never,
+                    verified_at: None,
+                })
         }
         _ => None,
     };

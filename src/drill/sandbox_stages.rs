@@ -366,7 +366,7 @@ impl Record<'_> {
                 // The last attempt's snapshot vanished: choose again, by the same rules.
                 // Judged as the first was: the same engine and series, or no dump at all.
                 let s = crate::snapshot::select(repo, spec, None).await?;
-                let (kind, series) = super::acquire::dump_kind(spec, &s, repo)?;
+                let (kind, series) = super::acquire::dump_kind(spec, &s)?;
                 if !kind.same_family(engine) || series != manifest.source_major {
                     return Err(Error::infra(format!(
                         "snapshot {} chosen after the first vanished is a {kind} {series} dump; the sandbox is {engine} {}",
@@ -394,7 +394,7 @@ impl Record<'_> {
                 &parts.identity,
                 Artifact {
                     reader: streamed.reader,
-                    key: sel.key(repo.tool()),
+                    key: sel.key(),
                     size,
                     sha256: None,
                     plain_bytes: 0,

@@ -155,6 +155,9 @@ impl RepoFault {
 /// The snapshot a run drills, the file in it, and what that file is.
 #[derive(Debug, Clone)]
 pub struct Selected {
+    /// The tool, and its repository as [`SnapshotRepo::describe`] says it.
+    pub tool: &'static str,
+    pub repository: String,
     pub snapshot: Snapshot,
     pub file: Entry,
     pub tool_version: String,
@@ -167,8 +170,33 @@ pub struct Selected {
 
 impl Selected {
     /// The drilled dump as the catalog and reports name it: `restic:<short id>:<path>`.
-    pub fn key(&self, tool: &str) -> String {
-        format!("{tool}:{}:{}", self.snapshot.label, self.file.path)
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.tool, self.snapshot.label, self.file.path)
+    }
+
+    /// Where the dump is, for the report.
+    pub fn location(&self) -> String {
+        format!(
+            "{} / snapshot {} / {}",
+            self.repository, self.snapshot.label, self.file.path
+        )
+    }
+
+    /// What made the dump and how it was chosen, for the report's `dump_tool`.
+    pub fn dump_tool(&self) -> String {
+        format!(
+            "{} {}: snapshot {} of {}, chosen {}; {}, {}",
+            self.tool,
+            self.tool_version,
+            self.snapshot.label,
+            self.snapshot.time,
+            self.how,
+            self.header.format,
+            match self.header.compression {
+                "none" => "not compressed",
+                c => c,
+            }
+        )
     }
 }
 
@@ -252,6 +280,8 @@ pub async fn select(
         Err(e) => return Err(judge_read_failure(repo, &snapshot, e).await),
     };
     Ok(Selected {
+        tool: repo.tool(),
+        repository: repo.describe(),
         snapshot,
         file,
         tool_version,
