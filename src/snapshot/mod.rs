@@ -130,8 +130,9 @@ impl RepoFault {
             RepoFault::Unreachable => Error::infra(format!("{tool} {op}: cannot reach {repo}"))
                 .with_hint("check the network path to the repository (ssh, source.rsh)")
                 .retryable(true),
+            // `op` names what could not be read ("snapshot 3f2a9c1b").
             RepoFault::Damaged => Error::backup(format!(
-                "{tool} could not read the dump out of {repo}: the repository is damaged ({exit})"
+                "{tool} could not read {op} out of {repo}: the repository is damaged"
             ))
             .with_hint(format!("data the snapshot needs is missing or corrupt; run `{tool} check --read-data` on the repository, and drill an earlier snapshot")),
             RepoFault::Vanished => Error::infra(format!(
@@ -221,7 +222,7 @@ pub async fn select(
         prefixes,
         rand::random(),
     )
-    .map_err(|why| no_snapshot(repo, spec, &pick, why))?
+    .map_err(|why| no_snapshot(repo, spec, why))?
     .clone();
     let how = match &pick {
         crate::pick::Pick::Latest => format!("the latest of {}", snaps.len()),
@@ -299,12 +300,7 @@ fn list(files: &[Entry]) -> String {
     v.join(", ")
 }
 
-fn no_snapshot(
-    repo: &dyn SnapshotRepo,
-    spec: &SnapshotSpec,
-    pick: &crate::pick::Pick,
-    why: NoPoint,
-) -> Error {
+fn no_snapshot(repo: &dyn SnapshotRepo, spec: &SnapshotSpec, why: NoPoint) -> Error {
     let mut filters: Vec<String> = Vec::new();
     for (k, v) in [
         ("tag", &spec.tag),
@@ -321,10 +317,10 @@ fn no_snapshot(
     } else {
         format!(" (with {})", filters.join(", "))
     };
-    let e = match (&why, pick) {
-        (NoPoint::Empty, _) => Error::backup(format!("{} holds no snapshot{of} to drill", repo.describe()))
+    let e = match &why {
+        NoPoint::Empty => Error::backup(format!("{} holds no snapshot{of} to drill", repo.describe()))
             .with_hint("the backup job that should put dumps there has not, or the filters are wrong"),
-        (NoPoint::NoneWithin { .. }, _) => Error::backup(format!(
+        NoPoint::NoneWithin { .. } => Error::backup(format!(
             "no snapshot{of} of {} to pick from: {why}",
             repo.describe()
         ))
@@ -381,21 +377,14 @@ pub async fn judge_read_failure(repo: &dyn SnapshotRepo, snap: &Snapshot, failur
                 );
             }
             Ok(_) if matches!(failure.find::<RepoFault>(), Some(RepoFault::Failed)) => {
-                let e = Error::backup(format!(
-                    "{} could not read snapshot {} out of {}: the repository is damaged",
+                let said = failure.stderr_tail.clone().unwrap_or_default();
+                return RepoFault::Damaged.error(
                     repo.tool(),
-                    snap.label,
-                    repo.describe()
-                ))
-                .with_hint(format!(
-                    "data the snapshot needs is missing or corrupt; run `{} check --read-data` on the repository, and drill an earlier snapshot",
-                    repo.tool()
-                ))
-                .with_source(RepoFault::Damaged);
-                return match failure.stderr_tail {
-                    Some(t) => e.with_stderr(t),
-                    None => e,
-                };
+                    &repo.describe(),
+                    &format!("snapshot {}", snap.label),
+                    None,
+                    &said,
+                );
             }
             _ => {}
         }
