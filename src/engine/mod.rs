@@ -1141,6 +1141,74 @@ mod tests {
         assert_eq!(my[4], "78");
     }
 
+    /// The check that a plain SQL dump is whole: what it prints when the dump ends
+    /// short is a broken backup, whatever the restore made of what came before.
+    #[test]
+    fn a_dump_without_its_closing_line_is_cut_short() {
+        let text = [
+            frame("read", 0, ""),
+            frame("decompress", 0, ""),
+            frame("bound", 0, ""),
+            frame(
+                "complete",
+                REFUSED_EXIT,
+                "firedrill: cut short: it ends after line 812 without its closing line `-- Dump completed`",
+            ),
+            frame("rewrite", 0, ""),
+            frame("client", 0, ""),
+            frame("script", 1, ""),
+        ]
+        .concat();
+        let e = Engine::Mariadb.restore_error(&text);
+        assert_eq!(e.kind, crate::error::ErrorKind::Backup);
+        assert_eq!(e.message, "the dump was cut short: it ends after line 812 without its closing line `-- Dump completed`");
+        // Any other end of the check is firedrill's own fault, not the backup's.
+        let text = [frame("complete", 2, "perl: oops"), frame("script", 1, "")].concat();
+        assert_eq!(
+            Engine::Postgres.restore_error(&text).kind,
+            crate::error::ErrorKind::Internal
+        );
+    }
+
+    /// The check itself, run by perl as the sandbox runs it: a whole dump passes through
+    /// unchanged, one cut short fails with 97, SQL no dump tool made is not judged.
+    #[test]
+    fn the_completeness_check_passes_whole_dumps_and_stops_short_ones() {
+        let run = |input: &str| {
+            use std::io::Write;
+            let mut c = std::process::Command::new("perl")
+                .args(["-e", COMPLETE_CHECK])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("perl");
+            c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            let out = c.wait_with_output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let pg = "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE t (i int);\nCOPY t (i) FROM stdin;\n1\n\\.\n\n";
+        let whole =
+            format!("{pg}--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc123\n\n");
+        assert_eq!(run(&whole), (Some(0), whole.clone()));
+        assert_eq!(run(pg).0, Some(REFUSED_EXIT));
+        // Something after the closing line that is not a comment: cut and glued.
+        assert_eq!(
+            run(&format!("{whole}CREATE TABLE u ();\n")).0,
+            Some(REFUSED_EXIT)
+        );
+        let my = "-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\nINSERT INTO t VALUES (1);\n";
+        assert_eq!(
+            run(&format!("{my}-- Dump completed on 2026-11-30 10:00:00\n")).0,
+            Some(0)
+        );
+        assert_eq!(run(my).0, Some(REFUSED_EXIT));
+        assert_eq!(run("CREATE TABLE t (i int);\n").0, Some(0));
+    }
+
     /// A stage's report as the restore scripts print it.
     fn frame(stage: &str, exit: i32, stderr: &str) -> String {
         format!(
