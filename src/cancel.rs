@@ -21,6 +21,9 @@ pub enum StopReason {
     Operator,
     /// The process is shutting down.
     Shutdown,
+    /// The process could not renew the run's lease in the catalog (cut off from it, or
+    /// the run was taken over): it stops the run before another process takes it over.
+    Fenced,
 }
 
 /// A cancellation token with a reason.

@@ -154,6 +154,11 @@ impl Error {
                 "the run was interrupted: firedrill shut down while it ran",
             )
             .with_hint("nothing is wrong with the backup; the next run drills it"),
+            crate::cancel::StopReason::Fenced => Self::new(
+                ErrorKind::Interrupted,
+                "the run was stopped: firedrill could not renew its lease in the catalog, so it stopped the run before another process takes it over",
+            )
+            .with_hint("check the connection to the catalog; a daemon that can reach it runs the drill again"),
         }
     }
 

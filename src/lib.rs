@@ -25,6 +25,7 @@ pub mod finding;
 pub mod fingerprint;
 pub mod human;
 pub mod inventory;
+pub mod lease;
 pub mod listing;
 pub mod manifest;
 pub mod notify;

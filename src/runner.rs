@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cancel::Stop;
-use crate::catalog::{ArtifactRecord, Catalog, RunRecord};
+use crate::catalog::{ArtifactRecord, Catalog, Holder, Owner, RunClaim, RunRecord};
+use crate::lease::Leases;
 use crate::config::Drill;
 use crate::drill::{self, new_run_id, Connector, RunOptions};
 use crate::evidence::ReportWriter;
@@ -32,6 +33,7 @@ pub async fn run_drill(
         catalog: None,
         reports: None,
         pager: None,
+        leases: None,
     };
     runner.run(drill, opts, progress, stop).await.report
 }
@@ -79,6 +81,31 @@ pub struct Runner {
     pub catalog: Option<Arc<dyn Catalog>>,
     pub reports: Option<Arc<ReportWriter>>,
     pub pager: Option<Arc<Pager>>,
+    /// This process's leases, renewed by its heartbeat; without them a run's lease lasts
+    /// a day (a library call, a test).
+    pub leases: Option<Arc<Leases>>,
+}
+
+/// Why a run was not started.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Another run of the drill holds it, in this process or another sharing the catalog.
+    Held(Holder),
+}
+
+impl Refusal {
+    /// The error a person is shown: it names the run in progress.
+    pub fn error(&self, drill: &str) -> crate::error::Error {
+        match self {
+            Refusal::Held(h) => crate::error::Error::config(format!(
+                "drill {drill} is already running: run {} of {}, started {}",
+                h.run_id, h.owner, h.started_at
+            ))
+            .with_hint(format!(
+                "a drill runs once at a time; wait for that run (`firedrill history {drill}`), or cancel it"
+            )),
+        }
+    }
 }
 
 /// A finished run and what paging it did.
@@ -90,6 +117,9 @@ pub struct Ran {
     /// Why the catalog did not record the run (or its pages), which were then kept in the
     /// spool and their pages sent directly. The CLI exits non-zero for it.
     pub unrecorded: Option<crate::error::Error>,
+    /// The run was refused before it began (another run holds the drill): its report
+    /// says so, and it was neither recorded nor paged.
+    pub refused: Option<Holder>,
 }
 
 impl Runner {
@@ -102,15 +132,88 @@ impl Runner {
         stop: &Stop,
     ) -> Ran {
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-        let history = self.history(drill).await;
-        if let Some(c) = &self.catalog {
-            if let Err(e) = c
-                .run_started(&drill.name, &run_id, jiff::Timestamp::now())
+        if !opts.claimed {
+            if let Err(Refusal::Held(h)) = self
+                .claim(drill, &run_id, opts.scheduled_for, stop)
                 .await
             {
-                tracing::warn!("the catalog did not record the run's start: {e}");
+                let e = Refusal::Held(h.clone()).error(&drill.name);
+                let mut report = RunReport::empty(&drill.name, &run_id, jiff::Timestamp::now());
+                report.verdict = crate::status::Verdict::Error;
+                report.exit_code = 2;
+                report.error = Some(crate::report::ErrorReport::from(&e));
+                return Ran {
+                    report,
+                    paged: None,
+                    unrecorded: None,
+                    refused: Some(h),
+                };
             }
         }
+        let ran = self.run_claimed(drill, &run_id, opts, progress, stop).await;
+        if let Some(l) = &self.leases {
+            l.release(&run_id);
+        }
+        ran
+    }
+
+    /// Claims `drill` for run `run_id` in the catalog, under this process's lease: no
+    /// other run of it, here or in any process sharing the catalog, may run meanwhile.
+    /// A catalog that cannot be written does not stop the run (it is kept aside at its
+    /// end, as before); only another run holding the drill does.
+    pub async fn claim(
+        &self,
+        drill: &Drill,
+        run_id: &str,
+        firing: Option<jiff::Timestamp>,
+        stop: &Stop,
+    ) -> Result<(), Refusal> {
+        let Some(c) = &self.catalog else {
+            return Ok(());
+        };
+        let now = jiff::Timestamp::now();
+        let claim = RunClaim {
+            drill: drill.name.clone(),
+            run_id: run_id.to_string(),
+            owner: match &self.leases {
+                Some(l) => l.id().to_string(),
+                None => Owner::this_process("library").id(),
+            },
+            at: now,
+            lease_until: match &self.leases {
+                Some(l) => l.until(),
+                None => now
+                    .checked_add(jiff::SignedDuration::from_hours(24))
+                    .unwrap_or(now),
+            },
+            firing,
+        };
+        match c.claim_run(&claim).await {
+            Ok(Some(h)) => return Err(Refusal::Held(h)),
+            Ok(None) => {
+                if let Some(l) = &self.leases {
+                    l.hold(run_id, stop.clone());
+                }
+            }
+            Err(e) => tracing::warn!("the catalog did not record the run's start: {e}"),
+        }
+        Ok(())
+    }
+
+    async fn run_claimed(
+        &self,
+        drill: &Drill,
+        run_id: &str,
+        opts: &RunOptions,
+        progress: &dyn Progress,
+        stop: &Stop,
+    ) -> Ran {
+        let run_id = run_id.to_string();
+        // The drill's past runs: this one, claimed already, is not among them.
+        let history = self
+            .history(drill)
+            .await
+            .map(|h| h.into_iter().filter(|r| r.run_id != run_id).collect::<Vec<_>>());
         self.sweep_orphans(drill).await;
         let parts = self.connector.connect(drill);
         let done = drill::run(
@@ -148,6 +251,7 @@ impl Runner {
             report,
             paged,
             unrecorded,
+            refused: None,
         }
     }
 

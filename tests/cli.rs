@@ -741,9 +741,8 @@ async fn completions_offer_the_drills_and_the_catalogs_runs() {
     let catalog = dir.path().join("catalog.db");
     let c = SqliteCatalog::open(&catalog).unwrap();
     for id in ["20261130T101500Z-aaaaaa", "20261130T111500Z-bbbbbb"] {
-        c.run_started("shop", id, jiff::Timestamp::now())
-            .await
-            .unwrap();
+        let r = firedrill::report::RunReport::empty("shop", id, jiff::Timestamp::now());
+        c.run_finished(&r, None).await.unwrap();
     }
     let config = dir.path().join("firedrill.toml");
     std::fs::write(

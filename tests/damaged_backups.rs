@@ -268,6 +268,7 @@ async fn a_shrink_trips_the_guard_until_accepted_and_reports_are_evidence() {
         catalog: Some(catalog.clone()),
         reports: Some(writer),
         pager: None,
+        leases: None,
     };
     let drill = load_drill(&path).unwrap();
     let run = |runner: &firedrill::Runner| {

@@ -158,6 +158,7 @@ fn spawn_drill(
             catalog: None,
             reports: None,
             pager: None,
+            leases: None,
         };
         let opts = RunOptions {
             run_id: Some(run_id),

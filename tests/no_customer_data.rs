@@ -61,6 +61,7 @@ impl World {
                 signer: None,
             })),
             pager: Pager::new(&spec, fx.dir.path()).unwrap().map(Arc::new),
+            leases: None,
         };
         World {
             fx,

@@ -408,6 +408,7 @@ async fn a_flaky_provision_that_succeeds_on_retry_pages_nobody() {
         catalog: None,
         reports: None,
         pager: None,
+        leases: None,
     };
     let r = runner
         .run(

@@ -388,6 +388,7 @@ async fn every_stage_and_failure_through_the_cli_path() {
         catalog: Some(catalog.clone()),
         reports: None,
         pager: Pager::new(&spec, dir.path()).unwrap().map(Arc::new),
+        leases: None,
     };
     let mut stops: HashMap<String, (Stage, Case, Stop)> = HashMap::new();
     let mut runs = Vec::new();
@@ -453,7 +454,7 @@ async fn every_stage_and_failure_through_the_daemon() {
     for (stage, case, e) in table() {
         let n = name(stage, case);
         world.script(&n, script(stage, case));
-        let id = d.start_run(&n, RunOptions::default(), "test").unwrap();
+        let id = d.start_run(&n, RunOptions::default(), "test").await.unwrap();
         ids.insert(n, (stage, case, e, id));
     }
     let cancel = {

@@ -6,6 +6,8 @@
 //! of truth for artifacts: `firedrill catalog rebuild` recreates the inventory from the
 //! manifests alone.
 
+#[doc(hidden)]
+pub mod conformance;
 mod spool;
 mod sqlite;
 
@@ -193,6 +195,104 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// A process that runs drills (a daemon, or a `firedrill run` on the command line): what
+/// the lease of each of its runs names, so that nobody else mistakes a live run for one
+/// left by a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// `daemon` or `cli`.
+    pub role: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: jiff::Timestamp,
+}
+
+impl Owner {
+    /// This process, in `role`.
+    pub fn this_process(role: &str) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        Owner {
+            role: role.to_string(),
+            host,
+            pid: std::process::id(),
+            started_at: jiff::Timestamp::now(),
+        }
+    }
+
+    /// One string naming it in the catalog: `daemon@host:pid/start`.
+    pub fn id(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.role,
+            self.host,
+            self.pid,
+            self.started_at.as_millisecond()
+        )
+    }
+}
+
+/// A run about to start: it holds its drill, under a lease, until it finishes.
+#[derive(Debug, Clone)]
+pub struct RunClaim {
+    pub drill: String,
+    pub run_id: String,
+    /// [`Owner::id`] of the process running it.
+    pub owner: String,
+    pub at: jiff::Timestamp,
+    /// The run is its owner's until then; the owner's heartbeat moves it on.
+    pub lease_until: jiff::Timestamp,
+    /// The scheduled firing it runs, if any.
+    pub firing: Option<jiff::Timestamp>,
+}
+
+/// The run holding a drill, which another run of the drill is refused for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub run_id: String,
+    pub owner: String,
+    pub started_at: jiff::Timestamp,
+}
+
+/// A run whose owner stopped renewing its lease: recorded as lost.
+#[derive(Debug, Clone)]
+pub struct LostRun {
+    pub run: RunRecord,
+    /// Who ran it (`None` for a run recorded before leases).
+    pub owner: Option<String>,
+    /// The scheduled firing it ran, and whether it was opened again to be run by a
+    /// survivor (a firing is run again once).
+    pub firing: Option<(jiff::Timestamp, bool)>,
+}
+
+/// A scheduled firing of a drill that nobody is running: handed over by a daemon that
+/// shut down, or left by one that died. Claimed by one daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFiring {
+    pub drill: String,
+    pub scheduled_for: jiff::Timestamp,
+    /// Claims so far, this one included.
+    pub attempt: u32,
+}
+
+/// Claims of one scheduled firing: the first, and once more by a survivor when the
+/// daemon running it died.
+pub const FIRING_ATTEMPTS: u32 = 2;
+/// How long claimed firings are remembered (milliseconds): a week.
+pub const FIRINGS_KEPT_MS: i64 = 7 * 86_400_000;
+
+/// What a lost run's record says happened.
+pub fn lost_message(owner: Option<&str>) -> String {
+    match owner {
+        Some(o) => format!("the process running this run ({o}) stopped renewing its lease while it ran (crash, kill, power loss, or cut off from the catalog)"),
+        None => "the process running this run stopped while it ran (crash, kill or power loss)".into(),
+    }
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     /// Applies a run's [`PagePlan`] atomically: its notifications (those already
@@ -246,8 +346,35 @@ pub trait Catalog: Send + Sync + 'static {
     async fn mark_expired(&self, id: i64, error: &str) -> Result<()>;
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>>;
 
-    /// Records that a run started (so a crash leaves it visibly "running").
-    async fn run_started(&self, drill: &str, run_id: &str, at: jiff::Timestamp) -> Result<()>;
+    /// Records that a run started, under its owner's lease, unless another run of the
+    /// drill holds it (a live one: a run whose lease expired holds nothing). Returns the
+    /// holder when refused. Two processes sharing the catalog never run a drill at once.
+    async fn claim_run(&self, claim: &RunClaim) -> Result<Option<Holder>>;
+    /// The owner's heartbeat: moves the lease of each of its running runs on to `until`.
+    /// Returns the runs it still holds; one missing was taken from it (its lease had
+    /// expired and another process recorded it lost), and must stop.
+    async fn renew_leases(&self, owner: &str, until: jiff::Timestamp) -> Result<Vec<String>>;
+    /// Records as lost every running run whose lease expired before `now` (and any from
+    /// before leases), and opens their scheduled firings again to be run once more.
+    /// Returns them: whoever calls this removes their sandboxes and pages.
+    async fn reap_expired(&self, now: jiff::Timestamp) -> Result<Vec<LostRun>>;
+    /// Claims the firing of `drill` scheduled for `scheduled_for` for `owner`: true for
+    /// the first process to ask, false for every other (each firing runs once however
+    /// many daemons share the catalog).
+    async fn claim_firing(
+        &self,
+        drill: &str,
+        scheduled_for: jiff::Timestamp,
+        owner: &str,
+    ) -> Result<bool>;
+    /// Hands a claimed firing back, for another daemon to run (this one shuts down).
+    async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()>;
+    /// Claims one open firing of one of `drills` for `owner`, if there is one.
+    async fn claim_open_firing(
+        &self,
+        drills: &[String],
+        owner: &str,
+    ) -> Result<Option<OpenFiring>>;
     /// Records a finished run and, when it drilled an artifact, that artifact's verdict.
     async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()>;
     /// Adds or replaces an artifact (keeps its verification state when it exists).
@@ -276,8 +403,6 @@ pub trait Catalog: Send + Sync + 'static {
     async fn poll_changes(&self) -> Result<()>;
     /// Marks a run accepted and its artifact good.
     async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()>;
-    /// Marks runs still `running` (left by a process that died) as lost; returns them.
-    async fn mark_lost(&self) -> Result<Vec<RunRecord>>;
     /// Replaces the artifact inventory of `drills` (all when empty) with `artifacts`,
     /// keeping verification states of artifacts that remain.
     async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()>;

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    ArtifactRecord, Catalog, Incident, IncidentChange, LatestRuns, OutboxItem, PagePlan, RunRecord,
-    Unrecorded, Verified,
+    ArtifactRecord, Catalog, Holder, Incident, IncidentChange, LatestRuns, LostRun, OpenFiring,
+    OutboxItem, PagePlan, RunClaim, RunRecord, Unrecorded, Verified,
 };
 use crate::engine::kind::Engine;
 use crate::error::{Error, Result};
@@ -157,7 +157,29 @@ const MIGRATIONS: &[&str] = &[
         claimed_at TEXT NOT NULL
     );
     "#,
+    // 9: runs under leases, and scheduled firings claimed once. Each running run names
+    // its owner (a daemon or a CLI process) and holds its drill until `lease_until`
+    // (unix milliseconds), which the owner's heartbeat moves on: a run is recorded lost
+    // only once its lease expired, never while its owner lives. `firing` is the
+    // scheduled time (unix milliseconds) of the firing a run runs.
+    r#"
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+    ALTER TABLE runs ADD COLUMN firing INTEGER;
+    CREATE INDEX runs_running ON runs (drill) WHERE status = 'running';
+    CREATE TABLE firings (
+        drill TEXT NOT NULL,
+        scheduled_for INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        owner TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (drill, scheduled_for)
+    );
+    CREATE INDEX firings_open ON firings (state, scheduled_for);
+    "#,
 ];
+
 
 pub struct SqliteCatalog {
     conn: Arc<Mutex<Connection>>,
@@ -798,14 +820,198 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn run_started(&self, drill: &str, run_id: &str, at: jiff::Timestamp) -> Result<()> {
-        let (drill, run_id) = (drill.to_string(), run_id.to_string());
+    async fn claim_run(&self, claim: &RunClaim) -> Result<Option<Holder>> {
+        let cl = claim.clone();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let holder = tx
+                .query_row(
+                    "SELECT run_id, coalesce(owner, ''), started_at FROM runs
+                     WHERE drill = ?1 AND status = 'running' AND lease_until > ?2 LIMIT 1",
+                    params![cl.drill, cl.at.as_millisecond()],
+                    |r| {
+                        Ok(Holder {
+                            run_id: r.get(0)?,
+                            owner: r.get(1)?,
+                            started_at: ts(&r.get::<_, String>(2)?),
+                        })
+                    },
+                )
+                .optional()?;
+            if holder.is_none() {
+                tx.execute(
+                    "INSERT INTO runs (run_id, drill, started_at, status, owner, lease_until, firing)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
+                    params![
+                        cl.run_id,
+                        cl.drill,
+                        cl.at.to_string(),
+                        cl.owner,
+                        cl.lease_until.as_millisecond(),
+                        cl.firing.map(|t| t.as_millisecond())
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(holder)
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, owner: &str, until: jiff::Timestamp) -> Result<Vec<String>> {
+        let owner = owner.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET lease_until = ?2 WHERE owner = ?1 AND status = 'running'",
+                params![owner, until.as_millisecond()],
+            )?;
+            let held = {
+                let mut st =
+                    tx.prepare("SELECT run_id FROM runs WHERE owner = ?1 AND status = 'running'")?;
+                let rows = st.query_map(params![owner], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()?
+            };
+            tx.commit()?;
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn reap_expired(&self, now: jiff::Timestamp) -> Result<Vec<LostRun>> {
+        let lost = self
+            .with(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let list: Vec<LostRun> = {
+                    let mut st = tx.prepare(&format!(
+                        "SELECT {RUN_COLS}, accepted_at IS NOT NULL, owner, firing FROM runs
+                         WHERE status = 'running' AND (lease_until IS NULL OR lease_until < ?1)"
+                    ))?;
+                    let rows = st.query_map(params![now.as_millisecond()], |r| {
+                        Ok(LostRun {
+                            run: run_row(r)?,
+                            owner: r.get(12)?,
+                            firing: r
+                                .get::<_, Option<i64>>(13)?
+                                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                                .map(|t| (t, false)),
+                        })
+                    })?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                let mut out = Vec::with_capacity(list.len());
+                for mut l in list {
+                    tx.execute(
+                        "UPDATE runs SET status = 'lost', finished_at = ?2, error = ?3 WHERE run_id = ?1",
+                        params![l.run.run_id, now.to_string(), super::lost_message(l.owner.as_deref())],
+                    )?;
+                    if let Some((at, reopened)) = &mut l.firing {
+                        let attempts: Option<i64> = tx
+                            .query_row(
+                                "SELECT attempts FROM firings WHERE drill = ?1 AND scheduled_for = ?2 AND state = 'claimed'",
+                                params![l.run.drill, at.as_millisecond()],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        if let Some(n) = attempts {
+                            *reopened = n < super::FIRING_ATTEMPTS as i64;
+                            tx.execute(
+                                "UPDATE firings SET state = ?3, owner = NULL WHERE drill = ?1 AND scheduled_for = ?2",
+                                params![
+                                    l.run.drill,
+                                    at.as_millisecond(),
+                                    if *reopened { "open" } else { "lost" }
+                                ],
+                            )?;
+                        }
+                    }
+                    out.push(l);
+                }
+                let drills: std::collections::BTreeSet<String> =
+                    out.iter().map(|l| l.run.drill.clone()).collect();
+                for d in &drills {
+                    refresh_latest(&tx, d)?;
+                }
+                // Firings are kept a week: long enough to be sure of "once".
+                tx.execute(
+                    "DELETE FROM firings WHERE scheduled_for < ?1 AND state != 'open'",
+                    params![now.as_millisecond() - super::FIRINGS_KEPT_MS],
+                )?;
+                tx.commit()?;
+                Ok(out)
+            })
+            .await?;
+        if !lost.is_empty() {
+            self.runs_changed();
+        }
+        Ok(lost)
+    }
+
+    async fn claim_firing(
+        &self,
+        drill: &str,
+        scheduled_for: jiff::Timestamp,
+        owner: &str,
+    ) -> Result<bool> {
+        let (drill, owner) = (drill.to_string(), owner.to_string());
+        let at = jiff::Timestamp::now().to_string();
         self.with(move |c| {
             c.execute(
-                "INSERT INTO runs (run_id, drill, started_at, status) VALUES (?1, ?2, ?3, 'running')",
-                params![run_id, drill, at.to_string()],
+                "INSERT OR IGNORE INTO firings (drill, scheduled_for, state, owner, attempts, claimed_at)
+                 VALUES (?1, ?2, 'claimed', ?3, 1, ?4)",
+                params![drill, scheduled_for.as_millisecond(), owner, at],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()> {
+        let drill = drill.to_string();
+        self.with(move |c| {
+            // Handed over, not failed: the claim does not count as an attempt.
+            c.execute(
+                "UPDATE firings SET state = 'open', owner = NULL, attempts = max(attempts - 1, 0)
+                 WHERE drill = ?1 AND scheduled_for = ?2 AND state = 'claimed'",
+                params![drill, scheduled_for.as_millisecond()],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    async fn claim_open_firing(
+        &self,
+        drills: &[String],
+        owner: &str,
+    ) -> Result<Option<OpenFiring>> {
+        let drills: std::collections::HashSet<String> = drills.iter().cloned().collect();
+        let owner = owner.to_string();
+        let at = jiff::Timestamp::now().to_string();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let open: Vec<(String, i64, i64)> = {
+                let mut st = tx.prepare(
+                    "SELECT drill, scheduled_for, attempts FROM firings WHERE state = 'open' ORDER BY scheduled_for",
+                )?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some((drill, ms, attempts)) = open.into_iter().find(|(d, _, _)| drills.contains(d))
+            else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE firings SET state = 'claimed', owner = ?3, attempts = attempts + 1, claimed_at = ?4
+                 WHERE drill = ?1 AND scheduled_for = ?2",
+                params![drill, ms, owner, at],
+            )?;
+            tx.commit()?;
+            Ok(jiff::Timestamp::from_millisecond(ms).ok().map(|scheduled_for| OpenFiring {
+                drill,
+                scheduled_for,
+                attempt: attempts as u32 + 1,
+            }))
         })
         .await
     }
@@ -972,32 +1178,6 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn mark_lost(&self) -> Result<Vec<RunRecord>> {
-        let now = jiff::Timestamp::now().to_string();
-        let lost = self.with(move |c| {
-            let tx = c.transaction()?;
-            let list: Vec<RunRecord> = {
-                let mut st = tx.prepare(&format!("SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE status = 'running'"))?;
-                let rows = st.query_map([], run_row)?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            tx.execute(
-                "UPDATE runs SET status = 'lost', finished_at = ?1, error = 'the process running this run stopped while it ran (crash, kill or power loss)' WHERE status = 'running'",
-                params![now],
-            )?;
-            let drills: std::collections::BTreeSet<&str> =
-                list.iter().map(|r| r.drill.as_str()).collect();
-            for d in drills {
-                refresh_latest(&tx, d)?;
-            }
-            tx.commit()?;
-            Ok(list)
-        })
-        .await?;
-        self.runs_changed();
-        Ok(lost)
-    }
-
     async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()> {
         let list = artifacts.to_vec();
         self.with(move |c| {
@@ -1031,6 +1211,19 @@ impl Catalog for SqliteCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records a run started, under a lease of a day.
+    async fn started(c: &SqliteCatalog, drill: &str, run: &str, at: jiff::Timestamp) {
+        let claim = RunClaim {
+            drill: drill.into(),
+            run_id: run.into(),
+            owner: "test@h:1/1".into(),
+            at,
+            lease_until: at.checked_add(jiff::SignedDuration::from_hours(24)).unwrap(),
+            firing: None,
+        };
+        assert_eq!(c.claim_run(&claim).await.unwrap(), None);
+    }
 
     fn art(run: &str) -> ArtifactRecord {
         ArtifactRecord {
@@ -1099,18 +1292,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn runs_left_by_a_dead_process_are_lost() {
+    async fn leases_and_firings_as_every_catalog_keeps_them() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
-        c.run_started("shop", "r9", jiff::Timestamp::now())
-            .await
-            .unwrap();
-        let lost = c.mark_lost().await.unwrap();
+        crate::catalog::conformance::leases(&c, "l").await;
+        crate::catalog::conformance::firings(&c, "f").await;
+        // Two handles on one file: two processes.
+        let c: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(c);
+        crate::catalog::conformance::racing_claims(c, "r").await;
+    }
+
+    /// A run from before leases (no owner, no lease) is lost at the next reaping.
+    #[tokio::test]
+    async fn runs_from_before_leases_are_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        c.with(|c| {
+            c.execute(
+                "INSERT INTO runs (run_id, drill, started_at, status) VALUES ('r9', 'shop', '2026-01-01T00:00:00Z', 'running')",
+                [],
+            )
+        })
+        .await
+        .unwrap();
+        let lost = c.reap_expired(jiff::Timestamp::now()).await.unwrap();
         assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].owner, None);
         assert_eq!(c.run("r9").await.unwrap().unwrap().status, RunStatus::Lost);
-        let latest = c.latest_runs(&["shop".to_string()], false).await.unwrap();
-        assert_eq!(latest["shop"].finished.as_ref().unwrap().run_id, "r9");
-        assert!(c.mark_lost().await.unwrap().is_empty());
+        assert!(c.reap_expired(jiff::Timestamp::now()).await.unwrap().is_empty());
     }
 
     /// A catalog written before run states were types: its `aborted` rows get the status
@@ -1172,7 +1381,7 @@ mod tests {
         c.run_finished(&finish("shop", "b", 10, Verdict::Failed), None)
             .await
             .unwrap();
-        c.run_started("shop", "c", at(20)).await.unwrap();
+        started(&c, "shop", "c", at(20)).await;
         c.run_finished(&finish("crm", "d", 5, Verdict::Failed), None)
             .await
             .unwrap();
@@ -1200,7 +1409,7 @@ mod tests {
         let c = SqliteCatalog::open(&path).unwrap();
         let v = c.runs_version();
         let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        c.run_started("shop", "a", t0).await.unwrap();
+        started(&c, "shop", "a", t0).await;
         c.latest_runs(&["shop".into()], false).await.unwrap();
         c.poll_changes().await.unwrap();
         assert_eq!(

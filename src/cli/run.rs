@@ -55,6 +55,12 @@ pub(super) fn runner(
         catalog,
         reports: Some(reports),
         pager,
+        // The run is this process's while it renews the lease: a daemon sharing the
+        // catalog never takes it for one left by a crash.
+        leases: Some(firedrill::lease::Leases::new(
+            firedrill::catalog::Owner::this_process("cli"),
+            config.daemon.lease,
+        )),
     })
 }
 
@@ -102,10 +108,24 @@ pub(super) async fn run(
     }
     let stop = Stop::new();
     spawn_signal_handler(stop.clone());
+    let heartbeat = Stop::new();
+    if let (Some(l), Some(c)) = (&runner.leases, &runner.catalog) {
+        tokio::spawn(l.clone().keep(c.clone(), heartbeat.clone()));
+    }
     if !quiet {
         errln!("drill {} ({})", drill.name, path.display());
     }
     let ran = runner.run(&drill, &opts, &Printer::new(quiet), &stop).await;
+    heartbeat.stop(StopReason::Shutdown);
+    if ran.refused.is_some() {
+        if let Some(e) = &ran.report.error {
+            errln!("error: {}", e.message);
+            if let Some(h) = &e.hint {
+                errln!("  hint: {h}");
+            }
+        }
+        return 2;
+    }
     let report = &ran.report;
     if json {
         let mut out = std::io::stdout().lock();

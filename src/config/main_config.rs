@@ -80,6 +80,16 @@ pub struct DaemonConfigFile {
     /// may make within a minute; past them it is refused (429) until the minute is over
     /// (default 10).
     pub auth_failures: Option<u32>,
+    /// A run belongs to the process running it (this daemon, or a `firedrill run`) for
+    /// this long past its last heartbeat (default "60s"); only then may another process
+    /// sharing the catalog record it lost and remove its sandbox.
+    pub lease: Option<String>,
+    /// How often a process renews the leases of its runs (default "10s", under a third
+    /// of `lease`). A process that cannot renew stops its runs well before they expire.
+    pub heartbeat: Option<String>,
+    /// How often the daemon looks for runs lost with another process and for firings
+    /// nobody runs (default "5s").
+    pub poll: Option<String>,
 }
 
 /// `[daemon]`, checked.
@@ -103,6 +113,10 @@ pub struct DaemonSettings {
     pub behind_https_proxy: bool,
     /// Failed authentications a client may make in a minute.
     pub auth_failures: u32,
+    /// Leases on runs: how long, and how often renewed.
+    pub lease: crate::lease::LeaseSettings,
+    /// How often lost runs and open firings are looked for.
+    pub poll: std::time::Duration,
     /// `firedrill daemon --insecure-no-auth`: serve without a token (or with a weak one)
     /// instead of refusing to start. Never read from a file.
     pub insecure_no_auth: bool,
@@ -126,6 +140,8 @@ impl Default for DaemonSettings {
             runs_kept: std::time::Duration::from_secs(86_400),
             behind_https_proxy: false,
             auth_failures: 10,
+            lease: crate::lease::LeaseSettings::default(),
+            poll: std::time::Duration::from_secs(5),
             insecure_no_auth: false,
         }
     }
@@ -272,6 +288,23 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
     );
     let body_timeout = dur("daemon.body_timeout", &d.body_timeout, def.body_timeout);
     let runs_kept = dur("daemon.runs_kept", &d.runs_kept, def.runs_kept);
+    let lease = crate::lease::LeaseSettings {
+        lease: dur("daemon.lease", &d.lease, def.lease.lease),
+        heartbeat: dur("daemon.heartbeat", &d.heartbeat, def.lease.heartbeat),
+    };
+    let poll = dur("daemon.poll", &d.poll, def.poll);
+    if lease.heartbeat.is_zero() || poll.is_zero() || lease.lease < lease.heartbeat * 3 {
+        problems.push(problem(
+            "daemon.lease",
+            format!(
+                "a lease of {} renewed every {} leaves no room for a missed heartbeat (poll {})",
+                humantime::format_duration(lease.lease),
+                humantime::format_duration(lease.heartbeat),
+                humantime::format_duration(poll)
+            ),
+            "make lease at least three heartbeats, and heartbeat and poll more than 0 (defaults: lease \"60s\", heartbeat \"10s\", poll \"5s\")",
+        ));
+    }
     let max_connections = d.max_connections.unwrap_or(def.max_connections);
     if max_connections == 0 {
         problems.push(problem(
@@ -337,6 +370,8 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         runs_kept,
         behind_https_proxy: d.behind_https_proxy.unwrap_or(false),
         auth_failures: d.auth_failures.unwrap_or(def.auth_failures).max(1),
+        lease,
+        poll,
         insecure_no_auth: false,
     };
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };

@@ -283,7 +283,7 @@ async fn start_run(
         artifact,
         ..Default::default()
     };
-    match d.start_run(&name, opts, "api") {
+    match d.start_run(&name, opts, "api").await {
         Ok(id) => (
             StatusCode::ACCEPTED,
             Json(RunStarted {
@@ -296,9 +296,16 @@ async fn start_run(
         Err(StartError::UnknownDrill(n)) => {
             error(StatusCode::NOT_FOUND, format!("no drill named {n}"))
         }
-        Err(StartError::AlreadyRunning { drill, run_id }) => error(
+        Err(StartError::AlreadyRunning {
+            drill,
+            run_id,
+            owner,
+        }) => error(
             StatusCode::CONFLICT,
-            format!("drill {drill} is already running as {run_id}"),
+            match owner {
+                Some(o) => format!("drill {drill} is already running as {run_id} (run by {o})"),
+                None => format!("drill {drill} is already running as {run_id}"),
+            },
         ),
         Err(StartError::ShuttingDown) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -529,7 +536,7 @@ async fn alert_hook(State(d): State<Arc<Daemon>>, body: Bytes) -> Response {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let (started, skipped) = d.alert_hook(&payload);
+    let (started, skipped) = d.alert_hook(&payload).await;
     let body = HookOutcomeBody {
         started: started
             .into_iter()

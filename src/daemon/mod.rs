@@ -29,7 +29,8 @@ use crate::drill::{new_run_id, Connector, RunOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::notify::{self, Pager};
 use crate::report::{ErrorReport, RunReport, StageReport};
-use crate::runner::Runner;
+use crate::lease::Leases;
+use crate::runner::{Refusal, Runner};
 use crate::stage::{Progress, StageRun};
 use crate::status::{RunStatus, Stage, Verdict};
 
@@ -83,7 +84,13 @@ pub struct LiveRun {
 #[derive(Debug)]
 pub enum StartError {
     UnknownDrill(String),
-    AlreadyRunning { drill: String, run_id: String },
+    /// Another run of the drill holds it: in this daemon, or (`owner`) in another
+    /// process sharing the catalog.
+    AlreadyRunning {
+        drill: String,
+        run_id: String,
+        owner: Option<String>,
+    },
     ShuttingDown,
 }
 
@@ -121,6 +128,8 @@ pub struct Daemon {
     listing: listing::Listing,
     /// The catalog's [`Catalog::runs_version`].
     runs_version: tokio::sync::watch::Receiver<u64>,
+    /// This daemon's leases on its runs, and its name in the catalog.
+    pub leases: Arc<Leases>,
 }
 
 /// Loads every drill file in `dir`; all problems at once.
@@ -260,11 +269,16 @@ impl Daemon {
             Some(&catalog_path),
             None,
         )?);
+        let leases = Leases::new(
+            crate::catalog::Owner::this_process("daemon"),
+            config.daemon.lease,
+        );
         let runner = Runner {
             connector,
             catalog: Some(catalog.clone()),
             reports: Some(reports),
             pager,
+            leases: Some(leases.clone()),
         };
         Ok(Arc::new(Daemon {
             listing: listing::Listing::default(),
@@ -286,6 +300,7 @@ impl Daemon {
             started_at: jiff::Timestamp::now(),
             token,
             throttle: auth::Throttle::new(config.daemon.auth_failures),
+            leases,
             config,
         }))
     }
@@ -396,8 +411,9 @@ impl Daemon {
             .map(|r| (r.events.clone(), r.tx.subscribe(), r.report.is_some()))
     }
 
-    /// Starts a drill now (queued behind the concurrency limit). Returns its run id.
-    pub fn start_run(
+    /// Starts a drill now (queued behind the concurrency limit), once the catalog says no
+    /// other process runs it. Returns its run id.
+    pub async fn start_run(
         self: &Arc<Self>,
         name: &str,
         mut opts: RunOptions,
@@ -413,18 +429,34 @@ impl Daemon {
             .get(name)
             .cloned()
             .ok_or_else(|| StartError::UnknownDrill(name.to_string()))?;
-        let run_id = new_run_id();
+        let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
         {
             let mut active = self.active.lock().expect("active lock");
             if let Some(r) = active.get(name) {
                 return Err(StartError::AlreadyRunning {
                     drill: name.to_string(),
                     run_id: r.clone(),
+                    owner: None,
                 });
             }
             active.insert(name.to_string(), run_id.clone());
         }
         let stop = self.shutdown.child();
+        // Held from now until recorded finished: no other process sharing the catalog
+        // starts the drill meanwhile, even while this run waits for a permit.
+        if let Err(Refusal::Held(h)) = self
+            .runner
+            .claim(&drill, &run_id, opts.scheduled_for, &stop)
+            .await
+        {
+            self.active.lock().expect("active lock").remove(name);
+            return Err(StartError::AlreadyRunning {
+                drill: name.to_string(),
+                run_id: h.run_id,
+                owner: Some(h.owner),
+            });
+        }
+        opts.claimed = true;
         let (tx, _) = broadcast::channel(256);
         let queued = RunEvent::Queued {
             run_id: run_id.clone(),
@@ -488,9 +520,20 @@ impl Daemon {
                             notes: vec![],
                         })
                         .collect();
+                    if let Err(e) = me.catalog.run_finished(&r, None).await {
+                        tracing::warn!(run = %id, "recording a run stopped while queued: {e}");
+                    }
+                    me.leases.release(&id);
                     r
                 }
             };
+            // A rolling restart: the firing is handed over, for another daemon to run.
+            if let (Some(at), Some(StopReason::Shutdown)) = (opts.scheduled_for, stop.reason()) {
+                match me.catalog.reopen_firing(&drill.name, at).await {
+                    Ok(()) => tracing::info!(drill = %drill.name, "handed the firing of {at} over to the other daemons"),
+                    Err(e) => tracing::warn!(drill = %drill.name, "could not hand the firing of {at} over: {e}"),
+                }
+            }
             me.finished(&drill, report).await;
         });
         Ok(run_id)
@@ -600,6 +643,16 @@ impl Daemon {
                         humantime::format_duration(max_age)
                     ),
                 };
+                // Daemons sharing the catalog check too: one of them pages, per minute.
+                let minute = jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60))
+                    .unwrap_or(now);
+                if !self
+                    .catalog
+                    .claim_firing(&format!("{name}:max_age"), minute, self.leases.id())
+                    .await?
+                {
+                    continue;
+                }
                 let r = synthetic_report(name, "objective", ErrorKind::Infrastructure, msg, "check that the schedule fires and that the drill passes; `firedrill history` shows its runs");
                 paged +=
                     notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &r).await?;
@@ -610,7 +663,7 @@ impl Daemon {
 
     /// Accepts an Alertmanager webhook: each firing alert labelled `firedrill_drill`
     /// starts that drill, at most once per drill per `hook_interval`.
-    pub fn alert_hook(
+    pub async fn alert_hook(
         self: &Arc<Self>,
         payload: &AlertmanagerWebhook,
     ) -> (HookOutcome, HookOutcome) {
@@ -637,7 +690,10 @@ impl Daemon {
                 }
                 last.insert(name.clone(), now);
             }
-            match self.start_run(&name, RunOptions::default(), "alertmanager") {
+            match self
+                .start_run(&name, RunOptions::default(), "alertmanager")
+                .await
+            {
                 Ok(id) => started.push((name, id)),
                 Err(StartError::UnknownDrill(_)) => skipped.push((name, "no such drill".into())),
                 Err(StartError::AlreadyRunning { run_id, .. }) => {
@@ -659,10 +715,8 @@ impl Daemon {
             next.retain(|k, _| drills.contains_key(k));
             for (name, d) in drills.iter() {
                 if let Some(s) = &d.schedule.cron {
-                    next.entry(name.clone()).or_insert_with(|| {
-                        s.next_with_jitter(now, rand::random::<f64>())
-                            .unwrap_or(jiff::Timestamp::MAX)
-                    });
+                    next.entry(name.clone())
+                        .or_insert_with(|| next_firing(name, s, now));
                 }
             }
             let due: Vec<String> = next
@@ -670,11 +724,40 @@ impl Daemon {
                 .filter(|(_, t)| **t <= now)
                 .map(|(n, _)| n.clone())
                 .collect();
+            // A daemon with runs in hand lets idle ones claim first: the firings spread.
+            if !due.is_empty() {
+                let load = (self.running() + self.queue_depth()).min(3) as u64;
+                if load > 0 {
+                    tokio::time::sleep(Duration::from_millis(250 * load)).await;
+                }
+            }
             for name in due {
                 let d = &drills[&name];
+                let scheduled_for = next.get(&name).copied();
+                // Each firing runs once, whichever daemon (sharing the catalog) claims it.
+                let claimed = match (scheduled_for, self.leases.in_touch()) {
+                    (Some(at), true) => self
+                        .catalog
+                        .claim_firing(&name, at, self.leases.id())
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(drill = %name, "cannot claim the firing of {at}: {e}");
+                            false
+                        }),
+                    _ => {
+                        tracing::warn!(drill = %name, "out of touch with the catalog: the firing is left to the other daemons");
+                        false
+                    }
+                };
+                if !claimed {
+                    if let Some(s) = &d.schedule.cron {
+                        next.insert(name.clone(), next_firing(&name, s, now));
+                    }
+                    continue;
+                }
                 let opts = RunOptions {
                     artifact: None,
-                    scheduled_for: next.get(&name).copied(),
+                    scheduled_for,
                     ..Default::default()
                 };
                 let opts = if d.schedule.random_artifact {
@@ -688,7 +771,7 @@ impl Daemon {
                 } else {
                     opts
                 };
-                match self.start_run(&name, opts, "schedule") {
+                match self.start_run(&name, opts, "schedule").await {
                     Ok(_) => {}
                     Err(StartError::AlreadyRunning { run_id, .. }) => {
                         tracing::warn!(drill = %name, "schedule fired while {run_id} still runs; skipped (drills never overlap)")
@@ -696,11 +779,7 @@ impl Daemon {
                     Err(e) => tracing::warn!(drill = %name, "scheduled run not started: {e:?}"),
                 }
                 if let Some(s) = &d.schedule.cron {
-                    next.insert(
-                        name.clone(),
-                        s.next_with_jitter(now, rand::random::<f64>())
-                            .unwrap_or(jiff::Timestamp::MAX),
-                    );
+                    next.insert(name.clone(), next_firing(&name, s, now));
                 }
             }
             let soonest = next.values().min().copied();
@@ -766,35 +845,103 @@ impl Daemon {
         Ok(())
     }
 
-    /// Start-up housekeeping: runs a dead process left "running" are marked lost and
-    /// paged (a warning: the backup is unproven, not broken), and their sandboxes (and any
-    /// expired one) removed.
+    /// Runs whose owner stopped renewing their lease (a process that died, was killed, or
+    /// was cut off from the catalog and fenced itself) are recorded lost and paged (a
+    /// warning: the backup is unproven, not broken), and their sandboxes removed. Their
+    /// scheduled firings open again, for one daemon to run once more. A run whose owner
+    /// still renews it (a `firedrill run` on the command line, another daemon) is never
+    /// touched. With `leftovers`, sandboxes past their deadline are removed too.
     pub async fn recover(
         &self,
         backend: &dyn crate::sandbox::SandboxBackend,
+        leftovers: bool,
     ) -> Result<Vec<String>> {
-        let lost = self.catalog.mark_lost().await?;
+        let lost = self.catalog.reap_expired(jiff::Timestamp::now()).await?;
         let mut ids = Vec::new();
-        for r in &lost {
+        for l in &lost {
+            let r = &l.run;
             if let Err(e) = backend.destroy(&r.run_id).await {
                 tracing::error!(run = %r.run_id, "removing the sandbox of a lost run: {e}");
             }
+            let by = l.owner.as_deref().unwrap_or("firedrill");
+            let again = match l.firing {
+                Some((_, true)) => "; its scheduled firing runs again on a daemon that is up",
+                Some((_, false)) => "; its scheduled firing was already run again once, and is not run a third time",
+                None => "",
+            };
+            tracing::warn!(drill = %r.drill, run = %r.run_id, "run lost with {by}{again}");
             let report = synthetic_report(
                 &r.drill,
                 &r.run_id,
                 ErrorKind::Lost,
-                format!("run {} of drill {} was lost: firedrill stopped while it ran (crash, kill or power loss)", r.run_id, r.drill),
-                "the run was marked lost and its sandbox removed; the next scheduled run will tell whether the backup is good",
+                format!("run {} of drill {} was lost: {by} stopped while it ran (crash, kill, power loss, or cut off from the catalog){again}", r.run_id, r.drill),
+                "the run was marked lost and its sandbox removed; the next run will tell whether the backup is good",
             );
             notify::on_run_finished(self.catalog.as_ref(), &self.config.notify, &report).await?;
             ids.push(r.run_id.clone());
         }
-        match backend.reap(jiff::Timestamp::now(), false).await {
-            Ok(reaped) => ids.extend(reaped),
-            Err(e) => tracing::warn!("reaping leftover sandboxes: {e}"),
+        if leftovers {
+            match backend.reap(jiff::Timestamp::now(), false).await {
+                Ok(reaped) => ids.extend(reaped),
+                Err(e) => tracing::warn!("reaping leftover sandboxes: {e}"),
+            }
         }
-        let _ = self.deliver().await;
+        if !ids.is_empty() {
+            let _ = self.deliver().await;
+        }
         Ok(ids)
+    }
+
+    /// Every `daemon.poll`: runs lost with their process are recovered, and firings
+    /// nobody runs (handed over at a shutdown, or left by a daemon that died) are claimed
+    /// while this daemon has room. A daemon cut off from the catalog claims nothing.
+    pub async fn cluster_loop(self: Arc<Self>, backend: Arc<dyn crate::sandbox::SandboxBackend>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.stopped() => return,
+                _ = tokio::time::sleep(self.config.daemon.poll) => {}
+            }
+            if !self.leases.in_touch() {
+                continue;
+            }
+            if let Err(e) = self.recover(backend.as_ref(), false).await {
+                tracing::warn!("recovering lost runs: {e}");
+            }
+            if let Err(e) = self.claim_open_firings().await {
+                tracing::warn!("claiming open firings: {e}");
+            }
+        }
+    }
+
+    /// Claims open firings of this daemon's drills while it has a free permit.
+    async fn claim_open_firings(self: &Arc<Self>) -> Result<()> {
+        loop {
+            if self.shutdown.is_stopped() || self.permits.available_permits() <= self.queue_depth() {
+                return Ok(());
+            }
+            let idle: Vec<String> = {
+                let active = self.active.lock().expect("active lock");
+                self.drills()
+                    .keys()
+                    .filter(|n| !active.contains_key(*n))
+                    .cloned()
+                    .collect()
+            };
+            let Some(f) = self.catalog.claim_open_firing(&idle, self.leases.id()).await? else {
+                return Ok(());
+            };
+            tracing::info!(drill = %f.drill, "claimed the firing of {} (attempt {})", f.scheduled_for, f.attempt);
+            let opts = RunOptions {
+                scheduled_for: Some(f.scheduled_for),
+                ..Default::default()
+            };
+            match self.start_run(&f.drill, opts, "schedule").await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(drill = %f.drill, "the firing of {} was not run: {e:?}", f.scheduled_for);
+                }
+            }
+        }
     }
 
     /// Delivers the outbox every 30 s and checks objectives every minute.
@@ -837,6 +984,18 @@ impl Daemon {
             _ => false,
         }
     }
+}
+
+/// When `drill`'s schedule fires next after `now`: its jitter is drawn from the drill's
+/// name and the firing, so every daemon sharing the catalog computes the same time, and
+/// claims the same firing.
+fn next_firing(drill: &str, s: &crate::schedule::Schedule, now: jiff::Timestamp) -> jiff::Timestamp {
+    let Some(base) = s.next_after(now) else {
+        return jiff::Timestamp::MAX;
+    };
+    let h = xxhash_rust::xxh3::xxh3_64(format!("{drill}@{}", base.as_second()).as_bytes());
+    let random = (h >> 11) as f64 / (1u64 << 53) as f64;
+    s.next_with_jitter(now, random).unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Wall time that moves with tokio's clock (so paused-time tests see cron fire).
@@ -943,7 +1102,14 @@ pub async fn run(
             }
         });
     }
-    match daemon.recover(sandboxes.as_ref()).await {
+    let heartbeat = Stop::new();
+    tokio::spawn(
+        daemon
+            .leases
+            .clone()
+            .keep(daemon.catalog.clone(), heartbeat.clone()),
+    );
+    match daemon.recover(sandboxes.as_ref(), true).await {
         Ok(ids) if !ids.is_empty() => {
             tracing::warn!("recovered: removed sandboxes of {ids:?}")
         }
@@ -969,10 +1135,13 @@ pub async fn run(
     tokio::spawn(daemon.clone().housekeeping_loop(clock));
     tokio::spawn(daemon.clone().digest_loop(clock));
     tokio::spawn(listing::listing_loop(daemon.clone()));
+    tokio::spawn(daemon.clone().cluster_loop(sandboxes));
     let app = router(daemon.clone());
-    serve::serve(listener, app, &daemon.config.daemon, shutdown.clone()).await?;
+    let served = serve::serve(listener, app, &daemon.config.daemon, shutdown.clone()).await;
     daemon.drain().await;
-    Ok(())
+    // The leases are renewed until the runs are over and recorded.
+    heartbeat.stop(StopReason::Shutdown);
+    served
 }
 
 #[cfg(test)]

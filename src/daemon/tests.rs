@@ -126,6 +126,8 @@ fn setup(
         calls: Mutex::new(Vec::new()),
     });
     let d = Daemon::new(config, runner.clone(), Stop::new()).unwrap();
+    // The heartbeat, as `daemon::run` starts it: a daemon claims firings while in touch.
+    tokio::spawn(d.leases.clone().keep(d.catalog.clone(), Stop::new()));
     (d, runner)
 }
 
@@ -210,7 +212,7 @@ async fn a_drill_never_overlaps_itself() {
     assert_eq!(calls[0], t("2026-01-01T00:05:00Z").as_second());
     assert_eq!(calls[1], t("2026-01-01T00:15:00Z").as_second());
     assert!(matches!(
-        d.start_run("slow", RunOptions::default(), "test"),
+        d.start_run("slow", RunOptions::default(), "test").await,
         Err(StartError::AlreadyRunning { .. })
     ));
 }
@@ -225,7 +227,7 @@ async fn the_concurrency_limit_queues_drills_in_order() {
     let clock = Clock::start_at(t("2026-01-01T00:00:00Z"));
     let (d, runner) = setup(dir.path(), 1, Duration::from_secs(120), clock);
     for n in ["a", "b", "c"] {
-        d.start_run(n, RunOptions::default(), "test").unwrap();
+        d.start_run(n, RunOptions::default(), "test").await.unwrap();
     }
     advance(Duration::from_secs(1)).await;
     assert_eq!(runner.calls().len(), 1);
@@ -306,7 +308,7 @@ async fn an_alertmanager_webhook_starts_the_labelled_drill_once_per_interval() {
             ]}"#,
     )
     .unwrap();
-    let (started, skipped) = d.alert_hook(&payload);
+    let (started, skipped) = d.alert_hook(&payload).await;
     assert_eq!(started.len(), 1);
     assert_eq!(started[0].0, "db1");
     assert_eq!(
@@ -315,7 +317,7 @@ async fn an_alertmanager_webhook_starts_the_labelled_drill_once_per_interval() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(runner.calls().len(), 1);
-    let (again, skipped) = d.alert_hook(&payload);
+    let (again, skipped) = d.alert_hook(&payload).await;
     assert!(again.is_empty());
     assert!(skipped[0].1.contains("hook_interval"));
 }
@@ -334,7 +336,7 @@ async fn hook_bookkeeping_and_finished_runs_stay_bounded() {
             labels: BTreeMap::from([("firedrill_drill".to_string(), format!("made-up-{i}"))]),
         })
         .collect();
-    let (started, skipped) = d.alert_hook(&AlertmanagerWebhook { alerts });
+    let (started, skipped) = d.alert_hook(&AlertmanagerWebhook { alerts }).await;
     assert!(started.is_empty());
     assert_eq!(skipped.len(), 100_000);
     assert!(
@@ -343,7 +345,7 @@ async fn hook_bookkeeping_and_finished_runs_stay_bounded() {
     );
 
     // A run finishes; a day later the daemon forgets it (the catalog keeps it).
-    let id = d.start_run("db1", RunOptions::default(), "test").unwrap();
+    let id = d.start_run("db1", RunOptions::default(), "test").await.unwrap();
     for _ in 0..200 {
         if d.run_view(&id).is_some_and(|v| v.3.is_some()) {
             break;

@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// When the schedule fired for this run (scheduled runs only): the report keeps it,
     /// so lateness behind the concurrency limit shows.
     pub scheduled_for: Option<jiff::Timestamp>,
+    /// The run was already claimed in the catalog ([`crate::Runner::claim`]) by the one
+    /// starting it.
+    pub claimed: bool,
 }
 
 /// The things a run talks to.

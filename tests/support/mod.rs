@@ -385,6 +385,7 @@ pub fn bare_runner(connector: impl firedrill::Connector) -> firedrill::Runner {
         catalog: None,
         reports: None,
         pager: None,
+        leases: None,
     }
 }
 
