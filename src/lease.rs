@@ -126,9 +126,11 @@ impl Leases {
     pub async fn renew_once(&self, catalog: &dyn Catalog) {
         let sent = Instant::now();
         let until = self.until();
-        let renewed =
-            tokio::time::timeout(self.settings.heartbeat, catalog.renew_leases(&self.id, until))
-                .await;
+        let renewed = tokio::time::timeout(
+            self.settings.heartbeat,
+            catalog.renew_leases(&self.id, until),
+        )
+        .await;
         match renewed {
             Ok(Ok(held)) => {
                 *self.renewed.lock().expect("leases lock") = sent;

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use crate::cancel::Stop;
 use crate::catalog::{ArtifactRecord, Catalog, Holder, Owner, RunClaim, RunRecord};
-use crate::lease::Leases;
 use crate::config::Drill;
 use crate::drill::{self, new_run_id, Connector, RunOptions};
 use crate::evidence::ReportWriter;
+use crate::lease::Leases;
 use crate::notify::{Paged, Pager};
 use crate::report::RunReport;
 use crate::stage::Progress;
@@ -133,9 +133,8 @@ impl Runner {
     ) -> Ran {
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
         if !opts.claimed {
-            if let Err(Refusal::Held(h)) = self
-                .claim(drill, &run_id, opts.scheduled_for, stop)
-                .await
+            if let Err(Refusal::Held(h)) =
+                self.claim(drill, &run_id, opts.scheduled_for, stop).await
             {
                 let e = Refusal::Held(h.clone()).error(&drill.name);
                 let mut report = RunReport::empty(&drill.name, &run_id, jiff::Timestamp::now());
@@ -210,10 +209,11 @@ impl Runner {
     ) -> Ran {
         let run_id = run_id.to_string();
         // The drill's past runs: this one, claimed already, is not among them.
-        let history = self
-            .history(drill)
-            .await
-            .map(|h| h.into_iter().filter(|r| r.run_id != run_id).collect::<Vec<_>>());
+        let history = self.history(drill).await.map(|h| {
+            h.into_iter()
+                .filter(|r| r.run_id != run_id)
+                .collect::<Vec<_>>()
+        });
         self.sweep_orphans(drill).await;
         let parts = self.connector.connect(drill);
         let done = drill::run(

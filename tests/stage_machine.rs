@@ -454,7 +454,10 @@ async fn every_stage_and_failure_through_the_daemon() {
     for (stage, case, e) in table() {
         let n = name(stage, case);
         world.script(&n, script(stage, case));
-        let id = d.start_run(&n, RunOptions::default(), "test").await.unwrap();
+        let id = d
+            .start_run(&n, RunOptions::default(), "test")
+            .await
+            .unwrap();
         ids.insert(n, (stage, case, e, id));
     }
     let cancel = {

@@ -40,15 +40,25 @@ pub async fn leases(c: &dyn Catalog, tag: &str) {
         .await
         .unwrap()
         .expect("a live run holds its drill");
-    assert_eq!((held.run_id.as_str(), held.owner.as_str()), (a.as_str(), "cli@h:1/1"));
-    assert!(c.run(&b).await.unwrap().is_none(), "the refused run is not recorded");
+    assert_eq!(
+        (held.run_id.as_str(), held.owner.as_str()),
+        (a.as_str(), "cli@h:1/1")
+    );
+    assert!(
+        c.run(&b).await.unwrap().is_none(),
+        "the refused run is not recorded"
+    );
     // A daemon starting now reaps nothing of the live CLI run.
     assert!(c.reap_expired(now).await.unwrap().is_empty());
     assert_eq!(
         c.renew_leases("cli@h:1/1", secs(now, 60)).await.unwrap(),
         vec![a.clone()]
     );
-    assert!(c.renew_leases("daemon@h:2/2", secs(now, 60)).await.unwrap().is_empty());
+    assert!(c
+        .renew_leases("daemon@h:2/2", secs(now, 60))
+        .await
+        .unwrap()
+        .is_empty());
     // Its owner stopped renewing: two minutes on, it is lost.
     let lost = c.reap_expired(secs(now, 120)).await.unwrap();
     assert_eq!(lost.len(), 1);
@@ -59,11 +69,20 @@ pub async fn leases(c: &dyn Catalog, tag: &str) {
     assert_eq!(rec.status, RunStatus::Lost);
     assert!(rec.error.unwrap().contains("cli@h:1/1"));
     assert!(
-        c.renew_leases("cli@h:1/1", secs(now, 180)).await.unwrap().is_empty(),
+        c.renew_leases("cli@h:1/1", secs(now, 180))
+            .await
+            .unwrap()
+            .is_empty(),
         "a run taken from its owner is not renewed: the owner learns to stop it"
     );
-    assert!(c.reap_expired(secs(now, 120)).await.unwrap().is_empty(), "reaped once");
-    let latest = c.latest_runs(std::slice::from_ref(&d), false).await.unwrap();
+    assert!(
+        c.reap_expired(secs(now, 120)).await.unwrap().is_empty(),
+        "reaped once"
+    );
+    let latest = c
+        .latest_runs(std::slice::from_ref(&d), false)
+        .await
+        .unwrap();
     assert_eq!(latest[&d].finished.as_ref().unwrap().run_id, a);
     assert_eq!(
         c.claim_run(&claim(&d, &b, "daemon@h:2/2", secs(now, 121), 60))
@@ -87,30 +106,63 @@ pub async fn firings(c: &dyn Catalog, tag: &str) {
     let mut cl = claim(&d, &format!("{tag}-r1"), "daemon@a:1/1", now, 5);
     cl.firing = Some(t);
     assert_eq!(c.claim_run(&cl).await.unwrap(), None);
-    assert!(c.claim_open_firing(std::slice::from_ref(&d), "daemon@b:2/2").await.unwrap().is_none());
+    assert!(c
+        .claim_open_firing(std::slice::from_ref(&d), "daemon@b:2/2")
+        .await
+        .unwrap()
+        .is_none());
     let lost = c.reap_expired(secs(now, 10)).await.unwrap();
     assert_eq!(lost.len(), 1);
-    assert_eq!(lost[0].firing, Some((t, true)), "opened again for a survivor");
-    assert!(c.claim_open_firing(std::slice::from_ref(&other), "daemon@b:2/2").await.unwrap().is_none());
+    assert_eq!(
+        lost[0].firing,
+        Some((t, true)),
+        "opened again for a survivor"
+    );
+    assert!(c
+        .claim_open_firing(std::slice::from_ref(&other), "daemon@b:2/2")
+        .await
+        .unwrap()
+        .is_none());
     let open = c
         .claim_open_firing(&[other.clone(), d.clone()], "daemon@b:2/2")
         .await
         .unwrap()
         .expect("the lost firing is open");
-    assert_eq!((open.drill.as_str(), open.scheduled_for, open.attempt), (d.as_str(), t, 2));
-    assert!(c.claim_open_firing(std::slice::from_ref(&d), "daemon@c:3/3").await.unwrap().is_none(), "claimed once");
+    assert_eq!(
+        (open.drill.as_str(), open.scheduled_for, open.attempt),
+        (d.as_str(), t, 2)
+    );
+    assert!(
+        c.claim_open_firing(std::slice::from_ref(&d), "daemon@c:3/3")
+            .await
+            .unwrap()
+            .is_none(),
+        "claimed once"
+    );
     let mut cl = claim(&d, &format!("{tag}-r2"), "daemon@b:2/2", secs(now, 10), 5);
     cl.firing = Some(t);
     assert_eq!(c.claim_run(&cl).await.unwrap(), None);
     let lost = c.reap_expired(secs(now, 20)).await.unwrap();
-    assert_eq!(lost[0].firing, Some((t, false)), "a firing is run again once, not twice");
-    assert!(c.claim_open_firing(std::slice::from_ref(&d), "daemon@c:3/3").await.unwrap().is_none());
+    assert_eq!(
+        lost[0].firing,
+        Some((t, false)),
+        "a firing is run again once, not twice"
+    );
+    assert!(c
+        .claim_open_firing(std::slice::from_ref(&d), "daemon@c:3/3")
+        .await
+        .unwrap()
+        .is_none());
 
     // A rolling restart hands a firing over: the survivor's claim is its first attempt.
     let t2 = secs(t, 60);
     assert!(c.claim_firing(&d, t2, "daemon@a:1/1").await.unwrap());
     c.reopen_firing(&d, t2).await.unwrap();
-    let open = c.claim_open_firing(std::slice::from_ref(&d), "daemon@b:2/2").await.unwrap().unwrap();
+    let open = c
+        .claim_open_firing(std::slice::from_ref(&d), "daemon@b:2/2")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((open.scheduled_for, open.attempt), (t2, 1));
 }
 
@@ -121,7 +173,11 @@ pub async fn racing_claims(c: Arc<dyn Catalog>, tag: &str) {
     let tasks: Vec<_> = (0..12)
         .map(|i| {
             let (c, d) = (c.clone(), d.clone());
-            tokio::spawn(async move { c.claim_firing(&d, t, &format!("daemon@h:{i}/1")).await.unwrap() })
+            tokio::spawn(async move {
+                c.claim_firing(&d, t, &format!("daemon@h:{i}/1"))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut won = 0;
@@ -134,7 +190,9 @@ pub async fn racing_claims(c: Arc<dyn Catalog>, tag: &str) {
         .map(|i| {
             let (c, d) = (c.clone(), d.clone());
             tokio::spawn(async move {
-                c.claim_open_firing(&[d], &format!("daemon@h:{i}/1")).await.unwrap()
+                c.claim_open_firing(&[d], &format!("daemon@h:{i}/1"))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -150,7 +208,9 @@ pub async fn racing_claims(c: Arc<dyn Catalog>, tag: &str) {
             let (c, d) = (c.clone(), d.clone());
             let run = format!("{d}-run{i}");
             tokio::spawn(async move {
-                c.claim_run(&claim(&d, &run, &format!("cli@h:{i}/1"), now, 60)).await.unwrap()
+                c.claim_run(&claim(&d, &run, &format!("cli@h:{i}/1"), now, 60))
+                    .await
+                    .unwrap()
             })
         })
         .collect();

@@ -8,6 +8,7 @@
 
 #[doc(hidden)]
 pub mod conformance;
+mod postgres;
 mod spool;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use crate::report::RunReport;
 pub use crate::status::Verified;
 use crate::status::{OutboxState, PageKind, RunStatus, Severity, Stage};
 
+pub use postgres::{PgCatalog, PgLocation};
 pub use sqlite::{catalog_damage, Salvage, SqliteCatalog};
 
 /// One stored artifact, as the catalog knows it.
@@ -293,6 +295,70 @@ pub fn lost_message(owner: Option<&str>) -> String {
     }
 }
 
+/// Whether `catalog` names a shared PostgreSQL catalog (`postgres://…`) rather than an
+/// SQLite file.
+pub fn is_postgres(catalog: &std::path::Path) -> bool {
+    let s = catalog.to_string_lossy();
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// firedrill's own state directory on this host: the system's for root, else the user's.
+pub fn state_dir() -> std::path::PathBuf {
+    if rustix::process::geteuid().is_root() {
+        std::path::PathBuf::from("/var/lib/firedrill")
+    } else {
+        std::env::var_os("XDG_STATE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
+            })
+            .unwrap_or_else(|| std::path::PathBuf::from("."))
+            .join("firedrill")
+    }
+}
+
+/// The directory of this host's files that go with the catalog (reports, the spool): the
+/// SQLite file's own directory, or for a PostgreSQL catalog the state directory.
+pub fn local_dir(catalog: &std::path::Path) -> std::path::PathBuf {
+    if is_postgres(catalog) {
+        state_dir()
+    } else {
+        catalog
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    }
+}
+
+/// Opens the catalog `catalog` names: an SQLite file, or a PostgreSQL URL whose password
+/// (`catalog_password`) and CA (`catalog_ca`) the main config gives.
+pub async fn open(
+    catalog: &std::path::Path,
+    config: &crate::config::MainConfig,
+) -> Result<std::sync::Arc<dyn Catalog>> {
+    if !is_postgres(catalog) {
+        return Ok(std::sync::Arc::new(SqliteCatalog::open(catalog)?));
+    }
+    let url = catalog.to_string_lossy().into_owned();
+    let password = config
+        .catalog_password
+        .as_ref()
+        .map(|s| s.load(&config.base_dir))
+        .transpose()
+        .map_err(|e| e.context("catalog_password"))?;
+    let tag = {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
+    };
+    let spool = state_dir().join(format!("catalog-{tag}"));
+    let loc = PgLocation {
+        url,
+        password,
+        ca: config.catalog_ca.clone(),
+    };
+    Ok(std::sync::Arc::new(PgCatalog::connect(&loc, &spool).await?))
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     /// Applies a run's [`PagePlan`] atomically: its notifications (those already
@@ -336,6 +402,15 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> Result<i64>;
     /// Pending notifications whose next attempt is due.
     async fn due(&self, now: jiff::Timestamp, limit: usize) -> Result<Vec<OutboxItem>>;
+    /// Takes the first pending notification due by `due_by` after id `after`, for this
+    /// process to send: it is not due again (for anyone sharing the catalog) before
+    /// `hold_until`, unless marked first. Several senders never send one page twice.
+    async fn claim_due(
+        &self,
+        due_by: jiff::Timestamp,
+        after: i64,
+        hold_until: jiff::Timestamp,
+    ) -> Result<Option<OutboxItem>>;
     async fn mark_sent(&self, id: i64) -> Result<()>;
     async fn mark_retry(
         &self,
@@ -370,11 +445,8 @@ pub trait Catalog: Send + Sync + 'static {
     /// Hands a claimed firing back, for another daemon to run (this one shuts down).
     async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()>;
     /// Claims one open firing of one of `drills` for `owner`, if there is one.
-    async fn claim_open_firing(
-        &self,
-        drills: &[String],
-        owner: &str,
-    ) -> Result<Option<OpenFiring>>;
+    async fn claim_open_firing(&self, drills: &[String], owner: &str)
+        -> Result<Option<OpenFiring>>;
     /// Records a finished run and, when it drilled an artifact, that artifact's verdict.
     async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()>;
     /// Adds or replaces an artifact (keeps its verification state when it exists).

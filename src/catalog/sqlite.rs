@@ -180,7 +180,6 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-
 pub struct SqliteCatalog {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
@@ -777,6 +776,28 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn claim_due(
+        &self,
+        due_by: jiff::Timestamp,
+        after: i64,
+        hold_until: jiff::Timestamp,
+    ) -> Result<Option<OutboxItem>> {
+        self.with(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE outbox SET next_attempt_at = ?3 WHERE id = (
+                       SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 AND id > ?2
+                       ORDER BY id LIMIT 1)
+                     RETURNING {OUTBOX_COLS}"
+                ),
+                params![due_by.to_string(), after, hold_until.to_string()],
+                outbox_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn mark_sent(&self, id: i64) -> Result<()> {
         self.with(move |c| {
             c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id])
@@ -1219,7 +1240,9 @@ mod tests {
             run_id: run.into(),
             owner: "test@h:1/1".into(),
             at,
-            lease_until: at.checked_add(jiff::SignedDuration::from_hours(24)).unwrap(),
+            lease_until: at
+                .checked_add(jiff::SignedDuration::from_hours(24))
+                .unwrap(),
             firing: None,
         };
         assert_eq!(c.claim_run(&claim).await.unwrap(), None);
@@ -1319,7 +1342,11 @@ mod tests {
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].owner, None);
         assert_eq!(c.run("r9").await.unwrap().unwrap().status, RunStatus::Lost);
-        assert!(c.reap_expired(jiff::Timestamp::now()).await.unwrap().is_empty());
+        assert!(c
+            .reap_expired(jiff::Timestamp::now())
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     /// A catalog written before run states were types: its `aborted` rows get the status

@@ -27,8 +27,8 @@ pub(super) async fn list(catalog: &Path, dir: &Path, json: bool) -> u8 {
         }
     };
     // Listing must not create a catalog where there was none.
-    let c = if catalog.exists() {
-        match SqliteCatalog::open(catalog) {
+    let c = if catalog.exists() || firedrill::catalog::is_postgres(catalog) {
+        match super::try_open_catalog(catalog).await {
             Ok(c) => Some(c),
             Err(e) => {
                 errln!("warning: no run history: {e}");
@@ -169,7 +169,7 @@ fn unknown_drill(name: &str, dir: &Path, what: &str) -> Option<u8> {
 /// The stored artifacts the catalog knows, newest first (as `history` lists runs), with
 /// size, age and verification state.
 pub(super) async fn artifacts(catalog: &Path, drill: Option<&str>, dir: &Path, json: bool) -> u8 {
-    let c = match open_catalog(catalog) {
+    let c = match open_catalog(catalog).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -230,7 +230,7 @@ pub(super) async fn history(
     limit: usize,
     json: bool,
 ) -> u8 {
-    let c = match open_catalog(catalog) {
+    let c = match open_catalog(catalog).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -300,10 +300,10 @@ pub(super) async fn prune(
         Ok(d) => d,
         Err(code) => return code,
     };
-    let c = SqliteCatalog::open(catalog).ok();
+    let c = super::try_open_catalog(catalog).await.ok();
     let mut reports = Vec::new();
     for d in &drills {
-        match firedrill::inventory::prune(c.as_ref().map(|c| c as &dyn Catalog), d, dry_run).await {
+        match firedrill::inventory::prune(c.as_deref(), d, dry_run).await {
             Ok(r) => reports.push(r),
             Err(e) => {
                 errln!("error: drill {}: {e}", d.name);
@@ -383,12 +383,13 @@ pub(super) async fn rebuild(catalog: &Path, dir: &Path, json: bool) -> u8 {
     // A damaged file is set aside (never deleted) and what can be read of it kept.
     let mut set_aside = serde_json::Value::Null;
     let c = match firedrill::catalog::catalog_damage(catalog) {
-        None => match open_catalog(catalog) {
+        None => match open_catalog(catalog).await {
             Ok(c) => c,
             Err(code) => return code,
         },
         Some(why) => match SqliteCatalog::set_aside_and_salvage(catalog) {
             Ok((c, salvage)) => {
+                let c: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(c);
                 let kept: Vec<String> = salvage
                     .salvaged
                     .iter()
@@ -523,7 +524,7 @@ pub(super) async fn rebuild(catalog: &Path, dir: &Path, json: bool) -> u8 {
 
 /// Accepts a run that failed only its anomaly guards: the baseline of later runs.
 pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path, json: bool) -> u8 {
-    let c = match open_catalog(catalog) {
+    let c = match open_catalog(catalog).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -539,7 +540,7 @@ pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path, json: bool) ->
         }
     };
     let drill = load_drill(&drill_path(&drill_name, dir)).ok();
-    match firedrill::inventory::accept_run(&c, run, drill.as_ref()).await {
+    match firedrill::inventory::accept_run(c.as_ref(), run, drill.as_ref()).await {
         Ok(r) if json => {
             let accepted = serde_json::json!({
                 "run_id": r.run_id,
@@ -627,16 +628,17 @@ pub(super) async fn snapshots(catalog: &Path, drill: &str, dir: &Path, json: boo
         }
     };
     snaps.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
-    let known: HashMap<String, firedrill::catalog::ArtifactRecord> = match open_catalog(catalog) {
-        Ok(c) => c
-            .artifacts(Some(&drill.name))
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| (a.run_id.clone(), a))
-            .collect(),
-        Err(_) => HashMap::new(),
-    };
+    let known: HashMap<String, firedrill::catalog::ArtifactRecord> =
+        match open_catalog(catalog).await {
+            Ok(c) => c
+                .artifacts(Some(&drill.name))
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.run_id.clone(), a))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
     let last_verified = known
         .values()
         .filter(|a| a.verified == firedrill::status::Verified::Yes)

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use firedrill::catalog::SqliteCatalog;
 use firedrill::config::{load_main_config, MainConfig};
 use firedrill::RunOptions;
 
@@ -509,6 +508,7 @@ async fn dispatch(cli: Cli) -> u8 {
         .clone()
         .or_else(|| config.catalog.clone())
         .unwrap_or_else(default_catalog);
+    let _ = CATALOG_CONFIG.set(config.clone());
     match cli.command {
         Command::Run {
             drill,
@@ -520,7 +520,7 @@ async fn dispatch(cli: Cli) -> u8 {
             random,
             report_dir,
         } => {
-            let runner = match run::runner(&config, &catalog_path, report_dir.as_deref()) {
+            let runner = match run::runner(&config, &catalog_path, report_dir.as_deref()).await {
                 Ok(r) => r,
                 Err(code) => return code,
             };
@@ -709,9 +709,21 @@ fn default_catalog() -> PathBuf {
     }
 }
 
-/// The catalog at `path`, or the exit code after saying why it cannot be opened.
-fn open_catalog(path: &Path) -> Result<SqliteCatalog, u8> {
-    SqliteCatalog::open(path).map_err(|e| {
+/// The main config's catalog settings (its password and CA), for [`open_catalog`].
+static CATALOG_CONFIG: std::sync::OnceLock<MainConfig> = std::sync::OnceLock::new();
+
+/// The catalog at `path`: an SQLite file, or a PostgreSQL URL with the main config's
+/// password.
+async fn try_open_catalog(
+    path: &Path,
+) -> firedrill::error::Result<std::sync::Arc<dyn firedrill::catalog::Catalog>> {
+    let config = CATALOG_CONFIG.get_or_init(MainConfig::default);
+    firedrill::catalog::open(path, config).await
+}
+
+/// [`try_open_catalog`], or the exit code after saying why it cannot be opened.
+async fn open_catalog(path: &Path) -> Result<std::sync::Arc<dyn firedrill::catalog::Catalog>, u8> {
+    try_open_catalog(path).await.map_err(|e| {
         errln!("error: {e}");
         2
     })

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use firedrill::catalog::Catalog;
 use firedrill::config::MainConfig;
 use firedrill::notify::Notifier;
 
@@ -108,12 +107,12 @@ async fn digest(
             ),
         }
     }
-    let c = match open_catalog(catalog) {
+    let c = match open_catalog(catalog).await {
         Ok(c) => c,
         Err(code) => return code,
     };
     let digest = match firedrill::notify::Digest::build(
-        &c,
+        c.as_ref(),
         drills.values(),
         spec,
         None,
@@ -196,14 +195,14 @@ async fn flush(
     notifiers: &[Arc<dyn Notifier>],
     now: bool,
 ) -> u8 {
-    let c = match open_catalog(catalog) {
+    let c = match open_catalog(catalog).await {
         Ok(c) => c,
         Err(code) => return code,
     };
     let delivered = if now {
-        firedrill::notify::deliver_all_pending(&c, &config.notify, notifiers).await
+        firedrill::notify::deliver_all_pending(c.as_ref(), &config.notify, notifiers).await
     } else {
-        firedrill::notify::deliver_due(&c, &config.notify, notifiers).await
+        firedrill::notify::deliver_due(c.as_ref(), &config.notify, notifiers).await
     };
     match delivered {
         Ok(d) => {
@@ -228,7 +227,7 @@ async fn flush(
 
 /// The newest `limit` notifications of the outbox, whatever their state.
 async fn outbox(catalog: &Path, limit: usize, json: bool) -> u8 {
-    let c = match open_catalog(catalog) {
+    let c = match open_catalog(catalog).await {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use firedrill::catalog::{Catalog, SqliteCatalog};
 use firedrill::config::MainConfig;
 use firedrill::report::render_human_in;
 use firedrill::{RunOptions, Runner, Stop, StopReason};
@@ -17,7 +16,7 @@ use super::{drill_path, load_named};
 /// The runner of `run`: the catalog, report writer and pager of the main config. Without
 /// a catalog the drill still runs (with a warning); without its reports or pager it does
 /// not.
-pub(super) fn runner(
+pub(super) async fn runner(
     config: &MainConfig,
     catalog_path: &Path,
     report_dir: Option<&Path>,
@@ -25,8 +24,8 @@ pub(super) fn runner(
     // No catalog, no history: the anomaly guards would have nothing to compare with,
     // and the run and its pages nowhere to go. A damaged or unwritable catalog is said,
     // not worked around.
-    let catalog = match SqliteCatalog::open(catalog_path) {
-        Ok(c) => Some(Arc::new(c) as Arc<dyn Catalog>),
+    let catalog = match super::try_open_catalog(catalog_path).await {
+        Ok(c) => Some(c),
         Err(e) => {
             errln!("error: {e}");
             return Err(2);

@@ -11,8 +11,15 @@ use super::{Problem, Problems};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MainConfigFile {
-    /// The SQLite catalog (default: /var/lib/firedrill/catalog.db as root).
+    /// The catalog: an SQLite file (default: /var/lib/firedrill/catalog.db as root), or a
+    /// PostgreSQL database shared by several daemons, `postgres://user@host:5432/db`
+    /// (`?sslmode=require` for TLS; the password in `catalog_password`, never the URL).
     pub catalog: Option<PathBuf>,
+    /// The PostgreSQL catalog's password: `{ env = "VAR" }` or `{ file = "/path" }`.
+    pub catalog_password: Option<crate::secret::SecretRef>,
+    /// CA certificates (PEM) the PostgreSQL catalog server's certificate must chain to,
+    /// besides the system's.
+    pub catalog_ca: Option<PathBuf>,
     /// Where the drill files are (default: `drills` beside this file).
     pub drills_dir: Option<PathBuf>,
     #[serde(default)]
@@ -153,6 +160,8 @@ pub struct MainConfig {
     pub file: Option<PathBuf>,
     pub base_dir: PathBuf,
     pub catalog: Option<PathBuf>,
+    pub catalog_password: Option<crate::secret::SecretSource>,
+    pub catalog_ca: Option<PathBuf>,
     pub drills_dir: Option<PathBuf>,
     pub notify: NotifySpec,
     pub daemon: DaemonSettings,
@@ -167,7 +176,7 @@ impl MainConfig {
     pub fn reports_dir(&self, catalog: Option<&Path>, dir: Option<&Path>) -> Option<PathBuf> {
         dir.map(Path::to_path_buf)
             .or_else(|| self.reports_dir.clone())
-            .or_else(|| catalog.and_then(|c| c.parent()).map(|p| p.join("reports")))
+            .or_else(|| catalog.map(|c| crate::catalog::local_dir(c).join("reports")))
     }
 
     /// The key that signs reports, read now (`[evidence].signing_key`).
@@ -251,6 +260,47 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
             })
             .ok()
     });
+    let catalog_password = raw.catalog_password.as_ref().and_then(|t| {
+        t.validate()
+            .map_err(|m| {
+                problems.push(problem(
+                    "catalog_password",
+                    m,
+                    "the password is never inline: { env = \"VAR\" } or { file = \"/path\" }",
+                ))
+            })
+            .ok()
+    });
+    if let Some(c) = &raw.catalog {
+        let url = c.to_string_lossy();
+        if crate::catalog::is_postgres(c) {
+            if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                problems.push(problem(
+                    "catalog",
+                    format!("not a PostgreSQL URL: {e}"),
+                    "write postgres://user@host:5432/database (add ?sslmode=require for TLS)",
+                ));
+            } else if url
+                .parse::<tokio_postgres::Config>()
+                .is_ok_and(|c| c.get_password().is_some())
+            {
+                problems.push(problem(
+                    "catalog",
+                    "the URL holds a password".into(),
+                    "remove it from the URL and give catalog_password = { env = \"VAR\" } or { file = \"/path\" }",
+                ));
+            }
+        } else if url.contains("://") {
+            problems.push(problem(
+                "catalog",
+                format!(
+                    "`{}` is neither a file nor a postgres:// URL",
+                    crate::secret::redact_url(&url)
+                ),
+                "give an SQLite file's path, or postgres://user@host:5432/database",
+            ));
+        }
+    }
     let signing_key = raw.evidence.signing_key.as_ref().and_then(|t| {
         t.validate()
             .map_err(|m| {
@@ -377,7 +427,15 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
     Ok(MainConfig {
         file: Some(path.to_path_buf()),
-        catalog: raw.catalog.map(resolve),
+        catalog: raw.catalog.map(|c| {
+            if crate::catalog::is_postgres(&c) {
+                c
+            } else {
+                resolve(c)
+            }
+        }),
+        catalog_password,
+        catalog_ca: raw.catalog_ca.map(resolve),
         drills_dir: raw.drills_dir.map(resolve),
         reports_dir: raw.reports_dir.map(resolve),
         base_dir,

@@ -27,9 +27,9 @@ use crate::catalog::{Catalog, SqliteCatalog};
 use crate::config::{load_drill, Drill, MainConfig, Problems};
 use crate::drill::{new_run_id, Connector, RunOptions};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lease::Leases;
 use crate::notify::{self, Pager};
 use crate::report::{ErrorReport, RunReport, StageReport};
-use crate::lease::Leases;
 use crate::runner::{Refusal, Runner};
 use crate::stage::{Progress, StageRun};
 use crate::status::{RunStatus, Stage, Verdict};
@@ -247,15 +247,27 @@ impl Daemon {
         connector: Arc<dyn Connector>,
         shutdown: Stop,
     ) -> Result<Arc<Self>> {
+        let catalog_path = config.catalog.clone().ok_or_else(|| {
+            Error::config("the daemon needs `catalog = \"/path/catalog.db\"` (or a postgres:// URL) in the main config")
+        })?;
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&catalog_path)?);
+        Self::with_catalog(config, connector, shutdown, catalog)
+    }
+
+    /// [`Daemon::new`] on a catalog already open (a PostgreSQL one is opened
+    /// asynchronously, by [`crate::catalog::open`]).
+    pub fn with_catalog(
+        config: MainConfig,
+        connector: Arc<dyn Connector>,
+        shutdown: Stop,
+        catalog: Arc<dyn Catalog>,
+    ) -> Result<Arc<Self>> {
         let drills_dir = config
             .drills_dir
             .clone()
             .unwrap_or_else(|| config.base_dir.join("drills"));
         let drills = load_drills(&drills_dir).map_err(Error::from)?;
-        let catalog_path = config.catalog.clone().ok_or_else(|| {
-            Error::config("the daemon needs `catalog = \"/path/catalog.db\"` in the main config")
-        })?;
-        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&catalog_path)?);
+        let catalog_path = config.catalog.clone().unwrap_or_default();
         let pager = Pager::new(&config.notify, &config.base_dir)?.map(Arc::new);
         let token = config
             .daemon
@@ -644,8 +656,9 @@ impl Daemon {
                     ),
                 };
                 // Daemons sharing the catalog check too: one of them pages, per minute.
-                let minute = jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60))
-                    .unwrap_or(now);
+                let minute =
+                    jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60))
+                        .unwrap_or(now);
                 if !self
                     .catalog
                     .claim_firing(&format!("{name}:max_age"), minute, self.leases.id())
@@ -866,7 +879,9 @@ impl Daemon {
             let by = l.owner.as_deref().unwrap_or("firedrill");
             let again = match l.firing {
                 Some((_, true)) => "; its scheduled firing runs again on a daemon that is up",
-                Some((_, false)) => "; its scheduled firing was already run again once, and is not run a third time",
+                Some((_, false)) => {
+                    "; its scheduled firing was already run again once, and is not run a third time"
+                }
                 None => "",
             };
             tracing::warn!(drill = %r.drill, run = %r.run_id, "run lost with {by}{again}");
@@ -916,7 +931,8 @@ impl Daemon {
     /// Claims open firings of this daemon's drills while it has a free permit.
     async fn claim_open_firings(self: &Arc<Self>) -> Result<()> {
         loop {
-            if self.shutdown.is_stopped() || self.permits.available_permits() <= self.queue_depth() {
+            if self.shutdown.is_stopped() || self.permits.available_permits() <= self.queue_depth()
+            {
                 return Ok(());
             }
             let idle: Vec<String> = {
@@ -927,7 +943,11 @@ impl Daemon {
                     .cloned()
                     .collect()
             };
-            let Some(f) = self.catalog.claim_open_firing(&idle, self.leases.id()).await? else {
+            let Some(f) = self
+                .catalog
+                .claim_open_firing(&idle, self.leases.id())
+                .await?
+            else {
                 return Ok(());
             };
             tracing::info!(drill = %f.drill, "claimed the firing of {} (attempt {})", f.scheduled_for, f.attempt);
@@ -989,13 +1009,18 @@ impl Daemon {
 /// When `drill`'s schedule fires next after `now`: its jitter is drawn from the drill's
 /// name and the firing, so every daemon sharing the catalog computes the same time, and
 /// claims the same firing.
-fn next_firing(drill: &str, s: &crate::schedule::Schedule, now: jiff::Timestamp) -> jiff::Timestamp {
+fn next_firing(
+    drill: &str,
+    s: &crate::schedule::Schedule,
+    now: jiff::Timestamp,
+) -> jiff::Timestamp {
     let Some(base) = s.next_after(now) else {
         return jiff::Timestamp::MAX;
     };
     let h = xxhash_rust::xxh3::xxh3_64(format!("{drill}@{}", base.as_second()).as_bytes());
     let random = (h >> 11) as f64 / (1u64 << 53) as f64;
-    s.next_with_jitter(now, random).unwrap_or(jiff::Timestamp::MAX)
+    s.next_with_jitter(now, random)
+        .unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Wall time that moves with tokio's clock (so paused-time tests see cron fire).
@@ -1087,7 +1112,15 @@ pub async fn run(
 ) -> Result<()> {
     auth::check_auth(&config)?;
     let sandboxes = connector.sandboxes()?;
-    let daemon = Daemon::new(config, connector, shutdown.clone())?;
+    let catalog = match &config.catalog {
+        Some(c) => crate::catalog::open(c, &config).await?,
+        None => {
+            return Err(Error::config(
+                "the daemon needs `catalog = \"/path/catalog.db\"` (or a postgres:// URL) in the main config",
+            ))
+        }
+    };
+    let daemon = Daemon::with_catalog(config, connector, shutdown.clone(), catalog)?;
     {
         let d = daemon.clone();
         tokio::spawn(async move {

@@ -345,7 +345,10 @@ async fn hook_bookkeeping_and_finished_runs_stay_bounded() {
     );
 
     // A run finishes; a day later the daemon forgets it (the catalog keeps it).
-    let id = d.start_run("db1", RunOptions::default(), "test").await.unwrap();
+    let id = d
+        .start_run("db1", RunOptions::default(), "test")
+        .await
+        .unwrap();
     for _ in 0..200 {
         if d.run_view(&id).is_some_and(|v| v.3.is_some()) {
             break;

@@ -510,7 +510,18 @@ async fn deliver(
     now: jiff::Timestamp,
 ) -> Result<Delivery> {
     let mut d = Delivery::default();
-    for item in catalog.due(due_by, 200).await? {
+    // Each notification is claimed before it is sent, one at a time: another process
+    // sharing the catalog (a daemon, a `notify flush`) does not send it too, and one that
+    // dies mid-send leaves it due again once the claim runs out.
+    let hold = now
+        .checked_add(jiff::SignedDuration::from_secs(300))
+        .unwrap_or(now);
+    let mut after = 0;
+    for _ in 0..200 {
+        let Some(item) = catalog.claim_due(due_by, after, hold).await? else {
+            break;
+        };
+        after = item.id;
         let Some(n) = notifiers.iter().find(|n| n.name() == item.channel) else {
             catalog
                 .mark_expired(

@@ -1,0 +1,1074 @@
+//! [`Catalog`] in a PostgreSQL database, shared by several daemons (and the CLI) on
+//! several hosts: `catalog = "postgres://user@host/db"` in the main config, the password
+//! from the environment or a file, never in the URL.
+//!
+//! Every write that must happen once (a firing, a run's claim, an outbox row) is one
+//! statement or one transaction whose conflict PostgreSQL settles: `ON CONFLICT DO
+//! NOTHING`, and `FOR UPDATE SKIP LOCKED` where several processes take rows from one
+//! queue.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::Row;
+
+use super::{
+    ArtifactRecord, Catalog, Holder, Incident, IncidentChange, LatestRuns, LostRun, OpenFiring,
+    OutboxItem, PagePlan, RunClaim, RunRecord, Session, Unrecorded,
+};
+use crate::error::{Error, Result};
+use crate::report::RunReport;
+use crate::status::{OutboxState, PageKind, Verdict};
+
+/// Schema migrations, applied in order under an advisory lock (several daemons may start
+/// at once); `firedrill_schema` records which ran.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE runs (
+        run_id text PRIMARY KEY,
+        drill text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        status text NOT NULL,
+        failed_stage text,
+        error text,
+        artifact text,
+        rto_seconds double precision,
+        encrypted_bytes bigint,
+        report text,
+        accepted_at timestamptz,
+        owner text,
+        lease_until bigint,
+        firing bigint
+    );
+    CREATE INDEX runs_drill ON runs (drill, started_at DESC, run_id DESC);
+    CREATE INDEX runs_running ON runs (drill) WHERE status = 'running';
+    CREATE INDEX runs_owner ON runs (owner) WHERE status = 'running';
+    CREATE TABLE artifacts (
+        drill text NOT NULL,
+        run_id text NOT NULL,
+        created_at timestamptz NOT NULL,
+        engine text NOT NULL,
+        plain_bytes bigint NOT NULL,
+        encrypted_bytes bigint NOT NULL,
+        sha256 text NOT NULL,
+        location text NOT NULL,
+        manifest_key text NOT NULL,
+        verified text NOT NULL DEFAULT 'never',
+        verified_at timestamptz,
+        PRIMARY KEY (drill, run_id)
+    );
+    CREATE TABLE incidents (
+        drill text PRIMARY KEY,
+        opened_at timestamptz NOT NULL,
+        last_paged_at timestamptz NOT NULL,
+        severity text NOT NULL,
+        stage text,
+        run_id text NOT NULL,
+        channels text NOT NULL
+    );
+    CREATE TABLE outbox (
+        id bigserial PRIMARY KEY,
+        channel text NOT NULL,
+        drill text NOT NULL,
+        kind text NOT NULL,
+        payload text NOT NULL,
+        created_at timestamptz NOT NULL,
+        next_attempt_at timestamptz NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        last_error text,
+        state text NOT NULL DEFAULT 'pending',
+        page_id text UNIQUE
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE sessions (
+        id_hash text PRIMARY KEY,
+        token_tag text NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE TABLE digests (
+        scheduled_for bigint PRIMARY KEY,
+        claimed_at timestamptz NOT NULL
+    );
+    CREATE TABLE firings (
+        drill text NOT NULL,
+        scheduled_for bigint NOT NULL,
+        state text NOT NULL,
+        owner text,
+        attempts integer NOT NULL DEFAULT 1,
+        claimed_at timestamptz NOT NULL,
+        PRIMARY KEY (drill, scheduled_for)
+    );
+    CREATE INDEX firings_open ON firings (scheduled_for) WHERE state = 'open';
+    -- moves with every change to finished runs, for other processes to notice
+    CREATE TABLE changes (id integer PRIMARY KEY CHECK (id = 1), runs bigint NOT NULL);
+    INSERT INTO changes VALUES (1, 0);
+"#];
+
+/// Where a PostgreSQL catalog is, as the main config says.
+#[derive(Debug, Clone)]
+pub struct PgLocation {
+    /// `postgres://user@host:port/db?sslmode=…` (no password).
+    pub url: String,
+    pub password: Option<crate::secret::Secret>,
+    /// CA certificates (PEM) the server's certificate must chain to, besides the system's.
+    pub ca: Option<PathBuf>,
+}
+
+pub struct PgCatalog {
+    pool: Pool,
+    /// `user@host:port/db`, for messages.
+    name: String,
+    /// Where runs it cannot take are kept (a file name whose `.spool` sibling is used).
+    spool: PathBuf,
+    runs_version: tokio::sync::watch::Sender<u64>,
+    /// `changes.runs` when last polled.
+    seen: AtomicI64,
+}
+
+/// A URL's `user@host:port/db`, never its password.
+fn describe(cfg: &tokio_postgres::Config) -> String {
+    let host = cfg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        cfg.get_user().unwrap_or(""),
+        cfg.get_dbname().unwrap_or("")
+    )
+}
+
+fn pg_err(name: &str, e: impl std::fmt::Display) -> Error {
+    Error::infra(format!("catalog {name}: {e}"))
+        .with_hint("check that the catalog's PostgreSQL server is up and reachable, and the user, password and database; a run it cannot take is kept in the spool and recorded when it can")
+        .retryable(true)
+}
+
+fn tls(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(c);
+    }
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).map_err(|e| {
+            Error::config(format!("catalog_ca {}: {e}", ca.display())).with_hint(
+                "give the PEM file of the CA that signed the catalog server's certificate",
+            )
+        })?;
+        let mut added = 0;
+        for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let c = c.map_err(|e| Error::config(format!("catalog_ca {}: {e}", ca.display())))?;
+            roots
+                .add(c)
+                .map_err(|e| Error::config(format!("catalog_ca {}: {e}", ca.display())))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::config(format!(
+                "catalog_ca {} holds no PEM certificate",
+                ca.display()
+            ))
+            .with_hint("give the CA certificate as PEM (-----BEGIN CERTIFICATE-----)"));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::internal(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn text<T: FromStr<Err = String>>(r: &Row, i: usize) -> std::result::Result<T, String> {
+    r.get::<_, String>(i).parse()
+}
+
+fn opt_text<T: FromStr<Err = String>>(r: &Row, i: usize) -> std::result::Result<Option<T>, String> {
+    r.get::<_, Option<String>>(i).map(|s| s.parse()).transpose()
+}
+
+const RUN_COLS: &str = "drill, run_id, started_at, finished_at, status, failed_stage, error, artifact, rto_seconds, encrypted_bytes, report, accepted_at IS NOT NULL";
+const ARTIFACT_COLS: &str = "drill, run_id, created_at, engine, plain_bytes, encrypted_bytes, sha256, location, manifest_key, verified, verified_at";
+const OUTBOX_COLS: &str =
+    "id, channel, drill, kind, payload, created_at, next_attempt_at, attempts, last_error, state";
+
+fn run_row(r: &Row) -> std::result::Result<RunRecord, String> {
+    Ok(RunRecord {
+        drill: r.get(0),
+        run_id: r.get(1),
+        started_at: r.get(2),
+        finished_at: r.get(3),
+        status: text(r, 4)?,
+        failed_stage: opt_text(r, 5)?,
+        error: r.get(6),
+        artifact: r.get(7),
+        rto_seconds: r.get(8),
+        encrypted_bytes: r.get::<_, Option<i64>>(9).map(|v| v as u64),
+        report: r.get(10),
+        accepted: r.get(11),
+    })
+}
+
+fn artifact_row(r: &Row) -> std::result::Result<ArtifactRecord, String> {
+    Ok(ArtifactRecord {
+        drill: r.get(0),
+        run_id: r.get(1),
+        created_at: r.get(2),
+        engine: text(r, 3)?,
+        plain_bytes: r.get::<_, i64>(4) as u64,
+        encrypted_bytes: r.get::<_, i64>(5) as u64,
+        sha256: r.get(6),
+        location: r.get(7),
+        manifest_key: r.get(8),
+        verified: text(r, 9)?,
+        verified_at: r.get(10),
+    })
+}
+
+fn outbox_row(r: &Row) -> std::result::Result<OutboxItem, String> {
+    Ok(OutboxItem {
+        id: r.get(0),
+        channel: r.get(1),
+        drill: r.get(2),
+        kind: text(r, 3)?,
+        payload: r.get(4),
+        created_at: r.get(5),
+        next_attempt_at: r.get(6),
+        attempts: r.get::<_, i32>(7) as u32,
+        last_error: r.get(8),
+        state: text(r, 9)?,
+    })
+}
+
+fn ms(t: jiff::Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+impl PgCatalog {
+    /// Connects (checking that the server answers), and applies pending migrations.
+    /// `spool` names where runs it cannot take are kept (beside it, `…spool/`).
+    pub async fn connect(loc: &PgLocation, spool: &Path) -> Result<Self> {
+        let mut cfg: tokio_postgres::Config = loc.url.parse().map_err(|e| {
+            Error::config(format!("catalog: not a PostgreSQL URL: {e}"))
+                .with_hint("write it as postgres://user@host:5432/database (the password goes in catalog_password)")
+        })?;
+        if cfg.get_password().is_some() {
+            return Err(Error::config(format!(
+                "catalog {}: the URL holds a password",
+                describe(&cfg)
+            ))
+            .with_hint("remove it from the URL and give catalog_password = { env = \"VAR\" } or { file = \"/path\" }"));
+        }
+        if let Some(p) = &loc.password {
+            cfg.password(p.expose());
+        }
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("firedrill");
+        }
+        cfg.connect_timeout(std::time::Duration::from_secs(10));
+        let name = describe(&cfg);
+        let mgr = Manager::from_config(
+            cfg,
+            tls(loc.ca.as_deref())?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(8)
+            .wait_timeout(Some(std::time::Duration::from_secs(15)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .recycle_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::internal(format!("catalog pool: {e}")))?;
+        let c = PgCatalog {
+            pool,
+            spool: spool.to_path_buf(),
+            runs_version: tokio::sync::watch::Sender::new(0),
+            seen: AtomicI64::new(0),
+            name,
+        };
+        c.migrate().await?;
+        let seen = c.changes().await?;
+        c.seen.store(seen, Ordering::Relaxed);
+        match c.catch_up().await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("recorded {n} runs kept aside while the catalog could not take them")
+            }
+            Err(e) => tracing::warn!("runs kept aside stay in the spool: {e}"),
+        }
+        Ok(c)
+    }
+
+    /// `user@host:port/db`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        pg_err(&self.name, e)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| self.err(e))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(4242017519); CREATE TABLE IF NOT EXISTS firedrill_schema (version integer NOT NULL)",
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        let version: i32 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM firedrill_schema",
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(e))?
+            .get(0);
+        if version as usize > MIGRATIONS.len() {
+            return Err(Error::config(format!(
+                "catalog {} has schema version {version}; this firedrill knows {}",
+                self.name,
+                MIGRATIONS.len()
+            ))
+            .with_hint("upgrade firedrill (every daemon sharing the catalog), or point it at another catalog"));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(m).await.map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT INTO firedrill_schema (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    async fn changes(&self) -> Result<i64> {
+        let c = self.client().await?;
+        Ok(c.query_one("SELECT runs FROM changes WHERE id = 1", &[])
+            .await
+            .map_err(|e| self.err(e))?
+            .get(0))
+    }
+
+    fn runs_changed(&self) {
+        self.runs_version.send_modify(|v| *v += 1);
+    }
+
+    async fn query<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        row: fn(&Row) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
+        let c = self.client().await?;
+        let rows = c.query(sql, params).await.map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| row(r).map_err(|e| self.err(e)))
+            .collect()
+    }
+
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64> {
+        let c = self.client().await?;
+        c.execute(sql, params).await.map_err(|e| self.err(e))
+    }
+}
+
+/// Bumps the change counter other processes poll, in the transaction that changed runs.
+async fn bump(c: &impl GenericClient) -> std::result::Result<(), tokio_postgres::Error> {
+    c.execute("UPDATE changes SET runs = runs + 1 WHERE id = 1", &[])
+        .await
+        .map(|_| ())
+}
+
+async fn finish_run(
+    c: &impl GenericClient,
+    r: &RunReport,
+    artifact: Option<&str>,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let status = r.status().as_str();
+    let rto = (r.verdict == Verdict::Passed).then(|| r.recovery_ms() as f64 / 1000.0);
+    let json = serde_json::to_string(r).unwrap_or_default();
+    let failed = r.failed_stage.map(|s| s.as_str());
+    let error = r.error.as_ref().map(|e| e.message.clone());
+    let bytes = r.artifact.as_ref().map(|a| a.encrypted_bytes as i64);
+    c.execute(
+        &format!(
+            "INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, status = excluded.status,
+               failed_stage = excluded.failed_stage, error = excluded.error, artifact = excluded.artifact,
+               rto_seconds = excluded.rto_seconds, encrypted_bytes = excluded.encrypted_bytes, report = excluded.report",
+            RUN_COLS.replace(", accepted_at IS NOT NULL", "")
+        ),
+        &[
+            &r.drill,
+            &r.run_id,
+            &r.started_at,
+            &r.finished_at,
+            &status,
+            &failed,
+            &error,
+            &artifact,
+            &rto,
+            &bytes,
+            &json,
+        ],
+    )
+    .await?;
+    if let (Some(a), Some(v)) = (artifact, r.artifact_verdict()) {
+        c.execute(
+            "UPDATE artifacts SET verified = $1, verified_at = $2 WHERE drill = $3 AND run_id = $4",
+            &[&v.as_str(), &r.finished_at, &r.drill, &a],
+        )
+        .await?;
+    }
+    bump(c).await
+}
+
+async fn apply_plan(
+    c: &impl GenericClient,
+    plan: &PagePlan,
+) -> std::result::Result<usize, tokio_postgres::Error> {
+    let mut queued = 0;
+    for p in &plan.pages {
+        let state = if p.delivered {
+            OutboxState::Sent
+        } else {
+            OutboxState::Pending
+        };
+        let n = c
+            .execute(
+                "INSERT INTO outbox (channel, drill, kind, payload, created_at, next_attempt_at, state, page_id)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (page_id) DO NOTHING",
+                &[&p.channel, &p.drill, &p.kind.as_str(), &p.payload, &p.at, &state.as_str(), &p.page_id],
+            )
+            .await?;
+        if n > 0 && !p.delivered {
+            queued += 1;
+        }
+    }
+    match &plan.incident {
+        IncidentChange::Keep => {}
+        IncidentChange::Close(drill) => {
+            c.execute("DELETE FROM incidents WHERE drill = $1", &[drill])
+                .await?;
+        }
+        IncidentChange::Put(i) => upsert_incident(c, i).await?,
+    }
+    Ok(queued)
+}
+
+async fn upsert_incident(
+    c: &impl GenericClient,
+    i: &Incident,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
+           stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
+        &[
+            &i.drill,
+            &i.opened_at,
+            &i.last_paged_at,
+            &i.severity.as_str(),
+            &i.stage.map(|s| s.as_str()),
+            &i.run_id,
+            &serde_json::to_string(&i.channels).unwrap_or_default(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn insert_artifact(
+    c: &impl GenericClient,
+    a: &ArtifactRecord,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    c.execute(
+        &format!(
+            "INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (drill, run_id) DO UPDATE SET created_at = excluded.created_at, engine = excluded.engine,
+               plain_bytes = excluded.plain_bytes, encrypted_bytes = excluded.encrypted_bytes, sha256 = excluded.sha256,
+               location = excluded.location, manifest_key = excluded.manifest_key"
+        ),
+        &[
+            &a.drill,
+            &a.run_id,
+            &a.created_at,
+            &a.engine.as_str(),
+            &(a.plain_bytes as i64),
+            &(a.encrypted_bytes as i64),
+            &a.sha256,
+            &a.location,
+            &a.manifest_key,
+            &a.verified.as_str(),
+            &a.verified_at,
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+#[async_trait]
+impl Catalog for PgCatalog {
+    async fn record_pages(&self, plan: &PagePlan) -> Result<usize> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        let n = apply_plan(&tx, plan).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    fn keep_unrecorded(&self, u: &Unrecorded) -> Result<PathBuf> {
+        super::spool::put(&self.spool, u)
+    }
+
+    async fn catch_up(&self) -> Result<usize> {
+        let mut n = 0;
+        for (file, u) in super::spool::entries(&self.spool) {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(|e| self.err(e))?;
+            if let Some(a) = &u.artifact {
+                insert_artifact(&tx, a).await.map_err(|e| self.err(e))?;
+            }
+            finish_run(&tx, &u.report, u.drilled.as_deref())
+                .await
+                .map_err(|e| self.err(e))?;
+            apply_plan(&tx, &u.plan).await.map_err(|e| self.err(e))?;
+            tx.commit().await.map_err(|e| self.err(e))?;
+            n += 1;
+            tracing::info!(
+                "recorded run {} of {} from {} (kept aside: {})",
+                u.report.run_id,
+                u.report.drill,
+                file.display(),
+                u.why
+            );
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::warn!(
+                    "cannot remove {}: {e} (it is recorded; nothing doubles)",
+                    file.display()
+                );
+            }
+        }
+        if n > 0 {
+            self.runs_changed();
+        }
+        Ok(n)
+    }
+
+    async fn put_session(&self, s: &Session) -> Result<()> {
+        let now = jiff::Timestamp::now().as_second();
+        self.exec("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
+            .await?;
+        self.exec(
+            "INSERT INTO sessions (id_hash, token_tag, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id_hash) DO UPDATE SET token_tag = excluded.token_tag, expires_at = excluded.expires_at",
+            &[&s.id_hash, &s.token_tag, &s.expires_at],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>> {
+        Ok(self
+            .query(
+                "SELECT id_hash, token_tag, expires_at FROM sessions WHERE id_hash = $1",
+                &[&id_hash],
+                |r| {
+                    Ok(Session {
+                        id_hash: r.get(0),
+                        token_tag: r.get(1),
+                        expires_at: r.get(2),
+                    })
+                },
+            )
+            .await?
+            .pop())
+    }
+
+    async fn revoke_session(&self, id_hash: &str) -> Result<()> {
+        self.exec("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
+            .await
+            .map(|_| ())
+    }
+
+    async fn incident(&self, drill: &str) -> Result<Option<Incident>> {
+        Ok(self
+            .query(
+                "SELECT drill, opened_at, last_paged_at, severity, stage, run_id, channels FROM incidents WHERE drill = $1",
+                &[&drill],
+                |r| {
+                    Ok(Incident {
+                        drill: r.get(0),
+                        opened_at: r.get(1),
+                        last_paged_at: r.get(2),
+                        severity: text(r, 3)?,
+                        stage: opt_text(r, 4)?,
+                        run_id: r.get(5),
+                        channels: serde_json::from_str(&r.get::<_, String>(6)).unwrap_or_default(),
+                    })
+                },
+            )
+            .await?
+            .pop())
+    }
+
+    async fn claim_digest(&self, scheduled_for: jiff::Timestamp) -> Result<bool> {
+        let n = self
+            .exec(
+                "INSERT INTO digests (scheduled_for, claimed_at) VALUES ($1, now()) ON CONFLICT DO NOTHING",
+                &[&scheduled_for.as_second()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn put_incident(&self, i: &Incident) -> Result<()> {
+        let c = self.client().await?;
+        upsert_incident(&c, i).await.map_err(|e| self.err(e))
+    }
+
+    async fn close_incident(&self, drill: &str) -> Result<()> {
+        self.exec("DELETE FROM incidents WHERE drill = $1", &[&drill])
+            .await
+            .map(|_| ())
+    }
+
+    async fn enqueue(
+        &self,
+        channel: &str,
+        drill: &str,
+        kind: PageKind,
+        payload: &str,
+        at: jiff::Timestamp,
+    ) -> Result<i64> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO outbox (channel, drill, kind, payload, created_at, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                &[&channel, &drill, &kind.as_str(), &payload, &at],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.get(0))
+    }
+
+    async fn due(&self, now: jiff::Timestamp, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.query(
+            &format!("SELECT {OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2"),
+            &[&now, &(limit as i64)],
+            outbox_row,
+        )
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        due_by: jiff::Timestamp,
+        after: i64,
+        hold_until: jiff::Timestamp,
+    ) -> Result<Option<OutboxItem>> {
+        Ok(self
+            .query(
+                &format!(
+                    "UPDATE outbox SET next_attempt_at = $3 WHERE id = (
+                       SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 AND id > $2
+                       ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     RETURNING {OUTBOX_COLS}"
+                ),
+                &[&due_by, &after, &hold_until],
+                outbox_row,
+            )
+            .await?
+            .pop())
+    }
+
+    async fn mark_sent(&self, id: i64) -> Result<()> {
+        self.exec(
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn mark_retry(&self, id: i64, next: jiff::Timestamp, error: &str) -> Result<()> {
+        self.exec(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
+            &[&id, &next, &error],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn mark_expired(&self, id: i64, error: &str) -> Result<()> {
+        self.exec(
+            "UPDATE outbox SET state = 'expired', attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            &[&id, &error],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.query(
+            &format!("SELECT {OUTBOX_COLS} FROM outbox ORDER BY id DESC LIMIT $1"),
+            &[&(limit as i64)],
+            outbox_row,
+        )
+        .await
+    }
+
+    async fn claim_run(&self, cl: &RunClaim) -> Result<Option<Holder>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        // One claim of a drill at a time, across every process sharing the catalog.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('firedrill.drill.' || $1))",
+            &[&cl.drill],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        let held = tx
+            .query(
+                "SELECT run_id, coalesce(owner, ''), started_at FROM runs
+                 WHERE drill = $1 AND status = 'running' AND lease_until > $2 LIMIT 1",
+                &[&cl.drill, &ms(cl.at)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if let Some(r) = held.first() {
+            return Ok(Some(Holder {
+                run_id: r.get(0),
+                owner: r.get(1),
+                started_at: r.get(2),
+            }));
+        }
+        tx.execute(
+            "INSERT INTO runs (run_id, drill, started_at, status, owner, lease_until, firing)
+             VALUES ($1, $2, $3, 'running', $4, $5, $6)",
+            &[
+                &cl.run_id,
+                &cl.drill,
+                &cl.at,
+                &cl.owner,
+                &ms(cl.lease_until),
+                &cl.firing.map(ms),
+            ],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(None)
+    }
+
+    async fn renew_leases(&self, owner: &str, until: jiff::Timestamp) -> Result<Vec<String>> {
+        self.query(
+            "UPDATE runs SET lease_until = $2 WHERE owner = $1 AND status = 'running' RETURNING run_id",
+            &[&owner, &ms(until)],
+            |r| Ok(r.get(0)),
+        )
+        .await
+    }
+
+    async fn reap_expired(&self, now: jiff::Timestamp) -> Result<Vec<LostRun>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {RUN_COLS}, owner, firing FROM runs
+                     WHERE status = 'running' AND (lease_until IS NULL OR lease_until < $1)
+                     FOR UPDATE SKIP LOCKED"
+                ),
+                &[&ms(now)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let run = run_row(r).map_err(|e| self.err(e))?;
+            let owner: Option<String> = r.get(12);
+            let firing: Option<i64> = r.get(13);
+            tx.execute(
+                "UPDATE runs SET status = 'lost', finished_at = $2, error = $3 WHERE run_id = $1",
+                &[&run.run_id, &now, &super::lost_message(owner.as_deref())],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+            let mut fired = None;
+            if let Some(at) = firing {
+                let attempts = tx
+                    .query(
+                        "SELECT attempts FROM firings WHERE drill = $1 AND scheduled_for = $2 AND state = 'claimed' FOR UPDATE",
+                        &[&run.drill, &at],
+                    )
+                    .await
+                    .map_err(|e| self.err(e))?;
+                let t = jiff::Timestamp::from_millisecond(at).ok();
+                if let (Some(row), Some(t)) = (attempts.first(), t) {
+                    let again = row.get::<_, i32>(0) < super::FIRING_ATTEMPTS as i32;
+                    tx.execute(
+                        "UPDATE firings SET state = $3, owner = NULL WHERE drill = $1 AND scheduled_for = $2",
+                        &[&run.drill, &at, &if again { "open" } else { "lost" }],
+                    )
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    fired = Some((t, again));
+                } else if let Some(t) = t {
+                    fired = Some((t, false));
+                }
+            }
+            out.push(LostRun {
+                run,
+                owner,
+                firing: fired,
+            });
+        }
+        if !out.is_empty() {
+            bump(&tx).await.map_err(|e| self.err(e))?;
+        }
+        tx.execute(
+            "DELETE FROM firings WHERE scheduled_for < $1 AND state <> 'open'",
+            &[&(ms(now) - super::FIRINGS_KEPT_MS)],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        if !out.is_empty() {
+            self.runs_changed();
+        }
+        Ok(out)
+    }
+
+    async fn claim_firing(
+        &self,
+        drill: &str,
+        scheduled_for: jiff::Timestamp,
+        owner: &str,
+    ) -> Result<bool> {
+        let n = self
+            .exec(
+                "INSERT INTO firings (drill, scheduled_for, state, owner, attempts, claimed_at)
+                 VALUES ($1, $2, 'claimed', $3, 1, now()) ON CONFLICT DO NOTHING",
+                &[&drill, &ms(scheduled_for), &owner],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()> {
+        self.exec(
+            "UPDATE firings SET state = 'open', owner = NULL, attempts = greatest(attempts - 1, 0)
+             WHERE drill = $1 AND scheduled_for = $2 AND state = 'claimed'",
+            &[&drill, &ms(scheduled_for)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn claim_open_firing(
+        &self,
+        drills: &[String],
+        owner: &str,
+    ) -> Result<Option<OpenFiring>> {
+        let rows = self
+            .query(
+                "UPDATE firings SET state = 'claimed', owner = $2, attempts = attempts + 1, claimed_at = now()
+                 WHERE (drill, scheduled_for) = (
+                   SELECT drill, scheduled_for FROM firings WHERE state = 'open' AND drill = ANY($1)
+                   ORDER BY scheduled_for LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING drill, scheduled_for, attempts",
+                &[&drills, &owner],
+                |r| Ok((r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i32>(2))),
+            )
+            .await?;
+        Ok(rows.into_iter().next().and_then(|(drill, at, attempts)| {
+            jiff::Timestamp::from_millisecond(at)
+                .ok()
+                .map(|scheduled_for| OpenFiring {
+                    drill,
+                    scheduled_for,
+                    attempt: attempts as u32,
+                })
+        }))
+    }
+
+    async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        finish_run(&tx, report, artifact)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        self.runs_changed();
+        Ok(())
+    }
+
+    async fn put_artifact(&self, a: &ArtifactRecord) -> Result<()> {
+        let c = self.client().await?;
+        insert_artifact(&c, a).await.map_err(|e| self.err(e))
+    }
+
+    async fn artifacts(&self, drill: Option<&str>) -> Result<Vec<ArtifactRecord>> {
+        self.query(
+            &format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE ($1::text IS NULL OR drill = $1) ORDER BY drill, created_at, run_id"),
+            &[&drill],
+            artifact_row,
+        )
+        .await
+    }
+
+    async fn delete_artifact(&self, drill: &str, run_id: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM artifacts WHERE drill = $1 AND run_id = $2",
+            &[&drill, &run_id],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn runs(&self, drill: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+        self.query(
+            &format!("SELECT {RUN_COLS} FROM runs WHERE ($1::text IS NULL OR drill = $1) ORDER BY started_at DESC, run_id DESC LIMIT $2"),
+            &[&drill, &(limit as i64)],
+            run_row,
+        )
+        .await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query(
+                &format!("SELECT {RUN_COLS} FROM runs WHERE run_id = $1"),
+                &[&run_id],
+                run_row,
+            )
+            .await?
+            .pop())
+    }
+
+    async fn latest_runs(
+        &self,
+        drills: &[String],
+        with_reports: bool,
+    ) -> Result<HashMap<String, LatestRuns>> {
+        let mut out: HashMap<String, LatestRuns> = drills
+            .iter()
+            .map(|d| (d.clone(), LatestRuns::default()))
+            .collect();
+        let cols = if with_reports {
+            RUN_COLS.to_string()
+        } else {
+            RUN_COLS.replace(", report,", ", NULL::text,")
+        };
+        for (filter, passed) in [("status <> 'running'", false), ("status = 'passed'", true)] {
+            let rows = self
+                .query(
+                    &format!("SELECT DISTINCT ON (drill) {cols} FROM runs WHERE drill = ANY($1) AND {filter} ORDER BY drill, started_at DESC, run_id DESC"),
+                    &[&drills],
+                    run_row,
+                )
+                .await?;
+            for r in rows {
+                if let Some(l) = out.get_mut(&r.drill) {
+                    if passed {
+                        l.passed = Some(r);
+                    } else {
+                        l.finished = Some(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn runs_version(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.runs_version.subscribe()
+    }
+
+    async fn poll_changes(&self) -> Result<()> {
+        let now = self.changes().await?;
+        if self.seen.swap(now, Ordering::Relaxed) != now {
+            self.runs_changed();
+        }
+        Ok(())
+    }
+
+    async fn accept_run(&self, run_id: &str, at: jiff::Timestamp) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        tx.execute(
+            "UPDATE runs SET accepted_at = $1 WHERE run_id = $2",
+            &[&at, &run_id],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.execute(
+            "UPDATE artifacts a SET verified = 'yes', verified_at = $1 FROM runs r
+             WHERE r.run_id = $2 AND a.run_id = r.artifact AND a.drill = r.drill",
+            &[&at, &run_id],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        bump(&tx).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        self.runs_changed();
+        Ok(())
+    }
+
+    async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        let keep: std::collections::HashSet<(&str, &str)> = artifacts
+            .iter()
+            .map(|a| (a.drill.as_str(), a.run_id.as_str()))
+            .collect();
+        let existing = tx
+            .query("SELECT drill, run_id FROM artifacts", &[])
+            .await
+            .map_err(|e| self.err(e))?;
+        for r in &existing {
+            let (d, id): (String, String) = (r.get(0), r.get(1));
+            if !keep.contains(&(d.as_str(), id.as_str())) {
+                tx.execute(
+                    "DELETE FROM artifacts WHERE drill = $1 AND run_id = $2",
+                    &[&d, &id],
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        for a in artifacts {
+            insert_artifact(&tx, a).await.map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+}
