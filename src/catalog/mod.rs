@@ -359,6 +359,30 @@ pub async fn open(
     Ok(std::sync::Arc::new(PgCatalog::connect(&loc, &spool).await?))
 }
 
+/// Everything a catalog holds that is worth carrying to another: `firedrill catalog
+/// migrate` reads it from an SQLite catalog and writes it into a PostgreSQL one.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogExport {
+    /// Each run, and when a person accepted it (its baseline).
+    pub runs: Vec<(RunRecord, Option<jiff::Timestamp>)>,
+    pub artifacts: Vec<ArtifactRecord>,
+    pub incidents: Vec<Incident>,
+    /// Each notification and its page id (`None` for one queued before page ids).
+    pub outbox: Vec<(OutboxItem, Option<String>)>,
+    /// Digests claimed (their scheduled time, unix seconds): none is sent twice.
+    pub digests: Vec<i64>,
+}
+
+/// What an import wrote: rows per table (rows already there are left as they are).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    pub runs: usize,
+    pub artifacts: usize,
+    pub incidents: usize,
+    pub outbox: usize,
+    pub digests: usize,
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     /// Applies a run's [`PagePlan`] atomically: its notifications (those already
@@ -376,6 +400,22 @@ pub trait Catalog: Send + Sync + 'static {
     /// from the spool. Returns how many runs it recorded. Opening a catalog does it too.
     async fn catch_up(&self) -> Result<usize> {
         Ok(0)
+    }
+    /// Reads everything [`CatalogExport`] holds.
+    async fn export(&self) -> Result<CatalogExport> {
+        Err(
+            crate::error::Error::config("this catalog cannot be exported")
+                .with_hint("`firedrill catalog migrate --from` reads an SQLite catalog"),
+        )
+    }
+    /// Writes an export in, in one transaction; a row already there (same run, artifact,
+    /// drill's incident, page id, digest) is kept, so running it twice copies nothing twice.
+    async fn import(&self, data: &CatalogExport) -> Result<Imported> {
+        let _ = data;
+        Err(
+            crate::error::Error::config("this catalog cannot be imported into")
+                .with_hint("`firedrill catalog migrate` writes into a PostgreSQL catalog"),
+        )
     }
     /// Records a dashboard login (and forgets expired ones).
     async fn put_session(&self, session: &Session) -> Result<()>;

@@ -746,6 +746,120 @@ impl Catalog for PgCatalog {
         .await
     }
 
+    async fn import(&self, data: &super::CatalogExport) -> Result<super::Imported> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        let mut n = super::Imported::default();
+        for (r, accepted_at) in &data.runs {
+            let status = r.status.as_str();
+            let failed = r.failed_stage.map(|s| s.as_str());
+            let bytes = r.encrypted_bytes.map(|b| b as i64);
+            n.runs += tx
+                .execute(
+                    "INSERT INTO runs (drill, run_id, started_at, finished_at, status, failed_stage, error, artifact,
+                       rto_seconds, encrypted_bytes, report, accepted_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id) DO NOTHING",
+                    &[
+                        &r.drill,
+                        &r.run_id,
+                        &r.started_at,
+                        &r.finished_at,
+                        &status,
+                        &failed,
+                        &r.error,
+                        &r.artifact,
+                        &r.rto_seconds,
+                        &bytes,
+                        &r.report,
+                        accepted_at,
+                    ],
+                )
+                .await
+                .map_err(|e| self.err(e))? as usize;
+        }
+        for a in &data.artifacts {
+            n.artifacts += tx
+                .execute(
+                    &format!(
+                        "INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         ON CONFLICT (drill, run_id) DO NOTHING"
+                    ),
+                    &[
+                        &a.drill,
+                        &a.run_id,
+                        &a.created_at,
+                        &a.engine.as_str(),
+                        &(a.plain_bytes as i64),
+                        &(a.encrypted_bytes as i64),
+                        &a.sha256,
+                        &a.location,
+                        &a.manifest_key,
+                        &a.verified.as_str(),
+                        &a.verified_at,
+                    ],
+                )
+                .await
+                .map_err(|e| self.err(e))? as usize;
+        }
+        for i in &data.incidents {
+            n.incidents += tx
+                .execute(
+                    "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (drill) DO NOTHING",
+                    &[
+                        &i.drill,
+                        &i.opened_at,
+                        &i.last_paged_at,
+                        &i.severity.as_str(),
+                        &i.stage.map(|s| s.as_str()),
+                        &i.run_id,
+                        &serde_json::to_string(&i.channels).unwrap_or_default(),
+                    ],
+                )
+                .await
+                .map_err(|e| self.err(e))? as usize;
+        }
+        for (o, page_id) in &data.outbox {
+            // A notification from before page ids is named by its place in the old
+            // catalog: a second migration does not queue it again.
+            let page_id = page_id
+                .clone()
+                .unwrap_or_else(|| format!("migrated/{}", o.id));
+            n.outbox += tx
+                .execute(
+                    "INSERT INTO outbox (channel, drill, kind, payload, created_at, next_attempt_at, attempts, last_error, state, page_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (page_id) DO NOTHING",
+                    &[
+                        &o.channel,
+                        &o.drill,
+                        &o.kind.as_str(),
+                        &o.payload,
+                        &o.created_at,
+                        &o.next_attempt_at,
+                        &(o.attempts as i32),
+                        &o.last_error,
+                        &o.state.as_str(),
+                        &page_id,
+                    ],
+                )
+                .await
+                .map_err(|e| self.err(e))? as usize;
+        }
+        for d in &data.digests {
+            n.digests += tx
+                .execute(
+                    "INSERT INTO digests (scheduled_for, claimed_at) VALUES ($1, now()) ON CONFLICT DO NOTHING",
+                    &[d],
+                )
+                .await
+                .map_err(|e| self.err(e))? as usize;
+        }
+        bump(&tx).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        self.runs_changed();
+        Ok(n)
+    }
+
     async fn claim_run(&self, cl: &RunClaim) -> Result<Option<Holder>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| self.err(e))?;

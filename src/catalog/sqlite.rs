@@ -841,6 +841,60 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn export(&self) -> Result<super::CatalogExport> {
+        self.with(|c| {
+            let runs = {
+                let mut st = c.prepare(&format!(
+                    "SELECT {RUN_COLS}, accepted_at IS NOT NULL, accepted_at FROM runs ORDER BY started_at, run_id"
+                ))?;
+                let rows = st.query_map([], |r| {
+                    Ok((run_row(r)?, r.get::<_, Option<String>>(12)?.map(|s| ts(&s))))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let artifacts = {
+                let mut st = c.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts"))?;
+                let rows = st.query_map([], artifact_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let incidents = {
+                let mut st = c.prepare(
+                    "SELECT drill, opened_at, last_paged_at, severity, stage, run_id, channels FROM incidents",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Incident {
+                        drill: r.get(0)?,
+                        opened_at: ts(&r.get::<_, String>(1)?),
+                        last_paged_at: ts(&r.get::<_, String>(2)?),
+                        severity: r.get(3)?,
+                        stage: r.get(4)?,
+                        run_id: r.get(5)?,
+                        channels: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let outbox = {
+                let mut st = c.prepare(&format!("SELECT {OUTBOX_COLS}, page_id FROM outbox ORDER BY id"))?;
+                let rows = st.query_map([], |r| Ok((outbox_row(r)?, r.get(10)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let digests = {
+                let mut st = c.prepare("SELECT scheduled_for FROM digests")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<Vec<i64>>>()?
+            };
+            Ok(super::CatalogExport {
+                runs,
+                artifacts,
+                incidents,
+                outbox,
+                digests,
+            })
+        })
+        .await
+    }
+
     async fn claim_run(&self, claim: &RunClaim) -> Result<Option<Holder>> {
         let cl = claim.clone();
         self.with(move |c| {

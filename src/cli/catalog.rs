@@ -709,3 +709,103 @@ pub(super) async fn snapshots(catalog: &Path, drill: &str, dir: &Path, json: boo
     }
     0
 }
+
+/// `catalog migrate`: the SQLite catalog `from` copied into the PostgreSQL catalog `to`.
+pub(super) async fn migrate(from: &Path, to: &Path, json: bool) -> u8 {
+    if !firedrill::catalog::is_postgres(to) {
+        errln!(
+            "error: catalog migrate copies into a PostgreSQL catalog, and the catalog is {}\n  hint: set catalog = \"postgres://user@host:5432/db\" (and catalog_password) in --config, or pass --catalog postgres://…",
+            to.display()
+        );
+        return 2;
+    }
+    if !from.is_file() {
+        errln!(
+            "error: --from {}: no such SQLite catalog file\n  hint: give the file the daemon used (its `catalog`, e.g. /var/lib/firedrill/catalog.db)",
+            from.display()
+        );
+        return 2;
+    }
+    if let Some(why) = firedrill::catalog::catalog_damage(from) {
+        errln!(
+            "error: --from {}: the catalog is damaged ({why})\n  hint: `firedrill --catalog {} catalog rebuild` salvages what it can first",
+            from.display(),
+            from.display()
+        );
+        return 2;
+    }
+    let source = match SqliteCatalog::open(from) {
+        Ok(c) => c,
+        Err(e) => {
+            errln!("error: --from {}: {e}", from.display());
+            return 2;
+        }
+    };
+    let data = match source.export().await {
+        Ok(d) => d,
+        Err(e) => {
+            errln!("error: reading {}: {e}", from.display());
+            return 2;
+        }
+    };
+    // A run still running there belongs to a live process: copying it would leave it
+    // to be reaped as lost by the daemons of the new catalog.
+    let running: Vec<&str> = data
+        .runs
+        .iter()
+        .filter(|(r, _)| r.status == firedrill::status::RunStatus::Running)
+        .map(|(r, _)| r.run_id.as_str())
+        .collect();
+    if !running.is_empty() {
+        errln!(
+            "error: {} still records {} running run(s): {}\n  hint: stop the daemon (and any `firedrill run`) using it, then migrate; a run left by a crash is recorded lost by starting and stopping the daemon once",
+            from.display(),
+            running.len(),
+            running.join(", ")
+        );
+        return 2;
+    }
+    let target = match super::open_catalog(to).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match target.import(&data).await {
+        Ok(n) => {
+            if json {
+                let v = serde_json::json!({
+                    "from": from,
+                    "read": {
+                        "runs": data.runs.len(),
+                        "artifacts": data.artifacts.len(),
+                        "incidents": data.incidents.len(),
+                        "outbox": data.outbox.len(),
+                        "digests": data.digests.len(),
+                    },
+                    "copied": n,
+                });
+                outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                outln!(
+                    "copied {} of {} runs ({} accepted), {} of {} artifacts, {} of {} incidents, {} of {} notifications, {} of {} digests from {} (the rest were there already)",
+                    n.runs,
+                    data.runs.len(),
+                    data.runs.iter().filter(|(_, a)| a.is_some()).count(),
+                    n.artifacts,
+                    data.artifacts.len(),
+                    n.incidents,
+                    data.incidents.len(),
+                    n.outbox,
+                    data.outbox.len(),
+                    n.digests,
+                    data.digests.len(),
+                    from.display()
+                );
+            }
+            0
+        }
+        Err(e) => {
+            errln!("error: copying into the PostgreSQL catalog: {e}\n  nothing was copied (one transaction)");
+            2
+        }
+    }
+}

@@ -216,6 +216,20 @@ enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy an SQLite catalog into the PostgreSQL catalog several daemons share.
+    ///
+    /// The target is the catalog of --catalog or --config (a postgres:// URL, its password
+    /// from catalog_password). Runs, accepted baselines, artifacts, incidents, the outbox and
+    /// claimed digests are copied in one transaction; what the target already holds is
+    /// kept, so it can be run again. Stop the daemon using the SQLite file first.
+    Migrate {
+        /// The SQLite catalog file to copy from.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Print what was copied as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -594,6 +608,9 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Catalog {
             command: CatalogCommand::Rebuild { drills, json },
         } => catalog::rebuild(&catalog_path, &drills.resolve(&config), json).await,
+        Command::Catalog {
+            command: CatalogCommand::Migrate { from, json },
+        } => catalog::migrate(&from, &catalog_path, json).await,
         Command::Validate {
             files,
             drills,
