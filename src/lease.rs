@@ -181,4 +181,28 @@ mod tests {
         // A heartbeat as long as the lease still fences after one heartbeat.
         assert_eq!(s(10, 10).fence_after(), Duration::from_secs(10));
     }
+
+    #[test]
+    fn only_a_process_of_this_host_that_is_gone_is_known_dead() {
+        let me = Owner {
+            role: "daemon".into(),
+            host: "drillhost".into(),
+            pid: 4242,
+            started_at: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        };
+        let live = format!("cli@drillhost:{}/5", std::process::id());
+        assert!(!me.is_gone(&me.id()), "not itself");
+        assert!(me.is_gone("daemon@drillhost:4294967295/1"), "no such pid");
+        assert!(
+            me.is_gone("daemon@drillhost:4242/1"),
+            "its own pid, an earlier start: a restart"
+        );
+        assert!(!me.is_gone(&live), "a pid that runs");
+        assert!(!me.is_gone("daemon@otherhost:4294967295/1"), "another host");
+        assert!(
+            !me.is_gone("daemon@localhost:4294967295/1"),
+            "a name every host has"
+        );
+        assert!(!me.is_gone("garbage"));
+    }
 }

@@ -220,3 +220,24 @@ pub async fn racing_claims(c: Arc<dyn Catalog>, tag: &str) {
     }
     assert_eq!(won, 1);
 }
+
+/// An owner known to be gone has its runs' leases ended at once.
+pub async fn gone_owners(c: &dyn Catalog, tag: &str) {
+    let now = jiff::Timestamp::now();
+    let d = format!("{tag}-gone");
+    let run = format!("{tag}-g1");
+    let owner = format!("daemon@{tag}:1/1");
+    assert_eq!(
+        c.claim_run(&claim(&d, &run, &owner, now, 600))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(c.run_owners().await.unwrap().contains(&owner));
+    assert!(c.reap_expired(now).await.unwrap().is_empty());
+    assert_eq!(c.expire_owner(&owner).await.unwrap(), 1);
+    let lost = c.reap_expired(now).await.unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].run.run_id, run);
+    assert!(!c.run_owners().await.unwrap().contains(&owner));
+}

@@ -226,6 +226,28 @@ impl Owner {
         }
     }
 
+    /// Whether the owner named `id` is a process of this host that is gone (its pid no
+    /// longer runs, or now runs this process): its runs need not wait for their leases.
+    /// `false` whenever unsure (another host, a pid reused by some other process).
+    pub fn is_gone(&self, id: &str) -> bool {
+        let Some((_, rest)) = id.split_once('@') else {
+            return false;
+        };
+        let Some((host, rest)) = rest.rsplit_once(':') else {
+            return false;
+        };
+        let Some(pid) = rest
+            .split_once('/')
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        if host != self.host || host == "localhost" || id == self.id() {
+            return false;
+        }
+        pid == self.pid || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+
     /// One string naming it in the catalog: `daemon@host:pid/start`.
     pub fn id(&self) -> String {
         format!(
@@ -473,6 +495,12 @@ pub trait Catalog: Send + Sync + 'static {
     /// before leases), and opens their scheduled firings again to be run once more.
     /// Returns them: whoever calls this removes their sandboxes and pages.
     async fn reap_expired(&self, now: jiff::Timestamp) -> Result<Vec<LostRun>>;
+    /// The owners of running runs ([`Owner::id`]s).
+    async fn run_owners(&self) -> Result<Vec<String>>;
+    /// Ends the leases of `owner`'s running runs now, so that the next
+    /// [`Catalog::reap_expired`] records them lost: for an owner known to be dead (a
+    /// process of this host that is gone). Returns how many.
+    async fn expire_owner(&self, owner: &str) -> Result<usize>;
     /// Claims the firing of `drill` scheduled for `scheduled_for` for `owner`: true for
     /// the first process to ask, false for every other (each firing runs once however
     /// many daemons share the catalog).

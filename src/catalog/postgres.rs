@@ -982,6 +982,24 @@ impl Catalog for PgCatalog {
         Ok(out)
     }
 
+    async fn run_owners(&self) -> Result<Vec<String>> {
+        self.query(
+            "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner IS NOT NULL",
+            &[],
+            |r| Ok(r.get(0)),
+        )
+        .await
+    }
+
+    async fn expire_owner(&self, owner: &str) -> Result<usize> {
+        Ok(self
+            .exec(
+                "UPDATE runs SET lease_until = 0 WHERE owner = $1 AND status = 'running'",
+                &[&owner],
+            )
+            .await? as usize)
+    }
+
     async fn claim_firing(
         &self,
         drill: &str,

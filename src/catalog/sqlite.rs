@@ -1022,6 +1022,28 @@ impl Catalog for SqliteCatalog {
         Ok(lost)
     }
 
+    async fn run_owners(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner IS NOT NULL",
+            )?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn expire_owner(&self, owner: &str) -> Result<usize> {
+        let owner = owner.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE runs SET lease_until = 0 WHERE owner = ?1 AND status = 'running'",
+                params![owner],
+            )
+        })
+        .await
+    }
+
     async fn claim_firing(
         &self,
         drill: &str,
@@ -1374,6 +1396,7 @@ mod tests {
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
         crate::catalog::conformance::leases(&c, "l").await;
         crate::catalog::conformance::firings(&c, "f").await;
+        crate::catalog::conformance::gone_owners(&c, "g").await;
         // Two handles on one file: two processes.
         let c: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(c);
         crate::catalog::conformance::racing_claims(c, "r").await;

@@ -869,6 +869,14 @@ impl Daemon {
         backend: &dyn crate::sandbox::SandboxBackend,
         leftovers: bool,
     ) -> Result<Vec<String>> {
+        // A process of this host that is gone (a crash, a kill) will renew nothing: its
+        // runs are recovered now, not when their leases run out.
+        for owner in self.catalog.run_owners().await? {
+            if self.leases.owner().is_gone(&owner) {
+                let n = self.catalog.expire_owner(&owner).await?;
+                tracing::warn!("{owner} is gone from this host: recovering its {n} run(s) now");
+            }
+        }
         let lost = self.catalog.reap_expired(jiff::Timestamp::now()).await?;
         let mut ids = Vec::new();
         for l in &lost {
