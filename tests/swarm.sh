@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # deploy/stack.yml on a real Docker Swarm, end to end (the full tier: tests/run --full).
 #
-#   tests/swarm.sh          # as root, on a machine with Docker; about 3 minutes once
-#                           # the images exist
+#   tests/swarm.sh          # as root, on a machine with Docker
 #
 # Joins nothing: on an engine in no swarm it runs `docker swarm init` and leaves the
 # swarm at the end; an engine that is a swarm manager already is used as it is (and
@@ -11,9 +10,12 @@
 # the stack `firedrill-test` with tests/swarm/stack-test.yml on top (a seeded source
 # PostgreSQL and one drill), waits for three healthy daemons, the catalog and the
 # source, starts the drill through the API (POST /api/v1/drills/fdswarm-shop/runs),
-# follows it (GET /api/v1/runs/{id}) to `passed`, asks every replica for the run (the
-# catalog is shared), then removes the stack, its volumes, network, configs and secrets
-# and the drill's sandboxes, and checks that nothing of them is left.
+# follows it on another replica (GET /api/v1/runs/{id}) to `passed`, asks every replica
+# and the catalog's `runs` table for it (the catalog is shared); then starts the drill
+# again, kills the daemon that took it (SIGKILL) and waits for a survivor to record that
+# run lost (lease 60s) and remove its sandbox; then removes the stack, its volumes,
+# network, configs and secrets and the drill's sandboxes, and checks that nothing of them
+# is left. About 5 minutes once the images exist.
 #
 # Environment:
 #   FIREDRILL_BIN   the firedrill binary put into the image (default: the newer of
@@ -287,7 +289,7 @@ api_in() {
             "$1" "$2" "$(cat /run/secrets/firedrill-api-token)" >&3
         cat <&3' _ "$2" "$3" | tr -d '\r' | awk 'NR == 1 { print $2; next } body { print } /^$/ { body = 1 }'
 }
-daemons=($(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_firedrill"))
+mapfile -t daemons < <(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_firedrill")
 [ "${#daemons[@]}" = 3 ] || fail "expected 3 daemon containers, found ${#daemons[@]}"
 
 # The published port goes through the routing mesh, which needs IPVS in the kernel: asked
@@ -344,10 +346,56 @@ log "all 3 replicas report run $run_id passed"
 left=$(sandbox_containers)$(sandbox_volumes)
 [ -z "$left" ] || fail "the drill's sandbox is still there after the run: $(echo $left)"
 
+# The run is a row of the PostgreSQL catalog (not of some file a daemon kept), with the
+# daemon that ran it as its owner. Asked as postgres over the catalog's socket.
+catalog_sql() {
+    local c
+    c=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_catalog" | head -1)
+    [ -n "$c" ] || fail "no catalog container"
+    docker exec "$c" setpriv --reuid=postgres --regid=postgres --init-groups -- \
+        psql -X -qAt -h /run/postgresql -U postgres -d firedrill -c "$1"
+}
+row=$(catalog_sql "select status || ' ' || coalesce(owner, '-') from runs where run_id = '$run_id'") \
+    || fail "cannot read the catalog's runs table"
+case $row in
+    "passed "*) log "the catalog holds run $run_id: $row" ;;
+    *) fail "the catalog's row of run $run_id: '${row:-none}', expected passed" ;;
+esac
+
+# --- a daemon killed mid-run ------------------------------------------------------------
+
+# A run whose daemon dies is recorded lost by a survivor once its lease has expired
+# (stack/firedrill.toml: lease 60s, poll 5s), and the survivor removes its sandbox (all
+# replicas share this node's engine here). The daemon is killed right after it accepts
+# the run: SIGKILL, no shutdown, no hand-over.
+victim=${daemons[2]}
+log "failover: POST on replica $victim, then docker kill it"
+started=$(api_in "$victim" POST "/api/v1/drills/$drill/runs")
+code=$(printf '%s\n' "$started" | head -1)
+body=$(printf '%s\n' "$started" | tail -n +2)
+[ "$code" = 202 ] || fail "starting the second run: HTTP ${code:-none}: $body"
+docker kill --signal KILL "$victim" >/dev/null
+lost_id=$(printf '%s' "$body" | jq -er .run_id) || fail "no run_id in $body"
+log "run $lost_id, its daemon killed; waiting for a survivor to record it lost"
+deadline=$((SECONDS + ${FDSWARM_LOST_TIMEOUT:-180}))
+while :; do
+    status=$(api_in "${daemons[0]}" GET "/api/v1/runs/$lost_id" | tail -n +2 | jq -r '.status // empty' 2>/dev/null || true)
+    case $status in
+        lost) break ;;
+        passed|failed|error|cancelled|interrupted)
+            fail "run $lost_id of the killed daemon ended $status, not lost" ;;
+    esac
+    [ "$SECONDS" -lt "$deadline" ] || fail "run $lost_id still ${status:-unknown} ${FDSWARM_LOST_TIMEOUT:-180}s after its daemon was killed"
+    sleep 3
+done
+log "run $lost_id recorded lost by a survivor after $((SECONDS - deadline + ${FDSWARM_LOST_TIMEOUT:-180}))s"
+wait_gone "the killed daemon's sandbox" 30 sh -c "docker ps -aq --filter label=firedrill.run=$lost_id; docker volume ls -q --filter label=firedrill.run=$lost_id" \
+    || fail "the sandbox of lost run $lost_id was not removed by the survivor"
+
 # --- tear down --------------------------------------------------------------------------
 
 trap - EXIT
 if ! clean final; then
     fail "the stack did not go away completely"
 fi
-log "PASSED: 3 daemons sharing one catalog drilled $drill; nothing left behind"
+log "PASSED: 3 daemons sharing one catalog drilled $drill, and a survivor recorded the run of a killed daemon lost; nothing left behind"
