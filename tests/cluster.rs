@@ -1,0 +1,452 @@
+//! Several daemons on one shared PostgreSQL catalog, with the real Docker engine and a real
+//! PostgreSQL source: each scheduled firing runs exactly once and the daemons share them;
+//! a daemon killed mid-restore has its run recorded lost, its sandbox removed and its
+//! firing run again by a survivor; a daemon stopped mid-drill (a rolling restart) hands
+//! its firing over and nobody is paged; and on the embedded SQLite catalog, a live CLI
+//! run survives a daemon starting beside it, which refuses to run the same drill.
+//!
+//! The first test schedules 6 drills in the CI tier, 30 in `tests/run --full`
+//! (`FIREDRILL_CLUSTER_DRILLS` sets another number).
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use support::daemon::{DaemonProc, Received};
+use support::*;
+
+const TOKEN: &str = "cluster-token-5b1e2d";
+
+/// A directory with drills, and the main config of daemons sharing catalog database `db`.
+struct Cluster {
+    fx: Fixture,
+    db: String,
+    daemons: Vec<DaemonProc>,
+}
+
+fn utc_cron(at: jiff::Timestamp) -> String {
+    let t = at.to_zoned(jiff::tz::TimeZone::UTC);
+    format!("{} {} {} * * *", t.second(), t.minute(), t.hour())
+}
+
+impl Cluster {
+    async fn new(db: &str, hook: &str) -> Cluster {
+        create_db(db, "").await;
+        let fx = Fixture::new();
+        std::fs::create_dir_all(fx.dir.path().join("drills")).unwrap();
+        let p = pg();
+        std::fs::write(
+            fx.dir.path().join("firedrill.toml"),
+            format!(
+                r#"catalog = "postgres://postgres@127.0.0.1:{port}/{db}"
+catalog_password = {{ env = "{PASSWORD_ENV}" }}
+drills_dir = "drills"
+reports_dir = "reports"
+
+[daemon]
+listen = "127.0.0.1:0"
+token = {{ env = "FIREDRILL_TEST_API_TOKEN" }}
+max_concurrent_drills = 1
+lease = "6s"
+heartbeat = "1s"
+poll = "1s"
+grace = "60s"
+
+[notify]
+[[notify.channel]]
+name = "hook"
+type = "webhook"
+url = "{hook}"
+"#,
+                port = p.port
+            ),
+        )
+        .unwrap();
+        Cluster {
+            fx,
+            db: db.to_string(),
+            daemons: Vec::new(),
+        }
+    }
+
+    /// Drill `name` of source database `source`, firing once at `at`.
+    fn drill(&self, name: &str, source: &str, at: jiff::Timestamp) {
+        let path = self.fx.drill(name, source, "");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "identity = { file = \"identity.txt\" }",
+            &format!("identity = {{ file = \"{}\" }}", self.fx.identity.display()),
+        );
+        let text = format!("{text}\n[schedule]\ncron = \"{}\"\n", utc_cron(at));
+        std::fs::write(
+            self.fx
+                .dir
+                .path()
+                .join("drills")
+                .join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
+        std::fs::remove_file(path).unwrap();
+    }
+
+    fn start(&mut self, n: usize) {
+        for _ in 0..n {
+            self.daemons.push(DaemonProc::start(
+                &self.fx.dir.path().join("firedrill.toml"),
+                &[("FIREDRILL_TEST_API_TOKEN", TOKEN)],
+            ));
+        }
+    }
+
+    /// The daemon whose pid an owner id names.
+    fn daemon_of(&self, owner: &str) -> Option<usize> {
+        let pid = owner
+            .split_once('@')?
+            .1
+            .rsplit_once(':')?
+            .1
+            .split_once('/')?
+            .0;
+        self.daemons
+            .iter()
+            .position(|d| d.child.id().to_string() == pid)
+    }
+
+    /// `(run_id, drill, status, owner)` of every run, straight from the catalog.
+    async fn runs(&self) -> Vec<(String, String, String, String)> {
+        pg_client(&self.db)
+            .await
+            .query(
+                "SELECT run_id, drill, status, coalesce(owner, '') FROM runs ORDER BY started_at",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+
+    /// Waits until `done` holds of the runs (up to `limit`), and returns them.
+    async fn until(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&[(String, String, String, String)]) -> bool,
+    ) -> Vec<(String, String, String, String)> {
+        let t = Instant::now();
+        loop {
+            let runs = self.runs().await;
+            if done(&runs) {
+                return runs;
+            }
+            assert!(t.elapsed() < limit, "{what} within {limit:?}: {runs:#?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The run of `drill` running now, once its sandbox exists: `(run_id, daemon index)`.
+    async fn running_in_sandbox(&self, drill: &str) -> (String, usize) {
+        let runs = self
+            .until(Duration::from_secs(180), &format!("{drill} running"), |r| {
+                r.iter().any(|(_, d, s, _)| d == drill && s == "running")
+            })
+            .await;
+        let (run_id, _, _, owner) = runs
+            .iter()
+            .find(|(_, d, s, _)| d == drill && s == "running")
+            .unwrap()
+            .clone();
+        let t = Instant::now();
+        while leftovers(&run_id).await.is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(180),
+                "{run_id}'s sandbox never came"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        (run_id, self.daemon_of(&owner).expect("run by one of ours"))
+    }
+}
+
+fn lost_pages(pages: &Received) -> Vec<serde_json::Value> {
+    pages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "trigger")
+        .cloned()
+        .collect()
+}
+
+/// Three daemons, one catalog: every firing runs exactly once, each daemon runs its
+/// share; then one daemon is killed mid-restore: a survivor records its run lost, removes
+/// the sandbox, runs the firing again (a warning page at most), and the dead daemon's later
+/// firings run on the survivors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_run_each_firing_once_and_survive_a_killed_one() {
+    create_db("fd_cluster_src", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g;").await;
+    let (hook, pages) = support::daemon::receiver().await;
+    let mut c = Cluster::new("fdcat_cluster", &hook).await;
+    let n: usize = std::env::var("FIREDRILL_CLUSTER_DRILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if std::env::var("FIREDRILL_FULL").as_deref() == Ok("1") {
+            30
+        } else {
+            6
+        });
+    let t0 = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(25))
+        .unwrap();
+    let at = |s: i64| t0.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+    // Spread over the run time a drill takes, so the daemons share them.
+    for i in 0..n {
+        c.drill(
+            &format!("d{i:02}"),
+            "fd_cluster_src",
+            at((i as i64) * 12 / 3),
+        );
+    }
+    c.start(3);
+    let names: Vec<String> = (0..n).map(|i| format!("d{i:02}")).collect();
+    let runs = c
+        .until(
+            Duration::from_secs(60 + 30 * n as u64),
+            "every firing passed",
+            |r| {
+                names
+                    .iter()
+                    .all(|d| r.iter().any(|(_, rd, s, _)| rd == d && s == "passed"))
+            },
+        )
+        .await;
+    // Exactly once: one run per drill, one claimed firing per drill.
+    let mut per_drill: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut per_owner: HashMap<&str, usize> = HashMap::new();
+    for (_, d, _, o) in &runs {
+        *per_drill.entry(d).or_default() += 1;
+        *per_owner.entry(o).or_default() += 1;
+    }
+    assert!(per_drill.values().all(|&k| k == 1), "{per_drill:?}");
+    let firings: i64 = pg_client(&c.db)
+        .await
+        .query_one("SELECT count(*) FROM firings WHERE drill LIKE 'd%'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(firings as usize, n);
+    assert_eq!(per_owner.len(), 3, "every daemon ran some: {per_owner:?}");
+    assert!(
+        per_owner.values().all(|&k| k * 5 >= n),
+        "each daemon ran at least a fifth: {per_owner:?}"
+    );
+    assert!(lost_pages(&pages).is_empty(), "good backups never page");
+
+    // A daemon killed mid-restore.
+    let t1 = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(8))
+        .unwrap();
+    c.drill("victim", "fd_cluster_src", t1);
+    // Firings after the kill, some of which would have been the dead daemon's.
+    for i in 0..4 {
+        c.drill(
+            &format!("late{i}"),
+            "fd_cluster_src",
+            t1.checked_add(jiff::SignedDuration::from_secs(30 + 3 * i))
+                .unwrap(),
+        );
+    }
+    for d in &c.daemons {
+        d.signal("HUP");
+    }
+    let (run_id, who) = c.running_in_sandbox("victim").await;
+    c.daemons[who].signal("KILL");
+    c.daemons[who].wait(Duration::from_secs(10));
+    let runs = c
+        .until(
+            Duration::from_secs(240),
+            "the victim's firing run again",
+            |r| {
+                r.iter().any(|(id, _, s, _)| *id == run_id && s == "lost")
+                    && r.iter()
+                        .any(|(id, d, s, _)| d == "victim" && *id != run_id && s == "passed")
+            },
+        )
+        .await;
+    assert!(
+        leftovers(&run_id).await.is_empty(),
+        "the lost run's sandbox is gone"
+    );
+    let victims: Vec<_> = runs.iter().filter(|(_, d, _, _)| d == "victim").collect();
+    assert_eq!(victims.len(), 2, "run again once: {victims:?}");
+    let dead = c.daemons[who].child.id().to_string();
+    assert!(
+        !victims[1].3.contains(&format!(":{dead}/")),
+        "by a survivor"
+    );
+    let runs = c
+        .until(Duration::from_secs(240), "the later firings", |r| {
+            (0..4).all(|i| {
+                r.iter()
+                    .any(|(_, d, s, _)| *d == format!("late{i}") && s == "passed")
+            })
+        })
+        .await;
+    for i in 0..4 {
+        let late: Vec<_> = runs
+            .iter()
+            .filter(|(_, d, _, _)| *d == format!("late{i}"))
+            .collect();
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert!(!late[0].3.contains(&format!(":{dead}/")));
+    }
+    // Let the outbox drain, then: one warning about the lost run at most, nothing else.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = lost_pages(&pages);
+    assert!(got.len() <= 1, "{got:#?}");
+    for p in &got {
+        assert!(
+            p["error"].as_str().unwrap_or("").contains("was lost"),
+            "{p}"
+        );
+        assert_eq!(p["drill"], "victim");
+    }
+}
+
+/// A rolling restart: SIGTERM to the daemon running a drill stops the run (its sandbox
+/// removed), hands the firing over, and the other daemon runs it; nobody is paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_stopped_mid_drill_hands_its_firing_over() {
+    create_db(
+        "fd_cluster_src2",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);",
+    )
+    .await;
+    let (hook, pages) = support::daemon::receiver().await;
+    let mut c = Cluster::new("fdcat_handover", &hook).await;
+    c.drill(
+        "handover",
+        "fd_cluster_src2",
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(20))
+            .unwrap(),
+    );
+    c.start(2);
+    let (run_id, who) = c.running_in_sandbox("handover").await;
+    c.daemons[who].signal("TERM");
+    assert_eq!(c.daemons[who].wait(Duration::from_secs(60)), Some(0));
+    assert!(leftovers(&run_id).await.is_empty());
+    let runs = c
+        .until(
+            Duration::from_secs(240),
+            "the firing run by the other daemon",
+            |r| {
+                r.iter()
+                    .any(|(id, d, s, _)| d == "handover" && *id != run_id && s == "passed")
+            },
+        )
+        .await;
+    let first = runs.iter().find(|(id, _, _, _)| *id == run_id).unwrap();
+    assert_eq!(first.2, "interrupted", "{runs:?}");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        pages.lock().unwrap().is_empty(),
+        "nobody is paged: {:?}",
+        pages.lock().unwrap()
+    );
+}
+
+/// On the embedded SQLite catalog: a daemon starting while `firedrill run` drills leaves
+/// the CLI's run (and its sandbox) alone, and neither it nor a second CLI runs the drill
+/// meanwhile; both refusals name the run in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_cli_run_survives_a_daemon_start_and_is_never_doubled() {
+    create_db("fd_cluster_cli", SHOP).await;
+    let fx = Fixture::new();
+    let drills = fx.dir.path().join("drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    let path = fx.drill("dd", "fd_cluster_cli", "");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "identity = { file = \"identity.txt\" }",
+        &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+    );
+    std::fs::write(drills.join("dd.toml"), text).unwrap();
+    std::fs::remove_file(path).unwrap();
+    let config = fx.dir.path().join("firedrill.toml");
+    std::fs::write(
+        &config,
+        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = { env = \"FIREDRILL_TEST_API_TOKEN\" }\nlease = \"6s\"\nheartbeat = \"1s\"\npoll = \"1s\"\n",
+    )
+    .unwrap();
+    let cli = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"));
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["run", "dd", "--quiet"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let first = cli().spawn().unwrap();
+    let catalog = fx.dir.path().join("catalog.db");
+    let t = Instant::now();
+    let run_id = loop {
+        if let Ok(c) = firedrill::catalog::SqliteCatalog::open(&catalog) {
+            use firedrill::catalog::Catalog;
+            if let Some(r) = c
+                .runs(Some("dd"), 5)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.status == firedrill::RunStatus::Running)
+            {
+                if !leftovers(&r.run_id).await.is_empty() {
+                    break r.run_id;
+                }
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "the CLI run never reached its sandbox"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let d = DaemonProc::start(&config, &[("FIREDRILL_TEST_API_TOKEN", TOKEN)]);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/drills/dd/runs", d.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(&run_id) && body.contains("cli@"), "{body}");
+    let second = cli().output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&run_id) && err.contains("already running"),
+        "{err}"
+    );
+    // The daemon recovered (at its start, before it listened) while the run was live, as
+    // the 409 shows: had it taken the run for a crashed one, it would have removed the
+    // sandbox under the CLI, which would have failed.
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use firedrill::catalog::Catalog;
+    let c = firedrill::catalog::SqliteCatalog::open(&catalog).unwrap();
+    let rec = c.run(&run_id).await.unwrap().unwrap();
+    assert_eq!(rec.status, firedrill::RunStatus::Passed, "{rec:?}");
+    assert!(leftovers(&run_id).await.is_empty());
+    drop(d);
+}
