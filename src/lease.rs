@@ -189,20 +189,29 @@ mod tests {
             host: "drillhost".into(),
             pid: 4242,
             started_at: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+            pids: "a1b2c3".into(),
         };
-        let live = format!("cli@drillhost:{}/5", std::process::id());
+        let live = format!("cli@drillhost:{}/5#a1b2c3", std::process::id());
         assert!(!me.is_gone(&me.id()), "not itself");
-        assert!(me.is_gone("daemon@drillhost:4294967295/1"), "no such pid");
         assert!(
-            me.is_gone("daemon@drillhost:4242/1"),
+            me.is_gone("daemon@drillhost:4294967295/1#a1b2c3"),
+            "no such pid"
+        );
+        assert!(
+            me.is_gone("daemon@drillhost:4242/1#a1b2c3"),
             "its own pid, an earlier start: a restart"
         );
         assert!(!me.is_gone(&live), "a pid that runs");
-        assert!(!me.is_gone("daemon@otherhost:4294967295/1"), "another host");
         assert!(
-            !me.is_gone("daemon@localhost:4294967295/1"),
-            "a name every host has"
+            !me.is_gone("daemon@drillhost:4294967295/1#ffffff"),
+            "the same host name in another container or boot"
         );
+        assert!(!me.is_gone("daemon@drillhost:4294967295/1"), "no scope");
         assert!(!me.is_gone("garbage"));
+        let unknown = Owner {
+            pids: String::new(),
+            ..me.clone()
+        };
+        assert!(!unknown.is_gone("daemon@drillhost:4294967295/1#"));
     }
 }

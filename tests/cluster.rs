@@ -450,3 +450,389 @@ async fn a_live_cli_run_survives_a_daemon_start_and_is_never_doubled() {
     assert!(leftovers(&run_id).await.is_empty());
     drop(d);
 }
+
+/// A PostgreSQL server of the test's own for the catalog (so that it can be restarted or
+/// cut off without touching the drills' source server), stopped on drop.
+struct CatalogServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    password: String,
+}
+
+fn host_setup(script: &str) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(". deploy/host-setup.sh; {script}"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl CatalogServer {
+    fn start() -> CatalogServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::Builder::new()
+            .prefix("fd-catalog-pg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let s = CatalogServer {
+            dir,
+            port,
+            password: "catalog-pw-7d1c".into(),
+        };
+        host_setup(&format!(
+            "fd_start_pg {}/pg {port} {}",
+            s.dir.path().display(),
+            s.password
+        ));
+        s
+    }
+
+    fn stop(&self) {
+        host_setup(&format!("fd_stop_pg {}/pg", self.dir.path().display()));
+    }
+
+    /// Starts it again with its data.
+    fn start_again(&self) {
+        host_setup(&format!(
+            "FD_KEEP_DATA=1 fd_start_pg {}/pg {} {}",
+            self.dir.path().display(),
+            self.port,
+            self.password
+        ));
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        let (c, conn) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .password(&self.password)
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    }
+}
+
+impl Drop for CatalogServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A TCP proxy to the catalog server that the test can cut (every connection dropped,
+/// new ones refused) and restore: one daemon's link to the catalog.
+struct Link {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Link {
+    async fn to(target: u16) -> Link {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            let mut rx = rx;
+            loop {
+                if *rx.borrow() {
+                    // Cut: nothing listens (connections are refused) until restored.
+                    listener = None;
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let l = match &listener {
+                    Some(l) => l,
+                    None => {
+                        listener = Some(
+                            tokio::net::TcpListener::bind(("127.0.0.1", port))
+                                .await
+                                .unwrap(),
+                        );
+                        continue;
+                    }
+                };
+                tokio::select! {
+                    a = l.accept() => {
+                        let Ok((mut inbound, _)) = a else { continue };
+                        let mut cut_rx = rx.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                _ = cut_rx.wait_for(|c| *c) => {}
+                            }
+                        });
+                    }
+                    _ = rx.changed() => {}
+                }
+            }
+        });
+        Link { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// A daemon config on the catalog at `port`, its leases short.
+fn write_config(fx: &Fixture, name: &str, port: u16, lease: u32, hook: &str) -> std::path::PathBuf {
+    let path = fx.dir.path().join(name);
+    std::fs::write(
+        &path,
+        format!(
+            r#"catalog = "postgres://postgres@127.0.0.1:{port}/postgres"
+catalog_password = {{ env = "FD_TEST_CATALOG_PW" }}
+drills_dir = "drills"
+reports_dir = "reports"
+
+[daemon]
+listen = "127.0.0.1:0"
+token = {{ env = "FIREDRILL_TEST_API_TOKEN" }}
+max_concurrent_drills = 1
+lease = "{lease}s"
+heartbeat = "1s"
+poll = "1s"
+grace = "60s"
+
+[notify]
+[[notify.channel]]
+name = "hook"
+type = "webhook"
+url = "{hook}"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `(run_id, drill, status, owner)` of every run in the catalog server's database.
+async fn runs_of(server: &CatalogServer) -> Vec<(String, String, String, String)> {
+    server
+        .client()
+        .await
+        .query(
+            "SELECT run_id, drill, status, coalesce(owner, '') FROM runs ORDER BY started_at",
+            &[],
+        )
+        .await
+        .map(|rows| {
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_runs(
+    server: &CatalogServer,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[(String, String, String, String)]) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let t = Instant::now();
+    loop {
+        let runs = runs_of(server).await;
+        if done(&runs) {
+            return runs;
+        }
+        assert!(t.elapsed() < limit, "{what} within {limit:?}: {runs:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn cluster_drill(fx: &Fixture, name: &str, source: &str, at: jiff::Timestamp) {
+    let path = fx.drill(name, source, "");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "identity = { file = \"identity.txt\" }",
+        &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+    );
+    let text = format!("{text}\n[schedule]\ncron = \"{}\"\n", utc_cron(at));
+    std::fs::create_dir_all(fx.dir.path().join("drills")).unwrap();
+    std::fs::write(
+        fx.dir.path().join("drills").join(format!("{name}.toml")),
+        text,
+    )
+    .unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+fn in_secs(s: i64) -> jiff::Timestamp {
+    jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(s))
+        .unwrap()
+}
+
+/// The catalog server restarts while a drill runs and while a firing is due: the daemons
+/// reconnect, the running drill finishes and is recorded, the firing due meanwhile is
+/// claimed once the catalog is back and runs once, and nobody is paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_restarting_mid_run_loses_and_doubles_nothing() {
+    create_db("fd_cluster_restart", SHOP).await;
+    let server = CatalogServer::start();
+    let (hook, pages) = support::daemon::receiver().await;
+    let fx = Fixture::new();
+    let config = write_config(&fx, "firedrill.toml", server.port, 30, &hook);
+    cluster_drill(&fx, "busy", "fd_cluster_restart", in_secs(15));
+    let env = [
+        ("FIREDRILL_TEST_API_TOKEN", TOKEN),
+        ("FD_TEST_CATALOG_PW", server.password.as_str()),
+    ];
+    let daemons = [
+        DaemonProc::start(&config, &env),
+        DaemonProc::start(&config, &env),
+    ];
+    wait_runs(&server, Duration::from_secs(120), "busy running", |r| {
+        r.iter().any(|(_, d, s, _)| d == "busy" && s == "running")
+    })
+    .await;
+    let busy = runs_of(&server).await[0].0.clone();
+    // A firing due while the catalog is down.
+    cluster_drill(&fx, "meanwhile", "fd_cluster_restart", in_secs(3));
+    for d in &daemons {
+        d.signal("HUP");
+    }
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    server.start_again();
+    let runs = wait_runs(
+        &server,
+        Duration::from_secs(240),
+        "both drills passed",
+        |r| {
+            ["busy", "meanwhile"]
+                .iter()
+                .all(|d| r.iter().any(|(_, rd, s, _)| rd == d && s == "passed"))
+        },
+    )
+    .await;
+    assert_eq!(runs.len(), 2, "each ran once: {runs:#?}");
+    assert!(runs
+        .iter()
+        .any(|(id, _, s, _)| *id == busy && s == "passed"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(lost_pages(&pages).is_empty(), "{:?}", pages.lock().unwrap());
+}
+
+/// One daemon cut off from the catalog mid-run fences itself: its run stops and its
+/// sandbox is removed before its lease runs out; the other daemon records the run lost
+/// once the lease expired and runs the firing again, never at the same time; the cut-off
+/// daemon claims nothing meanwhile, and once its link returns it claims firings again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_cut_off_from_the_catalog_fences_itself_and_rejoins() {
+    create_db("fd_cluster_cut", SHOP).await;
+    let server = CatalogServer::start();
+    let link = Link::to(server.port).await;
+    let (hook, pages) = support::daemon::receiver().await;
+    let fx = Fixture::new();
+    let via_link = write_config(&fx, "a.toml", link.port, 8, &hook);
+    let direct = write_config(&fx, "b.toml", server.port, 8, &hook);
+    cluster_drill(&fx, "fenced", "fd_cluster_cut", in_secs(12));
+    let env = [
+        ("FIREDRILL_TEST_API_TOKEN", TOKEN),
+        ("FD_TEST_CATALOG_PW", server.password.as_str()),
+    ];
+    let a = DaemonProc::start(&via_link, &env);
+    let a_pid = format!(":{}/", a.child.id());
+    let runs = wait_runs(&server, Duration::from_secs(120), "fenced running", |r| {
+        r.iter().any(|(_, d, s, _)| d == "fenced" && s == "running")
+    })
+    .await;
+    let first = runs[0].0.clone();
+    assert!(runs[0].3.contains(&a_pid));
+    let t = Instant::now();
+    while leftovers(&first).await.is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(120));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let b = DaemonProc::start(&direct, &env);
+    link.set_cut(true);
+    let cut_at = Instant::now();
+    while !leftovers(&first).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fenced_after = cut_at.elapsed();
+    assert!(
+        fenced_after < Duration::from_secs(8),
+        "the sandbox went {fenced_after:?} after the cut: before the lease of 8s ran out"
+    );
+    let runs = wait_runs(
+        &server,
+        Duration::from_secs(120),
+        "the firing run again",
+        |r| {
+            r.iter()
+                .any(|(id, d, s, _)| d == "fenced" && *id != first && s == "passed")
+        },
+    )
+    .await;
+    let again = runs
+        .iter()
+        .find(|(id, d, _, _)| d == "fenced" && *id != first)
+        .unwrap();
+    assert!(!again.3.contains(&a_pid), "run again by the other daemon");
+    assert!(
+        runs.iter().filter(|(_, d, _, _)| d == "fenced").count() == 2,
+        "{runs:#?}"
+    );
+    // While cut off, daemon A claimed nothing.
+    assert!(
+        runs.iter()
+            .filter(|(_, _, _, o)| o.contains(&a_pid))
+            .count()
+            == 1
+    );
+    // The link returns: A renews again and takes its share of new firings.
+    link.set_cut(false);
+    for i in 0..4 {
+        cluster_drill(
+            &fx,
+            &format!("after{i}"),
+            "fd_cluster_cut",
+            in_secs(8 + 5 * i),
+        );
+    }
+    a.signal("HUP");
+    b.signal("HUP");
+    let runs = wait_runs(
+        &server,
+        Duration::from_secs(300),
+        "the later firings",
+        |r| {
+            (0..4).all(|i| {
+                r.iter()
+                    .any(|(_, d, s, _)| *d == format!("after{i}") && s == "passed")
+            })
+        },
+    )
+    .await;
+    let after: Vec<_> = runs
+        .iter()
+        .filter(|(_, d, _, _)| d.starts_with("after"))
+        .collect();
+    assert_eq!(after.len(), 4, "each once: {after:#?}");
+    assert!(
+        after.iter().any(|(_, _, _, o)| o.contains(&a_pid)),
+        "A rejoined and ran some: {after:#?}"
+    );
+    let got = lost_pages(&pages);
+    assert!(got.len() <= 1, "{got:#?}");
+    drop((a, b));
+}

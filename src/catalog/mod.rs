@@ -207,6 +207,24 @@ pub struct Owner {
     pub host: String,
     pub pid: u32,
     pub started_at: jiff::Timestamp,
+    /// Where its pid means something: this boot of this machine and its pid namespace
+    /// (a short hash); empty when unknown. Host names alone are not enough: containers
+    /// may share one.
+    pub pids: String,
+}
+
+/// [`Owner::pids`] of this process.
+fn pid_scope() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok();
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok();
+    match (boot, ns) {
+        (Some(b), Some(n)) => {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(format!("{}|{}", b.trim(), n.display()).as_bytes());
+            hex::encode(&h[..6])
+        }
+        _ => String::new(),
+    }
 }
 
 impl Owner {
@@ -223,14 +241,22 @@ impl Owner {
             host,
             pid: std::process::id(),
             started_at: jiff::Timestamp::now(),
+            pids: pid_scope(),
         }
     }
 
-    /// Whether the owner named `id` is a process of this host that is gone (its pid no
-    /// longer runs, or now runs this process): its runs need not wait for their leases.
-    /// `false` whenever unsure (another host, a pid reused by some other process).
+    /// Whether the owner named `id` is a process that is gone from this machine's boot
+    /// and pid namespace (its pid no longer runs, or now runs this process): its runs need
+    /// not wait for their leases. `false` whenever unsure (another machine, container or
+    /// boot, a pid reused by some other process).
     pub fn is_gone(&self, id: &str) -> bool {
-        let Some((_, rest)) = id.split_once('@') else {
+        let Some((id_part, scope)) = id.rsplit_once('#') else {
+            return false;
+        };
+        if self.pids.is_empty() || scope != self.pids {
+            return false;
+        }
+        let Some((_, rest)) = id_part.split_once('@') else {
             return false;
         };
         let Some((host, rest)) = rest.rsplit_once(':') else {
@@ -242,20 +268,21 @@ impl Owner {
         else {
             return false;
         };
-        if host != self.host || host == "localhost" || id == self.id() {
+        if host != self.host || id == self.id() {
             return false;
         }
         pid == self.pid || !std::path::Path::new(&format!("/proc/{pid}")).exists()
     }
 
-    /// One string naming it in the catalog: `daemon@host:pid/start`.
+    /// One string naming it in the catalog: `daemon@host:pid/start#pids`.
     pub fn id(&self) -> String {
         format!(
-            "{}@{}:{}/{}",
+            "{}@{}:{}/{}#{}",
             self.role,
             self.host,
             self.pid,
-            self.started_at.as_millisecond()
+            self.started_at.as_millisecond(),
+            self.pids
         )
     }
 }

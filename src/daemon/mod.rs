@@ -726,21 +726,33 @@ impl Daemon {
     /// waiting uses tokio's clock, so tests can pause and advance it.
     pub async fn schedule_loop(self: Arc<Self>, clock: Clock) {
         let mut next: HashMap<String, jiff::Timestamp> = HashMap::new();
+        // Firings whose claim the catalog could not answer (it restarts, this daemon is
+        // cut off from it): claimed again every second, for as long as RETRY_CLAIMS.
+        let mut retry: HashMap<String, jiff::Timestamp> = HashMap::new();
         loop {
             let now = clock.now();
             let drills = self.drills();
             next.retain(|k, _| drills.contains_key(k));
+            retry.retain(|k, at| {
+                let keep = drills.contains_key(k)
+                    && now.as_second() - at.as_second() < RETRY_CLAIMS.as_secs() as i64;
+                if !keep && drills.contains_key(k) {
+                    tracing::error!(drill = %k, "the firing of {at} was not claimed: the catalog did not answer for {RETRY_CLAIMS:?}");
+                }
+                keep
+            });
             for (name, d) in drills.iter() {
                 if let Some(s) = &d.schedule.cron {
                     next.entry(name.clone())
                         .or_insert_with(|| next_firing(name, s, now));
                 }
             }
-            let due: Vec<String> = next
+            let mut due: Vec<(String, jiff::Timestamp)> = next
                 .iter()
                 .filter(|(_, t)| **t <= now)
-                .map(|(n, _)| n.clone())
+                .map(|(n, t)| (n.clone(), *t))
                 .collect();
+            due.extend(retry.drain());
             // A daemon with runs in hand, or that claimed more firings lately, lets the
             // others claim first: the firings spread over the daemons sharing the catalog.
             if !due.is_empty() {
@@ -749,35 +761,33 @@ impl Daemon {
                     tokio::time::sleep(wait).await;
                 }
             }
-            for name in due {
+            for (name, at) in due {
                 let d = &drills[&name];
-                let scheduled_for = next.get(&name).copied();
-                // Each firing runs once, whichever daemon (sharing the catalog) claims it.
-                let claimed = match (scheduled_for, self.leases.in_touch()) {
-                    (Some(at), true) => self
-                        .catalog
-                        .claim_firing(&name, at, self.leases.id())
-                        .await
-                        .inspect(|won| {
-                            if *won {
-                                self.claimed();
-                            }
-                        })
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(drill = %name, "cannot claim the firing of {at}: {e}");
-                            false
-                        }),
-                    _ => {
-                        tracing::warn!(drill = %name, "out of touch with the catalog: the firing is left to the other daemons");
-                        false
-                    }
-                };
-                if !claimed {
-                    if let Some(s) = &d.schedule.cron {
+                let scheduled_for = Some(at);
+                if let Some(s) = &d.schedule.cron {
+                    if next.get(&name).is_some_and(|t| *t <= at) {
                         next.insert(name.clone(), next_firing(&name, s, now));
                     }
+                }
+                // Each firing runs once, whichever daemon (sharing the catalog) claims it.
+                let claimed = if self.leases.in_touch() {
+                    match self.catalog.claim_firing(&name, at, self.leases.id()).await {
+                        Ok(won) => won,
+                        Err(e) => {
+                            tracing::warn!(drill = %name, "cannot claim the firing of {at} yet: {e}");
+                            retry.insert(name.clone(), at);
+                            false
+                        }
+                    }
+                } else {
+                    tracing::warn!(drill = %name, "out of touch with the catalog: the firing of {at} waits until this daemon renews its leases again");
+                    retry.insert(name.clone(), at);
+                    false
+                };
+                if !claimed {
                     continue;
                 }
+                self.claimed();
                 let opts = RunOptions {
                     artifact: None,
                     scheduled_for,
@@ -801,9 +811,6 @@ impl Daemon {
                     }
                     Err(e) => tracing::warn!(drill = %name, "scheduled run not started: {e:?}"),
                 }
-                if let Some(s) = &d.schedule.cron {
-                    next.insert(name.clone(), next_firing(&name, s, now));
-                }
             }
             let soonest = next.values().min().copied();
             // Rounded up, and never zero: a wait that truncates to nothing would spin.
@@ -813,7 +820,7 @@ impl Daemon {
                     Duration::from_nanos(ns.clamp(1_000_000, i128::from(u64::MAX)) as u64)
                 })
                 .unwrap_or(Duration::from_secs(3600))
-                .min(Duration::from_secs(60));
+                .min(Duration::from_secs(if retry.is_empty() { 60 } else { 1 }));
             tokio::select! {
                 _ = self.shutdown.stopped() => return,
                 _ = self.reloaded.notified() => { next.clear(); }
@@ -1051,6 +1058,9 @@ impl Daemon {
         }
     }
 }
+
+/// How long a firing whose claim the catalog did not answer is claimed again.
+const RETRY_CLAIMS: Duration = Duration::from_secs(600);
 
 /// When `drill`'s schedule fires next after `now`: its jitter is drawn from the drill's
 /// name and the firing, so every daemon sharing the catalog computes the same time, and
