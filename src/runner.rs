@@ -69,6 +69,43 @@ async fn check_snapshot(
     }
 }
 
+/// Passes a run's progress on, and notes each stage it enters in the catalog: the daemons
+/// sharing it show where a run of another one is.
+struct Noting<'a> {
+    inner: &'a dyn Progress,
+    catalog: Option<Arc<dyn Catalog>>,
+    run_id: String,
+}
+
+impl Progress for Noting<'_> {
+    fn stage_started(&self, stage: crate::status::Stage) {
+        if let Some(c) = &self.catalog {
+            let (c, id) = (c.clone(), self.run_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = c.run_stage(&id, stage).await {
+                    tracing::debug!(run = %id, "noting stage {stage} in the catalog: {e}");
+                }
+            });
+        }
+        self.inner.stage_started(stage)
+    }
+    fn stage_finished(&self, report: &crate::report::StageReport) {
+        self.inner.stage_finished(report)
+    }
+    fn stage_retrying(
+        &self,
+        stage: crate::status::Stage,
+        attempt: u32,
+        error: &crate::error::Error,
+        backoff: Duration,
+    ) {
+        self.inner.stage_retrying(stage, attempt, error, backoff)
+    }
+    fn bytes(&self, stage: crate::status::Stage, done: u64, total: Option<u64>) {
+        self.inner.bytes(stage, done, total)
+    }
+}
+
 /// How far back a run looks in its drill's history (for the baseline and checksum turns).
 const HISTORY: usize = 500;
 /// How long a run waits for its pages to be delivered before leaving them queued.
@@ -216,13 +253,18 @@ impl Runner {
         });
         self.sweep_orphans(drill).await;
         let parts = self.connector.connect(drill);
+        let noting = Noting {
+            inner: progress,
+            catalog: self.catalog.clone(),
+            run_id: run_id.clone(),
+        };
         let done = drill::run(
             drill,
             parts,
             &run_id,
             history.as_deref(),
             opts,
-            progress,
+            &noting,
             stop,
         )
         .await;

@@ -170,6 +170,55 @@ url = "{hook}"
     }
 }
 
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn get_json(base: &str, path: &str) -> serde_json::Value {
+    let r = http()
+        .get(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// A run's server-sent events, until `finished`.
+async fn follow_events(base: &str, run_id: &str) -> Vec<(String, serde_json::Value)> {
+    let mut resp = http()
+        .get(format!("{base}/api/v1/runs/{run_id}/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(180), resp.chunk())
+        .await
+        .expect("events stalled")
+    {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let Some(name) = block.lines().find_map(|l| l.strip_prefix("event: ")) else {
+                continue;
+            };
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or("null");
+            events.push((name.to_string(), serde_json::from_str(data).unwrap()));
+            if name == "finished" {
+                return events;
+            }
+        }
+    }
+    events
+}
+
 fn lost_pages(pages: &Received) -> Vec<serde_json::Value> {
     pages
         .lock()
@@ -262,8 +311,55 @@ async fn three_daemons_run_each_firing_once_and_survive_a_killed_one() {
         d.signal("HUP");
     }
     let (run_id, who) = c.running_in_sandbox("victim").await;
+    // Every daemon answers for the run another one runs, from the catalog.
+    let other = (who + 1) % 3;
+    let view = get_json(&c.daemons[other].base, &format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(view["status"], "running", "{view}");
+    let runner_pid = format!(":{}/", c.daemons[who].child.id());
+    assert!(
+        view["daemon"].as_str().unwrap_or("").contains(&runner_pid),
+        "{view}"
+    );
+    let page = http()
+        .get(format!("{}/runs/{run_id}", c.daemons[other].base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("run by") && page.contains(&runner_pid),
+        "{page}"
+    );
     c.daemons[who].signal("KILL");
     c.daemons[who].wait(Duration::from_secs(10));
+    // The second run of the victim's firing, followed as it runs on a daemon that does
+    // not run it: its events come through the catalog.
+    let runs = c
+        .until(Duration::from_secs(120), "the victim run again", |r| {
+            r.iter().any(|(id, d, _, _)| d == "victim" && *id != run_id)
+        })
+        .await;
+    let again = runs
+        .iter()
+        .find(|(id, d, _, _)| d == "victim" && *id != run_id)
+        .unwrap()
+        .clone();
+    let watcher = (0..3)
+        .find(|&i| i != who && !again.3.contains(&format!(":{}/", c.daemons[i].child.id())))
+        .unwrap();
+    let events = follow_events(&c.daemons[watcher].base, &again.0).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"queued"), "{names:?}");
+    assert!(names.contains(&"stage_started"), "{names:?}");
+    assert!(names.contains(&"stage_finished"), "{names:?}");
+    let (last, data) = events.last().unwrap();
+    assert_eq!(
+        (last.as_str(), data["status"].as_str()),
+        ("finished", Some("passed"))
+    );
     let runs = c
         .until(
             Duration::from_secs(240),

@@ -92,6 +92,12 @@ pub struct RunRecord {
     /// the baseline for the next runs, and its artifact counts as good.
     #[serde(default)]
     pub accepted: bool,
+    /// The process that ran (or runs) it: `daemon@host:pid/start#…` or `cli@…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The stage it is in, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
 }
 
 /// A drill's newest finished run and newest passing run: what a listing of many drills
@@ -528,6 +534,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// [`Catalog::reap_expired`] records them lost: for an owner known to be dead (a
     /// process of this host that is gone). Returns how many.
     async fn expire_owner(&self, owner: &str) -> Result<usize>;
+    /// Notes the stage a running run is in, for the daemons that do not run it (their
+    /// API's events and dashboard).
+    async fn run_stage(&self, run_id: &str, stage: Stage) -> Result<()>;
     /// Claims the firing of `drill` scheduled for `scheduled_for` for `owner`: true for
     /// the first process to ask, false for every other (each firing runs once however
     /// many daemons share the catalog).

@@ -26,7 +26,8 @@ use crate::status::{OutboxState, PageKind, Verdict};
 
 /// Schema migrations, applied in order under an advisory lock (several daemons may start
 /// at once); `firedrill_schema` records which ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE runs (
         run_id text PRIMARY KEY,
         drill text NOT NULL,
@@ -106,7 +107,12 @@ const MIGRATIONS: &[&str] = &[r#"
     -- moves with every change to finished runs, for other processes to notice
     CREATE TABLE changes (id integer PRIMARY KEY CHECK (id = 1), runs bigint NOT NULL);
     INSERT INTO changes VALUES (1, 0);
-"#];
+"#,
+    // 2: the stage a running run is in, for daemons that do not run it
+    r#"
+    ALTER TABLE runs ADD COLUMN stage text;
+"#,
+];
 
 /// Where a PostgreSQL catalog is, as the main config says.
 #[derive(Debug, Clone)]
@@ -199,7 +205,9 @@ fn opt_text<T: FromStr<Err = String>>(r: &Row, i: usize) -> std::result::Result<
     r.get::<_, Option<String>>(i).map(|s| s.parse()).transpose()
 }
 
-const RUN_COLS: &str = "drill, run_id, started_at, finished_at, status, failed_stage, error, artifact, rto_seconds, encrypted_bytes, report, accepted_at IS NOT NULL";
+const RUN_COLS: &str = "drill, run_id, started_at, finished_at, status, failed_stage, error, artifact, rto_seconds, encrypted_bytes, report, accepted_at IS NOT NULL, owner, stage";
+/// The columns of [`RUN_COLS`] a finished run is written with.
+const RUN_WRITTEN: &str = "drill, run_id, started_at, finished_at, status, failed_stage, error, artifact, rto_seconds, encrypted_bytes, report";
 const ARTIFACT_COLS: &str = "drill, run_id, created_at, engine, plain_bytes, encrypted_bytes, sha256, location, manifest_key, verified, verified_at";
 const OUTBOX_COLS: &str =
     "id, channel, drill, kind, payload, created_at, next_attempt_at, attempts, last_error, state";
@@ -218,6 +226,8 @@ fn run_row(r: &Row) -> std::result::Result<RunRecord, String> {
         encrypted_bytes: r.get::<_, Option<i64>>(9).map(|v| v as u64),
         report: r.get(10),
         accepted: r.get(11),
+        owner: r.get(12),
+        stage: opt_text(r, 13)?,
     })
 }
 
@@ -422,7 +432,7 @@ async fn finish_run(
              ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, status = excluded.status,
                failed_stage = excluded.failed_stage, error = excluded.error, artifact = excluded.artifact,
                rto_seconds = excluded.rto_seconds, encrypted_bytes = excluded.encrypted_bytes, report = excluded.report",
-            RUN_COLS.replace(", accepted_at IS NOT NULL", "")
+            RUN_WRITTEN
         ),
         &[
             &r.drill,
@@ -918,7 +928,7 @@ impl Catalog for PgCatalog {
         let rows = tx
             .query(
                 &format!(
-                    "SELECT {RUN_COLS}, owner, firing FROM runs
+                    "SELECT {RUN_COLS}, firing FROM runs
                      WHERE status = 'running' AND (lease_until IS NULL OR lease_until < $1)
                      FOR UPDATE SKIP LOCKED"
                 ),
@@ -930,7 +940,7 @@ impl Catalog for PgCatalog {
         for r in &rows {
             let run = run_row(r).map_err(|e| self.err(e))?;
             let owner: Option<String> = r.get(12);
-            let firing: Option<i64> = r.get(13);
+            let firing: Option<i64> = r.get(14);
             tx.execute(
                 "UPDATE runs SET status = 'lost', finished_at = $2, error = $3 WHERE run_id = $1",
                 &[&run.run_id, &now, &super::lost_message(owner.as_deref())],
@@ -998,6 +1008,15 @@ impl Catalog for PgCatalog {
                 &[&owner],
             )
             .await? as usize)
+    }
+
+    async fn run_stage(&self, run_id: &str, stage: crate::status::Stage) -> Result<()> {
+        self.exec(
+            "UPDATE runs SET stage = $2 WHERE run_id = $1 AND status = 'running'",
+            &[&run_id, &stage.as_str()],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn claim_firing(

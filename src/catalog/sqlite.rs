@@ -178,6 +178,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX firings_open ON firings (state, scheduled_for);
     "#,
+    // 10: the stage a running run is in, for daemons that do not run it
+    r#"
+    ALTER TABLE runs ADD COLUMN stage TEXT;
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -425,6 +429,8 @@ fn artifact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRecord> {
 
 const ARTIFACT_COLS: &str = "drill, run_id, created_at, engine, plain_bytes, encrypted_bytes, sha256, location, manifest_key, verified, verified_at";
 const RUN_COLS: &str = "drill, run_id, started_at, finished_at, status, failed_stage, error, artifact, rto_seconds, encrypted_bytes, report";
+/// Read after [`RUN_COLS`] by [`run_row`] (columns 11–13).
+const RUN_EXTRA: &str = "accepted_at IS NOT NULL, owner, stage";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -440,6 +446,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         encrypted_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
         report: r.get(10)?,
         accepted: r.get(11)?,
+        owner: r.get(12)?,
+        stage: r.get(13)?,
     })
 }
 
@@ -845,10 +853,10 @@ impl Catalog for SqliteCatalog {
         self.with(|c| {
             let runs = {
                 let mut st = c.prepare(&format!(
-                    "SELECT {RUN_COLS}, accepted_at IS NOT NULL, accepted_at FROM runs ORDER BY started_at, run_id"
+                    "SELECT {RUN_COLS}, {RUN_EXTRA}, accepted_at FROM runs ORDER BY started_at, run_id"
                 ))?;
                 let rows = st.query_map([], |r| {
-                    Ok((run_row(r)?, r.get::<_, Option<String>>(12)?.map(|s| ts(&s))))
+                    Ok((run_row(r)?, r.get::<_, Option<String>>(14)?.map(|s| ts(&s))))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
@@ -959,7 +967,7 @@ impl Catalog for SqliteCatalog {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let list: Vec<LostRun> = {
                     let mut st = tx.prepare(&format!(
-                        "SELECT {RUN_COLS}, accepted_at IS NOT NULL, owner, firing FROM runs
+                        "SELECT {RUN_COLS}, {RUN_EXTRA}, firing FROM runs
                          WHERE status = 'running' AND (lease_until IS NULL OR lease_until < ?1)"
                     ))?;
                     let rows = st.query_map(params![now.as_millisecond()], |r| {
@@ -967,7 +975,7 @@ impl Catalog for SqliteCatalog {
                             run: run_row(r)?,
                             owner: r.get(12)?,
                             firing: r
-                                .get::<_, Option<i64>>(13)?
+                                .get::<_, Option<i64>>(14)?
                                 .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
                                 .map(|t| (t, false)),
                         })
@@ -1040,6 +1048,18 @@ impl Catalog for SqliteCatalog {
                 "UPDATE runs SET lease_until = 0 WHERE owner = ?1 AND status = 'running'",
                 params![owner],
             )
+        })
+        .await
+    }
+
+    async fn run_stage(&self, run_id: &str, stage: crate::status::Stage) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE runs SET stage = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, stage],
+            )
+            .map(|_| ())
         })
         .await
     }
@@ -1183,7 +1203,7 @@ impl Catalog for SqliteCatalog {
         let drill = drill.map(str::to_string);
         self.with(move |c| {
             let mut st = c.prepare(&format!(
-                "SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE (?1 IS NULL OR drill = ?1) ORDER BY started_at DESC, run_id DESC LIMIT ?2"
+                "SELECT {RUN_COLS}, {RUN_EXTRA} FROM runs WHERE (?1 IS NULL OR drill = ?1) ORDER BY started_at DESC, run_id DESC LIMIT ?2"
             ))?;
             let rows = st.query_map(params![drill, limit as i64], run_row)?;
             rows.collect()
@@ -1230,7 +1250,7 @@ impl Catalog for SqliteCatalog {
         let run_id = run_id.to_string();
         self.with(move |c| {
             c.query_row(
-                &format!("SELECT {RUN_COLS}, accepted_at IS NOT NULL FROM runs WHERE run_id = ?1"),
+                &format!("SELECT {RUN_COLS}, {RUN_EXTRA} FROM runs WHERE run_id = ?1"),
                 params![run_id],
                 run_row,
             )
@@ -1256,7 +1276,7 @@ impl Catalog for SqliteCatalog {
         self.with(move |c| {
             for (column, passed) in [("finished", false), ("passed", true)] {
                 let mut st = c.prepare_cached(&format!(
-                    "SELECT {cols}, accepted_at IS NOT NULL FROM runs WHERE run_id IN (SELECT {column} FROM drill_latest)"
+                    "SELECT {cols}, {RUN_EXTRA} FROM runs WHERE run_id IN (SELECT {column} FROM drill_latest)"
                 ))?;
                 let rows = st.query_map([], run_row)?;
                 for r in rows {

@@ -323,6 +323,13 @@ struct RunView {
     stages: Vec<crate::report::StageReport>,
     /// The whole report, once the run has finished (`firedrill run --json` prints the same).
     report: Option<crate::report::RunReport>,
+    /// The process that runs or ran it (`daemon@host:pid/…`, or `cli@…`): this daemon, or
+    /// another sharing the catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daemon: Option<String>,
+    /// The stage it is in, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<crate::status::Stage>,
 }
 
 /// A run, live or from the catalog.
@@ -345,12 +352,18 @@ async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
                 _ => None,
             })
             .collect();
+        let stage = events.iter().rev().find_map(|e| match e {
+            RunEvent::StageStarted { stage, .. } if report.is_none() => Some(*stage),
+            _ => None,
+        });
         return Json(RunView {
             run_id: id,
             drill,
             status,
             stages,
             report,
+            daemon: Some(d.leases.id().to_string()),
+            stage,
         })
         .into_response();
     }
@@ -370,6 +383,8 @@ async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
                 status: r.status,
                 stages,
                 report,
+                stage: r.stage.filter(|_| !r.status.is_finished()),
+                daemon: r.owner,
             })
             .into_response()
         }
@@ -386,15 +401,20 @@ async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
     responses(
         (status = 200, description = "The event stream; each event's data is a JSON object with an `event` field", body = String, content_type = "text/event-stream"),
         (status = 401, description = "No token, or not the daemon's"),
-        (status = 404, description = "No live run with this id (GET /api/v1/runs/{id} has finished ones)", body = ErrorBody),
+        (status = 404, description = "No run with this id", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
 async fn events(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
     let Some((past, rx, done)) = d.follow(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no live run {id}; GET /api/v1/runs/{id} has finished ones"),
-        );
+        // A run of another daemon sharing the catalog (or one this daemon forgot):
+        // followed through the catalog.
+        return match d.catalog.run(&id).await {
+            Ok(Some(r)) => Sse::new(catalog_stream(d.clone(), r))
+                .keep_alive(KeepAlive::default())
+                .into_response(),
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
     };
     let stream = event_stream(past, rx, done);
     Sse::new(stream)
@@ -413,6 +433,92 @@ fn to_event(ev: &RunEvent) -> Event {
     Event::default()
         .event(name)
         .data(serde_json::to_string(ev).unwrap_or_default())
+}
+
+/// The events of a run another process runs, read from the catalog every second: the
+/// stage it enters, and once it is over each stage's report and `finished`.
+fn catalog_stream(
+    d: Arc<Daemon>,
+    first: crate::catalog::RunRecord,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    struct Follow {
+        d: Arc<Daemon>,
+        run_id: String,
+        /// The record to read next (the first one, then each poll's).
+        next: Option<crate::catalog::RunRecord>,
+        stage: Option<crate::status::Stage>,
+        pending: std::collections::VecDeque<RunEvent>,
+        over: bool,
+    }
+    let state = Follow {
+        d,
+        run_id: first.run_id.clone(),
+        pending: [RunEvent::Queued {
+            run_id: first.run_id.clone(),
+            drill: first.drill.clone(),
+        }]
+        .into(),
+        next: Some(first),
+        stage: None,
+        over: false,
+    };
+    futures::stream::unfold(state, |mut f| async move {
+        loop {
+            if let Some(ev) = f.pending.pop_front() {
+                return Some((Ok(to_event(&ev)), f));
+            }
+            if f.over {
+                return None;
+            }
+            let r = match f.next.take() {
+                Some(r) => r,
+                None => {
+                    tokio::select! {
+                        _ = f.d.shutdown.stopped() => return None,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                    match f.d.catalog.run(&f.run_id).await {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return None,
+                        // The catalog did not answer: ask again.
+                        Err(_) => continue,
+                    }
+                }
+            };
+            if !r.status.is_finished() {
+                if r.stage.is_some() && r.stage != f.stage {
+                    f.stage = r.stage;
+                    if let Some(stage) = r.stage {
+                        f.pending.push_back(RunEvent::StageStarted {
+                            run_id: f.run_id.clone(),
+                            stage,
+                        });
+                    }
+                }
+                continue;
+            }
+            let report: Option<crate::report::RunReport> = r
+                .report
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok());
+            for st in report.iter().flat_map(|rep| rep.stages.iter()) {
+                f.pending.push_back(RunEvent::StageFinished {
+                    run_id: f.run_id.clone(),
+                    report: st.clone(),
+                });
+            }
+            f.pending.push_back(RunEvent::Finished {
+                run_id: f.run_id.clone(),
+                status: r.status,
+                verdict: report
+                    .as_ref()
+                    .map(|rep| rep.verdict)
+                    .unwrap_or(crate::status::Verdict::Error),
+                exit_code: report.as_ref().map(|rep| rep.exit_code).unwrap_or(2),
+            });
+            f.over = true;
+        }
+    })
 }
 
 /// What happened so far, then live events, ending after `finished`.

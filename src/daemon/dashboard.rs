@@ -1146,18 +1146,35 @@ async fn run_page(
             let accepted = rec.as_ref().is_some_and(|x| x.accepted);
             (drill, r.status(), Some(r), accepted)
         }
+        // Running on another daemon sharing the catalog: where it is, and the page refreshes.
+        (None, Some(rec)) if !rec.status.is_finished() => {
+            let mut r = RunReport::empty(&rec.drill, &id, rec.started_at);
+            r.finished_at = jiff::Timestamp::now().max(rec.started_at);
+            (rec.drill.clone(), rec.status, Some(r), false)
+        }
         (None, Some(rec)) => (rec.drill.clone(), rec.status, report_of(rec), rec.accepted),
         (None, None) => {
             return error_page(StatusCode::NOT_FOUND, &format!("no run {id}"), options(v))
         }
     };
     let in_progress = !status.is_finished();
+    // Which process ran it: with several daemons sharing the catalog, which one.
+    let ran_by = record
+        .as_ref()
+        .and_then(|r| r.owner.clone())
+        .map(|o| {
+            format!(
+                "<p class=\"sub\">run by <span class=\"mono\">{}</span></p>\n",
+                html(&o)
+            )
+        })
+        .unwrap_or_default();
     let crumbs = [
         (href("drills", &drill), drill.clone()),
         (href("runs", &id), id.clone()),
     ];
     let mut b = format!(
-        "<h1>run <span class=\"mono\">{}</span> {}</h1>\n",
+        "<h1>run <span class=\"mono\">{}</span> {}</h1>\n{ran_by}",
         html(&id),
         status_badge(status)
     );
@@ -1165,8 +1182,13 @@ async fn run_page(
         Some(r) if in_progress => {
             let _ = writeln!(
                 b,
-                "<p class=\"verdict\">drill {} is {status}; this page refreshes every 5 seconds</p>",
-                html(&drill)
+                "<p class=\"verdict\">drill {} is {status}{}; this page refreshes every 5 seconds</p>",
+                html(&drill),
+                record
+                    .as_ref()
+                    .and_then(|r| r.stage)
+                    .map(|s| format!(", in stage {s}"))
+                    .unwrap_or_default()
             );
             let _ = writeln!(
                 b,
@@ -1265,6 +1287,8 @@ mod tests {
             encrypted_bytes: Some(1000),
             report: None,
             accepted: false,
+            owner: None,
+            stage: None,
         }
     }
 
