@@ -932,3 +932,209 @@ async fn a_daemon_cut_off_from_the_catalog_fences_itself_and_rejoins() {
     assert!(got.len() <= 1, "{got:#?}");
     drop((a, b));
 }
+
+/// The catalog over TLS: `sslmode=require` with the server's CA in `catalog_ca` connects
+/// and works; a CA that did not sign the server's certificate is refused, naming the
+/// catalog and saying what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_over_tls_checks_the_servers_certificate() {
+    use firedrill::catalog::{Catalog, PgCatalog, PgLocation};
+    let server = CatalogServer::start();
+    let certs = server.dir.path().join("pg/certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#"set -e; cd "$1"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=fd-test-ca 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca 2>/dev/null
+chmod 755 .; chmod 600 server.key; chown postgres server.key server.pem"#,
+        )
+        .arg("tls")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = server.client().await;
+    for sql in [
+        format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            certs.join("server.pem").display()
+        ),
+        format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            certs.join("server.key").display()
+        ),
+        "ALTER SYSTEM SET ssl = on".to_string(),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let loc = |ca: &str| PgLocation {
+        url: format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+            server.port
+        ),
+        password: Some(firedrill::secret::Secret::new(server.password.clone())),
+        ca: Some(certs.join(ca)),
+    };
+    let c = PgCatalog::connect(&loc("ca.pem"), &dir.path().join("catalog"))
+        .await
+        .expect("the catalog over TLS, its CA given");
+    assert!(c
+        .claim_firing("tls", jiff::Timestamp::now(), "daemon@h:1/1#x")
+        .await
+        .unwrap());
+    let used_tls: bool = server
+        .client()
+        .await
+        .query_one(
+            "SELECT bool_or(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE application_name = 'firedrill'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(used_tls, "firedrill's connections are encrypted");
+    let e = PgCatalog::connect(&loc("other.pem"), &dir.path().join("catalog"))
+        .await
+        .err()
+        .expect("a server certificate no given CA signed is refused");
+    let text = format!("{e} {}", e.hint.clone().unwrap_or_default());
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", server.port)),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+}
+
+/// Two daemons whose copies of one drill differ: both see it (API, metrics, dashboard),
+/// neither runs it (no copy is held by most), and a drill they agree on runs as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_defined_differently_on_two_daemons_runs_on_neither() {
+    create_db("fdcat_skew", "").await;
+    create_db(
+        "fd_cluster_skew",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    )
+    .await;
+    let fx = Fixture::new();
+    let p = pg();
+    let mut configs = Vec::new();
+    for side in ["a", "b"] {
+        let drills = fx.dir.path().join(format!("drills-{side}"));
+        std::fs::create_dir_all(&drills).unwrap();
+        for (name, extra) in [
+            ("same", String::new()),
+            ("skewed", format!("description = \"copy {side}\"\n")),
+        ] {
+            let path = fx.drill(name, "fd_cluster_skew", "");
+            let text = std::fs::read_to_string(&path).unwrap().replace(
+                "identity = { file = \"identity.txt\" }",
+                &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+            );
+            std::fs::write(
+                drills.join(format!("{name}.toml")),
+                format!("{extra}{text}"),
+            )
+            .unwrap();
+            std::fs::remove_file(path).unwrap();
+        }
+        let config = fx.dir.path().join(format!("{side}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "catalog = \"postgres://postgres@127.0.0.1:{}/fdcat_skew\"\ncatalog_password = {{ env = \"{PASSWORD_ENV}\" }}\ndrills_dir = \"drills-{side}\"\nreports_dir = \"reports\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\nlease = \"6s\"\nheartbeat = \"1s\"\npoll = \"1s\"\n",
+                p.port
+            ),
+        )
+        .unwrap();
+        configs.push(config);
+    }
+    let daemons: Vec<DaemonProc> = configs
+        .iter()
+        .map(|c| DaemonProc::start(c, &[("FIREDRILL_TEST_API_TOKEN", TOKEN)]))
+        .collect();
+    // Both have told the catalog their drills within a poll or two.
+    let t = Instant::now();
+    let view = loop {
+        let v = get_json(&daemons[0].base, "/api/v1/cluster").await;
+        if v["daemons"].as_array().map(|a| a.len()) == Some(2)
+            && !v["skew"].as_array().unwrap().is_empty()
+        {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let skew = view["skew"].as_array().unwrap();
+    assert_eq!(skew.len(), 1, "{view}");
+    assert_eq!(skew[0]["drill"], "skewed");
+    assert!(skew[0]["agreed"].is_null(), "a tie: {view}");
+    assert_eq!(skew[0]["differing"].as_array().unwrap().len(), 2);
+    for d in &daemons {
+        let t = Instant::now();
+        loop {
+            let r = http()
+                .post(format!("{}/api/v1/drills/skewed/runs", d.base))
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 409 {
+                assert!(r.text().await.unwrap().contains("defined differently"));
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "{}", r.status());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let metrics = http()
+            .get(format!("{}/metrics", d.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("firedrill_drill_definition_skew{drill=\"skewed\",here=\"1\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("firedrill_cluster_daemons 2"), "{metrics}");
+        let page = http()
+            .get(format!("{}/", d.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("defined differently"), "{page}");
+    }
+    // The drill they agree on runs.
+    let r = http()
+        .post(format!("{}/api/v1/drills/same/runs", daemons[1].base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = follow_events(&daemons[0].base, &id).await;
+    assert_eq!(events.last().unwrap().1["status"], "passed", "{events:?}");
+}

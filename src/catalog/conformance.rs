@@ -241,3 +241,24 @@ pub async fn gone_owners(c: &dyn Catalog, tag: &str) {
     assert_eq!(lost[0].run.run_id, run);
     assert!(!c.run_owners().await.unwrap().contains(&owner));
 }
+
+/// Daemons say they are alive with their drills; only those seen since `since` are read.
+pub async fn daemons_seen(c: &dyn Catalog, tag: &str) {
+    let now = jiff::Timestamp::now();
+    let me = super::DaemonSeen {
+        id: format!("daemon@{tag}:1/1#x"),
+        seen_at: now,
+        drills: [("shop".to_string(), "abc".to_string())].into(),
+    };
+    let old = super::DaemonSeen {
+        id: format!("daemon@{tag}:2/1#x"),
+        seen_at: secs(now, -120),
+        drills: Default::default(),
+    };
+    c.report_daemon(&old, secs(now, -600)).await.unwrap();
+    let seen = c.report_daemon(&me, secs(now, -30)).await.unwrap();
+    let mine: Vec<_> = seen.iter().filter(|s| s.id.contains(tag)).collect();
+    assert_eq!(mine.len(), 1, "{seen:?}");
+    assert_eq!(mine[0].drills, me.drills);
+    assert_eq!(mine[0].seen_at.as_millisecond(), now.as_millisecond());
+}

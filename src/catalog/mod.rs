@@ -293,6 +293,67 @@ impl Owner {
     }
 }
 
+/// A daemon as the others sharing the catalog see it: when it last said it was alive, and
+/// the drills it loaded, each with a hash of its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonSeen {
+    /// Its [`Owner::id`].
+    pub id: String,
+    pub seen_at: jiff::Timestamp,
+    pub drills: std::collections::BTreeMap<String, String>,
+}
+
+/// A drill whose definition is not the same on every daemon that loaded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Skew {
+    pub drill: String,
+    /// The definition most daemons hold (its hash); none on a tie, when no daemon runs it.
+    pub agreed: Option<String>,
+    /// The daemons whose copy is not the agreed one: they do not run the drill.
+    pub differing: Vec<String>,
+}
+
+/// The drills `daemons` do not agree on.
+pub fn skew(daemons: &[DaemonSeen]) -> Vec<Skew> {
+    let mut copies: std::collections::BTreeMap<&str, Vec<(&str, &str)>> = Default::default();
+    for d in daemons {
+        for (drill, hash) in &d.drills {
+            copies
+                .entry(drill)
+                .or_default()
+                .push((d.id.as_str(), hash.as_str()));
+        }
+    }
+    let mut out = Vec::new();
+    for (drill, held) in copies {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (_, h) in &held {
+            *counts.entry(h).or_default() += 1;
+        }
+        if counts.len() < 2 {
+            continue;
+        }
+        let most = counts.values().copied().max().unwrap_or(0);
+        let top: Vec<&str> = counts
+            .iter()
+            .filter(|(_, n)| **n == most)
+            .map(|(h, _)| *h)
+            .collect();
+        let agreed = (top.len() == 1).then(|| top[0].to_string());
+        let differing = held
+            .iter()
+            .filter(|(_, h)| agreed.as_deref() != Some(*h))
+            .map(|(d, _)| d.to_string())
+            .collect();
+        out.push(Skew {
+            drill: drill.to_string(),
+            agreed,
+            differing,
+        });
+    }
+    out
+}
+
 /// A run about to start: it holds its drill, under a lease, until it finishes.
 #[derive(Debug, Clone)]
 pub struct RunClaim {
@@ -528,6 +589,13 @@ pub trait Catalog: Send + Sync + 'static {
     /// before leases), and opens their scheduled firings again to be run once more.
     /// Returns them: whoever calls this removes their sandboxes and pages.
     async fn reap_expired(&self, now: jiff::Timestamp) -> Result<Vec<LostRun>>;
+    /// Says that daemon `me` is alive with its drills, and returns every daemon seen since
+    /// `since`, this one included (older ones are forgotten after a day).
+    async fn report_daemon(
+        &self,
+        me: &DaemonSeen,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<DaemonSeen>>;
     /// The owners of running runs ([`Owner::id`]s).
     async fn run_owners(&self) -> Result<Vec<String>>;
     /// Ends the leases of `owner`'s running runs now, so that the next
@@ -582,4 +650,47 @@ pub trait Catalog: Send + Sync + 'static {
     /// Replaces the artifact inventory of `drills` (all when empty) with `artifacts`,
     /// keeping verification states of artifacts that remain.
     async fn replace_artifacts(&self, artifacts: &[ArtifactRecord]) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(id: &str, drills: &[(&str, &str)]) -> DaemonSeen {
+        DaemonSeen {
+            id: id.into(),
+            seen_at: jiff::Timestamp::UNIX_EPOCH,
+            drills: drills
+                .iter()
+                .map(|(d, h)| (d.to_string(), h.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_definition_most_daemons_hold_is_the_agreed_one() {
+        let a = seen("a", &[("shop", "1"), ("crm", "x"), ("only-a", "9")]);
+        let b = seen("b", &[("shop", "1"), ("crm", "y")]);
+        let c = seen("c", &[("shop", "2"), ("crm", "z")]);
+        assert!(skew(&[a.clone(), b.clone()][..1]).is_empty());
+        let s = skew(&[a.clone(), b.clone(), c]);
+        assert_eq!(
+            s,
+            vec![
+                Skew {
+                    drill: "crm".into(),
+                    agreed: None,
+                    differing: vec!["a".into(), "b".into(), "c".into()],
+                },
+                Skew {
+                    drill: "shop".into(),
+                    agreed: Some("1".into()),
+                    differing: vec!["c".into()],
+                },
+            ]
+        );
+        // A drill only some daemons loaded is not a disagreement.
+        assert!(s.iter().all(|s| s.drill != "only-a"));
+        assert_eq!(skew(&[a, b]).len(), 1, "two daemons, two copies: a tie");
+    }
 }

@@ -112,6 +112,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN stage text;
 "#,
+    // 3: the daemons sharing the catalog, and the drills each loaded (name → hash of its
+    // definition, JSON), so that a drill defined differently on one is seen
+    r#"
+    CREATE TABLE daemons (
+        id text PRIMARY KEY,
+        seen_at bigint NOT NULL,
+        drills text NOT NULL
+    );
+"#,
 ];
 
 /// Where a PostgreSQL catalog is, as the main config says.
@@ -155,8 +164,17 @@ fn describe(cfg: &tokio_postgres::Config) -> String {
 }
 
 fn pg_err(name: &str, e: impl std::fmt::Display) -> Error {
-    Error::infra(format!("catalog {name}: {e}"))
-        .with_hint("check that the catalog's PostgreSQL server is up and reachable, and the user, password and database; a run it cannot take is kept in the spool and recorded when it can")
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("certificate") || lower.contains("tls") {
+        "the catalog server's TLS certificate was not accepted: give the CA that signed it in catalog_ca (PEM), and connect by the name or address the certificate is for"
+    } else if lower.contains("password authentication failed") {
+        "check catalog_password (and the user in the URL)"
+    } else {
+        "check that the catalog's PostgreSQL server is up and reachable, and the user, password and database; a run it cannot take is kept in the spool and recorded when it can"
+    };
+    Error::infra(format!("catalog {name}: {text}"))
+        .with_hint(hint)
         .retryable(true)
 }
 
@@ -990,6 +1008,37 @@ impl Catalog for PgCatalog {
             self.runs_changed();
         }
         Ok(out)
+    }
+
+    async fn report_daemon(
+        &self,
+        me: &super::DaemonSeen,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<super::DaemonSeen>> {
+        let drills = serde_json::to_string(&me.drills).unwrap_or_default();
+        self.exec(
+            "INSERT INTO daemons (id, seen_at, drills) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, drills = excluded.drills",
+            &[&me.id, &me.seen_at.as_millisecond(), &drills],
+        )
+        .await?;
+        self.exec(
+            "DELETE FROM daemons WHERE seen_at < $1",
+            &[&(me.seen_at.as_millisecond() - 86_400_000)],
+        )
+        .await?;
+        self.query(
+            "SELECT id, seen_at, drills FROM daemons WHERE seen_at >= $1 ORDER BY id",
+            &[&since.as_millisecond()],
+            |r| {
+                Ok(super::DaemonSeen {
+                    id: r.get(0),
+                    seen_at: jiff::Timestamp::from_millisecond(r.get(1)).unwrap_or_default(),
+                    drills: serde_json::from_str(&r.get::<_, String>(2)).unwrap_or_default(),
+                })
+            },
+        )
+        .await
     }
 
     async fn run_owners(&self) -> Result<Vec<String>> {

@@ -182,6 +182,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN stage TEXT;
     "#,
+    // 11: the daemons sharing the catalog, and the drills each loaded (name → hash of
+    // its definition, JSON), so that a drill defined differently on one is seen
+    r#"
+    CREATE TABLE daemons (
+        id TEXT PRIMARY KEY,
+        seen_at INTEGER NOT NULL,
+        drills TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -1030,6 +1039,44 @@ impl Catalog for SqliteCatalog {
         Ok(lost)
     }
 
+    async fn report_daemon(
+        &self,
+        me: &super::DaemonSeen,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<super::DaemonSeen>> {
+        let me = me.clone();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO daemons (id, seen_at, drills) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, drills = excluded.drills",
+                params![
+                    me.id,
+                    me.seen_at.as_millisecond(),
+                    serde_json::to_string(&me.drills).unwrap_or_default()
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM daemons WHERE seen_at < ?1",
+                params![me.seen_at.as_millisecond() - 86_400_000],
+            )?;
+            let seen = {
+                let mut st = tx.prepare("SELECT id, seen_at, drills FROM daemons WHERE seen_at >= ?1 ORDER BY id")?;
+                let rows = st.query_map(params![since.as_millisecond()], |r| {
+                    Ok(super::DaemonSeen {
+                        id: r.get(0)?,
+                        seen_at: jiff::Timestamp::from_millisecond(r.get(1)?).unwrap_or_default(),
+                        drills: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.commit()?;
+            Ok(seen)
+        })
+        .await
+    }
+
     async fn run_owners(&self) -> Result<Vec<String>> {
         self.with(|c| {
             let mut st = c.prepare(
@@ -1417,6 +1464,7 @@ mod tests {
         crate::catalog::conformance::leases(&c, "l").await;
         crate::catalog::conformance::firings(&c, "f").await;
         crate::catalog::conformance::gone_owners(&c, "g").await;
+        crate::catalog::conformance::daemons_seen(&c, "d").await;
         // Two handles on one file: two processes.
         let c: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(c);
         crate::catalog::conformance::racing_claims(c, "r").await;

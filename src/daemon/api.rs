@@ -73,6 +73,7 @@ fn protected_routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(cancel))
         .routes(routes!(reload))
         .routes(routes!(alert_hook))
+        .routes(routes!(cluster))
 }
 
 /// The routes open to anyone (`/metrics` unless `metrics_public = false`).
@@ -310,6 +311,10 @@ async fn start_run(
         Err(StartError::ShuttingDown) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the daemon is shutting down".into(),
+        ),
+        Err(StartError::Skewed(drill)) => error(
+            StatusCode::CONFLICT,
+            format!("drill {drill} is defined differently on this daemon than on the others sharing the catalog; it runs on a daemon holding the agreed definition (GET /api/v1/cluster)"),
         ),
     }
 }
@@ -585,6 +590,53 @@ struct Reloaded {
     drills: usize,
 }
 
+/// One daemon sharing the catalog.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ClusterDaemon {
+    /// `daemon@host:pid/start#…`.
+    id: String,
+    /// When it last said it was alive (RFC 3339).
+    seen_at: String,
+    /// Drills it loaded.
+    drills: usize,
+}
+
+/// The daemons sharing the catalog, and the drills they do not agree on.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ClusterView {
+    /// This daemon.
+    daemon: String,
+    daemons: Vec<ClusterDaemon>,
+    /// Drills whose definition differs between daemons: the daemons holding another
+    /// definition than most do not run it (none does on a tie).
+    skew: Vec<crate::catalog::Skew>,
+}
+
+/// The daemons alive on this catalog, and drills defined differently on some of them.
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "daemon",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The daemons and the skew", body = ClusterView),
+        (status = 401, description = "No token, or not the daemon's"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
+async fn cluster(State(d): State<Arc<Daemon>>) -> Response {
+    let (seen, skew) = d.cluster();
+    Json(ClusterView {
+        daemon: d.leases.id().to_string(),
+        daemons: seen
+            .into_iter()
+            .map(|s| ClusterDaemon {
+                id: s.id,
+                seen_at: s.seen_at.to_string(),
+                drills: s.drills.len(),
+            })
+            .collect(),
+        skew,
+    })
+    .into_response()
+}
+
 /// Re-reads the drill files (as SIGHUP does). An invalid file keeps the old definitions.
 #[utoipa::path(post, path = "/api/v1/reload", tag = "daemon",
     security(("bearer" = [])),
@@ -703,6 +755,28 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
         &mut out,
     );
     let _ = writeln!(out, "firedrill_queue_depth {}", d.queue_depth());
+    let (seen, skew) = d.cluster();
+    help(
+        "firedrill_cluster_daemons",
+        "gauge",
+        "Daemons alive on this daemon's catalog, this one included.",
+        &mut out,
+    );
+    let _ = writeln!(out, "firedrill_cluster_daemons {}", seen.len().max(1));
+    help(
+        "firedrill_drill_definition_skew",
+        "gauge",
+        "1 for a drill defined differently on the daemons sharing the catalog; `here` is 1 when this daemon's copy is not the agreed one (it does not run the drill).",
+        &mut out,
+    );
+    for s in &skew {
+        let _ = writeln!(
+            out,
+            "firedrill_drill_definition_skew{{drill=\"{}\",here=\"{}\"}} 1",
+            esc(&s.drill),
+            u8::from(s.differing.iter().any(|x| x == d.leases.id()))
+        );
+    }
     let pending = d
         .catalog
         .outbox(10_000)

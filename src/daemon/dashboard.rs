@@ -748,6 +748,31 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
             html(&problems)
         );
     }
+    let (_, skew) = d.cluster();
+    if !skew.is_empty() {
+        let me = d.leases.id();
+        let rows: String = skew
+            .iter()
+            .map(|s| {
+                format!(
+                    "<li><a href=\"{}\">{}</a>: {}</li>\n",
+                    href("drills", &s.drill),
+                    html(&s.drill),
+                    if s.agreed.is_none() {
+                        "no definition is held by most daemons; none runs it".to_string()
+                    } else if s.differing.iter().any(|x| x == me) {
+                        "this daemon's copy differs: it leaves the drill to the others".to_string()
+                    } else {
+                        format!("differs on {}", html(&s.differing.join(", ")))
+                    }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            body,
+            "<section class=\"refused\">\n<h2>Drills defined differently on the daemons</h2>\n<p>A daemon whose copy of a drill is not the one most daemons hold does not run it, until the files agree:</p>\n<ul>\n{rows}</ul>\n</section>"
+        );
+    }
     body.push_str(&overview(&states, now));
     Html(page("firedrill: drills", &[], &body, o)).into_response()
 }

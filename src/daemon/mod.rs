@@ -84,6 +84,9 @@ pub struct LiveRun {
 #[derive(Debug)]
 pub enum StartError {
     UnknownDrill(String),
+    /// This daemon's definition of the drill is not the one the daemons sharing the
+    /// catalog agree on: a daemon with the agreed one runs it.
+    Skewed(String),
     /// Another run of the drill holds it: in this daemon, or (`owner`) in another
     /// process sharing the catalog.
     AlreadyRunning {
@@ -133,6 +136,24 @@ pub struct Daemon {
     /// When this daemon claimed its recent firings: one that claimed many lets the others
     /// claim first, so that daemons sharing a catalog share the firings.
     claims: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    /// A hash of each drill's definition (its file), as loaded.
+    defs: RwLock<Arc<BTreeMap<String, String>>>,
+    /// The daemons sharing the catalog, as last seen, and the drills they disagree on.
+    cluster: RwLock<(Vec<crate::catalog::DaemonSeen>, Vec<crate::catalog::Skew>)>,
+}
+
+/// A hash of each drill's file: daemons sharing a catalog compare them.
+fn definitions(drills: &BTreeMap<String, Drill>) -> BTreeMap<String, String> {
+    drills
+        .iter()
+        .map(|(name, d)| {
+            let bytes = std::fs::read(&d.file).unwrap_or_default();
+            (
+                name.clone(),
+                format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+            )
+        })
+        .collect()
 }
 
 /// Loads every drill file in `dir`; all problems at once.
@@ -295,6 +316,7 @@ impl Daemon {
             pager,
             leases: Some(leases.clone()),
         };
+        let defs = definitions(&drills);
         Ok(Arc::new(Daemon {
             listing: listing::Listing::default(),
             runs_version: catalog.runs_version(),
@@ -317,6 +339,8 @@ impl Daemon {
             throttle: auth::Throttle::new(config.daemon.auth_failures),
             leases,
             claims: Mutex::new(std::collections::VecDeque::new()),
+            defs: RwLock::new(Arc::new(defs)),
+            cluster: RwLock::new((Vec::new(), Vec::new())),
             config,
         }))
     }
@@ -395,6 +419,7 @@ impl Daemon {
         })?;
         *self.reload_refused.lock().expect("reload lock") = None;
         let n = fresh.len();
+        *self.defs.write().expect("defs lock") = Arc::new(definitions(&fresh));
         *self.drills.write().expect("drills lock") = Arc::new(fresh);
         self.reloaded.notify_waiters();
         tracing::info!("reloaded {n} drills");
@@ -445,6 +470,9 @@ impl Daemon {
             .get(name)
             .cloned()
             .ok_or_else(|| StartError::UnknownDrill(name.to_string()))?;
+        if self.differs_here(name) {
+            return Err(StartError::Skewed(name.to_string()));
+        }
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
         {
             let mut active = self.active.lock().expect("active lock");
@@ -717,6 +745,10 @@ impl Daemon {
                     skipped.push((name, format!("already running as {run_id}")))
                 }
                 Err(StartError::ShuttingDown) => skipped.push((name, "shutting down".into())),
+                Err(StartError::Skewed(_)) => skipped.push((
+                    name,
+                    "defined differently on this daemon than on the others".into(),
+                )),
             }
         }
         (started, skipped)
@@ -768,6 +800,10 @@ impl Daemon {
                     if next.get(&name).is_some_and(|t| *t <= at) {
                         next.insert(name.clone(), next_firing(&name, s, now));
                     }
+                }
+                if self.differs_here(&name) {
+                    tracing::warn!(drill = %name, "the firing of {at} is left to the daemons holding the agreed definition of the drill");
+                    continue;
                 }
                 // Each firing runs once, whichever daemon (sharing the catalog) claims it.
                 let claimed = if self.leases.in_touch() {
@@ -932,6 +968,60 @@ impl Daemon {
         Ok(ids)
     }
 
+    /// Whether this daemon's definition of `drill` is not the one the daemons sharing the
+    /// catalog agree on (it then leaves the drill to them).
+    pub fn differs_here(&self, drill: &str) -> bool {
+        let id = self.leases.id();
+        self.cluster
+            .read()
+            .expect("cluster lock")
+            .1
+            .iter()
+            .any(|s| s.drill == drill && s.differing.iter().any(|d| d == id))
+    }
+
+    /// The daemons sharing the catalog as last seen, and the drills they disagree on.
+    pub fn cluster(&self) -> (Vec<crate::catalog::DaemonSeen>, Vec<crate::catalog::Skew>) {
+        self.cluster.read().expect("cluster lock").clone()
+    }
+
+    /// Tells the catalog this daemon is alive with its drills, and reads which drills the
+    /// daemons alive disagree on.
+    async fn compare_definitions(&self) -> Result<()> {
+        let now = jiff::Timestamp::now();
+        let me = crate::catalog::DaemonSeen {
+            id: self.leases.id().to_string(),
+            seen_at: now,
+            drills: (**self.defs.read().expect("defs lock")).clone(),
+        };
+        // Alive: seen within three polls (and three heartbeats).
+        let window = (self
+            .config
+            .daemon
+            .poll
+            .max(self.config.daemon.lease.heartbeat)
+            * 3)
+        .max(Duration::from_secs(15));
+        let since = now
+            .checked_sub(jiff::SignedDuration::try_from(window).unwrap_or_default())
+            .unwrap_or(now);
+        let seen = self.catalog.report_daemon(&me, since).await?;
+        let skew = crate::catalog::skew(&seen);
+        let before = self.cluster.read().expect("cluster lock").1.clone();
+        if skew != before {
+            for s in &skew {
+                tracing::error!(
+                    drill = %s.drill,
+                    "the daemons sharing the catalog hold different definitions of drill {}: {} do not run it until their files agree",
+                    s.drill,
+                    if s.agreed.is_some() { s.differing.join(", ") } else { "all of them (no definition is held by most)".into() }
+                );
+            }
+        }
+        *self.cluster.write().expect("cluster lock") = (seen, skew);
+        Ok(())
+    }
+
     /// Every `daemon.poll`: runs lost with their process are recovered, and firings
     /// nobody runs (handed over at a shutdown, or left by a daemon that died) are claimed
     /// while this daemon has room. A daemon cut off from the catalog claims nothing.
@@ -943,6 +1033,9 @@ impl Daemon {
             }
             if !self.leases.in_touch() {
                 continue;
+            }
+            if let Err(e) = self.compare_definitions().await {
+                tracing::warn!("comparing drill definitions with the other daemons: {e}");
             }
             if let Err(e) = self.recover(backend.as_ref(), false).await {
                 tracing::warn!("recovering lost runs: {e}");
@@ -991,7 +1084,7 @@ impl Daemon {
                 let active = self.active.lock().expect("active lock");
                 self.drills()
                     .keys()
-                    .filter(|n| !active.contains_key(*n))
+                    .filter(|n| !active.contains_key(*n) && !self.differs_here(n))
                     .cloned()
                     .collect()
             };
@@ -1190,6 +1283,9 @@ pub async fn run(
                 }
             }
         });
+    }
+    if let Err(e) = daemon.compare_definitions().await {
+        tracing::warn!("comparing drill definitions with the other daemons: {e}");
     }
     let heartbeat = Stop::new();
     tokio::spawn(
