@@ -147,6 +147,23 @@ async fn compose_as_shipped_runs_a_drill_through_its_api() {
             if found.is_some() {
                 break;
             }
+            // The bridge's IPAM can list no gateway for a while after the engine
+            // restarted (or a swarm was left); its interface still has the address.
+            let ip = Command::new("ip")
+                .args(["-4", "-o", "addr", "show", "docker0"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            found = ip
+                .split_whitespace()
+                .skip_while(|w| *w != "inet")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+                .map(str::to_string);
+            if found.is_some() {
+                break;
+            }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         found.expect("the Docker bridge network has no IPv4 gateway")
