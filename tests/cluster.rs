@@ -1138,3 +1138,105 @@ async fn a_drill_defined_differently_on_two_daemons_runs_on_neither() {
     let events = follow_events(&daemons[0].base, &id).await;
     assert_eq!(events.last().unwrap().1["status"], "passed", "{events:?}");
 }
+
+/// A run asked of a daemon with no room is offered to the daemons sharing the catalog:
+/// one with room runs it under the run id the client was given, which any daemon answers
+/// for from the start (queued, then its events through the catalog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_asked_of_a_busy_daemon_runs_on_one_with_room() {
+    create_db("fdcat_offer", "").await;
+    create_db(
+        "fd_cluster_offer",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    )
+    .await;
+    let fx = Fixture::new();
+    let p = pg();
+    let drills = fx.dir.path().join("drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    for (name, extra) in [
+        (
+            "slow",
+            "[[assertion]]\nname = \"takes a while\"\nsql = \"select count(*) from (select pg_sleep(20)) s\"\nexpect = \"= 1\"\n",
+        ),
+        ("quick", ""),
+    ] {
+        let path = fx.drill(name, "fd_cluster_offer", extra);
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "identity = { file = \"identity.txt\" }",
+            &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+        );
+        std::fs::write(drills.join(format!("{name}.toml")), text).unwrap();
+        std::fs::remove_file(path).unwrap();
+    }
+    let config = fx.dir.path().join("firedrill.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "catalog = \"postgres://postgres@127.0.0.1:{}/fdcat_offer\"\ncatalog_password = {{ env = \"{PASSWORD_ENV}\" }}\ndrills_dir = \"drills\"\nreports_dir = \"reports\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\nmax_concurrent_drills = 1\nlease = \"6s\"\nheartbeat = \"1s\"\npoll = \"1s\"\n",
+            p.port
+        ),
+    )
+    .unwrap();
+    let env = [("FIREDRILL_TEST_API_TOKEN", TOKEN)];
+    let (a, b) = (
+        DaemonProc::start(&config, &env),
+        DaemonProc::start(&config, &env),
+    );
+    let t = Instant::now();
+    while get_json(&a.base, "/api/v1/cluster").await["daemons"]
+        .as_array()
+        .map(|d| d.len())
+        != Some(2)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the daemons never saw each other"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let post = |base: String, drill: &'static str| async move {
+        let r = http()
+            .post(format!("{base}/api/v1/drills/{drill}/runs"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<serde_json::Value>().await.unwrap()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let slow = post(a.base.clone(), "slow").await;
+    let t = Instant::now();
+    loop {
+        let v = get_json(&a.base, &format!("/api/v1/runs/{slow}")).await;
+        if v["status"] == "running" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A has no room: the quick drill goes to B, under the id A gave.
+    let quick = post(a.base.clone(), "quick").await;
+    let events = follow_events(&a.base, &quick).await;
+    let (last, data) = events.last().unwrap();
+    assert_eq!(
+        (last.as_str(), data["status"].as_str()),
+        ("finished", Some("passed")),
+        "{events:?}"
+    );
+    let view = get_json(&a.base, &format!("/api/v1/runs/{quick}")).await;
+    let b_pid = format!(":{}/", b.child.id());
+    assert!(
+        view["daemon"].as_str().unwrap_or("").contains(&b_pid),
+        "{view}"
+    );
+    let slow_view = get_json(&b.base, &format!("/api/v1/runs/{slow}")).await;
+    assert_eq!(
+        slow_view["status"], "running",
+        "the slow drill still runs on A: {slow_view}"
+    );
+}

@@ -395,6 +395,10 @@ pub struct OpenFiring {
     pub scheduled_for: jiff::Timestamp,
     /// Claims so far, this one included.
     pub attempt: u32,
+    /// A run asked for on demand and offered to the daemons with room: its id, and what
+    /// asked for it (`api`, `alertmanager`).
+    pub run_id: Option<String>,
+    pub trigger: Option<String>,
 }
 
 /// Claims of one scheduled firing: the first, and once more by a survivor when the
@@ -614,6 +618,17 @@ pub trait Catalog: Send + Sync + 'static {
         scheduled_for: jiff::Timestamp,
         owner: &str,
     ) -> Result<bool>;
+    /// Offers a run asked for on demand (`run_id`, by `trigger`) to whichever daemon has
+    /// room: an open firing of `drill` at `at` that carries the run's id.
+    async fn offer_run(
+        &self,
+        drill: &str,
+        at: jiff::Timestamp,
+        run_id: &str,
+        trigger: &str,
+    ) -> Result<()>;
+    /// The drill of run `run_id` if it is offered and no daemon has taken it yet.
+    async fn offered(&self, run_id: &str) -> Result<Option<String>>;
     /// Hands a claimed firing back, for another daemon to run (this one shuts down).
     async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()>;
     /// Claims one open firing of one of `drills` for `owner`, if there is one.

@@ -121,6 +121,12 @@ const MIGRATIONS: &[&str] = &[
         drills text NOT NULL
     );
 "#,
+    // 4: runs asked for on demand and offered to the daemon with room: the run id the
+    // client was given, and what asked for it
+    r#"
+    ALTER TABLE firings ADD COLUMN run_id text;
+    ALTER TABLE firings ADD COLUMN trigger text;
+"#,
 ];
 
 /// Where a PostgreSQL catalog is, as the main config says.
@@ -978,7 +984,7 @@ impl Catalog for PgCatalog {
                 if let (Some(row), Some(t)) = (attempts.first(), t) {
                     let again = row.get::<_, i32>(0) < super::FIRING_ATTEMPTS as i32;
                     tx.execute(
-                        "UPDATE firings SET state = $3, owner = NULL WHERE drill = $1 AND scheduled_for = $2",
+                        "UPDATE firings SET state = $3, owner = NULL, run_id = NULL WHERE drill = $1 AND scheduled_for = $2",
                         &[&run.drill, &at, &if again { "open" } else { "lost" }],
                     )
                     .await
@@ -1084,9 +1090,36 @@ impl Catalog for PgCatalog {
         Ok(n == 1)
     }
 
+    async fn offer_run(
+        &self,
+        drill: &str,
+        at: jiff::Timestamp,
+        run_id: &str,
+        trigger: &str,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO firings (drill, scheduled_for, state, attempts, claimed_at, run_id, trigger)
+             VALUES ($1, $2, 'open', 0, now(), $3, $4)",
+            &[&drill, &at.as_millisecond(), &run_id, &trigger],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn offered(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .query(
+                "SELECT drill FROM firings WHERE run_id = $1 AND state = 'open'",
+                &[&run_id],
+                |r| Ok(r.get(0)),
+            )
+            .await?
+            .pop())
+    }
+
     async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()> {
         self.exec(
-            "UPDATE firings SET state = 'open', owner = NULL, attempts = greatest(attempts - 1, 0)
+            "UPDATE firings SET state = 'open', owner = NULL, run_id = NULL, attempts = greatest(attempts - 1, 0)
              WHERE drill = $1 AND scheduled_for = $2 AND state = 'claimed'",
             &[&drill, &ms(scheduled_for)],
         )
@@ -1105,20 +1138,33 @@ impl Catalog for PgCatalog {
                  WHERE (drill, scheduled_for) = (
                    SELECT drill, scheduled_for FROM firings WHERE state = 'open' AND drill = ANY($1)
                    ORDER BY scheduled_for LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING drill, scheduled_for, attempts",
+                 RETURNING drill, scheduled_for, attempts, run_id, trigger",
                 &[&drills, &owner],
-                |r| Ok((r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i32>(2))),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0),
+                        r.get::<_, i64>(1),
+                        r.get::<_, i32>(2),
+                        r.get::<_, Option<String>>(3),
+                        r.get::<_, Option<String>>(4),
+                    ))
+                },
             )
             .await?;
-        Ok(rows.into_iter().next().and_then(|(drill, at, attempts)| {
-            jiff::Timestamp::from_millisecond(at)
-                .ok()
-                .map(|scheduled_for| OpenFiring {
-                    drill,
-                    scheduled_for,
-                    attempt: attempts as u32,
-                })
-        }))
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|(drill, at, attempts, run_id, trigger)| {
+                jiff::Timestamp::from_millisecond(at)
+                    .ok()
+                    .map(|scheduled_for| OpenFiring {
+                        drill,
+                        scheduled_for,
+                        attempt: attempts as u32,
+                        run_id,
+                        trigger,
+                    })
+            }))
     }
 
     async fn run_finished(&self, report: &RunReport, artifact: Option<&str>) -> Result<()> {

@@ -191,6 +191,12 @@ const MIGRATIONS: &[&str] = &[
         drills TEXT NOT NULL
     );
     "#,
+    // 12: runs asked for on demand and offered to the daemon with room: the run id the
+    // client was given, and what asked for it
+    r#"
+    ALTER TABLE firings ADD COLUMN run_id TEXT;
+    ALTER TABLE firings ADD COLUMN trigger TEXT;
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -1008,7 +1014,7 @@ impl Catalog for SqliteCatalog {
                         if let Some(n) = attempts {
                             *reopened = n < super::FIRING_ATTEMPTS as i64;
                             tx.execute(
-                                "UPDATE firings SET state = ?3, owner = NULL WHERE drill = ?1 AND scheduled_for = ?2",
+                                "UPDATE firings SET state = ?3, owner = NULL, run_id = NULL WHERE drill = ?1 AND scheduled_for = ?2",
                                 params![
                                     l.run.drill,
                                     at.as_millisecond(),
@@ -1130,12 +1136,45 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn offer_run(
+        &self,
+        drill: &str,
+        at: jiff::Timestamp,
+        run_id: &str,
+        trigger: &str,
+    ) -> Result<()> {
+        let (drill, run_id, trigger) = (drill.to_string(), run_id.to_string(), trigger.to_string());
+        let now = jiff::Timestamp::now().to_string();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO firings (drill, scheduled_for, state, attempts, claimed_at, run_id, trigger)
+                 VALUES (?1, ?2, 'open', 0, ?3, ?4, ?5)",
+                params![drill, at.as_millisecond(), now, run_id, trigger],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn offered(&self, run_id: &str) -> Result<Option<String>> {
+        let run_id = run_id.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT drill FROM firings WHERE run_id = ?1 AND state = 'open'",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn reopen_firing(&self, drill: &str, scheduled_for: jiff::Timestamp) -> Result<()> {
         let drill = drill.to_string();
         self.with(move |c| {
             // Handed over, not failed: the claim does not count as an attempt.
             c.execute(
-                "UPDATE firings SET state = 'open', owner = NULL, attempts = max(attempts - 1, 0)
+                "UPDATE firings SET state = 'open', owner = NULL, run_id = NULL, attempts = max(attempts - 1, 0)
                  WHERE drill = ?1 AND scheduled_for = ?2 AND state = 'claimed'",
                 params![drill, scheduled_for.as_millisecond()],
             )
@@ -1154,14 +1193,18 @@ impl Catalog for SqliteCatalog {
         let at = jiff::Timestamp::now().to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let open: Vec<(String, i64, i64)> = {
+            type Row = (String, i64, i64, Option<String>, Option<String>);
+            let open: Vec<Row> = {
                 let mut st = tx.prepare(
-                    "SELECT drill, scheduled_for, attempts FROM firings WHERE state = 'open' ORDER BY scheduled_for",
+                    "SELECT drill, scheduled_for, attempts, run_id, trigger FROM firings WHERE state = 'open' ORDER BY scheduled_for",
                 )?;
-                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let rows = st.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
-            let Some((drill, ms, attempts)) = open.into_iter().find(|(d, _, _)| drills.contains(d))
+            let Some((drill, ms, attempts, run_id, trigger)) =
+                open.into_iter().find(|(d, ..)| drills.contains(d))
             else {
                 return Ok(None);
             };
@@ -1175,6 +1218,8 @@ impl Catalog for SqliteCatalog {
                 drill,
                 scheduled_for,
                 attempt: attempts as u32 + 1,
+                run_id,
+                trigger,
             }))
         })
         .await

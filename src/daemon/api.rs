@@ -284,7 +284,7 @@ async fn start_run(
         artifact,
         ..Default::default()
     };
-    match d.start_run(&name, opts, "api").await {
+    match d.start_or_offer(&name, opts, "api").await {
         Ok(id) => (
             StatusCode::ACCEPTED,
             Json(RunStarted {
@@ -393,7 +393,21 @@ async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
             })
             .into_response()
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        // Offered to the daemons sharing the catalog, and not taken yet: queued.
+        Ok(None) => match d.catalog.offered(&id).await {
+            Ok(Some(drill)) => Json(RunView {
+                run_id: id,
+                drill,
+                status: RunStatus::Queued,
+                stages: Vec::new(),
+                report: None,
+                daemon: None,
+                stage: None,
+            })
+            .into_response(),
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -417,7 +431,31 @@ async fn events(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Respons
             Ok(Some(r)) => Sse::new(catalog_stream(d.clone(), r))
                 .keep_alive(KeepAlive::default())
                 .into_response(),
-            Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+            // Offered to the daemons sharing the catalog: followed from before it starts.
+            Ok(None) => match d.catalog.offered(&id).await {
+                Ok(Some(drill)) => {
+                    let queued = crate::catalog::RunRecord {
+                        drill,
+                        run_id: id.clone(),
+                        started_at: jiff::Timestamp::now(),
+                        finished_at: None,
+                        status: RunStatus::Queued,
+                        failed_stage: None,
+                        error: None,
+                        artifact: None,
+                        rto_seconds: None,
+                        encrypted_bytes: None,
+                        report: None,
+                        accepted: false,
+                        owner: None,
+                        stage: None,
+                    };
+                    Sse::new(catalog_stream(d.clone(), queued))
+                        .keep_alive(KeepAlive::default())
+                        .into_response()
+                }
+                _ => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+            },
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
     };
@@ -454,6 +492,8 @@ fn catalog_stream(
         stage: Option<crate::status::Stage>,
         pending: std::collections::VecDeque<RunEvent>,
         over: bool,
+        /// Polls that found the run nowhere (taken from the offers, not yet recorded).
+        missing: u32,
     }
     let state = Follow {
         d,
@@ -466,6 +506,7 @@ fn catalog_stream(
         next: Some(first),
         stage: None,
         over: false,
+        missing: 0,
     };
     futures::stream::unfold(state, |mut f| async move {
         loop {
@@ -483,8 +524,24 @@ fn catalog_stream(
                         _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                     }
                     match f.d.catalog.run(&f.run_id).await {
-                        Ok(Some(r)) => r,
-                        Ok(None) => return None,
+                        Ok(Some(r)) => {
+                            f.missing = 0;
+                            r
+                        }
+                        Ok(None) => {
+                            // Offered and not taken yet, or taken and about to be
+                            // recorded: wait; a run that never appears ends the stream.
+                            let offered = f.d.catalog.offered(&f.run_id).await;
+                            f.missing = if matches!(offered, Ok(Some(_))) {
+                                0
+                            } else {
+                                f.missing + 1
+                            };
+                            if f.missing > 10 {
+                                return None;
+                            }
+                            continue;
+                        }
                         // The catalog did not answer: ask again.
                         Err(_) => continue,
                     }

@@ -968,6 +968,46 @@ impl Daemon {
         Ok(ids)
     }
 
+    /// Starts `drill` on demand here when this daemon has room, else offers it to the
+    /// daemons sharing the catalog (the first with room runs it, under the same run id)
+    /// when another one alive holds the drill. Returns the run id.
+    pub async fn start_or_offer(
+        self: &Arc<Self>,
+        name: &str,
+        opts: RunOptions,
+        trigger: &str,
+    ) -> std::result::Result<String, StartError> {
+        let busy = self.permits.available_permits() <= self.queue_depth();
+        let me = self.leases.id();
+        let others = self
+            .cluster()
+            .0
+            .iter()
+            .any(|s| s.id != me && s.drills.contains_key(name));
+        // A run that picks a stored artifact or keeps its sandbox stays here.
+        if !busy || !others || opts.artifact.is_some() || opts.keep || self.shutdown.is_stopped() {
+            return self.start_run(name, opts, trigger).await;
+        }
+        if !self.drills().contains_key(name) {
+            return Err(StartError::UnknownDrill(name.to_string()));
+        }
+        let run_id = new_run_id();
+        match self
+            .catalog
+            .offer_run(name, jiff::Timestamp::now(), &run_id, trigger)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(drill = %name, run = %run_id, "no room here: offered to the daemons sharing the catalog");
+                Ok(run_id)
+            }
+            Err(e) => {
+                tracing::warn!(drill = %name, "could not offer the run to the other daemons ({e}); it queues here");
+                self.start_run(name, opts, trigger).await
+            }
+        }
+    }
+
     /// Whether this daemon's definition of `drill` is not the one the daemons sharing the
     /// catalog agree on (it then leaves the drill to them).
     pub fn differs_here(&self, drill: &str) -> bool {
@@ -1099,9 +1139,11 @@ impl Daemon {
             tracing::info!(drill = %f.drill, "claimed the firing of {} (attempt {})", f.scheduled_for, f.attempt);
             let opts = RunOptions {
                 scheduled_for: Some(f.scheduled_for),
+                run_id: f.run_id.clone(),
                 ..Default::default()
             };
-            match self.start_run(&f.drill, opts, "schedule").await {
+            let trigger = f.trigger.as_deref().unwrap_or("schedule");
+            match self.start_run(&f.drill, opts, trigger).await {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(drill = %f.drill, "the firing of {} was not run: {e:?}", f.scheduled_for);
