@@ -34,35 +34,8 @@ impl Cluster {
     async fn new(db: &str, hook: &str) -> Cluster {
         create_db(db, "").await;
         let fx = Fixture::new();
-        std::fs::create_dir_all(fx.dir.path().join("drills")).unwrap();
-        let p = pg();
-        std::fs::write(
-            fx.dir.path().join("firedrill.toml"),
-            format!(
-                r#"catalog = "postgres://postgres@127.0.0.1:{port}/{db}"
-catalog_password = {{ env = "{PASSWORD_ENV}" }}
-drills_dir = "drills"
-reports_dir = "reports"
-
-[daemon]
-listen = "127.0.0.1:0"
-token = {{ env = "FIREDRILL_TEST_API_TOKEN" }}
-max_concurrent_drills = 1
-lease = "6s"
-heartbeat = "1s"
-poll = "1s"
-grace = "60s"
-
-[notify]
-[[notify.channel]]
-name = "hook"
-type = "webhook"
-url = "{hook}"
-"#,
-                port = p.port
-            ),
-        )
-        .unwrap();
+        let url = format!("postgres://postgres@127.0.0.1:{}/{db}", pg().port);
+        write_config(&fx, "firedrill.toml", &url, PASSWORD_ENV, "drills", 6, hook);
         Cluster {
             fx,
             db: db.to_string(),
@@ -72,22 +45,7 @@ url = "{hook}"
 
     /// Drill `name` of source database `source`, firing once at `at`.
     fn drill(&self, name: &str, source: &str, at: jiff::Timestamp) {
-        let path = self.fx.drill(name, source, "");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "identity = { file = \"identity.txt\" }",
-            &format!("identity = {{ file = \"{}\" }}", self.fx.identity.display()),
-        );
-        let text = format!("{text}\n[schedule]\ncron = \"{}\"\n", utc_cron(at));
-        std::fs::write(
-            self.fx
-                .dir
-                .path()
-                .join("drills")
-                .join(format!("{name}.toml")),
-            text,
-        )
-        .unwrap();
-        std::fs::remove_file(path).unwrap();
+        cluster_drill(&self.fx, name, source, at);
     }
 
     fn start(&mut self, n: usize) {
@@ -113,19 +71,9 @@ url = "{hook}"
             .position(|d| d.child.id().to_string() == pid)
     }
 
-    /// `(run_id, drill, status, owner)` of every run, straight from the catalog.
-    async fn runs(&self) -> Vec<(String, String, String, String)> {
-        pg_client(&self.db)
-            .await
-            .query(
-                "SELECT run_id, drill, status, coalesce(owner, '') FROM runs ORDER BY started_at",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect()
+    /// Every run, straight from the catalog.
+    async fn runs(&self) -> Vec<RunRow> {
+        runs_in(&pg_client(&self.db).await).await
     }
 
     /// Waits until `done` holds of the runs (up to `limit`), and returns them.
@@ -133,17 +81,9 @@ url = "{hook}"
         &self,
         limit: Duration,
         what: &str,
-        done: impl Fn(&[(String, String, String, String)]) -> bool,
-    ) -> Vec<(String, String, String, String)> {
-        let t = Instant::now();
-        loop {
-            let runs = self.runs().await;
-            if done(&runs) {
-                return runs;
-            }
-            assert!(t.elapsed() < limit, "{what} within {limit:?}: {runs:#?}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        done: impl Fn(&[RunRow]) -> bool,
+    ) -> Vec<RunRow> {
+        wait_until(|| self.runs(), limit, what, done).await
     }
 
     /// The run of `drill` running now, once its sandbox exists: `(run_id, daemon index)`.
@@ -462,21 +402,17 @@ async fn a_daemon_stopped_mid_drill_hands_its_firing_over() {
 async fn a_live_cli_run_survives_a_daemon_start_and_is_never_doubled() {
     create_db("fd_cluster_cli", SHOP).await;
     let fx = Fixture::new();
-    let drills = fx.dir.path().join("drills");
-    std::fs::create_dir_all(&drills).unwrap();
-    let path = fx.drill("dd", "fd_cluster_cli", "");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "identity = { file = \"identity.txt\" }",
-        &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
+    place_drill(&fx, "drills", "dd", "fd_cluster_cli", "", "");
+    // The embedded SQLite catalog (its password setting is not read).
+    let config = write_config(
+        &fx,
+        "firedrill.toml",
+        "catalog.db",
+        "UNUSED",
+        "drills",
+        6,
+        "",
     );
-    std::fs::write(drills.join("dd.toml"), text).unwrap();
-    std::fs::remove_file(path).unwrap();
-    let config = fx.dir.path().join("firedrill.toml");
-    std::fs::write(
-        &config,
-        "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = { env = \"FIREDRILL_TEST_API_TOKEN\" }\nlease = \"6s\"\nheartbeat = \"1s\"\npoll = \"1s\"\n",
-    )
-    .unwrap();
     let cli = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"));
         cmd.arg("--config")
@@ -607,6 +543,15 @@ impl CatalogServer {
         ));
     }
 
+    fn url(&self) -> String {
+        self.url_via(self.port)
+    }
+
+    /// Its URL through a proxy on `port`.
+    fn url_via(&self, port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    }
+
     async fn client(&self) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::Config::new()
             .host("127.0.0.1")
@@ -687,15 +632,30 @@ impl Link {
     }
 }
 
-/// A daemon config on the catalog at `port`, its leases short.
-fn write_config(fx: &Fixture, name: &str, port: u16, lease: u32, hook: &str) -> std::path::PathBuf {
+/// A daemon config `name` on the catalog at `url` (its password in env `password_env`),
+/// its drills in `drills`, its leases short, paging `hook` (none when empty).
+fn write_config(
+    fx: &Fixture,
+    name: &str,
+    url: &str,
+    password_env: &str,
+    drills: &str,
+    lease: u32,
+    hook: &str,
+) -> std::path::PathBuf {
     let path = fx.dir.path().join(name);
+    std::fs::create_dir_all(fx.dir.path().join(drills)).unwrap();
+    let notify = if hook.is_empty() {
+        String::new()
+    } else {
+        format!("\n[notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\n")
+    };
     std::fs::write(
         &path,
         format!(
-            r#"catalog = "postgres://postgres@127.0.0.1:{port}/postgres"
-catalog_password = {{ env = "FD_TEST_CATALOG_PW" }}
-drills_dir = "drills"
+            r#"catalog = "{url}"
+catalog_password = {{ env = "{password_env}" }}
+drills_dir = "{drills}"
 reports_dir = "reports"
 
 [daemon]
@@ -706,46 +666,45 @@ lease = "{lease}s"
 heartbeat = "1s"
 poll = "1s"
 grace = "60s"
-
-[notify]
-[[notify.channel]]
-name = "hook"
-type = "webhook"
-url = "{hook}"
-"#
+{notify}"#
         ),
     )
     .unwrap();
     path
 }
 
-/// `(run_id, drill, status, owner)` of every run in the catalog server's database.
-async fn runs_of(server: &CatalogServer) -> Vec<(String, String, String, String)> {
-    server
-        .client()
-        .await
-        .query(
-            "SELECT run_id, drill, status, coalesce(owner, '') FROM runs ORDER BY started_at",
-            &[],
-        )
-        .await
-        .map(|rows| {
-            rows.iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect()
-        })
-        .unwrap_or_default()
+/// `(run_id, drill, status, owner)` of a run in the catalog.
+type RunRow = (String, String, String, String);
+
+/// Every run in the catalog `c` is connected to (none when it cannot answer).
+async fn runs_in(c: &tokio_postgres::Client) -> Vec<RunRow> {
+    c.query(
+        "SELECT run_id, drill, status, coalesce(owner, '') FROM runs ORDER BY started_at",
+        &[],
+    )
+    .await
+    .map(|rows| {
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
-async fn wait_runs(
-    server: &CatalogServer,
+/// Reads the runs with `fetch` until `done` holds of them (up to `limit`).
+async fn wait_until<F, Fut>(
+    fetch: F,
     limit: Duration,
     what: &str,
-    done: impl Fn(&[(String, String, String, String)]) -> bool,
-) -> Vec<(String, String, String, String)> {
+    done: impl Fn(&[RunRow]) -> bool,
+) -> Vec<RunRow>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<RunRow>>,
+{
     let t = Instant::now();
     loop {
-        let runs = runs_of(server).await;
+        let runs = fetch().await;
         if done(&runs) {
             return runs;
         }
@@ -754,20 +713,41 @@ async fn wait_runs(
     }
 }
 
-fn cluster_drill(fx: &Fixture, name: &str, source: &str, at: jiff::Timestamp) {
-    let path = fx.drill(name, source, "");
+/// Every run in the catalog server's database.
+async fn runs_of(server: &CatalogServer) -> Vec<RunRow> {
+    runs_in(&server.client().await).await
+}
+
+async fn wait_runs(
+    server: &CatalogServer,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[RunRow]) -> bool,
+) -> Vec<RunRow> {
+    wait_until(|| runs_of(server), limit, what, done).await
+}
+
+/// Drill `name` of source database `source` in `fx`'s directory `dir`: `prefix` before
+/// the fixture's drill text, `extra` after it.
+fn place_drill(fx: &Fixture, dir: &str, name: &str, source: &str, prefix: &str, extra: &str) {
+    let path = fx.drill(name, source, extra);
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "identity = { file = \"identity.txt\" }",
         &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
     );
-    let text = format!("{text}\n[schedule]\ncron = \"{}\"\n", utc_cron(at));
-    std::fs::create_dir_all(fx.dir.path().join("drills")).unwrap();
+    std::fs::create_dir_all(fx.dir.path().join(dir)).unwrap();
     std::fs::write(
-        fx.dir.path().join("drills").join(format!("{name}.toml")),
-        text,
+        fx.dir.path().join(dir).join(format!("{name}.toml")),
+        format!("{prefix}{text}"),
     )
     .unwrap();
     std::fs::remove_file(path).unwrap();
+}
+
+/// Drill `name` in `fx`'s `drills`, firing once at `at`.
+fn cluster_drill(fx: &Fixture, name: &str, source: &str, at: jiff::Timestamp) {
+    let schedule = format!("\n[schedule]\ncron = \"{}\"\n", utc_cron(at));
+    place_drill(fx, "drills", name, source, "", &schedule);
 }
 
 fn in_secs(s: i64) -> jiff::Timestamp {
@@ -785,7 +765,15 @@ async fn the_catalog_restarting_mid_run_loses_and_doubles_nothing() {
     let server = CatalogServer::start();
     let (hook, pages) = support::daemon::receiver().await;
     let fx = Fixture::new();
-    let config = write_config(&fx, "firedrill.toml", server.port, 30, &hook);
+    let config = write_config(
+        &fx,
+        "firedrill.toml",
+        &server.url(),
+        "FD_TEST_CATALOG_PW",
+        "drills",
+        30,
+        &hook,
+    );
     cluster_drill(&fx, "busy", "fd_cluster_restart", in_secs(15));
     let env = [
         ("FIREDRILL_TEST_API_TOKEN", TOKEN),
@@ -838,8 +826,24 @@ async fn a_daemon_cut_off_from_the_catalog_fences_itself_and_rejoins() {
     let link = Link::to(server.port).await;
     let (hook, pages) = support::daemon::receiver().await;
     let fx = Fixture::new();
-    let via_link = write_config(&fx, "a.toml", link.port, 8, &hook);
-    let direct = write_config(&fx, "b.toml", server.port, 8, &hook);
+    let via_link = write_config(
+        &fx,
+        "a.toml",
+        &server.url_via(link.port),
+        "FD_TEST_CATALOG_PW",
+        "drills",
+        8,
+        &hook,
+    );
+    let direct = write_config(
+        &fx,
+        "b.toml",
+        &server.url(),
+        "FD_TEST_CATALOG_PW",
+        "drills",
+        8,
+        &hook,
+    );
     cluster_drill(&fx, "fenced", "fd_cluster_cut", in_secs(12));
     let env = [
         ("FIREDRILL_TEST_API_TOKEN", TOKEN),
@@ -1028,37 +1032,15 @@ async fn a_drill_defined_differently_on_two_daemons_runs_on_neither() {
     )
     .await;
     let fx = Fixture::new();
-    let p = pg();
+    let url = format!("postgres://postgres@127.0.0.1:{}/fdcat_skew", pg().port);
     let mut configs = Vec::new();
     for side in ["a", "b"] {
-        let drills = fx.dir.path().join(format!("drills-{side}"));
-        std::fs::create_dir_all(&drills).unwrap();
-        for (name, extra) in [
-            ("same", String::new()),
-            ("skewed", format!("description = \"copy {side}\"\n")),
-        ] {
-            let path = fx.drill(name, "fd_cluster_skew", "");
-            let text = std::fs::read_to_string(&path).unwrap().replace(
-                "identity = { file = \"identity.txt\" }",
-                &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
-            );
-            std::fs::write(
-                drills.join(format!("{name}.toml")),
-                format!("{extra}{text}"),
-            )
-            .unwrap();
-            std::fs::remove_file(path).unwrap();
-        }
-        let config = fx.dir.path().join(format!("{side}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "catalog = \"postgres://postgres@127.0.0.1:{}/fdcat_skew\"\ncatalog_password = {{ env = \"{PASSWORD_ENV}\" }}\ndrills_dir = \"drills-{side}\"\nreports_dir = \"reports\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\nlease = \"6s\"\nheartbeat = \"1s\"\npoll = \"1s\"\n",
-                p.port
-            ),
-        )
-        .unwrap();
-        configs.push(config);
+        let drills = format!("drills-{side}");
+        place_drill(&fx, &drills, "same", "fd_cluster_skew", "", "");
+        let copy = format!("description = \"copy {side}\"\n");
+        place_drill(&fx, &drills, "skewed", "fd_cluster_skew", &copy, "");
+        let name = format!("{side}.toml");
+        configs.push(write_config(&fx, &name, &url, PASSWORD_ENV, &drills, 6, ""));
     }
     let daemons: Vec<DaemonProc> = configs
         .iter()
@@ -1151,33 +1133,11 @@ async fn a_run_asked_of_a_busy_daemon_runs_on_one_with_room() {
     )
     .await;
     let fx = Fixture::new();
-    let p = pg();
-    let drills = fx.dir.path().join("drills");
-    std::fs::create_dir_all(&drills).unwrap();
-    for (name, extra) in [
-        (
-            "slow",
-            "[[assertion]]\nname = \"takes a while\"\nsql = \"select count(*) from (select pg_sleep(20)) s\"\nexpect = \"= 1\"\n",
-        ),
-        ("quick", ""),
-    ] {
-        let path = fx.drill(name, "fd_cluster_offer", extra);
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "identity = { file = \"identity.txt\" }",
-            &format!("identity = {{ file = \"{}\" }}", fx.identity.display()),
-        );
-        std::fs::write(drills.join(format!("{name}.toml")), text).unwrap();
-        std::fs::remove_file(path).unwrap();
-    }
-    let config = fx.dir.path().join("firedrill.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "catalog = \"postgres://postgres@127.0.0.1:{}/fdcat_offer\"\ncatalog_password = {{ env = \"{PASSWORD_ENV}\" }}\ndrills_dir = \"drills\"\nreports_dir = \"reports\"\n\n[daemon]\nlisten = \"127.0.0.1:0\"\ntoken = {{ env = \"FIREDRILL_TEST_API_TOKEN\" }}\nmax_concurrent_drills = 1\nlease = \"6s\"\nheartbeat = \"1s\"\npoll = \"1s\"\n",
-            p.port
-        ),
-    )
-    .unwrap();
+    let slow = "[[assertion]]\nname = \"takes a while\"\nsql = \"select count(*) from (select pg_sleep(20)) s\"\nexpect = \"= 1\"\n";
+    place_drill(&fx, "drills", "slow", "fd_cluster_offer", "", slow);
+    place_drill(&fx, "drills", "quick", "fd_cluster_offer", "", "");
+    let url = format!("postgres://postgres@127.0.0.1:{}/fdcat_offer", pg().port);
+    let config = write_config(&fx, "firedrill.toml", &url, PASSWORD_ENV, "drills", 6, "");
     let env = [("FIREDRILL_TEST_API_TOKEN", TOKEN)];
     let (a, b) = (
         DaemonProc::start(&config, &env),

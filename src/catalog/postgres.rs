@@ -516,15 +516,37 @@ async fn apply_plan(
     Ok(queued)
 }
 
+/// What writing a row that is already there does: update it, or keep it (an import).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnConflict {
+    Update,
+    Keep,
+}
+
 async fn upsert_incident(
     c: &impl GenericClient,
     i: &Incident,
 ) -> std::result::Result<(), tokio_postgres::Error> {
+    put_incident(c, i, OnConflict::Update).await.map(|_| ())
+}
+
+/// Writes an incident; returns the rows written (0 when kept).
+async fn put_incident(
+    c: &impl GenericClient,
+    i: &Incident,
+    conflict: OnConflict,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let on = match conflict {
+        OnConflict::Update => {
+            "DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
+           stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels"
+        }
+        OnConflict::Keep => "DO NOTHING",
+    };
     c.execute(
-        "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
+        &format!("INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (drill) DO UPDATE SET last_paged_at = excluded.last_paged_at, severity = excluded.severity,
-           stage = excluded.stage, run_id = excluded.run_id, channels = excluded.channels",
+         ON CONFLICT (drill) {on}"),
         &[
             &i.drill,
             &i.opened_at,
@@ -536,19 +558,31 @@ async fn upsert_incident(
         ],
     )
     .await
-    .map(|_| ())
 }
 
 async fn insert_artifact(
     c: &impl GenericClient,
     a: &ArtifactRecord,
 ) -> std::result::Result<(), tokio_postgres::Error> {
+    put_artifact(c, a, OnConflict::Update).await.map(|_| ())
+}
+
+/// Writes an artifact (its verification kept when updated); returns the rows written.
+async fn put_artifact(
+    c: &impl GenericClient,
+    a: &ArtifactRecord,
+    conflict: OnConflict,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let on = match conflict {
+        OnConflict::Update => "DO UPDATE SET created_at = excluded.created_at, engine = excluded.engine,
+               plain_bytes = excluded.plain_bytes, encrypted_bytes = excluded.encrypted_bytes, sha256 = excluded.sha256,
+               location = excluded.location, manifest_key = excluded.manifest_key",
+        OnConflict::Keep => "DO NOTHING",
+    };
     c.execute(
         &format!(
             "INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (drill, run_id) DO UPDATE SET created_at = excluded.created_at, engine = excluded.engine,
-               plain_bytes = excluded.plain_bytes, encrypted_bytes = excluded.encrypted_bytes, sha256 = excluded.sha256,
-               location = excluded.location, manifest_key = excluded.manifest_key"
+             ON CONFLICT (drill, run_id) {on}"
         ),
         &[
             &a.drill,
@@ -565,7 +599,6 @@ async fn insert_artifact(
         ],
     )
     .await
-    .map(|_| ())
 }
 
 #[async_trait]
@@ -812,44 +845,12 @@ impl Catalog for PgCatalog {
                 .map_err(|e| self.err(e))? as usize;
         }
         for a in &data.artifacts {
-            n.artifacts += tx
-                .execute(
-                    &format!(
-                        "INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                         ON CONFLICT (drill, run_id) DO NOTHING"
-                    ),
-                    &[
-                        &a.drill,
-                        &a.run_id,
-                        &a.created_at,
-                        &a.engine.as_str(),
-                        &(a.plain_bytes as i64),
-                        &(a.encrypted_bytes as i64),
-                        &a.sha256,
-                        &a.location,
-                        &a.manifest_key,
-                        &a.verified.as_str(),
-                        &a.verified_at,
-                    ],
-                )
+            n.artifacts += put_artifact(&tx, a, OnConflict::Keep)
                 .await
                 .map_err(|e| self.err(e))? as usize;
         }
         for i in &data.incidents {
-            n.incidents += tx
-                .execute(
-                    "INSERT INTO incidents (drill, opened_at, last_paged_at, severity, stage, run_id, channels)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (drill) DO NOTHING",
-                    &[
-                        &i.drill,
-                        &i.opened_at,
-                        &i.last_paged_at,
-                        &i.severity.as_str(),
-                        &i.stage.map(|s| s.as_str()),
-                        &i.run_id,
-                        &serde_json::to_string(&i.channels).unwrap_or_default(),
-                    ],
-                )
+            n.incidents += put_incident(&tx, i, OnConflict::Keep)
                 .await
                 .map_err(|e| self.err(e))? as usize;
         }
