@@ -170,10 +170,9 @@ impl Runner {
     ) -> Ran {
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
         if !opts.claimed {
-            if let Err(Refusal::Held(h)) =
-                self.claim(drill, &run_id, opts.scheduled_for, stop).await
-            {
-                let e = Refusal::Held(h.clone()).error(&drill.name);
+            if let Err(refusal) = self.claim(drill, &run_id, opts.scheduled_for, stop).await {
+                let e = refusal.error(&drill.name);
+                let Refusal::Held(h) = refusal;
                 let mut report = RunReport::empty(&drill.name, &run_id, jiff::Timestamp::now());
                 report.verdict = crate::status::Verdict::Error;
                 report.exit_code = 2;
