@@ -2,7 +2,17 @@
 # Build the firedrill sandbox images without any image registry:
 # debootstrap a minimal Debian root filesystem and `docker import` it.
 #
-#   containers/build-offline.sh [--force] postgres|mariadb|all|firedrill
+#   containers/build-offline.sh [--force] ENGINE[:VERSION]...
+#
+#   postgres, mariadb     the versions Debian bookworm ships (15, 10.11)
+#   postgres:13|15|17     PostgreSQL 13 (bullseye), 15 (bookworm), 17 (trixie)
+#   mariadb:10.5|10.11|11.8  MariaDB 10.5 (bullseye), 10.11 (bookworm), 11.8 (trixie)
+#   all                   postgres mariadb
+#   matrix                every version above (the full test tier's matrix)
+#   firedrill             the daemon's image
+#
+# A version picks the Debian suite that ships it; each image is built once and kept
+# (its tag is its cache key: rebuild with --force).
 #
 # Environment:
 #   FIREDRILL_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
@@ -38,8 +48,9 @@ die() { printf 'build-offline: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<USAGE
-usage: $0 [--force] ENGINE...
-engines: postgres, mariadb, all (= postgres mariadb); firedrill (the daemon's image,
+usage: $0 [--force] ENGINE[:VERSION]...
+engines: postgres, mariadb, all (= postgres mariadb); postgres:13|15|17,
+         mariadb:10.5|10.11|11.8, matrix (= all six); firedrill (the daemon's image,
          firedrill:latest, from \$FIREDRILL_BIN or target/release/firedrill)
 env: FIREDRILL_DEBIAN_MIRROR (default http://deb.debian.org/debian),
      FIREDRILL_DEBIAN_SUITE (default bookworm), FIREDRILL_PG_MAJOR (default 15),
@@ -48,13 +59,27 @@ USAGE
     exit 2
 }
 
+# suite_of ENGINE:VERSION: the Debian suite that ships that server version.
+suite_of() {
+    case $1 in
+        postgres:13|mariadb:10.5) echo bullseye ;;
+        postgres:15|mariadb:10.11) echo bookworm ;;
+        postgres:17|mariadb:11.8) echo trixie ;;
+        *) return 1 ;;
+    esac
+}
+
 for arg in "$@"; do
     case $arg in
         -f|--force) force=1 ;;
         -h|--help) usage ;;
         all) engines+=(postgres mariadb) ;;
+        matrix) engines+=(postgres:13 postgres:15 postgres:17 mariadb:10.5 mariadb:10.11 mariadb:11.8) ;;
         postgres|postgresql) engines+=(postgres) ;;
         mariadb|mysql) engines+=(mariadb) ;;
+        postgres:*|mariadb:*)
+            suite_of "$arg" >/dev/null || { printf 'build-offline: no Debian suite ships %s (PostgreSQL 13, 15, 17; MariaDB 10.5, 10.11, 11.8)\n' "$arg" >&2; exit 2; }
+            engines+=("$arg") ;;
         firedrill) engines+=(firedrill) ;;
         *) printf 'build-offline: unknown engine or option: %s\n' "$arg" >&2; usage ;;
     esac
@@ -241,7 +266,7 @@ build_postgres() {
         rm -rf "$rootfs/usr/lib/postgresql/${pg_major}/lib/llvmjit.so" \
                "$rootfs/usr/lib/postgresql/${pg_major}/lib/llvmjit_types.bc" \
                "$rootfs/usr/lib/postgresql/${pg_major}/lib/bitcode" \
-               "$rootfs"/usr/lib/*-linux-gnu/libLLVM-*.so*
+               "$rootfs"/usr/lib/*-linux-gnu/libLLVM*.so*
     fi
     finish_rootfs
 
@@ -374,5 +399,9 @@ build_firedrill() {
 }
 
 for engine in "${engines[@]}"; do
-    "build_$engine"
+    case $engine in
+        postgres:*) suite=$(suite_of "$engine"); pg_major=${engine#*:}; build_postgres ;;
+        mariadb:*) suite=$(suite_of "$engine"); mariadb_series=${engine#*:}; build_mariadb ;;
+        *) "build_$engine" ;;
+    esac
 done

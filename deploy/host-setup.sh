@@ -144,6 +144,7 @@ fd_stop_pg() {
 
 # Starts a throwaway MariaDB server in DIR on 127.0.0.1:PORT, with user `firedrill`
 # (password PASSWORD, all privileges: for tests and the demo only).
+# FD_MARIADB_ARGS: more server options (e.g. TLS: --ssl-cert=… --require-secure-transport=ON).
 fd_start_mariadb() {
   local dir=$1 port=$2 password=$3
   fd_stop_mariadb "$dir"
@@ -163,7 +164,7 @@ fd_start_mariadb() {
   (setsid mariadbd "${user[@]}" --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
     --bind-address=127.0.0.1 --pid-file="$dir/pid" --log-error="$dir/error.log" \
     --max-allowed-packet=1G --skip-log-bin --innodb-buffer-pool-size=256M \
-    --character-set-server=utf8mb4 >/dev/null 2>&1 &)
+    --character-set-server=utf8mb4 ${FD_MARIADB_ARGS:-} >/dev/null 2>&1 &)
   for _ in $(seq 1 60); do
     mariadb-admin --socket="$dir/sock" -uroot ping >/dev/null 2>&1 && break
     sleep 0.5

@@ -230,9 +230,16 @@ async fn sandbox(
         (_, Some(source)) => source.server_series().await.ok(),
         (_, None) => None,
     };
-    let Some((engine, major)) = engine_major else {
+    let Some((engine, source_major)) = engine_major else {
         out.push(images_without_version(drill, d, backend).await);
         return out;
+    };
+    let major = match crate::drill::target_major(&drill.sandbox, engine, &source_major) {
+        Ok(m) => m,
+        Err(e) => {
+            out.push(Finding::from_error("sandbox image", &e));
+            return out;
+        }
     };
     let image = d
         .image

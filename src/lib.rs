@@ -42,6 +42,7 @@ pub mod snapshot;
 pub mod stage;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod verify;
 
 pub use cancel::{Stop, StopReason};

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::Row;
 
 use super::{
@@ -23,6 +24,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::report::RunReport;
 use crate::status::{OutboxState, PageKind, Verdict};
+use crate::tls::{TlsMode, TlsSpec};
 
 /// Schema migrations, applied in order under an advisory lock (several daemons may start
 /// at once); `firedrill_schema` records which ran.
@@ -148,6 +150,9 @@ pub struct PgCatalog {
     runs_version: tokio::sync::watch::Sender<u64>,
     /// `changes.runs` when last polled.
     seen: AtomicI64,
+    /// The TLS settings and the host they were checked against, to explain a handshake.
+    tls: TlsSpec,
+    host: String,
 }
 
 /// A URL's `user@host:port/db`, never its password.
@@ -182,43 +187,6 @@ fn pg_err(name: &str, e: impl std::fmt::Display) -> Error {
     Error::infra(format!("catalog {name}: {text}"))
         .with_hint(hint)
         .retryable(true)
-}
-
-fn tls(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
-    if let Some(ca) = ca {
-        let pem = std::fs::read(ca).map_err(|e| {
-            Error::config(format!("catalog_ca {}: {e}", ca.display())).with_hint(
-                "give the PEM file of the CA that signed the catalog server's certificate",
-            )
-        })?;
-        let mut added = 0;
-        for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let c = c.map_err(|e| Error::config(format!("catalog_ca {}: {e}", ca.display())))?;
-            roots
-                .add(c)
-                .map_err(|e| Error::config(format!("catalog_ca {}: {e}", ca.display())))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(Error::config(format!(
-                "catalog_ca {} holds no PEM certificate",
-                ca.display()
-            ))
-            .with_hint("give the CA certificate as PEM (-----BEGIN CERTIFICATE-----)"));
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::internal(format!("TLS: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 fn text<T: FromStr<Err = String>>(r: &Row, i: usize) -> std::result::Result<T, String> {
@@ -294,7 +262,14 @@ impl PgCatalog {
     /// Connects (checking that the server answers), and applies pending migrations.
     /// `spool` names where runs it cannot take are kept (beside it, `…spool/`).
     pub async fn connect(loc: &PgLocation, spool: &Path) -> Result<Self> {
-        let mut cfg: tokio_postgres::Config = loc.url.parse().map_err(|e| {
+        let (url, mut tls) = crate::tls::split_url(&loc.url).map_err(|e| {
+            Error::config(format!("catalog: {e}"))
+                .with_hint("write ?sslmode=verify-full (or disable, prefer, require, verify-ca) in the catalog URL")
+        })?;
+        if loc.ca.is_some() {
+            tls.ca = loc.ca.clone();
+        }
+        let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
             Error::config(format!("catalog: not a PostgreSQL URL: {e}"))
                 .with_hint("write it as postgres://user@host:5432/database (the password goes in catalog_password)")
         })?;
@@ -312,10 +287,19 @@ impl PgCatalog {
             cfg.application_name("firedrill");
         }
         cfg.connect_timeout(std::time::Duration::from_secs(10));
+        cfg.ssl_mode(match tls.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
         let name = describe(&cfg);
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => String::new(),
+        };
         let mgr = Manager::from_config(
             cfg,
-            tls(loc.ca.as_deref())?,
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -334,6 +318,8 @@ impl PgCatalog {
             runs_version: tokio::sync::watch::Sender::new(0),
             seen: AtomicI64::new(0),
             name,
+            tls,
+            host,
         };
         c.migrate().await?;
         let seen = c.changes().await?;
@@ -358,7 +344,13 @@ impl PgCatalog {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| self.err(e))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| match self.tls.explain(&self.host, &e) {
+                Some(t) => t.context(format!("catalog {}", self.name)),
+                None => self.err(e),
+            })
     }
 
     async fn migrate(&self) -> Result<()> {

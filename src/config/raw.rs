@@ -216,6 +216,16 @@ pub struct MysqlSourceConfig {
     pub all_databases: bool,
     /// The dump tool. Default: `mariadb-dump` for MariaDB, `mysqldump` for MySQL.
     pub dump_tool: Option<PathBuf>,
+    /// TLS, in MySQL's names: "disabled", "preferred" (the default: TLS when the server
+    /// offers it, unchecked), "required", "verify_ca", "verify_identity".
+    pub ssl_mode: Option<String>,
+    /// CA certificates (PEM) the server's certificate must chain to, besides the system's.
+    /// Relative paths are read from the drill file's directory.
+    pub ssl_ca: Option<PathBuf>,
+    /// A client certificate (PEM), for servers that ask for one; with `ssl_key`.
+    pub ssl_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub ssl_key: Option<PathBuf>,
     /// A dump smaller than this is a failure (default "1KiB").
     pub min_dump_bytes: Option<String>,
 }
@@ -238,6 +248,16 @@ pub struct PostgresSourceConfig {
     /// The pg_dump binary. Default: `/usr/lib/postgresql/<server major>/bin/pg_dump` when
     /// it exists, else `pg_dump` on PATH.
     pub pg_dump: Option<PathBuf>,
+    /// TLS, in libpq's names: "disable", "prefer" (the default: TLS when the server
+    /// offers it, unchecked), "require", "verify-ca", "verify-full".
+    pub sslmode: Option<String>,
+    /// CA certificates (PEM) the server's certificate must chain to, besides the system's.
+    /// Relative paths are read from the drill file's directory.
+    pub sslrootcert: Option<PathBuf>,
+    /// A client certificate (PEM), for servers that ask for one; with `sslkey`.
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub sslkey: Option<PathBuf>,
     /// A dump smaller than this is a failure (default "1KiB").
     pub min_dump_bytes: Option<String>,
 }
@@ -410,6 +430,20 @@ pub struct DockerSandboxConfig {
     pub cpus: Option<f64>,
     /// Docker endpoint; default: DOCKER_HOST or the local socket.
     pub docker_host: Option<String>,
+    /// An upgrade rehearsal: restore into this newer major version instead of the
+    /// source's (`major = 17` for a PostgreSQL 13 source, `major = "11.8"` for MariaDB
+    /// 10.5), and report what breaks.
+    pub major: Option<MajorVersion>,
+}
+
+/// A major version or release series, written as a number (`17`) or a string (`"11.8"`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MajorVersion {
+    Number(u32),
+    Text(String),
+    /// `11.8` written as a TOML float: refused with a hint (floats lose trailing zeros).
+    Float(f64),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -318,6 +318,7 @@ pub struct MysqlSpec {
     pub databases: Vec<String>,
     pub dump_tool: Option<PathBuf>,
     pub min_dump_bytes: u64,
+    pub tls: crate::tls::TlsSpec,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -329,6 +330,7 @@ pub struct PostgresSpec {
     pub password: Option<SecretSource>,
     pub pg_dump: Option<PathBuf>,
     pub min_dump_bytes: u64,
+    pub tls: crate::tls::TlsSpec,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -418,6 +420,9 @@ pub enum SandboxSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct DockerSpec {
     pub image: Option<String>,
+    /// The major version to restore into when it is not the source's (an upgrade
+    /// rehearsal).
+    pub major: Option<String>,
     pub memory_bytes: u64,
     pub cpus: f64,
     pub docker_host: Option<String>,
@@ -792,6 +797,104 @@ impl Collector<'_> {
     }
 
     /// `source.password`: where the password comes from, if the source has one.
+    /// A source's TLS settings: the mode read in its family's names, the files resolved
+    /// against the drill file's directory (read when connecting).
+    fn tls(
+        &mut self,
+        naming: crate::tls::Naming,
+        mode: Option<&str>,
+        [ca, cert, key]: [&Option<PathBuf>; 3],
+    ) -> crate::tls::TlsSpec {
+        use crate::tls::{Field, TlsMode, TlsSpec};
+        let mode = match mode {
+            None => TlsMode::Prefer,
+            Some(m) => {
+                let parsed = match naming {
+                    crate::tls::Naming::Mysql => TlsMode::parse_mysql(m),
+                    _ => TlsMode::parse_libpq(m),
+                };
+                parsed.unwrap_or_else(|| {
+                    let names: Vec<_> = [
+                        TlsMode::Disable,
+                        TlsMode::Prefer,
+                        TlsMode::Require,
+                        TlsMode::VerifyCa,
+                        TlsMode::VerifyFull,
+                    ]
+                    .iter()
+                    .map(|m| format!("\"{}\"", naming.mode_name(*m)))
+                    .collect();
+                    self.push(
+                        naming.field(Field::Mode),
+                        format!("`{m}` is not a TLS mode"),
+                        format!(
+                            "write one of {} (\"{}\" checks the CA and the host name)",
+                            names.join(", "),
+                            naming.mode_name(TlsMode::VerifyFull)
+                        ),
+                    );
+                    TlsMode::Prefer
+                })
+            }
+        };
+        let dir = self
+            .file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolve = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| {
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    dir.join(p)
+                }
+            })
+        };
+        if cert.is_some() != key.is_some() {
+            let (given, missing) = if cert.is_some() {
+                (Field::Cert, Field::Key)
+            } else {
+                (Field::Key, Field::Cert)
+            };
+            self.push(
+                naming.field(missing),
+                format!(
+                    "{} is set but {} is not",
+                    naming.field(given),
+                    naming.field(missing)
+                ),
+                "give the client certificate and its private key together, or neither",
+            );
+        }
+        if mode == TlsMode::Disable {
+            for (f, v) in [(Field::Ca, ca), (Field::Cert, cert), (Field::Key, key)] {
+                if v.is_some() {
+                    self.push(
+                        naming.field(f),
+                        format!(
+                            "has no effect with {} = \"{}\"",
+                            naming.field(Field::Mode),
+                            naming.mode_name(mode)
+                        ),
+                        format!(
+                            "remove it, or set {} = \"{}\" to use it",
+                            naming.field(Field::Mode),
+                            naming.mode_name(TlsMode::VerifyFull)
+                        ),
+                    );
+                }
+            }
+        }
+        TlsSpec {
+            mode,
+            ca: resolve(ca),
+            cert: resolve(cert),
+            key: resolve(key),
+            naming,
+        }
+    }
+
     fn password(&mut self, r: &Option<SecretRef>) -> Option<SecretSource> {
         r.as_ref().and_then(|p| {
             p.validate()
@@ -1042,6 +1145,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 password,
                 pg_dump: pg.pg_dump.clone(),
                 min_dump_bytes,
+                tls: c.tls(
+                    crate::tls::Naming::Libpq,
+                    pg.sslmode.as_deref(),
+                    [&pg.sslrootcert, &pg.sslcert, &pg.sslkey],
+                ),
             })
         }
         SourceConfig::Stored(st) => {
@@ -1168,6 +1276,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                 databases,
                 dump_tool: my.dump_tool.clone(),
                 min_dump_bytes,
+                tls: c.tls(
+                    crate::tls::Naming::Mysql,
+                    my.ssl_mode.as_deref(),
+                    [&my.ssl_ca, &my.ssl_cert, &my.ssl_key],
+                ),
             })
         }
     };
@@ -1245,8 +1358,44 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     );
                 }
             }
+            let major = match &d.major {
+                None => None,
+                Some(MajorVersion::Number(n)) => Some(n.to_string()),
+                Some(MajorVersion::Text(t)) => {
+                    let ok = !t.is_empty()
+                        && t.split('.').count() <= 2
+                        && t.split('.')
+                            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                    if !ok {
+                        c.push(
+                            "sandbox.major",
+                            format!("`{t}` is not a major version"),
+                            "write the version to restore into, e.g. 17 (PostgreSQL) or \"11.8\" (MariaDB)",
+                        );
+                    }
+                    Some(t.clone())
+                }
+                Some(MajorVersion::Float(f)) => {
+                    c.push(
+                        "sandbox.major",
+                        format!("{f} is written as a number"),
+                        format!("write a release series as a string: major = \"{f}\""),
+                    );
+                    None
+                }
+            };
+            if let (Some(_), Some(img)) = (&major, &d.image) {
+                if !img.contains("{major}") {
+                    c.push(
+                        "sandbox.image",
+                        format!("`{img}` names one version, so sandbox.major cannot choose it"),
+                        "write {major} in the image reference, e.g. \"registry/pg:{major}\", or drop sandbox.image",
+                    );
+                }
+            }
             SandboxSpec::Docker(DockerSpec {
                 image: d.image.clone(),
+                major,
                 memory_bytes,
                 cpus,
                 docker_host: d.docker_host.clone(),
@@ -2664,6 +2813,68 @@ expect = ">= 1"
 "#;
 
     #[test]
+    fn tls_settings_are_read_in_each_familys_names_and_resolved_beside_the_drill() {
+        let tls = GOOD.replace(
+            "host = \"db.internal\"",
+            "host = \"db.internal\"\nsslmode = \"verify-full\"\nsslrootcert = \"ca.pem\"",
+        );
+        let d = parse_drill(Path::new("drills/shop.toml"), &tls).unwrap();
+        let SourceSpec::Postgres(pg) = &d.source else {
+            panic!()
+        };
+        assert_eq!(pg.tls.mode, crate::tls::TlsMode::VerifyFull);
+        assert_eq!(pg.tls.ca, Some(PathBuf::from("drills/ca.pem")));
+
+        let bad = GOOD.replace(
+            "host = \"db.internal\"",
+            "host = \"db.internal\"\nsslmode = \"verify_identity\"\nsslcert = \"c.pem\"",
+        );
+        let problems = parse_drill(Path::new("shop.toml"), &bad).unwrap_err();
+        let got: Vec<(String, String)> = problems
+            .0
+            .iter()
+            .map(|p| (p.field.clone(), p.message.clone()))
+            .collect();
+        assert!(
+            got.contains(&(
+                "source.sslmode".into(),
+                "`verify_identity` is not a TLS mode".into()
+            )),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(
+                "source.sslkey".into(),
+                "source.sslcert is set but source.sslkey is not".into()
+            )),
+            "{got:?}"
+        );
+        let mysql = GOOD
+            .replace("type = \"postgres\"", "type = \"mariadb\"")
+            .replace(
+                "host = \"db.internal\"",
+                "host = \"db.internal\"\nssl_mode = \"VERIFY_CA\"",
+            );
+        let d = parse_drill(Path::new("shop.toml"), &mysql).unwrap();
+        let SourceSpec::Mysql(my) = &d.source else {
+            panic!()
+        };
+        assert_eq!(my.tls.mode, crate::tls::TlsMode::VerifyCa);
+    }
+
+    #[test]
+    fn an_upgrade_rehearsal_names_a_version() {
+        let up = format!("{GOOD}\n[sandbox]\nmajor = 17\n");
+        let d = parse_drill(Path::new("shop.toml"), &up).unwrap();
+        let SandboxSpec::Docker(s) = &d.sandbox;
+        assert_eq!(s.major.as_deref(), Some("17"));
+        let float = format!("{GOOD}\n[sandbox]\nmajor = 11.8\n");
+        let p = parse_drill(Path::new("shop.toml"), &float).unwrap_err();
+        assert_eq!(p.0[0].field, "sandbox.major");
+        assert!(p.0[0].fix.contains("major = \"11.8\""), "{:?}", p.0[0]);
+    }
+
+    #[test]
     fn every_assertion_kind_is_checked_and_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -2980,8 +3191,8 @@ type = "podman"
         assert_eq!(
             got,
             [
-                ("source.usr (line 4)", "unknown field `usr`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `type`, `user`"),
-                ("source.pasword (line 5)", "unknown field `pasword`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `type`, `user`"),
+                ("source.usr (line 4)", "unknown field `usr`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `sslcert`, `sslkey`, `sslmode`, `sslrootcert`, `type`, `user`"),
+                ("source.pasword (line 5)", "unknown field `pasword`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `sslcert`, `sslkey`, `sslmode`, `sslrootcert`, `type`, `user`"),
                 ("source.port (line 6)", "expected a whole number, found a string"),
                 ("source.user (line 1)", "missing field `user`"),
                 ("storage.paht (line 10)", "unknown field `paht`, expected one of `path`, `prefix`, `type`"),

@@ -35,6 +35,7 @@ use crate::status::{RunStatus, Stage};
 use crate::store::{build_store, ArtifactStore, RunDir, VerificationMarker};
 
 use record::Record;
+pub(crate) use sandbox_stages::target_major;
 use sandbox_stages::Expect;
 
 /// How a run is asked to behave.

@@ -144,6 +144,8 @@ impl Record<'_> {
         )
         .await;
         let image_note = self.sandbox_image.clone().map(|i| format!("image {i}"));
+        let upgrade = self.upgrade(engine, expect.manifest);
+        let image_note = image_note.into_iter().chain(upgrade.clone());
         let sandbox = match provisioned {
             Ok(sb) => sb,
             Err(e) => {
@@ -182,6 +184,10 @@ impl Record<'_> {
                 runs.push(run);
             }
             Err(e) => {
+                let e = match &upgrade {
+                    Some(u) => e.context(u.clone()),
+                    None => e,
+                };
                 let run = StageRun::ended(Stage::Restore, t.elapsed(), e.context("stage restore"));
                 self.announce(&run);
                 runs.push(run);
@@ -223,6 +229,19 @@ impl Record<'_> {
         }
     }
 
+    /// "upgrade rehearsal: postgres 13 → 17" when the sandbox runs a newer major than
+    /// the source.
+    fn upgrade(&self, engine: Engine, manifest: &Manifest) -> Option<String> {
+        let target = target_major(&self.drill.sandbox, engine, &manifest.source_major).ok()?;
+        (target != manifest.source_major).then(|| {
+            format!(
+                "upgrade rehearsal: {} {} → {target}",
+                engine.as_str(),
+                manifest.source_major
+            )
+        })
+    }
+
     /// After a stage in the sandbox failed: when the sandbox itself died or cannot be
     /// reached, that is the failure (the infrastructure's, retried), not what the command
     /// printed as it lost its server.
@@ -249,14 +268,15 @@ impl Record<'_> {
         keep: bool,
     ) -> Result<Sandbox> {
         let SandboxSpec::Docker(d) = &self.drill.sandbox;
+        let major = target_major(&self.drill.sandbox, engine, &manifest.source_major)?;
         let image = d
             .image
             .as_ref()
             .map(|i| {
-                i.replace("{major}", &manifest.source_major)
+                i.replace("{major}", &major)
                     .replace("{engine}", engine.as_str())
             })
-            .unwrap_or_else(|| engine.default_image(&manifest.source_major));
+            .unwrap_or_else(|| engine.default_image(&major));
         self.sandbox_image = Some(image.clone());
         let req = SandboxRequest {
             run_id: self.run_id.clone(),
@@ -275,7 +295,7 @@ impl Record<'_> {
                 .unwrap_or(jiff::Timestamp::MAX),
             keep,
         };
-        provision_once(parts.sandbox.as_ref(), engine, &req, &manifest.source_major).await
+        provision_once(parts.sandbox.as_ref(), engine, &req, &major).await
     }
 
     /// Fetches the artifact into the sandbox (checking size and SHA-256 against the
@@ -469,6 +489,19 @@ impl Record<'_> {
         } else {
             manifest.fingerprint.compare(&restored)
         };
+        // A newer server prints views, routines and triggers in its own words: across
+        // majors their presence is compared, not their text.
+        let upgrade = self.upgrade(engine, manifest);
+        let (mismatches, reworded): (Vec<_>, Vec<_>) = mismatches.into_iter().partition(|m| {
+            upgrade.is_none()
+                || !matches!(
+                    m,
+                    crate::fingerprint::Mismatch::Definition {
+                        change: crate::fingerprint::DefinitionChange::Differs,
+                        ..
+                    }
+                )
+        });
         let checks = crate::verify::Checks {
             engine,
             backend: backend.as_ref(),
@@ -495,6 +528,21 @@ impl Record<'_> {
         let compared = holdings.compared_kinds();
         if !compared.is_empty() {
             notes.push(format!("also compared: {}", compared.join(", ")));
+        }
+        if !reworded.is_empty() {
+            notes.push(format!(
+                "not compared across versions: the text of {} definitions the newer server prints otherwise ({}); each is present",
+                reworded.len(),
+                reworded
+                    .iter()
+                    .filter_map(|m| match m {
+                        crate::fingerprint::Mismatch::Definition { object, .. } => Some(object.as_str()),
+                        _ => None,
+                    })
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         for (what, why) in &holdings.not_compared {
             notes.push(format!("not compared: {what}: {why}"));
@@ -602,8 +650,26 @@ fn restore_jobs(drill: &crate::config::Drill) -> u32 {
     d.cpus.ceil().clamp(1.0, 64.0) as u32
 }
 
+/// The major version the sandbox runs: the source's, or the newer one an upgrade
+/// rehearsal (`sandbox.major`) names. Restoring into an older one is refused.
+pub(crate) fn target_major(sandbox: &SandboxSpec, engine: Engine, source: &str) -> Result<String> {
+    let SandboxSpec::Docker(d) = sandbox;
+    let Some(target) = d.major.clone() else {
+        return Ok(source.to_string());
+    };
+    let key = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    if key(&target) < key(source) {
+        return Err(Error::config(format!(
+            "sandbox.major {target} is older than the source's {} {source}: a dump restores only into its own or a newer version",
+            engine.as_str()
+        ))
+        .with_hint(format!("set sandbox.major to {source} or newer, or remove it")));
+    }
+    Ok(target)
+}
+
 /// One attempt at a ready sandbox: image present, container started, database accepting
-/// connections, and the server's major version the dump's.
+/// connections, and the server's major version the one the drill restores into.
 async fn provision_once(
     backend: &dyn SandboxBackend,
     engine: Engine,
@@ -634,12 +700,12 @@ async fn provision_once(
     let got = out.stdout.trim();
     if got != engine.expected_version(major) {
         return Err(Error::infra(format!(
-            "sandbox image {} runs `{got}`, but the dump came from {} {major}",
+            "sandbox image {} runs `{got}`, but the drill restores into {} {major}",
             req.image,
             engine.as_str()
         ))
         .with_hint(format!(
-            "use an image of the source's major version: {}",
+            "use an image of that major version: {}",
             engine.default_image(major)
         ))
         .retryable(false));

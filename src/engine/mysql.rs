@@ -23,6 +23,7 @@ use crate::finding::Finding;
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::sandbox::{Sandbox, SandboxBackend};
 use crate::secret::Secret;
+use crate::tls::{Checked, Negotiated, TlsMode};
 
 /// Schemas that belong to the server, never dumped as user data.
 const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "sys", "information_schema", "performance_schema"];
@@ -651,7 +652,57 @@ impl MysqlSource {
         }
     }
 
+    /// Connects as `source.ssl_mode` says. `preferred` falls back to plain TCP only when
+    /// the server offers no TLS; `verify_ca` accepts a certificate for another name (the
+    /// chain is still checked against the CA).
     async fn connect(&self) -> Result<mysql_async::Conn> {
+        let tls = &self.spec.tls;
+        let first = self.connect_with(self.ssl_opts(None)).await?;
+        let retried = match first {
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if tls.mode == TlsMode::Prefer => self.connect_with(None).await?,
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => {
+                return Err(tls.no_tls_on_server(&self.target()));
+            }
+            Err(e) if tls.checked() == Checked::Ca => {
+                // mysql_async cannot skip only the name check with rustls: connect again
+                // under a name the certificate is issued for, so the chain is checked.
+                match crate::tls::presented_names(&e).and_then(|n| n.into_iter().next()) {
+                    Some(name) => self.connect_with(self.ssl_opts(Some(name))).await?,
+                    None => Err(e),
+                }
+            }
+            // MariaDB answers a plain login that `require_secure_transport` or a user's
+            // REQUIRE SSL refuses with "Access denied" (1045): a TLS login tells which.
+            Err(mysql_async::Error::Server(se))
+                if se.code == 1045 && tls.mode == TlsMode::Disable =>
+            {
+                let probe = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true);
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                if let Ok(Ok(conn)) = self.connect_with(Some(probe)).await {
+                    let _ = conn.disconnect().await;
+                    return Err(Error::config(format!(
+                        "{} refused a connection without TLS for user {} (it logs in over TLS: the server requires secure transport, or the user REQUIRE SSL)",
+                        self.target(),
+                        self.spec.user
+                    ))
+                    .with_hint(tls.plain_refused_hint()));
+                }
+                Err(mysql_async::Error::Server(se))
+            }
+            other => other,
+        };
+        retried.map_err(|e| self.connect_error(e))
+    }
+
+    /// One attempt, bounded by 15 s.
+    async fn connect_with(
+        &self,
+        ssl: Option<mysql_async::SslOpts>,
+    ) -> Result<std::result::Result<mysql_async::Conn, mysql_async::Error>> {
         let spec = &self.spec;
         let opts = mysql_async::OptsBuilder::default()
             .ip_or_hostname(spec.host.clone())
@@ -659,18 +710,82 @@ impl MysqlSource {
             .user(Some(spec.user.clone()))
             .pass(self.password.as_ref().map(|p| p.expose().to_string()))
             .prefer_socket(false)
+            .ssl_opts(ssl)
             .conn_ttl(Some(Duration::from_secs(60)));
-        let connect = mysql_async::Conn::new(opts);
-        let conn = tokio::time::timeout(Duration::from_secs(15), connect)
+        tokio::time::timeout(Duration::from_secs(15), mysql_async::Conn::new(opts))
             .await
             .map_err(|_| {
                 Error::infra(format!(
                     "connecting to {} timed out after 15s",
                     self.target()
                 ))
-            })?
+            })
+    }
+
+    fn ssl_opts(&self, name: Option<String>) -> Option<mysql_async::SslOpts> {
+        let tls = &self.spec.tls;
+        if tls.mode == TlsMode::Disable {
+            return None;
+        }
+        // mysql_async builds its rustls config with the process's default provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut o = mysql_async::SslOpts::default()
+            .with_danger_accept_invalid_certs(tls.checked() == Checked::Nothing)
+            .with_danger_tls_hostname_override(name);
+        if let Some(ca) = &tls.ca {
+            o = o.with_root_certs(vec![ca.clone().into()]);
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            o = o.with_client_identity(Some(mysql_async::ClientIdentity::new(
+                cert.clone().into(),
+                key.clone().into(),
+            )));
+        }
+        Some(o)
+    }
+
+    fn connect_error(&self, e: mysql_async::Error) -> Error {
+        let tls = &self.spec.tls;
+        if let Some(t) = tls.explain(&self.spec.host, &e) {
+            return t.with_source(e);
+        }
+        if let mysql_async::Error::Server(se) = &e {
+            // MySQL's require_secure_transport refuses a plain connection with 3159
+            // (MariaDB says 1045: see `connect`).
+            if se.code == 3159 {
+                return Error::config(format!(
+                    "{} refused a connection without TLS: {}",
+                    self.target(),
+                    se.message
+                ))
+                .with_hint(tls.plain_refused_hint());
+            }
+        }
+        self.db_error(e)
+    }
+
+    /// The connection's TLS as the server sees it (`Ssl_version`, `Ssl_cipher`).
+    async fn negotiated(&self, conn: &mut mysql_async::Conn) -> Result<Negotiated> {
+        let rows: Vec<(String, String)> = conn
+            .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+            .await
             .map_err(|e| self.db_error(e))?;
-        Ok(conn)
+        let get = |k: &str| {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let protocol = get("Ssl_version");
+        Ok(Negotiated {
+            checked: if protocol.is_some() {
+                self.spec.tls.checked()
+            } else {
+                Checked::Nothing
+            },
+            cipher: get("Ssl_cipher"),
+            protocol,
+        })
     }
 
     fn dump_tool(&self, engine: Engine) -> PathBuf {
@@ -755,6 +870,15 @@ impl DumpSource for MysqlSource {
             &what,
             format!("reachable, {} {version}", engine.as_str()),
         ));
+        match self.negotiated(&mut conn).await {
+            Ok(n) if n.is_weak(&self.spec.host) => out.push(Finding::warn(
+                "TLS to the source",
+                n.describe(&self.spec.tls),
+                "set source.ssl_mode = \"verify_identity\" and source.ssl_ca to the CA that signed the server's certificate",
+            )),
+            Ok(n) => out.push(Finding::ok("TLS to the source", n.describe(&self.spec.tls))),
+            Err(e) => out.push(Finding::from_error("TLS to the source", &e)),
+        }
         let tool = self.dump_tool(engine);
         match tool_version(&tool).await {
             Ok((e, s, v)) if e == engine && !series_lt(&s, &series) => out.push(Finding::ok(
@@ -800,6 +924,8 @@ impl DumpSource for MysqlSource {
             .unwrap_or_default();
         let (engine, series) = parse_server_version(&version)
             .ok_or_else(|| Error::infra(format!("cannot read the server version `{version}`")))?;
+        // The dump tool connects as this connection did (TLS or not, under `preferred`).
+        let encrypted = self.negotiated(&mut conn).await?.protocol.is_some();
 
         let databases = if spec.databases.is_empty() {
             let all: Vec<String> = conn
@@ -943,6 +1069,11 @@ impl DumpSource for MysqlSource {
             Error::infra(format!("cannot start {}: {e}", tool.display())).retryable(false)
         })?;
         let mut options = String::from("[client]\n");
+        options.push_str(&crate::tls::mysql_options(
+            &spec.tls,
+            engine == Engine::Mariadb,
+            encrypted,
+        ));
         if let Some(p) = &self.password {
             options.push_str(&format!(
                 "password=\"{}\"\n",

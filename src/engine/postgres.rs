@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::process::Command;
-use tokio_postgres::NoTls;
 
 use super::{
     DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
@@ -18,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::secret::Secret;
+use crate::tls::{Checked, Negotiated, TlsMode};
+use tokio_postgres::config::SslMode;
 
 /// One JSON array of `[schema, table, exact row count, [[column, type], …], bytes]` for every user
 /// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
@@ -556,10 +557,17 @@ impl PostgresSource {
         if let Some(p) = &self.password {
             cfg.password(p.expose());
         }
-        let (client, conn) = cfg
-            .connect(NoTls)
-            .await
-            .map_err(|e| self.connect_error(e))?;
+        let tls = &spec.tls;
+        cfg.ssl_mode(match tls.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?);
+        let (client, conn) = match cfg.connect(connector).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.connect_error(e).await),
+        };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("source connection ended: {e}");
@@ -568,11 +576,21 @@ impl PostgresSource {
         Ok(client)
     }
 
-    fn connect_error(&self, e: tokio_postgres::Error) -> Error {
+    async fn connect_error(&self, e: tokio_postgres::Error) -> Error {
         let target = format!("{}:{}", self.spec.host, self.spec.port);
+        let tls = &self.spec.tls;
+        if let Some(t) = tls.explain(&self.spec.host, &e) {
+            return t.with_source(e);
+        }
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
             return match code {
+                // pg_hba.conf's `hostssl` lines reject a plain connection with 28000.
+                "28000" if tls.mode == TlsMode::Disable => Error::config(format!(
+                    "PostgreSQL at {target} refused a connection without TLS: {}",
+                    db.message()
+                ))
+                .with_hint(tls.plain_refused_hint()),
                 "28P01" | "28000" => Error::infra(format!(
                     "PostgreSQL at {target} refused user {}: {}",
                     self.spec.user,
@@ -588,12 +606,61 @@ impl PostgresSource {
                 _ => Error::infra(format!("PostgreSQL at {target}: {}", db.message())),
             };
         }
+        if tls.mode.requires_tls()
+            && offers_tls(&self.spec.host, self.spec.port).await == Some(false)
+        {
+            return tls.no_tls_on_server(&target).with_source(e);
+        }
         super::unreachable_source(
             &format!("cannot connect to PostgreSQL at {target}"),
             &target,
             e,
         )
     }
+
+    /// The connection's TLS as the server sees it (`pg_stat_ssl`).
+    async fn negotiated(&self, client: &tokio_postgres::Client) -> Result<Negotiated> {
+        let row = client
+            .query_opt(
+                "SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )
+            .await
+            .map_err(query_error)?;
+        Ok(Negotiated {
+            protocol: row.as_ref().map(|r| r.get(0)),
+            cipher: row.as_ref().map(|r| r.get(1)),
+            checked: if row.is_some() {
+                self.spec.tls.checked()
+            } else {
+                Checked::Nothing
+            },
+        })
+    }
+}
+
+/// Asks the server at `host:port` whether it speaks TLS (the protocol's SSLRequest: it
+/// answers `S` or `N`). `None` when it could not be asked.
+async fn offers_tls(host: &str, port: u16) -> Option<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        // Length 8, then the SSLRequest code 80877103.
+        s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+            .await
+            .ok()?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.ok()?;
+        match b[0] {
+            b'S' => Some(true),
+            b'N' => Some(false),
+            _ => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Parses `pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)` into ("15.14", 15).
@@ -678,6 +745,15 @@ impl DumpSource for PostgresSource {
             &what,
             format!("reachable, PostgreSQL {version}"),
         ));
+        match self.negotiated(&client).await {
+            Ok(n) if n.is_weak(&spec.host) => out.push(Finding::warn(
+                "TLS to the source",
+                n.describe(&spec.tls),
+                "set source.sslmode = \"verify-full\" and source.sslrootcert to the CA that signed the server's certificate",
+            )),
+            Ok(n) => out.push(Finding::ok("TLS to the source", n.describe(&spec.tls))),
+            Err(e) => out.push(Finding::from_error("TLS to the source", &e)),
+        }
         let pg_dump = self.pg_dump_path(major.max(0) as u32);
         match tool_version(&pg_dump).await {
             Ok((v, m)) if m >= major.max(0) as u32 => out.push(Finding::ok(
@@ -821,6 +897,10 @@ impl DumpSource for PostgresSource {
             .arg(&spec.user)
             .env("PGDATABASE", &spec.database)
             .env("PGAPPNAME", "firedrill-pg_dump")
+            .env_remove("PGSSLROOTCERT")
+            .env_remove("PGSSLCERT")
+            .env_remove("PGSSLKEY")
+            .envs(crate::tls::libpq_env(&spec.tls))
             .env_remove("PGPASSWORD")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
