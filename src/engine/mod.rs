@@ -13,6 +13,7 @@ pub mod mysqldump_scan;
 pub mod pg_holdings;
 pub mod postgres;
 pub mod restore;
+pub mod tool;
 
 pub use kind::Engine;
 
@@ -36,6 +37,8 @@ pub struct DumpMeta {
     pub databases: Vec<String>,
     pub tool: String,
     pub tool_version: String,
+    /// Where the tool ran when not on this host: `in a container of firedrill-sandbox-postgres:17`.
+    pub tool_place: Option<String>,
     pub format: String,
 }
 
@@ -134,14 +137,23 @@ impl Engine {
     /// How to get the default image, for error messages.
     pub fn build_hint(self, major: &str) -> String {
         match self {
-            Engine::Postgres | Engine::Mariadb => format!(
-                "build it offline with `containers/build-offline.sh {}` (Debian ships {} {}), or with a registry from containers/{}/Dockerfile: docker build -t {} …",
-                self.as_str(),
-                self.as_str(),
-                if self == Engine::Postgres { "15" } else { "10.11" },
-                self.as_str(),
-                self.default_image(major)
-            ),
+            Engine::Postgres | Engine::Mariadb => {
+                let offline = match (self, major) {
+                    (Engine::Postgres, "13" | "15" | "17") | (Engine::Mariadb, "10.5" | "10.11" | "11.8") => {
+                        format!("`containers/build-offline.sh {}:{major}`", self.as_str())
+                    }
+                    _ => format!(
+                        "`containers/build-offline.sh {}:VERSION` (Debian ships {})",
+                        self.as_str(),
+                        if self == Engine::Postgres { "13, 15 and 17" } else { "10.5, 10.11 and 11.8" }
+                    ),
+                };
+                format!(
+                    "build it offline with {offline}, or with a registry from containers/{}/Dockerfile: docker build -t {} …",
+                    self.as_str(),
+                    self.default_image(major)
+                )
+            }
             Engine::Mysql => format!(
                 "build it with a registry: docker build --build-arg MYSQL_VERSION={major} -t {} -f containers/mysql/Dockerfile containers",
                 self.default_image(major)
@@ -945,34 +957,31 @@ pub(crate) fn unreadable_version(path: &std::path::Path, text: &str) -> Error {
 /// stderr (secrets removed). `hold` is dropped only after the tool exits (PostgreSQL's
 /// snapshot transaction must outlive pg_dump).
 pub(crate) fn dump_completion(
-    mut child: tokio::process::Child,
-    mut stderr: tokio::process::ChildStderr,
+    exit: BoxFuture<'static, Result<(Option<String>, String)>>,
     secret: Option<crate::secret::Secret>,
     tool: String,
     hold: Box<dyn std::any::Any + Send>,
 ) -> BoxFuture<'static, Result<()>> {
     use futures::FutureExt;
-    use tokio::io::AsyncReadExt;
     async move {
-        let mut err = Vec::new();
-        let (status, _) = tokio::join!(child.wait(), stderr.read_to_end(&mut err));
+        let ended = exit.await;
         drop(hold);
+        let (status, err) = ended?;
         let secrets: Vec<&crate::secret::Secret> = secret.iter().collect();
-        let err = crate::secret::redact(&String::from_utf8_lossy(&err), &secrets);
+        let err = crate::secret::redact(&err, &secrets);
         match status {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) if lost_the_server(&err) => Err(Error::infra(format!(
+            None => Ok(()),
+            Some(s) if lost_the_server(&err) => Err(Error::infra(format!(
                 "{tool} lost its connection to the source ({s})"
             ))
             .with_hint("the source restarted, failed over or dropped the connection mid-dump: that says nothing about the backups; nothing from this dump was kept, the next run takes a new one")
             .with_stderr(tail(&err, 20))),
-            Ok(s) => Err(Error::backup(format!("{tool} failed ({s})"))
+            Some(s) => Err(Error::backup(format!("{tool} failed ({s})"))
                 .with_hint(format!(
                     "read {tool}'s output below; nothing from this dump was kept"
                 ))
                 .with_stderr(tail(&err, 20))
                 .retryable(true)),
-            Err(e) => Err(Error::infra(format!("waiting for {tool}: {e}"))),
         }
     }
     .boxed()
@@ -1020,7 +1029,7 @@ pub(crate) fn cap_line(line: &str) -> String {
 }
 
 /// The first `n` non-empty lines of `s`, each capped ([`cap_line`]).
-fn first_lines(s: &str, n: usize) -> String {
+pub(crate) fn first_lines(s: &str, n: usize) -> String {
     let lines: Vec<String> = s
         .lines()
         .filter(|l| !l.trim().is_empty())

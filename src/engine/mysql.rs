@@ -3,16 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 use super::mysqldump_scan::{checksum_text, DumpScanner};
+use super::tool::{Place, ToolCall, ToolSite};
 use super::{
     tail, DumpInspector, DumpMeta, DumpSource, Engine, Inspection, StartedDump, BOUND_FN,
     MYSQL_CLIENT_SANDBOX, SANDBOX_IDENTITY, STAGED_ARTIFACT, STAGES_DIR, STAGE_REPORT,
@@ -567,6 +565,7 @@ impl DumpInspector for MysqlInspector {
 pub struct MysqlSource {
     spec: MysqlSpec,
     password: Option<Secret>,
+    site: ToolSite,
 }
 
 /// `10.11.6-MariaDB-0+deb12u1` → (Mariadb, "10.11"); `8.0.36` → (Mysql, "8.0").
@@ -625,7 +624,18 @@ fn which(name: &str) -> Option<PathBuf> {
 
 impl MysqlSource {
     pub fn new(spec: MysqlSpec, password: Option<Secret>) -> Self {
-        MysqlSource { spec, password }
+        MysqlSource {
+            spec,
+            password,
+            site: ToolSite::default(),
+        }
+    }
+
+    /// Lets the dump tool run from the server's version's image when this host's is
+    /// older or of the other family.
+    pub fn with_site(mut self, site: ToolSite) -> Self {
+        self.site = site;
+        self
     }
 
     fn target(&self) -> String {
@@ -788,6 +798,100 @@ impl MysqlSource {
         })
     }
 
+    /// Where the dump tool runs for a server of `engine` `series`, its name and version:
+    /// this host's when it is of the server's family and not older (or
+    /// `source.dump_in = "host"`), else the one in the image of the server's version.
+    async fn place(
+        &self,
+        engine: Engine,
+        series: &str,
+        version: &str,
+    ) -> Result<(Place, String, String)> {
+        let tool = self.dump_tool(engine);
+        let host = tool_version(&tool).await;
+        let fits = matches!(&host, Ok((e, s, _)) if *e == engine && !series_lt(s, series));
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        if !self.site.in_container(fits) {
+            let (tool_engine, tool_series, tool_version) = host?;
+            if tool_engine != engine {
+                return Err(Error::infra(format!(
+                    "{} is {}'s dump tool but the server is {} {version}; each family's dump tool is the one that reads it faithfully",
+                    tool.display(),
+                    tool_engine.as_str(),
+                    engine.as_str()
+                ))
+                .with_hint(format!("install the {} client tools and set source.dump_tool to its dump tool", engine.as_str()))
+                .retryable(false));
+            }
+            if series_lt(&tool_series, series) {
+                return Err(Error::infra(format!(
+                    "{} {tool_version} is older than the server ({version})",
+                    tool.display()
+                ))
+                .with_hint(format!(
+                    "install {} client tools of series {series} or newer and set source.dump_tool, or let firedrill run it from {} (source.dump_in = \"auto\")",
+                    engine.as_str(),
+                    engine.default_image(series)
+                ))
+                .retryable(false));
+            }
+            return Ok((Place::Host(tool.clone()), name(&tool), tool_version));
+        }
+        let why = match &host {
+            Ok((_, _, v)) if !fits => format!(
+                "{} on this host is {v}, not one for the server ({version})",
+                tool.display()
+            ),
+            Ok(_) => "source.dump_in = \"container\"".to_string(),
+            Err(_) => format!("no {} on this host", tool.display()),
+        };
+        let image_engine = if engine == Engine::Mysql {
+            Engine::Mysql
+        } else {
+            Engine::Mariadb
+        };
+        let place = self.site.container(image_engine, series, &why).await?;
+        let program = match engine {
+            Engine::Mariadb => "mariadb-dump",
+            _ => "mysqldump",
+        };
+        let (status, out, err) = super::tool::output(
+            ToolCall {
+                name: program.into(),
+                args: vec!["--version".into()],
+                env: Vec::new(),
+                env_remove: Vec::new(),
+                secret_env: None,
+                stdin: Vec::new(),
+                files: Vec::new(),
+            },
+            &place,
+        )
+        .await?;
+        let image = place.describe().unwrap_or_default();
+        let Some((e, s, v)) = status.is_none().then(|| parse_tool_version(&out)).flatten() else {
+            return Err(Error::infra(format!(
+                "{program} --version {image} said `{}`",
+                super::first_lines(&format!("{out}{err}"), 2)
+            ))
+            .with_hint("use an image with the dump tool on its PATH (containers/build-offline.sh builds one)")
+            .retryable(false));
+        };
+        if e != engine || series_lt(&s, series) {
+            return Err(Error::infra(format!(
+                "{program} {image} is {} {v}, not one for the server ({version})",
+                e.as_str()
+            ))
+            .with_hint(engine.build_hint(series))
+            .retryable(false));
+        }
+        Ok((place, program.to_string(), v))
+    }
+
     fn dump_tool(&self, engine: Engine) -> PathBuf {
         if let Some(p) = &self.spec.dump_tool {
             return p.clone();
@@ -945,29 +1049,7 @@ impl DumpSource for MysqlSource {
             )));
         }
 
-        let tool = self.dump_tool(engine);
-        let (tool_engine, tool_series, tool_version) = tool_version(&tool).await?;
-        if tool_engine != engine {
-            return Err(Error::infra(format!(
-                "{} is {}'s dump tool but the server is {} {version}; each family's dump tool is the one that reads it faithfully",
-                tool.display(),
-                tool_engine.as_str(),
-                engine.as_str()
-            ))
-            .with_hint(format!("install the {} client tools and set source.dump_tool to its dump tool", engine.as_str()))
-            .retryable(false));
-        }
-        if series_lt(&tool_series, &series) {
-            return Err(Error::infra(format!(
-                "{} {tool_version} is older than the server ({version})",
-                tool.display()
-            ))
-            .with_hint(format!(
-                "install {} client tools of series {series} or newer and set source.dump_tool",
-                engine.as_str()
-            ))
-            .retryable(false));
-        }
+        let (place, tool_name, tool_version) = self.place(engine, &series, &version).await?;
 
         // Columns and the source's own row counts in one consistent snapshot. The dump
         // takes its own snapshot; the counts that matter are the dump's, read from its
@@ -1039,35 +1121,30 @@ impl DumpSource for MysqlSource {
                 .collect::<Vec<_>>(),
         );
 
-        let mut cmd = Command::new(&tool);
         // The password goes through an option file read from stdin: never argv, and not
         // the deprecated MYSQL_PWD.
-        cmd.arg("--defaults-extra-file=/dev/stdin")
-            .args([
-                "--single-transaction",
-                "--routines",
-                "--triggers",
-                "--events",
-                "--hex-blob",
-                "--default-character-set=utf8mb4",
-                "--max-allowed-packet=1G",
-                "--protocol=TCP",
-            ])
-            .arg(format!("--host={}", spec.host))
-            .arg(format!("--port={}", spec.port))
-            .arg(format!("--user={}", spec.user));
+        let mut args: Vec<String> = [
+            "--defaults-extra-file=/dev/stdin",
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--default-character-set=utf8mb4",
+            "--max-allowed-packet=1G",
+            "--protocol=TCP",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--host={}", spec.host));
+        args.push(format!("--port={}", spec.port));
+        args.push(format!("--user={}", spec.user));
         if engine == Engine::Mysql {
-            cmd.arg("--set-gtid-purged=OFF");
+            args.push("--set-gtid-purged=OFF".into());
         }
-        cmd.arg("--databases").args(&databases);
-        cmd.env_remove("MYSQL_PWD")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::infra(format!("cannot start {}: {e}", tool.display())).retryable(false)
-        })?;
+        args.push("--databases".into());
+        args.extend(databases.iter().cloned());
         let mut options = String::from("[client]\n");
         options.push_str(&crate::tls::mysql_options(
             &spec.tls,
@@ -1077,17 +1154,23 @@ impl DumpSource for MysqlSource {
         if let Some(p) = &self.password {
             options.push_str(&format!(
                 "password=\"{}\"\n",
-                p.expose().replace('\\', "\\\\").replace('"', "\\\"")
+                crate::tls::escape_option(p.expose())
             ));
         }
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(options.as_bytes()).await.map_err(|e| {
-            Error::infra(format!(
-                "cannot hand the option file to {}: {e}",
-                tool.display()
-            ))
-        })?;
-        drop(stdin);
+        let call = ToolCall {
+            name: tool_name.clone(),
+            args,
+            env: Vec::new(),
+            env_remove: vec!["MYSQL_PWD"],
+            secret_env: None,
+            stdin: options.into_bytes(),
+            files: [&spec.tls.ca, &spec.tls.cert, &spec.tls.key]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        };
+        let spawned = super::tool::spawn(call, &place).await?;
         // Only tables up to checksum_max_table_size: a second full scan of a big table
         // beside the dump would slow the dump, for a note.
         let tables: Vec<(String, String)> = tables
@@ -1119,19 +1202,10 @@ impl DumpSource for MysqlSource {
             let _ = conn.query_drop("COMMIT").await;
             let _ = conn.disconnect().await;
         });
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdout = super::dump_output(stdout)?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let tool_name = tool
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tool_label = tool_name.clone();
         let completion = super::dump_completion(
-            child,
-            stderr,
+            spawned.exit,
             self.password.clone(),
-            tool_label,
+            tool_name.clone(),
             Box::new(()),
         );
 
@@ -1143,10 +1217,11 @@ impl DumpSource for MysqlSource {
                 databases,
                 tool: tool_name,
                 tool_version,
+                tool_place: place.describe(),
                 format: "sql".into(),
             },
             fingerprint,
-            output: Box::new(stdout),
+            output: spawned.output,
             completion,
             inspector: Box::new(MysqlInspector {
                 scanner: DumpScanner::new(),

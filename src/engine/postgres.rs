@@ -2,12 +2,11 @@
 //! `pg_restore` plus `psql` inside the sandbox.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::process::Command;
 
+use super::tool::{Place, ToolCall, ToolSite};
 use super::{
     DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
     STAGES_DIR, STAGE_REPORT,
@@ -513,11 +512,88 @@ fn clean_error_message(text: &str) -> String {
 pub struct PostgresSource {
     spec: PostgresSpec,
     password: Option<Secret>,
+    site: ToolSite,
 }
 
 impl PostgresSource {
     pub fn new(spec: PostgresSpec, password: Option<Secret>) -> Self {
-        PostgresSource { spec, password }
+        PostgresSource {
+            spec,
+            password,
+            site: ToolSite::default(),
+        }
+    }
+
+    /// Lets pg_dump run from the server's version's image when this host's is older.
+    pub fn with_site(mut self, site: ToolSite) -> Self {
+        self.site = site;
+        self
+    }
+
+    /// Where pg_dump runs for a server of `server_major`, and its version: this host's
+    /// when it is not older than the server (or `source.dump_in = "host"`), else the
+    /// one in the image of the server's version.
+    async fn place(&self, server_major: u32, server_version: &str) -> Result<(Place, String)> {
+        let pg_dump = self.pg_dump_path(server_major);
+        let host = tool_version(&pg_dump).await;
+        let fits = matches!(&host, Ok((_, m)) if *m >= server_major);
+        if !self.site.in_container(fits) {
+            let (v, m) = host?;
+            if m < server_major {
+                return Err(Error::infra(format!(
+                    "pg_dump {v} ({}) is older than the server ({server_version}); pg_dump refuses to dump newer servers",
+                    pg_dump.display()
+                ))
+                .with_hint(format!(
+                    "install postgresql-client-{server_major} and set source.pg_dump = \"/usr/lib/postgresql/{server_major}/bin/pg_dump\", or let firedrill run it from firedrill-sandbox-postgres:{server_major} (source.dump_in = \"auto\")"
+                ))
+                .retryable(false));
+            }
+            return Ok((Place::Host(pg_dump), v));
+        }
+        let why = match &host {
+            Ok((v, _)) if !fits => {
+                format!("pg_dump on this host is {v}, older than the server ({server_version})")
+            }
+            Ok(_) => "source.dump_in = \"container\"".to_string(),
+            Err(_) => format!("no pg_dump on this host at {}", pg_dump.display()),
+        };
+        let place = self
+            .site
+            .container(Engine::Postgres, &server_major.to_string(), &why)
+            .await?;
+        let (status, out, err) = super::tool::output(
+            ToolCall {
+                name: "pg_dump".into(),
+                args: vec!["--version".into()],
+                env: Vec::new(),
+                env_remove: Vec::new(),
+                secret_env: None,
+                stdin: Vec::new(),
+                files: Vec::new(),
+            },
+            &place,
+        )
+        .await?;
+        let image = place.describe().unwrap_or_default();
+        let Some((v, m)) = status.is_none().then(|| parse_tool_version(&out)).flatten() else {
+            return Err(Error::infra(format!(
+                "pg_dump --version {image} said `{}`",
+                super::first_lines(&format!("{out}{err}"), 2)
+            ))
+            .with_hint(
+                "use an image with pg_dump on its PATH (containers/build-offline.sh builds one)",
+            )
+            .retryable(false));
+        };
+        if m < server_major {
+            return Err(Error::infra(format!(
+                "pg_dump {v} {image} is older than the server ({server_version})"
+            ))
+            .with_hint(Engine::Postgres.build_hint(&server_major.to_string()))
+            .retryable(false));
+        }
+        Ok((place, v))
     }
 
     fn pg_dump_path(&self, server_major: u32) -> PathBuf {
@@ -817,18 +893,7 @@ impl DumpSource for PostgresSource {
             .unwrap_or("")
             .to_string();
 
-        let pg_dump = self.pg_dump_path(server_major);
-        let (tool_version, tool_major) = tool_version(&pg_dump).await?;
-        if tool_major < server_major {
-            return Err(Error::infra(format!(
-                "pg_dump {tool_version} ({}) is older than the server ({server_version}); pg_dump refuses to dump newer servers",
-                pg_dump.display()
-            ))
-            .with_hint(format!(
-                "install postgresql-client-{server_major} and set source.pg_dump = \"/usr/lib/postgresql/{server_major}/bin/pg_dump\""
-            ))
-            .retryable(false));
-        }
+        let (place, tool_version) = self.place(server_major, &server_version).await?;
 
         // The fingerprint and the dump must see the same data: export a snapshot from a
         // REPEATABLE READ transaction, count in it, and hand it to pg_dump.
@@ -884,46 +949,46 @@ impl DumpSource for PostgresSource {
             .with_hint("point source.database at the database that holds the data, and check that source.user can see its tables"));
         }
 
-        let mut cmd = Command::new(&pg_dump);
-        cmd.arg("--format=custom")
-            .arg("--compress=0")
-            .arg("--no-password")
-            .arg(format!("--snapshot={snapshot}"))
-            .arg("--host")
-            .arg(&spec.host)
-            .arg("--port")
-            .arg(spec.port.to_string())
-            .arg("--username")
-            .arg(&spec.user)
-            .env("PGDATABASE", &spec.database)
-            .env("PGAPPNAME", "firedrill-pg_dump")
-            .env_remove("PGSSLROOTCERT")
-            .env_remove("PGSSLCERT")
-            .env_remove("PGSSLKEY")
-            .envs(crate::tls::libpq_env(&spec.tls))
-            .env_remove("PGPASSWORD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(p) = &self.password {
-            // The environment, not argv: `ps` shows argv to every user.
-            cmd.env("PGPASSWORD", p.expose());
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::infra(format!("cannot start {}: {e}", pg_dump.display())).retryable(false)
-        })?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdout = super::dump_output(stdout)?;
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let tls_env = crate::tls::libpq_env(&spec.tls);
+        let call = ToolCall {
+            name: "pg_dump".into(),
+            args: vec![
+                "--format=custom".into(),
+                "--compress=0".into(),
+                "--no-password".into(),
+                format!("--snapshot={snapshot}"),
+                "--host".into(),
+                spec.host.clone(),
+                "--port".into(),
+                spec.port.to_string(),
+                "--username".into(),
+                spec.user.clone(),
+            ],
+            files: tls_env
+                .iter()
+                .filter(|(k, _)| *k != "PGSSLMODE")
+                .map(|(_, v)| PathBuf::from(v))
+                .collect(),
+            env: [
+                ("PGDATABASE".to_string(), spec.database.clone().into()),
+                ("PGAPPNAME".to_string(), "firedrill-pg_dump".into()),
+            ]
+            .into_iter()
+            .chain(tls_env.into_iter().map(|(k, v)| (k.to_string(), v)))
+            .collect(),
+            env_remove: vec!["PGPASSWORD", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"],
+            secret_env: self.password.clone().map(|p| ("PGPASSWORD", p)),
+            stdin: Vec::new(),
+        };
+        let spawned = super::tool::spawn(call, &place).await?;
         // The snapshot transaction (the client) ends only once pg_dump is done with it.
         let completion = super::dump_completion(
-            child,
-            stderr,
+            spawned.exit,
             self.password.clone(),
             "pg_dump".into(),
             Box::new(client),
         );
+        let stdout = spawned.output;
 
         Ok(StartedDump {
             meta: DumpMeta {
@@ -933,10 +998,11 @@ impl DumpSource for PostgresSource {
                 databases: vec![spec.database.clone()],
                 tool: "pg_dump".into(),
                 tool_version,
+                tool_place: place.describe(),
                 format: "custom".into(),
             },
             fingerprint,
-            output: Box::new(stdout),
+            output: stdout,
             completion,
             inspector: Box::new(NoInspection),
         })

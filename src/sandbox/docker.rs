@@ -9,8 +9,9 @@ use bollard::models::{
     ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -536,6 +537,199 @@ impl SandboxBackend for DockerBackend {
     async fn destroy(&self, run_id: &str) -> Result<()> {
         let docker = self.client().await?;
         self.remove_run(&docker, run_id).await.map(drop)
+    }
+
+    async fn run_tool(&self, req: &ToolRequest) -> Result<ToolProcess> {
+        let docker = self.client().await?;
+        let tool = req.argv.first().cloned().unwrap_or_default();
+        let id = format!("dump-{:016x}", rand::random::<u64>());
+        let name = format!("firedrill-{}-{id}", req.drill);
+        let labels: HashMap<String, String> = HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_RUN.to_string(), id.clone()),
+            (LABEL_DRILL.to_string(), req.drill.clone()),
+            (
+                LABEL_EXPIRES.to_string(),
+                req.expires_at.as_second().to_string(),
+            ),
+        ]);
+        let mut input = Vec::new();
+        let script = match &req.secret_env {
+            Some((var, secret)) => {
+                if secret.expose().contains('\n') {
+                    return Err(
+                        Error::config(format!("the secret for {var} holds a line break"))
+                            .with_hint("a password is one line"),
+                    );
+                }
+                input.extend_from_slice(secret.expose().as_bytes());
+                input.push(b'\n');
+                format!("IFS= read -r v; {var}=\"$v\"; export {var}; unset v; exec \"$@\"")
+            }
+            None => "exec \"$@\"".to_string(),
+        };
+        input.extend_from_slice(&req.stdin);
+        let mounts = req
+            .files
+            .iter()
+            .map(|f| Mount {
+                target: Some(f.display().to_string()),
+                source: Some(f.display().to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            })
+            .collect();
+        let host_config = HostConfig {
+            // The source is reached as this host reaches it.
+            network_mode: Some("host".into()),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            pids_limit: Some(256),
+            mounts: Some(mounts),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "mode=1777,size=64m".to_string(),
+            )])),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(req.image.clone()),
+            entrypoint: Some(vec!["sh".into(), "-c".into(), script, "sh".into()]),
+            cmd: Some(req.argv.clone()),
+            env: Some(req.env.clone()),
+            labels: Some(labels),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            tty: Some(false),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| docker_err(&format!("create the {tool} container"), e))?;
+        let remove = |docker: Docker, name: String| async move {
+            let _ = docker
+                .remove_container(
+                    &name,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        };
+        let attached = docker
+            .attach_container(
+                &name,
+                Some(AttachContainerOptions {
+                    stdin: true,
+                    stdout: true,
+                    stderr: true,
+                    stream: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        let attached = match attached {
+            Ok(a) => a,
+            Err(e) => {
+                remove(docker.clone(), name.clone()).await;
+                return Err(docker_err(&format!("attach to the {tool} container"), e));
+            }
+        };
+        if let Err(e) = docker
+            .start_container(&name, None::<StartContainerOptions>)
+            .await
+        {
+            remove(docker.clone(), name.clone()).await;
+            return Err(docker_err(&format!("start the {tool} container"), e));
+        }
+        let bollard::container::AttachContainerResults {
+            mut output,
+            input: mut stdin,
+        } = attached;
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let task_name = name.clone();
+        tokio::spawn(async move {
+            let name = task_name;
+            // The tool may exit before reading all of it: its exit code says why.
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+            drop(input);
+            let mut stderr = Vec::new();
+            let mut abandoned = false;
+            loop {
+                let item = tokio::select! {
+                    item = output.next() => item,
+                    _ = tx.closed() => { abandoned = true; break; }
+                };
+                match item {
+                    None => break,
+                    Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
+                        if tx.send(message).await.is_err() {
+                            abandoned = true;
+                            break;
+                        }
+                    }
+                    Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
+                        stderr.extend_from_slice(&message);
+                        if stderr.len() > 2 * STDERR_TAIL {
+                            stderr.drain(..stderr.len() - STDERR_TAIL);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        remove(docker.clone(), name.clone()).await;
+                        let _ = done_tx.send(Err(docker_err(&format!("output of {tool}"), e)));
+                        return;
+                    }
+                }
+            }
+            drop(tx);
+            if abandoned {
+                // Nobody reads the dump any more (the run was stopped): stop the tool.
+                remove(docker.clone(), name.clone()).await;
+                let _ = done_tx.send(Err(Error::infra(format!("{tool} was stopped"))));
+                return;
+            }
+            let code = match docker
+                .wait_container(
+                    &name,
+                    None::<bollard::query_parameters::WaitContainerOptions>,
+                )
+                .next()
+                .await
+            {
+                Some(Ok(r)) => Ok(r.status_code),
+                Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(docker_err(&format!("wait for {tool}"), e)),
+                None => Err(Error::infra(format!("{tool}'s container vanished"))),
+            };
+            remove(docker.clone(), name.clone()).await;
+            if stderr.len() > STDERR_TAIL {
+                stderr.drain(..stderr.len() - STDERR_TAIL);
+            }
+            let _ = done_tx.send(code.map(|c| (c, String::from_utf8_lossy(&stderr).into_owned())));
+        });
+        Ok(ToolProcess {
+            stdout: rx,
+            exit: done_rx,
+            name,
+        })
     }
 
     async fn reap(&self, now: jiff::Timestamp, all: bool) -> Result<Vec<String>> {

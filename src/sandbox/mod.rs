@@ -95,6 +95,41 @@ pub struct SandboxState {
     pub log_tail: String,
 }
 
+/// A dump tool run in a container of its own, from the image of the server's version,
+/// when this host's tool is older than the server: it reaches the source as this host
+/// does (the host's network), on a read-only root with no capabilities, and is removed
+/// when it ends. This is the dump side, not a sandbox: no backup data is written to disk.
+#[derive(Debug, Clone)]
+pub struct ToolRequest {
+    pub drill: String,
+    pub image: String,
+    /// The tool (a name on the image's PATH) and its arguments; no secrets.
+    pub argv: Vec<String>,
+    /// `NAME=value`; no secrets.
+    pub env: Vec<String>,
+    /// A secret the tool reads from an environment variable (PGPASSWORD): handed over on
+    /// stdin's first line and exported by a shell in the container, never in the
+    /// container's configuration.
+    pub secret_env: Option<(String, crate::secret::Secret)>,
+    /// Written to the tool's stdin (after the secret's line), then closed.
+    pub stdin: Vec<u8>,
+    /// Files of this host the tool reads (TLS certificates and keys), mounted read-only
+    /// at the same paths.
+    pub files: Vec<std::path::PathBuf>,
+    /// After this the reaper may remove the container.
+    pub expires_at: jiff::Timestamp,
+}
+
+/// A tool running in a container: its stdout as it comes, and its end.
+pub struct ToolProcess {
+    /// Closed when the tool's stdout ends. Dropping it stops the tool.
+    pub stdout: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    /// The exit code and the end of stderr, once the container is gone.
+    pub exit: tokio::sync::oneshot::Receiver<Result<(i64, String)>>,
+    /// The container, for messages.
+    pub name: String,
+}
+
 #[async_trait]
 pub trait SandboxBackend: Send + Sync + 'static {
     fn describe(&self) -> String;
@@ -142,6 +177,16 @@ pub trait SandboxBackend: Send + Sync + 'static {
     /// Removes sandboxes whose expiry passed (or every unkept one when `all`), returning
     /// the run ids removed.
     async fn reap(&self, now: jiff::Timestamp, all: bool) -> Result<Vec<String>>;
+
+    /// Starts a dump tool in a container of its own ([`ToolRequest`]).
+    async fn run_tool(&self, req: &ToolRequest) -> Result<ToolProcess> {
+        Err(crate::error::Error::config(format!(
+            "{} cannot run {} in a container",
+            self.describe(),
+            req.argv.first().map(String::as_str).unwrap_or("a dump tool")
+        ))
+        .with_hint("install the dump tool of the server's version on this host and set source.dump_in = \"host\""))
+    }
 }
 
 /// Builds the backend a drill names (connects lazily).
