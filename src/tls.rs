@@ -367,6 +367,55 @@ fn read(path: &Path, field: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// Makes ring the process's rustls provider, for clients that build their configuration
+/// with the process default (mysql_async, the API's server); idempotent.
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl TlsSpec {
+    /// tokio-postgres's mode and connector for this spec (it knows only disable, prefer
+    /// and require; the verifying modes are the connector's verifier).
+    pub fn postgres(
+        &self,
+    ) -> Result<(
+        tokio_postgres::config::SslMode,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    )> {
+        use tokio_postgres::config::SslMode;
+        let mode = match self.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        };
+        Ok((
+            mode,
+            tokio_postgres_rustls::MakeRustlsConnect::new(self.client_config()?),
+        ))
+    }
+
+    /// The doctor's finding on a source connection's TLS, as negotiated: a warning when
+    /// it is plain or unchecked to a server off this host.
+    pub fn finding(&self, host: &str, negotiated: Result<Negotiated>) -> crate::finding::Finding {
+        use crate::finding::Finding;
+        const CHECK: &str = "TLS to the source";
+        match negotiated {
+            Ok(n) if n.is_weak(host) => Finding::warn(
+                CHECK,
+                n.describe(self),
+                &format!(
+                    "set {} = \"{}\" and {} to the CA that signed the server's certificate",
+                    self.field(Field::Mode),
+                    self.naming.mode_name(TlsMode::VerifyFull),
+                    self.field(Field::Ca)
+                ),
+            ),
+            Ok(n) => Finding::ok(CHECK, n.describe(self)),
+            Err(e) => Finding::from_error(CHECK, &e),
+        }
+    }
+}
+
 /// The first rustls error among `e` and its causes, looking into `io::Error`s too (whose
 /// `source` skips the error they wrap).
 pub fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {

@@ -491,20 +491,6 @@ struct CatalogServer {
     password: String,
 }
 
-fn host_setup(script: &str) {
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(". deploy/host-setup.sh; {script}"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl CatalogServer {
     fn start() -> CatalogServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

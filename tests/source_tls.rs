@@ -71,20 +71,6 @@ chmod 755 .; chmod 644 ca.pem server.pem other.pem client.pem; chmod 600 client.
     }
 }
 
-fn host_setup(script: &str) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(". deploy/host-setup.sh; {script}"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

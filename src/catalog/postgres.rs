@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::config::SslMode;
 use tokio_postgres::Row;
 
 use super::{
@@ -24,7 +23,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::report::RunReport;
 use crate::status::{OutboxState, PageKind, Verdict};
-use crate::tls::{TlsMode, TlsSpec};
+use crate::tls::TlsSpec;
 
 /// Schema migrations, applied in order under an advisory lock (several daemons may start
 /// at once); `firedrill_schema` records which ran.
@@ -287,11 +286,8 @@ impl PgCatalog {
             cfg.application_name("firedrill");
         }
         cfg.connect_timeout(std::time::Duration::from_secs(10));
-        cfg.ssl_mode(match tls.mode {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
+        let (mode, connector) = tls.postgres()?;
+        cfg.ssl_mode(mode);
         let name = describe(&cfg);
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -299,7 +295,7 @@ impl PgCatalog {
         };
         let mgr = Manager::from_config(
             cfg,
-            tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?),
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

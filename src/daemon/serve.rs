@@ -242,7 +242,7 @@ pub async fn serve(
                 .await
         }
         Some((cert, key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            crate::tls::install_provider();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
                 .map_err(|e| {

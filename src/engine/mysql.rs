@@ -690,8 +690,8 @@ impl MysqlSource {
             Err(mysql_async::Error::Server(se))
                 if se.code == 1045 && tls.mode == TlsMode::Disable =>
             {
+                crate::tls::install_provider();
                 let probe = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true);
-                let _ = rustls::crypto::ring::default_provider().install_default();
                 if let Ok(Ok(conn)) = self.connect_with(Some(probe)).await {
                     let _ = conn.disconnect().await;
                     return Err(Error::config(format!(
@@ -738,7 +738,7 @@ impl MysqlSource {
             return None;
         }
         // mysql_async builds its rustls config with the process's default provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_provider();
         let mut o = mysql_async::SslOpts::default()
             .with_danger_accept_invalid_certs(tls.checked() == Checked::Nothing)
             .with_danger_tls_hostname_override(name);
@@ -859,19 +859,7 @@ impl MysqlSource {
             Engine::Mariadb => "mariadb-dump",
             _ => "mysqldump",
         };
-        let (status, out, err) = super::tool::output(
-            ToolCall {
-                name: program.into(),
-                args: vec!["--version".into()],
-                env: Vec::new(),
-                env_remove: Vec::new(),
-                secret_env: None,
-                stdin: Vec::new(),
-                files: Vec::new(),
-            },
-            &place,
-        )
-        .await?;
+        let (status, out, err) = super::tool::output(ToolCall::version(program), &place).await?;
         let image = place.describe().unwrap_or_default();
         let Some((e, s, v)) = status.is_none().then(|| parse_tool_version(&out)).flatten() else {
             return Err(Error::infra(format!(
@@ -974,15 +962,8 @@ impl DumpSource for MysqlSource {
             &what,
             format!("reachable, {} {version}", engine.as_str()),
         ));
-        match self.negotiated(&mut conn).await {
-            Ok(n) if n.is_weak(&self.spec.host) => out.push(Finding::warn(
-                "TLS to the source",
-                n.describe(&self.spec.tls),
-                "set source.ssl_mode = \"verify_identity\" and source.ssl_ca to the CA that signed the server's certificate",
-            )),
-            Ok(n) => out.push(Finding::ok("TLS to the source", n.describe(&self.spec.tls))),
-            Err(e) => out.push(Finding::from_error("TLS to the source", &e)),
-        }
+        let negotiated = self.negotiated(&mut conn).await;
+        out.push(self.spec.tls.finding(&self.spec.host, negotiated));
         let tool = self.dump_tool(engine);
         match tool_version(&tool).await {
             Ok((e, s, v)) if e == engine && !series_lt(&s, &series) => out.push(Finding::ok(

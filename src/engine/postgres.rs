@@ -17,7 +17,6 @@ use crate::finding::Finding;
 use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::secret::Secret;
 use crate::tls::{Checked, Negotiated, TlsMode};
-use tokio_postgres::config::SslMode;
 
 /// One JSON array of `[schema, table, exact row count, [[column, type], …], bytes]` for every user
 /// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
@@ -562,19 +561,7 @@ impl PostgresSource {
             .site
             .container(Engine::Postgres, &server_major.to_string(), &why)
             .await?;
-        let (status, out, err) = super::tool::output(
-            ToolCall {
-                name: "pg_dump".into(),
-                args: vec!["--version".into()],
-                env: Vec::new(),
-                env_remove: Vec::new(),
-                secret_env: None,
-                stdin: Vec::new(),
-                files: Vec::new(),
-            },
-            &place,
-        )
-        .await?;
+        let (status, out, err) = super::tool::output(ToolCall::version("pg_dump"), &place).await?;
         let image = place.describe().unwrap_or_default();
         let Some((v, m)) = status.is_none().then(|| parse_tool_version(&out)).flatten() else {
             return Err(Error::infra(format!(
@@ -633,13 +620,8 @@ impl PostgresSource {
         if let Some(p) = &self.password {
             cfg.password(p.expose());
         }
-        let tls = &spec.tls;
-        cfg.ssl_mode(match tls.mode {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?);
+        let (mode, connector) = spec.tls.postgres()?;
+        cfg.ssl_mode(mode);
         let (client, conn) = match cfg.connect(connector).await {
             Ok(c) => c,
             Err(e) => return Err(self.connect_error(e).await),
@@ -821,15 +803,7 @@ impl DumpSource for PostgresSource {
             &what,
             format!("reachable, PostgreSQL {version}"),
         ));
-        match self.negotiated(&client).await {
-            Ok(n) if n.is_weak(&spec.host) => out.push(Finding::warn(
-                "TLS to the source",
-                n.describe(&spec.tls),
-                "set source.sslmode = \"verify-full\" and source.sslrootcert to the CA that signed the server's certificate",
-            )),
-            Ok(n) => out.push(Finding::ok("TLS to the source", n.describe(&spec.tls))),
-            Err(e) => out.push(Finding::from_error("TLS to the source", &e)),
-        }
+        out.push(spec.tls.finding(&spec.host, self.negotiated(&client).await));
         let pg_dump = self.pg_dump_path(major.max(0) as u32);
         match tool_version(&pg_dump).await {
             Ok((v, m)) if m >= major.max(0) as u32 => out.push(Finding::ok(

@@ -155,6 +155,21 @@ pub struct ToolCall {
     pub files: Vec<PathBuf>,
 }
 
+impl ToolCall {
+    /// `NAME --version`, nothing else.
+    pub fn version(name: &str) -> ToolCall {
+        ToolCall {
+            name: name.into(),
+            args: vec!["--version".into()],
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            secret_env: None,
+            stdin: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
 /// A running tool: its stdout, read blocking on the pipeline's thread, and its end.
 pub struct Spawned {
     pub output: Box<dyn Read + Send>,

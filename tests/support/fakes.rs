@@ -278,6 +278,7 @@ impl DumpSource for CannedSource {
                 databases: vec!["shop".into()],
                 tool: "pg_dump".into(),
                 tool_version: "15.14".into(),
+                tool_place: None,
                 format: "custom".into(),
             },
             fingerprint: shop_fingerprint(),

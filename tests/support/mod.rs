@@ -536,3 +536,19 @@ pub fn compose() -> std::process::Command {
          (Debian package docker-compose, deploy/host-setup.sh)"
     )
 }
+
+/// Runs `script` after sourcing `deploy/host-setup.sh` (the project's own way of starting
+/// servers), failing the test with its stderr.
+pub fn host_setup(script: &str) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(". deploy/host-setup.sh; {script}"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
