@@ -319,6 +319,7 @@ pub struct MysqlSpec {
     pub dump_tool: Option<PathBuf>,
     pub min_dump_bytes: u64,
     pub tls: crate::tls::TlsSpec,
+    pub dump_in: crate::engine::tool::DumpIn,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -331,6 +332,7 @@ pub struct PostgresSpec {
     pub pg_dump: Option<PathBuf>,
     pub min_dump_bytes: u64,
     pub tls: crate::tls::TlsSpec,
+    pub dump_in: crate::engine::tool::DumpIn,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -796,7 +798,22 @@ impl Collector<'_> {
         });
     }
 
-    /// `source.password`: where the password comes from, if the source has one.
+    /// `source.dump_in`: where the dump tool runs (default auto).
+    fn dump_in(&mut self, raw: &Option<String>) -> crate::engine::tool::DumpIn {
+        use crate::engine::tool::DumpIn;
+        let Some(v) = raw else {
+            return DumpIn::Auto;
+        };
+        DumpIn::parse(v.trim()).unwrap_or_else(|| {
+            self.push(
+                "source.dump_in",
+                format!("`{v}` is not a place for the dump tool"),
+                "write \"auto\" (this host's tool unless it is older than the server), \"host\" or \"container\"",
+            );
+            DumpIn::Auto
+        })
+    }
+
     /// A source's TLS settings: the mode read in its family's names, the files resolved
     /// against the drill file's directory (read when connecting).
     fn tls(
@@ -895,6 +912,7 @@ impl Collector<'_> {
         }
     }
 
+    /// `source.password`: where the password comes from, if the source has one.
     fn password(&mut self, r: &Option<SecretRef>) -> Option<SecretSource> {
         r.as_ref().and_then(|p| {
             p.validate()
@@ -1150,6 +1168,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     pg.sslmode.as_deref(),
                     [&pg.sslrootcert, &pg.sslcert, &pg.sslkey],
                 ),
+                dump_in: c.dump_in(&pg.dump_in),
             })
         }
         SourceConfig::Stored(st) => {
@@ -1281,6 +1300,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     my.ssl_mode.as_deref(),
                     [&my.ssl_ca, &my.ssl_cert, &my.ssl_key],
                 ),
+                dump_in: c.dump_in(&my.dump_in),
             })
         }
     };

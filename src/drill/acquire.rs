@@ -77,7 +77,10 @@ impl Record<'_> {
         };
         if let Some(meta) = &outcome.meta {
             self.source_version = Some(format!("{} {}", meta.engine, meta.server_version));
-            self.dump_tool = Some(format!("{} {}", meta.tool, meta.tool_version));
+            self.dump_tool = Some(match &meta.tool_place {
+                Some(place) => format!("{} {} ({place})", meta.tool, meta.tool_version),
+                None => format!("{} {}", meta.tool, meta.tool_version),
+            });
         }
         self.fingerprint = outcome.fingerprint;
         let failed = outcome.result.as_ref().err().map(|(s, _)| *s);
@@ -98,6 +101,11 @@ impl Record<'_> {
                 .map(|(_, n)| n.clone())
                 .collect();
             run.notes.splice(0..0, notes);
+            if run.stage == crate::status::Stage::Dump {
+                if let Some(meta) = &outcome.meta {
+                    run.notes.extend(meta.notes.iter().cloned());
+                }
+            }
             self.push(run, true);
         }
         match outcome.result {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::cancel::Stop;
 use crate::catalog::RunRecord;
-use crate::config::{Drill, SourceSpec};
+use crate::config::{Drill, SandboxSpec, SourceSpec};
 use crate::engine::mysql::MysqlSource;
 use crate::engine::postgres::PostgresSource;
 use crate::engine::{DumpSource, StartedDump};
@@ -121,11 +121,32 @@ pub fn build_source(drill: &Drill) -> Result<Box<dyn DumpSource>> {
             .map_err(|e| e.context("source.password"))
     };
     Ok(match &drill.source {
-        SourceSpec::Postgres(pg) => {
-            Box::new(PostgresSource::new(pg.clone(), password(&pg.password)?))
-        }
-        SourceSpec::Mysql(my) => Box::new(MysqlSource::new(my.clone(), password(&my.password)?)),
+        SourceSpec::Postgres(pg) => Box::new(
+            PostgresSource::new(pg.clone(), password(&pg.password)?)
+                .with_site(tool_site(drill, pg.dump_in)?),
+        ),
+        SourceSpec::Mysql(my) => Box::new(
+            MysqlSource::new(my.clone(), password(&my.password)?)
+                .with_site(tool_site(drill, my.dump_in)?),
+        ),
         SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Box::new(NoSource),
+    })
+}
+
+/// Where the drill's dump tool may run: the sandbox backend runs the tool of the server's
+/// version from the image the sandbox would use for it (`sandbox.image` with `{major}`,
+/// else the default scheme), for no longer than the dump stage may take.
+fn tool_site(
+    drill: &Drill,
+    dump_in: crate::engine::tool::DumpIn,
+) -> Result<crate::engine::tool::ToolSite> {
+    let SandboxSpec::Docker(d) = &drill.sandbox;
+    Ok(crate::engine::tool::ToolSite {
+        dump_in,
+        drill: drill.name.clone(),
+        image_template: d.image.clone(),
+        backend: Some(build_backend(&drill.sandbox)?),
+        lifetime: drill.timeouts.dump,
     })
 }
 

@@ -6,6 +6,7 @@
 //! [`crate::sandbox::SandboxBackend::exec`]: the sandbox has no network, so everything
 //! happens inside it with the engine's own client tools.
 
+pub mod access;
 pub mod kind;
 pub mod mysql;
 pub mod mysql_holdings;
@@ -13,6 +14,7 @@ pub mod mysqldump_scan;
 pub mod pg_holdings;
 pub mod postgres;
 pub mod restore;
+
 pub mod tool;
 
 pub use kind::Engine;
@@ -40,6 +42,8 @@ pub struct DumpMeta {
     /// Where the tool ran when not on this host: `in a container of firedrill-sandbox-postgres:17`.
     pub tool_place: Option<String>,
     pub format: String,
+    /// What the dump does not hold although nothing failed, for the dump stage's notes.
+    pub notes: Vec<String>,
 }
 
 /// Bytes a dump tool may write ahead of firedrill's reading (Linux's default pipe holds

@@ -665,6 +665,99 @@ impl MysqlSource {
     /// Connects as `source.ssl_mode` says. `preferred` falls back to plain TCP only when
     /// the server offers no TLS; `verify_ca` accepts a certificate for another name (the
     /// chain is still checked against the CA).
+    /// What source.user may do on `databases`, judged (information_schema lists the
+    /// role's own grants, and those of its current role on MariaDB).
+    async fn access(
+        &self,
+        conn: &mut mysql_async::Conn,
+        engine: Engine,
+        series: &str,
+        databases: &[String],
+    ) -> Result<super::access::Access> {
+        let e = |e| self.db_error(e);
+        let (user, role): (String, Option<String>) = conn
+            .query_first(if engine == Engine::Mariadb {
+                "SELECT CURRENT_USER(), CURRENT_ROLE()"
+            } else {
+                "SELECT CURRENT_USER(), NULL"
+            })
+            .await
+            .map_err(e)?
+            .unwrap_or_default();
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let mut grantees = Vec::new();
+        if let Some((name, host)) = user.rsplit_once('@') {
+            grantees.push(format!("{}@{}", quote(name), quote(host)));
+        }
+        if let Some(r) = role.filter(|r| !r.is_empty()) {
+            grantees.push(quote(&r));
+            grantees.push(format!("{}@''", quote(&r)));
+        }
+        let list = grantees
+            .iter()
+            .map(|g| format!("'{}'", g.replace('\\', "\\\\").replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let global: Vec<String> = conn
+            .query(format!(
+                "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN ({list})"
+            ))
+            .await
+            .map_err(e)?;
+        let schema: Vec<(String, String)> = conn
+            .query(format!(
+                "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({list})"
+            ))
+            .await
+            .map_err(e)?;
+        let proc_select: Option<i64> = conn
+            .query_first(format!(
+                "SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE IN ({list}) \
+                 AND TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'proc' AND PRIVILEGE_TYPE = 'SELECT'"
+            ))
+            .await
+            .map_err(e)?;
+        let views: Vec<String> = conn
+            .query(format!(
+                "SELECT DISTINCT TABLE_SCHEMA FROM information_schema.TABLES \
+                 WHERE TABLE_TYPE = 'VIEW' AND TABLE_SCHEMA IN ({})",
+                databases
+                    .iter()
+                    .map(|d| format!("'{}'", d.replace('\\', "\\\\").replace('\'', "''")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .await
+            .map_err(e)?;
+        Ok(super::access::mysql(&super::access::MyFacts {
+            user: grantees.first().cloned().unwrap_or(user),
+            mariadb: engine == Engine::Mariadb,
+            series: series.to_string(),
+            global,
+            schema,
+            proc_select: proc_select.unwrap_or(0) > 0,
+            databases: databases
+                .iter()
+                .map(|d| (d.clone(), views.contains(d)))
+                .collect(),
+        }))
+    }
+
+    /// The databases the dump takes: those named, else every user database.
+    async fn databases(&self, conn: &mut mysql_async::Conn) -> Result<Vec<String>> {
+        if !self.spec.databases.is_empty() {
+            return Ok(self.spec.databases.clone());
+        }
+        let all: Vec<String> = conn
+            .query("SHOW DATABASES")
+            .await
+            .map_err(|e| self.db_error(e))?;
+        Ok(all
+            .into_iter()
+            .filter(|d| !SYSTEM_SCHEMAS.contains(&d.to_ascii_lowercase().as_str()))
+            .collect())
+    }
+
     async fn connect(&self) -> Result<mysql_async::Conn> {
         let tls = &self.spec.tls;
         let first = self.connect_with(self.ssl_opts(None)).await?;
@@ -964,16 +1057,15 @@ impl DumpSource for MysqlSource {
         ));
         let negotiated = self.negotiated(&mut conn).await;
         out.push(self.spec.tls.finding(&self.spec.host, negotiated));
-        let tool = self.dump_tool(engine);
-        match tool_version(&tool).await {
-            Ok((e, s, v)) if e == engine && !series_lt(&s, &series) => out.push(Finding::ok(
+        match self.place(engine, &series, &version).await {
+            Ok((place, name, v)) => out.push(Finding::ok(
                 "dump tool",
-                format!("{} is {} {v}", tool.display(), e.as_str()),
-            )),
-            Ok((e, _, v)) => out.push(Finding::fail(
-                "dump tool",
-                format!("{} is {} {v}, the server is {} {series}", tool.display(), e.as_str(), engine.as_str()),
-                &format!("install the {} client tools of series {series} or newer and set source.dump_tool", engine.as_str()),
+                match place {
+                    Place::Host(p) => format!("{} is {name} {v}", p.display()),
+                    Place::Container { image, .. } => format!(
+                        "{name} {v} runs in a container of {image} (this host's is older than the server or missing)"
+                    ),
+                },
             )),
             Err(e) => out.push(Finding::from_error("dump tool", &e)),
         }
@@ -989,11 +1081,19 @@ impl DumpSource for MysqlSource {
                     out.push(Finding::warn(
                         &user,
                         format!("can write: {}", writes.join(", ")),
-                        "a backup user needs only SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES (and RELOAD, PROCESS for some options): revoke the rest",
+                        "a backup user needs only SELECT, SHOW VIEW, TRIGGER, EVENT and the right to read routines (the dump takes one transaction, so not LOCK TABLES): revoke the rest",
                     ));
                 }
             }
             Err(e) => out.push(Finding::from_error(&user, &self.db_error(e))),
+        }
+        let access = match self.databases(&mut conn).await {
+            Ok(dbs) => self.access(&mut conn, engine, &series, &dbs).await,
+            Err(e) => Err(e),
+        };
+        match access {
+            Ok(a) => out.extend(a.findings()),
+            Err(e) => out.push(Finding::from_error(&user, &e)),
         }
         let _ = conn.disconnect().await;
         out
@@ -1012,23 +1112,17 @@ impl DumpSource for MysqlSource {
         // The dump tool connects as this connection did (TLS or not, under `preferred`).
         let encrypted = self.negotiated(&mut conn).await?.protocol.is_some();
 
-        let databases = if spec.databases.is_empty() {
-            let all: Vec<String> = conn
-                .query("SHOW DATABASES")
-                .await
-                .map_err(|e| self.db_error(e))?;
-            all.into_iter()
-                .filter(|d| !SYSTEM_SCHEMAS.contains(&d.to_ascii_lowercase().as_str()))
-                .collect()
-        } else {
-            spec.databases.clone()
-        };
+        let databases = self.databases(&mut conn).await?;
         if databases.is_empty() {
             return Err(Error::backup(format!(
                 "{} has no user databases: a backup of it proves nothing",
                 self.target()
             )));
         }
+        // A grant the dump needs is named now: without some of them the dump tool fails,
+        // without others it leaves triggers or routines out without a word.
+        let access = self.access(&mut conn, engine, &series, &databases).await?;
+        access.check()?;
 
         let (place, tool_name, tool_version) = self.place(engine, &series, &version).await?;
 
@@ -1200,6 +1294,7 @@ impl DumpSource for MysqlSource {
                 tool_version,
                 tool_place: place.describe(),
                 format: "sql".into(),
+                notes: access.unseen,
             },
             fingerprint,
             output: spawned.output,

@@ -583,6 +583,29 @@ impl PostgresSource {
         Ok((place, v))
     }
 
+    /// What source.user may read in the database, judged.
+    async fn access(
+        &self,
+        client: &tokio_postgres::Client,
+        server_major: u32,
+    ) -> Result<super::access::Access> {
+        let row = client
+            .query_one(ACCESS_SQL, &[])
+            .await
+            .map_err(query_error)?;
+        Ok(super::access::postgres(&super::access::PgFacts {
+            user: self.spec.user.clone(),
+            server_major,
+            superuser: row.get(0),
+            bypassrls: row.get(1),
+            no_usage: row.get(2),
+            no_select: row.get(3),
+            rls: row.get(4),
+            large_objects: row.get(5),
+            subscriptions: row.get(6),
+        }))
+    }
+
     fn pg_dump_path(&self, server_major: u32) -> PathBuf {
         if let Some(p) = &self.spec.pg_dump {
             return p.clone();
@@ -776,10 +799,7 @@ impl DumpSource for PostgresSource {
                  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                   WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                     AND n.nspname NOT LIKE 'pg\\_toast%' \
-                    AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')), \
-                 (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                    AND n.nspname NOT LIKE 'pg\\_toast%' AND NOT has_table_privilege(c.oid, 'SELECT'))",
+                    AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))",
                 &[],
             )
             .await;
@@ -798,22 +818,21 @@ impl DumpSource for PostgresSource {
         let major: i32 = row.get(1);
         let superuser: bool = row.get(2);
         let writable: i64 = row.get(3);
-        let unreadable: i64 = row.get(4);
         out.push(Finding::ok(
             &what,
             format!("reachable, PostgreSQL {version}"),
         ));
         out.push(spec.tls.finding(&spec.host, self.negotiated(&client).await));
-        let pg_dump = self.pg_dump_path(major.max(0) as u32);
-        match tool_version(&pg_dump).await {
-            Ok((v, m)) if m >= major.max(0) as u32 => out.push(Finding::ok(
+        let server_major = major.max(0) as u32;
+        match self.place(server_major, &version).await {
+            Ok((place, v)) => out.push(Finding::ok(
                 "pg_dump",
-                format!("{} is {v}, not older than the server", pg_dump.display()),
-            )),
-            Ok((v, _)) => out.push(Finding::fail(
-                "pg_dump",
-                format!("{} is {v}, older than the server ({version}): it refuses to dump it", pg_dump.display()),
-                &format!("install postgresql-client-{major} and set source.pg_dump = \"/usr/lib/postgresql/{major}/bin/pg_dump\""),
+                match place {
+                    Place::Host(p) => format!("{} is {v}, not older than the server", p.display()),
+                    Place::Container { image, .. } => format!(
+                        "pg_dump {v} runs in a container of {image} (this host's is older than the server or missing)"
+                    ),
+                },
             )),
             Err(e) => out.push(Finding::from_error("pg_dump", &e)),
         }
@@ -836,12 +855,9 @@ impl DumpSource for PostgresSource {
                 "has no write rights on the tables".into(),
             ));
         }
-        if unreadable > 0 {
-            out.push(Finding::fail(
-                &user,
-                format!("cannot read {unreadable} tables: pg_dump would fail on them"),
-                "GRANT SELECT on them (or pg_read_all_data) to source.user",
-            ));
+        match self.access(&client, server_major).await {
+            Ok(a) => out.extend(a.findings()),
+            Err(e) => out.push(Finding::from_error(&user, &e)),
         }
         out
     }
@@ -867,6 +883,9 @@ impl DumpSource for PostgresSource {
             .unwrap_or("")
             .to_string();
 
+        // A grant the dump needs is named now, not as pg_dump's failure halfway through.
+        let access = self.access(&client, server_major).await?;
+        access.check()?;
         let (place, tool_version) = self.place(server_major, &server_version).await?;
 
         // The fingerprint and the dump must see the same data: export a snapshot from a
@@ -974,6 +993,7 @@ impl DumpSource for PostgresSource {
                 tool_version,
                 tool_place: place.describe(),
                 format: "custom".into(),
+                notes: access.unseen,
             },
             fingerprint,
             output: stdout,
@@ -1018,6 +1038,44 @@ async fn source_holdings(client: &tokio_postgres::Client) -> Result<crate::finge
 /// its SQLSTATE class says the cause can pass (a lost connection, too many of them, an
 /// administrator's intervention, a serialization conflict); a SQL error or a missing
 /// right is not the infrastructure flaking.
+/// What the dump role may read in the database (see [`crate::engine::access`]).
+const ACCESS_SQL: &str = r#"
+WITH me AS (SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user),
+rels AS (
+  SELECT c.oid, c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relowner
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'S', 'm')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                    AND d.objid = c.oid AND d.deptype = 'e'))
+SELECT
+  (SELECT rolsuper FROM me),
+  (SELECT rolbypassrls FROM me),
+  ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass
+                          AND d.objid = n.oid AND d.deptype = 'e')
+          AND NOT has_schema_privilege(n.oid, 'USAGE') ORDER BY 1),
+  ARRAY(SELECT oid::regclass::text FROM rels
+        WHERE relkind IN ('r', 'S') AND NOT has_table_privilege(oid, 'SELECT') ORDER BY 1),
+  ARRAY(SELECT oid::regclass::text FROM rels
+        WHERE relkind = 'r' AND relrowsecurity AND NOT (SELECT rolsuper OR rolbypassrls FROM me)
+          AND (relforcerowsecurity OR NOT pg_has_role(relowner, 'USAGE')) ORDER BY 1),
+  ARRAY(SELECT m.oid::text FROM pg_largeobject_metadata m
+        WHERE NOT (SELECT rolsuper FROM me)
+          AND current_setting('lo_compat_privileges') = 'off'
+          AND NOT pg_has_role(m.lomowner, 'USAGE')
+          AND NOT EXISTS (SELECT 1 FROM aclexplode(m.lomacl) a
+                          WHERE a.privilege_type = 'SELECT'
+                            AND CASE WHEN a.grantee = 0 THEN true
+                                     ELSE pg_has_role(a.grantee, 'USAGE') END)
+        ORDER BY m.oid LIMIT 100),
+  (SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid
+   WHERE d.datname = current_database())
+"#;
+
 fn query_error(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) => {

@@ -280,6 +280,7 @@ impl DumpSource for CannedSource {
                 tool_version: "15.14".into(),
                 tool_place: None,
                 format: "custom".into(),
+                notes: Vec::new(),
             },
             fingerprint: shop_fingerprint(),
             output,
