@@ -12,7 +12,8 @@
 #   firedrill             the daemon's image
 #
 # A version picks the Debian suite that ships it; each image is built once and kept
-# (its tag is its cache key: rebuild with --force).
+# while what it is built from is unchanged (its firedrill.content label: the entrypoint
+# script, this script, the suite; rebuild anyway with --force).
 #
 # Environment:
 #   FIREDRILL_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
@@ -29,7 +30,7 @@
 #
 # Produces firedrill-sandbox-<engine>:<major>, e.g. firedrill-sandbox-postgres:15,
 # firedrill-sandbox-mariadb:10.11.
-# Skips an image that already exists unless --force is given. Must run as root
+# Skips an image that is up to date unless --force is given. Must run as root
 # (debootstrap).
 set -euo pipefail
 
@@ -142,11 +143,29 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 old_id=
 
-# begin_build TAG: returns 1 (skip) if TAG exists and --force was not given.
+# content_key: what an image is built from, hashed: the entrypoint script, this
+# script, the suite, the mirror's suite name and the slimming. An image is reused only
+# while its firedrill.content label matches (so a changed entrypoint rebuilds it).
+content_key() {
+    { cat "$here/firedrill-sandbox" "$here/build-offline.sh"
+      printf '%s\n' "$suite" "$slim"; } | sha256sum | cut -c1-16
+}
+
+# up_to_date TAG: TAG exists and was built from this content.
+up_to_date() {
+    local have
+    have=$(docker image inspect -f '{{index .Config.Labels "firedrill.content"}}' "$1" 2>/dev/null) \
+        || return 1
+    if [ "$have" = "$(content_key)" ]; then return 0; fi
+    log "$1 exists but was built from other content (${have:-unlabelled}, now $(content_key)): rebuilding"
+    return 1
+}
+
+# begin_build TAG: returns 1 (skip) if TAG is up to date and --force was not given.
 begin_build() {
     local tag=$1
-    if image_exists "$tag" && [ "$force" = 0 ]; then
-        log "$tag already exists, skipping (use --force to rebuild)"
+    if [ "$force" = 0 ] && up_to_date "$tag"; then
+        log "$tag is up to date (content $(content_key)), skipping (use --force to rebuild)"
         return 1
     fi
     old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
@@ -276,7 +295,8 @@ build_postgres() {
         "ENV PATH=/usr/lib/postgresql/${pg_major}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         'ENV LANG=C.UTF-8' \
         'LABEL firedrill.sandbox=postgres' \
-        "LABEL firedrill.engine.major=${pg_major}"
+        "LABEL firedrill.engine.major=${pg_major}" \
+        "LABEL firedrill.content=$(content_key)"
 
     # SIGINT = PostgreSQL "fast" shutdown; SIGTERM ("smart") would wait for
     # every client session to end.
@@ -302,8 +322,8 @@ build_mariadb() {
     local tag="firedrill-sandbox-mariadb:${series}"
     if [ "$tag" != "$want_tag" ]; then
         log "warning: $suite ships MariaDB $series, not $mariadb_series (set FIREDRILL_MARIADB_SERIES=$series)"
-        if image_exists "$tag" && [ "$force" = 0 ]; then
-            log "$tag already exists, skipping (use --force to rebuild)"
+        if [ "$force" = 0 ] && up_to_date "$tag"; then
+            log "$tag is up to date, skipping (use --force to rebuild)"
             unmount_below "$rootfs"; rm -rf --one-file-system "$rootfs"; rootfs=
             return 0
         fi
@@ -341,7 +361,8 @@ build_mariadb() {
         'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         'ENV LANG=C.UTF-8' \
         'LABEL firedrill.sandbox=mariadb' \
-        "LABEL firedrill.engine.major=${series}"
+        "LABEL firedrill.engine.major=${series}" \
+        "LABEL firedrill.content=$(content_key)"
     # Docker's default stop signal, SIGTERM, is MariaDB's normal shutdown.
     end_build "$tag"
 }

@@ -402,7 +402,10 @@ async fn a_daemon_stopped_mid_drill_hands_its_firing_over() {
 async fn a_live_cli_run_survives_a_daemon_start_and_is_never_doubled() {
     create_db("fd_cluster_cli", SHOP).await;
     let fx = Fixture::new();
-    place_drill(&fx, "drills", "dd", "fd_cluster_cli", "", "");
+    // The sandbox lives through a 15-second assertion: the test looks for it while the
+    // run is live, which a tiny drill on a loaded machine outran.
+    let slow = "[[assertion]]\nname = \"takes a while\"\nsql = \"select count(*) from (select pg_sleep(15)) s\"\nexpect = \"= 1\"\n";
+    place_drill(&fx, "drills", "dd", "fd_cluster_cli", "", slow);
     // The embedded SQLite catalog (its password setting is not read).
     let config = write_config(
         &fx,
@@ -422,7 +425,7 @@ async fn a_live_cli_run_survives_a_daemon_start_and_is_never_doubled() {
             .stderr(std::process::Stdio::piped());
         cmd
     };
-    let first = cli().spawn().unwrap();
+    let mut first = cli().spawn().unwrap();
     let catalog = fx.dir.path().join("catalog.db");
     let t = Instant::now();
     let run_id = loop {
@@ -439,6 +442,17 @@ async fn a_live_cli_run_survives_a_daemon_start_and_is_never_doubled() {
                     break r.run_id;
                 }
             }
+        }
+        if let Some(status) = first.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            first
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the CLI run ended ({status}) before the test saw its sandbox: {err}");
         }
         assert!(
             t.elapsed() < Duration::from_secs(180),

@@ -2883,6 +2883,37 @@ expect = ">= 1"
     }
 
     #[test]
+    fn dump_in_defaults_to_auto_and_a_wrong_place_is_named() {
+        use crate::engine::tool::DumpIn;
+        let d = parse_drill(Path::new("shop.toml"), GOOD).unwrap();
+        let SourceSpec::Postgres(pg) = &d.source else {
+            panic!()
+        };
+        assert_eq!(pg.dump_in, DumpIn::Auto);
+        let c = GOOD.replace(
+            "host = \"db.internal\"",
+            "host = \"db.internal\"\ndump_in = \"container\"",
+        );
+        let d = parse_drill(Path::new("shop.toml"), &c).unwrap();
+        let SourceSpec::Postgres(pg) = &d.source else {
+            panic!()
+        };
+        assert_eq!(pg.dump_in, DumpIn::Container);
+        let bad = GOOD.replace(
+            "host = \"db.internal\"",
+            "host = \"db.internal\"\ndump_in = \"docker\"",
+        );
+        let problems = parse_drill(Path::new("shop.toml"), &bad).unwrap_err();
+        let p = problems
+            .0
+            .iter()
+            .find(|p| p.field == "source.dump_in")
+            .unwrap_or_else(|| panic!("{problems:?}"));
+        assert_eq!(p.message, "`docker` is not a place for the dump tool");
+        assert!(p.fix.contains("\"container\""), "{}", p.fix);
+    }
+
+    #[test]
     fn an_upgrade_rehearsal_names_a_version() {
         let up = format!("{GOOD}\n[sandbox]\nmajor = 17\n");
         let d = parse_drill(Path::new("shop.toml"), &up).unwrap();
@@ -3211,8 +3242,8 @@ type = "podman"
         assert_eq!(
             got,
             [
-                ("source.usr (line 4)", "unknown field `usr`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `sslcert`, `sslkey`, `sslmode`, `sslrootcert`, `type`, `user`"),
-                ("source.pasword (line 5)", "unknown field `pasword`, expected one of `database`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `sslcert`, `sslkey`, `sslmode`, `sslrootcert`, `type`, `user`"),
+                ("source.usr (line 4)", "unknown field `usr`, expected one of `database`, `dump_in`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `sslcert`, `sslkey`, `sslmode`, `sslrootcert`, `type`, `user`"),
+                ("source.pasword (line 5)", "unknown field `pasword`, expected one of `database`, `dump_in`, `host`, `min_dump_bytes`, `password`, `pg_dump`, `port`, `sslcert`, `sslkey`, `sslmode`, `sslrootcert`, `type`, `user`"),
                 ("source.port (line 6)", "expected a whole number, found a string"),
                 ("source.user (line 1)", "missing field `user`"),
                 ("storage.paht (line 10)", "unknown field `paht`, expected one of `path`, `prefix`, `type`"),

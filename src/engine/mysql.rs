@@ -314,7 +314,10 @@ fn parse_objects(stdout: &str) -> Result<BTreeMap<String, u64>> {
 /// Decrypts, decompresses and feeds the dump to the client, each tool with its stderr
 /// apart ([`super::STAGE_REPORT`]). DEFINER clauses (their users do not exist in the
 /// sandbox) and GTID_PURGED statements (a fresh server refuses them) are neutralised on
-/// the way; data lines are left untouched.
+/// the way, and so is the first line newer dump tools write to switch the client to its
+/// sandbox mode (`/*M!999999\- …`): a client older than the dump tool (MariaDB 10.5's, say)
+/// stops at it as an unknown command, and the client gets `--sandbox` wherever it knows
+/// it; data lines are left untouched.
 pub fn restore_cmd(engine: Engine, plain_bytes: u64) -> Vec<String> {
     let script = format!(
         r#"set -euo pipefail
@@ -325,7 +328,7 @@ d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
 set +e
 age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} 2>"$d/decrypt" | zstd -d -q 2>"$d/decompress" \
   | firedrill_bound "$1" "the manifest's plain_bytes" 2>"$d/bound" \
-  | sed -E -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' 2>"$d/rewrite" \
+  | sed -E -e '1{{\%^/\*M!999999\\- enable the sandbox mode \*/$%d}}' -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' 2>"$d/rewrite" \
   | firedrill-sandbox client {engine} $client_sandbox >/dev/null 2>"$d/client"
 firedrill_record "${{PIPESTATUS[*]}}" decrypt decompress bound rewrite client || exit 1
 set -e
