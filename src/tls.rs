@@ -570,13 +570,30 @@ pub fn libpq_env(spec: &TlsSpec) -> Vec<(&'static str, std::ffi::OsString)> {
             .flatten()
     });
     if let Some(ca) = ca {
-        env.push(("PGSSLROOTCERT", ca.into_os_string()));
+        env.push(("PGSSLROOTCERT", absolute(&ca).into_os_string()));
     }
     if let (Some(cert), Some(key)) = (&spec.cert, &spec.key) {
-        env.push(("PGSSLCERT", cert.clone().into_os_string()));
-        env.push(("PGSSLKEY", key.clone().into_os_string()));
+        env.push(("PGSSLCERT", absolute(cert).into_os_string()));
+        env.push(("PGSSLKEY", absolute(key).into_os_string()));
     }
     env
+}
+
+/// `p` from the root: the dump tool may run in a container whose working directory is not
+/// firedrill's, with the file mounted at this same path.
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl TlsSpec {
+    /// The files the dump tool reads (CA, client certificate and key), from the root.
+    pub fn files(&self) -> Vec<PathBuf> {
+        [&self.ca, &self.cert, &self.key]
+            .into_iter()
+            .flatten()
+            .map(|p| absolute(p))
+            .collect()
+    }
 }
 
 /// The `[client]` option-file lines that give mariadb-dump or mysqldump this spec.
@@ -591,7 +608,7 @@ pub fn mysql_options(spec: &TlsSpec, mariadb: bool, encrypted: bool) -> String {
         if let Some(v) = v {
             out.push_str(&format!(
                 "{k}=\"{}\"\n",
-                escape_option(&v.display().to_string())
+                escape_option(&absolute(v).display().to_string())
             ));
         }
     };

@@ -3,10 +3,13 @@
 //! current `containers/firedrill-sandbox` mounted in), and are drilled end to end into
 //! the sandbox of their own version with the fingerprint and checksums compared.
 //!
-//! The default tier drills a PostgreSQL 17 source, newer than this host's pg_dump (15), so
-//! the dump runs from the 17 image in a container (`source.dump_in = "auto"`). The full
+//! The dump is made by the tool of the version it restores into: this host's when it is
+//! that version, else the one in that version's image, in a container
+//! (`source.dump_in = "auto"`). The default tier drills a PostgreSQL 17 source, newer than
+//! this host's pg_dump (15). The full
 //! tier (`FIREDRILL_FULL=1`, `tests/run --full`) drills PostgreSQL 13, 15 and 17 and
-//! MariaDB 10.5, 10.11 and 11.8, and the upgrades 13 → 17 and 10.5 → 11.8.
+//! MariaDB 10.5, 10.11 and 11.8, each also as a role with only the grants a dump needs on
+//! that version, and the upgrades 13 → 17 and 10.5 → 11.8.
 
 mod support;
 
@@ -41,20 +44,30 @@ struct Source {
 
 impl Source {
     fn start(engine: &str, version: &str) -> Source {
+        Source::start_with(engine, version, None)
+    }
+
+    /// With `tls` (a directory holding ca.pem, server.pem and server.key), the source
+    /// accepts only TLS.
+    fn start_with(engine: &str, version: &str, tls: Option<&Path>) -> Source {
         let image = format!("firedrill-sandbox-{engine}:{version}");
         let dir = tempfile::Builder::new()
             .prefix("fd-matrix-src")
             .tempdir_in("/tmp")
             .unwrap();
+        if let Some(tls) = tls {
+            for f in ["ca.pem", "server.pem", "server.key"] {
+                std::fs::copy(tls.join(f), dir.path().join(f)).unwrap();
+            }
+        }
         let password = format!("src-{}-pw", std::process::id());
         std::fs::write(dir.path().join("password"), &password).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("password"),
-            std::fs::Permissions::from_mode(0o644),
-        )
-        .unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::set_permissions(f.unwrap().path(), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("containers/firedrill-sandbox");
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let name = format!(
@@ -171,6 +184,44 @@ impl Source {
         }
     }
 
+    /// Runs `sql` in `db` through the server's socket in its container (TLS or not).
+    fn psql(&self, db: &str, sql: &str) {
+        let mut child = Command::new("docker")
+            .args([
+                "exec",
+                "-i",
+                &self.name,
+                "firedrill-sandbox",
+                "client",
+                "postgres",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "psql in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Database `shop` with the tests' little schema.
     async fn seed_pg(&self) {
         self.pg("postgres")
@@ -204,12 +255,25 @@ impl Source {
 
     /// A drill of its database `shop`; `sandbox` goes into `[sandbox]`.
     fn drill(&self, fx: &Fixture, engine: &str, name: &str, sandbox: &str) -> PathBuf {
-        self.password_file(fx);
-        let (user, db) = if engine == "postgres" {
-            ("postgres", "database = \"shop\"")
+        let user = if engine == "postgres" {
+            "postgres"
         } else {
-            ("firedrill", "database = \"shop\"")
+            "firedrill"
         };
+        self.drill_as(fx, engine, name, sandbox, user)
+    }
+
+    /// The same, dumped as `user` (whose password is the source's).
+    fn drill_as(
+        &self,
+        fx: &Fixture,
+        engine: &str,
+        name: &str,
+        sandbox: &str,
+        user: &str,
+    ) -> PathBuf {
+        self.password_file(fx);
+        let db = "database = \"shop\"";
         let source = format!(
             r#"[source]
 type = "{engine}"
@@ -291,12 +355,14 @@ fn dump_tool_containers(drill: &str) -> Vec<String> {
 const PG_ROWS: u64 = 3000 + 12000 + 500;
 const MY_ROWS: u64 = 3000 + 12000;
 
-/// Whether this host's pg_dump is older than `major` (then the image's runs).
-fn host_pg_dump_older(major: u32) -> bool {
-    !(major..=30).any(|m| Path::new(&format!("/usr/lib/postgresql/{m}/bin/pg_dump")).exists())
+/// Whether the dump of a source restored into PostgreSQL `major` is made by a container's
+/// pg_dump: unless this host has that major's.
+fn pg_dump_in_container(major: u32) -> bool {
+    !Path::new(&format!("/usr/lib/postgresql/{major}/bin/pg_dump")).exists()
 }
 
-fn host_mariadb_dump_older(series: &str) -> bool {
+/// The same for MariaDB: unless this host's mariadb-dump is of `series`.
+fn mariadb_dump_in_container(series: &str) -> bool {
     let out = Command::new("mariadb-dump").arg("--version").output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -307,11 +373,8 @@ fn host_mariadb_dump_older(series: &str) -> bool {
         .find(|w| w.contains("-MariaDB"))
         .map(|w| w.split('-').next().unwrap_or("").to_string())
         .unwrap_or_default();
-    let key = |s: &str| -> (u32, u32) {
-        let mut it = s.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
-    };
-    key(&host) < key(series)
+    let host_series: Vec<&str> = host.split('.').take(2).collect();
+    host_series.join(".") != series
 }
 
 async fn drill_postgres(major: u32) -> Source {
@@ -323,7 +386,7 @@ async fn drill_postgres(major: u32) -> Source {
         &path,
         PG_ROWS,
         &major.to_string(),
-        host_pg_dump_older(major),
+        pg_dump_in_container(major),
     )
     .await;
     let provision = stage(&r, Stage::Provision);
@@ -336,6 +399,34 @@ async fn drill_postgres(major: u32) -> Source {
         r.sandbox_image,
         provision.notes
     );
+    if full() {
+        // A role without superuser, with the grants its major allows.
+        let grants = if major >= 14 {
+            "GRANT pg_read_all_data TO fd_reader".to_string()
+        } else {
+            "GRANT USAGE ON SCHEMA public, audit TO fd_reader; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA public, audit TO fd_reader; \
+             GRANT SELECT ON ALL SEQUENCES IN SCHEMA public, audit TO fd_reader"
+                .to_string()
+        };
+        src.pg("shop")
+            .await
+            .batch_execute(&format!(
+                "CREATE ROLE fd_reader LOGIN PASSWORD '{}'; {grants}",
+                src.password
+            ))
+            .await
+            .unwrap();
+        let fx = Fixture::new();
+        let path = src.drill_as(&fx, "postgres", &format!("pg{major}ro"), "", "fd_reader");
+        passes(
+            &path,
+            PG_ROWS,
+            &major.to_string(),
+            pg_dump_in_container(major),
+        )
+        .await;
+    }
     src
 }
 
@@ -349,7 +440,7 @@ async fn drill_mariadb(series: &str) {
         &format!("my{}", series.replace('.', "")),
         "",
     );
-    let r = passes(&path, MY_ROWS, series, host_mariadb_dump_older(series)).await;
+    let r = passes(&path, MY_ROWS, series, mariadb_dump_in_container(series)).await;
     assert!(
         r.sandbox_image
             .as_deref()
@@ -358,13 +449,96 @@ async fn drill_mariadb(series: &str) {
         "{:?}",
         r.sandbox_image
     );
+    // A user with only the dump's grants for its series.
+    use mysql_async::prelude::Queryable;
+    let routines = if series == "11.8" {
+        "GRANT SHOW CREATE ROUTINE ON shop.* TO 'fd_reader'@'%'"
+    } else {
+        "GRANT SELECT ON mysql.proc TO 'fd_reader'@'%'"
+    };
+    let mut c = src.my().await;
+    for stmt in [
+        format!(
+            "CREATE USER 'fd_reader'@'%' IDENTIFIED BY '{}'",
+            src.password
+        ),
+        "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON shop.* TO 'fd_reader'@'%'".to_string(),
+        routines.to_string(),
+    ] {
+        c.query_drop(&stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+    c.disconnect().await.unwrap();
+    let fx = Fixture::new();
+    let path = src.drill_as(
+        &fx,
+        "mariadb",
+        &format!("my{}ro", series.replace('.', "")),
+        "",
+        "fd_reader",
+    );
+    passes(&path, MY_ROWS, series, mariadb_dump_in_container(series)).await;
+}
+
+/// A CA, and a server certificate it signed for `localhost`, in a directory.
+fn certs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("fd-matrix-tls")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#"set -e; cd "$1"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=fd-matrix-ca 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext 2>/dev/null
+chmod 755 .; chmod 644 ca.pem server.pem server.key"#,
+        )
+        .arg("tls")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Default tier: a TLS-only PostgreSQL 17 source, dumped by its image's pg_dump in a
+/// container that gets the CA mounted in and checks the certificate (verify-full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_only_postgres_17_is_dumped_from_its_image_under_verify_full() {
+    let tls = certs();
+    let src = Source::start_with("postgres", "17", Some(tls.path()));
+    src.psql("postgres", "CREATE DATABASE shop;");
+    src.psql("shop", SHOP);
+    let fx = Fixture::new();
+    std::fs::copy(tls.path().join("ca.pem"), fx.dir.path().join("ca.pem")).unwrap();
+    let path = src.drill(&fx, "postgres", "pg17tls", "");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "host = \"127.0.0.1\"",
+        "host = \"localhost\"\nsslmode = \"verify-full\"\nsslrootcert = \"ca.pem\"",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let r = passes(&path, PG_ROWS, "17", pg_dump_in_container(17)).await;
+    let report = firedrill::report::render_human(&r);
+    assert!(
+        !report.contains(&src.password),
+        "the password leaked: {report}"
+    );
 }
 
 /// Default tier: a source newer than this host's pg_dump is dumped by the image's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_17_source_is_dumped_by_the_pg_dump_of_its_image() {
     assert!(
-        host_pg_dump_older(17),
+        pg_dump_in_container(17),
         "this host has a pg_dump 17: the test means to show the one from the image"
     );
     let src = drill_postgres(17).await;
@@ -426,7 +600,7 @@ async fn upgrades_13_to_17_and_10_5_to_11_8_pass_or_name_what_broke() {
     pg.seed_pg().await;
     let fx = Fixture::new();
     let path = pg.drill(&fx, "postgres", "up13", "major = 17");
-    let r = passes(&path, PG_ROWS, "13", false).await;
+    let r = passes(&path, PG_ROWS, "13", pg_dump_in_container(17)).await;
     assert!(
         stage(&r, Stage::Provision)
             .notes
@@ -450,7 +624,7 @@ async fn upgrades_13_to_17_and_10_5_to_11_8_pass_or_name_what_broke() {
     let my = Source::start("mariadb", "10.5");
     my.seed_my().await;
     let path = my.drill(&fx, "mariadb", "up105", "major = \"11.8\"");
-    let r = passes(&path, MY_ROWS, "10.5", false).await;
+    let r = passes(&path, MY_ROWS, "10.5", mariadb_dump_in_container("11.8")).await;
     assert!(
         stage(&r, Stage::Provision)
             .notes

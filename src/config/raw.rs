@@ -226,9 +226,10 @@ pub struct MysqlSourceConfig {
     pub ssl_cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
     pub ssl_key: Option<PathBuf>,
-    /// Where the dump tool runs: "auto" (the default: this host's when it is not older
-    /// than the server, else the one in the sandbox image of the server's version, in a
-    /// container that reaches the source), "host" or "container".
+    /// Where the dump tool runs: "auto" (the default: this host's when it is of the
+    /// version the dump restores into (sandbox.major, else the server's), else the one in
+    /// that version's sandbox image, in a container that reaches the source), "host" (this
+    /// host's, never older than the server) or "container".
     pub dump_in: Option<String>,
     /// A dump smaller than this is a failure (default "1KiB").
     pub min_dump_bytes: Option<String>,
@@ -262,9 +263,10 @@ pub struct PostgresSourceConfig {
     pub sslcert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
     pub sslkey: Option<PathBuf>,
-    /// Where the dump tool runs: "auto" (the default: this host's when it is not older
-    /// than the server, else the one in the sandbox image of the server's version, in a
-    /// container that reaches the source), "host" or "container".
+    /// Where the dump tool runs: "auto" (the default: this host's when it is of the
+    /// version the dump restores into (sandbox.major, else the server's), else the one in
+    /// that version's sandbox image, in a container that reaches the source), "host" (this
+    /// host's, never older than the server) or "container".
     pub dump_in: Option<String>,
     /// A dump smaller than this is a failure (default "1KiB").
     pub min_dump_bytes: Option<String>,

@@ -133,8 +133,8 @@ pub fn build_source(drill: &Drill) -> Result<Box<dyn DumpSource>> {
     })
 }
 
-/// Where the drill's dump tool may run: the sandbox backend runs the tool of the server's
-/// version from the image the sandbox would use for it (`sandbox.image` with `{major}`,
+/// Where the drill's dump tool may run: the sandbox backend runs the tool of the version
+/// the dump restores into from the image the sandbox uses for it (`sandbox.image` with `{major}`,
 /// else the default scheme), for no longer than the dump stage may take.
 fn tool_site(
     drill: &Drill,
@@ -147,6 +147,7 @@ fn tool_site(
         image_template: d.image.clone(),
         backend: Some(build_backend(&drill.sandbox)?),
         lifetime: drill.timeouts.dump,
+        target: d.major.clone(),
     })
 }
 

@@ -311,6 +311,11 @@ fn parse_objects(stdout: &str) -> Result<BTreeMap<String, u64>> {
     Ok(objects)
 }
 
+/// The restore's rewrite (`sed -E` arguments): the first line a newer dump tool writes to
+/// switch the client to its sandbox mode (older clients stop at it), DEFINER clauses
+/// outside data lines, and GTID_PURGED statements.
+const REWRITE_SED: &str = r#"-e '1{\%^/\*M!999999\\- enable the sandbox mode \*/ *$%d}' -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/'"#;
+
 /// Decrypts, decompresses and feeds the dump to the client, each tool with its stderr
 /// apart ([`super::STAGE_REPORT`]). DEFINER clauses (their users do not exist in the
 /// sandbox) and GTID_PURGED statements (a fresh server refuses them) are neutralised on
@@ -328,12 +333,13 @@ d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
 set +e
 age -d -i {SANDBOX_IDENTITY} {STAGED_ARTIFACT} 2>"$d/decrypt" | zstd -d -q 2>"$d/decompress" \
   | firedrill_bound "$1" "the manifest's plain_bytes" 2>"$d/bound" \
-  | sed -E -e '1{{\%^/\*M!999999\\- enable the sandbox mode \*/$%d}}' -e '/^INSERT INTO /!s/DEFINER=`([^`]|``)*`@`([^`]|``)*`//g' -e 's/^(SET @@(GLOBAL|SESSION)\.GTID_PURGED)/-- \1/' 2>"$d/rewrite" \
+  | sed -E {REWRITE} 2>"$d/rewrite" \
   | firedrill-sandbox client {engine} $client_sandbox >/dev/null 2>"$d/client"
 firedrill_record "${{PIPESTATUS[*]}}" decrypt decompress bound rewrite client || exit 1
 set -e
 rm -f {STAGED_ARTIFACT}"#,
-        engine = engine.as_str()
+        engine = engine.as_str(),
+        REWRITE = REWRITE_SED,
     );
     vec![
         "bash".into(),
@@ -895,8 +901,10 @@ impl MysqlSource {
     }
 
     /// Where the dump tool runs for a server of `engine` `series`, its name and version:
-    /// this host's when it is of the server's family and not older (or
-    /// `source.dump_in = "host"`), else the one in the image of the server's version.
+    /// the tool of the series the dump restores into (`sandbox.major`, else the server's),
+    /// this host's when it is of that series (or `source.dump_tool` names one of the
+    /// server's family not older than it, or `source.dump_in = "host"`), else the one in
+    /// that series' sandbox image.
     async fn place(
         &self,
         engine: Engine,
@@ -905,7 +913,17 @@ impl MysqlSource {
     ) -> Result<(Place, String, String)> {
         let tool = self.dump_tool(engine);
         let host = tool_version(&tool).await;
-        let fits = matches!(&host, Ok((e, s, _)) if *e == engine && !series_lt(s, series));
+        let target = self.site.target(series);
+        let target = if series_lt(&target, series) {
+            series.to_string()
+        } else {
+            target
+        };
+        let fits = match &host {
+            Ok((e, s, _)) if self.spec.dump_tool.is_some() => *e == engine && !series_lt(s, series),
+            Ok((e, s, _)) => *e == engine && *s == target,
+            Err(_) => false,
+        };
         let name = |p: &Path| {
             p.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -939,8 +957,9 @@ impl MysqlSource {
         }
         let why = match &host {
             Ok((_, _, v)) if !fits => format!(
-                "{} on this host is {v}, not one for the server ({version})",
-                tool.display()
+                "{} on this host is {v}, not of the series the dump restores into ({} {target})",
+                tool.display(),
+                engine.as_str()
             ),
             Ok(_) => "source.dump_in = \"container\"".to_string(),
             Err(_) => format!("no {} on this host", tool.display()),
@@ -950,7 +969,7 @@ impl MysqlSource {
         } else {
             Engine::Mariadb
         };
-        let place = self.site.container(image_engine, series, &why).await?;
+        let place = self.site.container(image_engine, &target, &why).await?;
         let program = match engine {
             Engine::Mariadb => "mariadb-dump",
             _ => "mysqldump",
@@ -1242,11 +1261,7 @@ impl DumpSource for MysqlSource {
             env_remove: vec!["MYSQL_PWD"],
             secret_env: None,
             stdin: options.into_bytes(),
-            files: [&spec.tls.ca, &spec.tls.cert, &spec.tls.key]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
+            files: spec.tls.files(),
         };
         let spawned = super::tool::spawn(call, &place).await?;
         // Only tables up to checksum_max_table_size: a second full scan of a big table
@@ -1346,6 +1361,35 @@ async fn sandbox_holdings(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_restore_rewrite_drops_the_sandbox_line_definers_and_gtid_purged() {
+        let input = "/*M!999999\\- enable the sandbox mode */ \n\
+-- MariaDB dump 10.19\n\
+/*!50003 CREATE*/ /*!50017 DEFINER=`app`@`%`*/ /*!50003 TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET NEW.a = 1 */;;\n\
+SET @@GLOBAL.GTID_PURGED='0-1-2';\n\
+INSERT INTO x VALUES ('DEFINER=`a`@`b`','/*M!999999\\- enable the sandbox mode */');\n";
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("sed -E {}", super::REWRITE_SED))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(input.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let got = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            got,
+            "-- MariaDB dump 10.19\n\
+/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET NEW.a = 1 */;;\n\
+-- SET @@GLOBAL.GTID_PURGED='0-1-2';\n\
+INSERT INTO x VALUES ('DEFINER=`a`@`b`','/*M!999999\\- enable the sandbox mode */');\n"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -529,13 +529,24 @@ impl PostgresSource {
         self
     }
 
-    /// Where pg_dump runs for a server of `server_major`, and its version: this host's
-    /// when it is not older than the server (or `source.dump_in = "host"`), else the
-    /// one in the image of the server's version.
+    /// Where pg_dump runs for a server of `server_major`, and its version: the pg_dump of
+    /// the major the dump restores into (`sandbox.major`, else the server's), this host's
+    /// when it is that one (or `source.pg_dump` names one not older than the server, or
+    /// `source.dump_in = "host"`), else the one in that major's sandbox image.
     async fn place(&self, server_major: u32, server_version: &str) -> Result<(Place, String)> {
-        let pg_dump = self.pg_dump_path(server_major);
+        let target = self
+            .site
+            .target(&server_major.to_string())
+            .parse::<u32>()
+            .unwrap_or(server_major)
+            .max(server_major);
+        let pg_dump = self.pg_dump_path(target);
         let host = tool_version(&pg_dump).await;
-        let fits = matches!(&host, Ok((_, m)) if *m >= server_major);
+        let fits = match &host {
+            Ok((_, m)) if self.spec.pg_dump.is_some() => *m >= server_major,
+            Ok((_, m)) => *m == target,
+            Err(_) => false,
+        };
         if !self.site.in_container(fits) {
             let (v, m) = host?;
             if m < server_major {
@@ -551,15 +562,18 @@ impl PostgresSource {
             return Ok((Place::Host(pg_dump), v));
         }
         let why = match &host {
-            Ok((v, _)) if !fits => {
+            Ok((v, m)) if *m < server_major => {
                 format!("pg_dump on this host is {v}, older than the server ({server_version})")
             }
+            Ok((v, _)) if !fits => format!(
+                "pg_dump on this host is {v}, and the dump restores into PostgreSQL {target}, whose pg_restore may not read a newer pg_dump's archive"
+            ),
             Ok(_) => "source.dump_in = \"container\"".to_string(),
             Err(_) => format!("no pg_dump on this host at {}", pg_dump.display()),
         };
         let place = self
             .site
-            .container(Engine::Postgres, &server_major.to_string(), &why)
+            .container(Engine::Postgres, &target.to_string(), &why)
             .await?;
         let (status, out, err) = super::tool::output(ToolCall::version("pg_dump"), &place).await?;
         let image = place.describe().unwrap_or_default();

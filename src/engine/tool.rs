@@ -24,7 +24,8 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DumpIn {
-    /// This host's tool when it is not older than the server, else the image's.
+    /// This host's tool when it is of the version the dump restores into, else the one
+    /// in that version's sandbox image.
     #[default]
     Auto,
     /// Always this host's (an older one fails, naming what to install).
@@ -54,6 +55,8 @@ pub struct ToolSite {
     pub backend: Option<Arc<dyn SandboxBackend>>,
     /// How long a tool's container may live before the reaper removes it.
     pub lifetime: std::time::Duration,
+    /// `sandbox.major`: the version the dump restores into when not the server's.
+    pub target: Option<String>,
 }
 
 impl Default for ToolSite {
@@ -64,6 +67,7 @@ impl Default for ToolSite {
             image_template: None,
             backend: None,
             lifetime: std::time::Duration::from_secs(6 * 3600),
+            target: None,
         }
     }
 }
@@ -83,6 +87,14 @@ impl ToolSite {
 }
 
 impl ToolSite {
+    /// The series the dump restores into: `sandbox.major`, else the server's own. Its
+    /// tool makes the dump: an older restore tool may not read a newer dump tool's output
+    /// (pg_restore refuses newer archive versions; an older MariaDB client stops at a
+    /// newer dump's first line), and a newer server is best fed by its own dump tool.
+    pub fn target(&self, server: &str) -> String {
+        self.target.clone().unwrap_or_else(|| server.to_string())
+    }
+
     /// Whether the dump runs in a container, given whether this host's tool reads the
     /// server (`host_fits`).
     pub fn in_container(&self, host_fits: bool) -> bool {

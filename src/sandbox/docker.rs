@@ -598,7 +598,20 @@ impl SandboxBackend for DockerBackend {
             image: Some(req.image.clone()),
             entrypoint: Some(vec!["sh".into(), "-c".into(), script, "sh".into()]),
             cmd: Some(req.argv.clone()),
-            env: Some(req.env.clone()),
+            env: Some(
+                req.env
+                    .iter()
+                    .cloned()
+                    .chain(["HOME=/tmp".to_string()])
+                    .collect(),
+            ),
+            // As firedrill's own user: the tool reads the TLS files mounted in as
+            // firedrill may (a key of mode 0600 included), and nothing more.
+            user: Some(format!(
+                "{}:{}",
+                rustix::process::getuid().as_raw(),
+                rustix::process::getgid().as_raw()
+            )),
             labels: Some(labels),
             attach_stdin: Some(true),
             attach_stdout: Some(true),
