@@ -6,25 +6,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use firedrill::doctor::{diagnose, Status};
-use firedrill::{load_drill, run_drill, ErrorKind, RunOptions, Silent, Stage, Verdict};
+use firedrill::{load_drill, ErrorKind, Stage, Verdict};
 use support::*;
 
-async fn run(path: &Path) -> firedrill::RunReport {
-    let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(
-        &drill,
-        &RunOptions::default(),
-        &Silent,
-        &firedrill::Stop::new(),
-    )
-    .await
-}
-
 async fn passes(path: &Path) -> firedrill::RunReport {
-    let r = run(path).await;
+    let r = run_file(path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Passed, "{text}");
     assert!(leftovers(&r.run_id).await.is_empty());
@@ -34,7 +23,7 @@ async fn passes(path: &Path) -> firedrill::RunReport {
 /// The run fails before any dump as a config error naming `grant`; doctor fails naming
 /// it too. Returns the error's message and hint.
 async fn lacks(path: &Path, grant: &str, object: &str) -> String {
-    let r = run(path).await;
+    let r = run_file(path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Error, "{text}");
     let e = r.error.as_ref().unwrap_or_else(|| panic!("{text}"));
@@ -54,14 +43,6 @@ async fn lacks(path: &Path, grant: &str, object: &str) -> String {
         "doctor should fail naming {grant}: {f:#?}"
     );
     said
-}
-
-fn password_file(fx: &Fixture, password: &str) -> PathBuf {
-    let p = fx.dir.path().join("role-password");
-    std::fs::write(&p, password).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +72,7 @@ INSERT INTO private.notes SELECT g, md5(g::text) FROM generate_series(1, 50) g;
         .await
         .unwrap();
     let fx = Fixture::new();
-    password_file(&fx, "least-pw-9");
+    secret_file(fx.dir.path(), "role-password", "least-pw-9");
     let source = format!(
         r#"[source]
 type = "postgres"
@@ -185,7 +166,7 @@ async fn a_mariadb_user_with_only_the_dump_grants_drills_and_names_a_missing_one
         admin.query_drop(stmt).await.unwrap();
     }
     let fx = Fixture::new();
-    password_file(&fx, "least-my-7");
+    secret_file(fx.dir.path(), "role-password", "least-my-7");
     let source = format!(
         r#"[source]
 type = "mariadb"

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use firedrill::{load_drill, run_drill, ErrorKind, RunOptions, Silent, Stage, Verdict};
+use firedrill::{ErrorKind, Stage, Verdict};
 use support::*;
 
 fn full() -> bool {
@@ -135,16 +135,6 @@ impl Source {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-    }
-
-    fn password_file(&self, fx: &Fixture) {
-        std::fs::write(fx.dir.path().join("source-password"), &self.password).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            fx.dir.path().join("source-password"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
     }
 
     async fn pg(&self, db: &str) -> tokio_postgres::Client {
@@ -272,7 +262,7 @@ impl Source {
         sandbox: &str,
         user: &str,
     ) -> PathBuf {
-        self.password_file(fx);
+        secret_file(fx.dir.path(), "source-password", &self.password);
         let db = "database = \"shop\"";
         let source = format!(
             r#"[source]
@@ -301,21 +291,10 @@ impl Drop for Source {
     }
 }
 
-async fn run(path: &Path) -> firedrill::RunReport {
-    let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(
-        &drill,
-        &RunOptions::default(),
-        &Silent,
-        &firedrill::Stop::new(),
-    )
-    .await
-}
-
 /// Runs the drill and expects it to pass with every row compared, from a dump tool of the
 /// source's own series (from its image when `in_container`).
 async fn passes(path: &Path, rows: u64, series: &str, in_container: bool) -> firedrill::RunReport {
-    let r = run(path).await;
+    let r = run_file(path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Passed, "{text}");
     assert!(r.fingerprint_mismatches.is_empty(), "{text}");
@@ -481,39 +460,11 @@ async fn drill_mariadb(series: &str) {
     passes(&path, MY_ROWS, series, mariadb_dump_in_container(series)).await;
 }
 
-/// A CA, and a server certificate it signed for `localhost`, in a directory.
-fn certs() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("fd-matrix-tls")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(
-            r#"set -e; cd "$1"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=fd-matrix-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext 2>/dev/null
-chmod 755 .; chmod 644 ca.pem server.pem server.key"#,
-        )
-        .arg("tls")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
-}
-
 /// Default tier: a TLS-only PostgreSQL 17 source, dumped by its image's pg_dump in a
 /// container that gets the CA mounted in and checks the certificate (verify-full).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_only_postgres_17_is_dumped_from_its_image_under_verify_full() {
-    let tls = certs();
+    let tls = make_certs();
     let src = Source::start_with("postgres", "17", Some(tls.path()));
     src.psql("postgres", "CREATE DATABASE shop;");
     src.psql("shop", SHOP);
@@ -552,7 +503,7 @@ async fn a_postgres_17_source_is_dumped_by_the_pg_dump_of_its_image() {
         1,
     );
     std::fs::write(&path, text).unwrap();
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Error, "{text}");
     assert_eq!(r.failed_stage, Some(Stage::Dump), "{text}");
@@ -614,7 +565,7 @@ async fn upgrades_13_to_17_and_10_5_to_11_8_pass_or_name_what_broke() {
         .batch_execute("CREATE EXTENSION adminpack")
         .await
         .unwrap();
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Failed, "{text}");
     assert_eq!(r.failed_stage, Some(Stage::Restore), "{text}");

@@ -7,17 +7,6 @@ use firedrill::report::Outcome;
 use firedrill::{load_drill, run_drill, RunOptions, Silent, Stage, Verdict};
 use support::*;
 
-async fn run(path: &std::path::Path) -> firedrill::RunReport {
-    let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(
-        &drill,
-        &RunOptions::default(),
-        &Silent,
-        &firedrill::Stop::new(),
-    )
-    .await
-}
-
 /// The tricky parts of a real MySQL schema, all at once.
 const HARD: &[&str] = &[
     "CREATE TABLE customers (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100) NOT NULL, note TEXT) ENGINE=InnoDB",
@@ -70,7 +59,7 @@ sql = "select count(*) from big_orders"
 expect = ">= 1"
 "#,
     );
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     assert_eq!(
         r.verdict,
         Verdict::Passed,
@@ -180,7 +169,7 @@ async fn several_databases_in_one_drill() {
     .await;
     let fx = Fixture::new();
     let path = fx.my_drill("mymulti", "databases = [\"fd_my_a\", \"fd_my_b\"]", "");
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     assert_eq!(
         r.verdict,
         Verdict::Passed,
@@ -219,7 +208,7 @@ async fn a_truncated_dump_that_exited_zero_never_passes() {
         ),
         "",
     );
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     assert_eq!(
         r.verdict,
         Verdict::Failed,
@@ -260,7 +249,7 @@ async fn a_failing_assertion_fails_verify() {
         "database = \"fd_my_assert\"",
         "[[assertion]]\nname = \"too many rows\"\nsql = \"select count(*) from t\"\nexpect = \"> 100\"\n",
     );
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     assert_eq!(r.verdict, Verdict::Failed);
     assert_eq!(r.exit_code, 1);
     assert_eq!(r.failed_stage, Some(Stage::Verify));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use firedrill::doctor::{diagnose, Status};
-use firedrill::{load_drill, run_drill, ErrorKind, RunOptions, Silent, Verdict};
+use firedrill::{load_drill, ErrorKind, Verdict};
 use support::*;
 
 /// A CA, a server certificate it signed for `localhost` only (not 127.0.0.1), a client
@@ -20,34 +20,7 @@ struct Certs {
 
 impl Certs {
     fn make() -> Certs {
-        let dir = tempfile::Builder::new()
-            .prefix("fd-tls")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(
-                r#"set -e; cd "$1"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=fd-test-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=postgres 2>/dev/null
-printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' > client-ext
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client-ext 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca 2>/dev/null
-chmod 755 .; chmod 644 ca.pem server.pem other.pem client.pem; chmod 600 client.key"#,
-            )
-            .arg("tls")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl (Debian package openssl) makes the test certificates: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Certs { dir }
+        Certs { dir: make_certs() }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -95,22 +68,11 @@ fn shell(script: &str, args: &[&Path]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn run(path: &Path) -> firedrill::RunReport {
-    let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(
-        &drill,
-        &RunOptions::default(),
-        &Silent,
-        &firedrill::Stop::new(),
-    )
-    .await
-}
-
 /// Runs the drill written from `source` and expects it to fail at the dump as a config
 /// error whose message says `says`; returns the whole report as text.
 async fn refused(fx: &Fixture, name: &str, source: &str, says: &str) -> String {
     let path = fx.write_drill(name, source, "1GiB", "");
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     // A drill that could not run: an error, not a failed backup.
     assert_eq!(r.verdict, Verdict::Error, "{text}");
@@ -205,7 +167,7 @@ password = {{ env = "FD_TLS_PG_PASSWORD" }}
         ),
     );
     let path = fx.write_drill("tls-pg", &good, "1GiB", "");
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Passed, "{text}");
     assert_eq!(r.rows, Some(3000 + 12000 + 500), "{text}");
@@ -287,7 +249,7 @@ password = {{ env = "FD_TLS_PG_PASSWORD" }}
         ),
     );
     let path = fx.write_drill("tls-pg-nocert", &no_cert, "1GiB", "");
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     assert_eq!(r.verdict, Verdict::Error);
     assert_eq!(r.exit_code, 2, "{}", firedrill::report::render_human(&r));
 
@@ -351,7 +313,7 @@ database = "tlsshop"
         ),
     );
     let path = fx.write_drill("tls-my", &good, "2GiB", "");
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Passed, "{text}");
     assert_eq!(r.rows, Some(3000 + 12000), "{text}");
@@ -404,7 +366,7 @@ database = "tlsshop"
         .find(|x| x.check == "TLS to the source")
         .unwrap_or_else(|| panic!("{f:#?}"));
     assert!(tls.detail.contains("host name not compared"), "{tls:?}");
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     assert_eq!(
         r.verdict,
         Verdict::Passed,

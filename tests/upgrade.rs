@@ -6,19 +6,8 @@
 mod support;
 
 use firedrill::report::Outcome;
-use firedrill::{load_drill, run_drill, ErrorKind, RunOptions, Silent, Stage, Verdict};
+use firedrill::{ErrorKind, Stage, Verdict};
 use support::*;
-
-async fn run(path: &std::path::Path) -> firedrill::RunReport {
-    let drill = load_drill(path).unwrap_or_else(|p| panic!("{p}"));
-    run_drill(
-        &drill,
-        &RunOptions::default(),
-        &Silent,
-        &firedrill::Stop::new(),
-    )
-    .await
-}
 
 /// Drill `name` of database `db`, restored into PostgreSQL `major`.
 fn upgrade_drill(fx: &Fixture, name: &str, db: &str, major: u32) -> std::path::PathBuf {
@@ -35,7 +24,7 @@ async fn a_dump_of_15_restores_into_17_and_what_17_removed_is_named() {
     create_db("fd_upgrade", SHOP).await;
     let fx = Fixture::new();
     let path = upgrade_drill(&fx, "upgrade", "fd_upgrade", 17);
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Passed, "{text}");
     assert!(r.fingerprint_mismatches.is_empty(), "{text}");
@@ -65,7 +54,7 @@ async fn a_dump_of_15_restores_into_17_and_what_17_removed_is_named() {
     )
     .await;
     let path = upgrade_drill(&fx, "upgrade-adminpack", "fd_upgrade_adminpack", 17);
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     assert_eq!(r.verdict, Verdict::Failed, "{text}");
     let restore = stage(&r, Stage::Restore);
@@ -85,7 +74,7 @@ async fn a_dump_of_15_restores_into_17_and_what_17_removed_is_named() {
 
     // An older major than the source's is refused before anything starts in Docker.
     let path = upgrade_drill(&fx, "downgrade", "fd_upgrade", 13);
-    let r = run(&path).await;
+    let r = run_file(&path).await;
     let text = firedrill::report::render_human(&r);
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.kind, ErrorKind::Config, "{text}");

@@ -166,6 +166,61 @@ password = {{ env = "{PASSWORD_ENV}" }}"#,
     }
 }
 
+/// In a new directory: a CA (ca.pem), a server certificate it signed for `localhost` only
+/// (server.pem, server.key), a client certificate it signed (client.pem, client.key), and
+/// a second CA that signed nothing here (other.pem).
+pub fn make_certs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("fd-tls")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#"set -e; cd "$1"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=fd-test-ca 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=postgres 2>/dev/null
+printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' > client-ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client-ext 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca 2>/dev/null
+chmod 755 .; chmod 644 ca.pem server.pem other.pem client.pem server.key; chmod 600 client.key"#,
+        )
+        .arg("tls")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl (Debian package openssl) makes the test certificates: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Runs the drill in file `path` in this process, silently, to its report.
+pub async fn run_file(path: &Path) -> firedrill::RunReport {
+    let drill = firedrill::load_drill(path).unwrap_or_else(|p| panic!("{p}"));
+    firedrill::run_drill(
+        &drill,
+        &firedrill::RunOptions::default(),
+        &firedrill::Silent,
+        &firedrill::Stop::new(),
+    )
+    .await
+}
+
+/// Writes `text` to `dir/name`, readable by its owner only (a password file).
+pub fn secret_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
 /// Containers and volumes still labelled with this run.
 pub async fn leftovers(run_id: &str) -> Vec<String> {
     let docker = bollard::Docker::connect_with_local_defaults()
