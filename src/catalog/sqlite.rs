@@ -358,6 +358,29 @@ impl SqliteCatalog {
                 .retryable(false)
             })?;
         }
+        // Processes opening the same catalog at once (a CLI run and a daemon starting)
+        // set it up one at a time: switching a new file to WAL and migrating it are not
+        // safe to race (SQLite answers "database is locked" at once, or both create the
+        // tables). The lock is held until the setup below is done.
+        let lock_path = {
+            let mut p = path.as_os_str().to_owned();
+            p.push("-setup.lock");
+            PathBuf::from(p)
+        };
+        let setup_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| {
+                Error::infra(format!(
+                    "cannot lock {} to set up the catalog: {e}",
+                    lock_path.display()
+                ))
+                .with_hint("choose a writable catalog path (--catalog or FIREDRILL_CATALOG)")
+                .retryable(false)
+            })?;
         let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| db_err(path, e))?;
@@ -376,10 +399,28 @@ impl SqliteCatalog {
             ))
             .with_hint("upgrade firedrill, or point it at another catalog"));
         }
+        // Another process may open a new catalog at the same moment (a CLI run and a
+        // daemon starting): each migration runs under the write lock, and only if the
+        // version read under it still wants it.
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx_sql = format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1);
-            conn.execute_batch(&tx_sql).map_err(|e| db_err(path, e))?;
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| db_err(path, e))?;
+            let applied = conn
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .and_then(|now| {
+                    if now as usize == i {
+                        conn.execute_batch(&format!("{m}; PRAGMA user_version = {};", i + 1))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| conn.execute_batch("COMMIT"));
+            if let Err(e) = applied {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(db_err(path, e));
+            }
         }
+        drop(setup_lock);
         let mut conn = conn;
         match replay_spool(&mut conn, path) {
             Ok(0) => {}
@@ -1420,6 +1461,29 @@ impl Catalog for SqliteCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_opening_a_new_catalog_at_once_all_get_it() {
+        // A CLI run and a daemon starting opened the same new file at once: one of them
+        // failed with "table runs already exists".
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("catalog.db");
+            let barrier = Arc::new(std::sync::Barrier::new(6));
+            let opens: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        SqliteCatalog::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in opens {
+                o.join().unwrap().unwrap();
+            }
+        }
+    }
 
     /// Records a run started, under a lease of a day.
     async fn started(c: &SqliteCatalog, drill: &str, run: &str, at: jiff::Timestamp) {

@@ -902,9 +902,8 @@ impl MysqlSource {
 
     /// Where the dump tool runs for a server of `engine` `series`, its name and version:
     /// the tool of the series the dump restores into (`sandbox.major`, else the server's),
-    /// this host's when it is of that series (or `source.dump_tool` names one of the
-    /// server's family not older than it, or `source.dump_in = "host"`), else the one in
-    /// that series' sandbox image.
+    /// this host's when it is of that series (or `source.dump_tool` names one, or
+    /// `source.dump_in = "host"`), else the one in that series' sandbox image.
     async fn place(
         &self,
         engine: Engine,
@@ -919,8 +918,10 @@ impl MysqlSource {
         } else {
             target
         };
+        // A dump tool the drill names is the one it means (unless dump_in = "container"):
+        // one of another family or older than the server is refused below.
         let fits = match &host {
-            Ok((e, s, _)) if self.spec.dump_tool.is_some() => *e == engine && !series_lt(s, series),
+            _ if self.spec.dump_tool.is_some() => true,
             Ok((e, s, _)) => *e == engine && *s == target,
             Err(_) => false,
         };

@@ -531,8 +531,8 @@ impl PostgresSource {
 
     /// Where pg_dump runs for a server of `server_major`, and its version: the pg_dump of
     /// the major the dump restores into (`sandbox.major`, else the server's), this host's
-    /// when it is that one (or `source.pg_dump` names one not older than the server, or
-    /// `source.dump_in = "host"`), else the one in that major's sandbox image.
+    /// when it is that one (or `source.pg_dump` names one, or `source.dump_in = "host"`),
+    /// else the one in that major's sandbox image.
     async fn place(&self, server_major: u32, server_version: &str) -> Result<(Place, String)> {
         let target = self
             .site
@@ -542,8 +542,10 @@ impl PostgresSource {
             .max(server_major);
         let pg_dump = self.pg_dump_path(target);
         let host = tool_version(&pg_dump).await;
+        // A pg_dump the drill names is the one it means (unless dump_in = "container"):
+        // one older than the server is refused below, not swapped for another.
         let fits = match &host {
-            Ok((_, m)) if self.spec.pg_dump.is_some() => *m >= server_major,
+            _ if self.spec.pg_dump.is_some() => true,
             Ok((_, m)) => *m == target,
             Err(_) => false,
         };
