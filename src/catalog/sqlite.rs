@@ -367,12 +367,18 @@ impl SqliteCatalog {
             p.push("-setup.lock");
             PathBuf::from(p)
         };
-        let setup_lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .and_then(|f| f.lock().map(|()| f))
+        // (An in-memory catalog is this process's alone.)
+        let in_memory = path.as_os_str() == ":memory:";
+        let setup_lock = (!in_memory)
+            .then(|| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .and_then(|f| f.lock().map(|()| f))
+            })
+            .transpose()
             .map_err(|e| {
                 Error::infra(format!(
                     "cannot lock {} to set up the catalog: {e}",

@@ -117,8 +117,14 @@ impl DaemonProc {
 }
 
 impl Drop for DaemonProc {
+    /// SIGTERM first, so that a test ending while a drill runs leaves no sandbox behind
+    /// (the daemon tears it down); killed if it is not gone in 30 s.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if matches!(self.child.try_wait(), Ok(None))
+            && self.terminate(Duration::from_secs(30)).is_none()
+        {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
