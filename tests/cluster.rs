@@ -373,7 +373,8 @@ async fn a_daemon_stopped_mid_drill_hands_its_firing_over() {
     let (run_id, who) = c.running_in_sandbox("handover").await;
     c.daemons[who].signal("TERM");
     assert_eq!(c.daemons[who].wait(Duration::from_secs(60)), Some(0));
-    assert!(leftovers(&run_id).await.is_empty());
+    let left = leftovers(&run_id).await;
+    assert!(left.is_empty(), "SIGTERM left the run's sandbox: {left:?}");
     let runs = c
         .until(
             Duration::from_secs(240),

@@ -1,6 +1,7 @@
 //! [`SandboxBackend`] on a Docker Engine, through its API (bollard).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
@@ -33,6 +34,19 @@ const STDERR_TAIL: usize = 64 << 10;
 pub struct DockerBackend {
     docker: Docker,
     endpoint: String,
+}
+
+/// Per run, held while its sandbox is being created. A create request already sent
+/// completes in Docker even when the run is cancelled meanwhile (SIGTERM mid-provision), so
+/// creation runs to its end in a task of its own, and removal waits for it: otherwise the
+/// removal could list nothing yet and the container appear just after.
+fn creation_lock(run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static CREATING: std::sync::LazyLock<
+        std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut m = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+    m.retain(|_, l| Arc::strong_count(l) > 1);
+    m.entry(run_id.to_string()).or_default().clone()
 }
 
 fn docker_err(what: &str, e: DockerError) -> Error {
@@ -353,94 +367,107 @@ impl SandboxBackend for DockerBackend {
             req.drill,
             req.run_id.to_ascii_lowercase()
         );
-        let mut mounts = Vec::new();
-        for (suffix, target) in [("data", DATA_DIR), ("staging", STAGING_DIR)] {
-            let vol = docker
-                .create_volume(VolumeCreateRequest {
-                    name: Some(format!("{name}-{suffix}")),
-                    labels: Some(labels.clone()),
+        let guard = creation_lock(&req.run_id).lock_owned().await;
+        let owned = req.clone();
+        let task_name = name.clone();
+        let docker = docker.clone();
+        let create = async move {
+            let _creating = guard;
+            let name = task_name;
+            let req = &owned;
+            let mut mounts = Vec::new();
+            for (suffix, target) in [("data", DATA_DIR), ("staging", STAGING_DIR)] {
+                let vol = docker
+                    .create_volume(VolumeCreateRequest {
+                        name: Some(format!("{name}-{suffix}")),
+                        labels: Some(labels.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| docker_err("create sandbox volume", e))?;
+                mounts.push(Mount {
+                    target: Some(target.into()),
+                    source: Some(vol.name),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(false),
                     ..Default::default()
-                })
-                .await
-                .map_err(|e| docker_err("create sandbox volume", e))?;
-            mounts.push(Mount {
-                target: Some(target.into()),
-                source: Some(vol.name),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(false),
+                });
+            }
+            let memory = i64::try_from(req.memory_bytes).unwrap_or(i64::MAX);
+            let host_config = HostConfig {
+                // No network at all: the restore cannot reach anything, and nothing reaches it.
+                network_mode: Some("none".into()),
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                nano_cpus: Some((req.cpus * 1e9) as i64),
+                pids_limit: Some(2048),
+                shm_size: Some(256 << 20),
+                mounts: Some(mounts),
+                tmpfs: Some(HashMap::from([
+                    // The identity lives here: memory only, gone with the container.
+                    (
+                        "/run/firedrill".to_string(),
+                        "mode=0700,size=16m".to_string(),
+                    ),
+                    (
+                        "/run/postgresql".to_string(),
+                        "mode=0775,size=16m".to_string(),
+                    ),
+                    ("/run/mysqld".to_string(), "mode=0777,size=16m".to_string()),
+                    ("/tmp".to_string(), "mode=1777,size=256m".to_string()),
+                ])),
+                // Nothing in the image can be changed: the server writes only to its volumes
+                // and the tmpfs mounts above.
+                readonly_rootfs: Some(true),
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(
+                    [
+                        "CHOWN",
+                        "DAC_OVERRIDE",
+                        "FOWNER",
+                        "SETUID",
+                        "SETGID",
+                        "KILL",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                privileged: Some(false),
+                init: Some(false),
                 ..Default::default()
-            });
-        }
-        let memory = i64::try_from(req.memory_bytes).unwrap_or(i64::MAX);
-        let host_config = HostConfig {
-            // No network at all: the restore cannot reach anything, and nothing reaches it.
-            network_mode: Some("none".into()),
-            memory: Some(memory),
-            memory_swap: Some(memory),
-            nano_cpus: Some((req.cpus * 1e9) as i64),
-            pids_limit: Some(2048),
-            shm_size: Some(256 << 20),
-            mounts: Some(mounts),
-            tmpfs: Some(HashMap::from([
-                // The identity lives here: memory only, gone with the container.
-                (
-                    "/run/firedrill".to_string(),
-                    "mode=0700,size=16m".to_string(),
-                ),
-                (
-                    "/run/postgresql".to_string(),
-                    "mode=0775,size=16m".to_string(),
-                ),
-                ("/run/mysqld".to_string(), "mode=0777,size=16m".to_string()),
-                ("/tmp".to_string(), "mode=1777,size=256m".to_string()),
-            ])),
-            // Nothing in the image can be changed: the server writes only to its volumes
-            // and the tmpfs mounts above.
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".into()]),
-            cap_add: Some(
-                [
-                    "CHOWN",
-                    "DAC_OVERRIDE",
-                    "FOWNER",
-                    "SETUID",
-                    "SETGID",
-                    "KILL",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            privileged: Some(false),
-            init: Some(false),
-            ..Default::default()
+            };
+            let body = ContainerCreateBody {
+                image: Some(req.image.clone()),
+                cmd: Some(req.command.clone()),
+                labels: Some(labels),
+                env: Some(vec![format!("FIREDRILL_DATA={DATA_DIR}")]),
+                // network_mode none already cuts every route; NetworkDisabled would also
+                // leave the container without a hostname, which breaks database installers.
+                hostname: Some("sandbox".into()),
+                host_config: Some(host_config),
+                ..Default::default()
+            };
+            docker
+                .create_container(
+                    Some(CreateContainerOptions {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    }),
+                    body,
+                )
+                .await
+                .map_err(|e| docker_err("create sandbox container", e))?;
+            docker
+                .start_container(&name, None::<StartContainerOptions>)
+                .await
+                .map_err(|e| docker_err("start sandbox container", e))?;
+            Ok::<(), Error>(())
         };
-        let body = ContainerCreateBody {
-            image: Some(req.image.clone()),
-            cmd: Some(req.command.clone()),
-            labels: Some(labels),
-            env: Some(vec![format!("FIREDRILL_DATA={DATA_DIR}")]),
-            // network_mode none already cuts every route; NetworkDisabled would also
-            // leave the container without a hostname, which breaks database installers.
-            hostname: Some("sandbox".into()),
-            host_config: Some(host_config),
-            ..Default::default()
-        };
-        docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
-                body,
-            )
+        tokio::spawn(create)
             .await
-            .map_err(|e| docker_err("create sandbox container", e))?;
-        docker
-            .start_container(&name, None::<StartContainerOptions>)
-            .await
-            .map_err(|e| docker_err("start sandbox container", e))?;
+            .map_err(|e| Error::internal(format!("creating the sandbox: {e}")))??;
         Ok(Sandbox {
             run_id: req.run_id.clone(),
             name,
@@ -535,6 +562,7 @@ impl SandboxBackend for DockerBackend {
     }
 
     async fn destroy(&self, run_id: &str) -> Result<()> {
+        let _created = creation_lock(run_id).lock_owned().await;
         let docker = self.client().await?;
         self.remove_run(&docker, run_id).await.map(drop)
     }
