@@ -49,7 +49,8 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
         )),
         Err(e) => out.push(Finding::from_error("encryption keys", &e)),
     }
-    let source = match crate::drill::build_source(drill) {
+    let backend = crate::sandbox::build_backend(&drill.sandbox);
+    let source = match crate::drill::build_source(drill, backend.as_ref().ok().cloned()) {
         Ok(source) => {
             if !drill.source.verify_only() {
                 out.extend(timed("source", LIMIT, source.doctor()).await);
@@ -78,7 +79,7 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
             }
         }
     }
-    match crate::sandbox::build_backend(&drill.sandbox) {
+    match backend {
         Ok(backend) => out.extend(
             timed(
                 "docker",

@@ -20,6 +20,19 @@ async fn passes(path: &Path) -> firedrill::RunReport {
     r
 }
 
+/// The drill passes, its dump stage notes `note` (what no dump holds), and doctor finds
+/// nothing failing.
+async fn passes_noting(path: &Path, note: &str) {
+    let r = passes(path).await;
+    let notes = &stage(&r, Stage::Dump).notes;
+    assert!(notes.iter().any(|n| n.contains(note)), "{notes:?}");
+    let f = diagnose(&load_drill(path).unwrap()).await;
+    assert!(
+        !f.iter().any(|f| f.status == Status::Fail),
+        "doctor: {f:#?}"
+    );
+}
+
 /// The run fails before any dump as a config error naming `grant`; doctor fails naming
 /// it too. Returns the error's message and hint.
 async fn lacks(path: &Path, grant: &str, object: &str) -> String {
@@ -86,19 +99,7 @@ password = {{ file = "role-password" }}"#,
     let path = fx.write_drill("least-pg", &source, "1GiB", "");
 
     // pg_read_all_data is enough: the drill passes, and says what no dump holds.
-    let r = passes(&path).await;
-    let notes = &stage(&r, Stage::Dump).notes;
-    assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("roles and their passwords")),
-        "{notes:?}"
-    );
-    let f = diagnose(&load_drill(&path).unwrap()).await;
-    assert!(
-        !f.iter().any(|f| f.status == Status::Fail),
-        "doctor: {f:#?}"
-    );
+    passes_noting(&path, "roles and their passwords").await;
 
     // Row-level security would hide rows from the role: pg_dump refuses, so the run names
     // BYPASSRLS before it starts; granted, the drill passes with every row.
@@ -179,19 +180,7 @@ database = "{db}""#,
     );
     let path = fx.write_drill("least-my", &source, "2GiB", "");
 
-    let r = passes(&path).await;
-    let notes = &stage(&r, Stage::Dump).notes;
-    assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("accounts, their passwords")),
-        "{notes:?}"
-    );
-    let f = diagnose(&load_drill(&path).unwrap()).await;
-    assert!(
-        !f.iter().any(|f| f.status == Status::Fail),
-        "doctor: {f:#?}"
-    );
+    passes_noting(&path, "accounts, their passwords").await;
 
     // Without TRIGGER the dump tool leaves the trigger out and exits 0: firedrill names it.
     admin

@@ -88,11 +88,11 @@ pub struct LiveConnector;
 
 impl Connector for LiveConnector {
     fn connect(&self, drill: &Drill) -> Result<Parts> {
-        let source = build_source(drill)?;
+        let sandbox = build_backend(&drill.sandbox)?;
+        let source = build_source(drill, Some(sandbox.clone()))?;
         let (recipients, identity) = load_keys(drill)?;
         let store: Arc<dyn ArtifactStore> =
             Arc::from(build_store(&drill.storage, &drill.base_dir)?);
-        let sandbox = build_backend(&drill.sandbox)?;
         let repo = match &drill.source {
             SourceSpec::Snapshot(spec) => Some(crate::snapshot::build_repo(
                 spec,
@@ -112,8 +112,12 @@ impl Connector for LiveConnector {
     }
 }
 
-/// The drill's source, with its password read.
-pub fn build_source(drill: &Drill) -> Result<Box<dyn DumpSource>> {
+/// The drill's source, with its password read; `sandbox` runs its dump tool where this
+/// host's will not do (without one, such a dump is refused, naming why).
+pub fn build_source(
+    drill: &Drill,
+    sandbox: Option<Arc<dyn SandboxBackend>>,
+) -> Result<Box<dyn DumpSource>> {
     let password = |p: &Option<crate::secret::SecretSource>| {
         p.as_ref()
             .map(|p| p.load(&drill.base_dir))
@@ -123,11 +127,11 @@ pub fn build_source(drill: &Drill) -> Result<Box<dyn DumpSource>> {
     Ok(match &drill.source {
         SourceSpec::Postgres(pg) => Box::new(
             PostgresSource::new(pg.clone(), password(&pg.password)?)
-                .with_site(tool_site(drill, pg.dump_in)?),
+                .with_site(tool_site(drill, pg.dump_in, sandbox)),
         ),
         SourceSpec::Mysql(my) => Box::new(
             MysqlSource::new(my.clone(), password(&my.password)?)
-                .with_site(tool_site(drill, my.dump_in)?),
+                .with_site(tool_site(drill, my.dump_in, sandbox)),
         ),
         SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Box::new(NoSource),
     })
@@ -139,16 +143,17 @@ pub fn build_source(drill: &Drill) -> Result<Box<dyn DumpSource>> {
 fn tool_site(
     drill: &Drill,
     dump_in: crate::engine::tool::DumpIn,
-) -> Result<crate::engine::tool::ToolSite> {
+    backend: Option<Arc<dyn SandboxBackend>>,
+) -> crate::engine::tool::ToolSite {
     let SandboxSpec::Docker(d) = &drill.sandbox;
-    Ok(crate::engine::tool::ToolSite {
+    crate::engine::tool::ToolSite {
         dump_in,
         drill: drill.name.clone(),
         image_template: d.image.clone(),
-        backend: Some(build_backend(&drill.sandbox)?),
+        backend,
         lifetime: drill.timeouts.dump,
         target: d.major.clone(),
-    })
+    }
 }
 
 /// The drill's recipients and identity, read, and the check that the identity opens what

@@ -640,8 +640,8 @@ impl MysqlSource {
         }
     }
 
-    /// Lets the dump tool run from the server's version's image when this host's is
-    /// older or of the other family.
+    /// Where the dump tool may run when this host's is not of the version the dump
+    /// restores into (without it: this host's tool only).
     pub fn with_site(mut self, site: ToolSite) -> Self {
         self.site = site;
         self
@@ -704,7 +704,7 @@ impl MysqlSource {
         }
         let list = grantees
             .iter()
-            .map(|g| format!("'{}'", g.replace('\\', "\\\\").replace('\'', "''")))
+            .map(|g| sql_str(g))
             .collect::<Vec<_>>()
             .join(", ");
         let global: Vec<String> = conn
@@ -732,7 +732,7 @@ impl MysqlSource {
                  WHERE TABLE_TYPE = 'VIEW' AND TABLE_SCHEMA IN ({})",
                 databases
                     .iter()
-                    .map(|d| format!("'{}'", d.replace('\\', "\\\\").replace('\'', "''")))
+                    .map(|d| sql_str(d))
                     .collect::<Vec<_>>()
                     .join(", ")
             ))

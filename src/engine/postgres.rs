@@ -523,7 +523,8 @@ impl PostgresSource {
         }
     }
 
-    /// Lets pg_dump run from the server's version's image when this host's is older.
+    /// Where pg_dump may run when this host's is not of the major the dump restores into
+    /// (without it: this host's pg_dump only).
     pub fn with_site(mut self, site: ToolSite) -> Self {
         self.site = site;
         self

@@ -49,6 +49,26 @@ fn creation_lock(run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
     m.entry(run_id.to_string()).or_default().clone()
 }
 
+/// Creates container `name` from `body`; `what` names the step in an error.
+async fn create_named(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+    what: &str,
+) -> Result<()> {
+    docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.to_string()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map(drop)
+        .map_err(|e| docker_err(what, e))
+}
+
 fn docker_err(what: &str, e: DockerError) -> Error {
     match &e {
         DockerError::DockerResponseServerError {
@@ -449,16 +469,7 @@ impl SandboxBackend for DockerBackend {
                 host_config: Some(host_config),
                 ..Default::default()
             };
-            docker
-                .create_container(
-                    Some(CreateContainerOptions {
-                        name: Some(name.clone()),
-                        ..Default::default()
-                    }),
-                    body,
-                )
-                .await
-                .map_err(|e| docker_err("create sandbox container", e))?;
+            create_named(&docker, &name, body, "create sandbox container").await?;
             docker
                 .start_container(&name, None::<StartContainerOptions>)
                 .await
@@ -650,16 +661,13 @@ impl SandboxBackend for DockerBackend {
             host_config: Some(host_config),
             ..Default::default()
         };
-        docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await
-            .map_err(|e| docker_err(&format!("create the {tool} container"), e))?;
+        create_named(
+            &docker,
+            &name,
+            body,
+            &format!("create the {tool} container"),
+        )
+        .await?;
         let remove = |docker: Docker, name: String| async move {
             let _ = docker
                 .remove_container(
