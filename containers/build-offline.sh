@@ -269,7 +269,7 @@ end_build() {
 build_postgres() {
     local tag="firedrill-sandbox-postgres:${pg_major}"
     begin_build "$tag" || return 0
-    bootstrap_rootfs "postgresql-${pg_major},age,zstd,util-linux,ca-certificates"
+    bootstrap_rootfs "postgresql-${pg_major},pgbackrest,age,zstd,util-linux,ca-certificates"
 
     [ -x "$rootfs/usr/lib/postgresql/${pg_major}/bin/postgres" ] \
         || die "postgresql-${pg_major} not installed in rootfs (wrong FIREDRILL_PG_MAJOR for $suite?)"
@@ -312,7 +312,7 @@ build_postgres() {
 build_mariadb() {
     local want_tag="firedrill-sandbox-mariadb:${mariadb_series}"
     begin_build "$want_tag" || return 0
-    bootstrap_rootfs "mariadb-server,mariadb-client,age,zstd,util-linux,ca-certificates"
+    bootstrap_rootfs "mariadb-server,mariadb-client,mariadb-backup,age,zstd,util-linux,ca-certificates"
 
     [ -x "$rootfs/usr/sbin/mariadbd" ] || die "mariadb-server not installed in rootfs"
     local version series

@@ -129,6 +129,7 @@ fn source_endpoint(source: &SourceSpec) -> Option<(String, u16)> {
     match source {
         SourceSpec::Postgres(p) => Some((p.host.clone(), p.port)),
         SourceSpec::Mysql(m) => Some((m.host.clone(), m.port)),
+        SourceSpec::Pgbackrest(p) => p.server.as_ref().map(|s| (s.host.clone(), s.port)),
         SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => None,
     }
 }
@@ -297,7 +298,7 @@ async fn images_without_version(
         };
     }
     let engines: &[Engine] = match &drill.source {
-        SourceSpec::Postgres(_) => &[Engine::Postgres],
+        SourceSpec::Postgres(_) | SourceSpec::Pgbackrest(_) => &[Engine::Postgres],
         SourceSpec::Mysql(_) => &[Engine::Mariadb, Engine::Mysql],
         SourceSpec::Stored(s) => std::slice::from_ref(&s.engine),
         SourceSpec::Snapshot(s) => match &s.engine {
@@ -346,7 +347,9 @@ async fn images_without_version(
 /// Warns when the identity file is readable by group or others.
 fn identity_permissions(drill: &Drill) -> Vec<Finding> {
     use std::os::unix::fs::PermissionsExt;
-    let crate::secret::SecretSource::File { file } = &drill.encryption.identity else {
+    let Some(crate::secret::SecretSource::File { file }) =
+        drill.encryption.as_ref().map(|e| &e.identity)
+    else {
         return Vec::new();
     };
     let path = drill.resolve(file);

@@ -29,6 +29,7 @@ pub mod lease;
 pub mod listing;
 pub mod manifest;
 pub mod notify;
+pub mod physical;
 pub mod pick;
 pub mod render;
 pub mod report;

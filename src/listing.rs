@@ -108,6 +108,7 @@ pub fn engine_label(source: &SourceSpec) -> String {
         SourceSpec::Postgres(_) => "postgres".into(),
         SourceSpec::Mysql(_) => "mysql/mariadb".into(),
         SourceSpec::Stored(s) => format!("{} (stored)", s.engine),
+        SourceSpec::Pgbackrest(_) => "postgres (pgbackrest)".into(),
         SourceSpec::Snapshot(s) => match s.engine {
             Some(e) => format!("{e} ({})", s.tool.as_str()),
             None => format!("dump ({})", s.tool.as_str()),

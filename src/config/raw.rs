@@ -24,7 +24,9 @@ pub struct DrillFile {
     /// Where artifacts and their manifests are stored.
     pub storage: StorageConfig,
     /// Who can decrypt the artifacts, and the identity the sandbox decrypts with.
-    pub encryption: EncryptionConfig,
+    /// How artifacts are encrypted (age). Every drill that dumps needs it; a drill of
+    /// pgBackRest backups has none (the repository has its own cipher).
+    pub encryption: Option<EncryptionConfig>,
     /// zstd settings of the dump stream.
     #[serde(default)]
     pub compression: CompressionConfig,
@@ -129,6 +131,56 @@ pub enum SourceConfig {
     /// Verify-only: a dump kept in a Borg repository (`mariadb-dump | borg create … -`),
     /// local or over SSH, read with `borg extract --stdout` without a lock.
     Borg(SnapshotSourceConfig),
+    /// Physical backups of PostgreSQL kept by pgBackRest: a backup set of the stanza
+    /// (one firedrill takes first, with `backup`) restored into the sandbox and
+    /// recovered from the archived WAL to the target asked.
+    Pgbackrest(PgbackrestSourceConfig),
+}
+
+/// A pgBackRest stanza to drill. The repository is only read: firedrill restores in the
+/// sandbox from a read-only mount of it, and runs pgBackRest on this host only to list
+/// it and, with `backup`, to take a backup.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgbackrestSourceConfig {
+    /// The stanza, as pgBackRest names it (`main`).
+    pub stanza: String,
+    /// The repository's directory on this host (a posix repository, pgBackRest's
+    /// `repo1-path`). Mounted read-only into the sandbox: its files must be readable by
+    /// their group (pgBackRest makes them 0640, its directories 0750).
+    pub repo_path: PathBuf,
+    /// pgBackRest's configuration file on this host, for `backup` (default:
+    /// pgBackRest's own default, `/etc/pgbackrest/pgbackrest.conf`).
+    pub config: Option<PathBuf>,
+    /// How pgBackRest is run on this host: the program and arguments before its own
+    /// (default `["pgbackrest"]`), e.g. `["runuser", "-u", "postgres", "--",
+    /// "pgbackrest"]` to run it as the repository's owner.
+    pub command: Option<Vec<String>>,
+    /// The repository's cipher passphrase (`repo1-cipher-pass`), when it is encrypted.
+    pub cipher_pass: Option<SecretRef>,
+    /// The repository's cipher (default "aes-256-cbc" when `cipher_pass` is given).
+    pub cipher_type: Option<String>,
+    /// Take a backup of this type first, then drill it: "full", "diff" or "incr".
+    /// Without it the drill only reads what the stanza holds (verify-only).
+    pub backup: Option<String>,
+    /// Which backup set to restore: "latest" (default: the newest that reaches the
+    /// target) or a label (`20261201-092810F`).
+    pub set: Option<String>,
+    /// Where recovery stops: "latest" (the end of the archived WAL), "restore_point"
+    /// (the restore point this run creates after its backup; the default with
+    /// `backup`), "time" (`target_time`), "name" (`target_name`), or "random" (a random
+    /// time between the oldest backup, or `within` ago, and the archive's newest WAL).
+    pub target: Option<String>,
+    /// `target = "time"`: an RFC 3339 time, e.g. "2026-11-30T22:00:00Z".
+    pub target_time: Option<String>,
+    /// `target = "name"`: a restore point made with `pg_create_restore_point`.
+    pub target_name: Option<String>,
+    /// `target = "random"`: choose within this long before now ("7d").
+    pub within: Option<String>,
+    /// The server the backups are of: firedrill connects to it to take its backup's
+    /// restore point and fingerprint (needed with `backup`). The same keys as a
+    /// PostgreSQL source; `database` is the one fingerprinted.
+    pub server: Option<PostgresSourceConfig>,
 }
 
 /// A dump inside another backup tool's repository: which snapshot, which file in it, and

@@ -97,7 +97,8 @@ pub struct Drill {
     pub base_dir: PathBuf,
     pub source: SourceSpec,
     pub storage: StorageSpec,
-    pub encryption: EncryptionSpec,
+    /// None for a physical drill: its backup tool encrypts.
+    pub encryption: Option<EncryptionSpec>,
     pub compression: CompressionSpec,
     pub sandbox: SandboxSpec,
     pub timeouts: StageTimeouts,
@@ -185,15 +186,15 @@ impl From<&AnomalyPolicy> for AnomalyPolicy {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DrillSchedule {
     pub cron: Option<crate::schedule::Schedule>,
-    #[serde(with = "opt_duration_secs")]
+    #[serde(with = "opt_secs")]
     pub max_age: Option<Duration>,
-    #[serde(with = "opt_duration_secs")]
+    #[serde(with = "opt_secs")]
     pub rto: Option<Duration>,
     pub heartbeat_url: Option<String>,
     pub random_artifact: bool,
 }
 
-mod opt_duration_secs {
+pub(super) mod opt_secs {
     pub fn serialize<S: serde::Serializer>(
         d: &Option<std::time::Duration>,
         s: S,
@@ -224,6 +225,8 @@ pub enum SourceSpec {
     Stored(StoredSpec),
     /// A dump in a restic or Borg repository.
     Snapshot(SnapshotSpec),
+    /// Physical backups kept by pgBackRest.
+    Pgbackrest(super::physical::PgbackrestSpec),
 }
 
 impl SourceSpec {
@@ -231,13 +234,23 @@ impl SourceSpec {
         match self {
             SourceSpec::Postgres(p) => p.min_dump_bytes,
             SourceSpec::Mysql(m) => m.min_dump_bytes,
-            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => 0,
+            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Pgbackrest(_) => 0,
         }
     }
 
     /// Whether the drill only verifies what another tool made (there is nothing to dump).
     pub fn verify_only(&self) -> bool {
-        matches!(self, SourceSpec::Stored(_) | SourceSpec::Snapshot(_))
+        match self {
+            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => true,
+            SourceSpec::Pgbackrest(p) => p.verify_only(),
+            SourceSpec::Postgres(_) | SourceSpec::Mysql(_) => false,
+        }
+    }
+
+    /// Whether the drill restores a physical copy (a backup tool's files and WAL), not
+    /// a dump.
+    pub fn physical(&self) -> bool {
+        matches!(self, SourceSpec::Pgbackrest(_))
     }
 }
 
@@ -777,13 +790,13 @@ fn key_at(text: &str, pos: usize) -> (String, usize) {
     (field, line_no)
 }
 
-struct Collector<'a> {
+pub(super) struct Collector<'a> {
     file: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Collector<'_> {
-    fn push(
+    pub(super) fn push(
         &mut self,
         field: impl Into<String>,
         message: impl Into<String>,
@@ -914,13 +927,18 @@ impl Collector<'_> {
 
     /// `source.password`: where the password comes from, if the source has one.
     fn password(&mut self, r: &Option<SecretRef>) -> Option<SecretSource> {
+        self.secret("source.password", r)
+    }
+
+    /// A secret of the drill file at `field`: where it comes from, if one is given.
+    pub(super) fn secret(&mut self, field: &str, r: &Option<SecretRef>) -> Option<SecretSource> {
         r.as_ref().and_then(|p| {
             p.validate()
                 .map_err(|m| {
                     self.push(
-                        "source.password",
+                        field,
                         m,
-                        "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; passwords are never written inline",
+                        "use exactly one of { env = \"VAR\" } or { file = \"/path\" }; secrets are never written inline",
                     )
                 })
                 .ok()
@@ -1124,53 +1142,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
     }
 
     let source = match &raw.source {
-        SourceConfig::Postgres(pg) => {
-            if pg.host.trim().is_empty() {
-                c.push(
-                    "source.host",
-                    "the host is empty",
-                    "give a host name, an IP address or a socket directory",
-                );
-            }
-            if pg.port == 0 {
-                c.push(
-                    "source.port",
-                    "port 0 is not a port",
-                    "PostgreSQL listens on 5432 by default",
-                );
-            }
-            if pg.database.trim().is_empty() {
-                c.push(
-                    "source.database",
-                    "the database name is empty",
-                    "name the database to dump",
-                );
-            }
-            if pg.user.trim().is_empty() {
-                c.push(
-                    "source.user",
-                    "the user name is empty",
-                    "name a role that may read every table (pg_read_all_data)",
-                );
-            }
-            let password = c.password(&pg.password);
-            let min_dump_bytes = c.size("source.min_dump_bytes", &pg.min_dump_bytes, 1024);
-            SourceSpec::Postgres(PostgresSpec {
-                host: pg.host.clone(),
-                port: pg.port,
-                database: pg.database.clone(),
-                user: pg.user.clone(),
-                password,
-                pg_dump: pg.pg_dump.clone(),
-                min_dump_bytes,
-                tls: c.tls(
-                    crate::tls::Naming::Libpq,
-                    pg.sslmode.as_deref(),
-                    [&pg.sslrootcert, &pg.sslcert, &pg.sslkey],
-                ),
-                dump_in: c.dump_in(&pg.dump_in),
-            })
-        }
+        SourceConfig::Postgres(pg) => SourceSpec::Postgres(postgres_spec(&mut c, pg, "source")),
         SourceConfig::Stored(st) => {
             let engine = crate::engine::kind::Engine::parse(&st.engine).unwrap_or_else(|_| {
                 c.push(
@@ -1223,6 +1195,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
         SourceConfig::Restic(r) => snapshot_source(&mut c, RepoTool::Restic, r),
         SourceConfig::Borg(b) => snapshot_source(&mut c, RepoTool::Borg, b),
+        SourceConfig::Pgbackrest(r) => SourceSpec::Pgbackrest(super::physical::pgbackrest_source(
+            &mut c,
+            r,
+            path.parent().unwrap_or(Path::new(".")),
+        )),
         SourceConfig::Mysql(my) => {
             if my.host.trim().is_empty() {
                 c.push(
@@ -1307,36 +1284,61 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
 
     let storage = validate_storage(&mut c, &raw.storage);
 
-    let mut recipients = Vec::new();
-    for (i, r) in raw.encryption.recipients.iter().enumerate() {
-        match age::x25519::Recipient::from_str(r.trim()) {
-            Ok(_) => recipients.push(r.trim().to_string()),
-            Err(e) => c.push(
-                format!("encryption.recipients[{i}]"),
-                format!("`{r}` is not an age X25519 recipient: {e}"),
-                "paste the public key printed by `firedrill keygen` or `age-keygen -y` (it starts with age1)",
-            ),
+    let encryption = match (&raw.encryption, source.physical()) {
+        (Some(enc), false) => {
+        let mut recipients = Vec::new();
+        for (i, r) in enc.recipients.iter().enumerate() {
+            match age::x25519::Recipient::from_str(r.trim()) {
+                Ok(_) => recipients.push(r.trim().to_string()),
+                Err(e) => c.push(
+                    format!("encryption.recipients[{i}]"),
+                    format!("`{r}` is not an age X25519 recipient: {e}"),
+                    "paste the public key printed by `firedrill keygen` or `age-keygen -y` (it starts with age1)",
+                ),
+            }
         }
-    }
-    if raw.encryption.recipients.is_empty() && raw.encryption.recipients_file.is_none() {
-        c.push(
-            "encryption.recipients",
-            "no recipients: the artifact could not be encrypted to anyone",
-            "add recipients = [\"age1…\"] or recipients_file = \"…\" (`firedrill keygen` makes a key pair)",
-        );
-    }
-    let identity = raw
-        .encryption
-        .identity
-        .validate()
-        .map_err(|m| {
+        if enc.recipients.is_empty() && enc.recipients_file.is_none() {
             c.push(
-                "encryption.identity",
-                m,
-                "the identity is never inline: use { file = \"/etc/firedrill/identity.txt\" } or { env = \"FIREDRILL_IDENTITY\" }",
-            )
-        })
-        .unwrap_or(SecretSource::Env { env: String::new() });
+                "encryption.recipients",
+                "no recipients: the artifact could not be encrypted to anyone",
+                "add recipients = [\"age1…\"] or recipients_file = \"…\" (`firedrill keygen` makes a key pair)",
+            );
+        }
+        let identity = enc
+            .identity
+            .validate()
+            .map_err(|m| {
+                c.push(
+                    "encryption.identity",
+                    m,
+                    "the identity is never inline: use { file = \"/etc/firedrill/identity.txt\" } or { env = \"FIREDRILL_IDENTITY\" }",
+                )
+            })
+            .unwrap_or(SecretSource::Env { env: String::new() });
+            Some(EncryptionSpec {
+                recipients,
+                recipients_file: enc.recipients_file.clone(),
+                identity,
+            })
+        }
+        (None, false) => {
+            c.push(
+                "encryption",
+                "no [encryption] table: the artifact could not be encrypted, nor the sandbox decrypt it",
+                "add [encryption] with recipients = [\"age1…\"] and identity = { file = \"…\" } (`firedrill keygen` makes a key pair)",
+            );
+            None
+        }
+        (Some(_), true) => {
+            c.push(
+                "encryption",
+                "a drill of pgBackRest backups encrypts nothing itself: pgBackRest's repository has its own cipher",
+                "remove [encryption]; give the repository's passphrase as source.cipher_pass",
+            );
+            None
+        }
+        (None, true) => None,
+    };
 
     let level = raw.compression.level.unwrap_or(3);
     if !(1..=19).contains(&level) {
@@ -1583,11 +1585,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         base_dir,
         source,
         storage,
-        encryption: EncryptionSpec {
-            recipients,
-            recipients_file: raw.encryption.recipients_file,
-            identity,
-        },
+        encryption,
         compression,
         sandbox,
         timeouts,
@@ -1636,7 +1634,7 @@ fn validate_anomaly(
     );
     // What names a table, and what comes before its name.
     let postgres = match source {
-        SourceConfig::Postgres(_) => true,
+        SourceConfig::Postgres(_) | SourceConfig::Pgbackrest(_) => true,
         SourceConfig::Mysql(_) => false,
         SourceConfig::Stored(s) => s.engine.trim() == "postgres",
         SourceConfig::Restic(s) | SourceConfig::Borg(s) => {
@@ -1937,6 +1935,60 @@ fn cron_problem<'a>(expr: &'a str) -> Option<String> {
 pub const DEFAULT_MAX_EXPANSION: u64 = 1000;
 
 /// A restic or Borg source: what can be checked without the repository.
+/// Checks a PostgreSQL server's settings, a drill's source or another drill's server
+/// (`at` is where the table is: `source`, `source.server`).
+pub(super) fn postgres_spec(
+    c: &mut Collector<'_>,
+    pg: &crate::config::raw::PostgresSourceConfig,
+    at: &str,
+) -> PostgresSpec {
+    if pg.host.trim().is_empty() {
+        c.push(
+            format!("{at}.host"),
+            "the host is empty",
+            "give a host name, an IP address or a socket directory",
+        );
+    }
+    if pg.port == 0 {
+        c.push(
+            format!("{at}.port"),
+            "port 0 is not a port",
+            "PostgreSQL listens on 5432 by default",
+        );
+    }
+    if pg.database.trim().is_empty() {
+        c.push(
+            format!("{at}.database"),
+            "the database name is empty",
+            "name the database to dump",
+        );
+    }
+    if pg.user.trim().is_empty() {
+        c.push(
+            format!("{at}.user"),
+            "the user name is empty",
+            "name a role that may read every table (pg_read_all_data)",
+        );
+    }
+    let password = c.secret(&format!("{at}.password"), &pg.password);
+    let min_dump_bytes = c.size(&format!("{at}.min_dump_bytes"), &pg.min_dump_bytes, 1024);
+    PostgresSpec {
+        host: pg.host.clone(),
+        port: pg.port,
+        database: pg.database.clone(),
+        user: pg.user.clone(),
+        password,
+        pg_dump: pg.pg_dump.clone(),
+        min_dump_bytes,
+        tls: c.tls(
+            crate::tls::Naming::Libpq,
+            pg.sslmode.as_deref(),
+            [&pg.sslrootcert, &pg.sslcert, &pg.sslkey],
+        ),
+        dump_in: c.dump_in(&pg.dump_in),
+    }
+}
+
 fn snapshot_source(
     c: &mut Collector<'_>,
     tool: RepoTool,

@@ -133,8 +133,25 @@ pub fn build_source(
             MysqlSource::new(my.clone(), password(&my.password)?)
                 .with_site(tool_site(drill, my.dump_in, sandbox)),
         ),
+        SourceSpec::Pgbackrest(p) => match &p.server {
+            Some(server) => Box::new(server_source(drill, server)?),
+            None => Box::new(NoSource),
+        },
         SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Box::new(NoSource),
     })
+}
+
+/// The server a physical drill's backups are of, with its password read: firedrill
+/// connects to it for the restore point and fingerprint of a backup it takes. It never
+/// dumps from it.
+pub fn server_source(drill: &Drill, server: &crate::config::PostgresSpec) -> Result<PostgresSource> {
+    let password = server
+        .password
+        .as_ref()
+        .map(|p| p.load(&drill.base_dir))
+        .transpose()
+        .map_err(|e| e.context("source.server.password"))?;
+    Ok(PostgresSource::new(server.clone(), password))
 }
 
 /// Where the drill's dump tool may run: the sandbox backend runs the tool of the version
@@ -159,15 +176,17 @@ fn tool_site(
 /// The drill's recipients and identity, read, and the check that the identity opens what
 /// the recipients lock (catching that here saves a whole dump and upload).
 pub fn load_keys(drill: &Drill) -> Result<(Vec<age::x25519::Recipient>, Secret)> {
-    let recipients_file = drill
-        .encryption
+    let Some(encryption) = &drill.encryption else {
+        // A physical drill: its backup tool encrypts, with a key of its own.
+        return Ok((Vec::new(), Secret::new(String::new())));
+    };
+    let recipients_file = encryption
         .recipients_file
         .as_ref()
         .map(|p| drill.resolve(p));
     let recipients =
-        crate::age_keys::load_recipients(&drill.encryption.recipients, recipients_file.as_deref())?;
-    let identity = drill
-        .encryption
+        crate::age_keys::load_recipients(&encryption.recipients, recipients_file.as_deref())?;
+    let identity = encryption
         .identity
         .load(&drill.base_dir)
         .map_err(|e| e.context("encryption.identity"))?;
@@ -179,7 +198,7 @@ pub fn load_keys(drill: &Drill) -> Result<(Vec<age::x25519::Recipient>, Secret)>
 /// tool encrypted, so its own recipients are not what those files were locked to.
 fn recipients_to_check(drill: &Drill, recipients: &[age::x25519::Recipient]) -> Vec<String> {
     match drill.source {
-        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Vec::new(),
+        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Pgbackrest(_) => Vec::new(),
         _ => recipients.iter().map(|r| r.to_string()).collect(),
     }
 }
@@ -188,14 +207,14 @@ fn recipients_to_check(drill: &Drill, recipients: &[age::x25519::Recipient]) -> 
 /// variable is set), must open what the recipients lock. An identity that cannot be read
 /// here is no problem of the file's (`validate` runs where secrets may not be).
 pub fn key_problem(drill: &Drill) -> Option<crate::config::Problem> {
-    let identity = drill.encryption.identity.load(&drill.base_dir).ok()?;
-    let recipients_file = drill
-        .encryption
+    let encryption = drill.encryption.as_ref()?;
+    let identity = encryption.identity.load(&drill.base_dir).ok()?;
+    let recipients_file = encryption
         .recipients_file
         .as_ref()
         .map(|p| drill.resolve(p));
     let recipients =
-        crate::age_keys::load_recipients(&drill.encryption.recipients, recipients_file.as_deref())
+        crate::age_keys::load_recipients(&encryption.recipients, recipients_file.as_deref())
             .ok()?;
     let e = crate::age_keys::check_identity(&identity, &recipients_to_check(drill, &recipients))
         .err()?;

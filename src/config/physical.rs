@@ -1,0 +1,358 @@
+//! Drills of physical backups: what a `source.type = "pgbackrest"` drill declares, checked
+//! offline like the rest of the drill file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::raw::PgbackrestSourceConfig;
+use super::validate::{Collector, PostgresSpec};
+use crate::secret::SecretSource;
+
+/// A pgBackRest backup type firedrill may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupType {
+    Full,
+    Diff,
+    Incr,
+}
+
+impl BackupType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupType::Full => "full",
+            BackupType::Diff => "diff",
+            BackupType::Incr => "incr",
+        }
+    }
+}
+
+/// Where recovery stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecoveryTarget {
+    /// The end of the archived WAL.
+    Latest,
+    /// The restore point the run creates after its backup, where its fingerprint was
+    /// taken.
+    RestorePoint,
+    /// A moment.
+    Time { at: jiff::Timestamp },
+    /// A restore point made by someone else (`pg_create_restore_point`).
+    Name { name: String },
+    /// A random moment in the recovery window ("pick a random tape").
+    Random {
+        #[serde(with = "super::validate::opt_secs")]
+        within: Option<Duration>,
+    },
+}
+
+impl RecoveryTarget {
+    /// How a person reads it: `latest`, `time 2026-…`, `restore point "x"`.
+    pub fn describe(&self) -> String {
+        match self {
+            RecoveryTarget::Latest => "latest".into(),
+            RecoveryTarget::RestorePoint => "this run's restore point".into(),
+            RecoveryTarget::Time { at } => format!("time {at}"),
+            RecoveryTarget::Name { name } => format!("restore point \"{name}\""),
+            RecoveryTarget::Random { within: None } => "a random time in the window".into(),
+            RecoveryTarget::Random { within: Some(w) } => format!(
+                "a random time in the last {}",
+                humantime::format_duration(*w)
+            ),
+        }
+    }
+}
+
+/// A drill of a pgBackRest stanza's backups.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgbackrestSpec {
+    pub stanza: String,
+    /// The repository on this host (absolute): mounted read-only into the sandbox.
+    pub repo_path: PathBuf,
+    pub config: Option<PathBuf>,
+    /// The program and the arguments before pgBackRest's own.
+    pub command: Vec<String>,
+    /// The cipher and its passphrase, for an encrypted repository.
+    pub cipher: Option<(String, SecretSource)>,
+    /// A backup firedrill takes first.
+    pub backup: Option<BackupType>,
+    /// A backup set by label; none: the newest that reaches the target.
+    pub set: Option<String>,
+    pub target: RecoveryTarget,
+    /// The server the backups are of (its `database` is fingerprinted).
+    pub server: Option<PostgresSpec>,
+}
+
+impl PgbackrestSpec {
+    /// Whether the drill only reads what the stanza holds.
+    pub fn verify_only(&self) -> bool {
+        self.backup.is_none()
+    }
+}
+
+const CIPHERS: [&str; 1] = ["aes-256-cbc"];
+
+/// Checks a `source.type = "pgbackrest"` table.
+pub(super) fn pgbackrest_source(
+    c: &mut Collector<'_>,
+    r: &PgbackrestSourceConfig,
+    base_dir: &std::path::Path,
+) -> PgbackrestSpec {
+    let stanza_ok = !r.stanza.is_empty()
+        && r.stanza
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.');
+    if !stanza_ok {
+        c.push(
+            "source.stanza",
+            format!("`{}` is not a stanza name", r.stanza),
+            "write the stanza as pgBackRest's configuration names it, e.g. \"main\"",
+        );
+    }
+    if r.repo_path.as_os_str().is_empty() {
+        c.push(
+            "source.repo_path",
+            "the repository path is empty",
+            "write the repository's directory on this host (pgBackRest's repo1-path), e.g. \"/var/lib/pgbackrest\"",
+        );
+    }
+    let resolve = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base_dir.join(p)
+        }
+    };
+    let command = r
+        .command
+        .clone()
+        .unwrap_or_else(|| vec!["pgbackrest".to_string()]);
+    if command.is_empty() || command.iter().any(|a| a.trim().is_empty()) {
+        c.push(
+            "source.command",
+            "the command is empty or has an empty argument",
+            "leave it out (pgbackrest on the PATH), or write e.g. [\"runuser\", \"-u\", \"postgres\", \"--\", \"pgbackrest\"]",
+        );
+    }
+    let cipher_type = r.cipher_type.as_deref().map(str::trim);
+    if let Some(t) = cipher_type {
+        if !CIPHERS.contains(&t) && t != "none" {
+            c.push(
+                "source.cipher_type",
+                format!("`{t}` is not a cipher pgBackRest knows"),
+                "write \"aes-256-cbc\" (pgBackRest's only cipher), or leave it out",
+            );
+        }
+    }
+    let cipher = match (&r.cipher_pass, cipher_type) {
+        (Some(_), Some("none")) => {
+            c.push(
+                "source.cipher_type",
+                "cipher_type is \"none\" but a cipher_pass is given",
+                "remove cipher_pass for an unencrypted repository, or set cipher_type = \"aes-256-cbc\"",
+            );
+            None
+        }
+        (Some(_), t) => c
+            .secret("source.cipher_pass", &r.cipher_pass)
+            .map(|p| (t.unwrap_or(CIPHERS[0]).to_string(), p)),
+        (None, Some(t)) if t != "none" => {
+            c.push(
+                "source.cipher_pass",
+                format!("cipher_type is \"{t}\" but no cipher_pass is given"),
+                "add cipher_pass = { env = \"PGBACKREST_CIPHER_PASS\" } or { file = \"/etc/firedrill/pgbackrest-cipher\" }",
+            );
+            None
+        }
+        _ => None,
+    };
+    let backup = r.backup.as_deref().and_then(|b| match b.trim() {
+        "full" => Some(BackupType::Full),
+        "diff" => Some(BackupType::Diff),
+        "incr" => Some(BackupType::Incr),
+        other => {
+            c.push(
+                "source.backup",
+                format!("`{other}` is not a pgBackRest backup type"),
+                "write \"full\", \"diff\" or \"incr\", or leave it out to drill the backups the stanza holds",
+            );
+            None
+        }
+    });
+    let set = r.set.as_deref().map(str::trim).and_then(|s| match s {
+        "latest" => None,
+        label if valid_label(label) => Some(label.to_string()),
+        other => {
+            c.push(
+                "source.set",
+                format!("`{other}` is not a backup set label"),
+                "write \"latest\" or a label as `pgbackrest info` prints it, e.g. \"20261201-092810F\" or \"20261201-092810F_20261201-120000I\"",
+            );
+            None
+        }
+    });
+    if set.is_some() && r.backup.is_some() {
+        c.push(
+            "source.set",
+            "a backup set is named, and the drill also takes a backup of its own",
+            "remove `set` to drill the backup this run takes, or remove `backup` to drill the named set",
+        );
+    }
+    let default_target = if r.backup.is_some() {
+        "restore_point"
+    } else {
+        "latest"
+    };
+    let only = |c: &mut Collector<'_>, key: &str, v: &Option<String>, target: &str| {
+        if v.is_some() {
+            c.push(
+                format!("source.{key}"),
+                format!("`{key}` is read only with target = \"{target}\""),
+                format!("set target = \"{target}\", or remove `{key}`"),
+            );
+        }
+    };
+    let target_word = r.target.as_deref().unwrap_or(default_target).trim();
+    let target = match target_word {
+        "latest" => RecoveryTarget::Latest,
+        "restore_point" => {
+            if r.backup.is_none() {
+                c.push(
+                    "source.target",
+                    "target \"restore_point\" is the restore point a run makes after the backup it takes, and this drill takes none",
+                    "add backup = \"incr\" (or \"full\", \"diff\"), or drill to \"latest\", a \"time\" or a \"name\"",
+                );
+            }
+            RecoveryTarget::RestorePoint
+        }
+        "time" => match r.target_time.as_deref().map(str::trim) {
+            None | Some("") => {
+                c.push(
+                    "source.target_time",
+                    "target = \"time\" needs target_time",
+                    "add target_time = \"2026-11-30T22:00:00Z\" (RFC 3339, with its offset)",
+                );
+                RecoveryTarget::Latest
+            }
+            Some(t) => match t.parse::<jiff::Timestamp>() {
+                Ok(at) => RecoveryTarget::Time { at },
+                Err(e) => {
+                    c.push(
+                        "source.target_time",
+                        format!("`{t}` is not a time: {e}"),
+                        "write an RFC 3339 time with its offset, e.g. \"2026-11-30T22:00:00Z\"",
+                    );
+                    RecoveryTarget::Latest
+                }
+            },
+        },
+        "name" => match r.target_name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() && n.len() < 64 => RecoveryTarget::Name {
+                name: n.to_string(),
+            },
+            _ => {
+                c.push(
+                    "source.target_name",
+                    "target = \"name\" needs target_name, the restore point's name (at most 63 bytes)",
+                    "add target_name = \"before-migration\", as given to pg_create_restore_point",
+                );
+                RecoveryTarget::Latest
+            }
+        },
+        "random" => {
+            let within = r.within.as_ref().and_then(|w| match super::parse_duration(w) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    c.push(
+                        "source.within",
+                        "a window of 0 holds no time to choose",
+                        "write a duration such as \"7d\", or leave it out for the whole window",
+                    );
+                    None
+                }
+                Err(m) => {
+                    c.push(
+                        "source.within",
+                        m,
+                        "write a duration such as \"7d\" or \"12h\"",
+                    );
+                    None
+                }
+            });
+            RecoveryTarget::Random { within }
+        }
+        other => {
+            c.push(
+                "source.target",
+                format!("`{other}` is not a recovery target"),
+                "write \"latest\", \"restore_point\", \"time\" (with target_time), \"name\" (with target_name) or \"random\"",
+            );
+            RecoveryTarget::Latest
+        }
+    };
+    if target_word != "time" {
+        only(c, "target_time", &r.target_time, "time");
+    }
+    if target_word != "name" {
+        only(c, "target_name", &r.target_name, "name");
+    }
+    if target_word != "random" {
+        only(c, "within", &r.within, "random");
+    }
+    let server = r
+        .server
+        .as_ref()
+        .map(|pg| super::validate::postgres_spec(c, pg, "source.server"));
+    if r.backup.is_some() && server.is_none() {
+        c.push(
+            "source.server",
+            "the drill takes a backup, but says nothing of the server it is of",
+            "add [source.server] with host, port, database and user: firedrill connects to make the backup's restore point and fingerprint",
+        );
+    }
+    PgbackrestSpec {
+        stanza: r.stanza.clone(),
+        repo_path: resolve(&r.repo_path),
+        config: r.config.as_ref().map(resolve),
+        command,
+        cipher,
+        backup,
+        set,
+        target,
+        server,
+    }
+}
+
+/// `20261201-092810F`, or a differential or incremental one:
+/// `20261201-092810F_20261201-120000D`.
+fn valid_label(s: &str) -> bool {
+    let part = |p: &str, kinds: &[char]| {
+        p.len() == 16
+            && p.as_bytes()[8] == b'-'
+            && p.chars()
+                .enumerate()
+                .all(|(i, ch)| i == 8 || (i == 15 && kinds.contains(&ch)) || (i < 15 && ch.is_ascii_digit()))
+    };
+    match s.split_once('_') {
+        None => part(s, &['F']),
+        Some((full, rest)) => part(full, &['F']) && part(rest, &['D', 'I']),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_set_labels() {
+        assert!(valid_label("20261201-092810F"));
+        assert!(valid_label("20261201-092810F_20261201-120000I"));
+        assert!(valid_label("20261201-092810F_20261201-120000D"));
+        assert!(!valid_label("20261201-092810I"));
+        assert!(!valid_label("latest"));
+        assert!(!valid_label("20261201-092810F_20261201-120000F"));
+    }
+}
