@@ -15,6 +15,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// restore.
 const EXTERNAL_FORMAT: &str = "auto";
 
+/// What a physical drill's manifest says of its format.
+const PHYSICAL_FORMAT: &str = "physical";
+
 /// Byte counts and digest of one encrypted artifact, as the pipeline measured it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digest {
@@ -142,6 +145,45 @@ impl Manifest {
             notes: vec![],
             firedrill_version: env!("CARGO_PKG_VERSION").into(),
         }
+    }
+
+    /// What a physical drill restores: a backup tool's backup set (`key` names it, e.g.
+    /// `pgbackrest:main/20261201-092810F`), and the fingerprint taken at the restore
+    /// point the drill recovers to, when it took one (empty otherwise: nothing to compare
+    /// exactly with).
+    #[allow(clippy::too_many_arguments)]
+    pub fn physical(
+        drill: &str,
+        run_id: &str,
+        key: &str,
+        made_at: jiff::Timestamp,
+        tool: &str,
+        major: &str,
+        database: &str,
+        fingerprint: Fingerprint,
+    ) -> Manifest {
+        Manifest {
+            dump_tool: tool.to_string(),
+            dump_format: PHYSICAL_FORMAT.into(),
+            compression: tool.to_string(),
+            encryption: tool.to_string(),
+            fingerprint,
+            ..Manifest::external(
+                drill,
+                run_id,
+                key,
+                0,
+                made_at,
+                Engine::Postgres,
+                major,
+                database,
+            )
+        }
+    }
+
+    /// Whether this describes a physical backup set (a backup tool's files and WAL).
+    pub fn is_physical(&self) -> bool {
+        self.dump_format == PHYSICAL_FORMAT
     }
 
     /// Whether this describes a file another tool made (a verify-only drill's), not a

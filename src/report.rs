@@ -133,6 +133,10 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub scheduled_for: Option<jiff::Timestamp>,
+    /// A physical drill's recovery: the method, the target asked and reached, the WAL
+    /// replayed, the timeline and the RTO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<crate::physical::RecoveryReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// ed25519 signature of the rest of the report, when a signing key is configured.
@@ -212,6 +216,7 @@ impl RunReport {
             assertions: vec![],
             kept_sandbox: None,
             scheduled_for: None,
+            recovery: None,
             evidence: None,
             signature: None,
         }

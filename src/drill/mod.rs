@@ -12,6 +12,7 @@
 //! fakes, and run the same code the binary runs.
 
 mod acquire;
+mod physical;
 mod record;
 mod sandbox_stages;
 
@@ -301,6 +302,10 @@ pub async fn run(
         (SourceSpec::Snapshot(spec), chosen) => {
             rec.snapshot(&parts, spec, chosen.as_deref(), stop).await
         }
+        (SourceSpec::Pgbackrest(spec), chosen) => {
+            rec.physical(&parts, spec, chosen.as_deref(), checksums, stop)
+                .await
+        }
         (_, None) => rec.backup(&parts, checksums, stop).await,
         (_, Some(id)) => rec.stored(&parts, id).await,
     };
@@ -332,6 +337,7 @@ pub async fn run(
         manifest: &manifest,
         baseline: baseline.as_ref(),
         made_backup,
+        keep: opts.keep,
     };
     let sandbox = rec
         .sandbox_stages(&parts, engine, &expect, opts.keep, stop)
@@ -341,7 +347,8 @@ pub async fn run(
         _ => rec.teardown(&parts).await,
     }
     guard.armed = false;
-    let new_artifact = (made_backup && !manifest.is_external()).then(|| manifest.clone());
+    let new_artifact = (made_backup && !manifest.is_external() && !manifest.is_physical())
+        .then(|| manifest.clone());
     let done = finished(rec, opts, new_artifact);
     record_verdict(&parts, drill, &manifest, &done.report).await;
     done
@@ -384,7 +391,10 @@ fn finished(mut rec: Record<'_>, opts: &RunOptions, new_artifact: Option<Manifes
 /// The verdict on a firedrill artifact goes beside it in storage, so that a rebuilt
 /// catalog knows it; files of other tools get none.
 async fn record_verdict(parts: &Parts, drill: &Drill, manifest: &Manifest, report: &RunReport) {
-    let (false, Some(v)) = (manifest.is_external(), report.artifact_verdict()) else {
+    let (false, Some(v)) = (
+        manifest.is_external() || manifest.is_physical(),
+        report.artifact_verdict(),
+    ) else {
         return;
     };
     let key = RunDir::new(&drill.storage, &drill.name, &manifest.run_id).verified();

@@ -33,6 +33,12 @@ pub(super) struct Record<'a> {
     /// A snapshot drill's dump: which snapshot and file (chosen again if the snapshot
     /// vanishes between attempts).
     pub snapshot: std::sync::Mutex<Option<crate::snapshot::Selected>>,
+    /// A physical drill's plan: the backup set and target, chosen before the sandbox.
+    pub physical: Option<crate::physical::Plan>,
+    /// A physical drill's recovery, as the last attempt's restore stage found it.
+    pub recovery: std::sync::Mutex<Option<crate::physical::RecoveryReport>>,
+    /// Whether the recovered cluster has data checksums (pg_checksums runs then).
+    pub data_checksums: std::sync::Mutex<bool>,
 }
 
 impl<'a> Record<'a> {
@@ -54,6 +60,9 @@ impl<'a> Record<'a> {
             kept_sandbox: None,
             evidence: Evidence::default(),
             snapshot: std::sync::Mutex::new(None),
+            physical: None,
+            recovery: std::sync::Mutex::new(None),
+            data_checksums: std::sync::Mutex::new(false),
         }
     }
 
@@ -201,6 +210,7 @@ impl<'a> Record<'a> {
             assertions: self.assertions,
             kept_sandbox: self.kept_sandbox,
             scheduled_for: None,
+            recovery: self.recovery.lock().ok().and_then(|mut r| r.take()),
             evidence,
             signature: None,
         }

@@ -29,6 +29,8 @@ pub(super) struct Expect<'a> {
     pub baseline: Option<&'a Baseline>,
     /// Whether this run made the artifact (the anomaly guards judge only new backups).
     pub made_backup: bool,
+    /// The sandbox stays for a person (`--keep`): its server keeps running.
+    pub keep: bool,
 }
 
 /// The stages of one attempt, as far as they got.
@@ -177,9 +179,9 @@ impl Record<'_> {
         .await;
         let restored = self.explain(parts, &sandbox, restored).await;
         match restored {
-            Ok((bytes, manifest_sha256)) => {
+            Ok((bytes, manifest_sha256, notes)) => {
                 self.evidence.manifest_sha256 = manifest_sha256;
-                let run = StageRun::passed(Stage::Restore, t.elapsed(), Some(bytes));
+                let run = StageRun::passed(Stage::Restore, t.elapsed(), bytes).with_notes(notes);
                 self.announce(&run);
                 runs.push(run);
             }
@@ -278,11 +280,19 @@ impl Record<'_> {
             })
             .unwrap_or_else(|| engine.default_image(&major));
         self.sandbox_image = Some(image.clone());
+        let repository = match &self.drill.source {
+            SourceSpec::Pgbackrest(p) => Some(p.repo_path.clone()),
+            _ => None,
+        };
         let req = SandboxRequest {
             run_id: self.run_id.clone(),
             drill: self.drill.name.clone(),
             image,
-            command: engine.serve_cmd(),
+            command: match repository {
+                // The server starts once the backup is restored into its volume.
+                Some(_) => vec!["recover".into(), engine.as_str().into()],
+                None => engine.serve_cmd(),
+            },
             memory_bytes: d.memory_bytes,
             cpus: d.cpus,
             expires_at: jiff::Timestamp::now()
@@ -294,25 +304,41 @@ impl Record<'_> {
                 )
                 .unwrap_or(jiff::Timestamp::MAX),
             keep,
+            repository,
         };
+        if req.repository.is_some() {
+            let backend = parts.sandbox.as_ref();
+            backend
+                .check_image(&req.image, &engine.build_hint(&major))
+                .await?;
+            return backend.provision(&req).await;
+        }
         provision_once(parts.sandbox.as_ref(), engine, &req, &major).await
     }
 
     /// Fetches the artifact into the sandbox (checking size and SHA-256 against the
-    /// manifest storage holds now) and restores it there. Returns the bytes staged and
-    /// the manifest's SHA-256, for the evidence.
+    /// manifest storage holds now) and restores it there. Returns the bytes staged, the
+    /// manifest's SHA-256 (for the evidence) and the stage's notes. A physical drill
+    /// restores its backup set and recovers it instead.
     async fn restore(
         &self,
         parts: &Parts,
         engine: Engine,
         sandbox: &Sandbox,
         manifest: &Manifest,
-    ) -> Result<(u64, Option<String>)> {
+    ) -> Result<(Option<u64>, Option<String>, Vec<String>)> {
         let drill = self.drill;
+        if let Some(plan) = &self.physical {
+            let notes = self
+                .restore_physical(parts.sandbox.as_ref(), sandbox, plan)
+                .await?;
+            return Ok((None, None, notes));
+        }
         if let (SourceSpec::Snapshot(spec), Some(repo)) = (&drill.source, &parts.repo) {
-            return self
+            let (bytes, sha) = self
                 .restore_snapshot(parts, repo.as_ref(), spec, engine, sandbox, manifest)
-                .await;
+                .await?;
+            return Ok((Some(bytes), sha, Vec::new()));
         }
         let store = &parts.store;
         // Read the manifest back: what the drill restores is what storage holds.
@@ -363,7 +389,7 @@ impl Record<'_> {
                 &|n| progress.bytes(Stage::Restore, n, Some(size)),
             )
             .await?;
-        Ok((staged.0, manifest_sha256))
+        Ok((Some(staged.0), manifest_sha256, Vec::new()))
     }
 
     /// Streams a snapshot's dump out of its repository into the sandbox and restores it
@@ -477,7 +503,13 @@ impl Record<'_> {
             .await?;
         // A file made by another tool has no fingerprint to compare with; the least it
         // must do is restore some tables.
-        let mismatches = if manifest.is_external() {
+        let compare = !manifest.is_external()
+            && !(manifest.is_physical() && manifest.fingerprint.tables.is_empty());
+        let mismatches = if manifest.is_physical() && !compare {
+            // A physical copy without a fingerprint of its target: the cluster's checks
+            // below judge it.
+            Vec::new()
+        } else if manifest.is_external() {
             if restored.tables.is_empty() {
                 return Err(Error::verification(format!(
                     "the restore of {} produced no tables in {}",
@@ -547,9 +579,21 @@ impl Record<'_> {
         for (what, why) in &holdings.not_compared {
             notes.push(format!("not compared: {what}: {why}"));
         }
+        let damage = if manifest.is_physical() {
+            let (more, damage) = self
+                .check_physical(backend.as_ref(), sandbox, expect.keep, compare)
+                .await?;
+            notes.extend(more);
+            damage
+        } else {
+            Vec::new()
+        };
         let failed: Vec<&crate::assertion::AssertionResult> =
             results.iter().filter(|a| !a.passed).collect();
         let mut problems = Vec::new();
+        if !damage.is_empty() {
+            problems.push(format!("the restored cluster is damaged ({})", damage.join("; ")));
+        }
         if !mismatches.is_empty() {
             problems.push(format!(
                 "{} fingerprint mismatch{}",

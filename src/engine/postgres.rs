@@ -916,41 +916,7 @@ impl DumpSource for PostgresSource {
             .await
             .map_err(q)?
             .get(0);
-        let fp_json: String = client
-            .query_one(FINGERPRINT_SQL, &[])
-            .await
-            .map_err(q)?
-            .get(0);
-        let mut fingerprint = parse_fingerprint(&fp_json)?;
-        let objects: String = client.query_one(OBJECTS_SQL, &[]).await.map_err(q)?.get(0);
-        fingerprint.objects = parse_objects(&objects)?;
-        fingerprint.holdings = source_holdings(&client).await?;
-        let chosen = checksum_plan.select(
-            &fingerprint
-                .tables
-                .iter()
-                .map(|t| (t.qualified(), t.bytes.unwrap_or(0)))
-                .collect::<Vec<_>>(),
-        );
-        let to_sum: Vec<(&str, &str)> = fingerprint
-            .tables
-            .iter()
-            .filter(|t| chosen.contains(&t.qualified()))
-            .map(|t| (t.schema.as_str(), t.name.as_str()))
-            .collect();
-        if !to_sum.is_empty() {
-            // SET LOCAL: only this snapshot transaction, which pg_dump does not share.
-            client
-                .batch_execute(&CHECKSUM_SETTINGS.replace("SET ", "SET LOCAL "))
-                .await
-                .map_err(q)?;
-            let sums: String = client
-                .query_one(&checksum_sql(&to_sum), &[])
-                .await
-                .map_err(q)?
-                .get(0);
-            apply_checksums(&mut fingerprint, &sums)?;
-        }
+        let fingerprint = snapshot_fingerprint(&client, checksum_plan).await?;
         if fingerprint.tables.is_empty() {
             return Err(Error::backup(format!(
                 "database {} on {}:{} has no user tables: a backup of it proves nothing",
@@ -1016,6 +982,202 @@ impl DumpSource for PostgresSource {
             output: stdout,
             completion,
             inspector: Box::new(NoInspection),
+        })
+    }
+}
+
+/// The fingerprint of what the transaction open on `client` sees: tables, schema objects,
+/// what they hold, and the checksums of the tables `checksum_plan` gives this run.
+async fn snapshot_fingerprint(
+    client: &tokio_postgres::Client,
+    checksum_plan: &ChecksumPlan,
+) -> Result<Fingerprint> {
+    let q = query_error;
+    let fp_json: String = client
+        .query_one(FINGERPRINT_SQL, &[])
+        .await
+        .map_err(q)?
+        .get(0);
+    let mut fingerprint = parse_fingerprint(&fp_json)?;
+    let objects: String = client.query_one(OBJECTS_SQL, &[]).await.map_err(q)?.get(0);
+    fingerprint.objects = parse_objects(&objects)?;
+    fingerprint.holdings = source_holdings(&client).await?;
+    let chosen = checksum_plan.select(
+        &fingerprint
+            .tables
+            .iter()
+            .map(|t| (t.qualified(), t.bytes.unwrap_or(0)))
+            .collect::<Vec<_>>(),
+    );
+    let to_sum: Vec<(&str, &str)> = fingerprint
+        .tables
+        .iter()
+        .filter(|t| chosen.contains(&t.qualified()))
+        .map(|t| (t.schema.as_str(), t.name.as_str()))
+        .collect();
+    if !to_sum.is_empty() {
+        // SET LOCAL: only this snapshot transaction, which pg_dump does not share.
+        client
+            .batch_execute(&CHECKSUM_SETTINGS.replace("SET ", "SET LOCAL "))
+            .await
+            .map_err(q)?;
+        let sums: String = client
+            .query_one(&checksum_sql(&to_sum), &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        apply_checksums(&mut fingerprint, &sums)?;
+    }
+    Ok(fingerprint)
+}
+
+/// The restore point a physical drill recovers to, and what the source held there.
+pub struct RestorePoint {
+    pub fingerprint: Fingerprint,
+    /// Where the restore point is in the WAL.
+    pub lsn: String,
+    /// The WAL segment holding it, archived before this returns.
+    pub wal_file: String,
+    pub server_version: String,
+    pub server_major: u32,
+}
+
+impl PostgresSource {
+    /// Makes restore point `name` and fingerprints the data it marks. A snapshot and a
+    /// WAL record are not atomic: writers to every user table are held (`LOCK … IN SHARE
+    /// MODE`, for at most `hold`) while both are taken in one transaction, so no commit
+    /// falls between them. What is not transactional (sequences) is compared by
+    /// invariant. Then the WAL segment is switched and waited for until archived (for
+    /// at most `archive_wait`), so a drill to the point can reach it at once.
+    pub async fn restore_point(
+        &self,
+        name: &str,
+        checksum_plan: &ChecksumPlan,
+        hold: Duration,
+        archive_wait: Duration,
+    ) -> Result<RestorePoint> {
+        let client = self.connect().await?;
+        let q = query_error;
+        let server_version: String = client
+            .query_one("SHOW server_version", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let num: String = client
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let server_major = num.parse::<u32>().unwrap_or(0) / 10000;
+        let tables: Vec<(String, String)> = client
+            .query(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+                 ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(q)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
+                hold.as_millis().max(1)
+            ))
+            .await
+            .map_err(q)?;
+        if !tables.is_empty() {
+            let list: Vec<String> = tables
+                .iter()
+                .map(|(s, t)| format!("{}.{}", ident(s), ident(t)))
+                .collect();
+            if let Err(e) = client
+                .batch_execute(&format!("LOCK TABLE {} IN SHARE MODE", list.join(", ")))
+                .await
+            {
+                let timed_out = e.as_db_error().is_some_and(|d| d.code().code() == "55P03");
+                return Err(if timed_out {
+                    Error::infra(format!(
+                        "writers on {}:{} did not pause within {} for the restore point",
+                        self.spec.host,
+                        self.spec.port,
+                        humantime::format_duration(hold)
+                    ))
+                    .with_hint("a transaction holds a table's write lock (idle in transaction?); the next attempt tries again")
+                } else {
+                    q(e).with_hint("the restore point's role needs the right to lock every user table in SHARE mode (a superuser, or the table's owner)")
+                });
+            }
+        }
+        // The snapshot is taken by the first query, after the locks: it and the restore
+        // point see the same commits.
+        let lsn: String = client
+            .query_one("SELECT pg_create_restore_point($1)::text", &[&name])
+            .await
+            .map_err(|e| {
+                q(e).with_hint("creating a restore point needs a superuser, or EXECUTE on pg_create_restore_point granted to the role")
+            })?
+            .get(0);
+        let fingerprint = snapshot_fingerprint(&client, checksum_plan).await?;
+        client.batch_execute("COMMIT").await.map_err(q)?;
+        let wal_file: String = client
+            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let deadline = tokio::time::Instant::now() + archive_wait;
+        loop {
+            let row = client
+                .query_one(
+                    "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, ''), \
+                     coalesce(last_failed_time::text, ''), current_setting('archive_mode') \
+                     FROM pg_stat_archiver",
+                    &[],
+                )
+                .await
+                .map_err(q)?;
+            let archived: String = row.get(0);
+            let failed: String = row.get(1);
+            let failed_at: String = row.get(2);
+            let mode: String = row.get(3);
+            if mode == "off" {
+                return Err(Error::config(format!(
+                    "{}:{} does not archive its WAL (archive_mode = off): a point in time cannot be recovered",
+                    self.spec.host, self.spec.port
+                ))
+                .with_hint("set archive_mode = on and archive_command = 'pgbackrest --stanza=… archive-push %p' on the server, and restart it"));
+            }
+            if archived.len() == 24 && archived.as_str() >= wal_file.as_str() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let why = if failed.len() == 24 && failed.as_str() >= wal_file.as_str() {
+                    format!("archive_command fails: the last failure was {failed} at {failed_at}")
+                } else {
+                    format!("the last archived is {archived:?}")
+                };
+                return Err(Error::backup(format!(
+                    "WAL segment {wal_file} with the restore point was not archived within {}: {why}",
+                    humantime::format_duration(archive_wait)
+                ))
+                .with_hint("check archive_command on the server and its log; `pgbackrest check` tests archiving")
+                .retryable(false));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(RestorePoint {
+            fingerprint,
+            lsn,
+            wal_file,
+            server_version: server_version
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            server_major,
         })
     }
 }

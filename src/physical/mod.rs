@@ -157,10 +157,10 @@ pub struct RecoveryReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub window_to: Option<jiff::Timestamp>,
-    /// Seconds from the sandbox's provisioning to the promoted server: the recovery
-    /// time a real restore would take here.
+    /// Seconds from the restore's start to the promoted server (the run's RTO adds the
+    /// verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rto_seconds: Option<f64>,
+    pub recovered_in_seconds: Option<f64>,
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub async fn restore(
     backend: &dyn SandboxBackend,
     sb: &Sandbox,
     plan: &Plan,
-    keep_going: &dyn Fn(&str),
+    keep_going: &(dyn Fn(&str) + Sync),
 ) -> Result<Recovered> {
     // The repository's settings, with its passphrase, into the sandbox's memory (a tmpfs
     // the server's user alone reads), once the entrypoint has made its directory.

@@ -413,6 +413,16 @@ impl SandboxBackend for DockerBackend {
                     ..Default::default()
                 });
             }
+            if let Some(repo) = &req.repository {
+                // Read-only: the sandbox restores from the repository and cannot change it.
+                mounts.push(Mount {
+                    target: Some(crate::physical::SANDBOX_REPO.into()),
+                    source: Some(repo.display().to_string()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+            }
             let memory = i64::try_from(req.memory_bytes).unwrap_or(i64::MAX);
             let host_config = HostConfig {
                 // No network at all: the restore cannot reach anything, and nothing reaches it.

@@ -41,6 +41,9 @@ pub struct SandboxRequest {
     pub cpus: f64,
     pub expires_at: jiff::Timestamp,
     pub keep: bool,
+    /// A backup repository of this host, mounted read-only at
+    /// [`crate::physical::SANDBOX_REPO`] (a physical drill's posix repository).
+    pub repository: Option<std::path::PathBuf>,
 }
 
 impl SandboxRequest {

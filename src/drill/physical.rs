@@ -1,0 +1,470 @@
+//! The stages of a physical drill (pgBackRest), in the same stage machine as the
+//! logical ones: `dump` takes the backup (when the drill takes one) with its restore
+//! point and fingerprint; `encrypt` and `upload` are pgBackRest's own; the repository is
+//! read and the backup set and target chosen before the sandbox exists (its failures
+//! are the restore's); `restore` restores and recovers in the sandbox; `verify` checks
+//! the recovered cluster's pages besides the fingerprint and the assertions.
+
+use std::time::Duration;
+
+use crate::cancel::Stop;
+use crate::config::{PgbackrestSpec, RecoveryTarget};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::{ChecksumPlan, Fingerprint};
+use crate::manifest::Manifest;
+use crate::physical::pgbackrest::{self, Host};
+use crate::physical::{Plan, RecoveryReport, Target};
+use crate::report::ArtifactInfo;
+use crate::sandbox::{Sandbox, SandboxBackend};
+use crate::stage::StageRun;
+use crate::status::Stage;
+
+use super::record::Record;
+use super::Parts;
+
+/// How long writers are held for the restore point, at most.
+const HOLD_WRITERS: Duration = Duration::from_secs(10);
+/// How long the restore point's WAL may take to be archived.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(120);
+
+const DATA: &str = "/var/lib/firedrill/data";
+
+impl Record<'_> {
+    /// A physical drill's backup set: the backup taken now (with `backup`), then the
+    /// repository read and the set and target chosen. `chosen` names a set (`--artifact`).
+    pub(super) async fn physical(
+        &mut self,
+        parts: &Parts,
+        spec: &PgbackrestSpec,
+        chosen: Option<&str>,
+        checksums: ChecksumPlan,
+        stop: &Stop,
+    ) -> Result<Manifest> {
+        let drill = self.drill;
+        let host = match Host::new(spec, &drill.base_dir) {
+            Ok(h) => h,
+            Err(e) => {
+                self.fail(None, e.clone());
+                return Err(e);
+            }
+        };
+        let _ = parts;
+        let repo = spec.repo_path.display().to_string();
+        let started = jiff::Timestamp::now();
+        let took = match (spec.backup, chosen) {
+            (Some(kind), None) => {
+                let run_id = self.run_id.clone();
+                let limit = drill.timeouts.dump;
+                let taken = self
+                    .stage(Stage::Dump, stop, async {
+                        let warnings = host.backup(kind, limit).await?;
+                        let server = spec.server.as_ref().ok_or_else(|| {
+                            Error::internal("a drill that takes a backup without its server")
+                        })?;
+                        let source = super::server_source(drill, server)?;
+                        let name = crate::physical::restore_point_name(&run_id);
+                        let rp = source
+                            .restore_point(&name, &checksums, HOLD_WRITERS, ARCHIVE_WAIT)
+                            .await?;
+                        let mut notes = vec![format!("pgbackrest {} backup of stanza {}", kind.as_str(), spec.stanza)];
+                        notes.extend(warnings.iter().map(|w| format!("pgBackRest warned: {w}")));
+                        notes.push(format!(
+                            "restore point \"{name}\" at {} (WAL {} archived); fingerprinted with writers held: {} tables",
+                            rp.lsn,
+                            rp.wal_file,
+                            rp.fingerprint.tables.len()
+                        ));
+                        Ok((rp, None, notes))
+                    })
+                    .await;
+                match taken {
+                    Ok(rp) => Some(rp),
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => {
+                self.skip(
+                    Stage::Dump,
+                    Some(match chosen {
+                        Some(label) => format!("drilling backup set {label}"),
+                        None => format!("verify-only: the backups of stanza {} in {repo}", spec.stanza),
+                    }),
+                );
+                None
+            }
+        };
+        for s in [Stage::Encrypt, Stage::Upload] {
+            self.skip(s, Some("pgBackRest compresses, encrypts and stores the backup".into()));
+        }
+
+        // Reading the repository is the restore's first step; what the drill file or the
+        // keys got wrong stops the run before any stage.
+        let t0 = std::time::Instant::now();
+        let run_id = self.run_id.clone();
+        let read = crate::stage::bounded(
+            Stage::Restore,
+            drill.timeouts.restore,
+            stop,
+            plan(&host, spec, chosen, &run_id, took.is_some().then_some(started)),
+        )
+        .await;
+        let plan = match read {
+            Ok(p) => p,
+            Err(e) => {
+                if e.kind != ErrorKind::Config {
+                    self.skip(Stage::Provision, Some("the repository could not be read".into()));
+                    self.push(
+                        StageRun::ended(Stage::Restore, t0.elapsed(), e.clone().context("stage restore")),
+                        true,
+                    );
+                } else {
+                    self.fail(None, e.clone());
+                }
+                return Err(e);
+            }
+        };
+        let key = format!("pgbackrest:{}/{}", spec.stanza, plan.set.label);
+        self.evidence.storage = format!("pgBackRest repository {repo}");
+        self.evidence.artifact_key = Some(key.clone());
+        self.artifact = Some(ArtifactInfo {
+            location: format!("pgBackRest {repo}, stanza {}, backup set {} ({})", spec.stanza, plan.set.label, plan.set.kind),
+            manifest: String::new(),
+            sha256: String::new(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: 0,
+        });
+        let (fingerprint, version): (Fingerprint, Option<String>) = match took {
+            // The fingerprint compares exactly only at the restore point it was taken at.
+            Some(rp) if spec.target == RecoveryTarget::RestorePoint => {
+                (rp.fingerprint, Some(rp.server_version))
+            }
+            Some(rp) => (Fingerprint::default(), Some(rp.server_version)),
+            None => (Fingerprint::default(), None),
+        };
+        self.source_version = Some(match version {
+            Some(v) => format!("postgres {v}"),
+            None => format!("postgres {} (pgBackRest's info)", plan.major),
+        });
+        self.dump_tool = Some("pgBackRest".into());
+        if self.fingerprint.is_none() && !fingerprint.tables.is_empty() {
+            self.fingerprint = Some(fingerprint.clone());
+        }
+        let database = spec
+            .server
+            .as_ref()
+            .map(|s| s.database.clone())
+            .unwrap_or_else(|| "postgres".into());
+        let m = Manifest::physical(
+            &drill.name,
+            &self.run_id,
+            &key,
+            plan.set.stopped_at(),
+            "pgbackrest",
+            &plan.major,
+            &database,
+            fingerprint,
+        );
+        self.physical = Some(plan);
+        Ok(m)
+    }
+
+    /// The restore stage of a physical drill: restore and recover in the sandbox, the
+    /// image's version checked against the backup's. Returns the stage's notes.
+    pub(super) async fn restore_physical(
+        &self,
+        backend: &dyn SandboxBackend,
+        sandbox: &Sandbox,
+        plan: &Plan,
+    ) -> Result<Vec<String>> {
+        let t0 = std::time::Instant::now();
+        let run_id = self.run_id.clone();
+        let step = |what: &str| tracing::info!(run = %run_id, "physical restore: {what}");
+        let r = crate::physical::restore::restore(backend, sandbox, plan, &step).await?;
+        let out = backend
+            .exec(sandbox, &crate::engine::Engine::Postgres.version_cmd(), None)
+            .await?;
+        if out.stdout.trim() != plan.major {
+            return Err(Error::infra(format!(
+                "the sandbox image runs PostgreSQL {}, but the backup is of {}",
+                out.stdout.trim(),
+                plan.major
+            ))
+            .with_hint(format!("use an image of that major version: {}", crate::engine::Engine::Postgres.default_image(&plan.major)))
+            .retryable(false));
+        }
+        let wal = |n: Option<&crate::physical::wal::SegmentName>| n.map(|s| s.to_string());
+        let report = RecoveryReport {
+            method: "pgbackrest".into(),
+            backup_set: format!("{} ({})", plan.set.label, plan.set.kind),
+            target_asked: plan.asked.clone(),
+            target: plan.target.describe(),
+            target_reached: r.reached.clone(),
+            wal_from: wal(r.log.restored.first()),
+            wal_to: wal(r.log.restored.last()),
+            timeline: r.timeline,
+            new_timeline: r.log.new_timeline,
+            last_transaction: r.last_transaction.clone(),
+            window_from: Some(plan.window.0),
+            window_to: plan.window.1,
+            recovered_in_seconds: Some(t0.elapsed().as_secs_f64()),
+        };
+        let mut notes = vec![
+            format!("backup set {} ({}), target {}", plan.set.label, plan.set.kind, plan.target.describe()),
+            format!("reached: {}", r.reached),
+        ];
+        if let (Some(a), Some(b)) = (&report.wal_from, &report.wal_to) {
+            notes.push(format!(
+                "WAL replayed from the archive: {} on timeline {}, promoted to timeline {}",
+                crate::physical::wal::range_text(
+                    &crate::physical::wal::SegmentName::parse(a).expect("a segment name"),
+                    &crate::physical::wal::SegmentName::parse(b).expect("a segment name"),
+                ),
+                r.timeline,
+                r.log.new_timeline.map_or("?".into(), |t| t.to_string())
+            ));
+        }
+        notes.extend(r.notes.iter().cloned());
+        if let Ok(mut slot) = self.recovery.lock() {
+            *slot = Some(report);
+        }
+        if let Ok(mut slot) = self.data_checksums.lock() {
+            *slot = r.data_checksums;
+        }
+        Ok(notes)
+    }
+
+    /// The verify stage's checks of a physical copy, after the fingerprint and the
+    /// assertions: every database's tables and B-tree indexes (pg_amcheck), and, where
+    /// the cluster has data checksums and the sandbox is not kept, every page's
+    /// checksum with the server shut down cleanly (pg_checksums). Returns notes and the
+    /// damage found.
+    pub(super) async fn check_physical(
+        &self,
+        backend: &dyn SandboxBackend,
+        sandbox: &Sandbox,
+        keep: bool,
+        with_fingerprint: bool,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let mut notes = Vec::new();
+        let mut damage = Vec::new();
+        let summary = cluster_summary(backend, sandbox).await?;
+        let tables: u64 = summary.iter().map(|(_, n)| n).sum();
+        notes.push(format!(
+            "restored cluster: {}",
+            summary
+                .iter()
+                .map(|(d, n)| format!("{d} ({n} tables)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if tables == 0 && !with_fingerprint {
+            return Err(Error::verification(
+                "the restored cluster has no user tables in any database",
+            )
+            .with_hint("the backup is of an empty cluster, or of another one than the drill means; check the stanza"));
+        }
+        let has_amcheck = backend
+            .exec(sandbox, &sh("command -v pg_amcheck >/dev/null"), None)
+            .await?
+            .exit_code
+            == 0;
+        if has_amcheck {
+            let out = backend
+                .exec(
+                    sandbox,
+                    &as_server(&[
+                        "pg_amcheck",
+                        "-h",
+                        "/run/postgresql",
+                        "-U",
+                        "postgres",
+                        "--all",
+                        "--install-missing",
+                    ]),
+                    None,
+                )
+                .await?;
+            if out.exit_code == 0 {
+                notes.push("pg_amcheck: every database's tables and B-tree indexes are sound".into());
+            } else {
+                let lines: Vec<String> = format!("{}\n{}", out.stdout, out.stderr)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .take(10)
+                    .map(str::to_string)
+                    .collect();
+                damage.push(format!("pg_amcheck: {}", lines.join("; ")));
+            }
+        } else {
+            notes.push("pg_amcheck is not in the sandbox image (PostgreSQL 14+): tables and indexes not checked".into());
+        }
+        let checksums = self.data_checksums.lock().map(|c| *c).unwrap_or(false);
+        match (checksums, keep) {
+            (false, _) => notes.push("data checksums are off in this cluster: pages not checksum-verified".into()),
+            (true, true) => notes.push("pg_checksums skipped: the sandbox is kept running (--keep)".into()),
+            (true, false) => {
+                let out = backend
+                    .exec(sandbox, &sh("firedrill-sandbox stop postgres"), None)
+                    .await?;
+                if out.exit_code != 0 {
+                    return Err(Error::infra("the recovered server did not shut down cleanly for pg_checksums")
+                        .with_stderr(out.stderr));
+                }
+                let out = backend
+                    .exec(sandbox, &as_server(&["pg_checksums", "--check", "-D", DATA]), None)
+                    .await?;
+                if out.exit_code == 0 {
+                    notes.push("pg_checksums: every page's checksum verified".into());
+                } else {
+                    let lines: Vec<String> = format!("{}\n{}", out.stderr, out.stdout)
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| l.contains("checksum") || l.contains("error"))
+                        .take(10)
+                        .map(str::to_string)
+                        .collect();
+                    damage.push(format!("pg_checksums: {}", lines.join("; ")));
+                }
+            }
+        }
+        Ok((notes, damage))
+    }
+}
+
+/// Reads the repository: its state judged, the archive listed, the target resolved and
+/// the backup set chosen. `taken_since`: the drill just took a backup, which must be
+/// the newest.
+async fn plan(
+    host: &Host,
+    spec: &PgbackrestSpec,
+    chosen: Option<&str>,
+    run_id: &str,
+    taken_since: Option<jiff::Timestamp>,
+) -> Result<Plan> {
+    let limit = Duration::from_secs(300);
+    let infos = host.info(limit).await?;
+    let info = pgbackrest::judge(spec, &infos)?;
+    let newest = pgbackrest::choose(info, None, None)?;
+    if let Some(since) = taken_since {
+        if newest.stopped_at() < since.checked_sub(jiff::SignedDuration::from_secs(5)).unwrap_or(since) {
+            return Err(Error::backup(format!(
+                "the backup firedrill took is not in the repository: the newest set, {}, ended at {}",
+                newest.label,
+                newest.stopped_at()
+            ))
+            .with_hint("source.repo_path is not the repository pgBackRest's configuration backs up to")
+            .retryable(false));
+        }
+    }
+    let archive_id = pgbackrest::archive_id(info, newest).ok_or_else(|| {
+        Error::backup(format!("stanza {} has no WAL archive", spec.stanza)).retryable(false)
+    })?;
+    let archive = host.archive(&archive_id, limit).await?;
+    let oldest_end = info
+        .backup
+        .iter()
+        .map(|b| b.stopped_at())
+        .min()
+        .unwrap_or_else(jiff::Timestamp::now);
+    let target = crate::physical::resolve_target(
+        spec,
+        run_id,
+        oldest_end,
+        archive.newest_at,
+        jiff::Timestamp::now(),
+    )?;
+    let label = chosen.or(spec.set.as_deref());
+    let before = match &target {
+        Target::Time(at) if label.is_none() => Some(*at),
+        _ => None,
+    };
+    let set = pgbackrest::choose(info, label, before)?.clone();
+    let major = pgbackrest::set_major(info, &set).ok_or_else(|| {
+        Error::backup(format!(
+            "pgBackRest's info names no database version for backup set {}",
+            set.label
+        ))
+        .retryable(false)
+    })?;
+    let archive = match pgbackrest::archive_id(info, &set) {
+        Some(id) if id != archive_id => host.archive(&id, limit).await?,
+        _ => archive,
+    };
+    let asked = match (&spec.target, &target) {
+        (RecoveryTarget::Random { .. }, Target::Time(at)) => {
+            format!("{}: {at}", spec.target.describe())
+        }
+        _ => spec.target.describe(),
+    };
+    Ok(Plan {
+        stanza: spec.stanza.clone(),
+        window: (oldest_end, archive.newest_at),
+        set,
+        major,
+        archive,
+        target,
+        asked,
+        sandbox_conf: host.sandbox_conf(crate::physical::SANDBOX_REPO, DATA),
+    })
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}
+
+fn as_server(args: &[&str]) -> Vec<String> {
+    ["firedrill-sandbox", "as-server", "postgres"]
+        .iter()
+        .chain(args)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Every database of the restored cluster and how many user tables it has.
+async fn cluster_summary(
+    backend: &dyn SandboxBackend,
+    sandbox: &Sandbox,
+) -> Result<Vec<(String, u64)>> {
+    let psql = |db: &str, sql: &str| {
+        as_server(&["psql", "-XAtq", "-h", "/run/postgresql", "-U", "postgres", "-d", db, "-c", sql])
+    };
+    let out = backend
+        .exec(
+            sandbox,
+            &psql(
+                "postgres",
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+            ),
+            None,
+        )
+        .await?;
+    if out.exit_code != 0 {
+        return Err(Error::verification("cannot list the restored cluster's databases")
+            .with_stderr(out.stderr));
+    }
+    let mut v = Vec::new();
+    for db in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let out = backend
+            .exec(
+                sandbox,
+                &psql(
+                    db,
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                     AND n.nspname NOT LIKE 'pg\\_%'",
+                ),
+                None,
+            )
+            .await?;
+        if out.exit_code != 0 {
+            return Err(Error::verification(format!(
+                "cannot read database {db} of the restored cluster"
+            ))
+            .with_stderr(out.stderr));
+        }
+        v.push((db.to_string(), out.stdout.trim().parse().unwrap_or(0)));
+    }
+    Ok(v)
+}
