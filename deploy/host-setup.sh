@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client"
+FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest"
 
 # What the demo alone needs (deploy/demo.sh installs only these): a PostgreSQL to drill,
 # debootstrap for the offline sandbox image, certificates for the crates registry.
@@ -132,6 +132,59 @@ fd_start_pg() {
   rm -f "$pwfile"
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+}
+
+# Starts a throwaway PostgreSQL in DIR on 127.0.0.1:PORT (user postgres, trust) whose
+# data checksums are on and whose WAL pgBackRest archives to a posix repository,
+# DIR/repo, encrypted with CIPHER (aes-256-cbc; "" for none), as stanza `main`; then
+# takes a full backup. pgBackRest's settings: DIR/pgbackrest.conf. For the physical
+# drills' tests and demo; run as root it runs everything as postgres.
+fd_start_pgbackrest() {
+  local dir=$1 port=$2 cipher=${3:-}
+  local bin; bin=$(fd_pg_bin)
+  local run=()
+  if [ "$(id -u)" = 0 ]; then run=(env -C / runuser -u postgres --); fi
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir/repo" "$dir/lock" "$dir/log"
+  chmod 0755 "$dir"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres --data-checksums --auth-local=trust \
+    --auth-host=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1
+  {
+    echo "[global]"
+    echo "repo1-path=$dir/repo"
+    echo "repo1-retention-full=10"
+    if [ -n "$cipher" ]; then
+      echo "repo1-cipher-type=aes-256-cbc"
+      echo "repo1-cipher-pass=$cipher"
+    fi
+    echo "lock-path=$dir/lock"
+    echo "log-path=$dir/log"
+    echo "log-level-console=warn"
+    echo "start-fast=y"
+    echo "archive-timeout=60"
+    echo "[main]"
+    echo "pg1-path=$dir/data"
+    echo "pg1-port=$port"
+    echo "pg1-socket-path=$dir"
+  } > "$dir/pgbackrest.conf"
+  chmod 0640 "$dir/pgbackrest.conf"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir/pgbackrest.conf"
+  cat >> "$dir/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir'
+listen_addresses = '127.0.0.1'
+wal_level = replica
+archive_mode = on
+archive_command = 'pgbackrest --config=$dir/pgbackrest.conf --stanza=main archive-push %p'
+max_wal_senders = 3
+CONF
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+  "${run[@]}" pgbackrest --config="$dir/pgbackrest.conf" --stanza=main stanza-create
+  "${run[@]}" pgbackrest --config="$dir/pgbackrest.conf" --stanza=main --type=full backup
 }
 
 fd_stop_pg() {

@@ -15,8 +15,8 @@ mod units;
 mod validate;
 
 pub use interpolate::{interpolate, interpolate_env, InterpolationError};
-pub use physical::{BackupType, PgbackrestSpec, RecoveryTarget};
 pub use main_config::{load_main_config, DaemonSettings, MainConfig, MainConfigFile};
+pub use physical::{BackupType, PgbackrestSpec, RecoveryTarget};
 pub use raw::*;
 pub use units::{parse_byte_size, parse_duration};
 pub use validate::*;

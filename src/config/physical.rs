@@ -263,25 +263,28 @@ pub(super) fn pgbackrest_source(
             }
         },
         "random" => {
-            let within = r.within.as_ref().and_then(|w| match super::parse_duration(w) {
-                Ok(d) if !d.is_zero() => Some(d),
-                Ok(_) => {
-                    c.push(
-                        "source.within",
-                        "a window of 0 holds no time to choose",
-                        "write a duration such as \"7d\", or leave it out for the whole window",
-                    );
-                    None
-                }
-                Err(m) => {
-                    c.push(
-                        "source.within",
-                        m,
-                        "write a duration such as \"7d\" or \"12h\"",
-                    );
-                    None
-                }
-            });
+            let within = r
+                .within
+                .as_ref()
+                .and_then(|w| match super::parse_duration(w) {
+                    Ok(d) if !d.is_zero() => Some(d),
+                    Ok(_) => {
+                        c.push(
+                            "source.within",
+                            "a window of 0 holds no time to choose",
+                            "write a duration such as \"7d\", or leave it out for the whole window",
+                        );
+                        None
+                    }
+                    Err(m) => {
+                        c.push(
+                            "source.within",
+                            m,
+                            "write a duration such as \"7d\" or \"12h\"",
+                        );
+                        None
+                    }
+                });
             RecoveryTarget::Random { within }
         }
         other => {
@@ -332,9 +335,9 @@ fn valid_label(s: &str) -> bool {
     let part = |p: &str, kinds: &[char]| {
         p.len() == 16
             && p.as_bytes()[8] == b'-'
-            && p.chars()
-                .enumerate()
-                .all(|(i, ch)| i == 8 || (i == 15 && kinds.contains(&ch)) || (i < 15 && ch.is_ascii_digit()))
+            && p.chars().enumerate().all(|(i, ch)| {
+                i == 8 || (i == 15 && kinds.contains(&ch)) || (i < 15 && ch.is_ascii_digit())
+            })
     };
     match s.split_once('_') {
         None => part(s, &['F']),

@@ -1286,9 +1286,9 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
 
     let encryption = match (&raw.encryption, source.physical()) {
         (Some(enc), false) => {
-        let mut recipients = Vec::new();
-        for (i, r) in enc.recipients.iter().enumerate() {
-            match age::x25519::Recipient::from_str(r.trim()) {
+            let mut recipients = Vec::new();
+            for (i, r) in enc.recipients.iter().enumerate() {
+                match age::x25519::Recipient::from_str(r.trim()) {
                 Ok(_) => recipients.push(r.trim().to_string()),
                 Err(e) => c.push(
                     format!("encryption.recipients[{i}]"),
@@ -1296,15 +1296,15 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
                     "paste the public key printed by `firedrill keygen` or `age-keygen -y` (it starts with age1)",
                 ),
             }
-        }
-        if enc.recipients.is_empty() && enc.recipients_file.is_none() {
-            c.push(
+            }
+            if enc.recipients.is_empty() && enc.recipients_file.is_none() {
+                c.push(
                 "encryption.recipients",
                 "no recipients: the artifact could not be encrypted to anyone",
                 "add recipients = [\"age1…\"] or recipients_file = \"…\" (`firedrill keygen` makes a key pair)",
             );
-        }
-        let identity = enc
+            }
+            let identity = enc
             .identity
             .validate()
             .map_err(|m| {

@@ -145,7 +145,10 @@ pub fn build_source(
 /// The server a physical drill's backups are of, with its password read: firedrill
 /// connects to it for the restore point and fingerprint of a backup it takes. It never
 /// dumps from it.
-pub fn server_source(drill: &Drill, server: &crate::config::PostgresSpec) -> Result<PostgresSource> {
+pub fn server_source(
+    drill: &Drill,
+    server: &crate::config::PostgresSpec,
+) -> Result<PostgresSource> {
     let password = server
         .password
         .as_ref()

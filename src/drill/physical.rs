@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::cancel::Stop;
 use crate::config::{PgbackrestSpec, RecoveryTarget};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::fingerprint::{ChecksumPlan, Fingerprint};
 use crate::manifest::Manifest;
 use crate::physical::pgbackrest::{self, Host};
@@ -87,14 +87,20 @@ impl Record<'_> {
                     Stage::Dump,
                     Some(match chosen {
                         Some(label) => format!("drilling backup set {label}"),
-                        None => format!("verify-only: the backups of stanza {} in {repo}", spec.stanza),
+                        None => format!(
+                            "verify-only: the backups of stanza {} in {repo}",
+                            spec.stanza
+                        ),
                     }),
                 );
                 None
             }
         };
         for s in [Stage::Encrypt, Stage::Upload] {
-            self.skip(s, Some("pgBackRest compresses, encrypts and stores the backup".into()));
+            self.skip(
+                s,
+                Some("pgBackRest compresses, encrypts and stores the backup".into()),
+            );
         }
 
         // Reading the repository is the restore's first step; what the drill file or the
@@ -105,21 +111,33 @@ impl Record<'_> {
             Stage::Restore,
             drill.timeouts.restore,
             stop,
-            plan(&host, spec, chosen, &run_id, took.is_some().then_some(started)),
+            plan(
+                &host,
+                spec,
+                chosen,
+                &run_id,
+                took.is_some().then_some(started),
+            ),
         )
         .await;
         let plan = match read {
             Ok(p) => p,
             Err(e) => {
-                if e.kind != ErrorKind::Config {
-                    self.skip(Stage::Provision, Some("the repository could not be read".into()));
-                    self.push(
-                        StageRun::ended(Stage::Restore, t0.elapsed(), e.clone().context("stage restore")),
-                        true,
-                    );
-                } else {
-                    self.fail(None, e.clone());
-                }
+                // The restore's failure, whatever its kind: a key that does not open the
+                // repository still exits 2 (the drill could not run), a repository with
+                // no valid backup 1.
+                self.skip(
+                    Stage::Provision,
+                    Some("the repository could not be read".into()),
+                );
+                self.push(
+                    StageRun::ended(
+                        Stage::Restore,
+                        t0.elapsed(),
+                        e.clone().context("stage restore"),
+                    ),
+                    true,
+                );
                 return Err(e);
             }
         };
@@ -127,14 +145,17 @@ impl Record<'_> {
         self.evidence.storage = format!("pgBackRest repository {repo}");
         self.evidence.artifact_key = Some(key.clone());
         self.artifact = Some(ArtifactInfo {
-            location: format!("pgBackRest {repo}, stanza {}, backup set {} ({})", spec.stanza, plan.set.label, plan.set.kind),
+            location: format!(
+                "pgBackRest {repo}, stanza {}, backup set {} ({})",
+                spec.stanza, plan.set.label, plan.set.kind
+            ),
             manifest: String::new(),
             sha256: String::new(),
             plain_bytes: 0,
             compressed_bytes: 0,
             encrypted_bytes: 0,
         });
-        let (fingerprint, version): (Fingerprint, Option<String>) = match took {
+        let (mut fingerprint, version): (Fingerprint, Option<String>) = match took {
             // The fingerprint compares exactly only at the restore point it was taken at.
             Some(rp) if spec.target == RecoveryTarget::RestorePoint => {
                 (rp.fingerprint, Some(rp.server_version))
@@ -142,6 +163,14 @@ impl Record<'_> {
             Some(rp) => (Fingerprint::default(), Some(rp.server_version)),
             None => (Fingerprint::default(), None),
         };
+        if let Some(why) = fingerprint
+            .holdings
+            .not_compared
+            .get_mut("privileges and owners")
+        {
+            // A physical copy restores roles, owners and grants as they are.
+            *why = "not read by the fingerprint; a physical copy carries them as they are".into();
+        }
         self.source_version = Some(match version {
             Some(v) => format!("postgres {v}"),
             None => format!("postgres {} (pgBackRest's info)", plan.major),
@@ -182,7 +211,11 @@ impl Record<'_> {
         let step = |what: &str| tracing::info!(run = %run_id, "physical restore: {what}");
         let r = crate::physical::restore::restore(backend, sandbox, plan, &step).await?;
         let out = backend
-            .exec(sandbox, &crate::engine::Engine::Postgres.version_cmd(), None)
+            .exec(
+                sandbox,
+                &crate::engine::Engine::Postgres.version_cmd(),
+                None,
+            )
             .await?;
         if out.stdout.trim() != plan.major {
             return Err(Error::infra(format!(
@@ -190,7 +223,10 @@ impl Record<'_> {
                 out.stdout.trim(),
                 plan.major
             ))
-            .with_hint(format!("use an image of that major version: {}", crate::engine::Engine::Postgres.default_image(&plan.major)))
+            .with_hint(format!(
+                "use an image of that major version: {}",
+                crate::engine::Engine::Postgres.default_image(&plan.major)
+            ))
             .retryable(false));
         }
         let wal = |n: Option<&crate::physical::wal::SegmentName>| n.map(|s| s.to_string());
@@ -210,7 +246,12 @@ impl Record<'_> {
             recovered_in_seconds: Some(t0.elapsed().as_secs_f64()),
         };
         let mut notes = vec![
-            format!("backup set {} ({}), target {}", plan.set.label, plan.set.kind, plan.target.describe()),
+            format!(
+                "backup set {} ({}), target {}",
+                plan.set.label,
+                plan.set.kind,
+                plan.target.describe()
+            ),
             format!("reached: {}", r.reached),
         ];
         if let (Some(a), Some(b)) = (&report.wal_from, &report.wal_to) {
@@ -286,7 +327,9 @@ impl Record<'_> {
                 )
                 .await?;
             if out.exit_code == 0 {
-                notes.push("pg_amcheck: every database's tables and B-tree indexes are sound".into());
+                notes.push(
+                    "pg_amcheck: every database's tables and B-tree indexes are sound".into(),
+                );
             } else {
                 let lines: Vec<String> = format!("{}\n{}", out.stdout, out.stderr)
                     .lines()
@@ -302,18 +345,27 @@ impl Record<'_> {
         }
         let checksums = self.data_checksums.lock().map(|c| *c).unwrap_or(false);
         match (checksums, keep) {
-            (false, _) => notes.push("data checksums are off in this cluster: pages not checksum-verified".into()),
-            (true, true) => notes.push("pg_checksums skipped: the sandbox is kept running (--keep)".into()),
+            (false, _) => notes
+                .push("data checksums are off in this cluster: pages not checksum-verified".into()),
+            (true, true) => {
+                notes.push("pg_checksums skipped: the sandbox is kept running (--keep)".into())
+            }
             (true, false) => {
                 let out = backend
                     .exec(sandbox, &sh("firedrill-sandbox stop postgres"), None)
                     .await?;
                 if out.exit_code != 0 {
-                    return Err(Error::infra("the recovered server did not shut down cleanly for pg_checksums")
-                        .with_stderr(out.stderr));
+                    return Err(Error::infra(
+                        "the recovered server did not shut down cleanly for pg_checksums",
+                    )
+                    .with_stderr(out.stderr));
                 }
                 let out = backend
-                    .exec(sandbox, &as_server(&["pg_checksums", "--check", "-D", DATA]), None)
+                    .exec(
+                        sandbox,
+                        &as_server(&["pg_checksums", "--check", "-D", DATA]),
+                        None,
+                    )
                     .await?;
                 if out.exit_code == 0 {
                     notes.push("pg_checksums: every page's checksum verified".into());
@@ -348,7 +400,11 @@ async fn plan(
     let info = pgbackrest::judge(spec, &infos)?;
     let newest = pgbackrest::choose(info, None, None)?;
     if let Some(since) = taken_since {
-        if newest.stopped_at() < since.checked_sub(jiff::SignedDuration::from_secs(5)).unwrap_or(since) {
+        if newest.stopped_at()
+            < since
+                .checked_sub(jiff::SignedDuration::from_secs(5))
+                .unwrap_or(since)
+        {
             return Err(Error::backup(format!(
                 "the backup firedrill took is not in the repository: the newest set, {}, ended at {}",
                 newest.label,
@@ -428,7 +484,18 @@ async fn cluster_summary(
     sandbox: &Sandbox,
 ) -> Result<Vec<(String, u64)>> {
     let psql = |db: &str, sql: &str| {
-        as_server(&["psql", "-XAtq", "-h", "/run/postgresql", "-U", "postgres", "-d", db, "-c", sql])
+        as_server(&[
+            "psql",
+            "-XAtq",
+            "-h",
+            "/run/postgresql",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
     };
     let out = backend
         .exec(
@@ -441,8 +508,10 @@ async fn cluster_summary(
         )
         .await?;
     if out.exit_code != 0 {
-        return Err(Error::verification("cannot list the restored cluster's databases")
-            .with_stderr(out.stderr));
+        return Err(
+            Error::verification("cannot list the restored cluster's databases")
+                .with_stderr(out.stderr),
+        );
     }
     let mut v = Vec::new();
     for db in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {

@@ -318,7 +318,17 @@ rm -f "$f""#
             Engine::Postgres => {
                 let psql = |sql: &str| postgres::psql_cmd(&databases[0], sql);
                 let read = |out: crate::sandbox::ExecOutput, what: &str| {
-                    if out.exit_code != 0 {
+                    let corrupt = out.stderr.lines().find(|l| {
+                        l.contains("invalid page in block") || l.contains("could not read block")
+                    });
+                    if let (true, Some(line)) = (out.exit_code != 0, corrupt) {
+                        Err(Error::verification(format!(
+                            "the restored database is damaged: {}",
+                            line.trim_start_matches("ERROR:").trim()
+                        ))
+                        .with_stderr(tail(&out.stderr, 20))
+                        .with_hint("a page of the restored data fails its checks: the backup copied a damaged page, or the backup's storage damaged it; restore the table from an older good backup and check the source's storage"))
+                    } else if out.exit_code != 0 {
                         Err(Error::verification(format!(
                             "cannot read the restored database's {what}"
                         ))

@@ -1259,6 +1259,18 @@ fn query_error(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) => {
             let class = &db.code().code()[..2];
+            if matches!(db.code().code(), "XX001" | "XX002") {
+                // The source's own pages fail their checks: every backup of them carries
+                // the damage.
+                return Error::backup(format!(
+                    "the source's data is damaged: {} ({})",
+                    db.message(),
+                    db.code().code()
+                ))
+                .with_hint("the server reads a corrupt page (a failing disk, a bad checksum): restore the table from an older good backup, and check the storage")
+                .retryable(false)
+                .with_source(e);
+            }
             let transient = matches!(class, "08" | "40" | "53" | "57");
             Error::infra(format!(
                 "query on the source failed: {} ({})",

@@ -204,7 +204,10 @@ mod tests {
             else {
                 panic!("not a time")
             };
-            assert!(at >= "2026-12-01T11:00:00Z".parse().unwrap() && at <= newest, "{at}");
+            assert!(
+                at >= "2026-12-01T11:00:00Z".parse().unwrap() && at <= newest,
+                "{at}"
+            );
         }
         let e = resolve_target(&spec, "r", now, Some(oldest), now).unwrap_err();
         assert!(e.message.contains("no recovery window"));

@@ -97,7 +97,14 @@ pub struct DbInfo {
 
 /// Parses `pgbackrest info --output=json`.
 pub fn parse_info(json: &str) -> Result<Vec<StanzaInfo>> {
-    serde_json::from_str(json).map_err(|e| {
+    // pgBackRest prints one line of JSON, and quotes an info file it could not read
+    // (one a wrong key decrypted to garbage) with its raw control characters.
+    let json: String = json
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    serde_json::from_str(&json).map_err(|e| {
         Error::infra(format!("cannot read pgbackrest info's JSON: {e}"))
             .with_hint("is the pgbackrest on this host 2.x? `pgbackrest info --output=json` must print a list of stanzas")
             .retryable(false)
@@ -106,10 +113,7 @@ pub fn parse_info(json: &str) -> Result<Vec<StanzaInfo>> {
 
 /// The stanza's state, judged: its info, or the error that names why it cannot be
 /// drilled.
-pub fn judge<'a>(
-    spec: &PgbackrestSpec,
-    infos: &'a [StanzaInfo],
-) -> Result<&'a StanzaInfo> {
+pub fn judge<'a>(spec: &PgbackrestSpec, infos: &'a [StanzaInfo]) -> Result<&'a StanzaInfo> {
     let repo = spec.repo_path.display();
     let Some(info) = infos.iter().find(|i| i.name == spec.stanza) else {
         return Err(Error::config(format!(
@@ -174,10 +178,13 @@ fn first_lines(s: &str, n: usize) -> String {
 
 /// The major version of the database the backup set is of (`15`).
 pub fn set_major(info: &StanzaInfo, set: &BackupSet) -> Option<String> {
-    info.db
-        .iter()
-        .find(|d| d.id == set.database.id)
-        .map(|d| d.version.split('.').next().unwrap_or(&d.version).to_string())
+    info.db.iter().find(|d| d.id == set.database.id).map(|d| {
+        d.version
+            .split('.')
+            .next()
+            .unwrap_or(&d.version)
+            .to_string()
+    })
 }
 
 /// The archive directory (`15-1`) holding the set's WAL.
@@ -200,28 +207,28 @@ pub fn choose<'a>(
     let mut sets: Vec<&BackupSet> = info.backup.iter().collect();
     sets.sort_by_key(|s| s.timestamp.stop);
     if let Some(label) = label {
-        return sets.iter().find(|s| s.label == label).copied().ok_or_else(|| {
-            Error::config(format!(
-                "stanza `{}` has no backup set {label}",
-                info.name
-            ))
-            .with_hint(format!(
-                "name one of {}, or set source.set = \"latest\"",
-                sets.iter()
-                    .rev()
-                    .take(5)
-                    .map(|s| s.label.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        });
+        return sets
+            .iter()
+            .find(|s| s.label == label)
+            .copied()
+            .ok_or_else(|| {
+                Error::config(format!("stanza `{}` has no backup set {label}", info.name))
+                    .with_hint(format!(
+                        "name one of {}, or set source.set = \"latest\"",
+                        sets.iter()
+                            .rev()
+                            .take(5)
+                            .map(|s| s.label.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+            });
     }
     let Some(newest) = sets.last() else {
-        return Err(Error::backup(format!(
-            "stanza `{}` has no backup set",
-            info.name
-        ))
-        .with_hint("run a backup, and find out why the scheduled ones are missing"));
+        return Err(
+            Error::backup(format!("stanza `{}` has no backup set", info.name))
+                .with_hint("run a backup, and find out why the scheduled ones are missing"),
+        );
     };
     match before {
         None => Ok(newest),
@@ -250,7 +257,13 @@ pub fn verify_problems(out: &str) -> Vec<String> {
     for line in out.lines() {
         // Drop the log prefix: `2026-12-01 09:28:23.585 P01   INFO: `.
         let text = match line.find(": ") {
-            Some(i) if line[..i].ends_with("INFO") || line[..i].ends_with("WARN") || line[..i].ends_with("ERROR") => &line[i + 2..],
+            Some(i)
+                if line[..i].ends_with("INFO")
+                    || line[..i].ends_with("WARN")
+                    || line[..i].ends_with("ERROR") =>
+            {
+                &line[i + 2..]
+            }
             _ => line,
         };
         let t = text.trim();
@@ -291,7 +304,8 @@ impl Host {
         let cipher = match &spec.cipher {
             Some((kind, pass)) => Some((
                 kind.clone(),
-                pass.load(base).map_err(|e| e.context("source.cipher_pass"))?,
+                pass.load(base)
+                    .map_err(|e| e.context("source.cipher_pass"))?,
             )),
             None => None,
         };
@@ -312,7 +326,10 @@ impl Host {
             "[global]\nrepo1-path={repo}\nlock-path=/tmp/pgbackrest\nlog-path=/tmp\nlog-level-file=off\nlog-level-console=warn\nspool-path=/tmp\n"
         );
         if let Some((kind, pass)) = &self.cipher {
-            s.push_str(&format!("repo1-cipher-type={kind}\nrepo1-cipher-pass={}\n", pass.expose()));
+            s.push_str(&format!(
+                "repo1-cipher-type={kind}\nrepo1-cipher-pass={}\n",
+                pass.expose()
+            ));
         }
         s.push_str(&format!("\n[{}]\npg1-path={data}\n", self.stanza));
         Secret::new(s)
@@ -380,7 +397,12 @@ impl Host {
         let out = self
             .run(
                 "info",
-                &["--log-level-console=error", "--log-level-stderr=off", "--output=json", "info"],
+                &[
+                    "--log-level-console=error",
+                    "--log-level-stderr=off",
+                    "--output=json",
+                    "info",
+                ],
                 limit,
             )
             .await?;
@@ -439,8 +461,8 @@ pub fn parse_listing(json: &str) -> Result<Archive> {
         #[serde(default)]
         time: Option<i64>,
     }
-    let entries: std::collections::BTreeMap<String, Entry> = serde_json::from_str(json)
-        .map_err(|e| {
+    let entries: std::collections::BTreeMap<String, Entry> =
+        serde_json::from_str(json).map_err(|e| {
             Error::infra(format!("cannot read pgbackrest repo-ls's JSON: {e}")).retryable(false)
         })?;
     let mut archive = Archive::default();
@@ -463,7 +485,12 @@ pub fn classify(what: &str, code: Option<i32>, said: &str) -> Error {
         .lines()
         .find(|l| l.trim_start().starts_with("ERROR:"))
         .map(|l| l.trim().to_string())
-        .unwrap_or_else(|| format!("exit {}", code.map_or("by signal".into(), |c| c.to_string())));
+        .unwrap_or_else(|| {
+            format!(
+                "exit {}",
+                code.map_or("by signal".into(), |c| c.to_string())
+            )
+        });
     let stderr = said
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -475,12 +502,19 @@ pub fn classify(what: &str, code: Option<i32>, said: &str) -> Error {
         .collect::<Vec<_>>()
         .join("\n");
     let e = if said.contains("[050]") || said.contains("unable to acquire lock") {
-        Error::infra(format!("pgbackrest {what}: another pgBackRest command holds the stanza's lock ({error_line})"))
-            .with_hint("a backup or expire is running; the next attempt waits for it")
-    } else if said.contains("[056]") || said.contains("unable to find primary") || said.contains("could not connect") {
+        Error::infra(format!(
+            "pgbackrest {what}: another pgBackRest command holds the stanza's lock ({error_line})"
+        ))
+        .with_hint("a backup or expire is running; the next attempt waits for it")
+    } else if said.contains("[056]")
+        || said.contains("unable to find primary")
+        || said.contains("could not connect")
+    {
         Error::infra(format!("pgbackrest {what} cannot reach the database server: {error_line}"))
             .with_hint("check that PostgreSQL runs and pg1-path, pg1-port and pg1-socket-path in pgBackRest's configuration point at it")
-    } else if said.contains("[082]") || said.contains("WAL segment") && said.contains("was not archived") {
+    } else if said.contains("[082]")
+        || said.contains("WAL segment") && said.contains("was not archived")
+    {
         Error::backup(format!("pgbackrest {what}: the server's WAL is not being archived: {error_line}"))
             .with_hint("check archive_mode = on and archive_command = 'pgbackrest --stanza=… archive-push %p' on the server, and `pgbackrest check`")
             .retryable(false)
@@ -489,7 +523,9 @@ pub fn classify(what: &str, code: Option<i32>, said: &str) -> Error {
             .with_hint("run pgbackrest as the repository's owner (source.command = [\"runuser\", \"-u\", \"postgres\", \"--\", \"pgbackrest\"]) or give firedrill's user the repository's group")
     } else {
         Error::backup(format!("pgbackrest {what} failed: {error_line}"))
-            .with_hint("read pgBackRest's message below; `pgbackrest check` tests the stanza end to end")
+            .with_hint(
+                "read pgBackRest's message below; `pgbackrest check` tests the stanza end to end",
+            )
             .retryable(false)
     };
     e.with_stderr(stderr)
@@ -538,7 +574,8 @@ mod tests {
 
     #[test]
     fn a_wrong_cipher_key_is_named_not_no_backup_set() {
-        let infos = parse_info(WRONG_KEY).unwrap();
+        // As pgBackRest prints it: the garbage quoted raw.
+        let infos = parse_info(&WRONG_KEY.replace("9;", "9;\u{1}\u{7}\tP")).unwrap();
         let e = judge(&spec(true), &infos).unwrap_err();
         assert!(e.message.contains("cipher key does not open"), "{e}");
         assert_eq!(e.kind, crate::error::ErrorKind::Config);
@@ -559,7 +596,10 @@ mod tests {
     fn verify_damage_is_read_from_its_output() {
         let out = "2026-12-01 09:28:23.585 P01   INFO: invalid checksum '20261201-092810F/pg_data/base/5/2838.gz'\n2026-12-01 09:28:23.695 P00   INFO: stanza: main\n                                    status: error\n                                      backup: 20261201-092810F, status: invalid, total files checked: 967, total valid files: 966\n                                        checksum invalid: 1\n2026-12-01 09:28:23.695 P00   INFO: verify command end: completed successfully (293ms)";
         let p = verify_problems(out);
-        assert_eq!(p[0], "invalid checksum '20261201-092810F/pg_data/base/5/2838.gz'");
+        assert_eq!(
+            p[0],
+            "invalid checksum '20261201-092810F/pg_data/base/5/2838.gz'"
+        );
         assert!(p.iter().any(|l| l.contains("checksum invalid: 1")));
         let ok = "2026-12-01 09:29:07.551 P00   INFO: verify command begin 2.45: --stanza=main\n2026-12-01 09:29:07.758 P00   INFO: verify command end: completed successfully (210ms)";
         assert!(verify_problems(ok).is_empty());

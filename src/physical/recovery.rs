@@ -49,11 +49,14 @@ pub fn parse(log: &str) -> RecoveryLog {
                     }
                 } else if msg.starts_with("recovery stopping ") {
                     r.stopping = Some(msg.to_string());
-                } else if let Some(rest) = msg.strip_prefix("consistent recovery state reached at ") {
+                } else if let Some(rest) = msg.strip_prefix("consistent recovery state reached at ")
+                {
                     r.consistent_at = Lsn::parse(rest.split_whitespace().next().unwrap_or(""));
                 } else if let Some(rest) = msg.strip_prefix("redo done at ") {
                     r.redo_done = Lsn::parse(rest.split_whitespace().next().unwrap_or(""));
-                } else if let Some(rest) = msg.strip_prefix("last completed transaction was at log time ") {
+                } else if let Some(rest) =
+                    msg.strip_prefix("last completed transaction was at log time ")
+                {
                     r.last_transaction = Some(rest.trim().to_string());
                 } else if let Some(rest) = msg.strip_prefix("selected new timeline ID: ") {
                     r.new_timeline = rest.trim().parse().ok();
@@ -123,7 +126,10 @@ mod tests {
         assert_eq!(r.redo_done, Lsn::parse("0/304CB70"));
         assert_eq!(r.consistent_at, Lsn::parse("0/2000100"));
         assert_eq!(r.new_timeline, Some(2));
-        assert_eq!(r.last_transaction.as_deref(), Some("2026-12-01 09:29:39.880855+00"));
+        assert_eq!(
+            r.last_transaction.as_deref(),
+            Some("2026-12-01 09:29:39.880855+00")
+        );
         assert_eq!(r.ends.len(), 1);
         assert!(!r.ended_before_target);
     }

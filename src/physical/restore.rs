@@ -89,7 +89,10 @@ pub async fn restore(
     let out = backend
         .exec(
             sb,
-            &pgbackrest(&plan.stanza, &["--log-level-console=info".into(), "verify".into()]),
+            &pgbackrest(
+                &plan.stanza,
+                &["--log-level-console=info".into(), "verify".into()],
+            ),
             None,
         )
         .await?;
@@ -131,11 +134,16 @@ pub async fn restore(
     ];
     args.extend(plan.target.restore_args());
     args.push("restore".into());
-    let out = backend.exec(sb, &pgbackrest(&plan.stanza, &args), None).await?;
+    let out = backend
+        .exec(sb, &pgbackrest(&plan.stanza, &args), None)
+        .await?;
     if out.exit_code != 0 {
         let text = said(&out);
         let e = super::pgbackrest::classify("restore", Some(out.exit_code as i32), &text);
-        let e = if text.contains("[029]") || text.contains("data error") || text.contains("[FormatError]") {
+        let e = if text.contains("[029]")
+            || text.contains("data error")
+            || text.contains("[FormatError]")
+        {
             Error::backup(format!(
                 "pgBackRest cannot restore backup set {}: a file of it does not decompress or decrypt ({})",
                 plan.set.label,
@@ -154,9 +162,11 @@ pub async fn restore(
         .exec(sb, &as_server(&["pg_controldata", "-D", DATA]), None)
         .await?;
     if out.exit_code != 0 {
-        return Err(Error::backup("the restored data directory has no readable pg_control")
-            .with_stderr(said(&out))
-            .retryable(false));
+        return Err(
+            Error::backup("the restored data directory has no readable pg_control")
+                .with_stderr(said(&out))
+                .retryable(false),
+        );
     }
     let control = Control::parse(&out.stdout);
 
@@ -168,8 +178,14 @@ pub async fn restore(
         return Err(Error::infra("cannot start the sandbox's server").with_stderr(said(&out)));
     }
     let promoted = wait_for_promotion(backend, sb).await?;
-    let out = backend.exec(sb, &sh(&format!("cat {SERVER_LOG}")), None).await?;
-    let log_text = out.stdout;
+    let log_text = match backend
+        .exec(sb, &sh(&format!("cat {SERVER_LOG}")), None)
+        .await
+    {
+        Ok(out) if out.exit_code == 0 => out.stdout,
+        // A sandbox that ended anyway: the end of the log the entrypoint printed.
+        _ => backend.state(sb).await?.log_tail,
+    };
     let log = recovery::parse(&log_text);
     let tail = || {
         let lines: Vec<&str> = log_text.lines().collect();
@@ -236,31 +252,29 @@ fn chain_labels(label: &str) -> Vec<String> {
     v
 }
 
-/// Waits until the server leaves recovery (true) or stops (false).
+/// Waits until the server leaves recovery (true) or ends by itself (false: the
+/// entrypoint leaves `/run/firedrill/exited`, and the sandbox stays for its log).
 async fn wait_for_promotion(backend: &dyn SandboxBackend, sb: &Sandbox) -> Result<bool> {
-    let query = as_server(&[
-        "psql",
-        "-XAtq",
-        "-h",
-        "/run/postgresql",
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-c",
-        "SELECT pg_is_in_recovery()",
-    ]);
+    let query = sh(
+        "if [ -e /run/firedrill/exited ]; then echo exited; exit 0; fi; \
+         exec firedrill-sandbox as-server postgres psql -XAtq -h /run/postgresql -U postgres -d postgres \
+         -c 'SELECT pg_is_in_recovery()' 2>/dev/null",
+    );
     let mut wait = Duration::from_millis(200);
     loop {
-        let out = backend.exec(sb, &query, None).await?;
-        if out.exit_code == 0 && out.stdout.trim() == "f" {
-            return Ok(true);
+        match backend.exec(sb, &query, None).await {
+            Ok(out) => match out.stdout.trim() {
+                "f" => return Ok(true),
+                "exited" => return Ok(false),
+                _ => {}
+            },
+            Err(e) => {
+                if !backend.state(sb).await?.running {
+                    return Ok(false);
+                }
+                return Err(e);
+            }
         }
-        let st = backend.state(sb).await?;
-        if !st.running {
-            return Ok(false);
-        }
-        // The entrypoint ends the sandbox when its server exits.
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(2));
     }
@@ -306,7 +320,9 @@ impl Facts<'_> {
     fn gap(&self, to: Option<u64>) -> Option<Gap> {
         let start = self.start?.segment(self.seg_size);
         let last = to.or_else(|| self.archive.last_on(start.tli, self.seg_size))?;
-        let runs = self.archive.missing(start.tli, start.no, last, self.seg_size);
+        let runs = self
+            .archive
+            .missing(start.tli, start.no, last, self.seg_size);
         runs.first()
             .map(|&r| Gap::new(self.archive, start.tli, r, self.seg_size))
     }
@@ -419,24 +435,35 @@ impl Facts<'_> {
                     .retryable(false));
                 };
                 if let Some(gap) = self.gap(None) {
-                    notes.push(format!("after the target: {gap}; a recovery to a later time fails"));
+                    notes.push(format!(
+                        "after the target: {gap}; a recovery to a later time fails"
+                    ));
                 }
                 stop.clone()
             }
             Target::Name(n) => {
-                let Some(stop) = log.stopping.as_ref().filter(|s| s.contains(&format!("\"{n}\""))) else {
+                let Some(stop) = log
+                    .stopping
+                    .as_ref()
+                    .filter(|s| s.contains(&format!("\"{n}\"")))
+                else {
                     return Err(Error::backup(format!(
                         "recovery to restore point \"{n}\" promoted without reaching it (at {where_})"
                     ))
                     .retryable(false));
                 };
                 if let Some(gap) = self.gap(None) {
-                    notes.push(format!("after the target: {gap}; a recovery to a later point fails"));
+                    notes.push(format!(
+                        "after the target: {gap}; a recovery to a later point fails"
+                    ));
                 }
                 stop.clone()
             }
         };
-        if let (Some(top), true) = (self.archive.top_timeline(), matches!(self.target, Target::Latest)) {
+        if let (Some(top), true) = (
+            self.archive.top_timeline(),
+            matches!(self.target, Target::Latest),
+        ) {
             if top > tli {
                 notes.push(format!(
                     "the archive also holds timeline {top}; recovery followed timeline {tli}"
@@ -502,9 +529,14 @@ mod tests {
         // Nothing missing, but replay stopped in 4: 4 is damaged.
         let a = archive(&[2, 3, 4, 5]);
         let mut l = log(&[2, 3, 4], "0/4000200");
-        l.ends.push("invalid record length at 0/4000228: wanted 24, got 0".into());
+        l.ends
+            .push("invalid record length at 0/4000228: wanted 24, got 0".into());
         let e = facts(&t, &a).reached(&l, None).unwrap_err();
-        assert!(e.message.contains("000000010000000000000004 is damaged (invalid record length"), "{e}");
+        assert!(
+            e.message
+                .contains("000000010000000000000004 is damaged (invalid record length"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -515,7 +547,11 @@ mod tests {
             ended_before_target: true,
             ..Default::default()
         });
-        assert!(e.message.contains("the archive is missing 000000010000000000000004"), "{e}");
+        assert!(
+            e.message
+                .contains("the archive is missing 000000010000000000000004"),
+            "{e}"
+        );
         let a = archive(&[2, 3, 4]);
         let late = Target::Time("2026-12-01T11:00:00Z".parse().unwrap());
         let e = facts(&late, &a).failed(&RecoveryLog {
@@ -529,7 +565,11 @@ mod tests {
             ended_before_target: true,
             ..Default::default()
         });
-        assert!(e.message.contains("restore point \"nope\" is not in the WAL"), "{e}");
+        assert!(
+            e.message
+                .contains("restore point \"nope\" is not in the WAL"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -538,7 +578,10 @@ mod tests {
         let t = Target::Time("2026-12-01T09:59:00Z".parse().unwrap());
         let mut l = log(&[2, 3], "0/3000100");
         assert!(facts(&t, &a).reached(&l, None).is_err());
-        l.stopping = Some("recovery stopping before commit of transaction 9, time 2026-12-01 09:59:00.2+00".into());
+        l.stopping = Some(
+            "recovery stopping before commit of transaction 9, time 2026-12-01 09:59:00.2+00"
+                .into(),
+        );
         let (reached, _, notes) = facts(&t, &a).reached(&l, None).unwrap();
         assert!(reached.contains("transaction 9"));
         assert!(notes.is_empty());
@@ -547,6 +590,12 @@ mod tests {
     #[test]
     fn controldata_is_read() {
         let c = Control::parse("pg_control version number:            1300\nBytes per WAL segment:                16777216\nData page checksum version:           1\n");
-        assert_eq!(c, Control { seg_size: MB16, checksums: true });
+        assert_eq!(
+            c,
+            Control {
+                seg_size: MB16,
+                checksums: true
+            }
+        );
     }
 }

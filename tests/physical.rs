@@ -1,0 +1,556 @@
+//! Physical drills of pgBackRest backups, with real tools: a PostgreSQL with data
+//! checksums whose WAL pgBackRest archives to an encrypted posix repository
+//! (`fd_start_pgbackrest` of deploy/host-setup.sh), drilled in the real sandbox.
+//!
+//! A ticking table (a row every 50 ms under write load) makes the time targets exact:
+//! the rows committed before the target are there, the rows after it are not.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use firedrill::{RunReport, Stage, Verdict};
+use support::*;
+
+const CIPHER: &str = "a-long-test-cipher-passphrase";
+
+/// A source cluster with its pgBackRest repository, removed at the end.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn start(name: &str) -> Cluster {
+        let port = support::daemon::reserve_port().local_addr().unwrap().port();
+        let dir = PathBuf::from(format!("/tmp/fd-pbr-{name}-{}", std::process::id()));
+        host_setup(&format!(
+            "fd_start_pgbackrest {} {port} {CIPHER}",
+            dir.display()
+        ));
+        Cluster { dir, port }
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        let (c, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                self.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        c
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        host_setup(&format!(
+            "run=(); [ \"$(id -u)\" = 0 ] && run=(env -C / runuser -u postgres --); \
+             \"${{run[@]}}\" \"$(fd_pg_bin)/pg_ctl\" -D {dir}/data -l {dir}/server.log -w -m fast {action} >/dev/null",
+            dir = self.dir.display()
+        ));
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.join("repo")
+    }
+
+    /// A drill of this cluster: `source` lines go in `[source]`, `rest` after it.
+    fn drill(&self, fx: &Path, name: &str, source: &str, rest: &str) -> PathBuf {
+        let cipher = secret_file(fx, &format!("{name}-cipher"), CIPHER);
+        let command = if running_as_root() {
+            r#"command = ["runuser", "-u", "postgres", "--", "pgbackrest"]"#
+        } else {
+            ""
+        };
+        let path = fx.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "{name}"
+
+[source]
+type = "pgbackrest"
+stanza = "main"
+repo_path = "{repo}"
+config = "{dir}/pgbackrest.conf"
+{command}
+cipher_pass = {{ file = "{cipher}" }}
+{source}
+
+[source.server]
+host = "127.0.0.1"
+port = {port}
+database = "postgres"
+user = "postgres"
+
+[storage]
+type = "local"
+path = "{store}"
+
+[timeouts]
+restore = "5m"
+verify = "5m"
+
+{rest}
+"#,
+                repo = self.repo().display(),
+                dir = self.dir.display(),
+                cipher = cipher.display(),
+                port = self.port,
+                store = fx.join("store").display(),
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Switches to a new WAL segment and waits until the one left is archived.
+    async fn archive_now(&self) {
+        let c = self.client().await;
+        let wal: String = c
+            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
+            .await
+            .unwrap()
+            .get(0);
+        for _ in 0..240 {
+            let last: Option<String> = c
+                .query_one("SELECT last_archived_wal FROM pg_stat_archiver", &[])
+                .await
+                .unwrap()
+                .get(0);
+            if last.is_some_and(|l| l >= wal) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("WAL {wal} was not archived in 60 s");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                ". deploy/host-setup.sh; fd_stop_pg {}",
+                self.dir.display()
+            ))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Inserts a tick every 50 ms until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ticker {
+    async fn start(c: tokio_postgres::Client) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                c.execute("INSERT INTO ticks DEFAULT VALUES", &[])
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Ticker {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+/// A moment between two committed ticks, and how many ticks were committed before it.
+async fn moment_between_ticks(c: &tokio_postgres::Client) -> (jiff::Timestamp, i64) {
+    let rows = c
+        .query(
+            "SELECT id, extract(epoch FROM at)::float8 FROM ticks ORDER BY id DESC LIMIT 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (later, earlier): (f64, f64) = (rows[0].get(1), rows[1].get(1));
+    let id: i64 = rows[1].get(0);
+    let mid = (earlier + later) / 2.0;
+    let at = jiff::Timestamp::from_microsecond((mid * 1e6) as i64).unwrap();
+    let before: i64 = c
+        .query_one(
+            "SELECT count(*) FROM ticks WHERE at <= to_timestamp($1)",
+            &[&mid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, id, "ticks are numbered in commit order");
+    (at, before)
+}
+
+fn stage_notes(r: &RunReport, s: Stage) -> String {
+    stage(r, s).notes.join("\n")
+}
+
+fn assert_passed(r: &RunReport) {
+    assert_eq!(
+        r.verdict,
+        Verdict::Passed,
+        "{:?}\n{}",
+        r.error,
+        serde_json::to_string_pretty(&r.stages).unwrap()
+    );
+}
+
+async fn setup(c: &Cluster) -> tokio_postgres::Client {
+    let db = c.client().await;
+    db.batch_execute(
+        "CREATE TABLE ticks(id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+         CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;
+         ALTER TABLE items ADD PRIMARY KEY (id);
+         CREATE VIEW recent AS SELECT * FROM ticks WHERE at > now() - interval '1 hour';",
+    )
+    .await
+    .unwrap();
+    db
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_and_incremental_backups_recover_to_their_restore_point_latest_and_a_time() {
+    let c = Cluster::start("ok");
+    let fx = tempfile::tempdir().unwrap();
+    let db = setup(&c).await;
+    let ticker = Ticker::start(c.client().await).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A full backup under write load, drilled to the restore point the drill made: the
+    // fingerprint taken there compares exactly.
+    let r = run_file(&c.drill(fx.path(), "full", "backup = \"full\"", "")).await;
+    assert_passed(&r);
+    let rec = r.recovery.clone().expect("a recovery report");
+    assert!(rec.backup_set.ends_with("F (full)"), "{rec:?}");
+    assert!(
+        rec.target_reached
+            .contains("recovery stopping at restore point \"firedrill-"),
+        "{rec:?}"
+    );
+    assert_eq!(rec.timeline, 1);
+    assert_eq!(rec.new_timeline, Some(2));
+    assert!(rec.wal_from.is_some() && rec.wal_to.is_some());
+    let verify = stage_notes(&r, Stage::Verify);
+    assert!(
+        verify.contains("2 tables compared (2 by content checksum)"),
+        "{verify}"
+    );
+    assert!(
+        verify.contains("pg_checksums: every page's checksum verified"),
+        "{verify}"
+    );
+    assert!(
+        verify.contains("pg_amcheck: every database's tables"),
+        "{verify}"
+    );
+    assert!(r.fingerprint_mismatches.is_empty());
+
+    // A moment between the full and the incremental backup.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (between, ticks_between) = moment_between_ticks(&db).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // An incremental one, drilled to the end of the archive.
+    let r = run_file(&c.drill(
+        fx.path(),
+        "incr",
+        "backup = \"incr\"\ntarget = \"latest\"",
+        "",
+    ))
+    .await;
+    assert_passed(&r);
+    let rec = r.recovery.clone().unwrap();
+    assert!(rec.backup_set.ends_with("I (incr)"), "{rec:?}");
+    assert!(
+        rec.target_reached
+            .starts_with("the end of the archived WAL"),
+        "{rec:?}"
+    );
+
+    // A moment after the incremental backup, archived.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (after, ticks_after) = moment_between_ticks(&db).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.archive_now().await;
+
+    // To a time: exactly the ticks committed before it, from the set that ends before it.
+    for (name, at, ticks, set) in [
+        ("to-time-incr", after, ticks_after, "I (incr)"),
+        ("to-time-full", between, ticks_between, "F (full)"),
+    ] {
+        let drill = c.drill(
+            fx.path(),
+            name,
+            &format!("target = \"time\"\ntarget_time = \"{at}\""),
+            &format!(
+                r#"[[assertion]]
+name = "the ticks before the target, and none after"
+sql = "select count(*) from ticks"
+expect = "= {ticks}"
+
+[[assertion]]
+name = "the last tick is the one before the target"
+sql = "select max(id) from ticks"
+expect = "= {ticks}"
+"#
+            ),
+        );
+        let r = run_file(&drill).await;
+        assert_passed(&r);
+        let rec = r.recovery.clone().unwrap();
+        assert!(rec.backup_set.ends_with(set), "{name}: {rec:?}");
+        assert!(
+            rec.target_reached
+                .starts_with("recovery stopping before commit"),
+            "{name}: {rec:?}"
+        );
+        assert_eq!(
+            stage(&r, Stage::Dump).outcome,
+            firedrill::status::Outcome::Skipped
+        );
+    }
+
+    // A random tape: some moment in the window, reached.
+    let r = run_file(&c.drill(fx.path(), "random", "target = \"random\"", "")).await;
+    assert_passed(&r);
+    let rec = r.recovery.unwrap();
+    assert!(
+        rec.target_asked
+            .starts_with("a random time in the window: "),
+        "{rec:?}"
+    );
+    ticker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_backups_fail_at_the_restore_naming_the_cause() {
+    let c = Cluster::start("broken");
+    let fx = tempfile::tempdir().unwrap();
+    let db = setup(&c).await;
+    let r = run_file(&c.drill(
+        fx.path(),
+        "base",
+        "backup = \"incr\"\ntarget = \"latest\"",
+        "",
+    ))
+    .await;
+    assert_passed(&r);
+    let latest = c.drill(fx.path(), "latest", "target = \"latest\"", "");
+
+    // A wrong cipher key: named, not pgBackRest's "no backup set found"; the drill could
+    // not run (exit 2).
+    let wrong = c.drill(fx.path(), "wrong-key", "target = \"latest\"", "");
+    let text = std::fs::read_to_string(&wrong).unwrap();
+    let bad = secret_file(fx.path(), "bad-cipher", "not-the-passphrase");
+    std::fs::write(
+        &wrong,
+        text.replace(
+            &fx.path().join("wrong-key-cipher").display().to_string(),
+            &bad.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let r = run_file(&wrong).await;
+    assert_eq!(r.verdict, Verdict::Error, "{:?}", r.error);
+    assert_eq!(r.exit_code, 2);
+    assert_eq!(r.failed_stage, Some(Stage::Restore));
+    let e = r.error.unwrap();
+    assert!(e.message.contains("cipher key does not open"), "{e:?}");
+
+    // A byte flipped in a file of the newest backup set: pgBackRest's verify names it.
+    let newest = newest_set(&c.repo());
+    let victim = largest_file(&c.repo().join("backup/main").join(&newest).join("pg_data"));
+    let original = std::fs::read(&victim).unwrap();
+    flip_byte(&victim);
+    let r = run_file(&latest).await;
+    std::fs::write(&victim, &original).unwrap();
+    assert_eq!(r.verdict, Verdict::Failed, "{:?}", r.error);
+    assert_eq!(r.exit_code, 1);
+    assert_eq!(r.failed_stage, Some(Stage::Restore));
+    let e = r.error.unwrap();
+    let rel = victim
+        .strip_prefix(c.repo().join("backup/main"))
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        e.message.contains("invalid checksum") && e.message.contains(&rel),
+        "{e:?}"
+    );
+
+    // A WAL segment gone from the archive after the backup: drilled to latest and to a
+    // time after it, the gap is named.
+    for i in 0..4 {
+        db.execute("INSERT INTO items VALUES ($1, 'x')", &[&(100_000 + i)])
+            .await
+            .unwrap();
+        c.archive_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let at = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.execute("INSERT INTO items VALUES (200000, 'y')", &[])
+        .await
+        .unwrap();
+    c.archive_now().await;
+    let segments = archived_segments(&c.repo());
+    let missing = &segments[segments.len() - 3];
+    let name = missing.file_name().unwrap().to_string_lossy()[..24].to_string();
+    let aside = fx.path().join("aside");
+    std::fs::rename(missing, &aside).unwrap();
+    let to_time = c.drill(
+        fx.path(),
+        "time-after-gap",
+        &format!("target = \"time\"\ntarget_time = \"{at}\""),
+        "",
+    );
+    for drill in [&latest, &to_time] {
+        let r = run_file(drill).await;
+        assert_eq!(r.verdict, Verdict::Failed, "{:?}", r.error);
+        assert_eq!(r.exit_code, 1);
+        assert_eq!(r.failed_stage, Some(Stage::Restore));
+        let e = r.error.unwrap();
+        assert!(
+            e.message.contains("WAL gap between")
+                && e.message
+                    .contains(&format!("the archive is missing {name}")),
+            "{}: {e:?}",
+            drill.display()
+        );
+    }
+    std::fs::rename(&aside, missing).unwrap();
+
+    // A page damaged in the source (its data checksums on): backed up as it is, caught in
+    // the restored cluster.
+    db.batch_execute(
+        "CREATE TABLE victim AS SELECT g AS id, repeat('v', 200) AS v FROM generate_series(1, 2000) g; CHECKPOINT",
+    )
+    .await
+    .unwrap();
+    let file: String = db
+        .query_one("SELECT pg_relation_filepath('victim')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    drop(db);
+    c.pg_ctl("stop");
+    let heap = c.dir.join("data").join(file);
+    let mut bytes = std::fs::read(&heap).unwrap();
+    bytes[8192 + 4000] ^= 0xff;
+    std::fs::write(&heap, &bytes).unwrap();
+    c.pg_ctl("start");
+    // A drill that takes its backup reads the source for its fingerprint, and meets the
+    // damage there: named, as the backup's failure.
+    let r = run_file(&c.drill(
+        fx.path(),
+        "damaged-source",
+        "backup = \"full\"\ntarget = \"latest\"",
+        "",
+    ))
+    .await;
+    assert_eq!(r.verdict, Verdict::Failed, "{:?}", r.error);
+    assert_eq!(r.failed_stage, Some(Stage::Dump));
+    let e = r.error.unwrap();
+    assert!(
+        e.message
+            .contains("the source's data is damaged: invalid page in block"),
+        "{e:?}"
+    );
+    // The operator's own backup copies the damaged page; the restored cluster's checks
+    // catch it.
+    host_setup(&format!(
+        "run=(); [ \"$(id -u)\" = 0 ] && run=(env -C / runuser -u postgres --); \
+         \"${{run[@]}}\" pgbackrest --config={}/pgbackrest.conf --stanza=main --type=full backup",
+        c.dir.display()
+    ));
+    let r = run_file(&latest).await;
+    assert_eq!(r.verdict, Verdict::Failed, "{:?}", r.error);
+    assert_eq!(r.exit_code, 1);
+    assert_eq!(r.failed_stage, Some(Stage::Verify));
+    let e = r.error.unwrap();
+    assert!(
+        e.message
+            .contains("the restored database is damaged: invalid page in block 1 of relation"),
+        "{e:?}"
+    );
+    assert!(leftovers(&r.run_id).await.is_empty());
+}
+
+/// The newest backup set's label.
+fn newest_set(repo: &Path) -> String {
+    let mut labels: Vec<String> = std::fs::read_dir(repo.join("backup/main"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("20"))
+        .collect();
+    labels.sort();
+    labels.pop().unwrap()
+}
+
+/// The largest file under `dir`.
+fn largest_file(dir: &Path) -> PathBuf {
+    let mut best: Option<(u64, PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if best.as_ref().is_none_or(|(s, _)| m.len() > *s) {
+                best = Some((m.len(), e.path()));
+            }
+        }
+    }
+    best.unwrap().1
+}
+
+/// The archived WAL segments, in order.
+fn archived_segments(repo: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut stack = vec![repo.join("archive/main")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.len() > 25 && n.as_bytes()[24] == b'-' {
+                    v.push(p);
+                }
+            }
+        }
+    }
+    v.sort_by_key(|p| p.file_name().unwrap().to_owned());
+    v
+}
