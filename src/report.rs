@@ -474,6 +474,7 @@ mod tests {
             }],
             kept_sandbox: None,
             scheduled_for: None,
+            recovery: None,
             evidence: None,
             signature: None,
         }

@@ -134,7 +134,7 @@ pub enum SourceConfig {
     /// Physical backups of PostgreSQL kept by pgBackRest: a backup set of the stanza
     /// (one firedrill takes first, with `backup`) restored into the sandbox and
     /// recovered from the archived WAL to the target asked.
-    Pgbackrest(PgbackrestSourceConfig),
+    Pgbackrest(Box<PgbackrestSourceConfig>),
 }
 
 /// A pgBackRest stanza to drill. The repository is only read: firedrill restores in the

@@ -521,8 +521,8 @@ impl Record<'_> {
             .await?;
         // A file made by another tool has no fingerprint to compare with; the least it
         // must do is restore some tables.
-        let compare = !manifest.is_external()
-            && !(manifest.is_physical() && manifest.fingerprint.tables.is_empty());
+        let compare = !(manifest.is_external()
+            || manifest.is_physical() && manifest.fingerprint.tables.is_empty());
         let mismatches = if manifest.is_physical() && !compare {
             // A physical copy without a fingerprint of its target: the cluster's checks
             // below judge it.

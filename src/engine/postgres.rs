@@ -1001,7 +1001,7 @@ async fn snapshot_fingerprint(
     let mut fingerprint = parse_fingerprint(&fp_json)?;
     let objects: String = client.query_one(OBJECTS_SQL, &[]).await.map_err(q)?.get(0);
     fingerprint.objects = parse_objects(&objects)?;
-    fingerprint.holdings = source_holdings(&client).await?;
+    fingerprint.holdings = source_holdings(client).await?;
     let chosen = checksum_plan.select(
         &fingerprint
             .tables
