@@ -349,15 +349,26 @@ pub fn render_human_in(r: &RunReport, stages: bool, colour: Colour) -> String {
             out.push('\n');
         }
     }
-    if let Some(a) = &r.artifact {
-        let _ = writeln!(
-            out,
-            "artifact: {} ({} plain, {} encrypted, sha256 {})",
-            a.location,
-            human_bytes(a.plain_bytes),
-            human_bytes(a.encrypted_bytes),
-            a.sha256
-        );
+    match (&r.artifact, &r.recovery) {
+        (Some(a), Some(_)) => {
+            let _ = writeln!(out, "backup: {}", a.location);
+        }
+        (Some(a), None) => {
+            let _ = writeln!(
+                out,
+                "artifact: {} ({} plain, {} encrypted, sha256 {})",
+                a.location,
+                human_bytes(a.plain_bytes),
+                human_bytes(a.encrypted_bytes),
+                a.sha256
+            );
+        }
+        _ => {}
+    }
+    if let Some(rec) = &r.recovery {
+        for (k, v) in rec.lines() {
+            let _ = writeln!(out, "{k}: {v}");
+        }
     }
     if let Some(k) = &r.kept_sandbox {
         let _ = writeln!(out, "sandbox kept: {k}");

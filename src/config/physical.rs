@@ -348,6 +348,76 @@ fn valid_label(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{parse_drill, SourceSpec};
+    use std::path::Path;
+
+    fn drill(source: &str, rest: &str) -> Result<crate::config::Drill, crate::config::Problems> {
+        parse_drill(
+            Path::new("drills/pb.toml"),
+            &format!(
+                "[source]\ntype = \"pgbackrest\"\nstanza = \"main\"\nrepo_path = \"repo\"\n{source}\n\n[storage]\ntype = \"local\"\npath = \"/tmp/x\"\n{rest}"
+            ),
+        )
+    }
+
+    fn fields(r: Result<crate::config::Drill, crate::config::Problems>) -> Vec<String> {
+        r.expect_err("problems").0.into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn a_verify_only_drill_needs_no_keys_and_drills_to_latest() {
+        let d = drill("", "").unwrap();
+        let SourceSpec::Pgbackrest(p) = &d.source else {
+            panic!("pgbackrest")
+        };
+        assert_eq!(p.target, RecoveryTarget::Latest);
+        assert_eq!(p.repo_path, Path::new("drills/repo"));
+        assert!(d.encryption.is_none() && d.source.verify_only() && d.source.physical());
+    }
+
+    #[test]
+    fn a_drill_that_backs_up_recovers_to_its_restore_point_and_needs_its_server() {
+        assert_eq!(fields(drill("backup = \"incr\"", "")), ["source.server"]);
+        let d = drill(
+            "backup = \"incr\"\n[source.server]\ndatabase = \"shop\"\nuser = \"u\"",
+            "",
+        )
+        .unwrap();
+        let SourceSpec::Pgbackrest(p) = &d.source else {
+            panic!("pgbackrest")
+        };
+        assert_eq!(p.target, RecoveryTarget::RestorePoint);
+        assert_eq!(p.backup, Some(BackupType::Incr));
+        assert!(!d.source.verify_only());
+    }
+
+    #[test]
+    fn wrong_keys_are_named() {
+        assert_eq!(fields(drill("backup = \"weekly\"", "")), ["source.backup", "source.server"]);
+        assert_eq!(fields(drill("target = \"time\"", "")), ["source.target_time"]);
+        assert_eq!(
+            fields(drill("target = \"time\"\ntarget_time = \"yesterday\"", "")),
+            ["source.target_time"]
+        );
+        assert_eq!(fields(drill("target = \"restore_point\"", "")), ["source.target"]);
+        assert_eq!(fields(drill("target_name = \"x\"", "")), ["source.target_name"]);
+        assert_eq!(fields(drill("set = \"yesterday\"", "")), ["source.set"]);
+        assert_eq!(fields(drill("cipher_type = \"aes-256-cbc\"", "")), ["source.cipher_pass"]);
+        assert_eq!(fields(drill("target = \"random\"\nwithin = \"0s\"", "")), ["source.within"]);
+        assert_eq!(fields(drill("stanza2 = 1", "")).len(), 1);
+        assert_eq!(
+            fields(drill(
+                "",
+                "[encryption]\nrecipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\nidentity = { file = \"/k\" }"
+            )),
+            ["encryption"]
+        );
+        let d = drill("target = \"time\"\ntarget_time = \"2026-11-30T22:00:00Z\"", "").unwrap();
+        let SourceSpec::Pgbackrest(p) = &d.source else {
+            panic!("pgbackrest")
+        };
+        assert!(matches!(p.target, RecoveryTarget::Time { .. }));
+    }
 
     #[test]
     fn backup_set_labels() {

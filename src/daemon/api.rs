@@ -860,6 +860,8 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     let mut sizes = String::new();
     let mut rto = String::new();
     let mut lateness = String::new();
+    let mut recovery = String::new();
+    let mut replayed = String::new();
     let names: Vec<String> = drills.keys().cloned().collect();
     let latest = d
         .catalog
@@ -901,6 +903,20 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
                         "firedrill_stage_duration_seconds{{drill=\"{n}\",stage=\"{}\"}} {}",
                         s.stage.as_str(),
                         s.duration_ms as f64 / 1000.0
+                    );
+                }
+                if let Some(rec) = &rep.recovery {
+                    let m = esc(&rec.method);
+                    if let Some(s) = rec.recovered_in_seconds {
+                        let _ = writeln!(
+                            recovery,
+                            "firedrill_recovery_seconds{{drill=\"{n}\",method=\"{m}\"}} {s}"
+                        );
+                    }
+                    let _ = writeln!(
+                        replayed,
+                        "firedrill_recovery_wal_segments{{drill=\"{n}\",method=\"{m}\"}} {}",
+                        rec.segments_replayed
                     );
                 }
                 if let Some(ms) = rep.schedule_lateness_ms() {
@@ -974,6 +990,18 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
             "gauge",
             "How long after its schedule fired the last finished scheduled run started.",
             &lateness,
+        ),
+        (
+            "firedrill_recovery_seconds",
+            "gauge",
+            "A physical drill's last run: seconds from the restore's start to the promoted server.",
+            &recovery,
+        ),
+        (
+            "firedrill_recovery_wal_segments",
+            "gauge",
+            "A physical drill's last run: WAL segments restored from the archive.",
+            &replayed,
         ),
     ] {
         help(name, kind, text, &mut out);

@@ -238,6 +238,7 @@ impl Record<'_> {
             target_reached: r.reached.clone(),
             wal_from: wal(r.log.restored.first()),
             wal_to: wal(r.log.restored.last()),
+            segments_replayed: r.log.restored.len() as u64,
             timeline: r.timeline,
             new_timeline: r.log.new_timeline,
             last_transaction: r.last_transaction.clone(),

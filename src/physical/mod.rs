@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub use restore::Recovered;
 
 /// Where the repository is mounted in the sandbox.
-pub const SANDBOX_REPO: &str = "/var/lib/firedrill/repo";
+pub const SANDBOX_REPO: &str = crate::sandbox::REPO_MOUNT;
 
 /// A target, resolved: the moment of a random one chosen, this run's restore point named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +142,9 @@ pub struct RecoveryReport {
     pub wal_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_to: Option<String>,
+    /// How many segments the server restored from the archive.
+    #[serde(default)]
+    pub segments_replayed: u64,
     /// The timeline replayed, and the new one the server chose at promotion.
     pub timeline: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +164,58 @@ pub struct RecoveryReport {
     /// verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_in_seconds: Option<f64>,
+}
+
+impl RecoveryReport {
+    /// The report as labelled lines, for a person (the CLI, the HTML report).
+    pub fn lines(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            (
+                "recovery",
+                format!("{} backup set {}", self.method, self.backup_set),
+            ),
+            (
+                "recovery target",
+                if self.target_asked == self.target || self.target.contains(&self.target_asked) {
+                    self.target.clone()
+                } else {
+                    format!("{} (asked: {})", self.target, self.target_asked)
+                },
+            ),
+        ];
+        if !self.target_reached.is_empty() {
+            v.push(("target reached", self.target_reached.clone()));
+        }
+        if let (Some(a), Some(b)) = (&self.wal_from, &self.wal_to) {
+            v.push((
+                "WAL replayed",
+                format!(
+                    "{} segments, {a} to {b}, timeline {}{}",
+                    self.segments_replayed,
+                    self.timeline,
+                    self.new_timeline
+                        .map(|t| format!(" (promoted to {t})"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(t) = &self.last_transaction {
+            v.push(("last transaction replayed", t.clone()));
+        }
+        if let Some(from) = self.window_from {
+            v.push((
+                "recovery window",
+                format!(
+                    "{from} to {}",
+                    self.window_to.map_or("unknown".into(), |t| t.to_string())
+                ),
+            ));
+        }
+        if let Some(s) = self.recovered_in_seconds {
+            v.push(("recovered in", format!("{s:.1} s (restore to promotion)")));
+        }
+        v
+    }
 }
 
 #[cfg(test)]

@@ -138,16 +138,18 @@ pub(crate) fn summary(r: &RunReport) -> String {
                 format!("<span class=\"mono\">{}</span>", html(&a.manifest)),
             ));
         }
-        rows.push((
-            "artifact size",
-            html(&format!(
-                "{} encrypted ({} bytes); {} compressed; {} plain",
-                human_bytes(a.encrypted_bytes),
-                a.encrypted_bytes,
-                human_bytes(a.compressed_bytes),
-                human_bytes(a.plain_bytes)
-            )),
-        ));
+        if r.recovery.is_none() {
+            rows.push((
+                "artifact size",
+                html(&format!(
+                    "{} encrypted ({} bytes); {} compressed; {} plain",
+                    human_bytes(a.encrypted_bytes),
+                    a.encrypted_bytes,
+                    human_bytes(a.compressed_bytes),
+                    human_bytes(a.plain_bytes)
+                )),
+            ));
+        }
         if !a.sha256.is_empty() {
             rows.push((
                 "artifact sha256",
@@ -168,6 +170,11 @@ pub(crate) fn summary(r: &RunReport) -> String {
     }
     if let (Some(t), Some(n)) = (r.tables, r.rows) {
         rows.push(("fingerprint", format!("{t} tables, {n} rows")));
+    }
+    if let Some(rec) = &r.recovery {
+        for (k, v) in rec.lines() {
+            rows.push((k, format!("<span class=\"mono\">{}</span>", html(&v))));
+        }
     }
     let mut s = String::from("<section>\n<h2>Summary</h2>\n<table class=\"summary\">\n");
     for (name, value) in rows {

@@ -416,7 +416,7 @@ impl SandboxBackend for DockerBackend {
             if let Some(repo) = &req.repository {
                 // Read-only: the sandbox restores from the repository and cannot change it.
                 mounts.push(Mount {
-                    target: Some(crate::physical::SANDBOX_REPO.into()),
+                    target: Some(super::REPO_MOUNT.into()),
                     source: Some(repo.display().to_string()),
                     typ: Some(MountType::BIND),
                     read_only: Some(true),

@@ -29,6 +29,9 @@ pub const LABEL_EXPIRES: &str = "firedrill.expires";
 /// Set on sandboxes kept for a person (`run --keep`); the reaper leaves them alone.
 pub const LABEL_KEEP: &str = "firedrill.keep";
 
+/// Where a backup repository of the host is mounted, read-only, in a sandbox.
+pub const REPO_MOUNT: &str = "/var/lib/firedrill/repo";
+
 /// What to provision.
 #[derive(Debug, Clone, Serialize)]
 pub struct SandboxRequest {
@@ -42,7 +45,7 @@ pub struct SandboxRequest {
     pub expires_at: jiff::Timestamp,
     pub keep: bool,
     /// A backup repository of this host, mounted read-only at
-    /// [`crate::physical::SANDBOX_REPO`] (a physical drill's posix repository).
+    /// [`REPO_MOUNT`] (a physical drill's posix repository).
     pub repository: Option<std::path::PathBuf>,
 }
 
