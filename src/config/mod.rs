@@ -9,14 +9,12 @@
 mod interpolate;
 mod main_config;
 pub mod notify;
-mod physical;
 mod raw;
 mod units;
 mod validate;
 
 pub use interpolate::{interpolate, interpolate_env, InterpolationError};
 pub use main_config::{load_main_config, DaemonSettings, MainConfig, MainConfigFile};
-pub use physical::{BackupType, PgbackrestSpec, RecoveryTarget};
 pub use raw::*;
 pub use units::{parse_byte_size, parse_duration};
 pub use validate::*;

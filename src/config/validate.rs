@@ -14,6 +14,10 @@ use crate::fingerprint::ChecksumPlan;
 use crate::secret::{SecretRef, SecretSource};
 use crate::status::Stage;
 
+mod physical;
+
+pub use physical::{BackupType, PgbackrestSpec, RecoveryTarget};
+
 /// One thing wrong with a drill file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -226,7 +230,7 @@ pub enum SourceSpec {
     /// A dump in a restic or Borg repository.
     Snapshot(SnapshotSpec),
     /// Physical backups kept by pgBackRest.
-    Pgbackrest(super::physical::PgbackrestSpec),
+    Pgbackrest(physical::PgbackrestSpec),
 }
 
 impl SourceSpec {
@@ -566,6 +570,25 @@ pub fn parse_drill(path: &Path, text: &str) -> Result<Drill, Problems> {
     let text = &super::interpolate_env(path, text)?;
     let shaped = read_shaped::<DrillFile>(path, text, drill_schema());
     let mut problems = shaped.problems;
+    // [encryption] is optional in the schema only for physical drills: a file whose shape
+    // stops it before validation still hears that it lacks one.
+    if let (None, Some(doc)) = (&shaped.value, &shaped.doc) {
+        let t = doc.as_table();
+        let physical = t
+            .get("source")
+            .and_then(|s| s.get("type"))
+            .and_then(|v| v.as_str())
+            == Some("pgbackrest");
+        if !physical && !t.contains_key("encryption") {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                field: "encryption".into(),
+                line: None,
+                message: "missing field `encryption`".into(),
+                fix: "add a [encryption] table".into(),
+            });
+        }
+    }
     if let Some(raw) = shaped.value {
         match validate(path, raw) {
             Ok(drill) if problems.is_empty() => return Ok(drill),
@@ -1195,7 +1218,7 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
         SourceConfig::Restic(r) => snapshot_source(&mut c, RepoTool::Restic, r),
         SourceConfig::Borg(b) => snapshot_source(&mut c, RepoTool::Borg, b),
-        SourceConfig::Pgbackrest(r) => SourceSpec::Pgbackrest(super::physical::pgbackrest_source(
+        SourceConfig::Pgbackrest(r) => SourceSpec::Pgbackrest(physical::pgbackrest_source(
             &mut c,
             r,
             path.parent().unwrap_or(Path::new(".")),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw::PgbackrestSourceConfig;
-use super::validate::{Collector, PostgresSpec};
+use super::{Collector, PostgresSpec};
+use crate::config::raw::PgbackrestSourceConfig;
 use crate::secret::SecretSource;
 
 /// A pgBackRest backup type firedrill may take.
@@ -44,7 +44,7 @@ pub enum RecoveryTarget {
     Name { name: String },
     /// A random moment in the recovery window ("pick a random tape").
     Random {
-        #[serde(with = "super::validate::opt_secs")]
+        #[serde(with = "super::opt_secs")]
         within: Option<Duration>,
     },
 }
@@ -266,7 +266,7 @@ pub(super) fn pgbackrest_source(
             let within = r
                 .within
                 .as_ref()
-                .and_then(|w| match super::parse_duration(w) {
+                .and_then(|w| match crate::config::parse_duration(w) {
                     Ok(d) if !d.is_zero() => Some(d),
                     Ok(_) => {
                         c.push(
@@ -308,7 +308,7 @@ pub(super) fn pgbackrest_source(
     let server = r
         .server
         .as_ref()
-        .map(|pg| super::validate::postgres_spec(c, pg, "source.server"));
+        .map(|pg| super::postgres_spec(c, pg, "source.server"));
     if r.backup.is_some() && server.is_none() {
         c.push(
             "source.server",
@@ -361,7 +361,11 @@ mod tests {
     }
 
     fn fields(r: Result<crate::config::Drill, crate::config::Problems>) -> Vec<String> {
-        r.expect_err("problems").0.into_iter().map(|p| p.field).collect()
+        r.expect_err("problems")
+            .0
+            .into_iter()
+            .map(|p| p.field)
+            .collect()
     }
 
     #[test]
@@ -393,17 +397,35 @@ mod tests {
 
     #[test]
     fn wrong_keys_are_named() {
-        assert_eq!(fields(drill("backup = \"weekly\"", "")), ["source.backup", "source.server"]);
-        assert_eq!(fields(drill("target = \"time\"", "")), ["source.target_time"]);
+        assert_eq!(
+            fields(drill("backup = \"weekly\"", "")),
+            ["source.backup", "source.server"]
+        );
+        assert_eq!(
+            fields(drill("target = \"time\"", "")),
+            ["source.target_time"]
+        );
         assert_eq!(
             fields(drill("target = \"time\"\ntarget_time = \"yesterday\"", "")),
             ["source.target_time"]
         );
-        assert_eq!(fields(drill("target = \"restore_point\"", "")), ["source.target"]);
-        assert_eq!(fields(drill("target_name = \"x\"", "")), ["source.target_name"]);
+        assert_eq!(
+            fields(drill("target = \"restore_point\"", "")),
+            ["source.target"]
+        );
+        assert_eq!(
+            fields(drill("target_name = \"x\"", "")),
+            ["source.target_name"]
+        );
         assert_eq!(fields(drill("set = \"yesterday\"", "")), ["source.set"]);
-        assert_eq!(fields(drill("cipher_type = \"aes-256-cbc\"", "")), ["source.cipher_pass"]);
-        assert_eq!(fields(drill("target = \"random\"\nwithin = \"0s\"", "")), ["source.within"]);
+        assert_eq!(
+            fields(drill("cipher_type = \"aes-256-cbc\"", "")),
+            ["source.cipher_pass"]
+        );
+        assert_eq!(
+            fields(drill("target = \"random\"\nwithin = \"0s\"", "")),
+            ["source.within"]
+        );
         assert_eq!(fields(drill("stanza2 = 1", "")).len(), 1);
         assert_eq!(
             fields(drill(
@@ -412,7 +434,11 @@ mod tests {
             )),
             ["encryption"]
         );
-        let d = drill("target = \"time\"\ntarget_time = \"2026-11-30T22:00:00Z\"", "").unwrap();
+        let d = drill(
+            "target = \"time\"\ntarget_time = \"2026-11-30T22:00:00Z\"",
+            "",
+        )
+        .unwrap();
         let SourceSpec::Pgbackrest(p) = &d.source else {
             panic!("pgbackrest")
         };
