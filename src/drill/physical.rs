@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::{ChecksumPlan, Fingerprint};
 use crate::manifest::Manifest;
 use crate::physical::pgbackrest::{self, Host};
+use crate::physical::restore::{as_server, sh};
 use crate::physical::{Plan, RecoveryReport, Target};
 use crate::report::ArtifactInfo;
 use crate::sandbox::{Sandbox, SandboxBackend};
@@ -465,18 +466,6 @@ async fn plan(
         asked,
         sandbox_conf: host.sandbox_conf(crate::physical::SANDBOX_REPO, DATA),
     })
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script.into()]
-}
-
-fn as_server(args: &[&str]) -> Vec<String> {
-    ["firedrill-sandbox", "as-server", "postgres"]
-        .iter()
-        .chain(args)
-        .map(|s| s.to_string())
-        .collect()
 }
 
 /// Every database of the restored cluster and how many user tables it has.

@@ -883,22 +883,7 @@ impl DumpSource for PostgresSource {
         let spec = &self.spec;
         let client = self.connect().await?;
         let q = query_error;
-        let server_version: String = client
-            .query_one("SHOW server_version", &[])
-            .await
-            .map_err(q)?
-            .get(0);
-        let num: String = client
-            .query_one("SHOW server_version_num", &[])
-            .await
-            .map_err(q)?
-            .get(0);
-        let server_major = num.parse::<u32>().unwrap_or(0) / 10000;
-        let server_version = server_version
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let (server_version, server_major) = version_of(&client).await?;
 
         // A grant the dump needs is named now, not as pg_dump's failure halfway through.
         let access = self.access(&client, server_major).await?;
@@ -986,6 +971,23 @@ impl DumpSource for PostgresSource {
     }
 }
 
+/// The server's version (`15.14`) and major (`15`).
+async fn version_of(client: &tokio_postgres::Client) -> Result<(String, u32)> {
+    let version: String = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(query_error)?
+        .get(0);
+    let num: String = client
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .map_err(query_error)?
+        .get(0);
+    let major = num.parse::<u32>().unwrap_or(0) / 10000;
+    let version = version.split_whitespace().next().unwrap_or("").to_string();
+    Ok((version, major))
+}
+
 /// The fingerprint of what the transaction open on `client` sees: tables, schema objects,
 /// what they hold, and the checksums of the tables `checksum_plan` gives this run.
 async fn snapshot_fingerprint(
@@ -1058,17 +1060,7 @@ impl PostgresSource {
     ) -> Result<RestorePoint> {
         let client = self.connect().await?;
         let q = query_error;
-        let server_version: String = client
-            .query_one("SHOW server_version", &[])
-            .await
-            .map_err(q)?
-            .get(0);
-        let num: String = client
-            .query_one("SHOW server_version_num", &[])
-            .await
-            .map_err(q)?
-            .get(0);
-        let server_major = num.parse::<u32>().unwrap_or(0) / 10000;
+        let (server_version, server_major) = version_of(&client).await?;
         let tables: Vec<(String, String)> = client
             .query(
                 "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -1172,11 +1164,7 @@ impl PostgresSource {
             fingerprint,
             lsn,
             wal_file,
-            server_version: server_version
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string(),
+            server_version,
             server_major,
         })
     }

@@ -33,11 +33,13 @@ pub struct Recovered {
     pub data_checksums: bool,
 }
 
-fn sh(script: &str) -> Vec<String> {
+/// `sh -c SCRIPT` in the sandbox.
+pub(crate) fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
 
-fn as_server(args: &[&str]) -> Vec<String> {
+/// A command run as the sandbox server's user, in the repository's group.
+pub(crate) fn as_server(args: &[&str]) -> Vec<String> {
     ["firedrill-sandbox", "as-server", "postgres"]
         .iter()
         .chain(args)
