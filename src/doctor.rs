@@ -68,6 +68,9 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     if let SourceSpec::Snapshot(spec) = &drill.source {
         out.extend(timed("repository", LIMIT, repository(drill, spec)).await);
     }
+    if let SourceSpec::Pgbackrest(spec) = &drill.source {
+        out.extend(timed("repository", LIMIT, pgbackrest_repository(drill, spec)).await);
+    }
     match crate::store::build_store(&drill.storage, &drill.base_dir) {
         Ok(store) => out.extend(timed("storage", LIMIT, storage(store.as_ref())).await),
         Err(e) => {
@@ -97,6 +100,41 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
 
 /// A snapshot drill's repository: the tool runs and is recent enough, the password opens
 /// the repository, and there are snapshots to drill (read-only, as every drill reads).
+/// A pgBackRest stanza: its repository opens with the drill's key, and what it holds.
+async fn pgbackrest_repository(
+    drill: &Drill,
+    spec: &crate::config::PgbackrestSpec,
+) -> Vec<Finding> {
+    const CHECK: &str = "repository";
+    use crate::physical::pgbackrest;
+    let read = async {
+        let host = pgbackrest::Host::new(spec, &drill.base_dir)?;
+        let infos = host.info(LIMIT).await?;
+        let info = pgbackrest::judge(spec, &infos)?;
+        let newest = pgbackrest::choose(info, None, None)?;
+        let wal = info
+            .archive
+            .iter()
+            .filter_map(|a| a.max.clone())
+            .max()
+            .unwrap_or_else(|| "none".into());
+        Ok::<_, crate::error::Error>(format!(
+            "pgBackRest opens {} (stanza {}): {} backup sets, the newest {} ({}, PostgreSQL {}, ended {}); WAL archived to {wal}",
+            spec.repo_path.display(),
+            spec.stanza,
+            info.backup.len(),
+            newest.label,
+            newest.kind,
+            pgbackrest::set_major(info, newest).unwrap_or_else(|| "?".into()),
+            newest.stopped_at(),
+        ))
+    };
+    match read.await {
+        Ok(what) => vec![Finding::ok(CHECK, what)],
+        Err(e) => vec![Finding::from_error(CHECK, &e)],
+    }
+}
+
 async fn repository(drill: &Drill, spec: &crate::config::SnapshotSpec) -> Vec<Finding> {
     const CHECK: &str = "repository";
     let repo = match crate::snapshot::build_repo(spec, &drill.base_dir, LIMIT) {

@@ -394,6 +394,11 @@ impl Runner {
         if let crate::config::SourceSpec::Snapshot(spec) = &drill.source {
             return check_snapshot(drill, spec, run_id).await;
         }
+        // A physical drill's "artifact" is a backup set, looked up when the run reads
+        // the repository (a missing one names the sets there).
+        if drill.source.physical() {
+            return Ok(());
+        }
         // Anything else (storage unreachable, a broken manifest) is the run's to report.
         let Ok(store) = self.connector.store(drill) else {
             return Ok(());

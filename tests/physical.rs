@@ -339,6 +339,28 @@ expect = "= {ticks}"
         );
     }
 
+    // A chosen backup set (`run --artifact LABEL`): the full one, to the end of the WAL.
+    let full = newest_full(&c.repo());
+    let drill = firedrill::load_drill(&c.drill(fx.path(), "chosen", "", "")).unwrap();
+    let r = firedrill::run_drill(
+        &drill,
+        &firedrill::RunOptions {
+            artifact: Some(full.clone()),
+            ..Default::default()
+        },
+        &firedrill::Silent,
+        &firedrill::Stop::new(),
+    )
+    .await;
+    assert_passed(&r);
+    let rec = r.recovery.clone().unwrap();
+    assert_eq!(rec.backup_set, format!("{full} (full)"));
+    assert!(
+        rec.target_reached
+            .starts_with("the end of the archived WAL"),
+        "{rec:?}"
+    );
+
     // A random tape: some moment in the window, reached.
     let r = run_file(&c.drill(fx.path(), "random", "target = \"random\"", "")).await;
     assert_passed(&r);
@@ -512,6 +534,18 @@ fn newest_set(repo: &Path) -> String {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("20"))
+        .collect();
+    labels.sort();
+    labels.pop().unwrap()
+}
+
+/// The newest full backup set's label.
+fn newest_full(repo: &Path) -> String {
+    let mut labels: Vec<String> = std::fs::read_dir(repo.join("backup/main"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("20") && n.ends_with('F'))
         .collect();
     labels.sort();
     labels.pop().unwrap()
