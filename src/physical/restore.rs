@@ -87,17 +87,27 @@ pub async fn restore(
 
     // pgBackRest's own check of the repository's files: it exits 0 whatever it finds,
     // so its report is read.
-    keep_going("pgbackrest verify");
-    let out = backend
-        .exec(
-            sb,
-            &pgbackrest(
-                &plan.stanza,
-                &["--log-level-console=info".into(), "verify".into()],
-            ),
-            None,
-        )
-        .await?;
+    // pgBackRest's own check of the repository's files runs beside the restore (both
+    // only read the repository): it exits 0 whatever it finds, so its report is read,
+    // and damage it finds in the set fails the drill even if the restore went through.
+    keep_going("pgbackrest verify and restore");
+    let mut args = vec![
+        "--log-level-console=info".to_string(),
+        format!("--set={}", plan.set.label),
+        format!("--pg1-path={DATA}"),
+    ];
+    args.extend(plan.target.restore_args());
+    args.push("restore".into());
+    let verify_cmd = pgbackrest(
+        &plan.stanza,
+        &["--log-level-console=info".into(), "verify".into()],
+    );
+    let restore_cmd = pgbackrest(&plan.stanza, &args);
+    let (verified, restored) = tokio::join!(
+        backend.exec(sb, &verify_cmd, None),
+        backend.exec(sb, &restore_cmd, None)
+    );
+    let out = verified?;
     let problems = super::pgbackrest::verify_problems(&format!("{}\n{}", out.stdout, out.stderr));
     let chain: Vec<String> = chain_labels(&plan.set.label);
     let (ours, others): (Vec<String>, Vec<String>) = problems.into_iter().partition(|p| {
@@ -128,17 +138,7 @@ pub async fn restore(
         ));
     }
 
-    keep_going("pgbackrest restore");
-    let mut args = vec![
-        "--log-level-console=info".to_string(),
-        format!("--set={}", plan.set.label),
-        format!("--pg1-path={DATA}"),
-    ];
-    args.extend(plan.target.restore_args());
-    args.push("restore".into());
-    let out = backend
-        .exec(sb, &pgbackrest(&plan.stanza, &args), None)
-        .await?;
+    let out = restored?;
     if out.exit_code != 0 {
         let text = said(&out);
         let e = super::pgbackrest::classify("restore", Some(out.exit_code as i32), &text);
