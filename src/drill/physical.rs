@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::{ChecksumPlan, Fingerprint};
 use crate::manifest::Manifest;
 use crate::physical::pgbackrest::{self, Host};
-use crate::physical::restore::{as_server, sh};
+use crate::physical::restore::{as_server, psql, sh};
 use crate::physical::{Plan, RecoveryReport, Target};
 use crate::report::ArtifactInfo;
 use crate::sandbox::{Sandbox, SandboxBackend};
@@ -473,20 +473,6 @@ async fn cluster_summary(
     backend: &dyn SandboxBackend,
     sandbox: &Sandbox,
 ) -> Result<Vec<(String, u64)>> {
-    let psql = |db: &str, sql: &str| {
-        as_server(&[
-            "psql",
-            "-XAtq",
-            "-h",
-            "/run/postgresql",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-    };
     let out = backend
         .exec(
             sandbox,

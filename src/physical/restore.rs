@@ -38,6 +38,22 @@ pub(crate) fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
 
+/// `psql` in the sandbox, as its superuser over the socket: one query, unaligned rows.
+pub(crate) fn psql(db: &str, sql: &str) -> Vec<String> {
+    as_server(&[
+        "psql",
+        "-XAtq",
+        "-h",
+        "/run/postgresql",
+        "-U",
+        "postgres",
+        "-d",
+        db,
+        "-c",
+        sql,
+    ])
+}
+
 /// A command run as the sandbox server's user, in the repository's group.
 pub(crate) fn as_server(args: &[&str]) -> Vec<String> {
     ["firedrill-sandbox", "as-server", "postgres"]
@@ -212,20 +228,10 @@ pub async fn restore(
     let out = backend
         .exec(
             sb,
-            &as_server(&[
-                "psql",
-                "-XAtq",
-                "-h",
-                "/run/postgresql",
-                "-U",
+            &psql(
                 "postgres",
-                "-d",
-                "postgres",
-                "-F",
-                "|",
-                "-c",
-                "SELECT coalesce(pg_last_wal_replay_lsn()::text, ''), coalesce(pg_last_xact_replay_timestamp()::text, '')",
-            ]),
+                "SELECT coalesce(pg_last_wal_replay_lsn()::text, '') || '|' || coalesce(pg_last_xact_replay_timestamp()::text, '')",
+            ),
             None,
         )
         .await?;

@@ -108,7 +108,7 @@ by_hand() {
   t1=$(date +%s.%N)
   docker rm -f "$name" >/dev/null
   docker volume rm "$name-data" "$name-staging" >/dev/null
-  echo "$t1 - $t0" | bc
+  printf '%.2f\n' "$(echo "$t1 - $t0" | bc)"
 }
 
 # firedrill: the restore stage (verify beside restore, recovery, promotion) and its RSS.
@@ -138,7 +138,7 @@ done
 h=$(printf '%s\n' "${hand[@]}" | median)
 f=$(printf '%s\n' "${fdr[@]}" | median)
 m=$(printf '%s\n' "${rss[@]}" | median)
-ratio=$(echo "scale=2; $f / $h" | bc)
+ratio=$(printf '%.2f' "$(echo "$f / $h" | bc -l)")
 {
   echo "## Physical drill benchmark ($commit, $(date -u +%Y-%m-%d), $(nproc) cores)"
   echo
