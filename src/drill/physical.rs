@@ -16,7 +16,7 @@ use crate::physical::pgbackrest::{self, Host};
 use crate::physical::restore::{as_server, psql, sh};
 use crate::physical::{Plan, RecoveryReport, Target};
 use crate::report::ArtifactInfo;
-use crate::sandbox::{Sandbox, SandboxBackend};
+use crate::sandbox::{Sandbox, SandboxBackend, DATA_DIR as DATA};
 use crate::stage::StageRun;
 use crate::status::Stage;
 
@@ -27,8 +27,6 @@ use super::Parts;
 const HOLD_WRITERS: Duration = Duration::from_secs(10);
 /// How long the restore point's WAL may take to be archived.
 const ARCHIVE_WAIT: Duration = Duration::from_secs(120);
-
-const DATA: &str = "/var/lib/firedrill/data";
 
 impl Record<'_> {
     /// A physical drill's backup set: the backup taken now (with `backup`), then the

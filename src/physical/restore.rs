@@ -14,8 +14,9 @@ use super::recovery::{self, RecoveryLog};
 use super::wal::{Archive, Gap, Lsn, Segment, SegmentName};
 use super::{Plan, Target};
 
-const DATA: &str = "/var/lib/firedrill/data";
+use crate::sandbox::DATA_DIR as DATA;
 const TOOL_CONF: &str = "/run/firedrill/tool/pgbackrest.conf";
+/// The recovering server's log, in the sandbox's staging volume (the entrypoint writes it).
 const SERVER_LOG: &str = "/var/lib/firedrill/staging/server.log";
 
 /// A recovery that reached its target.

@@ -21,10 +21,6 @@ use tokio::io::AsyncWriteExt;
 use super::*;
 use crate::error::{Error, Result};
 
-/// Where the sandbox's database keeps its data, and where artifacts are staged.
-pub const DATA_DIR: &str = "/var/lib/firedrill/data";
-pub const STAGING_DIR: &str = "/var/lib/firedrill/staging";
-
 /// Most a command may print on stdout before we refuse it (fingerprints of huge schemas
 /// fit easily).
 const MAX_STDOUT: usize = 64 << 20;

@@ -29,6 +29,11 @@ pub const LABEL_EXPIRES: &str = "firedrill.expires";
 /// Set on sandboxes kept for a person (`run --keep`); the reaper leaves them alone.
 pub const LABEL_KEEP: &str = "firedrill.keep";
 
+/// Where the sandbox's database keeps its data, and where artifacts are staged: each a
+/// volume of the sandbox's own.
+pub const DATA_DIR: &str = "/var/lib/firedrill/data";
+pub const STAGING_DIR: &str = "/var/lib/firedrill/staging";
+
 /// Where a backup repository of the host is mounted, read-only, in a sandbox.
 pub const REPO_MOUNT: &str = "/var/lib/firedrill/repo";
 
