@@ -306,8 +306,7 @@ pub async fn run(
             rec.snapshot(&parts, spec, chosen.as_deref(), stop).await
         }
         (SourceSpec::Pgbackrest(spec), chosen) => {
-            rec.physical(&parts, spec, chosen.as_deref(), checksums, stop)
-                .await
+            rec.physical(spec, chosen.as_deref(), checksums, stop).await
         }
         (_, None) => rec.backup(&parts, checksums, stop).await,
         (_, Some(id)) => rec.stored(&parts, id).await,

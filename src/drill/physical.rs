@@ -21,7 +21,6 @@ use crate::stage::StageRun;
 use crate::status::Stage;
 
 use super::record::Record;
-use super::Parts;
 
 /// How long writers are held for the restore point, at most.
 const HOLD_WRITERS: Duration = Duration::from_secs(10);
@@ -33,7 +32,6 @@ impl Record<'_> {
     /// repository read and the set and target chosen. `chosen` names a set (`--artifact`).
     pub(super) async fn physical(
         &mut self,
-        parts: &Parts,
         spec: &PgbackrestSpec,
         chosen: Option<&str>,
         checksums: ChecksumPlan,
@@ -47,7 +45,6 @@ impl Record<'_> {
                 return Err(e);
             }
         };
-        let _ = parts;
         let repo = spec.repo_path.display().to_string();
         let started = jiff::Timestamp::now();
         let took = match (spec.backup, chosen) {
@@ -76,10 +73,7 @@ impl Record<'_> {
                         Ok((rp, None, notes))
                     })
                     .await;
-                match taken {
-                    Ok(rp) => Some(rp),
-                    Err(e) => return Err(e),
-                }
+                Some(taken?)
             }
             _ => {
                 self.skip(
@@ -254,13 +248,10 @@ impl Record<'_> {
             ),
             format!("reached: {}", r.reached),
         ];
-        if let (Some(a), Some(b)) = (&report.wal_from, &report.wal_to) {
+        if let (Some(a), Some(b)) = (r.log.restored.first(), r.log.restored.last()) {
             notes.push(format!(
                 "WAL replayed from the archive: {} on timeline {}, promoted to timeline {}",
-                crate::physical::wal::range_text(
-                    &crate::physical::wal::SegmentName::parse(a).expect("a segment name"),
-                    &crate::physical::wal::SegmentName::parse(b).expect("a segment name"),
-                ),
+                crate::physical::wal::range_text(a, b),
                 r.timeline,
                 r.log.new_timeline.map_or("?".into(), |t| t.to_string())
             ));

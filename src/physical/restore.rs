@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend};
+use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend, DATA_DIR as DATA};
 
 use super::recovery::{self, RecoveryLog};
 use super::wal::{Archive, Gap, Lsn, Segment, SegmentName};
 use super::{Plan, Target};
 
-use crate::sandbox::DATA_DIR as DATA;
 const TOOL_CONF: &str = "/run/firedrill/tool/pgbackrest.conf";
 /// The recovering server's log, in the sandbox's staging volume (the entrypoint writes it).
 const SERVER_LOG: &str = "/var/lib/firedrill/staging/server.log";
