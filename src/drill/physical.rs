@@ -203,25 +203,14 @@ impl Record<'_> {
         let run_id = self.run_id.clone();
         let step = |what: &str| tracing::info!(run = %run_id, "physical restore: {what}");
         let r = crate::physical::restore::restore(backend, sandbox, plan, &step).await?;
-        let out = backend
-            .exec(
-                sandbox,
-                &crate::engine::Engine::Postgres.version_cmd(),
-                None,
-            )
-            .await?;
-        if out.stdout.trim() != plan.major {
-            return Err(Error::infra(format!(
-                "the sandbox image runs PostgreSQL {}, but the backup is of {}",
-                out.stdout.trim(),
-                plan.major
-            ))
-            .with_hint(format!(
-                "use an image of that major version: {}",
-                crate::engine::Engine::Postgres.default_image(&plan.major)
-            ))
-            .retryable(false));
-        }
+        super::sandbox_stages::check_version(
+            backend,
+            sandbox,
+            crate::engine::Engine::Postgres,
+            self.sandbox_image.as_deref().unwrap_or_default(),
+            &plan.major,
+        )
+        .await?;
         let wal = |n: Option<&crate::physical::wal::SegmentName>| n.map(|s| s.to_string());
         let report = RecoveryReport {
             method: "pgbackrest".into(),

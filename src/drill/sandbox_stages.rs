@@ -761,12 +761,23 @@ async fn provision_once(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let out = backend.exec(&sb, &engine.version_cmd(), None).await?;
+    check_version(backend, &sb, engine, &req.image, major).await?;
+    Ok(sb)
+}
+
+/// The sandbox's server is of the major version the drill restores into.
+pub(super) async fn check_version(
+    backend: &dyn SandboxBackend,
+    sb: &Sandbox,
+    engine: Engine,
+    image: &str,
+    major: &str,
+) -> Result<()> {
+    let out = backend.exec(sb, &engine.version_cmd(), None).await?;
     let got = out.stdout.trim();
     if got != engine.expected_version(major) {
         return Err(Error::infra(format!(
-            "sandbox image {} runs `{got}`, but the drill restores into {} {major}",
-            req.image,
+            "sandbox image {image} runs `{got}`, but the drill restores into {} {major}",
             engine.as_str()
         ))
         .with_hint(format!(
@@ -775,7 +786,7 @@ async fn provision_once(
         ))
         .retryable(false));
     }
-    Ok(sb)
+    Ok(())
 }
 
 /// Removes a run's sandbox, again and again while the backend cannot be reached (a
