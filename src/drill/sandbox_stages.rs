@@ -249,24 +249,6 @@ impl Record<'_> {
     /// printed as it lost its server.
     async fn explain<T>(&self, parts: &Parts, sandbox: &Sandbox, r: Result<T>) -> Result<T> {
         match r {
-            // A physical recovery that failed ends its server, and so the sandbox: that
-            // is the recovery's failure, judged already, unless memory ran out.
-            Err(e)
-                if self.physical.is_some()
-                    && (e.kind.is_backup_failure() || e.kind == ErrorKind::Config) =>
-            {
-                match parts.sandbox.state(sandbox).await {
-                    Ok(st) if st.oom_killed => {
-                        let SandboxSpec::Docker(d) = &self.drill.sandbox;
-                        Err(
-                            sandbox_fault(parts.sandbox.as_ref(), sandbox, d.memory_bytes)
-                                .await
-                                .unwrap_or(e),
-                        )
-                    }
-                    _ => Err(e),
-                }
-            }
             Err(e) if e.kind != ErrorKind::Timeout && !e.kind.is_deliberate_stop() => {
                 let SandboxSpec::Docker(d) = &self.drill.sandbox;
                 match sandbox_fault(parts.sandbox.as_ref(), sandbox, d.memory_bytes).await {
