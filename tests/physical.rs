@@ -340,7 +340,7 @@ expect = "= {ticks}"
     }
 
     // A chosen backup set (`run --artifact LABEL`): the full one, to the end of the WAL.
-    let full = newest_full(&c.repo());
+    let full = newest_set(&c.repo(), true);
     let drill = firedrill::load_drill(&c.drill(fx.path(), "chosen", "", "")).unwrap();
     let r = firedrill::run_drill(
         &drill,
@@ -409,7 +409,7 @@ async fn broken_backups_fail_at_the_restore_naming_the_cause() {
     assert!(e.message.contains("cipher key does not open"), "{e:?}");
 
     // A byte flipped in a file of the newest backup set: pgBackRest's verify names it.
-    let newest = newest_set(&c.repo());
+    let newest = newest_set(&c.repo(), false);
     let victim = largest_file(&c.repo().join("backup/main").join(&newest).join("pg_data"));
     let original = std::fs::read(&victim).unwrap();
     flip_byte(&victim);
@@ -527,25 +527,13 @@ async fn broken_backups_fail_at_the_restore_naming_the_cause() {
     assert!(leftovers(&r.run_id).await.is_empty());
 }
 
-/// The newest backup set's label.
-fn newest_set(repo: &Path) -> String {
+/// The newest backup set's label (of a full backup only, with `full`).
+fn newest_set(repo: &Path, full: bool) -> String {
     let mut labels: Vec<String> = std::fs::read_dir(repo.join("backup/main"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("20"))
-        .collect();
-    labels.sort();
-    labels.pop().unwrap()
-}
-
-/// The newest full backup set's label.
-fn newest_full(repo: &Path) -> String {
-    let mut labels: Vec<String> = std::fs::read_dir(repo.join("backup/main"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("20") && n.ends_with('F'))
+        .filter(|n| n.starts_with("20") && (!full || n.ends_with('F')))
         .collect();
     labels.sort();
     labels.pop().unwrap()

@@ -249,9 +249,6 @@ impl Record<'_> {
         if let Ok(mut slot) = self.recovery.lock() {
             *slot = Some(report);
         }
-        if let Ok(mut slot) = self.data_checksums.lock() {
-            *slot = r.data_checksums;
-        }
         Ok(notes)
     }
 
@@ -323,7 +320,10 @@ impl Record<'_> {
         } else {
             notes.push("pg_amcheck is not in the sandbox image (PostgreSQL 14+): tables and indexes not checked".into());
         }
-        let checksums = self.data_checksums.lock().map(|c| *c).unwrap_or(false);
+        let out = backend
+            .exec(sandbox, &psql("postgres", "SHOW data_checksums"), None)
+            .await?;
+        let checksums = out.stdout.trim() == "on";
         match (checksums, keep) {
             (false, _) => notes
                 .push("data checksums are off in this cluster: pages not checksum-verified".into()),

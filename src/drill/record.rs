@@ -37,8 +37,6 @@ pub(super) struct Record<'a> {
     pub physical: Option<crate::physical::Plan>,
     /// A physical drill's recovery, as the last attempt's restore stage found it.
     pub recovery: std::sync::Mutex<Option<crate::physical::RecoveryReport>>,
-    /// Whether the recovered cluster has data checksums (pg_checksums runs then).
-    pub data_checksums: std::sync::Mutex<bool>,
 }
 
 impl<'a> Record<'a> {
@@ -62,7 +60,6 @@ impl<'a> Record<'a> {
             snapshot: std::sync::Mutex::new(None),
             physical: None,
             recovery: std::sync::Mutex::new(None),
-            data_checksums: std::sync::Mutex::new(false),
         }
     }
 

@@ -171,7 +171,7 @@ pub fn judge<'a>(spec: &PgbackrestSpec, infos: &'a [StanzaInfo]) -> Result<&'a S
     }
 }
 
-/// The last lines of a message, bounded.
+/// The first `n` lines of a message.
 fn first_lines(s: &str, n: usize) -> String {
     s.lines().take(n).collect::<Vec<_>>().join("\n")
 }

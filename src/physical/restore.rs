@@ -29,8 +29,6 @@ pub struct Recovered {
     pub last_transaction: Option<String>,
     /// Facts worth showing (verify's findings in other sets, later gaps).
     pub notes: Vec<String>,
-    /// Whether the cluster has data checksums.
-    pub data_checksums: bool,
 }
 
 /// `sh -c SCRIPT` in the sandbox.
@@ -246,7 +244,6 @@ pub async fn restore(
         timeline,
         last_transaction,
         notes,
-        data_checksums: control.checksums,
     })
 }
 
@@ -292,7 +289,6 @@ async fn wait_for_promotion(backend: &dyn SandboxBackend, sb: &Sandbox) -> Resul
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Control {
     pub seg_size: u64,
-    pub checksums: bool,
 }
 
 impl Control {
@@ -306,7 +302,6 @@ impl Control {
             seg_size: value("Bytes per WAL segment")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(16 << 20),
-            checksums: value("Data page checksum version").is_some_and(|v| v != "0"),
         }
     }
 }
@@ -598,12 +593,8 @@ mod tests {
     #[test]
     fn controldata_is_read() {
         let c = Control::parse("pg_control version number:            1300\nBytes per WAL segment:                16777216\nData page checksum version:           1\n");
-        assert_eq!(
-            c,
-            Control {
-                seg_size: MB16,
-                checksums: true
-            }
-        );
+        assert_eq!(c, Control { seg_size: MB16 });
+        // A segment size pg_controldata did not print: PostgreSQL's default.
+        assert_eq!(Control::parse("").seg_size, MB16);
     }
 }
