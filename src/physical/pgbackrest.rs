@@ -491,16 +491,8 @@ pub fn classify(what: &str, code: Option<i32>, said: &str) -> Error {
                 code.map_or("by signal".into(), |c| c.to_string())
             )
         });
-    let stderr = said
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .rev()
-        .take(12)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let printed: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+    let stderr = crate::engine::tail(&printed.join("\n"), 12);
     let e = if said.contains("[050]") || said.contains("unable to acquire lock") {
         Error::infra(format!(
             "pgbackrest {what}: another pgBackRest command holds the stanza's lock ({error_line})"

@@ -73,7 +73,7 @@ fn pgbackrest(stanza: &str, args: &[String]) -> Vec<String> {
 fn said(out: &ExecOutput) -> String {
     let text = format!("{}\n{}", out.stdout, out.stderr);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    crate::engine::tail(&lines.join("\n"), 15)
 }
 
 /// Restores the plan's backup set into the sandbox and recovers it to the target.
@@ -203,10 +203,6 @@ pub async fn restore(
         _ => backend.state(sb).await?.log_tail,
     };
     let log = recovery::parse(&log_text);
-    let tail = || {
-        let lines: Vec<&str> = log_text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    };
     let facts = Facts {
         target: &plan.target,
         start: plan
@@ -221,7 +217,9 @@ pub async fn restore(
         set: &plan.set.label,
     };
     if !promoted {
-        return Err(facts.failed(&log).with_stderr(tail()));
+        return Err(facts
+            .failed(&log)
+            .with_stderr(crate::engine::tail(&log_text, 20)));
     }
     let out = backend
         .exec(
