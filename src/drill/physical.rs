@@ -398,16 +398,16 @@ async fn plan(
         Error::backup(format!("stanza {} has no WAL archive", spec.stanza)).retryable(false)
     })?;
     let archive = host.archive(&archive_id, limit).await?;
-    let oldest_end = info
+    let oldest_consistent = info
         .backup
         .iter()
-        .map(|b| b.stopped_at())
+        .map(|b| b.consistent_by())
         .min()
         .unwrap_or_else(jiff::Timestamp::now);
     let target = crate::physical::resolve_target(
         spec,
         run_id,
-        oldest_end,
+        oldest_consistent,
         archive.newest_at,
         jiff::Timestamp::now(),
     )?;
@@ -436,7 +436,7 @@ async fn plan(
     };
     Ok(Plan {
         stanza: spec.stanza.clone(),
-        window: (oldest_end, archive.newest_at),
+        window: (oldest_consistent, archive.newest_at),
         set,
         major,
         archive,

@@ -78,19 +78,19 @@ pub struct Plan {
     pub target: Target,
     /// The drill's target as it reads (`a random time in the last 7d`).
     pub asked: String,
-    /// The oldest backup's end and the archive's newest WAL: the recovery window.
+    /// The oldest backup's consistency and the archive's newest WAL: the recovery window.
     pub window: (jiff::Timestamp, Option<jiff::Timestamp>),
     /// The repository's settings for the sandbox's pgbackrest.conf (with its secret).
     pub sandbox_conf: crate::secret::Secret,
 }
 
 /// Resolves the drill's target: a random one gets its moment in the window (the oldest
-/// backup's end, or `within` ago, to the archive's newest WAL); this run's restore point
+/// backup's consistency, or `within` ago, to the archive's newest WAL); this run's restore point
 /// gets its name.
 pub fn resolve_target(
     spec: &PgbackrestSpec,
     run_id: &str,
-    oldest_end: jiff::Timestamp,
+    oldest_consistent: jiff::Timestamp,
     newest_wal: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
 ) -> Result<Target> {
@@ -104,10 +104,10 @@ pub fn resolve_target(
                 Some(w) => {
                     let ago = now
                         .checked_sub(jiff::SignedDuration::try_from(*w).unwrap_or_default())
-                        .unwrap_or(oldest_end);
-                    ago.max(oldest_end)
+                        .unwrap_or(oldest_consistent);
+                    ago.max(oldest_consistent)
                 }
-                None => oldest_end,
+                None => oldest_consistent,
             };
             let to = newest_wal.unwrap_or(now).min(now);
             if to <= from {
@@ -152,7 +152,7 @@ pub struct RecoveryReport {
     /// The last transaction replayed (`pg_last_xact_replay_timestamp()`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transaction: Option<String>,
-    /// The recovery window's start: the oldest backup's end.
+    /// The recovery window's start: when the oldest backup is consistent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub window_from: Option<jiff::Timestamp>,

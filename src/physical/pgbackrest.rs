@@ -65,6 +65,16 @@ impl BackupSet {
     pub fn stopped_at(&self) -> jiff::Timestamp {
         jiff::Timestamp::from_second(self.timestamp.stop).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
     }
+
+    /// The first moment a recovery from this set can stop at. pgBackRest keeps the stop
+    /// to the second, cut down, and the set's consistency point can fall late in that
+    /// second: a time target inside it may stop before the set is consistent, which the
+    /// server refuses ("requested recovery stop point is before consistent recovery
+    /// point"). The end of the stop's second is safe.
+    pub fn consistent_by(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(self.timestamp.stop.saturating_add(1))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,9 +206,9 @@ pub fn archive_id(info: &StanzaInfo, set: &BackupSet) -> Option<String> {
         .or_else(|| set_major(info, set).map(|m| format!("{m}-{}", set.database.id)))
 }
 
-/// The backup set a drill restores: the one named, or the newest that ended by `before`
-/// (a time target), or the newest. A time before every backup's end is outside the
-/// window.
+/// The backup set a drill restores: the one named, or the newest consistent by `before`
+/// (a time target), or the newest. A time before every backup's consistency is outside
+/// the window.
 pub fn choose<'a>(
     info: &'a StanzaInfo,
     label: Option<&str>,
@@ -235,15 +245,15 @@ pub fn choose<'a>(
         Some(at) => sets
             .iter()
             .rev()
-            .find(|s| s.stopped_at() <= at)
+            .find(|s| s.consistent_by() <= at)
             .copied()
             .ok_or_else(|| {
                 Error::config(format!(
-                    "target time {at} is outside the recovery window: the oldest backup ({}) ended at {}",
+                    "target time {at} is outside the recovery window: the oldest backup ({}) is consistent from {}",
                     sets[0].label,
-                    sets[0].stopped_at()
+                    sets[0].consistent_by()
                 ))
-                .with_hint("choose a target time after the oldest backup's end, or keep backups longer")
+                .with_hint("choose a target time after the oldest backup is consistent, or keep backups longer")
             }),
     }
 }
@@ -561,6 +571,14 @@ mod tests {
         let before = jiff::Timestamp::from_second(1796117292).unwrap();
         let e = choose(info, None, Some(before)).unwrap_err();
         assert!(e.message.contains("outside the recovery window"), "{e}");
+        // Inside the stop's second the set may not be consistent yet: still outside.
+        let within_stop = jiff::Timestamp::from_millisecond(1796117293_500).unwrap();
+        assert!(choose(info, None, Some(within_stop)).is_err());
+        let after = jiff::Timestamp::from_second(1796117294).unwrap();
+        assert_eq!(
+            choose(info, None, Some(after)).unwrap().label,
+            "20261201-092810F"
+        );
         assert!(choose(info, Some("20261130-000000F"), None).is_err());
     }
 
