@@ -572,7 +572,7 @@ mod tests {
         let e = choose(info, None, Some(before)).unwrap_err();
         assert!(e.message.contains("outside the recovery window"), "{e}");
         // Inside the stop's second the set may not be consistent yet: still outside.
-        let within_stop = jiff::Timestamp::from_millisecond(1796117293_500).unwrap();
+        let within_stop = jiff::Timestamp::from_millisecond(1_796_117_293_500).unwrap();
         assert!(choose(info, None, Some(within_stop)).is_err());
         let after = jiff::Timestamp::from_second(1796117294).unwrap();
         assert_eq!(
