@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest"
+FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest stunnel4"
 
 # What the demo alone needs (deploy/demo.sh installs only these): a PostgreSQL to drill,
 # debootstrap for the offline sandbox image, certificates for the crates registry.
@@ -139,6 +139,8 @@ fd_start_pg() {
 # DIR/repo, encrypted with CIPHER (aes-256-cbc; "" for none), as stanza `main`; then
 # takes a full backup. pgBackRest's settings: DIR/pgbackrest.conf. For the physical
 # drills' tests and demo; run as root it runs everything as postgres.
+# FD_PGBR_S3="BUCKET HOST PORT REGION KEY SECRET CA_FILE PATH": the repository is in S3
+# instead (pgBackRest speaks HTTPS only: HOST:PORT is a TLS endpoint CA_FILE signed).
 fd_start_pgbackrest() {
   local dir=$1 port=$2 cipher=${3:-}
   local bin; bin=$(fd_pg_bin)
@@ -155,7 +157,22 @@ fd_start_pgbackrest() {
     --auth-host=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1
   {
     echo "[global]"
-    echo "repo1-path=$dir/repo"
+    if [ -n "${FD_PGBR_S3:-}" ]; then
+      local bucket host s3port region key secret ca path
+      read -r bucket host s3port region key secret ca path <<<"$FD_PGBR_S3"
+      echo "repo1-type=s3"
+      echo "repo1-s3-bucket=$bucket"
+      echo "repo1-s3-endpoint=$host"
+      echo "repo1-storage-port=$s3port"
+      echo "repo1-s3-region=$region"
+      echo "repo1-s3-key=$key"
+      echo "repo1-s3-key-secret=$secret"
+      echo "repo1-s3-uri-style=path"
+      echo "repo1-storage-ca-file=$ca"
+      echo "repo1-path=$path"
+    else
+      echo "repo1-path=$dir/repo"
+    fi
     echo "repo1-retention-full=10"
     if [ -n "$cipher" ]; then
       echo "repo1-cipher-type=aes-256-cbc"

@@ -120,7 +120,7 @@ async fn pgbackrest_repository(
             .unwrap_or_else(|| "none".into());
         Ok::<_, crate::error::Error>(format!(
             "pgBackRest opens {} (stanza {}): {} backup sets, the newest {} ({}, PostgreSQL {}, ended {}); WAL archived to {wal}",
-            spec.repo_path.display(),
+            spec.repository(),
             spec.stanza,
             info.backup.len(),
             newest.label,

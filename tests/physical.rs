@@ -1,6 +1,7 @@
 //! Physical drills of pgBackRest backups, with real tools: a PostgreSQL with data
-//! checksums whose WAL pgBackRest archives to an encrypted posix repository
-//! (`fd_start_pgbackrest` of deploy/host-setup.sh), drilled in the real sandbox.
+//! checksums whose WAL pgBackRest archives to an encrypted posix repository, or to one
+//! in the tests' S3 server (Garage) behind a TLS proxy (stunnel) with a CA the test
+//! makes (`fd_start_pgbackrest` of deploy/host-setup.sh), drilled in the real sandbox.
 //!
 //! A ticking table (a row every 50 ms under write load) makes the time targets exact:
 //! the rows committed before the target are there, the rows after it are not.
@@ -21,6 +22,69 @@ const CIPHER: &str = "a-long-test-cipher-passphrase";
 struct Cluster {
     dir: PathBuf,
     port: u16,
+    s3: Option<S3Repo>,
+}
+
+/// The tests' S3 server behind a TLS proxy, and a repository's path in its bucket.
+struct S3Repo {
+    proxy: TlsProxy,
+    bucket: String,
+    region: String,
+    key_id: String,
+    secret: String,
+    path: String,
+}
+
+/// stunnel (Debian's stunnel4) serving TLS on 127.0.0.1:port in front of a plain
+/// HTTP address, with a server certificate for `localhost` signed by a CA of its own.
+struct TlsProxy {
+    child: std::process::Child,
+    port: u16,
+    certs: tempfile::TempDir,
+}
+
+impl TlsProxy {
+    fn start(upstream: &str) -> TlsProxy {
+        let certs = make_certs();
+        let port = support::daemon::reserve_port().local_addr().unwrap().port();
+        let conf = certs.path().join("stunnel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "foreground = yes\npid =\n[s3]\naccept = 127.0.0.1:{port}\nconnect = {upstream}\ncert = {dir}/server.pem\nkey = {dir}/server.key\n",
+                dir = certs.path().display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("stunnel4")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "stunnel4 (Debian package stunnel4, installed by tests/run) runs the TLS proxy",
+            );
+        // Stopped on drop, a panic included.
+        let proxy = TlsProxy { child, port, certs };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return proxy;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("stunnel did not listen on 127.0.0.1:{port} in 10 s");
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.certs.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Cluster {
@@ -31,7 +95,52 @@ impl Cluster {
             "fd_start_pgbackrest {} {port} {CIPHER}",
             dir.display()
         ));
-        Cluster { dir, port }
+        Cluster {
+            dir,
+            port,
+            s3: None,
+        }
+    }
+
+    /// A cluster whose repository is in the tests' S3 server, reached through a TLS
+    /// proxy, under a path of its own in the bucket.
+    fn start_s3(name: &str) -> Cluster {
+        let var = |k: &str| {
+            std::env::var(k)
+                .unwrap_or_else(|_| panic!("{k}: run through tests/run, which starts Garage"))
+        };
+        let endpoint = var("FIREDRILL_TEST_S3_ENDPOINT");
+        let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/');
+        let repo = S3Repo {
+            proxy: TlsProxy::start(upstream),
+            bucket: var("FIREDRILL_TEST_S3_BUCKET"),
+            region: var("FIREDRILL_TEST_S3_REGION"),
+            key_id: var("FIREDRILL_TEST_S3_KEY_ID"),
+            secret: var("FIREDRILL_TEST_S3_SECRET"),
+            path: format!(
+                "/pgbackrest-{name}-{}-{}",
+                std::process::id(),
+                jiff::Timestamp::now().as_millisecond()
+            ),
+        };
+        let port = support::daemon::reserve_port().local_addr().unwrap().port();
+        let dir = PathBuf::from(format!("/tmp/fd-pbr-{name}-{}", std::process::id()));
+        host_setup(&format!(
+            "FD_PGBR_S3='{} localhost {} {} {} {} {} {}' fd_start_pgbackrest {} {port} {CIPHER}",
+            repo.bucket,
+            repo.proxy.port,
+            repo.region,
+            repo.key_id,
+            repo.secret,
+            repo.proxy.ca().display(),
+            repo.path,
+            dir.display()
+        ));
+        Cluster {
+            dir,
+            port,
+            s3: Some(repo),
+        }
     }
 
     async fn client(&self) -> tokio_postgres::Client {
@@ -63,6 +172,21 @@ impl Cluster {
     /// A drill of this cluster: `source` lines go in `[source]`, `rest` after it.
     fn drill(&self, fx: &Path, name: &str, source: &str, rest: &str) -> PathBuf {
         let cipher = secret_file(fx, &format!("{name}-cipher"), CIPHER);
+        let (repo, s3) = match &self.s3 {
+            None => (self.repo().display().to_string(), String::new()),
+            Some(s3) => (
+                s3.path.clone(),
+                format!(
+                    "[source.s3]\nbucket = \"{}\"\nregion = \"{}\"\nendpoint = \"https://localhost:{}\"\nuri_style = \"path\"\naccess_key_id = {{ file = \"{}\" }}\nsecret_access_key = {{ file = \"{}\" }}\nca_file = \"{}\"\n",
+                    s3.bucket,
+                    s3.region,
+                    s3.proxy.port,
+                    secret_file(fx, &format!("{name}-key-id"), &s3.key_id).display(),
+                    secret_file(fx, &format!("{name}-secret"), &s3.secret).display(),
+                    s3.proxy.ca().display()
+                ),
+            ),
+        };
         let command = if running_as_root() {
             r#"command = ["runuser", "-u", "postgres", "--", "pgbackrest"]"#
         } else {
@@ -89,6 +213,7 @@ port = {port}
 database = "postgres"
 user = "postgres"
 
+{s3}
 [storage]
 type = "local"
 path = "{store}"
@@ -99,7 +224,6 @@ verify = "5m"
 
 {rest}
 "#,
-                repo = self.repo().display(),
                 dir = self.dir.display(),
                 cipher = cipher.display(),
                 port = self.port,
@@ -214,6 +338,8 @@ fn stage_notes(r: &RunReport, s: Stage) -> String {
     stage(r, s).notes.join("\n")
 }
 
+/// Passed, and pgBackRest's verify found nothing wrong anywhere (a repository copied
+/// out of a bucket holds only what the restore reads: what is not copied is not damage).
 fn assert_passed(r: &RunReport) {
     assert_eq!(
         r.verdict,
@@ -222,6 +348,8 @@ fn assert_passed(r: &RunReport) {
         r.error,
         serde_json::to_string_pretty(&r.stages).unwrap()
     );
+    let restore = stage_notes(r, Stage::Restore);
+    assert!(!restore.contains("pgbackrest verify"), "{restore}");
 }
 
 async fn setup(c: &Cluster) -> tokio_postgres::Client {
@@ -239,7 +367,17 @@ async fn setup(c: &Cluster) -> tokio_postgres::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_and_incremental_backups_recover_to_their_restore_point_latest_and_a_time() {
-    let c = Cluster::start("ok");
+    drill_full_incremental_and_times(Cluster::start("ok")).await;
+}
+
+/// The same drills with the repository in S3, behind TLS: what the restore needs is
+/// copied out of the bucket into the sandbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_repository_behind_tls_is_drilled_the_same() {
+    drill_full_incremental_and_times(Cluster::start_s3("s3")).await;
+}
+
+async fn drill_full_incremental_and_times(c: Cluster) {
     let fx = tempfile::tempdir().unwrap();
     let db = setup(&c).await;
     let ticker = Ticker::start(c.client().await).await;
@@ -251,6 +389,14 @@ async fn full_and_incremental_backups_recover_to_their_restore_point_latest_and_
     assert_passed(&r);
     let rec = r.recovery.clone().expect("a recovery report");
     assert!(rec.backup_set.ends_with("F (full)"), "{rec:?}");
+    let full = rec.backup_set.trim_end_matches(" (full)").to_string();
+    if c.s3.is_some() {
+        let restore = stage_notes(&r, Stage::Restore);
+        assert!(
+            restore.contains("out of the bucket into the sandbox"),
+            "{restore}"
+        );
+    }
     assert!(
         rec.target_reached
             .contains("recovery stopping at restore point \"firedrill-"),
@@ -340,7 +486,6 @@ expect = "= {ticks}"
     }
 
     // A chosen backup set (`run --artifact LABEL`): the full one, to the end of the WAL.
-    let full = newest_set(&c.repo(), true);
     let drill = firedrill::load_drill(&c.drill(fx.path(), "chosen", "", "")).unwrap();
     let r = firedrill::run_drill(
         &drill,

@@ -145,10 +145,14 @@ pub enum SourceConfig {
 pub struct PgbackrestSourceConfig {
     /// The stanza, as pgBackRest names it (`main`).
     pub stanza: String,
-    /// The repository's directory on this host (a posix repository, pgBackRest's
-    /// `repo1-path`). Mounted read-only into the sandbox: its files must be readable by
-    /// their group (pgBackRest makes them 0640, its directories 0750).
+    /// The repository's directory: on this host for a posix repository (mounted
+    /// read-only into the sandbox: its files must be readable by their group; pgBackRest
+    /// makes them 0640, its directories 0750), or in the bucket with `[source.s3]`
+    /// (pgBackRest's `repo1-path`, e.g. "/pgbackrest").
     pub repo_path: PathBuf,
+    /// The repository is in S3 (pgBackRest's `repo1-type=s3`): firedrill copies the
+    /// backup set and the WAL it needs out of the bucket into the sandbox's volume.
+    pub s3: Option<PgbackrestS3Config>,
     /// pgBackRest's configuration file on this host, for `backup` (default:
     /// pgBackRest's own default, `/etc/pgbackrest/pgbackrest.conf`).
     pub config: Option<PathBuf>,
@@ -181,6 +185,26 @@ pub struct PgbackrestSourceConfig {
     /// restore point and fingerprint (needed with `backup`). The same keys as a
     /// PostgreSQL source; `database` is the one fingerprinted.
     pub server: Option<PostgresSourceConfig>,
+}
+
+/// A pgBackRest repository in S3 or an S3-compatible store, as pgBackRest's
+/// `repo1-s3-*` settings name it. pgBackRest speaks only HTTPS to S3.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgbackrestS3Config {
+    pub bucket: String,
+    /// e.g. "us-east-1"; S3-compatible stores often want their own ("garage").
+    pub region: String,
+    /// "https://host[:port]" (default: "https://s3.<region>.amazonaws.com").
+    pub endpoint: Option<String>,
+    /// "host" (default, `bucket.endpoint`, as pgBackRest) or "path" (`endpoint/bucket`,
+    /// what MinIO, Garage and Ceph often need).
+    pub uri_style: Option<String>,
+    pub access_key_id: SecretRef,
+    pub secret_access_key: SecretRef,
+    /// The CA that signed the endpoint's certificate (PEM), when it is not one the
+    /// system trusts.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A dump inside another backup tool's repository: which snapshot, which file in it, and

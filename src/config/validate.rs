@@ -16,7 +16,7 @@ use crate::status::Stage;
 
 mod physical;
 
-pub use physical::{BackupType, PgbackrestSpec, RecoveryTarget};
+pub use physical::{BackupType, PgbackrestS3, PgbackrestSpec, RecoveryTarget};
 
 /// One thing wrong with a drill file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -230,7 +230,7 @@ pub enum SourceSpec {
     /// A dump in a restic or Borg repository.
     Snapshot(SnapshotSpec),
     /// Physical backups kept by pgBackRest.
-    Pgbackrest(physical::PgbackrestSpec),
+    Pgbackrest(Box<physical::PgbackrestSpec>),
 }
 
 impl SourceSpec {
@@ -1218,10 +1218,8 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
         SourceConfig::Restic(r) => snapshot_source(&mut c, RepoTool::Restic, r),
         SourceConfig::Borg(b) => snapshot_source(&mut c, RepoTool::Borg, b),
-        SourceConfig::Pgbackrest(r) => SourceSpec::Pgbackrest(physical::pgbackrest_source(
-            &mut c,
-            r,
-            path.parent().unwrap_or(Path::new(".")),
+        SourceConfig::Pgbackrest(r) => SourceSpec::Pgbackrest(Box::new(
+            physical::pgbackrest_source(&mut c, r, path.parent().unwrap_or(Path::new("."))),
         )),
         SourceConfig::Mysql(my) => {
             if my.host.trim().is_empty() {

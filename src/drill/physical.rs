@@ -14,6 +14,7 @@ use crate::fingerprint::{ChecksumPlan, Fingerprint};
 use crate::manifest::Manifest;
 use crate::physical::pgbackrest::{self, Host};
 use crate::physical::restore::{as_server, psql, sh};
+use crate::physical::stage;
 use crate::physical::{Plan, RecoveryReport, Target};
 use crate::report::ArtifactInfo;
 use crate::sandbox::{Sandbox, SandboxBackend, DATA_DIR as DATA};
@@ -39,13 +40,13 @@ impl Record<'_> {
     ) -> Result<Manifest> {
         let drill = self.drill;
         let host = match Host::new(spec, &drill.base_dir) {
-            Ok(h) => h,
+            Ok(h) => std::sync::Arc::new(h),
             Err(e) => {
                 self.fail(None, e.clone());
                 return Err(e);
             }
         };
-        let repo = spec.repo_path.display().to_string();
+        let repo = spec.repository();
         let started = jiff::Timestamp::now();
         let took = match (spec.backup, chosen) {
             (Some(kind), None) => {
@@ -369,7 +370,7 @@ impl Record<'_> {
 /// the backup set chosen. `taken_since`: the drill just took a backup, which must be
 /// the newest.
 async fn plan(
-    host: &Host,
+    host: &std::sync::Arc<Host>,
     spec: &PgbackrestSpec,
     chosen: Option<&str>,
     run_id: &str,
@@ -424,9 +425,19 @@ async fn plan(
         ))
         .retryable(false)
     })?;
-    let archive = match pgbackrest::archive_id(info, &set) {
-        Some(id) if id != archive_id => host.archive(&id, limit).await?,
-        _ => archive,
+    let set_archive = pgbackrest::archive_id(info, &set).unwrap_or(archive_id.clone());
+    let archive = if set_archive != archive_id {
+        host.archive(&set_archive, limit).await?
+    } else {
+        archive
+    };
+    // A repository in a bucket: what the restore reads is listed now, copied into the
+    // sandbox at the restore.
+    let (staging, repo_in_sandbox) = if host.in_bucket() {
+        let staging = stage::needed(host.clone(), &spec.stanza, &set, &set_archive, limit).await?;
+        (Some(staging), stage::STAGED_REPO)
+    } else {
+        (None, crate::physical::SANDBOX_REPO)
     };
     let asked = match (&spec.target, &target) {
         (RecoveryTarget::Random { .. }, Target::Time(at)) => {
@@ -442,7 +453,8 @@ async fn plan(
         archive,
         target,
         asked,
-        sandbox_conf: host.sandbox_conf(crate::physical::SANDBOX_REPO, DATA),
+        sandbox_conf: host.sandbox_conf(repo_in_sandbox, DATA),
+        staging,
     })
 }
 

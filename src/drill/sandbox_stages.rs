@@ -280,18 +280,21 @@ impl Record<'_> {
             })
             .unwrap_or_else(|| engine.default_image(&major));
         self.sandbox_image = Some(image.clone());
-        let repository = match &self.drill.source {
-            SourceSpec::Pgbackrest(p) => Some(p.repo_path.clone()),
-            _ => None,
+        // A physical drill's posix repository is mounted read-only (one in a bucket is
+        // copied in at the restore).
+        let (physical, repository) = match &self.drill.source {
+            SourceSpec::Pgbackrest(p) => (true, p.s3.is_none().then(|| p.repo_path.clone())),
+            _ => (false, None),
         };
         let req = SandboxRequest {
             run_id: self.run_id.clone(),
             drill: self.drill.name.clone(),
             image,
-            command: match repository {
+            command: if physical {
                 // The server starts once the backup is restored into its volume.
-                Some(_) => vec!["recover".into(), engine.as_str().into()],
-                None => engine.serve_cmd(),
+                vec!["recover".into(), engine.as_str().into()]
+            } else {
+                engine.serve_cmd()
             },
             memory_bytes: d.memory_bytes,
             cpus: d.cpus,
@@ -306,7 +309,7 @@ impl Record<'_> {
             keep,
             repository,
         };
-        if req.repository.is_some() {
+        if physical {
             let backend = parts.sandbox.as_ref();
             backend
                 .check_image(&req.image, &engine.build_hint(&major))

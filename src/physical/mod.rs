@@ -3,13 +3,16 @@
 //! (from the server's own recovery log), no gap in the WAL between the backup and the
 //! target, the timeline it ended on, and the restored cluster's pages checked.
 //!
-//! pgBackRest today ([`pgbackrest`]). The repository reaches the sandbox read-only (a
-//! posix repository is mounted); the restore and the recovery run in the sandbox, whose
-//! network stays off; everything restored lives in the sandbox's own volumes.
+//! pgBackRest today ([`pgbackrest`]). The repository reaches the sandbox read-only: a
+//! posix repository is mounted, what a restore needs of one in a bucket is copied into
+//! the sandbox's staging volume ([`stage`]); the restore and the recovery run in the
+//! sandbox, whose network stays off; everything restored lives in the sandbox's own
+//! volumes.
 
 pub mod pgbackrest;
 pub mod recovery;
 pub mod restore;
+pub mod stage;
 pub mod wal;
 
 use serde::{Deserialize, Serialize};
@@ -82,6 +85,8 @@ pub struct Plan {
     pub window: (jiff::Timestamp, Option<jiff::Timestamp>),
     /// The repository's settings for the sandbox's pgbackrest.conf (with its secret).
     pub sandbox_conf: crate::secret::Secret,
+    /// A repository in a bucket: what is copied into the sandbox before the restore.
+    pub staging: Option<stage::Staging>,
 }
 
 /// Resolves the drill's target: a random one gets its moment in the window (the oldest
@@ -241,6 +246,7 @@ mod tests {
         let spec = PgbackrestSpec {
             stanza: "main".into(),
             repo_path: "/r".into(),
+            s3: None,
             config: None,
             command: vec!["pgbackrest".into()],
             cipher: None,

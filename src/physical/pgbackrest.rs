@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{BackupType, PgbackrestSpec};
+use crate::config::{BackupType, PgbackrestS3, PgbackrestSpec};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -59,6 +59,9 @@ pub struct BackupSet {
     pub error: Option<bool>,
     #[serde(default)]
     pub prior: Option<String>,
+    /// The sets whose files this one uses (an incremental's full and prior ones).
+    #[serde(default)]
+    pub reference: Option<Vec<String>>,
 }
 
 impl BackupSet {
@@ -124,7 +127,7 @@ pub fn parse_info(json: &str) -> Result<Vec<StanzaInfo>> {
 /// The stanza's state, judged: its info, or the error that names why it cannot be
 /// drilled.
 pub fn judge<'a>(spec: &PgbackrestSpec, infos: &'a [StanzaInfo]) -> Result<&'a StanzaInfo> {
-    let repo = spec.repo_path.display();
+    let repo = spec.repository();
     let Some(info) = infos.iter().find(|i| i.name == spec.stanza) else {
         return Err(Error::config(format!(
             "pgBackRest's repository {repo} has no stanza `{}`",
@@ -307,6 +310,26 @@ pub struct Host {
     stanza: String,
     repo_path: std::path::PathBuf,
     cipher: Option<(String, Secret)>,
+    /// An S3 repository: its settings, access key id and secret key.
+    s3: Option<(PgbackrestS3, Secret, Secret)>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("command", &self.command)
+            .field("stanza", &self.stanza)
+            .field("repo_path", &self.repo_path)
+            .field("s3", &self.s3.as_ref().map(|s| &s.0))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file of the repository: its path under the repository's root and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    pub path: String,
+    pub size: u64,
 }
 
 impl Host {
@@ -319,13 +342,32 @@ impl Host {
             )),
             None => None,
         };
+        let s3 = match &spec.s3 {
+            Some(s3) => Some((
+                s3.clone(),
+                s3.access_key_id
+                    .load(base)
+                    .map_err(|e| e.context("source.s3.access_key_id"))?,
+                s3.secret_access_key
+                    .load(base)
+                    .map_err(|e| e.context("source.s3.secret_access_key"))?,
+            )),
+            None => None,
+        };
         Ok(Host {
             command: spec.command.clone(),
             config: spec.config.clone(),
             stanza: spec.stanza.clone(),
             repo_path: spec.repo_path.clone(),
             cipher,
+            s3,
         })
+    }
+
+    /// Whether the repository is in a bucket (its files are copied into the sandbox)
+    /// rather than a directory of this host (mounted).
+    pub fn in_bucket(&self) -> bool {
+        self.s3.is_some()
     }
 
     /// The repository settings for a pgbackrest.conf in the sandbox, where the
@@ -367,6 +409,19 @@ impl Host {
         if let Some((kind, pass)) = &self.cipher {
             c.env("PGBACKREST_REPO1_CIPHER_TYPE", kind);
             c.env("PGBACKREST_REPO1_CIPHER_PASS", pass.expose());
+        }
+        if let Some((s3, key, secret)) = &self.s3 {
+            c.env("PGBACKREST_REPO1_TYPE", "s3")
+                .env("PGBACKREST_REPO1_S3_BUCKET", &s3.bucket)
+                .env("PGBACKREST_REPO1_S3_REGION", &s3.region)
+                .env("PGBACKREST_REPO1_S3_ENDPOINT", &s3.host)
+                .env("PGBACKREST_REPO1_STORAGE_PORT", s3.port.to_string())
+                .env("PGBACKREST_REPO1_S3_URI_STYLE", &s3.uri_style)
+                .env("PGBACKREST_REPO1_S3_KEY", key.expose())
+                .env("PGBACKREST_REPO1_S3_KEY_SECRET", secret.expose());
+            if let Some(ca) = &s3.ca_file {
+                c.env("PGBACKREST_REPO1_STORAGE_CA_FILE", ca);
+            }
         }
         c
     }
@@ -439,6 +494,42 @@ impl Host {
         parse_listing(&out)
     }
 
+    /// The files in `dir` of the repository (`backup/main/20261201-092810F`), and with
+    /// `recurse` in its subdirectories, with their sizes (`repo-ls`).
+    pub async fn files(&self, dir: &str, recurse: bool, limit: Duration) -> Result<Vec<RepoFile>> {
+        let mut args = vec![
+            "--log-level-console=error",
+            "--log-level-stderr=off",
+            "--output=json",
+        ];
+        if recurse {
+            args.push("--recurse");
+        }
+        args.extend(["repo-ls", dir]);
+        let out = self.run("repo-ls", &args, limit).await?;
+        parse_files(dir, &out)
+    }
+
+    /// `repo-get --raw`: the file's bytes as the repository stores them (still
+    /// encrypted; the sandbox's pgBackRest decrypts), as they come.
+    pub fn get_raw(&self, path: &str) -> Result<tokio::process::Child> {
+        let full = format!(
+            "{}/{path}",
+            self.repo_path.display().to_string().trim_end_matches('/')
+        );
+        let mut c = self.command(&[
+            "--log-level-console=error",
+            "--log-level-stderr=error",
+            "--raw",
+            "repo-get",
+            &full,
+        ]);
+        c.spawn().map_err(|e| {
+            Error::config(format!("cannot run {}: {e}", self.command[0]))
+                .with_hint("install pgBackRest on this host (Debian: apt-get install pgbackrest), or give its path in source.command")
+        })
+    }
+
     /// Takes a backup of `kind`; what pgBackRest warned of (invalid page checksums).
     pub async fn backup(&self, kind: BackupType, limit: Duration) -> Result<Vec<String>> {
         let out = self
@@ -460,6 +551,31 @@ impl Host {
             .map(|l| l.trim_start_matches("WARN:").trim().to_string())
             .collect())
     }
+}
+
+/// Parses `repo-ls --output=json --recurse` of `dir`: its files, named from the
+/// repository's root.
+pub fn parse_files(dir: &str, json: &str) -> Result<Vec<RepoFile>> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        size: Option<u64>,
+    }
+    let entries: std::collections::BTreeMap<String, Entry> =
+        serde_json::from_str(json).map_err(|e| {
+            Error::infra(format!("cannot read pgbackrest repo-ls's JSON: {e}")).retryable(false)
+        })?;
+    let dir = dir.trim_matches('/');
+    Ok(entries
+        .into_iter()
+        .filter(|(name, e)| e.kind == "file" && name != ".")
+        .map(|(name, e)| RepoFile {
+            path: format!("{dir}/{name}"),
+            size: e.size.unwrap_or(0),
+        })
+        .collect())
 }
 
 /// Parses `repo-ls --output=json --recurse` of an archive directory.
@@ -545,6 +661,7 @@ mod tests {
         PgbackrestSpec {
             stanza: "main".into(),
             repo_path: "/srv/pgbackrest".into(),
+            s3: None,
             config: None,
             command: vec!["pgbackrest".into()],
             cipher: cipher.then(|| {

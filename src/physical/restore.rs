@@ -99,8 +99,24 @@ pub async fn restore(
             .with_hint("a custom sandbox.image must follow containers/README.md (firedrill-sandbox recover)"));
     }
 
-    // pgBackRest's own check of the repository's files: it exits 0 whatever it finds,
-    // so its report is read.
+    // A repository in a bucket: what the restore reads, copied into the staging volume.
+    let mut notes = Vec::new();
+    if let Some(staging) = &plan.staging {
+        keep_going(&format!(
+            "copying {} files ({}) of the repository out of the bucket",
+            staging.files.len(),
+            crate::human::human_bytes(staging.bytes())
+        ));
+        let copied = super::stage::copy_in(backend, sb, staging, super::stage::STAGED_REPO).await?;
+        notes.push(format!(
+            "copied {} files ({}) of the repository out of the bucket into the sandbox: the info files, backup sets {} and the WAL from {}",
+            staging.files.len(),
+            crate::human::human_bytes(copied),
+            chain_labels(&plan.set).join(", "),
+            plan.set.archive.start.as_deref().unwrap_or("the set's start"),
+        ));
+    }
+
     // pgBackRest's own check of the repository's files runs beside the restore (both
     // only read the repository): it exits 0 whatever it finds, so its report is read,
     // and damage it finds in the set fails the drill even if the restore went through.
@@ -123,7 +139,7 @@ pub async fn restore(
     );
     let out = verified?;
     let problems = super::pgbackrest::verify_problems(&format!("{}\n{}", out.stdout, out.stderr));
-    let chain: Vec<String> = chain_labels(&plan.set.label);
+    let chain: Vec<String> = chain_labels(&plan.set);
     let (ours, others): (Vec<String>, Vec<String>) = problems.into_iter().partition(|p| {
         chain.iter().any(|l| p.contains(l.as_str())) || !p.contains("F/") && !p.contains("backup: ")
     });
@@ -137,7 +153,6 @@ pub async fn restore(
         .with_hint("a file of the backup no longer matches the checksum pgBackRest recorded: the repository's storage corrupted it; take a new full backup and check the storage")
         .retryable(false));
     }
-    let mut notes = Vec::new();
     if !others.is_empty() {
         notes.push(format!(
             "pgbackrest verify: other backup sets are damaged: {}",
@@ -245,13 +260,16 @@ pub async fn restore(
     })
 }
 
-/// The labels a backup set's restore reads: itself and, for a differential or
-/// incremental one, its full backup (pgBackRest names files of earlier sets by label).
-fn chain_labels(label: &str) -> Vec<String> {
-    let mut v = vec![label.to_string()];
-    if let Some((full, _)) = label.split_once('_') {
+/// The labels a backup set's restore reads: itself and the sets it references (for a
+/// differential or incremental one, its full backup and earlier ones).
+fn chain_labels(set: &super::pgbackrest::BackupSet) -> Vec<String> {
+    let mut v = vec![set.label.clone()];
+    v.extend(set.reference.iter().flatten().cloned());
+    if let Some((full, _)) = set.label.split_once('_') {
         v.push(full.to_string());
     }
+    v.sort();
+    v.dedup();
     v
 }
 

@@ -66,12 +66,31 @@ impl RecoveryTarget {
     }
 }
 
+/// A pgBackRest repository in S3, as pgBackRest's `repo1-s3-*` settings take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PgbackrestS3 {
+    pub bucket: String,
+    pub region: String,
+    /// The endpoint's host name (no scheme, no port).
+    pub host: String,
+    pub port: u16,
+    /// "host" or "path".
+    pub uri_style: String,
+    pub access_key_id: SecretSource,
+    pub secret_access_key: SecretSource,
+    /// Absolute (a relative one is read from the drill file's directory).
+    pub ca_file: Option<PathBuf>,
+}
+
 /// A drill of a pgBackRest stanza's backups.
 #[derive(Debug, Clone, Serialize)]
 pub struct PgbackrestSpec {
     pub stanza: String,
-    /// The repository on this host (absolute): mounted read-only into the sandbox.
+    /// The repository: a directory on this host (absolute; mounted read-only into the
+    /// sandbox), or the path in the bucket with `s3`.
     pub repo_path: PathBuf,
+    /// The repository is in S3: what it needs is copied into the sandbox's volume.
+    pub s3: Option<PgbackrestS3>,
     pub config: Option<PathBuf>,
     /// The program and the arguments before pgBackRest's own.
     pub command: Vec<String>,
@@ -87,6 +106,21 @@ pub struct PgbackrestSpec {
 }
 
 impl PgbackrestSpec {
+    /// The repository as messages name it: its directory, or `s3://bucket/path at
+    /// endpoint:port`.
+    pub fn repository(&self) -> String {
+        match &self.s3 {
+            None => self.repo_path.display().to_string(),
+            Some(s3) => format!(
+                "s3://{}/{} at {}:{}",
+                s3.bucket,
+                self.repo_path.display().to_string().trim_start_matches('/'),
+                s3.host,
+                s3.port
+            ),
+        }
+    }
+
     /// Whether the drill only reads what the stanza holds.
     pub fn verify_only(&self) -> bool {
         self.backup.is_none()
@@ -316,9 +350,28 @@ pub(super) fn pgbackrest_source(
             "add [source.server] with host, port, database and user: firedrill connects to make the backup's restore point and fingerprint",
         );
     }
+    let s3 = r.s3.as_ref().map(|s3| PgbackrestS3 {
+        ca_file: s3.ca_file.as_ref().map(resolve),
+        ..s3_repository(c, s3)
+    });
+    if r.s3.is_some() && !r.repo_path.is_absolute() && !r.repo_path.as_os_str().is_empty() {
+        c.push(
+            "source.repo_path",
+            format!(
+                "`{}` is relative; in a bucket the repository's path is absolute",
+                r.repo_path.display()
+            ),
+            "write the repo1-path pgBackRest's configuration gives, e.g. \"/pgbackrest\"",
+        );
+    }
     PgbackrestSpec {
         stanza: r.stanza.clone(),
-        repo_path: resolve(&r.repo_path),
+        repo_path: if r.s3.is_some() {
+            r.repo_path.clone()
+        } else {
+            resolve(&r.repo_path)
+        },
+        s3,
         config: r.config.as_ref().map(resolve),
         command,
         cipher,
@@ -326,6 +379,81 @@ pub(super) fn pgbackrest_source(
         set,
         target,
         server,
+    }
+}
+
+/// Checks `[source.s3]`: pgBackRest reaches S3 over HTTPS only.
+fn s3_repository(
+    c: &mut Collector<'_>,
+    r: &crate::config::raw::PgbackrestS3Config,
+) -> PgbackrestS3 {
+    if r.bucket.trim().is_empty() {
+        c.push(
+            "source.s3.bucket",
+            "the bucket is empty",
+            "write the bucket pgBackRest's repo1-s3-bucket names",
+        );
+    }
+    if r.region.trim().is_empty() {
+        c.push(
+            "source.s3.region",
+            "the region is empty",
+            "write the bucket's region, e.g. \"us-east-1\" (S3-compatible stores often take their own, e.g. \"garage\")",
+        );
+    }
+    let endpoint = r
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", r.region.trim()));
+    let (host, port) = match reqwest::Url::parse(endpoint.trim()) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => (
+            u.host_str().unwrap_or_default().to_string(),
+            u.port().unwrap_or(443),
+        ),
+        Ok(u) if u.scheme() == "http" => {
+            c.push(
+                "source.s3.endpoint",
+                format!("`{endpoint}` is plain HTTP, and pgBackRest speaks only HTTPS to S3"),
+                "write the store's https:// address; a store that serves only HTTP needs a TLS proxy in front of it (stunnel or nginx), with its CA as ca_file",
+            );
+            (String::new(), 443)
+        }
+        _ => {
+            c.push(
+                "source.s3.endpoint",
+                format!("`{endpoint}` is not an https:// address"),
+                "write e.g. \"https://s3.eu-west-1.amazonaws.com\" or \"https://minio.internal:9000\"",
+            );
+            (String::new(), 443)
+        }
+    };
+    let uri_style = match r.uri_style.as_deref().map(str::trim) {
+        None | Some("host") => "host",
+        Some("path") => "path",
+        Some(other) => {
+            c.push(
+                "source.s3.uri_style",
+                format!("`{other}` is not a URI style pgBackRest knows"),
+                "write \"host\" (bucket.endpoint, the default) or \"path\" (endpoint/bucket)",
+            );
+            "host"
+        }
+    };
+    let key = c.secret("source.s3.access_key_id", &Some(r.access_key_id.clone()));
+    let secret = c.secret(
+        "source.s3.secret_access_key",
+        &Some(r.secret_access_key.clone()),
+    );
+    let none = || SecretSource::Env { env: String::new() };
+    PgbackrestS3 {
+        bucket: r.bucket.trim().to_string(),
+        region: r.region.trim().to_string(),
+        host,
+        port,
+        uri_style: uri_style.to_string(),
+        access_key_id: key.unwrap_or_else(none),
+        secret_access_key: secret.unwrap_or_else(none),
+        ca_file: r.ca_file.clone(),
     }
 }
 
@@ -443,6 +571,67 @@ mod tests {
             panic!("pgbackrest")
         };
         assert!(matches!(p.target, RecoveryTarget::Time { .. }));
+    }
+
+    #[test]
+    fn an_s3_repository_is_reached_over_https_with_its_keys() {
+        let keys = "access_key_id = { env = \"K\" }\nsecret_access_key = { file = \"/s\" }";
+        let s3 = |extra: &str| {
+            drill(
+                "",
+                &format!("[source.s3]\nbucket = \"b\"\nregion = \"garage\"\n{keys}\n{extra}"),
+            )
+        };
+        // The table follows [storage] in these files; TOML puts it under source anyway.
+        let d =
+            s3("endpoint = \"https://localhost:8443\"\nuri_style = \"path\"\nca_file = \"ca.pem\"");
+        let problems = fields(d);
+        // repo_path "repo" is relative: in a bucket it is absolute.
+        assert_eq!(problems, ["source.repo_path"]);
+        let ok = parse_drill(
+            Path::new("drills/pb.toml"),
+            &format!("[source]\ntype = \"pgbackrest\"\nstanza = \"main\"\nrepo_path = \"/pgbackrest\"\n[source.s3]\nbucket = \"b\"\nregion = \"garage\"\n{keys}\nendpoint = \"https://localhost:8443\"\nuri_style = \"path\"\nca_file = \"ca.pem\"\n\n[storage]\ntype = \"local\"\npath = \"/tmp/x\"\n"),
+        )
+        .unwrap();
+        let SourceSpec::Pgbackrest(p) = &ok.source else {
+            panic!("pgbackrest")
+        };
+        let s3 = p.s3.as_ref().unwrap();
+        assert_eq!(p.repo_path, Path::new("/pgbackrest"));
+        assert_eq!((s3.host.as_str(), s3.port), ("localhost", 8443));
+        assert_eq!(s3.uri_style, "path");
+        assert_eq!(s3.ca_file.as_deref(), Some(Path::new("drills/ca.pem")));
+        // Defaults: AWS's endpoint for the region, host-style addressing.
+        let aws = parse_drill(
+            Path::new("drills/pb.toml"),
+            &format!("[source]\ntype = \"pgbackrest\"\nstanza = \"main\"\nrepo_path = \"/\"\n[source.s3]\nbucket = \"b\"\nregion = \"eu-west-1\"\n{keys}\n\n[storage]\ntype = \"local\"\npath = \"/tmp/x\"\n"),
+        )
+        .unwrap();
+        let SourceSpec::Pgbackrest(p) = &aws.source else {
+            panic!("pgbackrest")
+        };
+        let s3 = p.s3.as_ref().unwrap();
+        assert_eq!(
+            (s3.host.as_str(), s3.port),
+            ("s3.eu-west-1.amazonaws.com", 443)
+        );
+        assert_eq!(s3.uri_style, "host");
+        // Plain HTTP, a style pgBackRest does not know, a key from no variable.
+        let bad = parse_drill(
+            Path::new("drills/pb.toml"),
+            "[source]\ntype = \"pgbackrest\"\nstanza = \"main\"\nrepo_path = \"/\"\n[source.s3]\nbucket = \"b\"\nregion = \"r\"\nendpoint = \"http://127.0.0.1:3900\"\nuri_style = \"virtual\"\naccess_key_id = { env = \"not a name\" }\nsecret_access_key = { env = \"S\" }\n\n[storage]\ntype = \"local\"\npath = \"/tmp/x\"\n",
+        )
+        .expect_err("problems");
+        let text = bad.to_string();
+        assert!(text.contains("pgBackRest speaks only HTTPS"), "{text}");
+        assert_eq!(
+            bad.0.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(),
+            [
+                "source.s3.endpoint",
+                "source.s3.uri_style",
+                "source.s3.access_key_id"
+            ]
+        );
     }
 
     #[test]
