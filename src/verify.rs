@@ -333,6 +333,35 @@ impl Checks<'_> {
     }
 }
 
+/// A physical drill's guards: the restored database's tables and rows against the last
+/// passing drill's (run `id`), shrinking by no more than the policy's share.
+pub fn physical_guards(
+    id: &str,
+    before: (usize, u64),
+    now: (usize, u64),
+    policy: &AnomalyPolicy,
+) -> Vec<AssertionResult> {
+    if policy.max_shrink >= 1.0 {
+        return Vec::new();
+    }
+    let keep = 1.0 - policy.max_shrink;
+    let ((tables, rows), (prev_tables, prev_rows)) = (now, before);
+    vec![
+        guard(
+            &format!("{GUARD_PREFIX} tables"),
+            format!("at least {:.0}% of {prev_tables} (run {id})", keep * 100.0),
+            format!("{tables}{}", change(tables as u64, prev_tables as u64)),
+            tables as f64 >= prev_tables as f64 * keep,
+        ),
+        guard(
+            &format!("{GUARD_PREFIX} total rows"),
+            format!("at least {:.0}% of {prev_rows} (run {id})", keep * 100.0),
+            format!("{rows}{}", change(rows, prev_rows)),
+            rows as f64 >= prev_rows as f64 * keep,
+        ),
+    ]
+}
+
 fn guard(name: &str, expected: String, actual: String, passed: bool) -> AssertionResult {
     AssertionResult {
         guard: true,
@@ -512,6 +541,26 @@ pub fn only_guards_failed(r: &crate::report::RunReport) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_physical_drill_is_judged_by_its_tables_and_rows() {
+        let policy = AnomalyPolicy::from(0.5);
+        let g = super::physical_guards("r1", (10, 1000), (10, 400), &policy);
+        assert_eq!(g.len(), 2);
+        assert!(g[0].passed && g[0].guard, "{:?}", g[0]);
+        assert!(!g[1].passed, "{:?}", g[1]);
+        assert_eq!(g[1].actual.as_deref(), Some("400 (-60%)"));
+        assert!(g[1].expected.contains("50% of 1000 (run r1)"));
+        let g = super::physical_guards("r1", (10, 1000), (4, 1000), &policy);
+        assert!(!g[0].passed && g[1].passed);
+        // Growing is never suspect; a guard turned off checks nothing.
+        assert!(super::physical_guards("r1", (1, 1), (5, 9), &policy)
+            .iter()
+            .all(|a| a.passed));
+        assert!(
+            super::physical_guards("r1", (10, 1000), (0, 0), &AnomalyPolicy::from(1.0)).is_empty()
+        );
+    }
+
     use super::*;
     use crate::config::TableGuard;
     use crate::report::RunReport;

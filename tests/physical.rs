@@ -721,3 +721,73 @@ fn archived_segments(repo: &Path) -> Vec<PathBuf> {
     v.sort_by_key(|p| p.file_name().unwrap().to_owned());
     v
 }
+
+/// A drill to the newest state is judged against the last good one: a backup whose
+/// database lost most of its rows fails its anomaly guards (exit 1, with the way to
+/// accept it), and once accepted the smaller database is the new normal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_that_lost_most_rows_trips_the_guards_until_accepted() {
+    use firedrill::catalog::{Catalog, SqliteCatalog};
+    let c = Cluster::start("guard");
+    let fx = tempfile::tempdir().unwrap();
+    let db = setup(&c).await;
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&fx.path().join("catalog.db")).unwrap());
+    let runner = firedrill::Runner {
+        connector: Arc::new(firedrill::LiveConnector),
+        catalog: Some(catalog.clone()),
+        reports: None,
+        pager: None,
+        leases: None,
+    };
+    let drill = firedrill::load_drill(&c.drill(
+        fx.path(),
+        "guarded",
+        "backup = \"incr\"\ntarget = \"latest\"",
+        "",
+    ))
+    .unwrap();
+    let (opts, stop) = (firedrill::RunOptions::default(), firedrill::Stop::new());
+    let run = || runner.run(&drill, &opts, &firedrill::Silent, &stop);
+    let first = run().await.report;
+    assert_passed(&first);
+    let rec = first.recovery.clone().unwrap();
+    assert_eq!(rec.restored_tables, Some(2), "{rec:?}");
+    assert_eq!(rec.restored_rows, Some(20_000));
+    // No earlier drill: nothing to compare with, no guard.
+    assert!(first.assertions.is_empty(), "{:?}", first.assertions);
+
+    // 90% of the items go, at the source: the next backup is much smaller.
+    db.batch_execute("DELETE FROM items WHERE id % 10 <> 0")
+        .await
+        .unwrap();
+    let suspect = run().await.report;
+    assert_eq!(suspect.verdict, Verdict::Failed, "{:?}", suspect.error);
+    assert_eq!(suspect.exit_code, 1);
+    assert_eq!(suspect.failed_stage, Some(Stage::Verify));
+    let rows = suspect
+        .assertions
+        .iter()
+        .find(|a| a.name.ends_with("total rows"))
+        .expect("a rows guard");
+    assert!(rows.guard && !rows.passed, "{rows:?}");
+    assert!(rows.expected.contains(&first.run_id), "{}", rows.expected);
+    let hint = suspect.error.as_ref().and_then(|e| e.hint.clone()).unwrap();
+    assert!(hint.contains("firedrill accept"), "{hint}");
+
+    // Accepted: the smaller database is the baseline, and the next drill passes.
+    firedrill::inventory::accept_run(catalog.as_ref(), &suspect.run_id, Some(&drill))
+        .await
+        .unwrap();
+    let after = run().await.report;
+    assert_passed(&after);
+    let rows = after
+        .assertions
+        .iter()
+        .find(|a| a.name.ends_with("total rows"))
+        .expect("a rows guard");
+    assert!(
+        rows.passed && rows.expected.contains(&suspect.run_id),
+        "{rows:?}"
+    );
+}

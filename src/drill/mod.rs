@@ -258,6 +258,14 @@ pub struct Baseline {
     pub manifest: Manifest,
 }
 
+/// A physical drill's baseline: the last passing (or accepted) drill's restored tables
+/// and rows.
+pub struct PhysicalBaseline {
+    pub run_id: String,
+    pub tables: usize,
+    pub rows: u64,
+}
+
 /// What a run produced: its report, and the manifest of a backup it made and stored
 /// (for the catalog's inventory).
 pub struct Finished {
@@ -300,6 +308,23 @@ pub async fn run(
         None => None,
     };
     let made_backup = opts.artifact.is_none() && !drill.source.verify_only();
+    // A physical drill to the newest state (the end of the WAL, or the restore point it
+    // just made) is judged against the last good one; one to a moment in the past, or
+    // of a set a person chose, is not.
+    let physical_baseline = match (&drill.source, history) {
+        (SourceSpec::Pgbackrest(p), Some(h))
+            if opts.artifact.is_none()
+                && p.set.is_none()
+                && matches!(
+                    p.target,
+                    crate::config::RecoveryTarget::Latest
+                        | crate::config::RecoveryTarget::RestorePoint
+                ) =>
+        {
+            physical_baseline(h, run_id)
+        }
+        _ => None,
+    };
     let manifest = match (&drill.source, &opts.artifact) {
         (SourceSpec::Stored(spec), _) => rec.external(&parts, spec).await,
         (SourceSpec::Snapshot(spec), chosen) => {
@@ -338,6 +363,7 @@ pub async fn run(
     let expect = Expect {
         manifest: &manifest,
         baseline: baseline.as_ref(),
+        physical_baseline: physical_baseline.as_ref(),
         made_backup,
         keep: opts.keep,
     };
@@ -448,6 +474,23 @@ async fn baseline(
         }
     }
     None
+}
+
+/// The newest physical drill of the drill, other than `this_run`, that passed or was
+/// accepted and says what it restored.
+fn physical_baseline(history: &[RunRecord], this_run: &str) -> Option<PhysicalBaseline> {
+    history
+        .iter()
+        .filter(|r| r.run_id != this_run && (r.status == RunStatus::Passed || r.accepted))
+        .find_map(|r| {
+            let report: RunReport = serde_json::from_str(r.report.as_deref()?).ok()?;
+            let rec = report.recovery?;
+            Some(PhysicalBaseline {
+                run_id: r.run_id.clone(),
+                tables: rec.restored_tables?,
+                rows: rec.restored_rows?,
+            })
+        })
 }
 
 /// Removes the run's sandbox if the run future is dropped before its teardown (a panic,

@@ -228,6 +228,9 @@ impl Record<'_> {
             window_from: Some(plan.window.0),
             window_to: plan.window.1,
             recovered_in_seconds: Some(t0.elapsed().as_secs_f64()),
+            // Set at the verify stage, once the restored database is fingerprinted.
+            restored_tables: None,
+            restored_rows: None,
         };
         let mut notes = vec![
             format!(

@@ -21,12 +21,14 @@ use crate::status::Stage;
 use crate::store::RunDir;
 
 use super::record::Record;
-use super::{Baseline, Parts};
+use super::{Baseline, Parts, PhysicalBaseline};
 
 /// What the sandbox stages check the restore against.
 pub(super) struct Expect<'a> {
     pub manifest: &'a Manifest,
     pub baseline: Option<&'a Baseline>,
+    /// A physical drill's: the last good drill's restored tables and rows.
+    pub physical_baseline: Option<&'a PhysicalBaseline>,
     /// Whether this run made the artifact (the anomaly guards judge only new backups).
     pub made_backup: bool,
     /// The sandbox stays for a person (`--keep`): its server keeps running.
@@ -549,7 +551,24 @@ impl Record<'_> {
         for a in &drill.assertions {
             results.push(checks.evaluate(a).await?);
         }
-        if expect.made_backup {
+        if manifest.is_physical() {
+            // What the restored database holds, for the report and the next drills.
+            let now = (restored.tables.len(), restored.total_rows());
+            if let Ok(mut slot) = self.recovery.lock() {
+                if let Some(rec) = slot.as_mut() {
+                    rec.restored_tables = Some(now.0);
+                    rec.restored_rows = Some(now.1);
+                }
+            }
+            if let Some(b) = expect.physical_baseline {
+                results.extend(crate::verify::physical_guards(
+                    &b.run_id,
+                    (b.tables, b.rows),
+                    now,
+                    &drill.anomaly,
+                ));
+            }
+        } else if expect.made_backup {
             results.extend(checks.anomaly_guards(&drill.anomaly));
         }
         let holdings = &manifest.fingerprint.holdings;
@@ -632,7 +651,7 @@ impl Record<'_> {
                 )
             }));
             let hint = if only_guards {
-                format!("this backup is much smaller than the last good one: data was lost at the source, or the dump missed some; if the shrink was intended, `firedrill accept {}` makes it the new baseline", self.run_id)
+                format!("this backup is much smaller than the last good one: data was lost at the source, or the {} missed some; if the shrink was intended, `firedrill accept {}` makes it the new baseline", if manifest.is_physical() { "backup" } else { "dump" }, self.run_id)
             } else {
                 "the restored data differs from what was dumped or from what the drill asserts; the backup is not good".to_string()
             };

@@ -169,6 +169,12 @@ pub struct RecoveryReport {
     /// verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_in_seconds: Option<f64>,
+    /// The user tables of the restored database the drill fingerprints, and their exact
+    /// rows: the next drills' anomaly guards compare with a passing drill's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_tables: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_rows: Option<u64>,
 }
 
 impl RecoveryReport {
@@ -218,6 +224,9 @@ impl RecoveryReport {
         }
         if let Some(s) = self.recovered_in_seconds {
             v.push(("recovered in", format!("{s:.1} s (restore to promotion)")));
+        }
+        if let (Some(t), Some(r)) = (self.restored_tables, self.restored_rows) {
+            v.push(("restored data", format!("{t} tables, {r} rows")));
         }
         v
     }
