@@ -9,6 +9,7 @@
 //! sandbox, whose network stays off; everything restored lives in the sandbox's own
 //! volumes.
 
+pub mod cmd;
 pub mod pgbackrest;
 pub mod recovery;
 pub mod restore;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend, DATA_DIR as DATA};
 
+use super::cmd::{as_server, psql, sh};
 use super::recovery::{self, RecoveryLog};
 use super::wal::{Archive, Gap, Lsn, Segment, SegmentName};
 use super::{Plan, Target};
@@ -29,36 +30,6 @@ pub struct Recovered {
     pub last_transaction: Option<String>,
     /// Facts worth showing (verify's findings in other sets, later gaps).
     pub notes: Vec<String>,
-}
-
-/// `sh -c SCRIPT` in the sandbox.
-pub(crate) fn sh(script: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script.into()]
-}
-
-/// `psql` in the sandbox, as its superuser over the socket: one query, unaligned rows.
-pub(crate) fn psql(db: &str, sql: &str) -> Vec<String> {
-    as_server(&[
-        "psql",
-        "-XAtq",
-        "-h",
-        "/run/postgresql",
-        "-U",
-        "postgres",
-        "-d",
-        db,
-        "-c",
-        sql,
-    ])
-}
-
-/// A command run as the sandbox server's user, in the repository's group.
-pub(crate) fn as_server(args: &[&str]) -> Vec<String> {
-    ["firedrill-sandbox", "as-server", "postgres"]
-        .iter()
-        .chain(args)
-        .map(|s| s.to_string())
-        .collect()
 }
 
 fn pgbackrest(stanza: &str, args: &[String]) -> Vec<String> {

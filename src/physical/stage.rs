@@ -98,7 +98,7 @@ pub async fn copy_in(
     dir: &str,
 ) -> Result<u64> {
     let (reader, writer) = tokio::io::duplex(1 << 20);
-    let untar = super::restore::as_server(&[
+    let untar = super::cmd::as_server(&[
         "sh",
         "-c",
         &format!("mkdir -p {dir} && exec tar -x -f - -C {dir} --no-same-owner"),
