@@ -168,7 +168,7 @@ fn source_endpoint(source: &SourceSpec) -> Option<(String, u16)> {
         SourceSpec::Postgres(p) => Some((p.host.clone(), p.port)),
         SourceSpec::Mysql(m) => Some((m.host.clone(), m.port)),
         SourceSpec::Pgbackrest(p) => p.server.as_ref().map(|s| (s.host.clone(), s.port)),
-        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => None,
+        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Mariabackup(_) => None,
     }
 }
 
@@ -338,6 +338,7 @@ async fn images_without_version(
     let engines: &[Engine] = match &drill.source {
         SourceSpec::Postgres(_) | SourceSpec::Pgbackrest(_) => &[Engine::Postgres],
         SourceSpec::Mysql(_) => &[Engine::Mariadb, Engine::Mysql],
+        SourceSpec::Mariabackup(_) => &[Engine::Mariadb],
         SourceSpec::Stored(s) => std::slice::from_ref(&s.engine),
         SourceSpec::Snapshot(s) => match &s.engine {
             Some(e) => std::slice::from_ref(e),

@@ -158,6 +158,7 @@ impl Manifest {
         key: &str,
         made_at: jiff::Timestamp,
         tool: &str,
+        engine: Engine,
         major: &str,
         database: &str,
         fingerprint: Fingerprint,
@@ -168,16 +169,7 @@ impl Manifest {
             compression: tool.to_string(),
             encryption: tool.to_string(),
             fingerprint,
-            ..Manifest::external(
-                drill,
-                run_id,
-                key,
-                0,
-                made_at,
-                Engine::Postgres,
-                major,
-                database,
-            )
+            ..Manifest::external(drill, run_id, key, 0, made_at, engine, major, database)
         }
     }
 

@@ -791,3 +791,164 @@ async fn a_backup_that_lost_most_rows_trips_the_guards_until_accepted() {
         "{rows:?}"
     );
 }
+
+/// MariaDB Backup: a full backup and two incrementals of a real MariaDB, taken with
+/// mariadb-backup on this host as an operator would, drilled to the newest and to the
+/// first incremental; then a copy with the first incremental cut short fails at the
+/// restore, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_backup_full_and_incrementals_are_prepared_and_drilled() {
+    let port = support::daemon::reserve_port().local_addr().unwrap().port();
+    let dir = PathBuf::from(format!("/tmp/fd-mb-{}", std::process::id()));
+    host_setup(&format!("fd_start_mariadb {} {port} mbpass", dir.display()));
+    struct Stop(PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    ". deploy/host-setup.sh; fd_stop_mariadb {}",
+                    self.0.display()
+                ))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _server = Stop(dir.clone());
+    let sql = |q: &str| {
+        host_setup(&format!(
+            "mariadb --no-defaults -h127.0.0.1 -P{port} -ufiredrill -pmbpass -e \"{q}\""
+        ))
+    };
+    let repo = dir.join("backups");
+    let backup = |name: &str, base: Option<&str>| {
+        host_setup(&format!(
+            "mkdir -p {repo} && mariadb-backup --no-defaults --backup --host=127.0.0.1 --port={port} --user=firedrill --password=mbpass --datadir={data} --target-dir={repo}/{name} {inc} > {repo}-{name}.log 2>&1",
+            data = dir.join("data").display(),
+            repo = repo.display(),
+            inc = base
+                .map(|b| format!("--incremental-basedir={}/{b}", repo.display()))
+                .unwrap_or_default()
+        ))
+    };
+    sql("CREATE DATABASE shop; CREATE TABLE shop.orders(id int PRIMARY KEY AUTO_INCREMENT, v text) ENGINE=InnoDB; INSERT INTO shop.orders(v) SELECT md5(seq) FROM mysql.seq_1_to_5000; CREATE TABLE shop.notes(id int PRIMARY KEY, n text) ENGINE=Aria; INSERT INTO shop.notes VALUES (1, 'aria')");
+    backup("full", None);
+    sql("INSERT INTO shop.orders(v) SELECT md5(seq) FROM mysql.seq_1_to_3000");
+    backup("inc1", Some("full"));
+    sql("INSERT INTO shop.orders(v) SELECT md5(seq) FROM mysql.seq_1_to_1000; DELETE FROM shop.orders WHERE id <= 10");
+    backup("inc2", Some("inc1"));
+
+    let fx = tempfile::tempdir().unwrap();
+    let drill = |name: &str, backups: &Path, extra: &str, rows: u64| {
+        let path = fx.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "{name}"
+
+[source]
+type = "mariabackup"
+backup_dir = "{dir}"
+database = "shop"
+{extra}
+
+[storage]
+type = "local"
+path = "{store}"
+
+[timeouts]
+restore = "5m"
+
+[[assertion]]
+name = "the orders of the backup"
+sql = "select count(*) from orders"
+expect = "= {rows}"
+"#,
+                dir = backups.display(),
+                store = fx.path().join("store").display(),
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    // The newest: the full backup and both incrementals.
+    let r = run_file(&drill("mb-latest", &repo, "", 8990)).await;
+    assert_passed(&r);
+    let rec = r.recovery.clone().expect("a recovery report");
+    assert_eq!(rec.method, "mariabackup");
+    assert_eq!(
+        rec.backup_set,
+        "inc2 (full + 2 incrementals: full, inc1, inc2)"
+    );
+    assert_eq!(rec.restored_tables, Some(2), "{rec:?}");
+    assert_eq!(rec.restored_rows, Some(8991));
+    let restore = stage_notes(&r, Stage::Restore);
+    assert!(
+        restore.contains("incremental backup inc1 applied"),
+        "{restore}"
+    );
+    assert!(
+        restore.contains("incremental backup inc2 applied"),
+        "{restore}"
+    );
+    let verify = stage_notes(&r, Stage::Verify);
+    assert!(
+        verify.contains("CHECK TABLE: every table of every database is sound"),
+        "{verify}"
+    );
+    assert!(leftovers(&r.run_id).await.is_empty(), "sandbox left behind");
+
+    // A named backup: the full one and the first incremental.
+    let r = run_file(&drill("mb-inc1", &repo, "set = \"inc1\"", 8000)).await;
+    assert_passed(&r);
+    assert_eq!(
+        r.recovery.unwrap().backup_set,
+        "inc1 (full + 1 incremental: full, inc1)"
+    );
+
+    // The first incremental cut short (its redo log truncated): the restore fails
+    // naming it, a broken backup (exit 1), and no sandbox is left.
+    let broken = dir.join("broken");
+    host_setup(&format!(
+        "cp -a {} {b} && truncate -s 20000 {b}/inc1/ib_logfile0",
+        repo.display(),
+        b = broken.display()
+    ));
+    let r = run_file(&drill("mb-broken", &broken, "", 8990)).await;
+    assert_eq!(r.verdict, Verdict::Failed, "{:?}", r.error);
+    assert_eq!(r.exit_code, 1);
+    assert_eq!(r.failed_stage, Some(Stage::Restore));
+    let e = r.error.clone().unwrap();
+    assert!(
+        e.message
+            .contains("cannot apply incremental backup inc1 (on top of full)"),
+        "{}",
+        e.message
+    );
+    assert!(leftovers(&r.run_id).await.is_empty(), "sandbox left behind");
+
+    // An incremental whose base is gone is named before any sandbox exists.
+    let orphan = dir.join("orphan");
+    host_setup(&format!(
+        "cp -a {} {o} && rm -rf {o}/inc1",
+        repo.display(),
+        o = orphan.display()
+    ));
+    let r = run_file(&drill("mb-orphan", &orphan, "", 8990)).await;
+    assert_eq!(r.exit_code, 1, "{:?}", r.error);
+    assert!(
+        r.error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("incremental backup inc2 builds on LSN"),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(
+        stage(&r, Stage::Provision).outcome,
+        firedrill::status::Outcome::Skipped
+    );
+}

@@ -135,6 +135,27 @@ pub enum SourceConfig {
     /// (one firedrill takes first, with `backup`) restored into the sandbox and
     /// recovered from the archived WAL to the target asked.
     Pgbackrest(Box<PgbackrestSourceConfig>),
+    /// Physical backups of MariaDB made by MariaDB Backup (`mariadb-backup --backup`): a
+    /// full backup and the incrementals on top of it, prepared and restored in the
+    /// sandbox.
+    Mariabackup(MariabackupSourceConfig),
+}
+
+/// A directory of MariaDB Backup backups to drill. Only read: the sandbox copies what it
+/// restores out of a read-only mount of it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MariabackupSourceConfig {
+    /// The directory holding the backups, each in a subdirectory of its own (the
+    /// `--target-dir` of a full backup, or of an incremental one whose
+    /// `--incremental-basedir` is another subdirectory). Its files must be readable by
+    /// firedrill's user (mariadb-backup makes them 0640).
+    pub backup_dir: PathBuf,
+    /// Which backup to restore: "latest" (default: the newest, with the full backup and
+    /// the incrementals it builds on) or a subdirectory's name.
+    pub set: Option<String>,
+    /// The database the drill fingerprints, and its assertions read.
+    pub database: String,
 }
 
 /// A pgBackRest stanza to drill. The repository is only read: firedrill restores in the

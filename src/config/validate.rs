@@ -16,7 +16,7 @@ use crate::status::Stage;
 
 mod physical;
 
-pub use physical::{BackupType, PgbackrestS3, PgbackrestSpec, RecoveryTarget};
+pub use physical::{BackupType, MariabackupSpec, PgbackrestS3, PgbackrestSpec, RecoveryTarget};
 
 /// One thing wrong with a drill file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -231,6 +231,8 @@ pub enum SourceSpec {
     Snapshot(SnapshotSpec),
     /// Physical backups kept by pgBackRest.
     Pgbackrest(Box<physical::PgbackrestSpec>),
+    /// Physical backups of MariaDB made by MariaDB Backup.
+    Mariabackup(physical::MariabackupSpec),
 }
 
 impl SourceSpec {
@@ -238,14 +240,17 @@ impl SourceSpec {
         match self {
             SourceSpec::Postgres(p) => p.min_dump_bytes,
             SourceSpec::Mysql(m) => m.min_dump_bytes,
-            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Pgbackrest(_) => 0,
+            SourceSpec::Stored(_)
+            | SourceSpec::Snapshot(_)
+            | SourceSpec::Pgbackrest(_)
+            | SourceSpec::Mariabackup(_) => 0,
         }
     }
 
     /// Whether the drill only verifies what another tool made (there is nothing to dump).
     pub fn verify_only(&self) -> bool {
         match self {
-            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => true,
+            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Mariabackup(_) => true,
             SourceSpec::Pgbackrest(p) => p.verify_only(),
             SourceSpec::Postgres(_) | SourceSpec::Mysql(_) => false,
         }
@@ -254,7 +259,7 @@ impl SourceSpec {
     /// Whether the drill restores a physical copy (a backup tool's files and WAL), not
     /// a dump.
     pub fn physical(&self) -> bool {
-        matches!(self, SourceSpec::Pgbackrest(_))
+        matches!(self, SourceSpec::Pgbackrest(_) | SourceSpec::Mariabackup(_))
     }
 }
 
@@ -1218,6 +1223,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
         SourceConfig::Restic(r) => snapshot_source(&mut c, RepoTool::Restic, r),
         SourceConfig::Borg(b) => snapshot_source(&mut c, RepoTool::Borg, b),
+        SourceConfig::Mariabackup(r) => SourceSpec::Mariabackup(physical::mariabackup_source(
+            &mut c,
+            r,
+            path.parent().unwrap_or(Path::new(".")),
+        )),
         SourceConfig::Pgbackrest(r) => SourceSpec::Pgbackrest(Box::new(
             physical::pgbackrest_source(&mut c, r, path.parent().unwrap_or(Path::new("."))),
         )),
@@ -1656,7 +1666,7 @@ fn validate_anomaly(
     // What names a table, and what comes before its name.
     let postgres = match source {
         SourceConfig::Postgres(_) | SourceConfig::Pgbackrest(_) => true,
-        SourceConfig::Mysql(_) => false,
+        SourceConfig::Mysql(_) | SourceConfig::Mariabackup(_) => false,
         SourceConfig::Stored(s) => s.engine.trim() == "postgres",
         SourceConfig::Restic(s) | SourceConfig::Borg(s) => {
             s.engine.as_deref().is_none_or(|e| e.trim() == "postgres")

@@ -135,9 +135,10 @@ impl Record<'_> {
             let fits = match &drill.source {
                 SourceSpec::Postgres(_) => m.engine == crate::engine::kind::Engine::Postgres,
                 SourceSpec::Mysql(_) => m.engine != crate::engine::kind::Engine::Postgres,
-                SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Pgbackrest(_) => {
-                    false
-                }
+                SourceSpec::Stored(_)
+                | SourceSpec::Snapshot(_)
+                | SourceSpec::Pgbackrest(_)
+                | SourceSpec::Mariabackup(_) => false,
             };
             if !fits {
                 return Err(Error::config(format!(

@@ -12,6 +12,7 @@
 //! fakes, and run the same code the binary runs.
 
 mod acquire;
+mod mariabackup;
 mod physical;
 mod record;
 mod sandbox_stages;
@@ -138,7 +139,9 @@ pub fn build_source(
             Some(server) => Box::new(server_source(drill, server)?),
             None => Box::new(NoSource),
         },
-        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) => Box::new(NoSource),
+        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Mariabackup(_) => {
+            Box::new(NoSource)
+        }
     })
 }
 
@@ -202,7 +205,10 @@ pub fn load_keys(drill: &Drill) -> Result<(Vec<age::x25519::Recipient>, Secret)>
 /// tool encrypted, so its own recipients are not what those files were locked to.
 fn recipients_to_check(drill: &Drill, recipients: &[age::x25519::Recipient]) -> Vec<String> {
     match drill.source {
-        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Pgbackrest(_) => Vec::new(),
+        SourceSpec::Stored(_)
+        | SourceSpec::Snapshot(_)
+        | SourceSpec::Pgbackrest(_)
+        | SourceSpec::Mariabackup(_) => Vec::new(),
         _ => recipients.iter().map(|r| r.to_string()).collect(),
     }
 }
@@ -323,6 +329,9 @@ pub async fn run(
         {
             physical_baseline(h, run_id)
         }
+        (SourceSpec::Mariabackup(m), Some(h)) if opts.artifact.is_none() && m.set.is_none() => {
+            physical_baseline(h, run_id)
+        }
         _ => None,
     };
     let manifest = match (&drill.source, &opts.artifact) {
@@ -332,6 +341,9 @@ pub async fn run(
         }
         (SourceSpec::Pgbackrest(spec), chosen) => {
             rec.physical(spec, chosen.as_deref(), checksums, stop).await
+        }
+        (SourceSpec::Mariabackup(spec), chosen) => {
+            rec.mariabackup(spec, chosen.as_deref(), stop).await
         }
         (_, None) => rec.backup(&parts, checksums, stop).await,
         (_, Some(id)) => rec.stored(&parts, id).await,

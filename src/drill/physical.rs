@@ -184,6 +184,7 @@ impl Record<'_> {
             &key,
             plan.set.stopped_at(),
             "pgbackrest",
+            crate::engine::Engine::Postgres,
             &plan.major,
             &database,
             fingerprint,

@@ -35,6 +35,8 @@ pub(super) struct Record<'a> {
     pub snapshot: std::sync::Mutex<Option<crate::snapshot::Selected>>,
     /// A physical drill's plan: the backup set and target, chosen before the sandbox.
     pub physical: Option<crate::physical::Plan>,
+    /// A MariaDB Backup drill's chain: the full backup and the incrementals, in order.
+    pub mariabackup: Option<Vec<crate::physical::mariabackup::Backup>>,
     /// A physical drill's recovery, as the last attempt's restore stage found it.
     pub recovery: std::sync::Mutex<Option<crate::physical::RecoveryReport>>,
 }
@@ -59,6 +61,7 @@ impl<'a> Record<'a> {
             evidence: Evidence::default(),
             snapshot: std::sync::Mutex::new(None),
             physical: None,
+            mariabackup: None,
             recovery: std::sync::Mutex::new(None),
         }
     }

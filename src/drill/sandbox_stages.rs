@@ -286,6 +286,7 @@ impl Record<'_> {
         // copied in at the restore).
         let (physical, repository) = match &self.drill.source {
             SourceSpec::Pgbackrest(p) => (true, p.s3.is_none().then(|| p.repo_path.clone())),
+            SourceSpec::Mariabackup(m) => (true, Some(m.backup_dir.clone())),
             _ => (false, None),
         };
         let req = SandboxRequest {
@@ -336,6 +337,12 @@ impl Record<'_> {
         if let Some(plan) = &self.physical {
             let notes = self
                 .restore_physical(parts.sandbox.as_ref(), sandbox, plan)
+                .await?;
+            return Ok((None, None, notes));
+        }
+        if let Some(chain) = &self.mariabackup {
+            let notes = self
+                .restore_mariabackup(parts.sandbox.as_ref(), sandbox, chain)
                 .await?;
             return Ok((None, None, notes));
         }
@@ -602,9 +609,13 @@ impl Record<'_> {
             notes.push(format!("not compared: {what}: {why}"));
         }
         let damage = if manifest.is_physical() {
-            let (more, damage) = self
-                .check_physical(backend.as_ref(), sandbox, expect.keep, compare)
-                .await?;
+            let (more, damage) = if engine == Engine::Postgres {
+                self.check_physical(backend.as_ref(), sandbox, expect.keep, compare)
+                    .await?
+            } else {
+                self.check_mariabackup(backend.as_ref(), sandbox, manifest, &restored)
+                    .await?
+            };
             notes.extend(more);
             damage
         } else {

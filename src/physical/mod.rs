@@ -10,6 +10,7 @@
 //! volumes.
 
 pub mod cmd;
+pub mod mariabackup;
 pub mod pgbackrest;
 pub mod recovery;
 pub mod restore;

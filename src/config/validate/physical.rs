@@ -457,6 +457,66 @@ fn s3_repository(
     }
 }
 
+/// A drill of a directory of MariaDB Backup backups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MariabackupSpec {
+    /// Absolute.
+    pub backup_dir: PathBuf,
+    /// A backup (subdirectory) by name; none: the newest.
+    pub set: Option<String>,
+    pub database: String,
+}
+
+/// Checks a `source.type = "mariabackup"` table.
+pub(super) fn mariabackup_source(
+    c: &mut Collector<'_>,
+    r: &crate::config::raw::MariabackupSourceConfig,
+    base_dir: &std::path::Path,
+) -> MariabackupSpec {
+    if r.backup_dir.as_os_str().is_empty() {
+        c.push(
+            "source.backup_dir",
+            "the backup directory is empty",
+            "write the directory whose subdirectories are mariadb-backup's target directories, e.g. \"/srv/mariabackup\"",
+        );
+    }
+    let set = r.set.as_deref().map(str::trim).and_then(|s| match s {
+        "latest" => None,
+        name if !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains('/') =>
+        {
+            Some(name.to_string())
+        }
+        other => {
+            c.push(
+                "source.set",
+                format!("`{other}` is not a backup's directory name"),
+                "write \"latest\" or the name of one subdirectory of backup_dir, e.g. \"2026-12-01-inc2\"",
+            );
+            None
+        }
+    });
+    let database = r.database.trim().to_string();
+    if database.is_empty() || database.contains('`') {
+        c.push(
+            "source.database",
+            format!("`{database}` is not a database name"),
+            "name the database the drill fingerprints and asserts on, e.g. \"shop\"",
+        );
+    }
+    MariabackupSpec {
+        backup_dir: if r.backup_dir.is_absolute() {
+            r.backup_dir.clone()
+        } else {
+            base_dir.join(&r.backup_dir)
+        },
+        set,
+        database,
+    }
+}
+
 /// `20261201-092810F`, or a differential or incremental one:
 /// `20261201-092810F_20261201-120000D`.
 fn valid_label(s: &str) -> bool {
