@@ -71,6 +71,9 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     if let SourceSpec::Pgbackrest(spec) = &drill.source {
         out.extend(timed("repository", LIMIT, pgbackrest_repository(drill, spec)).await);
     }
+    if let SourceSpec::Mariabackup(spec) = &drill.source {
+        out.extend(timed("repository", LIMIT, mariabackup_directory(spec)).await);
+    }
     match crate::store::build_store(&drill.storage, &drill.base_dir) {
         Ok(store) => out.extend(timed("storage", LIMIT, storage(store.as_ref())).await),
         Err(e) => {
@@ -96,6 +99,30 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     out.extend(identity_permissions(drill));
     out.extend(free_disk(drill));
     out
+}
+
+/// A MariaDB Backup directory: its backups read, and the chain the drill restores whole.
+async fn mariabackup_directory(spec: &crate::config::MariabackupSpec) -> Vec<Finding> {
+    const CHECK: &str = "repository";
+    use crate::physical::mariabackup;
+    let read = async {
+        let backups = mariabackup::list(&spec.backup_dir).await?;
+        let chain = mariabackup::chain(&backups, spec.set.as_deref(), &spec.backup_dir)?;
+        let last = chain.last().unwrap_or(&chain[0]);
+        Ok::<_, crate::error::Error>(format!(
+            "MariaDB Backup: {} backups in {}; the drill restores {} ({} with {} incrementals), of {}",
+            backups.len(),
+            spec.backup_dir.display(),
+            last.name,
+            chain[0].name,
+            chain.len() - 1,
+            last.server_version.as_deref().unwrap_or("an unknown server version")
+        ))
+    };
+    match read.await {
+        Ok(what) => vec![Finding::ok(CHECK, what)],
+        Err(e) => vec![Finding::from_error(CHECK, &e)],
+    }
 }
 
 /// A snapshot drill's repository: the tool runs and is recent enough, the password opens

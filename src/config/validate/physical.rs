@@ -695,6 +695,32 @@ mod tests {
     }
 
     #[test]
+    fn a_mariabackup_drill_names_its_directory_database_and_backup() {
+        let parse = |source: &str| {
+            parse_drill(
+                Path::new("drills/mb.toml"),
+                &format!("[source]\ntype = \"mariabackup\"\n{source}\n\n[storage]\ntype = \"local\"\npath = \"/tmp/x\"\n"),
+            )
+        };
+        let d = parse("backup_dir = \"backups\"\ndatabase = \"shop\"").unwrap();
+        let SourceSpec::Mariabackup(m) = &d.source else {
+            panic!("mariabackup")
+        };
+        assert_eq!(m.backup_dir, Path::new("drills/backups"));
+        assert_eq!(m.set, None);
+        assert!(d.source.physical() && d.source.verify_only() && d.encryption.is_none());
+        let d = parse("backup_dir = \"/b\"\ndatabase = \"shop\"\nset = \"latest\"").unwrap();
+        let SourceSpec::Mariabackup(m) = &d.source else {
+            panic!("mariabackup")
+        };
+        assert_eq!(m.set, None);
+        assert_eq!(
+            fields(parse("backup_dir = \"\"\ndatabase = \"\"\nset = \"../x\"")),
+            ["source.backup_dir", "source.set", "source.database"]
+        );
+    }
+
+    #[test]
     fn backup_set_labels() {
         assert!(valid_label("20261201-092810F"));
         assert!(valid_label("20261201-092810F_20261201-120000I"));
