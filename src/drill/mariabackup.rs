@@ -14,7 +14,6 @@ use crate::physical::mariabackup::{self, Backup};
 use crate::physical::RecoveryReport;
 use crate::report::ArtifactInfo;
 use crate::sandbox::{Sandbox, SandboxBackend};
-use crate::stage::StageRun;
 use crate::status::Stage;
 
 use super::record::Record;
@@ -53,41 +52,24 @@ impl Record<'_> {
         let chain = match read {
             Ok(c) => c,
             Err(e) => {
-                self.skip(
-                    Stage::Provision,
-                    Some("the backups could not be read".into()),
-                );
-                self.push(
-                    StageRun::ended(
-                        Stage::Restore,
-                        t0.elapsed(),
-                        e.clone().context("stage restore"),
-                    ),
-                    true,
-                );
+                self.unreadable(t0.elapsed(), &e, "the backups could not be read");
                 return Err(e);
             }
         };
         let last = chain.last().cloned().unwrap_or_else(|| chain[0].clone());
-        let Some(major) = last.major().or_else(|| chain[0].major()) else {
+        let crate::config::SandboxSpec::Docker(sandbox) = &drill.sandbox;
+        let Some(major) = last
+            .major()
+            .or_else(|| chain[0].major())
+            .or_else(|| sandbox.major.clone())
+        else {
             let e = Error::backup(format!(
                 "backup {}: xtrabackup_info names no server version, so no sandbox can be chosen",
                 last.name
             ))
             .with_hint("set sandbox.major to the source's series (e.g. \"10.11\")")
             .retryable(false);
-            self.skip(
-                Stage::Provision,
-                Some("the backups could not be read".into()),
-            );
-            self.push(
-                StageRun::ended(
-                    Stage::Restore,
-                    t0.elapsed(),
-                    e.clone().context("stage restore"),
-                ),
-                true,
-            );
+            self.unreadable(t0.elapsed(), &e, "the backups could not be read");
             return Err(e);
         };
         let key = format!("mariabackup:{}", last.name);

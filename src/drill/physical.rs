@@ -117,21 +117,7 @@ impl Record<'_> {
         let plan = match read {
             Ok(p) => p,
             Err(e) => {
-                // The restore's failure, whatever its kind: a key that does not open the
-                // repository still exits 2 (the drill could not run), a repository with
-                // no valid backup 1.
-                self.skip(
-                    Stage::Provision,
-                    Some("the repository could not be read".into()),
-                );
-                self.push(
-                    StageRun::ended(
-                        Stage::Restore,
-                        t0.elapsed(),
-                        e.clone().context("stage restore"),
-                    ),
-                    true,
-                );
+                self.unreadable(t0.elapsed(), &e, "the repository could not be read");
                 return Err(e);
             }
         };
@@ -191,6 +177,18 @@ impl Record<'_> {
         );
         self.physical = Some(plan);
         Ok(m)
+    }
+
+    /// A physical drill's backups could not be read (the restore's first step): the
+    /// restore fails with the error, whatever its kind (a key that does not open the
+    /// repository still exits 2, the drill could not run; a repository with no valid
+    /// backup 1), and no sandbox is provisioned.
+    pub(super) fn unreadable(&mut self, took: Duration, e: &Error, why: &str) {
+        self.skip(Stage::Provision, Some(why.into()));
+        self.push(
+            StageRun::ended(Stage::Restore, took, e.clone().context("stage restore")),
+            true,
+        );
     }
 
     /// The restore stage of a physical drill: restore and recover in the sandbox, the
