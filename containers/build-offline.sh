@@ -269,7 +269,7 @@ end_build() {
 build_postgres() {
     local tag="firedrill-sandbox-postgres:${pg_major}"
     begin_build "$tag" || return 0
-    bootstrap_rootfs "postgresql-${pg_major},pgbackrest,age,zstd,util-linux,ca-certificates"
+    bootstrap_rootfs "postgresql-${pg_major},pgbackrest,barman,age,zstd,util-linux,ca-certificates"
 
     [ -x "$rootfs/usr/lib/postgresql/${pg_major}/bin/postgres" ] \
         || die "postgresql-${pg_major} not installed in rootfs (wrong FIREDRILL_PG_MAJOR for $suite?)"

@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest stunnel4 mariadb-backup"
+FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest stunnel4 mariadb-backup barman"
 
 # What the demo alone needs (deploy/demo.sh installs only these): a PostgreSQL to drill,
 # debootstrap for the offline sandbox image, certificates for the crates registry.
@@ -202,6 +202,65 @@ CONF
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
   "${run[@]}" pgbackrest --config="$dir/pgbackrest.conf" --stanza=main stanza-create
   "${run[@]}" pgbackrest --config="$dir/pgbackrest.conf" --stanza=main --type=full backup
+}
+
+# Starts a throwaway PostgreSQL in DIR on PORT (unix socket in DIR, user postgres,
+# trust) whose WAL a Barman server `pg` archives (archive_command into its incoming
+# directory), with Barman's home in DIR/barman and its settings in DIR/barman.conf;
+# then takes a Barman backup. As root, Barman runs as the barman user and PostgreSQL as
+# postgres. For the physical drills' tests.
+fd_start_barman() {
+  local dir=$1 port=$2
+  local bin; bin=$(fd_pg_bin)
+  local run=() bm=() buser
+  buser=$(id -un)
+  if [ "$(id -u)" = 0 ]; then run=(env -C / runuser -u postgres --); bm=(env -C / runuser -u barman --); buser=barman; fi
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  # WAL lands whole in incoming (Barman takes any file there): written to a spool on
+  # the same file system, readable by barman, then renamed in.
+  mkdir -p "$dir/barman/pg/incoming" "$dir/pg" "$dir/spool"
+  chmod 0755 "$dir" "$dir/barman"
+  if [ "$(id -u)" = 0 ]; then chown -R barman:barman "$dir/barman"; chown postgres "$dir/pg"; fi
+  chmod 1777 "$dir/barman/pg/incoming" "$dir/spool"
+  "${run[@]}" "$bin/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1
+  cat >> "$dir/pg/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir/pg'
+listen_addresses = '127.0.0.1'
+wal_level = replica
+archive_mode = on
+archive_command = 'install -m 0644 %p $dir/spool/%f && mv $dir/spool/%f $dir/barman/pg/incoming/%f'
+CONF
+  echo "local replication postgres trust" >> "$dir/pg/data/pg_hba.conf"
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start >/dev/null
+  cat > "$dir/barman.conf" <<CONF
+[barman]
+barman_home = $dir/barman
+barman_user = $buser
+log_file = $dir/barman/barman.log
+compression = gzip
+[pg]
+description = firedrill test
+conninfo = host=$dir/pg port=$port user=postgres dbname=postgres
+streaming_conninfo = host=$dir/pg port=$port user=postgres
+backup_method = postgres
+archiver = on
+CONF
+  chmod 0644 "$dir/barman.conf"
+  fd_barman "$dir" switch-wal --force --archive pg >/dev/null 2>&1 || true
+  fd_barman "$dir" cron >/dev/null
+  fd_barman "$dir" backup pg --wait >/dev/null
+}
+
+# fd_barman DIR ARGS...: Barman of fd_start_barman's DIR, as its user.
+fd_barman() {
+  local dir=$1; shift
+  local bm=()
+  if [ "$(id -u)" = 0 ]; then bm=(env -C / runuser -u barman --); fi
+  "${bm[@]}" barman -c "$dir/barman.conf" "$@"
 }
 
 fd_stop_pg() {

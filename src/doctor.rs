@@ -74,6 +74,9 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     if let SourceSpec::Mariabackup(spec) = &drill.source {
         out.extend(timed("repository", LIMIT, mariabackup_directory(spec)).await);
     }
+    if let SourceSpec::Barman(spec) = &drill.source {
+        out.extend(timed("repository", LIMIT, barman_server(spec)).await);
+    }
     match crate::store::build_store(&drill.storage, &drill.base_dir) {
         Ok(store) => out.extend(timed("storage", LIMIT, storage(store.as_ref())).await),
         Err(e) => {
@@ -99,6 +102,32 @@ pub async fn diagnose(drill: &Drill) -> Vec<Finding> {
     out.extend(identity_permissions(drill));
     out.extend(free_disk(drill));
     out
+}
+
+/// A Barman server's directory: its backups and archive read, and the backup a drill
+/// to the newest state restores.
+async fn barman_server(spec: &crate::config::BarmanSpec) -> Vec<Finding> {
+    const CHECK: &str = "repository";
+    use crate::physical::barman;
+    let read = async {
+        let (backups, archive) = barman::read(spec).await?;
+        let newest = barman::choose(spec, &backups, None)?;
+        Ok::<_, crate::error::Error>(format!(
+            "Barman server {} in {}: {} backups, the newest done {} (PostgreSQL {}, ended {}); {} WAL segments archived, the newest {}",
+            spec.server,
+            spec.home.display(),
+            backups.len(),
+            newest.id,
+            newest.major().unwrap_or_else(|| "?".into()),
+            newest.end_time.map_or("?".into(), |t| t.to_string()),
+            archive.names.len(),
+            archive.names.last().map_or("none".into(), |n| n.to_string())
+        ))
+    };
+    match read.await {
+        Ok(what) => vec![Finding::ok(CHECK, what)],
+        Err(e) => vec![Finding::from_error(CHECK, &e)],
+    }
 }
 
 /// A MariaDB Backup directory: its backups read, and the chain the drill restores whole.
@@ -195,7 +224,10 @@ fn source_endpoint(source: &SourceSpec) -> Option<(String, u16)> {
         SourceSpec::Postgres(p) => Some((p.host.clone(), p.port)),
         SourceSpec::Mysql(m) => Some((m.host.clone(), m.port)),
         SourceSpec::Pgbackrest(p) => p.server.as_ref().map(|s| (s.host.clone(), s.port)),
-        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Mariabackup(_) => None,
+        SourceSpec::Stored(_)
+        | SourceSpec::Snapshot(_)
+        | SourceSpec::Mariabackup(_)
+        | SourceSpec::Barman(_) => None,
     }
 }
 
@@ -363,7 +395,9 @@ async fn images_without_version(
         };
     }
     let engines: &[Engine] = match &drill.source {
-        SourceSpec::Postgres(_) | SourceSpec::Pgbackrest(_) => &[Engine::Postgres],
+        SourceSpec::Postgres(_) | SourceSpec::Pgbackrest(_) | SourceSpec::Barman(_) => {
+            &[Engine::Postgres]
+        }
         SourceSpec::Mysql(_) => &[Engine::Mariadb, Engine::Mysql],
         SourceSpec::Mariabackup(_) => &[Engine::Mariadb],
         SourceSpec::Stored(s) => std::slice::from_ref(&s.engine),

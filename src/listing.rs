@@ -110,6 +110,7 @@ pub fn engine_label(source: &SourceSpec) -> String {
         SourceSpec::Stored(s) => format!("{} (stored)", s.engine),
         SourceSpec::Pgbackrest(_) => "postgres (pgbackrest)".into(),
         SourceSpec::Mariabackup(_) => "mariadb (mariadb-backup)".into(),
+        SourceSpec::Barman(_) => "postgres (barman)".into(),
         SourceSpec::Snapshot(s) => match s.engine {
             Some(e) => format!("{e} ({})", s.tool.as_str()),
             None => format!("dump ({})", s.tool.as_str()),

@@ -271,6 +271,21 @@ impl Drop for Cluster {
     }
 }
 
+/// Runs a deploy/host-setup.sh command (stopping a server) and removes a directory when
+/// dropped, a failed test included.
+struct Teardown(String, PathBuf);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(". deploy/host-setup.sh; {}", self.0))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
 fn running_as_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
@@ -801,21 +816,7 @@ async fn mariadb_backup_full_and_incrementals_are_prepared_and_drilled() {
     let port = support::daemon::reserve_port().local_addr().unwrap().port();
     let dir = PathBuf::from(format!("/tmp/fd-mb-{}", std::process::id()));
     host_setup(&format!("fd_start_mariadb {} {port} mbpass", dir.display()));
-    struct Stop(PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("bash")
-                .arg("-c")
-                .arg(format!(
-                    ". deploy/host-setup.sh; fd_stop_mariadb {}",
-                    self.0.display()
-                ))
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status();
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _server = Stop(dir.clone());
+    let _server = Teardown(format!("fd_stop_mariadb {}", dir.display()), dir.clone());
     let sql = |q: &str| {
         host_setup(&format!(
             "mariadb --no-defaults -h127.0.0.1 -P{port} -ufiredrill -pmbpass -e \"{q}\""
@@ -951,4 +952,123 @@ expect = "= {rows}"
         stage(&r, Stage::Provision).outcome,
         firedrill::status::Outcome::Skipped
     );
+}
+
+/// Barman: a base backup of a real PostgreSQL under write load, taken by a Barman server
+/// on this host, drilled to a time (exactly the ticks committed before it) and to the
+/// end of the archived WAL.
+#[tokio::test(flavor = "multi_thread")]
+async fn barman_backups_recover_to_a_time_and_to_latest() {
+    let port = support::daemon::reserve_port().local_addr().unwrap().port();
+    let dir = PathBuf::from(format!("/tmp/fd-bm-{}", std::process::id()));
+    host_setup(&format!("fd_start_barman {} {port}", dir.display()));
+    let _down = Teardown(format!("fd_stop_pg {}/pg", dir.display()), dir.clone());
+    let connect = || async {
+        let (c, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    let db = connect().await;
+    db.batch_execute(
+        "CREATE TABLE ticks(id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+         CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g;",
+    )
+    .await
+    .unwrap();
+    let ticker = Ticker::start(connect().await).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A backup under write load, then a moment after it, archived.
+    host_setup(&format!(
+        "fd_barman {} backup pg --wait >/dev/null",
+        dir.display()
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (at, ticks) = moment_between_ticks(&db).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let archive = || {
+        host_setup(&format!(
+            "fd_barman {} switch-wal --force --archive pg >/dev/null",
+            dir.display()
+        ))
+    };
+    archive();
+
+    let fx = tempfile::tempdir().unwrap();
+    let drill = |name: &str, extra: &str, ticks: i64| {
+        let path = fx.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "{name}"
+
+[source]
+type = "barman"
+barman_home = "{home}"
+server = "pg"
+{extra}
+
+[storage]
+type = "local"
+path = "{store}"
+
+[timeouts]
+restore = "5m"
+verify = "5m"
+
+[[assertion]]
+name = "the ticks before the target, and none after"
+sql = "select count(*) from ticks"
+expect = "= {ticks}"
+
+[[assertion]]
+name = "the last tick is the one before the target"
+sql = "select max(id) from ticks"
+expect = "= {ticks}"
+"#,
+                home = dir.join("barman").display(),
+                store = fx.path().join("store").display(),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let r = run_file(&drill(
+        "bm-time",
+        &format!("target = \"time\"\ntarget_time = \"{at}\""),
+        ticks,
+    ))
+    .await;
+    assert_passed(&r);
+    let rec = r.recovery.clone().expect("a recovery report");
+    assert_eq!(rec.method, "barman");
+    assert!(
+        rec.target_reached
+            .starts_with("recovery stopping before commit"),
+        "{rec:?}"
+    );
+    let restore = stage_notes(&r, Stage::Restore);
+    assert!(restore.contains("barman recover of backup"), "{restore}");
+
+    // To the end of the archive: every tick committed before the last switch.
+    ticker.stop().await;
+    let total: i64 = db
+        .query_one("SELECT count(*) FROM ticks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    archive();
+    let r = run_file(&drill("bm-latest", "", total)).await;
+    assert_passed(&r);
+    let rec = r.recovery.unwrap();
+    assert!(
+        rec.target_reached
+            .starts_with("the end of the archived WAL"),
+        "{rec:?}"
+    );
+    assert!(leftovers(&r.run_id).await.is_empty(), "sandbox left behind");
 }

@@ -139,6 +139,31 @@ pub enum SourceConfig {
     /// full backup and the incrementals on top of it, prepared and restored in the
     /// sandbox.
     Mariabackup(MariabackupSourceConfig),
+    /// Physical backups of PostgreSQL kept by a Barman server on this host: a base backup
+    /// recovered in the sandbox with Barman and its archived WAL, to the target asked.
+    Barman(BarmanSourceConfig),
+}
+
+/// A Barman server's backups to drill. Barman's home is only read: the sandbox recovers
+/// from a read-only mount of the server's directory.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BarmanSourceConfig {
+    /// Barman's `barman_home` (default "/var/lib/barman").
+    pub barman_home: Option<PathBuf>,
+    /// The Barman server, as barman.conf names it (`pg`).
+    pub server: String,
+    /// Which backup: "latest" (default: the newest that reaches the target) or a backup
+    /// id (`20261201T135024`).
+    pub set: Option<String>,
+    /// Where recovery stops: "latest" (default: the end of the archived WAL), "time"
+    /// (`target_time`) or "name" (`target_name`).
+    pub target: Option<String>,
+    pub target_time: Option<String>,
+    pub target_name: Option<String>,
+    /// The database the drill fingerprints, and its assertions read (default
+    /// "postgres").
+    pub database: Option<String>,
 }
 
 /// A directory of MariaDB Backup backups to drill. Only read: the sandbox copies what it

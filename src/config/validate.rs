@@ -16,7 +16,9 @@ use crate::status::Stage;
 
 mod physical;
 
-pub use physical::{BackupType, MariabackupSpec, PgbackrestS3, PgbackrestSpec, RecoveryTarget};
+pub use physical::{
+    BackupType, BarmanSpec, MariabackupSpec, PgbackrestS3, PgbackrestSpec, RecoveryTarget,
+};
 
 /// One thing wrong with a drill file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -233,6 +235,8 @@ pub enum SourceSpec {
     Pgbackrest(Box<physical::PgbackrestSpec>),
     /// Physical backups of MariaDB made by MariaDB Backup.
     Mariabackup(physical::MariabackupSpec),
+    /// Physical backups of PostgreSQL kept by Barman.
+    Barman(physical::BarmanSpec),
 }
 
 impl SourceSpec {
@@ -243,14 +247,18 @@ impl SourceSpec {
             SourceSpec::Stored(_)
             | SourceSpec::Snapshot(_)
             | SourceSpec::Pgbackrest(_)
-            | SourceSpec::Mariabackup(_) => 0,
+            | SourceSpec::Mariabackup(_)
+            | SourceSpec::Barman(_) => 0,
         }
     }
 
     /// Whether the drill only verifies what another tool made (there is nothing to dump).
     pub fn verify_only(&self) -> bool {
         match self {
-            SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Mariabackup(_) => true,
+            SourceSpec::Stored(_)
+            | SourceSpec::Snapshot(_)
+            | SourceSpec::Mariabackup(_)
+            | SourceSpec::Barman(_) => true,
             SourceSpec::Pgbackrest(p) => p.verify_only(),
             SourceSpec::Postgres(_) | SourceSpec::Mysql(_) => false,
         }
@@ -259,7 +267,10 @@ impl SourceSpec {
     /// Whether the drill restores a physical copy (a backup tool's files and WAL), not
     /// a dump.
     pub fn physical(&self) -> bool {
-        matches!(self, SourceSpec::Pgbackrest(_) | SourceSpec::Mariabackup(_))
+        matches!(
+            self,
+            SourceSpec::Pgbackrest(_) | SourceSpec::Mariabackup(_) | SourceSpec::Barman(_)
+        )
     }
 }
 
@@ -1223,6 +1234,11 @@ pub fn validate(path: &Path, raw: DrillFile) -> Result<Drill, Problems> {
         }
         SourceConfig::Restic(r) => snapshot_source(&mut c, RepoTool::Restic, r),
         SourceConfig::Borg(b) => snapshot_source(&mut c, RepoTool::Borg, b),
+        SourceConfig::Barman(r) => SourceSpec::Barman(physical::barman_source(
+            &mut c,
+            r,
+            path.parent().unwrap_or(Path::new(".")),
+        )),
         SourceConfig::Mariabackup(r) => SourceSpec::Mariabackup(physical::mariabackup_source(
             &mut c,
             r,
@@ -1665,7 +1681,7 @@ fn validate_anomaly(
     );
     // What names a table, and what comes before its name.
     let postgres = match source {
-        SourceConfig::Postgres(_) | SourceConfig::Pgbackrest(_) => true,
+        SourceConfig::Postgres(_) | SourceConfig::Pgbackrest(_) | SourceConfig::Barman(_) => true,
         SourceConfig::Mysql(_) | SourceConfig::Mariabackup(_) => false,
         SourceConfig::Stored(s) => s.engine.trim() == "postgres",
         SourceConfig::Restic(s) | SourceConfig::Borg(s) => {

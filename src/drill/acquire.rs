@@ -138,7 +138,8 @@ impl Record<'_> {
                 SourceSpec::Stored(_)
                 | SourceSpec::Snapshot(_)
                 | SourceSpec::Pgbackrest(_)
-                | SourceSpec::Mariabackup(_) => false,
+                | SourceSpec::Mariabackup(_)
+                | SourceSpec::Barman(_) => false,
             };
             if !fits {
                 return Err(Error::config(format!(

@@ -12,7 +12,6 @@ use crate::fingerprint::Fingerprint;
 use crate::manifest::Manifest;
 use crate::physical::mariabackup::{self, Backup};
 use crate::physical::RecoveryReport;
-use crate::report::ArtifactInfo;
 use crate::sandbox::{Sandbox, SandboxBackend};
 use crate::status::Stage;
 
@@ -73,16 +72,11 @@ impl Record<'_> {
             return Err(e);
         };
         let key = format!("mariabackup:{}", last.name);
-        self.evidence.storage = format!("MariaDB Backup directory {dir}");
-        self.evidence.artifact_key = Some(key.clone());
-        self.artifact = Some(ArtifactInfo {
-            location: format!("MariaDB Backup {dir}, backup {}", describe(&chain)),
-            manifest: String::new(),
-            sha256: String::new(),
-            plain_bytes: 0,
-            compressed_bytes: 0,
-            encrypted_bytes: 0,
-        });
+        self.physical_artifact(
+            &key,
+            format!("MariaDB Backup directory {dir}"),
+            format!("MariaDB Backup {dir}, backup {}", describe(&chain)),
+        );
         self.source_version = Some(match &last.server_version {
             Some(v) => format!("mariadb {v} (xtrabackup_info)"),
             None => format!("mariadb {major}"),

@@ -12,6 +12,7 @@
 //! fakes, and run the same code the binary runs.
 
 mod acquire;
+mod barman;
 mod mariabackup;
 mod physical;
 mod record;
@@ -139,9 +140,10 @@ pub fn build_source(
             Some(server) => Box::new(server_source(drill, server)?),
             None => Box::new(NoSource),
         },
-        SourceSpec::Stored(_) | SourceSpec::Snapshot(_) | SourceSpec::Mariabackup(_) => {
-            Box::new(NoSource)
-        }
+        SourceSpec::Stored(_)
+        | SourceSpec::Snapshot(_)
+        | SourceSpec::Mariabackup(_)
+        | SourceSpec::Barman(_) => Box::new(NoSource),
     })
 }
 
@@ -208,7 +210,8 @@ fn recipients_to_check(drill: &Drill, recipients: &[age::x25519::Recipient]) -> 
         SourceSpec::Stored(_)
         | SourceSpec::Snapshot(_)
         | SourceSpec::Pgbackrest(_)
-        | SourceSpec::Mariabackup(_) => Vec::new(),
+        | SourceSpec::Mariabackup(_)
+        | SourceSpec::Barman(_) => Vec::new(),
         _ => recipients.iter().map(|r| r.to_string()).collect(),
     }
 }
@@ -332,6 +335,13 @@ pub async fn run(
         (SourceSpec::Mariabackup(m), Some(h)) if opts.artifact.is_none() && m.set.is_none() => {
             physical_baseline(h, run_id)
         }
+        (SourceSpec::Barman(b), Some(h))
+            if opts.artifact.is_none()
+                && b.set.is_none()
+                && b.target == crate::config::RecoveryTarget::Latest =>
+        {
+            physical_baseline(h, run_id)
+        }
         _ => None,
     };
     let manifest = match (&drill.source, &opts.artifact) {
@@ -345,6 +355,7 @@ pub async fn run(
         (SourceSpec::Mariabackup(spec), chosen) => {
             rec.mariabackup(spec, chosen.as_deref(), stop).await
         }
+        (SourceSpec::Barman(spec), chosen) => rec.barman(spec, chosen.as_deref(), stop).await,
         (_, None) => rec.backup(&parts, checksums, stop).await,
         (_, Some(id)) => rec.stored(&parts, id).await,
     };

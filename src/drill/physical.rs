@@ -122,19 +122,14 @@ impl Record<'_> {
             }
         };
         let key = format!("pgbackrest:{}/{}", spec.stanza, plan.set.label);
-        self.evidence.storage = format!("pgBackRest repository {repo}");
-        self.evidence.artifact_key = Some(key.clone());
-        self.artifact = Some(ArtifactInfo {
-            location: format!(
+        self.physical_artifact(
+            &key,
+            format!("pgBackRest repository {repo}"),
+            format!(
                 "pgBackRest {repo}, stanza {}, backup set {} ({})",
                 spec.stanza, plan.set.label, plan.set.kind
             ),
-            manifest: String::new(),
-            sha256: String::new(),
-            plain_bytes: 0,
-            compressed_bytes: 0,
-            encrypted_bytes: 0,
-        });
+        );
         let (mut fingerprint, version): (Fingerprint, Option<String>) = match took {
             // The fingerprint compares exactly only at the restore point it was taken at.
             Some(rp) if spec.target == RecoveryTarget::RestorePoint => {
@@ -179,6 +174,21 @@ impl Record<'_> {
         Ok(m)
     }
 
+    /// What a physical drill restores, for the report and the evidence: a backup kept
+    /// by its tool (no firedrill artifact, no manifest of firedrill's).
+    pub(super) fn physical_artifact(&mut self, key: &str, storage: String, location: String) {
+        self.evidence.storage = storage;
+        self.evidence.artifact_key = Some(key.to_string());
+        self.artifact = Some(ArtifactInfo {
+            location,
+            manifest: String::new(),
+            sha256: String::new(),
+            plain_bytes: 0,
+            compressed_bytes: 0,
+            encrypted_bytes: 0,
+        });
+    }
+
     /// A physical drill's backups could not be read (the restore's first step): the
     /// restore fails with the error, whatever its kind (a key that does not open the
     /// repository still exits 2, the drill could not run; a repository with no valid
@@ -211,44 +221,15 @@ impl Record<'_> {
             &plan.major,
         )
         .await?;
-        let wal = |n: Option<&crate::physical::wal::SegmentName>| n.map(|s| s.to_string());
-        let report = RecoveryReport {
-            method: "pgbackrest".into(),
-            backup_set: format!("{} ({})", plan.set.label, plan.set.kind),
-            target_asked: plan.asked.clone(),
-            target: plan.target.describe(),
-            target_reached: r.reached.clone(),
-            wal_from: wal(r.log.restored.first()),
-            wal_to: wal(r.log.restored.last()),
-            segments_replayed: r.log.restored.len() as u64,
-            timeline: r.timeline,
-            new_timeline: r.log.new_timeline,
-            last_transaction: r.last_transaction.clone(),
-            window_from: Some(plan.window.0),
-            window_to: plan.window.1,
-            recovered_in_seconds: Some(t0.elapsed().as_secs_f64()),
-            // Set at the verify stage, once the restored database is fingerprinted.
-            restored_tables: None,
-            restored_rows: None,
-        };
-        let mut notes = vec![
-            format!(
-                "backup set {} ({}), target {}",
-                plan.set.label,
-                plan.set.kind,
-                plan.target.describe()
-            ),
-            format!("reached: {}", r.reached),
-        ];
-        if let (Some(a), Some(b)) = (r.log.restored.first(), r.log.restored.last()) {
-            notes.push(format!(
-                "WAL replayed from the archive: {} on timeline {}, promoted to timeline {}",
-                crate::physical::wal::range_text(a, b),
-                r.timeline,
-                r.log.new_timeline.map_or("?".into(), |t| t.to_string())
-            ));
-        }
-        notes.extend(r.notes.iter().cloned());
+        let (report, notes) = recovered(
+            "pgbackrest",
+            format!("{} ({})", plan.set.label, plan.set.kind),
+            plan.asked.clone(),
+            &plan.target,
+            &r,
+            (Some(plan.window.0), plan.window.1),
+            t0.elapsed(),
+        );
         if let Ok(mut slot) = self.recovery.lock() {
             *slot = Some(report);
         }
@@ -366,6 +347,53 @@ impl Record<'_> {
         }
         Ok((notes, damage))
     }
+}
+
+/// A recovery's report and the restore stage's notes, whatever tool restored the
+/// backup.
+pub(super) fn recovered(
+    method: &str,
+    backup_set: String,
+    asked: String,
+    target: &Target,
+    r: &crate::physical::Recovered,
+    window: (Option<jiff::Timestamp>, Option<jiff::Timestamp>),
+    took: Duration,
+) -> (RecoveryReport, Vec<String>) {
+    let wal = |n: Option<&crate::physical::wal::SegmentName>| n.map(|s| s.to_string());
+    let mut notes = vec![
+        format!("backup set {backup_set}, target {}", target.describe()),
+        format!("reached: {}", r.reached),
+    ];
+    if let (Some(a), Some(b)) = (r.log.restored.first(), r.log.restored.last()) {
+        notes.push(format!(
+            "WAL replayed from the archive: {} on timeline {}, promoted to timeline {}",
+            crate::physical::wal::range_text(a, b),
+            r.timeline,
+            r.log.new_timeline.map_or("?".into(), |t| t.to_string())
+        ));
+    }
+    notes.extend(r.notes.iter().cloned());
+    let report = RecoveryReport {
+        method: method.into(),
+        backup_set,
+        target_asked: asked,
+        target: target.describe(),
+        target_reached: r.reached.clone(),
+        wal_from: wal(r.log.restored.first()),
+        wal_to: wal(r.log.restored.last()),
+        segments_replayed: r.log.restored.len() as u64,
+        timeline: r.timeline,
+        new_timeline: r.log.new_timeline,
+        last_transaction: r.last_transaction.clone(),
+        window_from: window.0,
+        window_to: window.1,
+        recovered_in_seconds: Some(took.as_secs_f64()),
+        // Set at the verify stage, once the restored database is fingerprinted.
+        restored_tables: None,
+        restored_rows: None,
+    };
+    (report, notes)
 }
 
 /// Reads the repository: its state judged, the archive listed, the target resolved and

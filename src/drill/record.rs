@@ -37,6 +37,8 @@ pub(super) struct Record<'a> {
     pub physical: Option<crate::physical::Plan>,
     /// A MariaDB Backup drill's chain: the full backup and the incrementals, in order.
     pub mariabackup: Option<Vec<crate::physical::mariabackup::Backup>>,
+    /// A Barman drill's plan.
+    pub barman: Option<crate::physical::barman::Plan>,
     /// A physical drill's recovery, as the last attempt's restore stage found it.
     pub recovery: std::sync::Mutex<Option<crate::physical::RecoveryReport>>,
 }
@@ -62,6 +64,7 @@ impl<'a> Record<'a> {
             snapshot: std::sync::Mutex::new(None),
             physical: None,
             mariabackup: None,
+            barman: None,
             recovery: std::sync::Mutex::new(None),
         }
     }

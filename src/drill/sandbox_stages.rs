@@ -287,6 +287,7 @@ impl Record<'_> {
         let (physical, repository) = match &self.drill.source {
             SourceSpec::Pgbackrest(p) => (true, p.s3.is_none().then(|| p.repo_path.clone())),
             SourceSpec::Mariabackup(m) => (true, Some(m.backup_dir.clone())),
+            SourceSpec::Barman(b) => (true, Some(b.server_dir())),
             _ => (false, None),
         };
         let req = SandboxRequest {
@@ -337,6 +338,12 @@ impl Record<'_> {
         if let Some(plan) = &self.physical {
             let notes = self
                 .restore_physical(parts.sandbox.as_ref(), sandbox, plan)
+                .await?;
+            return Ok((None, None, notes));
+        }
+        if let Some(plan) = &self.barman {
+            let notes = self
+                .restore_barman(parts.sandbox.as_ref(), sandbox, plan)
                 .await?;
             return Ok((None, None, notes));
         }

@@ -9,6 +9,7 @@
 //! sandbox, whose network stays off; everything restored lives in the sandbox's own
 //! volumes.
 
+pub mod barman;
 pub mod cmd;
 pub mod mariabackup;
 pub mod pgbackrest;

@@ -160,6 +160,42 @@ pub async fn restore(
         return Err(e);
     }
 
+    let from = From {
+        target: &plan.target,
+        start: plan
+            .set
+            .archive
+            .start
+            .as_deref()
+            .and_then(SegmentName::parse),
+        archive: &plan.archive,
+        newest_wal: plan.window.1,
+        set: &plan.set.label,
+    };
+    recover(backend, sb, &from, notes, keep_going).await
+}
+
+/// What a recovery starts from: the target, the backup's first WAL segment and name,
+/// and the archive as listed (for the gaps on the way).
+pub struct From<'a> {
+    pub target: &'a Target,
+    pub start: Option<SegmentName>,
+    pub archive: &'a Archive,
+    pub newest_wal: Option<jiff::Timestamp>,
+    pub set: &'a str,
+}
+
+/// The recovery of a backup restored into the sandbox's data volume with its recovery
+/// settings written: the server started (the entrypoint waits for the start flag), the
+/// drill waits for promotion, and the server's own log and the archive's listing say
+/// where it stopped and what was missing. Any tool's restore ends here.
+pub async fn recover(
+    backend: &dyn SandboxBackend,
+    sb: &Sandbox,
+    from: &From<'_>,
+    mut notes: Vec<String>,
+    keep_going: &(dyn Fn(&str) + Sync),
+) -> Result<Recovered> {
     let out = backend
         .exec(sb, &as_server(&["pg_controldata", "-D", DATA]), None)
         .await?;
@@ -190,17 +226,12 @@ pub async fn restore(
     };
     let log = recovery::parse(&log_text);
     let facts = Facts {
-        target: &plan.target,
-        start: plan
-            .set
-            .archive
-            .start
-            .as_deref()
-            .and_then(SegmentName::parse),
-        archive: &plan.archive,
-        newest_wal: plan.window.1,
+        target: from.target,
+        start: from.start,
+        archive: from.archive,
+        newest_wal: from.newest_wal,
         seg_size: control.seg_size,
-        set: &plan.set.label,
+        set: from.set,
     };
     if !promoted {
         return Err(facts

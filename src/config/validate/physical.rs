@@ -457,6 +457,128 @@ fn s3_repository(
     }
 }
 
+/// A drill of a Barman server's backups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BarmanSpec {
+    /// Barman's home (absolute).
+    pub home: PathBuf,
+    pub server: String,
+    /// A backup id; none: the newest that reaches the target.
+    pub set: Option<String>,
+    pub target: RecoveryTarget,
+    pub database: String,
+}
+
+impl BarmanSpec {
+    /// The server's directory in Barman's home.
+    pub fn server_dir(&self) -> PathBuf {
+        self.home.join(&self.server)
+    }
+}
+
+/// Checks a `source.type = "barman"` table.
+pub(super) fn barman_source(
+    c: &mut Collector<'_>,
+    r: &crate::config::raw::BarmanSourceConfig,
+    base_dir: &std::path::Path,
+) -> BarmanSpec {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+    };
+    if !name_ok(r.server.trim()) {
+        c.push(
+            "source.server",
+            format!("`{}` is not a Barman server name", r.server),
+            "write the server as barman.conf names it, e.g. \"pg\"",
+        );
+    }
+    let set = r.set.as_deref().map(str::trim).and_then(|s| match s {
+        "latest" => None,
+        id if name_ok(id) => Some(id.to_string()),
+        other => {
+            c.push(
+                "source.set",
+                format!("`{other}` is not a backup id"),
+                "write \"latest\" or an id as `barman list-backups` prints it, e.g. \"20261201T135024\"",
+            );
+            None
+        }
+    });
+    let target = match r.target.as_deref().map(str::trim).unwrap_or("latest") {
+        "latest" => RecoveryTarget::Latest,
+        "time" => match r
+            .target_time
+            .as_deref()
+            .map(str::trim)
+            .map(str::parse::<jiff::Timestamp>)
+        {
+            Some(Ok(at)) => RecoveryTarget::Time { at },
+            Some(Err(e)) => {
+                c.push(
+                    "source.target_time",
+                    format!("not a time: {e}"),
+                    "write an RFC 3339 time with its offset, e.g. \"2026-11-30T22:00:00Z\"",
+                );
+                RecoveryTarget::Latest
+            }
+            None => {
+                c.push(
+                    "source.target_time",
+                    "target = \"time\" needs target_time",
+                    "add target_time = \"2026-11-30T22:00:00Z\" (RFC 3339, with its offset)",
+                );
+                RecoveryTarget::Latest
+            }
+        },
+        "name" => match r.target_name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() && n.len() < 64 && !n.contains('\'') => RecoveryTarget::Name {
+                name: n.to_string(),
+            },
+            _ => {
+                c.push(
+                    "source.target_name",
+                    "target = \"name\" needs target_name, a restore point's name (at most 63 bytes, no quote)",
+                    "add target_name = \"before-migration\", as given to pg_create_restore_point",
+                );
+                RecoveryTarget::Latest
+            }
+        },
+        other => {
+            c.push(
+                "source.target",
+                format!("`{other}` is not a recovery target of a Barman drill"),
+                "write \"latest\", \"time\" (with target_time) or \"name\" (with target_name)",
+            );
+            RecoveryTarget::Latest
+        }
+    };
+    let home = r
+        .barman_home
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/barman"));
+    BarmanSpec {
+        home: if home.is_absolute() {
+            home
+        } else {
+            base_dir.join(home)
+        },
+        server: r.server.trim().to_string(),
+        set,
+        target,
+        database: r
+            .database
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .unwrap_or("postgres")
+            .to_string(),
+    }
+}
+
 /// A drill of a directory of MariaDB Backup backups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MariabackupSpec {
@@ -717,6 +839,40 @@ mod tests {
         assert_eq!(
             fields(parse("backup_dir = \"\"\ndatabase = \"\"\nset = \"../x\"")),
             ["source.backup_dir", "source.set", "source.database"]
+        );
+    }
+
+    #[test]
+    fn a_barman_drill_names_its_server_and_target() {
+        let parse = |source: &str| {
+            parse_drill(
+                Path::new("drills/bm.toml"),
+                &format!("[source]\ntype = \"barman\"\n{source}\n\n[storage]\ntype = \"local\"\npath = \"/tmp/x\"\n"),
+            )
+        };
+        let d = parse("server = \"pg\"").unwrap();
+        let SourceSpec::Barman(b) = &d.source else {
+            panic!("barman")
+        };
+        assert_eq!(b.server_dir(), Path::new("/var/lib/barman/pg"));
+        assert_eq!(b.target, RecoveryTarget::Latest);
+        assert_eq!(b.database, "postgres");
+        assert!(d.source.physical() && d.source.verify_only());
+        let d = parse("server = \"pg\"\ntarget = \"time\"\ntarget_time = \"2026-12-01T10:00:00Z\"\nset = \"20261201T135024\"").unwrap();
+        let SourceSpec::Barman(b) = &d.source else {
+            panic!("barman")
+        };
+        assert!(matches!(b.target, RecoveryTarget::Time { .. }));
+        assert_eq!(b.set.as_deref(), Some("20261201T135024"));
+        assert_eq!(
+            fields(parse(
+                "server = \"a b\"\ntarget = \"random\"\nset = \"../x\""
+            )),
+            ["source.server", "source.set", "source.target"]
+        );
+        assert_eq!(
+            fields(parse("server = \"pg\"\ntarget = \"time\"")),
+            ["source.target_time"]
         );
     }
 
