@@ -157,10 +157,13 @@ pub struct BarmanSourceConfig {
     /// id (`20261201T135024`).
     pub set: Option<String>,
     /// Where recovery stops: "latest" (default: the end of the archived WAL), "time"
-    /// (`target_time`) or "name" (`target_name`).
+    /// (`target_time`), "name" (`target_name`) or "random" (a random time between the
+    /// oldest backup, or `within` ago, and the archive's newest WAL).
     pub target: Option<String>,
     pub target_time: Option<String>,
     pub target_name: Option<String>,
+    /// `target = "random"`: choose within this long before now ("7d").
+    pub within: Option<String>,
     /// The database the drill fingerprints, and its assertions read (default
     /// "postgres").
     pub database: Option<String>,

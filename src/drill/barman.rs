@@ -49,7 +49,18 @@ impl Record<'_> {
         };
         let read = crate::stage::bounded(Stage::Restore, drill.timeouts.restore, stop, async {
             let (backups, archive) = barman::read(&spec_chosen).await?;
-            let target = barman::target(&spec_chosen);
+            let oldest = backups
+                .iter()
+                .filter(|b| b.status == "DONE")
+                .filter_map(|b| b.consistent_by())
+                .min();
+            let target = crate::physical::resolve_target(
+                &spec.target,
+                &self.run_id,
+                oldest.unwrap_or_else(jiff::Timestamp::now),
+                archive.newest_at,
+                jiff::Timestamp::now(),
+            )?;
             let before = match &target {
                 Target::Time(at) => Some(*at),
                 _ => None,
@@ -62,12 +73,14 @@ impl Record<'_> {
                 ))
                 .retryable(false)
             })?;
-            let oldest = backups
-                .iter()
-                .filter(|b| b.status == "DONE")
-                .filter_map(|b| b.consistent_by())
-                .min();
+            let asked = match (&spec.target, &target) {
+                (crate::config::RecoveryTarget::Random { .. }, Target::Time(at)) => {
+                    format!("{}: {at}", spec.target.describe())
+                }
+                _ => spec.target.describe(),
+            };
             Ok(Plan {
+                asked,
                 server: spec.server.clone(),
                 backup,
                 major,
@@ -135,7 +148,7 @@ impl Record<'_> {
         let (report, notes) = super::physical::recovered(
             "barman",
             plan.backup.id.clone(),
-            plan.target.describe(),
+            plan.asked.clone(),
             &plan.target,
             &r,
             plan.window,

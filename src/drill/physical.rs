@@ -436,7 +436,7 @@ async fn plan(
         .min()
         .unwrap_or_else(jiff::Timestamp::now);
     let target = crate::physical::resolve_target(
-        spec,
+        &spec.target,
         run_id,
         oldest_consistent,
         archive.newest_at,

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::config::{BarmanSpec, RecoveryTarget};
+use crate::config::BarmanSpec;
 use crate::error::{Error, Result};
 use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend, DATA_DIR as DATA, REPO_MOUNT};
 
@@ -182,15 +182,6 @@ pub fn choose<'a>(
     }
 }
 
-/// The target as firedrill asks it of this drill.
-pub fn target(spec: &BarmanSpec) -> Target {
-    match &spec.target {
-        RecoveryTarget::Time { at } => Target::Time(*at),
-        RecoveryTarget::Name { name } => Target::Name(name.clone()),
-        _ => Target::Latest,
-    }
-}
-
 /// A Barman drill's plan: the backup, the target, the archive as listed.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -199,6 +190,8 @@ pub struct Plan {
     pub major: String,
     pub archive: Archive,
     pub target: Target,
+    /// The drill's target as it reads (`a random time in the last 7d: …`).
+    pub asked: String,
     /// The oldest backup's consistency and the archive's newest WAL.
     pub window: (Option<jiff::Timestamp>, Option<jiff::Timestamp>),
 }
@@ -307,6 +300,7 @@ pub async fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RecoveryTarget;
 
     const INFO: &str = "backup_label='START WAL LOCATION: 0/2000028'\nbegin_time=2026-12-01 14:10:49.220924+00:00\nbegin_wal=000000010000000000000002\nend_time=2026-12-01 14:10:50.436012+00:00\nend_wal=000000010000000000000002\nerror=None\nstatus=DONE\ntimeline=1\nversion=150018\n";
 

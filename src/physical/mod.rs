@@ -20,7 +20,7 @@ pub mod wal;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PgbackrestSpec, RecoveryTarget};
+use crate::config::RecoveryTarget;
 use crate::error::{Error, Result};
 
 pub use restore::Recovered;
@@ -96,13 +96,13 @@ pub struct Plan {
 /// backup's consistency, or `within` ago, to the archive's newest WAL); this run's restore point
 /// gets its name.
 pub fn resolve_target(
-    spec: &PgbackrestSpec,
+    target: &RecoveryTarget,
     run_id: &str,
     oldest_consistent: jiff::Timestamp,
     newest_wal: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
 ) -> Result<Target> {
-    Ok(match &spec.target {
+    Ok(match target {
         RecoveryTarget::Latest => Target::Latest,
         RecoveryTarget::RestorePoint => Target::Name(restore_point_name(run_id)),
         RecoveryTarget::Time { at } => Target::Time(*at),
@@ -238,6 +238,7 @@ impl RecoveryReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PgbackrestSpec;
 
     #[test]
     fn targets_become_pgbackrest_options() {
@@ -273,7 +274,8 @@ mod tests {
         let oldest: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
         let newest: jiff::Timestamp = "2026-12-01T11:50:00Z".parse().unwrap();
         for _ in 0..50 {
-            let Target::Time(at) = resolve_target(&spec, "r", oldest, Some(newest), now).unwrap()
+            let Target::Time(at) =
+                resolve_target(&spec.target, "r", oldest, Some(newest), now).unwrap()
             else {
                 panic!("not a time")
             };
@@ -282,7 +284,7 @@ mod tests {
                 "{at}"
             );
         }
-        let e = resolve_target(&spec, "r", now, Some(oldest), now).unwrap_err();
+        let e = resolve_target(&spec.target, "r", now, Some(oldest), now).unwrap_err();
         assert!(e.message.contains("no recovery window"));
     }
 }

@@ -547,15 +547,38 @@ pub(super) fn barman_source(
                 RecoveryTarget::Latest
             }
         },
+        "random" => RecoveryTarget::Random {
+            within: r
+                .within
+                .as_deref()
+                .and_then(|w| match crate::config::parse_duration(w) {
+                    Ok(d) if !d.is_zero() => Some(d),
+                    _ => {
+                        c.push(
+                            "source.within",
+                            format!("`{w}` is not a window to choose in"),
+                            "write a duration such as \"7d\", or leave it out for the whole window",
+                        );
+                        None
+                    }
+                }),
+        },
         other => {
             c.push(
                 "source.target",
                 format!("`{other}` is not a recovery target of a Barman drill"),
-                "write \"latest\", \"time\" (with target_time) or \"name\" (with target_name)",
+                "write \"latest\", \"time\" (with target_time), \"name\" (with target_name) or \"random\" (with within)",
             );
             RecoveryTarget::Latest
         }
     };
+    if r.within.is_some() && !matches!(target, RecoveryTarget::Random { .. }) {
+        c.push(
+            "source.within",
+            "`within` is read only with target = \"random\"",
+            "set target = \"random\", or remove `within`",
+        );
+    }
     let home = r
         .barman_home
         .clone()
@@ -866,10 +889,23 @@ mod tests {
         assert_eq!(b.set.as_deref(), Some("20261201T135024"));
         assert_eq!(
             fields(parse(
-                "server = \"a b\"\ntarget = \"random\"\nset = \"../x\""
+                "server = \"a b\"\ntarget = \"tape\"\nset = \"../x\"\nwithin = \"7d\""
             )),
-            ["source.server", "source.set", "source.target"]
+            [
+                "source.server",
+                "source.set",
+                "source.target",
+                "source.within"
+            ]
         );
+        let d = parse("server = \"pg\"\ntarget = \"random\"\nwithin = \"7d\"").unwrap();
+        let SourceSpec::Barman(b) = &d.source else {
+            panic!("barman")
+        };
+        assert!(matches!(
+            b.target,
+            RecoveryTarget::Random { within: Some(_) }
+        ));
         assert_eq!(
             fields(parse("server = \"pg\"\ntarget = \"time\"")),
             ["source.target_time"]
