@@ -73,14 +73,8 @@ impl Record<'_> {
                 ))
                 .retryable(false)
             })?;
-            let asked = match (&spec.target, &target) {
-                (crate::config::RecoveryTarget::Random { .. }, Target::Time(at)) => {
-                    format!("{}: {at}", spec.target.describe())
-                }
-                _ => spec.target.describe(),
-            };
             Ok(Plan {
-                asked,
+                asked: crate::physical::asked(&spec.target, &target),
                 server: spec.server.clone(),
                 backup,
                 major,

@@ -469,12 +469,7 @@ async fn plan(
     } else {
         (None, crate::physical::SANDBOX_REPO)
     };
-    let asked = match (&spec.target, &target) {
-        (RecoveryTarget::Random { .. }, Target::Time(at)) => {
-            format!("{}: {at}", spec.target.describe())
-        }
-        _ => spec.target.describe(),
-    };
+    let asked = crate::physical::asked(&spec.target, &target);
     Ok(Plan {
         stanza: spec.stanza.clone(),
         window: (oldest_consistent, archive.newest_at),

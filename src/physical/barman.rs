@@ -9,15 +9,12 @@ use std::path::Path;
 
 use crate::config::BarmanSpec;
 use crate::error::{Error, Result};
-use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend, DATA_DIR as DATA, REPO_MOUNT};
+use crate::sandbox::{Sandbox, SandboxBackend, DATA_DIR as DATA, REPO_MOUNT};
 
-use super::cmd::sh;
+use super::cmd::{said, sh, write_tool_file, TOOL_DIR};
 use super::restore::{From, Recovered};
 use super::wal::{Archive, SegmentName};
 use super::Target;
-
-/// Barman's settings in the sandbox, and its scratch (logs, locks).
-const TOOL_DIR: &str = "/run/firedrill/tool";
 
 /// One base backup, as its `backup.info` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +44,9 @@ impl BaseBackup {
     }
 }
 
+/// A `backup.info` value; Barman writes `None` for one it does not have.
 fn value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == key)
-            .then(|| v.trim())
-            .filter(|v| *v != "None" && !v.is_empty())
-    })
+    super::setting(text, key).filter(|v| *v != "None" && !v.is_empty())
 }
 
 /// Parses a `backup.info`.
@@ -196,10 +189,6 @@ pub struct Plan {
     pub window: (Option<jiff::Timestamp>, Option<jiff::Timestamp>),
 }
 
-fn said(out: &ExecOutput) -> String {
-    crate::engine::tail(&format!("{}\n{}", out.stdout, out.stderr), 15)
-}
-
 /// Recovers the plan's backup in the sandbox with Barman, then to the target.
 pub async fn restore(
     backend: &dyn SandboxBackend,
@@ -215,21 +204,15 @@ pub async fn restore(
     let conf = format!(
         "[barman]\nbarman_home = {home}\nbarman_user = root\nlog_file = {TOOL_DIR}/barman.log\nbarman_lock_directory = {TOOL_DIR}\n\n[{server}]\ndescription = firedrill drill\nconninfo = host=/nonexistent dbname=none\nstreaming_conninfo = host=/nonexistent\nbackup_method = postgres\narchiver = on\n"
     );
-    let write = sh(&format!(
-        "i=0; while [ ! -d {TOOL_DIR} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat > {TOOL_DIR}/barman.conf"
-    ));
-    let out = backend
-        .exec(
-            sb,
-            &write,
-            Some(Box::pin(std::io::Cursor::new(conf.into_bytes()))),
-        )
-        .await?;
-    if out.exit_code != 0 {
-        return Err(Error::infra("cannot write Barman's settings into the sandbox")
-            .with_stderr(said(&out))
-            .with_hint("a custom sandbox.image must follow containers/README.md (firedrill-sandbox recover)"));
-    }
+    write_tool_file(
+        backend,
+        sb,
+        "barman.conf",
+        conf.into_bytes(),
+        None,
+        "Barman's settings",
+    )
+    .await?;
     // Barman copies the base backup and, for a recovery to a time, every archived WAL
     // up to it; a time past any WAL takes them all. firedrill then sets the target.
     keep_going(&format!("barman recover {}", plan.backup.id));

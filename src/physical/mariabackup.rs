@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend, DATA_DIR as DATA, REPO_MOUNT};
 
-use super::cmd::sh;
+use super::cmd::{said, sh};
+use super::setting as value;
 
 /// One backup of the directory, as its own files describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,14 +44,6 @@ impl Backup {
         (a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()))
             .then(|| format!("{a}.{b}"))
     }
-}
-
-/// `key = value` lines.
-fn value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == key).then(|| v.trim())
-    })
 }
 
 /// Reads one backup's description from its `xtrabackup_checkpoints` and
@@ -208,10 +201,6 @@ fn names(backups: &[Backup]) -> String {
     let mut v: Vec<&str> = backups.iter().map(|b| b.name.as_str()).collect();
     v.sort();
     v.into_iter().rev().take(5).collect::<Vec<_>>().join(", ")
-}
-
-fn said(out: &ExecOutput) -> String {
-    crate::engine::tail(&format!("{}\n{}", out.stdout, out.stderr), 15)
 }
 
 /// The line of the tool's output that says what went wrong: the server's first

@@ -28,6 +28,26 @@ pub use restore::Recovered;
 /// Where the repository is mounted in the sandbox.
 pub const SANDBOX_REPO: &str = crate::sandbox::REPO_MOUNT;
 
+/// The value of `key` in a backup tool's `key = value` file (`xtrabackup_checkpoints`,
+/// Barman's `backup.info`), trimmed.
+pub(crate) fn setting<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim())
+    })
+}
+
+/// How a report names the target a drill asked for: a random one with the moment it
+/// became (`a random time in the window: 2026-…`).
+pub fn asked(target: &RecoveryTarget, resolved: &Target) -> String {
+    match (target, resolved) {
+        (RecoveryTarget::Random { .. }, Target::Time(at)) => {
+            format!("{}: {at}", target.describe())
+        }
+        _ => target.describe(),
+    }
+}
+
 /// A target, resolved: the moment of a random one chosen, this run's restore point named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

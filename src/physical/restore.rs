@@ -8,14 +8,15 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::sandbox::{ExecOutput, Sandbox, SandboxBackend, DATA_DIR as DATA};
+use crate::sandbox::{Sandbox, SandboxBackend, DATA_DIR as DATA};
 
-use super::cmd::{as_server, psql, sh};
+use super::cmd::{as_server, psql, said, sh, write_tool_file, TOOL_DIR};
 use super::recovery::{self, RecoveryLog};
 use super::wal::{Archive, Gap, Lsn, Segment, SegmentName};
 use super::{Plan, Target};
 
-const TOOL_CONF: &str = "/run/firedrill/tool/pgbackrest.conf";
+/// pgBackRest's settings in the sandbox, in [`TOOL_DIR`].
+const TOOL_CONF_NAME: &str = "pgbackrest.conf";
 /// The recovering server's log, in the sandbox's staging volume (the entrypoint writes it).
 const SERVER_LOG: &str = "/var/lib/firedrill/staging/server.log";
 
@@ -34,17 +35,10 @@ pub struct Recovered {
 
 fn pgbackrest(stanza: &str, args: &[String]) -> Vec<String> {
     let mut v = as_server(&["pgbackrest"]);
-    v.push(format!("--config={TOOL_CONF}"));
+    v.push(format!("--config={TOOL_DIR}/{TOOL_CONF_NAME}"));
     v.push(format!("--stanza={stanza}"));
     v.extend(args.iter().cloned());
     v
-}
-
-/// The end of a command's output, for errors.
-fn said(out: &ExecOutput) -> String {
-    let text = format!("{}\n{}", out.stdout, out.stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    crate::engine::tail(&lines.join("\n"), 15)
 }
 
 /// Restores the plan's backup set into the sandbox and recovers it to the target.
@@ -54,21 +48,17 @@ pub async fn restore(
     plan: &Plan,
     keep_going: &(dyn Fn(&str) + Sync),
 ) -> Result<Recovered> {
-    // The repository's settings, with its passphrase, into the sandbox's memory (a tmpfs
-    // the server's user alone reads), once the entrypoint has made its directory.
-    let write = sh(&format!(
-        "i=0; while [ ! -d /run/firedrill/tool ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
-         umask 077 && cat > {TOOL_CONF} && chown postgres {TOOL_CONF}"
-    ));
-    let conf = plan.sandbox_conf.expose().as_bytes().to_vec();
-    let out = backend
-        .exec(sb, &write, Some(Box::pin(std::io::Cursor::new(conf))))
-        .await?;
-    if out.exit_code != 0 {
-        return Err(Error::infra("cannot write pgBackRest's settings into the sandbox")
-            .with_stderr(said(&out))
-            .with_hint("a custom sandbox.image must follow containers/README.md (firedrill-sandbox recover)"));
-    }
+    // The repository's settings, with its passphrase, into the sandbox's memory, which
+    // the server's user alone reads.
+    write_tool_file(
+        backend,
+        sb,
+        TOOL_CONF_NAME,
+        plan.sandbox_conf.expose().as_bytes().to_vec(),
+        Some("postgres"),
+        "pgBackRest's settings",
+    )
+    .await?;
 
     // A repository in a bucket: what the restore reads, copied into the staging volume.
     let mut notes = Vec::new();
