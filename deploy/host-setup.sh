@@ -2,7 +2,7 @@
 # packages, a running Docker engine, the offline sandbox images, and a throwaway
 # PostgreSQL server to act as a drill's source. Sourced by deploy/demo.sh and tests/run.
 
-FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest stunnel4 mariadb-backup barman"
+FIREDRILL_PACKAGES="curl openssl postgresql mariadb-server mariadb-client age zstd debootstrap ca-certificates python3-aiosmtpd prometheus-alertmanager systemd docker-compose python3-yaml python3-jsonschema libxml2-utils python3-pip python3-venv chromium prometheus restic borgbackup openssh-server openssh-client pgbackrest stunnel4 mariadb-backup barman chromium-driver python3-jwt python3-cryptography"
 
 # What the demo alone needs (deploy/demo.sh installs only these): a PostgreSQL to drill,
 # debootstrap for the offline sandbox image, certificates for the crates registry.

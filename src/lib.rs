@@ -9,9 +9,11 @@
 //! imported by everything and imports nothing of the engine; no module imports another
 //! that imports it back (`tests/architecture.rs` keeps it so).
 
+pub mod access;
 pub mod age_keys;
 pub mod artifact;
 pub mod assertion;
+pub mod bundle;
 pub mod cancel;
 pub mod catalog;
 pub mod config;

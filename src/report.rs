@@ -11,6 +11,14 @@ use crate::human::{human_bytes, human_ms};
 use crate::status::Verified;
 pub use crate::status::{Outcome, RunStatus, Stage, Verdict};
 
+/// One table's rows, as fingerprinted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TableRows {
+    /// `schema.table`.
+    pub table: String,
+    pub rows: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageReport {
     pub stage: Stage,
@@ -123,6 +131,10 @@ pub struct RunReport {
     /// Rows in the source fingerprint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// Rows per table (`schema.table`) in the dump's fingerprint: what the restore was
+    /// compared with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_rows: Vec<TableRows>,
     pub fingerprint_mismatches: Vec<Mismatch>,
     pub assertions: Vec<AssertionResult>,
     /// Set when the sandbox was kept (`--keep`): how to reach it.
@@ -137,6 +149,11 @@ pub struct RunReport {
     /// replayed, the timeline and the RTO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<crate::physical::RecoveryReport>,
+    /// Who or what started the run: the schedule, an alert, an API token, a person signed
+    /// in to the dashboard, someone at the command line. Absent from reports written
+    /// before firedrill recorded it (their signatures still verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<crate::access::Actor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// ed25519 signature of the rest of the report, when a signing key is configured.
@@ -216,6 +233,8 @@ impl RunReport {
             assertions: vec![],
             kept_sandbox: None,
             scheduled_for: None,
+            started_by: None,
+            table_rows: Vec::new(),
             recovery: None,
             evidence: None,
             signature: None,
@@ -485,6 +504,8 @@ mod tests {
             }],
             kept_sandbox: None,
             scheduled_for: None,
+            started_by: None,
+            table_rows: Vec::new(),
             recovery: None,
             evidence: None,
             signature: None,

@@ -409,8 +409,12 @@ async fn dashboard_pages_render_in_headless_chromium() {
         .to_str()
         .unwrap()
         .to_string();
+    // One script, of this origin (a run's live stage); none inline, none from elsewhere.
     assert!(
-        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-eval")
+            && !csp.contains("script-src 'self' 'unsafe-inline'"),
         "{csp}"
     );
     let r = http()
@@ -533,7 +537,7 @@ async fn dashboard_login_sets_a_signed_cookie_and_the_api_keeps_its_token() {
         .text()
         .await
         .unwrap()
-        .contains("not the daemon&#39;s token"));
+        .contains("not a token this daemon accepts"));
     // The token followed by NULs is not the token.
     let r = form(&format!("{TOKEN}{}", "%00".repeat(256)), "")
         .send()
@@ -549,7 +553,8 @@ async fn dashboard_login_sets_a_signed_cookie_and_the_api_keeps_its_token() {
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/drills/shop");
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    // Lax: a link to a run followed from Slack, PagerDuty or an e-mail arrives logged in.
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set.contains(attr), "{attr} missing: {set}");
     }
     assert!(!set.contains(TOKEN), "the cookie holds the token: {set}");

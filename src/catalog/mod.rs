@@ -201,6 +201,60 @@ pub struct Session {
     pub token_tag: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Who logged in, and in what role (`None`: a session from before roles, opened with
+    /// `[daemon] token`, so an admin's).
+    pub who: Option<crate::access::Principal>,
+}
+
+/// A session's [`Session::who`] as the catalog keeps it (JSON).
+pub(crate) fn who_json(who: &Option<crate::access::Principal>) -> Option<String> {
+    who.as_ref()
+        .map(|p| serde_json::to_string(p).expect("a principal serializes"))
+}
+
+/// [`who_json`] read back; a value that does not read is no principal at all (the
+/// session is then refused, never taken for an admin's).
+pub(crate) fn who_of(text: Option<String>) -> Option<crate::access::Principal> {
+    let text = text?;
+    Some(
+        serde_json::from_str(&text).unwrap_or(crate::access::Principal {
+            actor: crate::access::Actor::new(crate::access::ActorKind::Anonymous, "unreadable"),
+            role: crate::access::Role::Viewer,
+            drills: Some(Vec::new()),
+        }),
+    )
+}
+
+/// An audit entry's columns as both catalogs keep them.
+pub(crate) struct AuditRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub role: Option<String>,
+    pub source: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub outcome: String,
+}
+
+impl AuditRow {
+    pub fn entry(self) -> crate::access::AuditEntry {
+        crate::access::AuditEntry {
+            id: self.id,
+            at: jiff::Timestamp::from_millisecond(self.at_ms)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            actor: crate::access::Actor::parse(&self.actor),
+            role: self.role.as_deref().and_then(crate::access::Role::parse),
+            source: self.source,
+            // An action a later version wrote: kept as a read, its name in the detail.
+            action: crate::access::Action::parse(&self.action)
+                .unwrap_or(crate::access::Action::Read),
+            target: self.target,
+            detail: self.detail,
+            outcome: crate::access::Outcome::parse(&self.outcome),
+        }
+    }
 }
 
 /// A process that runs drills (a daemon, or a `firedrill run` on the command line): what
@@ -236,12 +290,7 @@ fn pid_scope() -> String {
 impl Owner {
     /// This process, in `role`.
     pub fn this_process(role: &str) -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "localhost".into());
+        let host = crate::access::this_host();
         Owner {
             role: role.to_string(),
             host,
@@ -491,6 +540,8 @@ pub struct CatalogExport {
     pub outbox: Vec<(OutboxItem, Option<String>)>,
     /// Digests claimed (their scheduled time, unix seconds): none is sent twice.
     pub digests: Vec<i64>,
+    /// The audit trail, oldest first.
+    pub audit: Vec<crate::access::AuditEntry>,
 }
 
 /// What an import wrote: rows per table (rows already there are left as they are).
@@ -501,6 +552,7 @@ pub struct Imported {
     pub incidents: usize,
     pub outbox: usize,
     pub digests: usize,
+    pub audit: usize,
 }
 
 #[async_trait]
@@ -543,6 +595,18 @@ pub trait Catalog: Send + Sync + 'static {
     async fn session(&self, id_hash: &str) -> Result<Option<Session>>;
     /// Logs a session out, for every daemon sharing the catalog.
     async fn revoke_session(&self, id_hash: &str) -> Result<()>;
+    /// Keeps what a single sign-on login in progress needs back at its callback (the
+    /// PKCE verifier, the nonce, where to go), under the hash of its `state`, until
+    /// `expires_at` (unix seconds): the callback may land on any daemon sharing the
+    /// catalog.
+    async fn put_login_state(&self, id_hash: &str, data: &str, expires_at: i64) -> Result<()>;
+    /// Takes a login state back, once: a second callback with the same `state` finds
+    /// nothing. Expired ones are not returned.
+    async fn take_login_state(&self, id_hash: &str) -> Result<Option<String>>;
+    /// Appends to the audit trail; returns the entry's id.
+    async fn record_audit(&self, entry: &crate::access::AuditEntry) -> Result<i64>;
+    /// Reads the audit trail, newest first.
+    async fn audit(&self, q: &crate::access::AuditQuery) -> Result<Vec<crate::access::AuditEntry>>;
     async fn incident(&self, drill: &str) -> Result<Option<Incident>>;
     /// Claims the digest scheduled for `scheduled_for`: true the first time it is asked,
     /// by this process or any other sharing the catalog, false ever after. Only the one

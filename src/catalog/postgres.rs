@@ -128,6 +128,29 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE firings ADD COLUMN run_id text;
     ALTER TABLE firings ADD COLUMN trigger text;
 "#,
+    // 5: who opened each session (JSON); single sign-on logins in progress; the audit
+    // trail (`imported_id`: the entry's id in the SQLite catalog it was migrated from)
+    r#"
+    ALTER TABLE sessions ADD COLUMN who text;
+    CREATE TABLE login_states (
+        id_hash text PRIMARY KEY,
+        data text NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE TABLE audit (
+        id bigserial PRIMARY KEY,
+        at bigint NOT NULL,
+        actor text NOT NULL,
+        role text,
+        source text,
+        action text NOT NULL,
+        target text,
+        detail text,
+        outcome text NOT NULL,
+        imported_id bigint UNIQUE
+    );
+    CREATE INDEX audit_at ON audit (at);
+"#,
 ];
 
 /// Where a PostgreSQL catalog is, as the main config says.
@@ -642,9 +665,9 @@ impl Catalog for PgCatalog {
         self.exec("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
             .await?;
         self.exec(
-            "INSERT INTO sessions (id_hash, token_tag, expires_at) VALUES ($1, $2, $3)
-             ON CONFLICT (id_hash) DO UPDATE SET token_tag = excluded.token_tag, expires_at = excluded.expires_at",
-            &[&s.id_hash, &s.token_tag, &s.expires_at],
+            "INSERT INTO sessions (id_hash, token_tag, expires_at, who) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id_hash) DO UPDATE SET token_tag = excluded.token_tag, expires_at = excluded.expires_at, who = excluded.who",
+            &[&s.id_hash, &s.token_tag, &s.expires_at, &super::who_json(&s.who)],
         )
         .await
         .map(|_| ())
@@ -653,13 +676,14 @@ impl Catalog for PgCatalog {
     async fn session(&self, id_hash: &str) -> Result<Option<Session>> {
         Ok(self
             .query(
-                "SELECT id_hash, token_tag, expires_at FROM sessions WHERE id_hash = $1",
+                "SELECT id_hash, token_tag, expires_at, who FROM sessions WHERE id_hash = $1",
                 &[&id_hash],
                 |r| {
                     Ok(Session {
                         id_hash: r.get(0),
                         token_tag: r.get(1),
                         expires_at: r.get(2),
+                        who: super::who_of(r.get(3)),
                     })
                 },
             )
@@ -671,6 +695,82 @@ impl Catalog for PgCatalog {
         self.exec("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
             .await
             .map(|_| ())
+    }
+
+    async fn put_login_state(&self, id_hash: &str, data: &str, expires_at: i64) -> Result<()> {
+        let now = jiff::Timestamp::now().as_second();
+        self.exec("DELETE FROM login_states WHERE expires_at <= $1", &[&now])
+            .await?;
+        self.exec(
+            "INSERT INTO login_states (id_hash, data, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id_hash) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+            &[&id_hash, &data, &expires_at],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn take_login_state(&self, id_hash: &str) -> Result<Option<String>> {
+        let now = jiff::Timestamp::now().as_second();
+        Ok(self
+            .query(
+                "DELETE FROM login_states WHERE id_hash = $1 RETURNING data, expires_at",
+                &[&id_hash],
+                |r| Ok((r.get::<_, String>(0), r.get::<_, i64>(1))),
+            )
+            .await?
+            .pop()
+            .filter(|(_, exp)| *exp > now)
+            .map(|(d, _)| d))
+    }
+
+    async fn record_audit(&self, e: &crate::access::AuditEntry) -> Result<i64> {
+        let ids = self
+            .query(
+                "INSERT INTO audit (at, actor, role, source, action, target, detail, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[
+                    &e.at.as_millisecond(),
+                    &e.actor.to_string(),
+                    &e.role.map(|r| r.as_str()),
+                    &e.source,
+                    &e.action.as_str(),
+                    &e.target,
+                    &e.detail,
+                    &e.outcome.as_str(),
+                ],
+                |r| Ok(r.get::<_, i64>(0)),
+            )
+            .await?;
+        Ok(ids.first().copied().unwrap_or_default())
+    }
+
+    async fn audit(&self, q: &crate::access::AuditQuery) -> Result<Vec<crate::access::AuditEntry>> {
+        let since = q.since.map_or(i64::MIN, |t| t.as_millisecond());
+        let until = q.until.map_or(i64::MAX, |t| t.as_millisecond());
+        let before = q.before.unwrap_or(i64::MAX);
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "SELECT id, at, actor, role, source, action, target, detail, outcome FROM audit
+                 WHERE at >= $1 AND at <= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+                &[&since, &until, &before, &limit],
+                |r| {
+                    Ok(super::AuditRow {
+                        id: r.get(0),
+                        at_ms: r.get(1),
+                        actor: r.get(2),
+                        role: r.get(3),
+                        source: r.get(4),
+                        action: r.get(5),
+                        target: r.get(6),
+                        detail: r.get(7),
+                        outcome: r.get(8),
+                    })
+                },
+            )
+            .await?;
+        Ok(rows.into_iter().map(super::AuditRow::entry).collect())
     }
 
     async fn incident(&self, drill: &str) -> Result<Option<Incident>> {
@@ -873,6 +973,26 @@ impl Catalog for PgCatalog {
                 .execute(
                     "INSERT INTO digests (scheduled_for, claimed_at) VALUES ($1, now()) ON CONFLICT DO NOTHING",
                     &[d],
+                )
+                .await
+                .map_err(|e| self.err(e))? as usize;
+        }
+        for a in &data.audit {
+            n.audit += tx
+                .execute(
+                    "INSERT INTO audit (at, actor, role, source, action, target, detail, outcome, imported_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    &[
+                        &a.at.as_millisecond(),
+                        &a.actor.to_string(),
+                        &a.role.map(|r| r.as_str()),
+                        &a.source,
+                        &a.action.as_str(),
+                        &a.target,
+                        &a.detail,
+                        &a.outcome.as_str(),
+                        &a.id,
+                    ],
                 )
                 .await
                 .map_err(|e| self.err(e))? as usize;

@@ -197,6 +197,28 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE firings ADD COLUMN run_id TEXT;
     ALTER TABLE firings ADD COLUMN trigger TEXT;
     "#,
+    // 13: who opened each session (actor, role, drills: JSON); single sign-on logins in
+    // progress; the audit trail
+    r#"
+    ALTER TABLE sessions ADD COLUMN who TEXT;
+    CREATE TABLE login_states (
+        id_hash TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT,
+        source TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at);
+    "#,
 ];
 
 pub struct SqliteCatalog {
@@ -257,7 +279,14 @@ pub struct Salvage {
 }
 
 /// Tables worth salvaging, in order; `drill_latest` is derived and recomputed.
-const SALVAGED: &[&str] = &["runs", "incidents", "outbox", "sessions", "artifacts"];
+const SALVAGED: &[&str] = &[
+    "runs",
+    "incidents",
+    "outbox",
+    "sessions",
+    "artifacts",
+    "audit",
+];
 
 fn ts(s: &str) -> jiff::Timestamp {
     s.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH)
@@ -758,8 +787,8 @@ impl Catalog for SqliteCatalog {
         self.with(move |c| {
             c.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
             c.execute(
-                "INSERT OR REPLACE INTO sessions (id_hash, token_tag, expires_at) VALUES (?1, ?2, ?3)",
-                params![s.id_hash, s.token_tag, s.expires_at],
+                "INSERT OR REPLACE INTO sessions (id_hash, token_tag, expires_at, who) VALUES (?1, ?2, ?3, ?4)",
+                params![s.id_hash, s.token_tag, s.expires_at, super::who_json(&s.who)],
             )
             .map(|_| ())
         })
@@ -770,13 +799,14 @@ impl Catalog for SqliteCatalog {
         let id_hash = id_hash.to_string();
         self.with(move |c| {
             c.query_row(
-                "SELECT id_hash, token_tag, expires_at FROM sessions WHERE id_hash = ?1",
+                "SELECT id_hash, token_tag, expires_at, who FROM sessions WHERE id_hash = ?1",
                 params![id_hash],
                 |r| {
                     Ok(super::Session {
                         id_hash: r.get(0)?,
                         token_tag: r.get(1)?,
                         expires_at: r.get(2)?,
+                        who: super::who_of(r.get::<_, Option<String>>(3)?),
                     })
                 },
             )
@@ -790,6 +820,85 @@ impl Catalog for SqliteCatalog {
         self.with(move |c| {
             c.execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])
                 .map(|_| ())
+        })
+        .await
+    }
+
+    async fn put_login_state(&self, id_hash: &str, data: &str, expires_at: i64) -> Result<()> {
+        let (id_hash, data) = (id_hash.to_string(), data.to_string());
+        let now = jiff::Timestamp::now().as_second();
+        self.with(move |c| {
+            c.execute("DELETE FROM login_states WHERE expires_at <= ?1", params![now])?;
+            c.execute(
+                "INSERT OR REPLACE INTO login_states (id_hash, data, expires_at) VALUES (?1, ?2, ?3)",
+                params![id_hash, data, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn take_login_state(&self, id_hash: &str) -> Result<Option<String>> {
+        let id_hash = id_hash.to_string();
+        let now = jiff::Timestamp::now().as_second();
+        self.with(move |c| {
+            c.query_row(
+                "DELETE FROM login_states WHERE id_hash = ?1 RETURNING data, expires_at",
+                params![id_hash],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()
+            .map(|row| row.filter(|(_, exp)| *exp > now).map(|(d, _)| d))
+        })
+        .await
+    }
+
+    async fn record_audit(&self, e: &crate::access::AuditEntry) -> Result<i64> {
+        let e = e.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO audit (at, actor, role, source, action, target, detail, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.at.as_millisecond(),
+                    e.actor.to_string(),
+                    e.role.map(|r| r.as_str()),
+                    e.source,
+                    e.action.as_str(),
+                    e.target,
+                    e.detail,
+                    e.outcome.as_str()
+                ],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn audit(&self, q: &crate::access::AuditQuery) -> Result<Vec<crate::access::AuditEntry>> {
+        let since = q.since.map_or(i64::MIN, |t| t.as_millisecond());
+        let until = q.until.map_or(i64::MAX, |t| t.as_millisecond());
+        let before = q.before.unwrap_or(i64::MAX);
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "SELECT id, at, actor, role, source, action, target, detail, outcome FROM audit
+                 WHERE at >= ?1 AND at <= ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let rows = st.query_map(params![since, until, before, limit], |r| {
+                Ok(super::AuditRow {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    actor: r.get(2)?,
+                    role: r.get(3)?,
+                    source: r.get(4)?,
+                    action: r.get(5)?,
+                    target: r.get(6)?,
+                    detail: r.get(7)?,
+                    outcome: r.get(8)?,
+                })
+            })?;
+            rows.map(|r| r.map(super::AuditRow::entry)).collect()
         })
         .await
     }
@@ -954,12 +1063,33 @@ impl Catalog for SqliteCatalog {
                 let rows = st.query_map([], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<Vec<i64>>>()?
             };
+            let audit = {
+                let mut st = c.prepare(
+                    "SELECT id, at, actor, role, source, action, target, detail, outcome FROM audit ORDER BY id",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(super::AuditRow {
+                        id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        actor: r.get(2)?,
+                        role: r.get(3)?,
+                        source: r.get(4)?,
+                        action: r.get(5)?,
+                        target: r.get(6)?,
+                        detail: r.get(7)?,
+                        outcome: r.get(8)?,
+                    })
+                })?;
+                rows.map(|r| r.map(super::AuditRow::entry))
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
             Ok(super::CatalogExport {
                 runs,
                 artifacts,
                 incidents,
                 outbox,
                 digests,
+                audit,
             })
         })
         .await

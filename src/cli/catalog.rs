@@ -304,7 +304,24 @@ pub(super) async fn prune(
     let mut reports = Vec::new();
     for d in &drills {
         match firedrill::inventory::prune(c.as_deref(), d, dry_run).await {
-            Ok(r) => reports.push(r),
+            Ok(r) => {
+                if let (Some(c), false) = (&c, dry_run) {
+                    let deleted = r.decisions.iter().filter(|x| !x.keep).count();
+                    let e = super::access::by_cli(
+                        firedrill::access::Action::Prune,
+                        firedrill::access::Outcome::Ok,
+                        &d.name,
+                        format!(
+                            "{deleted} artifact(s) deleted, {} orphan(s) removed",
+                            r.orphans.len()
+                        ),
+                    );
+                    if let Err(e) = c.record_audit(&e).await {
+                        errln!("warning: the audit trail did not record this: {e}");
+                    }
+                }
+                reports.push(r)
+            }
             Err(e) => {
                 errln!("error: drill {}: {e}", d.name);
                 return 2;
@@ -540,7 +557,29 @@ pub(super) async fn accept(catalog: &Path, run: &str, dir: &Path, json: bool) ->
         }
     };
     let drill = load_drill(&drill_path(&drill_name, dir)).ok();
-    match firedrill::inventory::accept_run(c.as_ref(), run, drill.as_ref()).await {
+    let accepted = firedrill::inventory::accept_run(c.as_ref(), run, drill.as_ref()).await;
+    let (outcome, detail) = match &accepted {
+        Ok(_) => (
+            firedrill::access::Outcome::Ok,
+            format!("run {run} accepted: it is the baseline of the next runs"),
+        ),
+        Err(e) => (
+            firedrill::access::Outcome::Failed,
+            format!("run {run}: {e}"),
+        ),
+    };
+    if let Err(e) = c
+        .record_audit(&super::access::by_cli(
+            firedrill::access::Action::Accept,
+            outcome,
+            &drill_name,
+            detail,
+        ))
+        .await
+    {
+        errln!("warning: the audit trail did not record this: {e}");
+    }
+    match accepted {
         Ok(r) if json => {
             let accepted = serde_json::json!({
                 "run_id": r.run_id,

@@ -66,13 +66,17 @@ pub(super) async fn verify(
             return 2;
         }
     };
-    let text = match std::fs::read_to_string(report) {
+    let bytes = match std::fs::read(report) {
         Ok(t) => t,
         Err(e) => {
             errln!("error: cannot read {}: {e}", report.display());
             return 2;
         }
     };
+    if firedrill::bundle::is_bundle(&bytes) {
+        return verify_bundle(&bytes, &trusted, report, json);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     // With --json, the verdict (intact or not) is one object on stdout; what kept it from
     // being checked (exit 2) is said on stderr as always.
     let mut verdict = serde_json::json!({
@@ -162,6 +166,176 @@ pub(super) async fn verify(
             2
         }
     }
+}
+
+/// Checks an evidence bundle offline.
+fn verify_bundle(
+    bytes: &[u8],
+    trusted: &ed25519_dalek::VerifyingKey,
+    path: &Path,
+    json: bool,
+) -> u8 {
+    match firedrill::bundle::verify(bytes, trusted, &path.display().to_string()) {
+        Ok(v) if json => {
+            let mut out = serde_json::to_value(&v).unwrap_or_default();
+            out["intact"] = true.into();
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            0
+        }
+        Ok(v) => {
+            outln!(
+                "bundle {}: intact: {} files, {} reports, {} audit entries, {} to {}, exported by {}",
+                path.display(),
+                v.files,
+                v.reports,
+                v.audit_entries,
+                v.since,
+                v.until,
+                v.created_by
+            );
+            for u in &v.unsigned_reports {
+                outln!("  {u}: unsigned when it ran; covered by the bundle's signature only");
+            }
+            0
+        }
+        Err(e) => {
+            if json {
+                let out =
+                    serde_json::json!({ "bundle": path, "intact": false, "error": e.to_string() });
+                outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                errln!("FAILED: {e}");
+            }
+            1
+        }
+    }
+}
+
+/// Writes an evidence bundle for a period.
+pub(super) async fn export(
+    config: &MainConfig,
+    catalog: &Path,
+    since: &str,
+    until: Option<&str>,
+    output: &Path,
+    dir: &Path,
+    json: bool,
+) -> u8 {
+    let since = match super::access::time_arg(since, "--since") {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let until = match until
+        .map(|u| super::access::time_arg(u, "--until"))
+        .transpose()
+    {
+        Ok(t) => t.unwrap_or_else(jiff::Timestamp::now),
+        Err(c) => return c,
+    };
+    if until <= since {
+        errln!("error: --until ({until}) is not after --since ({since})");
+        return 2;
+    }
+    let key = match config.signing_key() {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            errln!("error: an evidence bundle is signed, and --config sets no [evidence] signing_key
+  hint: `firedrill evidence keygen --output FILE`, then [evidence] signing_key = {{ file = \"FILE\" }}");
+            return 2;
+        }
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
+    if output.exists() {
+        errln!(
+            "error: {} exists; an evidence bundle is never overwritten
+  hint: give another --output",
+            output.display()
+        );
+        return 2;
+    }
+    let c = match super::open_catalog(catalog).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let read = async {
+        let runs = c.runs(None, usize::MAX >> 1).await?;
+        let artifacts = c.artifacts(None).await?;
+        let audit = c
+            .audit(&firedrill::access::AuditQuery {
+                since: Some(since),
+                until: Some(until),
+                before: None,
+                limit: usize::MAX >> 1,
+            })
+            .await?;
+        Ok::<_, firedrill::Error>((runs, artifacts, audit))
+    };
+    let (runs, artifacts, mut audit) = match read.await {
+        Ok(x) => x,
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
+    audit.reverse();
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| r.started_at >= since && r.started_at <= until && r.status.is_finished())
+        .collect();
+    let artifacts = artifacts
+        .into_iter()
+        .filter(|a| a.created_at >= since && a.created_at <= until)
+        .collect();
+    let rto = firedrill::daemon::load_drills(dir)
+        .map(|d| {
+            d.into_iter()
+                .filter_map(|(n, d)| d.schedule.rto.map(|r| (n, r)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let input = firedrill::bundle::Input {
+        since,
+        until,
+        created_by: firedrill::access::Actor::cli().to_string(),
+        runs,
+        artifacts,
+        audit,
+        rto,
+    };
+    let bytes = match firedrill::bundle::build(&input, &key) {
+        Ok(b) => b,
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = firedrill::evidence::write_atomic(output, &bytes) {
+        errln!("error: {e}");
+        return 2;
+    }
+    if json {
+        let v = serde_json::json!({
+            "bundle": output,
+            "since": since.to_string(),
+            "until": until.to_string(),
+            "runs": input.runs.len(),
+            "audit_entries": input.audit.len(),
+            "bytes": bytes.len(),
+        });
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        errln!(
+            "wrote {} ({} runs, {} audit entries, {since} to {until}); check it with `firedrill evidence verify {}`",
+            output.display(),
+            input.runs.len(),
+            input.audit.len(),
+            output.display()
+        );
+    }
+    0
 }
 
 /// A public key as `[evidence] public_key` and `--public-key` spell it.

@@ -11,6 +11,7 @@
 
 #[macro_use]
 mod output;
+mod access;
 mod catalog;
 mod checks;
 mod complete;
@@ -181,13 +182,37 @@ enum EvidenceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a signed JSON report, and that its artifact is still what it recorded.
+    /// Write one signed evidence bundle for a period, for auditors.
     ///
-    /// Checks the report's signature, then that the artifact and manifest it names still
-    /// have the hashes it records. Exit 0: intact; 1: edited or no longer matching; 2:
-    /// could not check.
+    /// A tar file: every run's report as signed, the artifacts' hashes, the audit trail,
+    /// and a summary per drill (runs, passes, recovery time against its objective, the
+    /// longest time without a verified backup), with a signed manifest. `evidence verify
+    /// BUNDLE` checks it offline.
+    Export {
+        /// The period's start (RFC 3339, or a span ago like "90d").
+        #[arg(long)]
+        since: String,
+        /// The period's end (RFC 3339, or a span ago; default now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Where to write the bundle; refuses to overwrite.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        drills: DrillsDir,
+        /// Print JSON (the file, the period, the summary) instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a signed JSON report (and that its artifact is still what it recorded), or
+    /// an evidence bundle.
+    ///
+    /// A report: its signature, then that the artifact and manifest it names still have
+    /// the hashes it records. A bundle (from `evidence export`): its manifest's signature,
+    /// every file's hash, and each report's signature; the file that does not hold is
+    /// named. Exit 0: intact; 1: edited or no longer matching; 2: could not check.
     Verify {
-        /// The report (`<reports_dir>/<drill>/<run>.json`).
+        /// The report (`<reports_dir>/<drill>/<run>.json`) or bundle.
         report: PathBuf,
         /// The public key to trust (64 hex digits). Default: [evidence] of --config.
         #[arg(long, value_name = "HEX")]
@@ -200,6 +225,43 @@ enum EvidenceCommand {
         /// Print JSON (what was checked, and whether the report is intact) instead of lines.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token, print it once, keep its hash.
+    Create {
+        /// Its name (in the audit trail and on every run it starts).
+        name: String,
+        /// What it may do.
+        #[arg(long, value_enum)]
+        role: firedrill::access::Role,
+        /// Limit it to these drills (names or patterns with * and ?); repeat for more.
+        #[arg(long = "drill", value_name = "PATTERN")]
+        drills: Vec<String>,
+        /// The tokens file. Default: [daemon] tokens_file of --config.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Replace the token of that name (rotate it): the old one stops working.
+        #[arg(long)]
+        rotate: bool,
+        /// Print JSON (name, role, drills, token) instead of the token alone.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens (names, roles, drills; never the tokens).
+    List {
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: the daemon refuses it, and its dashboard sessions end.
+    Revoke {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
 }
 
@@ -422,6 +484,32 @@ enum Command {
         #[command(subcommand)]
         command: EvidenceCommand,
     },
+    /// Named API tokens: each with a role (viewer, operator, admin), optionally limited
+    /// to some drills.
+    ///
+    /// The tokens file ([daemon] tokens_file of --config, or --file) keeps only each
+    /// token's SHA-256; the daemon reads it again whenever it changes, so tokens are
+    /// created, rotated and revoked without a restart.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit trail: who started, cancelled, accepted, reloaded, pruned, logged in
+    /// (or failed to), when, from where, and how it ended.
+    Audit {
+        /// Only entries at or after this time (RFC 3339, or a span ago like "7d").
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries at or before this time (RFC 3339, or a span ago like "1h").
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new age identity and print its recipient for drill files.
     ///
     /// The identity is written with mode 0600; the recipient (age1…) goes in the drill's
@@ -541,6 +629,7 @@ async fn dispatch(cli: Cli) -> u8 {
             let opts = RunOptions {
                 keep,
                 artifact,
+                started_by: Some(firedrill::access::Actor::cli()),
                 ..Default::default()
             };
             let dir = drills.resolve(&config);
@@ -623,6 +712,68 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Evidence {
             command: EvidenceCommand::Keygen { output, json },
         } => evidence::keygen(&output, json),
+        Command::Evidence {
+            command:
+                EvidenceCommand::Export {
+                    since,
+                    until,
+                    output,
+                    drills,
+                    json,
+                },
+        } => {
+            evidence::export(
+                &config,
+                &catalog_path,
+                &since,
+                until.as_deref(),
+                &output,
+                &drills.resolve(&config),
+                json,
+            )
+            .await
+        }
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                name,
+                role,
+                drills,
+                file,
+                rotate,
+                json,
+            } => {
+                access::create(
+                    &config,
+                    &catalog_path,
+                    file.as_deref(),
+                    &name,
+                    role,
+                    drills,
+                    rotate,
+                    json,
+                )
+                .await
+            }
+            TokenCommand::List { file, json } => access::list(&config, file.as_deref(), json),
+            TokenCommand::Revoke { name, file } => {
+                access::revoke(&config, &catalog_path, file.as_deref(), &name).await
+            }
+        },
+        Command::Audit {
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            access::audit(
+                &catalog_path,
+                since.as_deref(),
+                until.as_deref(),
+                limit,
+                json,
+            )
+            .await
+        }
         Command::Evidence {
             command:
                 EvidenceCommand::Verify {

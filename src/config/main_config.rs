@@ -97,6 +97,41 @@ pub struct DaemonConfigFile {
     /// How often the daemon looks for runs lost with another process and for firings
     /// nobody runs (default "5s").
     pub poll: Option<String>,
+    /// Named API tokens, each with a role (viewer, operator, admin) and optionally limited
+    /// to some drills; only their SHA-256 is kept (`firedrill token create` writes it).
+    /// Read again whenever it changes: tokens rotate without a restart.
+    pub tokens_file: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges, e.g.
+    /// "10.0.0.0/8"); from any other peer the header is ignored. Default: loopback when
+    /// `behind_https_proxy`, else none.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Single sign-on for the dashboard through an OpenID Connect provider.
+    pub oidc: Option<OidcConfigFile>,
+}
+
+/// `[daemon.oidc]`: dashboard logins through an OpenID Connect provider (authorization
+/// code flow with PKCE), roles mapped from a claim.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfigFile {
+    /// The provider's issuer URL (its `/.well-known/openid-configuration` is read).
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret: `{ env = "VAR" }` or `{ file = "/path" }`.
+    pub client_secret: Option<crate::secret::SecretRef>,
+    /// Where the provider sends browsers back: this daemon's `/oidc/callback` as users
+    /// reach it (e.g. "https://firedrill.example.com/oidc/callback").
+    pub redirect_url: String,
+    /// Scopes asked for (default ["openid", "email", "profile", "groups"]).
+    pub scopes: Option<Vec<String>>,
+    /// The ID token claim that carries group or role names (default "groups").
+    pub role_claim: Option<String>,
+    /// Claim value → role ("viewer", "operator", "admin"); a user with none of them is
+    /// refused. The highest role mapped wins.
+    pub roles: std::collections::BTreeMap<String, String>,
+    /// The claim that names the user in the audit trail (default "email", then
+    /// "preferred_username", then "sub").
+    pub name_claim: Option<String>,
 }
 
 /// `[daemon]`, checked.
@@ -127,6 +162,12 @@ pub struct DaemonSettings {
     /// `firedrill daemon --insecure-no-auth`: serve without a token (or with a weak one)
     /// instead of refusing to start. Never read from a file.
     pub insecure_no_auth: bool,
+    /// Named API tokens (`tokens_file`).
+    pub tokens_file: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::access::Cidr>,
+    /// Single sign-on.
+    pub oidc: Option<OidcSettings>,
 }
 
 impl Default for DaemonSettings {
@@ -150,8 +191,123 @@ impl Default for DaemonSettings {
             lease: crate::lease::LeaseSettings::default(),
             poll: std::time::Duration::from_secs(5),
             insecure_no_auth: false,
+            tokens_file: None,
+            trusted_proxies: Vec::new(),
+            oidc: None,
         }
     }
+}
+
+/// `[daemon.oidc]`, checked.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<crate::secret::SecretSource>,
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub role_claim: String,
+    pub roles: std::collections::BTreeMap<String, crate::access::Role>,
+    pub name_claim: Option<String>,
+}
+
+/// An `http://` URL is only for a provider on this machine (tests, a local proxy).
+fn oidc_url_problem(url: &str) -> Option<String> {
+    if url.starts_with("https://") {
+        return None;
+    }
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if loopback.iter().any(|l| {
+        url.strip_prefix(l)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+    }) {
+        return None;
+    }
+    Some(format!(
+        "`{url}` is not an https:// URL (plain http is allowed only on loopback)"
+    ))
+}
+
+fn check_oidc(
+    o: &OidcConfigFile,
+    problem: &dyn Fn(&str, String, &str) -> crate::config::Problem,
+    problems: &mut Vec<crate::config::Problem>,
+) -> Option<OidcSettings> {
+    let before = problems.len();
+    for (field, url) in [
+        ("daemon.oidc.issuer", &o.issuer),
+        ("daemon.oidc.redirect_url", &o.redirect_url),
+    ] {
+        if let Some(m) = oidc_url_problem(url) {
+            problems.push(problem(
+                field,
+                m,
+                "give the https:// URL (the issuer as the provider publishes it; the redirect as browsers reach this daemon, ending in /oidc/callback)",
+            ));
+        }
+    }
+    if !o.redirect_url.ends_with("/oidc/callback") {
+        problems.push(problem(
+            "daemon.oidc.redirect_url",
+            format!("`{}` does not end in /oidc/callback", o.redirect_url),
+            "the daemon answers the provider at /oidc/callback: e.g. \"https://firedrill.example.com/oidc/callback\" (and register the same URL with the provider)",
+        ));
+    }
+    if o.client_id.trim().is_empty() {
+        problems.push(problem(
+            "daemon.oidc.client_id",
+            "is empty".into(),
+            "give the client id the provider registered for firedrill",
+        ));
+    }
+    let client_secret = o.client_secret.as_ref().and_then(|t| {
+        t.validate()
+            .map_err(|m| {
+                problems.push(problem(
+                    "daemon.oidc.client_secret",
+                    m,
+                    "the secret is never inline: { env = \"VAR\" } or { file = \"/path\" }",
+                ))
+            })
+            .ok()
+    });
+    let mut roles = std::collections::BTreeMap::new();
+    for (claim, role) in &o.roles {
+        match crate::access::Role::parse(role) {
+            Some(r) => {
+                roles.insert(claim.clone(), r);
+            }
+            None => problems.push(problem(
+                &format!("daemon.oidc.roles.{claim}"),
+                format!("`{role}` is not a role"),
+                "use viewer, operator or admin",
+            )),
+        }
+    }
+    if o.roles.is_empty() {
+        problems.push(problem(
+            "daemon.oidc.roles",
+            "maps no claim value to a role: nobody could log in".into(),
+            "map the provider's groups to roles, e.g. roles = { \"dba\" = \"admin\", \"oncall\" = \"operator\", \"staff\" = \"viewer\" }",
+        ));
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(OidcSettings {
+        issuer: o.issuer.trim_end_matches('/').to_string(),
+        client_id: o.client_id.clone(),
+        client_secret,
+        redirect_url: o.redirect_url.clone(),
+        scopes: o.scopes.clone().unwrap_or_else(|| {
+            ["openid", "email", "profile", "groups"]
+                .map(String::from)
+                .to_vec()
+        }),
+        role_claim: o.role_claim.clone().unwrap_or_else(|| "groups".into()),
+        roles,
+        name_claim: o.name_claim.clone(),
+    })
 }
 
 /// The main config, checked.
@@ -401,10 +557,39 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
             None
         }
     };
+    let behind_https_proxy = d.behind_https_proxy.unwrap_or(false);
+    let trusted_proxies = match &d.trusted_proxies {
+        Some(list) => list
+            .iter()
+            .filter_map(|c| {
+                crate::access::Cidr::parse(c)
+                    .map_err(|m| {
+                        problems.push(problem(
+                            "daemon.trusted_proxies",
+                            m,
+                            "give addresses or CIDR ranges, e.g. [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]",
+                        ))
+                    })
+                    .ok()
+            })
+            .collect(),
+        None if behind_https_proxy => vec![
+            crate::access::Cidr::parse("127.0.0.0/8").expect("a range"),
+            crate::access::Cidr::parse("::1").expect("an address"),
+        ],
+        None => Vec::new(),
+    };
+    let oidc = d
+        .oidc
+        .as_ref()
+        .and_then(|o| check_oidc(o, &problem, &mut problems));
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
     let daemon = DaemonSettings {
+        tokens_file: d.tokens_file.as_ref().map(resolve_path),
+        trusted_proxies,
+        oidc,
         tls,
         listen,
         token,
@@ -418,7 +603,7 @@ pub fn load_main_config(path: &Path) -> Result<MainConfig, Problems> {
         header_timeout,
         body_timeout,
         runs_kept,
-        behind_https_proxy: d.behind_https_proxy.unwrap_or(false),
+        behind_https_proxy,
         auth_failures: d.auth_failures.unwrap_or(def.auth_failures).max(1),
         lease,
         poll,

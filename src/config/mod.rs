@@ -14,7 +14,7 @@ mod units;
 mod validate;
 
 pub use interpolate::{interpolate, interpolate_env, InterpolationError};
-pub use main_config::{load_main_config, DaemonSettings, MainConfig, MainConfigFile};
+pub use main_config::{load_main_config, DaemonSettings, MainConfig, MainConfigFile, OidcSettings};
 pub use raw::*;
 pub use units::{parse_byte_size, parse_duration};
 pub use validate::*;

@@ -24,9 +24,13 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::bearer_auth;
-use super::{AlertmanagerWebhook, Daemon, RunEvent, StartError};
-use crate::drill::RunOptions;
+use axum::extract::Query;
+use axum::Extension;
+
+use super::actions::{self, Trigger};
+use super::auth::{allow, bearer_auth, Source};
+use super::{AlertmanagerWebhook, Daemon, RunEvent};
+use crate::access::{Action, AuditQuery, Principal};
 use crate::status::RunStatus;
 
 /// Request bodies are small JSON documents; anything bigger is refused with 413.
@@ -74,6 +78,12 @@ fn protected_routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(reload))
         .routes(routes!(alert_hook))
         .routes(routes!(cluster))
+        .routes(routes!(accept))
+        .routes(routes!(prune))
+        .routes(routes!(audit))
+        .routes(routes!(drill_runs))
+        .routes(routes!(drill_artifacts))
+        .routes(routes!(whoami))
 }
 
 /// The routes open to anyone (`/metrics` unless `metrics_public = false`).
@@ -144,7 +154,7 @@ struct ErrorBody {
     error: String,
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+pub(super) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(ErrorBody { error: message })).into_response()
 }
 
@@ -177,8 +187,21 @@ async fn openapi_json() -> Response {
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
         (status = 500, description = "The catalog could not be read", body = ErrorBody),
     ))]
-async fn drills(State(d): State<Arc<Daemon>>) -> Response {
+async fn drills(State(d): State<Arc<Daemon>>, Extension(p): Extension<Principal>) -> Response {
     match d.listing.body(&d).await {
+        // A token limited to some drills sees those only.
+        Ok(body) if p.limited() => {
+            let mut all: serde_json::Value =
+                serde_json::from_slice(body.as_ref()).unwrap_or_default();
+            if let Some(list) = all.get_mut("drills").and_then(|l| l.as_array_mut()) {
+                list.retain(|x| {
+                    x.get("name")
+                        .and_then(|n| n.as_str())
+                        .is_some_and(|n| p.sees(n))
+                });
+            }
+            Json(all).into_response()
+        }
         Ok(body) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
@@ -232,6 +255,8 @@ struct RunStarted {
     ))]
 async fn start_run(
     State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -249,42 +274,12 @@ async fn start_run(
             }
         }
     };
-    let mut artifact = req.artifact;
-    // A run id that names nothing this drill stored is the client's mistake, not a
-    // broken backup: refused here, before a run is recorded or anyone paged.
-    if let Some(id) = &artifact {
-        let Some(drill) = d.drills().get(&name).cloned() else {
-            return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
-        };
-        if let Err(e) = d.runner.check_artifact(&drill, id).await {
-            let status = match crate::store::StoreFault::of(&e) {
-                Some(crate::store::StoreFault::NotFound) => StatusCode::NOT_FOUND,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return error(status, e.to_string());
-        }
-    }
-    if req.random {
-        let Some(drill) = d.drills().get(&name).cloned() else {
-            return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
-        };
-        match crate::inventory::random_artifact(&drill).await {
-            Ok(Some(a)) => artifact = Some(a),
-            Ok(None) => {
-                return error(
-                    StatusCode::CONFLICT,
-                    format!("drill {name} has no stored artifacts"),
-                )
-            }
-            Err(e) => return error(StatusCode::BAD_GATEWAY, e.to_string()),
-        }
-    }
-    let opts = RunOptions {
+    let t = Trigger {
+        artifact: req.artifact,
+        random: req.random,
         keep: req.keep,
-        artifact,
-        ..Default::default()
     };
-    match d.start_or_offer(&name, opts, "api").await {
+    match actions::trigger(&d, &p, &src, &name, t).await {
         Ok(id) => (
             StatusCode::ACCEPTED,
             Json(RunStarted {
@@ -294,28 +289,7 @@ async fn start_run(
             }),
         )
             .into_response(),
-        Err(StartError::UnknownDrill(n)) => {
-            error(StatusCode::NOT_FOUND, format!("no drill named {n}"))
-        }
-        Err(StartError::AlreadyRunning {
-            drill,
-            run_id,
-            owner,
-        }) => error(
-            StatusCode::CONFLICT,
-            match owner {
-                Some(o) => format!("drill {drill} is already running as {run_id} (run by {o})"),
-                None => format!("drill {drill} is already running as {run_id}"),
-            },
-        ),
-        Err(StartError::ShuttingDown) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down".into(),
-        ),
-        Err(StartError::Skewed(drill)) => error(
-            StatusCode::CONFLICT,
-            format!("drill {drill} is defined differently on this daemon than on the others sharing the catalog; it runs on a daemon holding the agreed definition (GET /api/v1/cluster)"),
-        ),
+        Err((status, message)) => error(status, message),
     }
 }
 
@@ -348,7 +322,32 @@ struct RunView {
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
         (status = 500, description = "The catalog could not be read", body = ErrorBody),
     ))]
-async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
+async fn run(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    if hidden(&d, &p, &id).await {
+        return error(StatusCode::NOT_FOUND, format!("no run {id}"));
+    }
+    run_view(d, &id).await
+}
+
+/// Whether run `id` is of a drill the principal is not limited to (it then does not
+/// exist, for it).
+async fn hidden(d: &Daemon, p: &Principal, id: &str) -> bool {
+    if !p.limited() {
+        return false;
+    }
+    let drill = match actions::drill_of(d, id).await {
+        Ok(Some(drill)) => Some(drill),
+        _ => d.catalog.offered(id).await.ok().flatten(),
+    };
+    drill.is_none_or(|dr| !p.sees(&dr))
+}
+
+async fn run_view(d: Arc<Daemon>, id: &str) -> Response {
+    let id = id.to_string();
     if let Some((drill, status, events, report)) = d.run_view(&id) {
         let stages: Vec<crate::report::StageReport> = events
             .iter()
@@ -423,7 +422,19 @@ async fn run(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
         (status = 404, description = "No run with this id", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
-async fn events(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
+async fn events(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    if hidden(&d, &p, &id).await {
+        return error(StatusCode::NOT_FOUND, format!("no run {id}"));
+    }
+    run_events(d, id).await
+}
+
+/// A run's events as server-sent events: the API's, and the dashboard's live stage.
+pub(super) async fn run_events(d: Arc<Daemon>, id: String) -> Response {
     let Some((past, rx, done)) = d.follow(&id) else {
         // A run of another daemon sharing the catalog (or one this daemon forgot):
         // followed through the catalog.
@@ -626,18 +637,22 @@ struct Cancelling {
         (status = 404, description = "No running run with this id", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
-async fn cancel(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
-    if d.cancel_run(&id) {
-        (
+async fn cancel(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
+    Path(id): Path<String>,
+) -> Response {
+    match actions::cancel(&d, &p, &src, &id).await {
+        Ok(_) => (
             StatusCode::ACCEPTED,
             Json(Cancelling {
                 run_id: id,
                 status: "cancelling".into(),
             }),
         )
-            .into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, format!("no running run {id}"))
+            .into_response(),
+        Err((status, m)) => error(status, m),
     }
 }
 
@@ -677,7 +692,16 @@ struct ClusterView {
         (status = 401, description = "No token, or not the daemon's"),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
-async fn cluster(State(d): State<Arc<Daemon>>) -> Response {
+async fn cluster(State(d): State<Arc<Daemon>>, Extension(p): Extension<Principal>) -> Response {
+    if p.limited() {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is limited to some drills; the cluster view names every drill",
+                p.actor
+            ),
+        );
+    }
     let (seen, skew) = d.cluster();
     Json(ClusterView {
         daemon: d.leases.id().to_string(),
@@ -703,13 +727,14 @@ async fn cluster(State(d): State<Arc<Daemon>>) -> Response {
         (status = 422, description = "A drill file does not validate: every problem, with file, field and fix; the old drills keep running", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
-async fn reload(State(d): State<Arc<Daemon>>) -> Response {
-    match d.reload() {
+async fn reload(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
+) -> Response {
+    match actions::reload(&d, &p, &src).await {
         Ok(n) => Json(Reloaded { drills: n }).into_response(),
-        Err(p) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("drills not reloaded, the old definitions keep running:\n{p}"),
-        ),
+        Err((status, m)) => error(status, m),
     }
 }
 
@@ -746,12 +771,40 @@ struct HookOutcomeBody {
         (status = 413, description = "A body over 256 KiB", body = String, content_type = "text/plain"),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
-async fn alert_hook(State(d): State<Arc<Daemon>>, body: Bytes) -> Response {
+async fn alert_hook(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
+    body: Bytes,
+) -> Response {
+    if let Err((status, m)) = allow(&d, &p, &src, Action::Trigger, None).await {
+        return error(status, m);
+    }
+    if p.limited() {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("{} is limited to some drills; the alert hook starts any drill an alert names, so it needs an unlimited token", p.actor),
+        );
+    }
     let payload = match AlertmanagerWebhook::from_json(&body) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let (started, skipped) = d.alert_hook(&payload).await;
+    let alert = crate::access::Actor::new(crate::access::ActorKind::Alert, p.actor.name.clone());
+    let (started, skipped) = d.alert_hook(&payload, &alert).await;
+    for (drill, run_id) in &started {
+        d.audit(
+            crate::access::AuditEntry::by(
+                &p,
+                Some(src.0.clone()),
+                Action::Trigger,
+                crate::access::Outcome::Ok,
+            )
+            .target(drill.clone())
+            .detail(format!("run {run_id}: started by an Alertmanager alert")),
+        )
+        .await;
+    }
     let body = HookOutcomeBody {
         started: started
             .into_iter()
@@ -763,6 +816,362 @@ async fn alert_hook(State(d): State<Arc<Daemon>>, body: Bytes) -> Response {
             .collect(),
     };
     (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// Who the token is: its actor, role and the drills it is limited to.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct WhoAmI {
+    actor: crate::access::Actor,
+    role: crate::access::Role,
+    /// The drills (names or patterns) it is limited to; absent: every drill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drills: Option<Vec<String>>,
+}
+
+/// Who the caller is, as the daemon authenticated it.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "daemon",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = WhoAmI),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
+async fn whoami(Extension(p): Extension<Principal>) -> Response {
+    Json(WhoAmI {
+        actor: p.actor,
+        role: p.role,
+        drills: p.drills,
+    })
+    .into_response()
+}
+
+/// Accepts a run that failed only its anomaly guards (an intended shrink): it becomes
+/// the baseline of the next runs. Admins only.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/accept", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "Accepted", body = Accepted),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 403, description = "The token's role is not admin", body = ErrorBody),
+        (status = 404, description = "No such run (or of a drill the token is not limited to)", body = ErrorBody),
+        (status = 409, description = "The run failed more than its anomaly guards: it cannot be accepted", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
+async fn accept(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
+    Path(id): Path<String>,
+) -> Response {
+    match actions::accept(&d, &p, &src, &id).await {
+        Ok(drill) => Json(Accepted { run_id: id, drill }).into_response(),
+        Err((status, m)) => error(status, m),
+    }
+}
+
+/// A run accepted.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Accepted {
+    run_id: String,
+    drill: String,
+}
+
+/// Whether to only say what a prune would delete.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+struct PruneQuery {
+    /// Say what would be deleted, delete nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Applies the drill's retention to its storage: deletes what it no longer keeps (the
+/// artifact first, its manifest last). Admins only.
+#[utoipa::path(post, path = "/api/v1/drills/{name}/prune", tag = "drills",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The drill's name"), PruneQuery),
+    responses(
+        (status = 200, description = "What was kept and deleted, and why", body = Object),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 403, description = "The token's role is not admin", body = ErrorBody),
+        (status = 404, description = "No such drill (or not one the token is limited to)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 502, description = "The storage could not be listed or changed", body = ErrorBody),
+    ))]
+async fn prune(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
+    Path(name): Path<String>,
+    Query(q): Query<PruneQuery>,
+) -> Response {
+    match actions::prune(&d, &p, &src, &name, q.dry_run).await {
+        Ok(r) => Json(r).into_response(),
+        Err((status, m)) => error(status, m),
+    }
+}
+
+/// A page of a list: which and how many.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+struct PageQuery {
+    /// At most this many (default 50, at most 500).
+    limit: Option<usize>,
+    /// Skip this many of the newest first (default 0).
+    offset: Option<usize>,
+}
+
+impl PageQuery {
+    fn bounds(&self) -> (usize, usize) {
+        (
+            self.limit.unwrap_or(50).clamp(1, 500),
+            self.offset.unwrap_or(0).min(100_000),
+        )
+    }
+}
+
+/// One run in a drill's history.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RunSummary {
+    run_id: String,
+    drill: String,
+    status: RunStatus,
+    #[schema(value_type = String, format = DateTime)]
+    started_at: jiff::Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    finished_at: Option<jiff::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_stage: Option<crate::status::Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The artifact drilled (the run id that made it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rto_seconds: Option<f64>,
+    accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_by: Option<crate::access::Actor>,
+}
+
+/// A page of runs, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RunsPage {
+    runs: Vec<RunSummary>,
+    /// The `offset` of the next page, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_offset: Option<usize>,
+}
+
+/// A drill's runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/drills/{name}/runs", tag = "drills",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The drill's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = RunsPage),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 404, description = "No such drill (or not one the token is limited to)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 500, description = "The catalog could not be read", body = ErrorBody),
+    ))]
+async fn drill_runs(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    if !p.sees(&name) {
+        return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
+    }
+    let (limit, offset) = q.bounds();
+    let runs = match d.catalog.runs(Some(&name), offset + limit + 1).await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if runs.is_empty() && !d.drills().contains_key(&name) {
+        return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
+    }
+    let more = runs.len() > offset + limit;
+    let runs = runs
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| {
+            let started_by = r
+                .report
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                .and_then(|v| serde_json::from_value(v.get("started_by")?.clone()).ok());
+            RunSummary {
+                run_id: r.run_id,
+                drill: r.drill,
+                status: r.status,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                failed_stage: r.failed_stage,
+                error: r.error,
+                artifact: r.artifact,
+                rto_seconds: r.rto_seconds,
+                accepted: r.accepted,
+                started_by,
+            }
+        })
+        .collect();
+    Json(RunsPage {
+        runs,
+        next_offset: more.then_some(offset + limit),
+    })
+    .into_response()
+}
+
+/// One stored artifact of a drill.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ArtifactView {
+    /// The run that made it; its id.
+    run_id: String,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: jiff::Timestamp,
+    plain_bytes: u64,
+    encrypted_bytes: u64,
+    sha256: String,
+    location: String,
+    /// yes, no or never (no drill restored it yet).
+    verified: String,
+}
+
+/// A page of artifacts, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ArtifactsPage {
+    artifacts: Vec<ArtifactView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_offset: Option<usize>,
+}
+
+/// A drill's stored artifacts as the catalog knows them, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/drills/{name}/artifacts", tag = "drills",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The drill's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of artifacts", body = ArtifactsPage),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 404, description = "No such drill (or not one the token is limited to)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 500, description = "The catalog could not be read", body = ErrorBody),
+    ))]
+async fn drill_artifacts(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    if !p.sees(&name) || !d.drills().contains_key(&name) {
+        return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
+    }
+    let (limit, offset) = q.bounds();
+    let mut all = match d.catalog.artifacts(Some(&name)).await {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    all.sort_by_key(|a| std::cmp::Reverse(a.created_at));
+    let more = all.len() > offset + limit;
+    let artifacts = all
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|a| ArtifactView {
+            run_id: a.run_id,
+            created_at: a.created_at,
+            plain_bytes: a.plain_bytes,
+            encrypted_bytes: a.encrypted_bytes,
+            sha256: a.sha256,
+            location: a.location,
+            verified: a.verified.to_string(),
+        })
+        .collect();
+    Json(ArtifactsPage {
+        artifacts,
+        next_offset: more.then_some(offset + limit),
+    })
+    .into_response()
+}
+
+/// Which audit entries: a time window, a page.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+struct AuditParams {
+    /// Only entries at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only entries at or before this time (RFC 3339).
+    until: Option<String>,
+    /// Only entries older than the entry with this id (the next page).
+    before: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct AuditPage {
+    entries: Vec<crate::access::AuditEntry>,
+    /// `before` for the next page, when there may be one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<i64>,
+}
+
+/// The audit trail: who did what, when, from where, and how it ended. A token limited to
+/// some drills sees the entries about those drills only.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "daemon",
+    security(("bearer" = [])),
+    params(AuditParams),
+    responses(
+        (status = 200, description = "A page of the audit trail", body = AuditPage),
+        (status = 400, description = "A time that is not RFC 3339", body = ErrorBody),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+        (status = 500, description = "The catalog could not be read", body = ErrorBody),
+    ))]
+async fn audit(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<AuditParams>,
+) -> Response {
+    let time = |v: &Option<String>,
+                what: &str|
+     -> std::result::Result<Option<jiff::Timestamp>, String> {
+        v.as_deref()
+            .map(|t| {
+                t.parse::<jiff::Timestamp>().map_err(|e| {
+                    format!("{what}=`{t}` is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}")
+                })
+            })
+            .transpose()
+    };
+    let (since, until) = match (time(&q.since, "since"), time(&q.until, "until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let query = AuditQuery {
+        since,
+        until,
+        before: q.before,
+        limit,
+    };
+    match d.catalog.audit(&query).await {
+        Ok(entries) => {
+            let next_before = (entries.len() == limit)
+                .then(|| entries.last().map(|e| e.id))
+                .flatten();
+            let entries = entries
+                .into_iter()
+                .filter(|e| !p.limited() || e.target.as_deref().is_some_and(|t| p.sees(t)))
+                .collect();
+            Json(AuditPage {
+                entries,
+                next_before,
+            })
+            .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 fn esc(s: &str) -> String {

@@ -1,7 +1,11 @@
-//! Who may use the API and the dashboard: the daemon's bearer token, compared in
-//! constant time, and refused for a while to a client that keeps guessing. The
-//! dashboard's login sessions build on it (`dashboard.rs`). A daemon without a token, or
-//! with a weak one, does not start unless told `--insecure-no-auth`.
+//! Who may use the API and the dashboard: the daemon's bearer token (an admin's), the
+//! named tokens of `[daemon] tokens_file` (each with its role and drills), compared in
+//! constant time, and refused for a while to a client that keeps guessing. Every
+//! request gets a [`Principal`]; handlers ask it whether the action is allowed
+//! ([`allow`]) and record changes in the audit trail ([`Daemon::audit`]). The
+//! dashboard's login sessions and single sign-on build on it (`dashboard.rs`, `oidc.rs`).
+//! A daemon with no way to authenticate, or a weak token, does not start unless told
+//! `--insecure-no-auth`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::Daemon;
+use crate::access::{Action, AuditEntry, Outcome, Principal};
 use crate::config::MainConfig;
 use crate::error::{Error, Result};
 
@@ -74,9 +79,14 @@ pub fn weak_token(token: &str) -> Option<String> {
 pub fn check_auth(config: &MainConfig) -> Result<()> {
     let d = &config.daemon;
     let hint = "generate one: `head -c 32 /dev/urandom | base64 > /etc/firedrill/api-token`, then [daemon] token = { file = \"/etc/firedrill/api-token\" } (or { env = \"FIREDRILL_API_TOKEN\" }); `firedrill daemon --insecure-no-auth` serves without, for a trusted loopback only";
+    if let Some(path) = &d.tokens_file {
+        crate::access::read_tokens(path).map_err(|e| e.context("daemon.tokens_file"))?;
+    }
+    let other_ways = d.tokens_file.is_some() || d.oidc.is_some();
     let problem = match &d.token {
+        None if other_ways => None,
         None => Some(format!(
-            "no [daemon] token: the API (which starts drills) and the dashboard on {} would be open to anyone who reaches them",
+            "no [daemon] token (nor tokens_file, nor oidc): the API (which starts drills) and the dashboard on {} would be open to anyone who reaches them",
             d.listen
         )),
         Some(t) => {
@@ -179,21 +189,38 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Who is asking: the connection's peer, or behind an HTTPS proxy the last address the
-/// proxy put in `X-Forwarded-For` (the one it saw; earlier ones the client wrote itself).
+/// Who is asking: the connection's peer, unless the peer is one of `[daemon]
+/// trusted_proxies`; then the `X-Forwarded-For` addresses are walked from the last (the
+/// one the nearest proxy saw) back past any trusted proxy, and the first untrusted one is
+/// the client. Addresses a client wrote itself come earlier and are never reached.
 pub(super) fn client_ip(d: &Daemon, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
     let peer = peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if d.config.daemon.behind_https_proxy {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-            .next_back();
-        return forwarded.unwrap_or(peer);
+    forwarded_client(&d.config.daemon.trusted_proxies, peer, headers)
+}
+
+fn forwarded_client(trusted: &[crate::access::Cidr], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
     }
-    peer
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // A garbled hop ends the walk: nothing before it can be believed.
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// 429 with when to try again.
@@ -222,16 +249,7 @@ pub(super) async fn hsts(
     res
 }
 
-/// Compares in time independent of where the inputs differ.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // Not `(a.len() ^ b.len()) as u8`: lengths 256 apart would truncate to equal, and the
-    // token followed by 256 NULs (a form field can carry them) would match.
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
+pub(super) use crate::access::constant_time_eq;
 
 /// The bearer token of an `Authorization` header (the scheme in any case, as RFC 9110
 /// says), if it has one.
@@ -241,35 +259,142 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Refuses a request to the API without the daemon's token (when one is set).
+/// Who a bearer token is: the daemon's own (an admin, named `daemon`) or a named token.
+pub(super) fn bearer_principal(d: &Daemon, given: &str) -> Option<Principal> {
+    if let Some(token) = d.token() {
+        if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+            return Some(admin_token_principal());
+        }
+    }
+    d.tokens.as_ref()?.lookup(given).map(|t| t.principal())
+}
+
+/// `[daemon] token`'s principal.
+pub(super) fn admin_token_principal() -> Principal {
+    Principal {
+        actor: crate::access::Actor::new(crate::access::ActorKind::Token, "daemon"),
+        role: crate::access::Role::Admin,
+        drills: None,
+    }
+}
+
+/// The client's address, as the audit trail records it.
+#[derive(Debug, Clone)]
+pub(super) struct Source(pub String);
+
+/// Authenticates an API request: a [`Principal`] (and the client's [`Source`]) for the
+/// handlers, or 401 without a valid token (when the daemon needs one), 429 to a guesser.
 pub(super) async fn bearer_auth(
     State(d): State<Arc<Daemon>>,
     headers: HeaderMap,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = d.token() {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let client = client_ip(&d, peer, &headers);
-        if let Some(wait) = d.throttle.refused(client) {
-            return too_many(wait);
-        }
-        let given = bearer(&headers).unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            d.throttle.failed(client);
-            return (
-                StatusCode::UNAUTHORIZED,
-                [("www-authenticate", "Bearer")],
-                "",
-            )
-                .into_response();
-        }
-        d.throttle.succeeded(client);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let client = client_ip(&d, peer, &headers);
+    req.extensions_mut().insert(Source(client.to_string()));
+    if !d.auth_required() {
+        req.extensions_mut().insert(Principal::anonymous());
+        return next.run(req).await;
     }
+    if let Some(wait) = d.throttle.refused(client) {
+        return too_many(wait);
+    }
+    let given = bearer(&headers).unwrap_or("");
+    let Some(p) = bearer_principal(&d, given) else {
+        d.throttle.failed(client);
+        if !given.is_empty() {
+            d.audit(
+                AuditEntry::new(
+                    crate::access::Actor::new(crate::access::ActorKind::Token, "?"),
+                    Action::LoginFailed,
+                    Outcome::Denied,
+                )
+                .source(client.to_string())
+                .detail(format!("a wrong API token on {}", req.uri().path())),
+            )
+            .await;
+        }
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer")],
+            "",
+        )
+            .into_response();
+    };
+    d.throttle.succeeded(client);
+    req.extensions_mut().insert(p);
     next.run(req).await
+}
+
+/// Refuses (403, and a line in the audit trail for anything but a read) what the
+/// principal's role does not allow, or a drill it is not limited to (404: to it, the
+/// drill does not exist).
+pub(super) async fn allow(
+    d: &Daemon,
+    p: &Principal,
+    source: &Source,
+    action: Action,
+    drill: Option<&str>,
+) -> std::result::Result<(), (StatusCode, String)> {
+    if let Some(name) = drill {
+        if !p.sees(name) {
+            return Err((StatusCode::NOT_FOUND, format!("no drill named {name}")));
+        }
+    }
+    if p.may(action) {
+        return Ok(());
+    }
+    if action != Action::Read {
+        let mut e = AuditEntry::by(p, Some(source.0.clone()), action, Outcome::Denied)
+            .detail(format!("the {} role may not {}", p.role, action.as_str()));
+        e.target = drill.map(str::to_string);
+        d.audit(e).await;
+    }
+    Err((
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} ({}) may not {}: it needs the {} role",
+            p.actor,
+            p.role,
+            action.as_str().replace('_', " "),
+            action.required()
+        ),
+    ))
+}
+
+impl Daemon {
+    /// Whether requests need a credential: a token, a token file or single sign-on is
+    /// configured.
+    pub(super) fn auth_required(&self) -> bool {
+        self.token.is_some() || self.tokens.is_some() || self.config.daemon.oidc.is_some()
+    }
+
+    /// Appends to the audit trail (and the log); a catalog that cannot take it is said
+    /// in the log, never to the client.
+    pub(super) async fn audit(&self, e: AuditEntry) {
+        tracing::info!(
+            target: "firedrill::audit",
+            actor = %e.actor,
+            role = e.role.map(|r| r.as_str()).unwrap_or("-"),
+            source = e.source.as_deref().unwrap_or("-"),
+            action = e.action.as_str(),
+            target = e.target.as_deref().unwrap_or("-"),
+            outcome = e.outcome.as_str(),
+            "{}",
+            e.detail.as_deref().unwrap_or("")
+        );
+        if let Err(err) = self.catalog.record_audit(&e).await {
+            tracing::error!(
+                "the audit trail could not record {} by {}: {err}",
+                e.action.as_str(),
+                e.actor
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +452,39 @@ mod tests {
             t.failed(IpAddr::from(i.to_be_bytes()));
         }
         assert!(t.tracked() <= CLIENTS_TRACKED);
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted = vec![
+            crate::access::Cidr::parse("10.0.0.0/8").unwrap(),
+            crate::access::Cidr::parse("127.0.0.1").unwrap(),
+        ];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.7, 10.0.0.5".parse().unwrap(),
+        );
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        // Through the trusted proxies: the first untrusted hop from the end, never what
+        // the client wrote before it.
+        assert_eq!(
+            forwarded_client(&trusted, proxy, &h),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        // From anyone else, the header is ignored.
+        assert_eq!(forwarded_client(&trusted, stranger, &h), stranger);
+        assert_eq!(forwarded_client(&[], proxy, &h), proxy);
+        // A garbled hop ends the walk where it is.
+        h.insert(
+            "x-forwarded-for",
+            "203.0.113.7, junk, 10.0.0.9".parse().unwrap(),
+        );
+        assert_eq!(
+            forwarded_client(&trusted, proxy, &h),
+            "10.0.0.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -31,8 +31,14 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::auth::{bearer, client_ip, constant_time_eq, too_many};
+use super::actions::{self, Trigger};
+use super::auth::{
+    admin_token_principal, bearer, bearer_principal, client_ip, constant_time_eq, too_many, Source,
+};
 use super::{Daemon, RunEvent};
+use crate::access::{
+    Action, Actor, ActorKind, AuditEntry, AuditQuery, Outcome as AuditOutcome, Principal, Role,
+};
 use crate::catalog::{ArtifactRecord, RunRecord};
 use crate::config::Drill;
 use crate::human::{human_bytes, human_ms};
@@ -47,12 +53,14 @@ use crate::status::RunStatus;
 const COOKIE: &str = "firedrill_session";
 /// How long a login lasts.
 const SESSION_SECS: i64 = 12 * 3600;
-/// Styles inline, forms to this origin, and nothing else: no script, no frame, no fetch.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+/// Styles inline, forms to this origin, one script of this origin (the live stage of a
+/// run in progress), and nothing else: no inline script, no frame, no other origin.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; \
+                   connect-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 /// The same in the page, for a saved copy (a `<meta>` policy cannot hold frame-ancestors).
-const META_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'";
+const META_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; \
+                        connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'";
 /// Runs read per drill: the history shown and the trends drawn.
 const HISTORY: usize = 200;
 
@@ -61,20 +69,29 @@ struct Dashboard {
     daemon: Arc<Daemon>,
 }
 
-/// Who is looking, as far as the pages care: whether to offer "log out".
-#[derive(Debug, Clone, Copy)]
+/// Who is looking: what they may see and do, whether to offer "log out", and the value
+/// forms must carry back (the CSRF cookie's).
+#[derive(Debug, Clone)]
 struct Viewer {
+    who: Principal,
     session: bool,
+    csrf: String,
+}
+
+impl Viewer {
+    fn may(&self, a: Action) -> bool {
+        self.who.may(a)
+    }
 }
 
 /// How a request to a dashboard page is let in, or not.
 #[derive(Debug, PartialEq, Eq)]
 enum Access {
-    /// No token needed (no token configured, or `dashboard_public`).
-    Open,
-    Bearer,
-    Session,
-    /// An Authorization header with the wrong token: a program, so 401 rather than a form.
+    /// No credential needed (none configured, or `dashboard_public`: then read-only).
+    Open(Principal),
+    Bearer(Principal),
+    Session(Principal),
+    /// An Authorization header with a wrong token: a program, so 401 rather than a form.
     WrongBearer,
     /// Neither header nor valid cookie: a browser, sent to the login form.
     Anonymous,
@@ -84,12 +101,20 @@ pub(super) fn router(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
     let dash = Arc::new(Dashboard { daemon });
     let pages = Router::new()
         .route("/", get(index))
+        .route("/audit", get(audit_page))
         .route("/drills/{name}", get(drill_page))
+        .route("/drills/{name}/run", post(run_now))
         .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/accept", post(accept_run))
+        .route("/runs/{id}/live", get(live_stage))
         .route_layer(middleware::from_fn_with_state(dash.clone(), require_login));
     Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/oidc/login", get(oidc_login))
+        .route("/oidc/callback", get(oidc_callback))
+        .route("/static/live.js", get(live_js))
         // Browsers ask for it on every page; an empty answer keeps the logs quiet.
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(pages)
@@ -118,36 +143,72 @@ async fn security_headers(mut res: Response) -> Response {
 }
 
 impl Dashboard {
-    /// The token pages need, if they need one.
-    fn required_token(&self) -> Option<&str> {
-        if self.daemon.config.daemon.dashboard_public {
-            return None;
-        }
-        self.daemon.token().map(|t| t.expose())
+    /// Whether pages need a login.
+    fn login_required(&self) -> bool {
+        !self.daemon.config.daemon.dashboard_public && self.daemon.auth_required()
     }
 
     async fn access(&self, headers: &HeaderMap, now: i64) -> Access {
-        let Some(token) = self.required_token() else {
-            return Access::Open;
-        };
+        if !self.daemon.auth_required() {
+            return Access::Open(Principal::anonymous());
+        }
         if headers.contains_key(header::AUTHORIZATION) {
             let given = bearer(headers).unwrap_or("");
-            return if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-                Access::Bearer
-            } else {
-                Access::WrongBearer
+            return match bearer_principal(&self.daemon, given) {
+                Some(p) => Access::Bearer(p),
+                None => Access::WrongBearer,
             };
         }
-        let Some(value) = cookie(headers, COOKIE) else {
-            return Access::Anonymous;
+        let session = match cookie(headers, COOKIE) {
+            Some(value) => match self.daemon.catalog.session(&session_hash(value)).await {
+                Ok(Some(s)) => self.session_principal(&s, now),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!("dashboard session lookup: {e}");
+                    None
+                }
+            },
+            None => None,
         };
-        match self.daemon.catalog.session(&session_hash(value)).await {
-            Ok(Some(s)) if session_valid(&s, token, now) => Access::Session,
-            Ok(_) => Access::Anonymous,
-            Err(e) => {
-                tracing::warn!("dashboard session lookup: {e}");
-                Access::Anonymous
+        match session {
+            Some(p) => Access::Session(p),
+            // A public dashboard shows itself to anyone, read-only.
+            None if self.daemon.config.daemon.dashboard_public => Access::Open(Principal {
+                actor: Actor::new(ActorKind::Anonymous, ""),
+                role: Role::Viewer,
+                drills: None,
+            }),
+            None => Access::Anonymous,
+        }
+    }
+
+    /// Who a session is, while the way it was opened still holds: the token it was opened
+    /// with is still configured (with its role now), or single sign-on is still set up.
+    fn session_principal(&self, s: &crate::catalog::Session, now: i64) -> Option<Principal> {
+        if !session_fresh(s, now) {
+            return None;
+        }
+        let d = &self.daemon;
+        let same = |input: &str| constant_time_eq(s.token_tag.as_bytes(), tag(input).as_bytes());
+        if let Some(t) = d.token() {
+            if same(&crate::access::token_hash(t.expose())) {
+                return Some(admin_token_principal());
             }
+        }
+        match &s.who {
+            Some(p) if p.actor.kind == ActorKind::Sso => d
+                .oidc
+                .as_ref()
+                .filter(|o| same(&o.session_tag_input()))
+                .map(|_| p.clone()),
+            Some(_) => d
+                .tokens
+                .as_ref()?
+                .current()
+                .iter()
+                .find(|t| same(&t.sha256))
+                .map(|t| t.principal()),
+            None => None,
         }
     }
 
@@ -161,6 +222,32 @@ impl Dashboard {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.eq_ignore_ascii_case("https"))
     }
+
+    fn secure(&self, headers: &HeaderMap) -> &'static str {
+        if self.https(headers) {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
+
+    /// Opens a session for `who` (its tag ties it to the credential that opened it) and
+    /// returns the `Set-Cookie` value.
+    async fn open_session(
+        &self,
+        who: &Principal,
+        tag_input: &str,
+        headers: &HeaderMap,
+    ) -> crate::error::Result<String> {
+        let (value, record) = new_session(who, tag_input, jiff::Timestamp::now().as_second());
+        self.daemon.catalog.put_session(&record).await?;
+        // Lax, not Strict: a link to a run followed from Slack, PagerDuty or an e-mail
+        // arrives logged in. Forms that change anything carry a CSRF value besides.
+        Ok(format!(
+            "{COOKIE}={value}; Path=/; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Lax{}",
+            self.secure(headers)
+        ))
+    }
 }
 
 /// What the catalog keeps of a session cookie: its SHA-256. The cookie is 32 random
@@ -169,31 +256,32 @@ fn session_hash(cookie: &str) -> String {
     hex::encode(Sha256::digest(cookie.as_bytes()))
 }
 
-/// Which token a session was opened with, without keeping the token: an HMAC of it.
-fn token_tag(token: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(b"firedrill dashboard session v2")
+/// Which credential a session was opened with, without keeping it: an HMAC of the
+/// token's SHA-256 (or of the single sign-on provider and client).
+fn tag(input: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(b"firedrill dashboard session v3")
         .expect("HMAC takes any key");
-    m.update(token.as_bytes());
+    m.update(input.as_bytes());
     hex::encode(m.finalize().into_bytes())
 }
 
-/// A new session for `token`: the cookie's value and the record the catalog keeps.
-fn new_session(token: &str, now: i64) -> (String, crate::catalog::Session) {
+/// A new session for `who`: the cookie's value and the record the catalog keeps.
+fn new_session(who: &Principal, tag_input: &str, now: i64) -> (String, crate::catalog::Session) {
     let mut id = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut id);
     let value = hex::encode(id);
     let record = crate::catalog::Session {
         id_hash: session_hash(&value),
-        token_tag: token_tag(token),
+        token_tag: tag(tag_input),
         expires_at: now + SESSION_SECS,
+        who: Some(who.clone()),
     };
     (value, record)
 }
 
-fn session_valid(s: &crate::catalog::Session, token: &str, now: i64) -> bool {
-    s.expires_at > now
-        && s.expires_at <= now + SESSION_SECS
-        && constant_time_eq(s.token_tag.as_bytes(), token_tag(token).as_bytes())
+/// Not expired, and not claiming to last longer than any session does.
+fn session_fresh(s: &crate::catalog::Session, now: i64) -> bool {
+    s.expires_at > now && s.expires_at <= now + SESSION_SECS
 }
 
 /// A cookie's value from the request's Cookie headers.
@@ -208,27 +296,37 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The CSRF cookie: random, `SameSite=Strict`, never readable by a page. Forms carry its
+/// value back; a form posted from another site cannot know it (and its browser does not
+/// send the cookie).
+const CSRF_COOKIE: &str = "firedrill_csrf";
+
+fn new_csrf() -> String {
+    let mut b = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
 async fn require_login(
     State(dash): State<Arc<Dashboard>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let now = jiff::Timestamp::now().as_second();
-    match dash.access(req.headers(), now).await {
-        Access::Open | Access::Bearer => {
-            req.extensions_mut().insert(Viewer { session: false });
-            next.run(req).await
+    let client = client_ip(&dash.daemon, peer.map(|p| (p.0).0), req.headers());
+    req.extensions_mut().insert(Source(client.to_string()));
+    let (who, session) = match dash.access(req.headers(), now).await {
+        Access::Open(p) | Access::Bearer(p) => (p, false),
+        Access::Session(p) => (p, true),
+        Access::WrongBearer => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "",
+            )
+                .into_response()
         }
-        Access::Session => {
-            req.extensions_mut().insert(Viewer { session: true });
-            next.run(req).await
-        }
-        Access::WrongBearer => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "",
-        )
-            .into_response(),
         Access::Anonymous => {
             let back = req
                 .uri()
@@ -240,9 +338,28 @@ async fn require_login(
             } else {
                 format!("/login?next={}", pct(back, b"/"))
             };
-            Redirect::to(&to).into_response()
+            return Redirect::to(&to).into_response();
+        }
+    };
+    let existing = cookie(req.headers(), CSRF_COOKIE)
+        .filter(|c| c.len() == 48 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string);
+    let csrf = existing.clone().unwrap_or_else(new_csrf);
+    let secure = dash.secure(req.headers());
+    req.extensions_mut().insert(Viewer {
+        who,
+        session,
+        csrf: csrf.clone(),
+    });
+    let mut res = next.run(req).await;
+    if existing.is_none() {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict{secure}"
+        )) {
+            res.headers_mut().append(header::SET_COOKIE, v);
         }
     }
+    res
 }
 
 /// Where to go after logging in: a path on this site, or `/`. Never another origin
@@ -252,6 +369,7 @@ fn safe_next(next: &str) -> &str {
         && !next.starts_with("//")
         && !next.contains('\\')
         && !next.starts_with("/login")
+        && !next.starts_with("/oidc")
         && next.bytes().all(|b| b.is_ascii_graphic());
     if local {
         next
@@ -293,10 +411,10 @@ struct LoginForm {
 }
 
 async fn login_form(State(dash): State<Arc<Dashboard>>, Query(q): Query<NextQuery>) -> Response {
-    if dash.required_token().is_none() {
+    if !dash.login_required() && !dash.daemon.auth_required() {
         return Redirect::to(safe_next(&q.next)).into_response();
     }
-    Html(login_page(&q.next, None)).into_response()
+    Html(login_page(&q.next, None, dash.daemon.oidc.is_some())).into_response()
 }
 
 async fn login(
@@ -305,44 +423,71 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let Some(token) = dash.required_token() else {
+    if !dash.daemon.auth_required() {
         return Redirect::to(safe_next(&f.next)).into_response();
-    };
+    }
+    let sso = dash.daemon.oidc.is_some();
     let client = client_ip(&dash.daemon, peer.map(|p| (p.0).0), &headers);
     if let Some(wait) = dash.daemon.throttle.refused(client) {
         return too_many(wait);
     }
-    if !constant_time_eq(f.token.trim().as_bytes(), token.as_bytes()) {
+    let given = f.token.trim();
+    let Some(who) = bearer_principal(&dash.daemon, given) else {
         dash.daemon.throttle.failed(client);
         tracing::warn!("dashboard login with a wrong token from {client}");
+        dash.daemon
+            .audit(
+                AuditEntry::new(
+                    Actor::new(ActorKind::Token, "?"),
+                    Action::LoginFailed,
+                    AuditOutcome::Denied,
+                )
+                .source(client.to_string())
+                .detail("a wrong token on the dashboard's login form"),
+            )
+            .await;
         // Slows guessing down; other requests are not held up.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         return (
             StatusCode::UNAUTHORIZED,
-            Html(login_page(&f.next, Some("That is not the daemon's token."))),
-        )
-            .into_response();
-    }
-    dash.daemon.throttle.succeeded(client);
-    let (value, record) = new_session(token, jiff::Timestamp::now().as_second());
-    if let Err(e) = dash.daemon.catalog.put_session(&record).await {
-        tracing::warn!("dashboard login not recorded: {e}");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
             Html(login_page(
                 &f.next,
-                Some("The login could not be recorded in the catalog; try again, or use the API with the token."),
+                Some("That is not a token this daemon accepts."),
+                sso,
             )),
         )
             .into_response();
-    }
-    // Secure whenever the browser comes over HTTPS (the daemon's TLS, or a proxy's); a
-    // plain-HTTP daemon on a private network would never get a Secure cookie back.
-    let https = dash.https(&headers);
-    let set = format!(
-        "{COOKIE}={value}; Path=/; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Strict{}",
-        if https { "; Secure" } else { "" }
-    );
+    };
+    dash.daemon.throttle.succeeded(client);
+    let set = match dash
+        .open_session(&who, &crate::access::token_hash(given), &headers)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("dashboard login not recorded: {e}");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(login_page(
+                    &f.next,
+                    Some("The login could not be recorded in the catalog; try again, or use the API with the token."),
+                    sso,
+                )),
+            )
+                .into_response();
+        }
+    };
+    dash.daemon
+        .audit(
+            AuditEntry::by(
+                &who,
+                Some(client.to_string()),
+                Action::Login,
+                AuditOutcome::Ok,
+            )
+            .detail("dashboard login with a token"),
+        )
+        .await;
     (
         [(header::SET_COOKIE, set)],
         Redirect::to(safe_next(&f.next)),
@@ -351,14 +496,18 @@ async fn login(
 }
 
 /// Ends the session for good (in the catalog, for every daemon), not only in this browser.
-async fn logout(State(dash): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
+async fn logout(
+    State(dash): State<Arc<Dashboard>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(value) = cookie(&headers, COOKIE) {
-        if let Err(e) = dash
-            .daemon
-            .catalog
-            .revoke_session(&session_hash(value))
-            .await
-        {
+        let hash = session_hash(value);
+        let who = match dash.daemon.catalog.session(&hash).await {
+            Ok(Some(s)) => s.who,
+            _ => None,
+        };
+        if let Err(e) = dash.daemon.catalog.revoke_session(&hash).await {
             tracing::warn!("dashboard logout not recorded: {e}");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -366,46 +515,204 @@ async fn logout(State(dash): State<Arc<Dashboard>>, headers: HeaderMap) -> Respo
             )
                 .into_response();
         }
+        if let Some(who) = who {
+            let client = client_ip(&dash.daemon, peer.map(|p| (p.0).0), &headers);
+            dash.daemon
+                .audit(AuditEntry::by(
+                    &who,
+                    Some(client.to_string()),
+                    Action::Logout,
+                    AuditOutcome::Ok,
+                ))
+                .await;
+        }
     }
-    let secure = if dash.https(&headers) { "; Secure" } else { "" };
+    let secure = dash.secure(&headers);
     (
         [(
             header::SET_COOKIE,
-            format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"),
+            format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
         )],
         Redirect::to("/login"),
     )
         .into_response()
 }
 
-fn login_page(next: &str, problem: Option<&str>) -> String {
+/// Single sign-on: off to the provider.
+async fn oidc_login(State(dash): State<Arc<Dashboard>>, Query(q): Query<NextQuery>) -> Response {
+    let Some(o) = dash.daemon.oidc.as_ref() else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "single sign-on is not set up on this daemon ([daemon.oidc])",
+            Options::default(),
+        );
+    };
+    match o
+        .begin(dash.daemon.catalog.as_ref(), safe_next(&q.next))
+        .await
+    {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => {
+            tracing::warn!("single sign-on could not start: {e}");
+            (
+                StatusCode::BAD_GATEWAY,
+                Html(login_page(
+                    &q.next,
+                    Some(&format!("Single sign-on could not start: {e}")),
+                    true,
+                )),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Single sign-on: back from the provider (on this daemon or any other sharing the
+/// catalog).
+async fn oidc_callback(
+    State(dash): State<Arc<Dashboard>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Response {
+    let Some(o) = dash.daemon.oidc.as_ref() else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "single sign-on is not set up on this daemon ([daemon.oidc])",
+            Options::default(),
+        );
+    };
+    let client = client_ip(&dash.daemon, peer.map(|p| (p.0).0), &headers);
+    if let Some(wait) = dash.daemon.throttle.refused(client) {
+        return too_many(wait);
+    }
+    let result = match &q.error {
+        Some(err) => Err(crate::daemon::oidc::Refused {
+            who: None,
+            why: format!(
+                "the provider said {err}{}",
+                q.error_description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        }),
+        None => {
+            o.finish(dash.daemon.catalog.as_ref(), &q.code, &q.state)
+                .await
+        }
+    };
+    let (who, next) = match result {
+        Ok(x) => x,
+        Err(r) => {
+            dash.daemon.throttle.failed(client);
+            tracing::warn!("single sign-on refused from {client}: {}", r.why);
+            dash.daemon
+                .audit(
+                    AuditEntry::new(
+                        Actor::new(ActorKind::Sso, r.who.clone().unwrap_or_else(|| "?".into())),
+                        Action::LoginFailed,
+                        AuditOutcome::Denied,
+                    )
+                    .source(client.to_string())
+                    .detail(r.why.clone()),
+                )
+                .await;
+            return (
+                StatusCode::FORBIDDEN,
+                Html(login_page(
+                    "/",
+                    Some(&format!("Single sign-on refused: {}", r.why)),
+                    true,
+                )),
+            )
+                .into_response();
+        }
+    };
+    dash.daemon.throttle.succeeded(client);
+    let set = match dash
+        .open_session(&who, &o.session_tag_input(), &headers)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("dashboard login not recorded: {e}");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(login_page(
+                    &next,
+                    Some("The login could not be recorded in the catalog; try again."),
+                    true,
+                )),
+            )
+                .into_response();
+        }
+    };
+    dash.daemon
+        .audit(
+            AuditEntry::by(
+                &who,
+                Some(client.to_string()),
+                Action::Login,
+                AuditOutcome::Ok,
+            )
+            .detail("dashboard login through single sign-on"),
+        )
+        .await;
+    ([(header::SET_COOKIE, set)], Redirect::to(safe_next(&next))).into_response()
+}
+
+fn login_page(next: &str, problem: Option<&str>, sso: bool) -> String {
     let mut b = String::from("<main class=\"login\">\n<h1>Log in</h1>\n");
-    b.push_str(
-        "<p>The dashboard needs the daemon's API token (<code>[daemon] token</code>).</p>\n",
-    );
     if let Some(p) = problem {
         let _ = writeln!(b, "<p class=\"problem\">{}</p>", html(p));
+    }
+    if sso {
+        let _ = writeln!(
+            b,
+            "<p><a class=\"button\" id=\"sso\" href=\"/oidc/login?next={}\">Sign in with single sign-on</a></p>\n<p class=\"sub\">or with an API token:</p>",
+            html(&pct(safe_next(next), b"/"))
+        );
+    } else {
+        b.push_str("<p>The dashboard needs an API token (<code>[daemon] token</code>, or one from <code>firedrill token create</code>).</p>\n");
     }
     let _ = writeln!(
         b,
         "<form method=\"post\" action=\"/login\">\n\
          <input type=\"text\" name=\"user\" value=\"firedrill\" autocomplete=\"username\" hidden readonly>\n\
          <label for=\"token\">token</label>\n\
-         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\n\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required{}>\n\
          <input type=\"hidden\" name=\"next\" value=\"{}\">\n\
          <button type=\"submit\">Log in</button>\n</form>\n\
          <p class=\"null\">Programs send <code>Authorization: Bearer …</code> instead.</p>\n</main>",
+        if sso { "" } else { " autofocus" },
         html(safe_next(next))
     );
     page("firedrill: log in", &[], &b, Options::default())
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Options {
     /// Reload the page every this many seconds.
     refresh: Option<u32>,
     /// Offer "log out".
     logout: bool,
+    /// Who is looking (shown in the top bar).
+    who: Option<String>,
+    /// A run in progress whose stage the page follows live (`/static/live.js`).
+    live: Option<String>,
 }
 
 /// The page around a body: styles, the policy again (for a saved copy), the top bar.
@@ -435,6 +742,10 @@ fn page(title: &str, crumbs: &[(String, String)], body: &str, o: Options) -> Str
             html(text)
         );
     }
+    p.push_str("<span class=\"grow\"></span>");
+    if let Some(w) = &o.who {
+        let _ = write!(p, "<span class=\"who sub\">{}</span>", html(w));
+    }
     if o.logout {
         p.push_str(
             "<form class=\"logout\" method=\"post\" action=\"/logout\"><button type=\"submit\">log out</button></form>",
@@ -442,6 +753,13 @@ fn page(title: &str, crumbs: &[(String, String)], body: &str, o: Options) -> Str
     }
     p.push_str("</nav>\n");
     p.push_str(body);
+    if let Some(run) = &o.live {
+        let _ = writeln!(
+            p,
+            "<script src=\"/static/live.js\" data-run=\"{}\" defer></script>",
+            html(run)
+        );
+    }
     let _ = writeln!(
         p,
         "<footer>firedrill {} &middot; rendered {}</footer>\n</body>\n</html>",
@@ -469,6 +787,19 @@ main.login{max-width:26rem;margin:3rem auto}main.login form{display:flex;flex-di
 main.login input{font:inherit;padding:.4rem;border:1px solid #d0d7de;border-radius:.3rem}
 main.login button{font:inherit;padding:.4rem;border:0;border-radius:.3rem;background:#1f883d;color:#fff;cursor:pointer}
 .problem{color:var(--bad);font-weight:600}
+nav.top{flex-wrap:wrap}.grow{flex:1 1 0}.who{white-space:nowrap}
+form.actions{display:flex;flex-wrap:wrap;gap:.4rem .8rem;align-items:center;margin:.4rem 0 1rem}
+form.actions button,a.button{font:inherit;padding:.3rem .8rem;border:0;border-radius:.3rem;background:#1f883d;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
+form.actions button.danger{background:var(--bad)}
+.o-ok{color:var(--ok)}.o-denied{color:var(--bad);font-weight:600}.o-failed{color:var(--late)}
+/* Narrow screens: nothing runs off the edge. Tables scroll inside themselves, charts
+   shrink to the width, ids wrap only where they must. */
+table{display:block;overflow-x:auto;max-width:100%}
+svg{max-width:100%;height:auto}
+.mono{word-break:normal;overflow-wrap:anywhere}td.mono{overflow-wrap:normal;white-space:nowrap}
+h1{overflow-wrap:anywhere}
+@media (max-width:640px){body{padding:.6rem}h1{font-size:1.25rem}table.summary th{width:auto}
+.charts figure{width:100%}main.login{margin:1rem auto}}
 ";
 
 /// Whether a drill is doing what its objectives ask.
@@ -688,11 +1019,28 @@ fn error_page(status: StatusCode, message: &str, o: Options) -> Response {
     (status, Html(page("firedrill", &[], &body, o))).into_response()
 }
 
-fn options(v: Viewer) -> Options {
+fn options(v: &Viewer) -> Options {
+    let who = (v.who.actor.kind != ActorKind::Anonymous)
+        .then(|| format!("{} ({})", v.who.actor, v.who.role));
     Options {
         refresh: None,
         logout: v.session,
+        who,
+        live: None,
     }
+}
+
+/// A hidden field carrying the CSRF value, for a form.
+fn csrf_field(v: &Viewer) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        html(&v.csrf)
+    )
+}
+
+/// A page title that leads with the state, so a tab or a window list shows it.
+fn titled(state: &str, rest: &str) -> String {
+    format!("{state} · {rest} · firedrill")
 }
 
 async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewer>) -> Response {
@@ -704,20 +1052,20 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &e.to_string(),
-                options(v),
+                options(&v),
             )
         }
     };
     let active = d.active_runs();
     let mut states = Vec::new();
-    for (name, drill) in d.drills().iter() {
+    for (name, drill) in d.drills().iter().filter(|(n, _)| v.who.sees(n)) {
         let runs = match d.catalog.runs(Some(name), HISTORY).await {
             Ok(r) => r,
             Err(e) => {
                 return error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &e.to_string(),
-                    options(v),
+                    options(&v),
                 )
             }
         };
@@ -737,7 +1085,7 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
     }
     let o = Options {
         refresh: Some(60),
-        logout: v.session,
+        ..options(&v)
     };
     let mut body = String::new();
     if let Some((at, problems)) = d.reload_refused() {
@@ -774,7 +1122,19 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
         );
     }
     body.push_str(&overview(&states, now));
-    Html(page("firedrill: drills", &[], &body, o)).into_response()
+    let failing = states
+        .iter()
+        .filter(|s| s.health == Health::Failing)
+        .count();
+    let late = states.iter().filter(|s| s.health == Health::Late).count();
+    let state = match (failing, late) {
+        (0, 0) if states.is_empty() => "no drills".to_string(),
+        (0, 0) => "all ok".to_string(),
+        (0, l) => format!("{l} late"),
+        (f, 0) => format!("{f} failing"),
+        (f, l) => format!("{f} failing, {l} late"),
+    };
+    Html(page(&titled(&state, "drills"), &[], &body, o)).into_response()
 }
 
 /// The overview table.
@@ -874,6 +1234,13 @@ async fn drill_page(
 ) -> Response {
     let d = &dash.daemon;
     let now = jiff::Timestamp::now();
+    if !v.who.sees(&name) {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no drill named {name}"),
+            options(&v),
+        );
+    }
     let drill = d.drills().get(&name).cloned();
     let (runs, artifacts) = match (
         d.catalog.runs(Some(&name), HISTORY).await,
@@ -884,7 +1251,7 @@ async fn drill_page(
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &e.to_string(),
-                options(v),
+                options(&v),
             )
         }
     };
@@ -892,7 +1259,7 @@ async fn drill_page(
         return error_page(
             StatusCode::NOT_FOUND,
             &format!("no drill named {name}"),
-            options(v),
+            options(&v),
         );
     }
     let live = d.active_runs().get(&name).map(|id| {
@@ -903,13 +1270,42 @@ async fn drill_page(
         (id.clone(), status)
     });
     let refresh = live.as_ref().map(|_| 10);
-    let body = drill_body(&name, drill.as_ref(), &runs, &artifacts, live, now);
+    let state = match (&live, drill.as_ref()) {
+        (Some((_, st)), _) => st.to_string(),
+        (None, Some(dr)) => DrillState::new(dr, &runs, &artifacts, None, now)
+            .health
+            .label()
+            .to_string(),
+        (None, None) => "not configured".into(),
+    };
+    let mut body = drill_body(&name, drill.as_ref(), &runs, &artifacts, live, now);
+    if drill.is_some() && v.may(Action::Trigger) {
+        body = body.replacen("</h1>\n", &format!("</h1>\n{}", run_form(&name, &v)), 1);
+    }
     let crumbs = [(href("drills", &name), name.clone())];
     let o = Options {
         refresh,
-        logout: v.session,
+        ..options(&v)
     };
-    Html(page(&format!("firedrill: {name}"), &crumbs, &body, o)).into_response()
+    Html(page(
+        &titled(&state, &format!("drill {name}")),
+        &crumbs,
+        &body,
+        o,
+    ))
+    .into_response()
+}
+
+/// "Run now": a new backup, or a random stored artifact; kept or not.
+fn run_form(name: &str, v: &Viewer) -> String {
+    format!(
+        "<form class=\"actions\" method=\"post\" action=\"{}/run\">{}\
+         <button type=\"submit\" id=\"run-now\">Run now</button>\
+         <label><input type=\"checkbox\" name=\"random\" value=\"1\"> a random stored artifact</label>\
+         <label><input type=\"checkbox\" name=\"keep\" value=\"1\"> keep the sandbox</label></form>\n",
+        href("drills", name),
+        csrf_field(v)
+    )
 }
 
 fn drill_body(
@@ -1000,14 +1396,45 @@ fn drill_body(
             human_ms(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
         ),
     });
+    // Failed runs, marked where they ended (their duration so far): a trend of passing
+    // runs alone would hide them.
+    let failed_points: Vec<(jiff::Timestamp, f64, String)> = runs
+        .iter()
+        .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Error))
+        .filter_map(|r| {
+            let ms = r.rto_seconds.map(|s| s * 1000.0).or_else(|| {
+                r.finished_at
+                    .map(|f| (f.as_millisecond() - r.started_at.as_millisecond()) as f64)
+            })?;
+            Some((
+                r.started_at,
+                ms.max(0.0),
+                format!(
+                    "run {} {}: after {}",
+                    r.run_id,
+                    r.status,
+                    human_ms(ms.max(0.0) as u64)
+                ),
+            ))
+        })
+        .collect();
     let rto_chart = time_series_svg(
         &format!("recovery time of drill {name}"),
         Unit::Millis,
-        &[Series {
-            name: "recovery time".into(),
-            colour: "#0969da",
-            points: rto_points,
-        }],
+        &[
+            Series {
+                name: "recovery time".into(),
+                colour: "#0969da",
+                points: rto_points,
+                line: true,
+            },
+            Series {
+                name: "failed runs".into(),
+                colour: "#c62828",
+                points: failed_points,
+                line: false,
+            },
+        ],
         target.as_ref(),
     );
     // Sizes: the inventory's artifacts, and those known only from run reports.
@@ -1043,6 +1470,7 @@ fn drill_body(
                     .filter(|(_, s)| s.2 > 0)
                     .map(|(id, s)| point(id, s.0, s.2, "plain"))
                     .collect(),
+                line: true,
             },
             Series {
                 name: "encrypted artifact".into(),
@@ -1051,6 +1479,7 @@ fn drill_body(
                     .iter()
                     .map(|(id, s)| point(id, s.0, s.1, "encrypted"))
                     .collect(),
+                line: true,
             },
         ],
         None,
@@ -1058,7 +1487,7 @@ fn drill_body(
     let _ = writeln!(
         b,
         "<section>\n<h2>Trends</h2>\n<div class=\"charts\">\n\
-         <figure><figcaption>Recovery time of passing runs</figcaption>\n{rto_chart}</figure>\n\
+         <figure><figcaption>Recovery time (failed runs in red)</figcaption>\n{rto_chart}</figure>\n\
          <figure><figcaption>Artifact sizes</figcaption>\n{sizes_chart}</figure>\n</div>\n</section>"
     );
 
@@ -1074,7 +1503,7 @@ fn drill_body(
         if runs.len() == 1 { "" } else { "s" }
     );
     b.push_str(
-        "<table class=\"history\">\n<tr><th>run</th><th>started</th><th>outcome</th>\
+        "<div class=\"wide\"><table class=\"history\">\n<tr><th>run</th><th>started</th><th>outcome</th>\
          <th>failed stage</th><th>duration</th><th>RTO</th><th>encrypted</th><th>plain</th>\
          <th>error</th></tr>\n",
     );
@@ -1128,7 +1557,7 @@ fn drill_body(
             html(&short),
         );
     }
-    b.push_str("</table>\n</section>\n");
+    b.push_str("</table></div>\n</section>\n");
     b
 }
 
@@ -1144,7 +1573,7 @@ async fn run_page(
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &e.to_string(),
-                options(v),
+                options(&v),
             )
         }
     };
@@ -1179,9 +1608,12 @@ async fn run_page(
         }
         (None, Some(rec)) => (rec.drill.clone(), rec.status, report_of(rec), rec.accepted),
         (None, None) => {
-            return error_page(StatusCode::NOT_FOUND, &format!("no run {id}"), options(v))
+            return error_page(StatusCode::NOT_FOUND, &format!("no run {id}"), options(&v))
         }
     };
+    if !v.who.sees(&drill) {
+        return error_page(StatusCode::NOT_FOUND, &format!("no run {id}"), options(&v));
+    }
     let in_progress = !status.is_finished();
     // Which process ran it: with several daemons sharing the catalog, which one.
     let ran_by = record
@@ -1198,22 +1630,51 @@ async fn run_page(
         (href("drills", &drill), drill.clone()),
         (href("runs", &id), id.clone()),
     ];
+    let started_by = report
+        .as_ref()
+        .and_then(|r| r.started_by.as_ref())
+        .map(|a| {
+            format!(
+                "<p class=\"sub\">started by <span class=\"mono\">{}</span></p>\n",
+                html(&a.to_string())
+            )
+        })
+        .unwrap_or_default();
     let mut b = format!(
-        "<h1>run <span class=\"mono\">{}</span> {}</h1>\n{ran_by}",
+        "<h1>run <span class=\"mono\">{}</span> {}</h1>\n{ran_by}{started_by}",
         html(&id),
         status_badge(status)
     );
+    if in_progress && v.may(Action::Cancel) {
+        let _ = writeln!(
+            b,
+            "<form class=\"actions\" method=\"post\" action=\"{}/cancel\">{}<button type=\"submit\" id=\"cancel\" class=\"danger\">Cancel this run</button></form>",
+            href("runs", &id),
+            csrf_field(&v)
+        );
+    }
+    let guards_only = report
+        .as_ref()
+        .is_some_and(|r| !in_progress && crate::verify::only_guards_failed(r));
+    if guards_only && !accepted && v.may(Action::Accept) {
+        let _ = writeln!(
+            b,
+            "<form class=\"actions\" method=\"post\" action=\"{}/accept\">{}<button type=\"submit\" id=\"accept\">Accept: the shrink was intended</button><span class=\"sub\"> it becomes the baseline of the next runs</span></form>",
+            href("runs", &id),
+            csrf_field(&v)
+        );
+    }
     match report {
         Some(r) if in_progress => {
             let _ = writeln!(
                 b,
-                "<p class=\"verdict\">drill {} is {status}{}; this page refreshes every 5 seconds</p>",
+                "<p class=\"verdict\">drill {} is {status}, <span id=\"live-stage\">{}</span></p>",
                 html(&drill),
                 record
                     .as_ref()
                     .and_then(|r| r.stage)
-                    .map(|s| format!(", in stage {s}"))
-                    .unwrap_or_default()
+                    .map(|s| format!("in stage {s}"))
+                    .unwrap_or_else(|| "waiting for its first stage".into())
             );
             let _ = writeln!(
                 b,
@@ -1243,6 +1704,7 @@ async fn run_page(
             );
             b.push_str(&assertion_table(&r));
             b.push_str(&fingerprint(&r));
+            b.push_str(&table_rows(&r));
             b.push_str(&stage_table(&r));
             b.push_str(&summary(&r));
         }
@@ -1260,17 +1722,243 @@ async fn run_page(
             );
         }
     }
+    // In progress: the stage follows live (server-sent events); without script, the
+    // page still refreshes itself, more slowly.
     let o = Options {
-        refresh: in_progress.then_some(5),
-        logout: v.session,
+        refresh: in_progress.then_some(30),
+        live: in_progress.then(|| id.clone()),
+        ..options(&v)
+    };
+    let state = if accepted {
+        "accepted".to_string()
+    } else {
+        status.to_string()
     };
     Html(page(
-        &format!("firedrill: {drill} run {id}"),
+        &titled(&state, &format!("{drill} run {id}")),
         &crumbs,
         &b,
         o,
     ))
     .into_response()
+}
+
+/// Rows per table, as the dump's fingerprint counted them (what the restore matched).
+fn table_rows(r: &RunReport) -> String {
+    const SHOWN: usize = 500;
+    if r.table_rows.is_empty() {
+        return String::new();
+    }
+    let mut t = format!(
+        "<section>\n<h2>Rows per table</h2>\n<p class=\"sub\">{} table{}, {} rows in the dump's fingerprint{}</p>\n<div class=\"wide\"><table class=\"rows\">\n<tr><th>table</th><th>rows</th></tr>\n",
+        r.table_rows.len(),
+        if r.table_rows.len() == 1 { "" } else { "s" },
+        r.table_rows.iter().map(|t| t.rows).sum::<u64>(),
+        if r.table_rows.len() > SHOWN {
+            format!("; the first {SHOWN} shown")
+        } else {
+            String::new()
+        }
+    );
+    for row in r.table_rows.iter().take(SHOWN) {
+        let _ = writeln!(
+            t,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td></tr>",
+            html(&row.table),
+            row.rows
+        );
+    }
+    t.push_str("</table></div>\n</section>\n");
+    t
+}
+
+/// What a form that changes something carries: the CSRF value, and its own fields.
+#[derive(Debug, Default, Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    random: Option<String>,
+    #[serde(default)]
+    keep: Option<String>,
+}
+
+/// A form is this site's own: it carries back the CSRF cookie's value.
+fn csrf_ok(v: &Viewer, headers: &HeaderMap, f: &ActionForm) -> bool {
+    let Some(c) = cookie(headers, CSRF_COOKIE) else {
+        return false;
+    };
+    !f.csrf.is_empty()
+        && constant_time_eq(c.as_bytes(), f.csrf.as_bytes())
+        && constant_time_eq(v.csrf.as_bytes(), f.csrf.as_bytes())
+}
+
+fn refused_page(v: &Viewer, status: StatusCode, message: &str) -> Response {
+    error_page(status, message, options(v))
+}
+
+fn csrf_refused(v: &Viewer) -> Response {
+    refused_page(
+        v,
+        StatusCode::FORBIDDEN,
+        "this form did not come from this dashboard (its CSRF value is missing or stale): reload the page and try again",
+    )
+}
+
+/// "Run now" on a drill's page.
+async fn run_now(
+    State(dash): State<Arc<Dashboard>>,
+    Extension(v): Extension<Viewer>,
+    Extension(src): Extension<Source>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if !csrf_ok(&v, &headers, &f) {
+        return csrf_refused(&v);
+    }
+    let t = Trigger {
+        artifact: None,
+        random: f.random.is_some(),
+        keep: f.keep.is_some(),
+    };
+    match actions::trigger(&dash.daemon, &v.who, &src, &name, t).await {
+        Ok(id) => Redirect::to(&format!("/runs/{}", pct(&id, b""))).into_response(),
+        Err((status, m)) => refused_page(&v, status, &m),
+    }
+}
+
+async fn cancel_run(
+    State(dash): State<Arc<Dashboard>>,
+    Extension(v): Extension<Viewer>,
+    Extension(src): Extension<Source>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if !csrf_ok(&v, &headers, &f) {
+        return csrf_refused(&v);
+    }
+    match actions::cancel(&dash.daemon, &v.who, &src, &id).await {
+        Ok(_) => Redirect::to(&format!("/runs/{}", pct(&id, b""))).into_response(),
+        Err((status, m)) => refused_page(&v, status, &m),
+    }
+}
+
+async fn accept_run(
+    State(dash): State<Arc<Dashboard>>,
+    Extension(v): Extension<Viewer>,
+    Extension(src): Extension<Source>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if !csrf_ok(&v, &headers, &f) {
+        return csrf_refused(&v);
+    }
+    match actions::accept(&dash.daemon, &v.who, &src, &id).await {
+        Ok(_) => Redirect::to(&format!("/runs/{}", pct(&id, b""))).into_response(),
+        Err((status, m)) => refused_page(&v, status, &m),
+    }
+}
+
+/// The events of a run in progress, for the page's live stage.
+async fn live_stage(
+    State(dash): State<Arc<Dashboard>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    let drill = actions::drill_of(&dash.daemon, &id).await.ok().flatten();
+    if drill.is_none_or(|d| !v.who.sees(&d)) {
+        return (StatusCode::NOT_FOUND, "no such run\n").into_response();
+    }
+    super::api::run_events(dash.daemon.clone(), id).await
+}
+
+/// The one script: follows a run's events and writes its stage into the page; reloads
+/// it when the run ends (the report is then there to show).
+const LIVE_JS: &str = r#"(function () {
+  var me = document.currentScript;
+  var run = me && me.getAttribute("data-run");
+  var out = document.getElementById("live-stage");
+  if (!run || !out || !window.EventSource) { return; }
+  var es = new EventSource("/runs/" + encodeURIComponent(run) + "/live");
+  function data(e) { try { return JSON.parse(e.data); } catch (x) { return {}; } }
+  es.addEventListener("stage_started", function (e) {
+    var d = data(e); out.textContent = "in stage " + (d.stage || "?");
+    document.title = "running " + (d.stage || "") + " · " + document.title.replace(/^[^·]*· /, "");
+  });
+  es.addEventListener("stage_retrying", function (e) {
+    var d = data(e); out.textContent = "retrying " + (d.stage || "") + " (attempt " + (d.attempt || "?") + ")";
+  });
+  es.addEventListener("finished", function () { es.close(); window.location.reload(); });
+})();
+"#;
+
+async fn live_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        LIVE_JS,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuditPageQuery {
+    before: Option<i64>,
+}
+
+/// The audit trail, newest first, a page at a time.
+async fn audit_page(
+    State(dash): State<Arc<Dashboard>>,
+    Extension(v): Extension<Viewer>,
+    Query(q): Query<AuditPageQuery>,
+) -> Response {
+    const PAGE: usize = 100;
+    let entries = match dash
+        .daemon
+        .catalog
+        .audit(&AuditQuery {
+            before: q.before,
+            limit: PAGE,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return refused_page(&v, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let next = (entries.len() == PAGE)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    let mut b = String::from("<h1>Audit trail</h1>\n<div class=\"wide\"><table class=\"audit\">\n<tr><th>when</th><th>who</th><th>role</th><th>from</th><th>action</th><th>on</th><th>outcome</th><th>what</th></tr>\n");
+    for e in entries
+        .iter()
+        .filter(|e| !v.who.limited() || e.target.as_deref().is_some_and(|t| v.who.sees(t)))
+    {
+        let _ = writeln!(
+            b,
+            "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"o-{}\">{}</td><td>{}</td></tr>",
+            html(&utc(e.at)),
+            html(&e.actor.to_string()),
+            html(e.role.map(|r| r.as_str()).unwrap_or("")),
+            html(e.source.as_deref().unwrap_or("")),
+            html(e.action.as_str()),
+            html(e.target.as_deref().unwrap_or("")),
+            e.outcome.as_str(),
+            e.outcome.as_str(),
+            html(e.detail.as_deref().unwrap_or("")),
+        );
+    }
+    b.push_str("</table></div>\n");
+    if let Some(n) = next {
+        let _ = writeln!(b, "<p><a href=\"/audit?before={n}\">older</a></p>");
+    }
+    let crumbs = [("/audit".to_string(), "audit".to_string())];
+    Html(page(&titled("audit", "trail"), &crumbs, &b, options(&v))).into_response()
 }
 
 #[cfg(test)]
@@ -1405,21 +2093,26 @@ mod tests {
     #[test]
     fn dashboard_sessions_hold_no_token_and_expire() {
         let now = 1_800_000_000;
-        let (v, rec) = new_session("s3cret-token", now);
+        let who = super::admin_token_principal();
+        let hashed = crate::access::token_hash("s3cret-token");
+        let (v, rec) = new_session(&who, &hashed, now);
         assert!(!v.contains("s3cret") && !rec.token_tag.contains("s3cret"));
+        assert!(
+            !rec.token_tag.contains(&hashed),
+            "not even the token's hash"
+        );
         assert_eq!(rec.id_hash, session_hash(&v));
         assert_ne!(rec.id_hash, v, "the catalog keeps a hash, not the cookie");
-        assert!(session_valid(&rec, "s3cret-token", now));
-        assert!(session_valid(&rec, "s3cret-token", now + SESSION_SECS - 1));
-        assert!(
-            !session_valid(&rec, "s3cret-token", now + SESSION_SECS),
-            "expired"
+        assert_eq!(rec.token_tag, tag(&hashed));
+        assert_ne!(
+            rec.token_tag,
+            tag(&crate::access::token_hash("another-token"))
         );
-        assert!(
-            !session_valid(&rec, "another-token", now),
-            "the token changed"
-        );
-        let (v2, _) = new_session("s3cret-token", now);
+        assert!(session_fresh(&rec, now));
+        assert!(session_fresh(&rec, now + SESSION_SECS - 1));
+        assert!(!session_fresh(&rec, now + SESSION_SECS), "expired");
+        assert_eq!(rec.who, Some(who.clone()));
+        let (v2, _) = new_session(&who, &hashed, now);
         assert_ne!(v, v2, "every login is a new id");
     }
 
@@ -1486,7 +2179,7 @@ mod tests {
                 Options::default(),
             ),
             drill_body(nasty, Some(&d), &runs, &[], None, now),
-            login_page(nasty, Some(nasty)),
+            login_page(nasty, Some(nasty), true),
         ];
         for p in pages {
             assert!(!p.contains("<script"), "{p}");

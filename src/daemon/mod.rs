@@ -6,11 +6,13 @@
 //! cancels them, waits for their sandboxes to go (bounded by the grace period) and flushes
 //! the outbox.
 
+mod actions;
 mod api;
 mod auth;
 pub use auth::{check_auth, weak_token};
 mod dashboard;
 mod listing;
+mod oidc;
 mod serve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -125,6 +127,10 @@ pub struct Daemon {
     reloaded: Notify,
     pub started_at: jiff::Timestamp,
     token: Option<crate::secret::Secret>,
+    /// Named API tokens (`[daemon] tokens_file`), read again when the file changes.
+    tokens: Option<crate::access::TokenSet>,
+    /// Single sign-on, when `[daemon.oidc]` is set.
+    oidc: Option<oidc::Oidc>,
     /// Failed authentications per client.
     throttle: auth::Throttle,
     /// `GET /api/v1/drills`' body, kept until it would change.
@@ -300,6 +306,20 @@ impl Daemon {
             .map(|t| t.load(&config.base_dir))
             .transpose()
             .map_err(|e| e.context("daemon.token"))?;
+        let tokens = config
+            .daemon
+            .tokens_file
+            .clone()
+            .map(crate::access::TokenSet::open)
+            .transpose()
+            .map_err(|e| e.context("daemon.tokens_file"))?;
+        let oidc = config
+            .daemon
+            .oidc
+            .as_ref()
+            .map(|o| oidc::Oidc::new(o, &config.base_dir))
+            .transpose()
+            .map_err(|e| e.context("daemon.oidc"))?;
         let reports = Arc::new(crate::evidence::ReportWriter::from_config(
             &config,
             Some(&catalog_path),
@@ -336,6 +356,8 @@ impl Daemon {
             reloaded: Notify::new(),
             started_at: jiff::Timestamp::now(),
             token,
+            tokens,
+            oidc,
             throttle: auth::Throttle::new(config.daemon.auth_failures),
             leases,
             claims: Mutex::new(std::collections::VecDeque::new()),
@@ -474,6 +496,9 @@ impl Daemon {
             return Err(StartError::Skewed(name.to_string()));
         }
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
+        if opts.started_by.is_none() {
+            opts.started_by = Some(crate::access::Actor::parse(trigger));
+        }
         {
             let mut active = self.active.lock().expect("active lock");
             if let Some(r) = active.get(name) {
@@ -564,6 +589,7 @@ impl Daemon {
                             notes: vec![],
                         })
                         .collect();
+                    r.started_by = opts.started_by.clone();
                     if let Err(e) = me.catalog.run_finished(&r, None).await {
                         tracing::warn!(run = %id, "recording a run stopped while queued: {e}");
                     }
@@ -711,6 +737,7 @@ impl Daemon {
     pub async fn alert_hook(
         self: &Arc<Self>,
         payload: &AlertmanagerWebhook,
+        by: &crate::access::Actor,
     ) -> (HookOutcome, HookOutcome) {
         let mut started = Vec::new();
         let mut skipped = Vec::new();
@@ -736,7 +763,7 @@ impl Daemon {
                 last.insert(name.clone(), now);
             }
             match self
-                .start_run(&name, RunOptions::default(), "alertmanager")
+                .start_run(&name, RunOptions::default(), &by.to_string())
                 .await
             {
                 Ok(id) => started.push((name, id)),

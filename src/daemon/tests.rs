@@ -308,7 +308,12 @@ async fn an_alertmanager_webhook_starts_the_labelled_drill_once_per_interval() {
             ]}"#,
     )
     .unwrap();
-    let (started, skipped) = d.alert_hook(&payload).await;
+    let (started, skipped) = d
+        .alert_hook(
+            &payload,
+            &crate::access::Actor::new(crate::access::ActorKind::Alert, "test"),
+        )
+        .await;
     assert_eq!(started.len(), 1);
     assert_eq!(started[0].0, "db1");
     assert_eq!(
@@ -317,7 +322,12 @@ async fn an_alertmanager_webhook_starts_the_labelled_drill_once_per_interval() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(runner.calls().len(), 1);
-    let (again, skipped) = d.alert_hook(&payload).await;
+    let (again, skipped) = d
+        .alert_hook(
+            &payload,
+            &crate::access::Actor::new(crate::access::ActorKind::Alert, "test"),
+        )
+        .await;
     assert!(again.is_empty());
     assert!(skipped[0].1.contains("hook_interval"));
 }
@@ -336,7 +346,12 @@ async fn hook_bookkeeping_and_finished_runs_stay_bounded() {
             labels: BTreeMap::from([("firedrill_drill".to_string(), format!("made-up-{i}"))]),
         })
         .collect();
-    let (started, skipped) = d.alert_hook(&AlertmanagerWebhook { alerts }).await;
+    let (started, skipped) = d
+        .alert_hook(
+            &AlertmanagerWebhook { alerts },
+            &crate::access::Actor::new(crate::access::ActorKind::Alert, "test"),
+        )
+        .await;
     assert!(started.is_empty());
     assert_eq!(skipped.len(), 100_000);
     assert!(

@@ -56,6 +56,8 @@ pub struct RunOptions {
     /// The run was already claimed in the catalog ([`crate::Runner::claim`]) by the one
     /// starting it.
     pub claimed: bool,
+    /// Who or what started it (the report says so).
+    pub started_by: Option<crate::access::Actor>,
 }
 
 /// The things a run talks to.
@@ -432,6 +434,7 @@ fn finished(mut rec: Record<'_>, opts: &RunOptions, new_artifact: Option<Manifes
     };
     let mut report = rec.finish();
     report.scheduled_for = opts.scheduled_for;
+    report.started_by = opts.started_by.clone();
     Finished {
         report,
         new_artifact,

@@ -209,10 +209,24 @@ impl<'a> Record<'a> {
             sandbox_image: self.sandbox_image,
             tables: self.fingerprint.as_ref().map(|f| f.tables.len()),
             rows: self.fingerprint.as_ref().map(|f| f.total_rows()),
+            table_rows: self
+                .fingerprint
+                .as_ref()
+                .map(|f| {
+                    f.tables
+                        .iter()
+                        .map(|t| crate::report::TableRows {
+                            table: format!("{}.{}", t.schema, t.name),
+                            rows: t.rows,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             fingerprint_mismatches: self.mismatches,
             assertions: self.assertions,
             kept_sandbox: self.kept_sandbox,
             scheduled_for: None,
+            started_by: None,
             recovery: self.recovery.lock().ok().and_then(|mut r| r.take()),
             evidence,
             signature: None,

@@ -51,6 +51,8 @@ pub struct Series {
     pub colour: &'static str,
     /// `(time, value, what hovering the point says)`, in any order.
     pub points: Vec<(jiff::Timestamp, f64, String)>,
+    /// Join the points with a line (false: marks alone, e.g. failed runs among passing).
+    pub line: bool,
 }
 
 /// A horizontal line the values should stay under (an objective).
@@ -231,7 +233,7 @@ pub fn time_series_svg(
         let mut pts: Vec<&(jiff::Timestamp, f64, String)> = se.points.iter().collect();
         pts.sort_by_key(|p| p.0);
         let _ = writeln!(s, "<g class=\"series\"><title>{}</title>", html(&se.name));
-        if pts.len() > 1 {
+        if se.line && pts.len() > 1 {
             let path: Vec<String> = pts
                 .iter()
                 .map(|p| format!("{:.1},{:.1}", x_of(p.0.as_second()), y_of(p.1)))
@@ -306,6 +308,7 @@ mod tests {
             ("2026-11-20T10:00:00Z", "2026-11-20T10:00:30Z"),
         ] {
             let s = Series {
+                line: true,
                 name: "rto".into(),
                 colour: "#2e7d32",
                 points: vec![(t(from), 1.0, String::new()), (t(to), 2.0, String::new())],
@@ -340,6 +343,7 @@ mod tests {
         assert!(empty.contains("no data yet") && empty.ends_with("</svg>\n"));
         assert!(!empty.contains("<script"));
         let one = Series {
+            line: true,
             name: nasty.into(),
             colour: "#2e7d32",
             points: vec![(t("2026-11-26T10:00:00Z"), 1500.0, nasty.into())],
