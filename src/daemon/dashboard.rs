@@ -1872,7 +1872,7 @@ async fn live_stage(
     if drill.is_none_or(|d| !v.who.sees(&d)) {
         return (StatusCode::NOT_FOUND, "no such run\n").into_response();
     }
-    super::api::run_events(dash.daemon.clone(), id).await
+    super::events::run_events(dash.daemon.clone(), id).await
 }
 
 /// The one script: follows a run's events and writes its stage into the page; reloads

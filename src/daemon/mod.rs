@@ -11,6 +11,7 @@ mod api;
 mod auth;
 pub use auth::{check_auth, weak_token};
 mod dashboard;
+mod events;
 mod listing;
 mod oidc;
 mod serve;
