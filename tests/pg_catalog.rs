@@ -36,6 +36,7 @@ async fn leases_firings_and_racing_claims_as_every_catalog_keeps_them() {
     firedrill::catalog::conformance::firings(&c, "f").await;
     firedrill::catalog::conformance::gone_owners(&c, "g").await;
     firedrill::catalog::conformance::daemons_seen(&c, "d").await;
+    firedrill::catalog::conformance::audit_and_logins(&c, "a").await;
     firedrill::catalog::conformance::racing_claims(Arc::new(c), "r").await;
     // Three daemons: three pools on one database, racing for one firing.
     let handles: Vec<Arc<PgCatalog>> = vec![

@@ -68,14 +68,16 @@ fn drill_file(dir: &Path, name: &str) {
 
 /// The daemon's directory: a main config with an admin token, a tokens file, a signing
 /// key, proxies trusted at 127.0.0.2; drills shop, billing and payroll.
-fn setup(dir: &Path) {
+fn setup(dir: &Path, hook: &str) {
     std::fs::create_dir_all(dir.join("drills")).unwrap();
     std::fs::write(
         dir.join("firedrill.toml"),
         "catalog = \"catalog.db\"\ndrills_dir = \"drills\"\nreports_dir = \"reports\"\n\n\
          [evidence]\nsigning_key = { file = \"signing.pem\" }\n\n\
          [daemon]\nlisten = \"127.0.0.1:0\"\ntoken = { env = \"FIREDRILL_TEST_ADMIN_TOKEN\" }\n\
-         tokens_file = \"tokens.toml\"\ntrusted_proxies = [\"127.0.0.2\"]\n",
+         tokens_file = \"tokens.toml\"\ntrusted_proxies = [\"127.0.0.2\"]\n\n\
+         [notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"HOOK/hook\"\n"
+            .replace("HOOK", hook),
     )
     .unwrap();
     for d in ["shop", "billing", "payroll"] {
@@ -190,7 +192,9 @@ async fn dashboard_login(base: &str, token: &str, page: &str) -> (String, String
 async fn roles_tokens_audit_and_evidence_hold_over_the_api_the_dashboard_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    setup(dir);
+    let (hook, pages) =
+        support::daemon::receiver_on(support::daemon::reserve_port()).await;
+    setup(dir, &hook);
     let viewer = token(dir, "ci-viewer", "viewer", &[]);
     let operator = token(dir, "ci-operator", "operator", &[]);
     let admin = token(dir, "ops-admin", "admin", &[]);
@@ -390,6 +394,17 @@ async fn roles_tokens_audit_and_evidence_hold_over_the_api_the_dashboard_and_the
         200
     );
 
+    // A test page: operators and admins.
+    assert_eq!(status(c.post(url("/api/v1/notify/test")).bearer_auth(&viewer)).await, 403);
+    assert_eq!(status(c.post(url("/api/v1/notify/test?channel=nope")).bearer_auth(&operator)).await, 404);
+    let sent = json(c.post(url("/api/v1/notify/test")).bearer_auth(&operator)).await;
+    assert_eq!(sent, serde_json::json!([{"channel": "hook", "delivered": true}]));
+    assert!(
+        pages.lock().unwrap().iter().any(|p| p["kind"] == "test"),
+        "{:?}",
+        pages.lock().unwrap()
+    );
+
     // The dashboard, by role: the viewer sees no "Run now" and is refused if it posts
     // one anyway; the operator runs a drill from the page; a form without the CSRF value
     // is refused whoever sends it.
@@ -534,6 +549,8 @@ async fn roles_tokens_audit_and_evidence_hold_over_the_api_the_dashboard_and_the
         ("reload", "token:ops-admin", "ok"),
         ("accept", "token:ops-admin", "failed"),
         ("prune", "token:ops-admin", "ok"),
+        ("notify_test", "token:ci-operator", "ok"),
+        ("notify_test", "token:ci-viewer", "denied"),
         ("login", "token:ci-viewer", "ok"),
         ("login", "token:ci-operator", "ok"),
         ("login_failed", "token:?", "denied"),

@@ -262,3 +262,99 @@ pub async fn daemons_seen(c: &dyn Catalog, tag: &str) {
     assert_eq!(mine[0].drills, me.drills);
     assert_eq!(mine[0].seen_at.as_millisecond(), now.as_millisecond());
 }
+
+/// The audit trail: appended in order, read newest first, by window and by page; a
+/// session keeps who opened it; a login state is taken back once, and never once expired.
+pub async fn audit_and_logins(c: &dyn Catalog, tag: &str) {
+    use crate::access::{Action, Actor, ActorKind, AuditEntry, AuditQuery, Outcome, Principal, Role};
+    let t0 = jiff::Timestamp::now();
+    let mut ids = Vec::new();
+    for i in 0..5i64 {
+        let mut e = AuditEntry::new(
+            Actor::new(ActorKind::Token, format!("{tag}-ci")),
+            if i % 2 == 0 { Action::Trigger } else { Action::Cancel },
+            if i == 4 { Outcome::Denied } else { Outcome::Ok },
+        )
+        .target(format!("{tag}-shop"))
+        .source("203.0.113.7")
+        .detail(format!("entry {i}"));
+        e.role = Some(Role::Operator);
+        e.at = secs(t0, i * 10);
+        ids.push(c.record_audit(&e).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    let mine = |v: Vec<AuditEntry>| -> Vec<AuditEntry> {
+        v.into_iter()
+            .filter(|e| e.actor.name == format!("{tag}-ci"))
+            .collect()
+    };
+    let all = mine(
+        c.audit(&AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].detail.as_deref(), Some("entry 4"), "newest first");
+    assert_eq!(all[0].outcome, Outcome::Denied);
+    assert_eq!(all[0].role, Some(Role::Operator));
+    assert_eq!(all[0].source.as_deref(), Some("203.0.113.7"));
+    assert_eq!(all[4].action, Action::Trigger);
+    assert_eq!(all[4].at.as_millisecond(), t0.as_millisecond());
+    let window = mine(
+        c.audit(&AuditQuery {
+            since: Some(secs(t0, 10)),
+            until: Some(secs(t0, 30)),
+            limit: 1000,
+            before: None,
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        window.iter().filter_map(|e| e.detail.clone()).collect::<Vec<_>>(),
+        ["entry 3", "entry 2", "entry 1"]
+    );
+    let page = mine(
+        c.audit(&AuditQuery {
+            before: Some(ids[2]),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(page.len(), 2, "the page before entry 2");
+
+    // Sessions keep who opened them.
+    let who = Principal {
+        actor: Actor::new(ActorKind::Sso, format!("{tag}@example.test")),
+        role: Role::Viewer,
+        drills: Some(vec!["orders-*".into()]),
+    };
+    let s = super::Session {
+        id_hash: format!("{tag}-session"),
+        token_tag: "tag".into(),
+        expires_at: t0.as_second() + 3600,
+        who: Some(who.clone()),
+    };
+    c.put_session(&s).await.unwrap();
+    assert_eq!(c.session(&s.id_hash).await.unwrap(), Some(s.clone()));
+
+    // A login state: once, and not after it expired.
+    let now = t0.as_second();
+    c.put_login_state(&format!("{tag}-st"), "{\"v\":1}", now + 600)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.take_login_state(&format!("{tag}-st")).await.unwrap().as_deref(),
+        Some("{\"v\":1}")
+    );
+    assert_eq!(c.take_login_state(&format!("{tag}-st")).await.unwrap(), None, "once");
+    c.put_login_state(&format!("{tag}-old"), "x", now - 1)
+        .await
+        .unwrap();
+    assert_eq!(c.take_login_state(&format!("{tag}-old")).await.unwrap(), None);
+}

@@ -1710,6 +1710,7 @@ mod tests {
         crate::catalog::conformance::firings(&c, "f").await;
         crate::catalog::conformance::gone_owners(&c, "g").await;
         crate::catalog::conformance::daemons_seen(&c, "d").await;
+        crate::catalog::conformance::audit_and_logins(&c, "a").await;
         // Two handles on one file: two processes.
         let c: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(c);
         crate::catalog::conformance::racing_claims(c, "r").await;

@@ -348,3 +348,70 @@ pub(super) async fn reload(d: &Daemon, who: &Principal, source: &Source) -> Resu
         }
     }
 }
+
+/// What a test page through one channel did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct TestPage {
+    pub channel: String,
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Sends a test page through the daemon's channels (or the one named), directly.
+pub(super) async fn notify_test(
+    d: &Daemon,
+    who: &Principal,
+    source: &Source,
+    channel: Option<&str>,
+) -> Result<Vec<TestPage>, Refusal> {
+    allow(d, who, source, Action::NotifyTest, None).await?;
+    let Some(pager) = d.runner.pager.as_ref() else {
+        return Err((
+            StatusCode::CONFLICT,
+            "the daemon has no notification channels ([[notify.channel]] in its config)".into(),
+        ));
+    };
+    if let Some(name) = channel {
+        if !pager.notifiers.iter().any(|n| n.name() == name) {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no channel named {name}; the daemon has {}",
+                    pager
+                        .notifiers
+                        .iter()
+                        .map(|n| n.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let sent = crate::notify::send_test(&pager.notifiers, channel).await;
+    let pages: Vec<TestPage> = sent
+        .into_iter()
+        .map(|(channel, r)| TestPage {
+            channel,
+            delivered: r.is_ok(),
+            error: r.err().map(|e| e.to_string()),
+        })
+        .collect();
+    let failed = pages.iter().filter(|p| !p.delivered).count();
+    d.audit(
+        AuditEntry::by(
+            who,
+            Some(source.0.clone()),
+            Action::NotifyTest,
+            if failed == 0 { Outcome::Ok } else { Outcome::Failed },
+        )
+        .target(channel.unwrap_or("every channel"))
+        .detail(format!(
+            "test page through {}: {} delivered, {failed} not",
+            pages.iter().map(|p| p.channel.as_str()).collect::<Vec<_>>().join(", "),
+            pages.len() - failed
+        )),
+    )
+    .await;
+    Ok(pages)
+}

@@ -81,6 +81,7 @@ fn protected_routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(drill_runs))
         .routes(routes!(drill_artifacts))
         .routes(routes!(whoami))
+        .routes(routes!(notify_test))
 }
 
 /// The routes open to anyone (`/metrics` unless `metrics_public = false`).
@@ -627,6 +628,38 @@ async fn alert_hook(
             .collect(),
     };
     (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// Which channel to test.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+struct NotifyTestQuery {
+    /// Only this channel (its `name`); default: every channel.
+    channel: Option<String>,
+}
+
+/// Sends a test page through the daemon's notification channels, directly, and says
+/// which delivered. Operators and admins.
+#[utoipa::path(post, path = "/api/v1/notify/test", tag = "daemon",
+    security(("bearer" = [])),
+    params(NotifyTestQuery),
+    responses(
+        (status = 200, description = "Each channel, and whether it took the page", body = Vec<actions::TestPage>),
+        (status = 401, description = "No token, or not one this daemon accepts"),
+        (status = 403, description = "The token's role is viewer", body = ErrorBody),
+        (status = 404, description = "No channel of that name", body = ErrorBody),
+        (status = 409, description = "The daemon has no channels", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
+    ))]
+async fn notify_test(
+    State(d): State<Arc<Daemon>>,
+    Extension(p): Extension<Principal>,
+    Extension(src): Extension<Source>,
+    Query(q): Query<NotifyTestQuery>,
+) -> Response {
+    match actions::notify_test(&d, &p, &src, q.channel.as_deref()).await {
+        Ok(pages) => Json(pages).into_response(),
+        Err((status, m)) => error(status, m),
+    }
 }
 
 /// Who the token is: its actor, role and the drills it is limited to.
