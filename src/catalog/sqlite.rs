@@ -288,6 +288,21 @@ const SALVAGED: &[&str] = &[
     "audit",
 ];
 
+/// An audit entry's row (`id, at, actor, role, source, action, target, detail, outcome`).
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<super::AuditRow> {
+    Ok(super::AuditRow {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        actor: r.get(2)?,
+        role: r.get(3)?,
+        source: r.get(4)?,
+        action: r.get(5)?,
+        target: r.get(6)?,
+        detail: r.get(7)?,
+        outcome: r.get(8)?,
+    })
+}
+
 fn ts(s: &str) -> jiff::Timestamp {
     s.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
@@ -885,19 +900,7 @@ impl Catalog for SqliteCatalog {
                 "SELECT id, at, actor, role, source, action, target, detail, outcome FROM audit
                  WHERE at >= ?1 AND at <= ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
             )?;
-            let rows = st.query_map(params![since, until, before, limit], |r| {
-                Ok(super::AuditRow {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    actor: r.get(2)?,
-                    role: r.get(3)?,
-                    source: r.get(4)?,
-                    action: r.get(5)?,
-                    target: r.get(6)?,
-                    detail: r.get(7)?,
-                    outcome: r.get(8)?,
-                })
-            })?;
+            let rows = st.query_map(params![since, until, before, limit], audit_row)?;
             rows.map(|r| r.map(super::AuditRow::entry)).collect()
         })
         .await
@@ -1067,19 +1070,7 @@ impl Catalog for SqliteCatalog {
                 let mut st = c.prepare(
                     "SELECT id, at, actor, role, source, action, target, detail, outcome FROM audit ORDER BY id",
                 )?;
-                let rows = st.query_map([], |r| {
-                    Ok(super::AuditRow {
-                        id: r.get(0)?,
-                        at_ms: r.get(1)?,
-                        actor: r.get(2)?,
-                        role: r.get(3)?,
-                        source: r.get(4)?,
-                        action: r.get(5)?,
-                        target: r.get(6)?,
-                        detail: r.get(7)?,
-                        outcome: r.get(8)?,
-                    })
-                })?;
+                let rows = st.query_map([], audit_row)?;
                 rows.map(|r| r.map(super::AuditRow::entry))
                     .collect::<rusqlite::Result<Vec<_>>>()?
             };

@@ -31,6 +31,18 @@ fn tokens_file(config: &MainConfig, file: Option<&Path>) -> Result<PathBuf, u8> 
         })
 }
 
+/// The tokens file and what it holds, or the exit code after saying why not.
+fn load(config: &MainConfig, file: Option<&Path>) -> Result<(PathBuf, Vec<TokenEntry>), u8> {
+    let path = tokens_file(config, file)?;
+    match access::read_tokens(&path) {
+        Ok(t) => Ok((path, t)),
+        Err(e) => {
+            errln!("error: {e}");
+            Err(2)
+        }
+    }
+}
+
 /// An audit entry for an action at this command line.
 pub(super) fn by_cli(action: Action, outcome: Outcome, target: &str, detail: String) -> AuditEntry {
     AuditEntry::new(Actor::cli(), action, outcome)
@@ -63,16 +75,9 @@ pub(super) async fn create(
     rotate: bool,
     json: bool,
 ) -> u8 {
-    let path = match tokens_file(config, file) {
-        Ok(p) => p,
+    let (path, mut tokens) = match load(config, file) {
+        Ok(x) => x,
         Err(c) => return c,
-    };
-    let mut tokens = match access::read_tokens(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            errln!("error: {e}");
-            return 2;
-        }
     };
     let existing = tokens.iter().position(|t| t.name == name);
     if existing.is_some() && !rotate {
@@ -142,16 +147,9 @@ pub(super) async fn create(
 }
 
 pub(super) fn list(config: &MainConfig, file: Option<&Path>, json: bool) -> u8 {
-    let path = match tokens_file(config, file) {
-        Ok(p) => p,
+    let (path, tokens) = match load(config, file) {
+        Ok(x) => x,
         Err(c) => return c,
-    };
-    let tokens = match access::read_tokens(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            errln!("error: {e}");
-            return 2;
-        }
     };
     if json {
         let v: Vec<serde_json::Value> = tokens
@@ -195,16 +193,9 @@ pub(super) async fn revoke(
     file: Option<&Path>,
     name: &str,
 ) -> u8 {
-    let path = match tokens_file(config, file) {
-        Ok(p) => p,
+    let (path, mut tokens) = match load(config, file) {
+        Ok(x) => x,
         Err(c) => return c,
-    };
-    let mut tokens = match access::read_tokens(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            errln!("error: {e}");
-            return 2;
-        }
     };
     let before = tokens.len();
     tokens.retain(|t| t.name != name);

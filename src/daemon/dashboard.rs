@@ -1828,6 +1828,13 @@ async fn run_now(
     }
 }
 
+/// What a button on a run's page asks.
+#[derive(Debug, Clone, Copy)]
+enum RunAct {
+    Cancel,
+    Accept,
+}
+
 async fn cancel_run(
     State(dash): State<Arc<Dashboard>>,
     Extension(v): Extension<Viewer>,
@@ -1836,13 +1843,7 @@ async fn cancel_run(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if !csrf_ok(&v, &headers, &f) {
-        return csrf_refused(&v);
-    }
-    match actions::cancel(&dash.daemon, &v.who, &src, &id).await {
-        Ok(_) => Redirect::to(&format!("/runs/{}", pct(&id, b""))).into_response(),
-        Err((status, m)) => refused_page(&v, status, &m),
-    }
+    run_act(RunAct::Cancel, &dash, &v, &src, &headers, &id, &f).await
 }
 
 async fn accept_run(
@@ -1853,12 +1854,29 @@ async fn accept_run(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if !csrf_ok(&v, &headers, &f) {
-        return csrf_refused(&v);
+    run_act(RunAct::Accept, &dash, &v, &src, &headers, &id, &f).await
+}
+
+/// Cancels or accepts a run from its page, then shows the page again.
+async fn run_act(
+    act: RunAct,
+    dash: &Dashboard,
+    v: &Viewer,
+    src: &Source,
+    headers: &HeaderMap,
+    id: &str,
+    f: &ActionForm,
+) -> Response {
+    if !csrf_ok(v, headers, f) {
+        return csrf_refused(v);
     }
-    match actions::accept(&dash.daemon, &v.who, &src, &id).await {
-        Ok(_) => Redirect::to(&format!("/runs/{}", pct(&id, b""))).into_response(),
-        Err((status, m)) => refused_page(&v, status, &m),
+    let done = match act {
+        RunAct::Cancel => actions::cancel(&dash.daemon, &v.who, src, id).await,
+        RunAct::Accept => actions::accept(&dash.daemon, &v.who, src, id).await,
+    };
+    match done {
+        Ok(_) => Redirect::to(&format!("/runs/{}", pct(id, b""))).into_response(),
+        Err((status, m)) => refused_page(v, status, &m),
     }
 }
 
