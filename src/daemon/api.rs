@@ -21,6 +21,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::Extension;
 
@@ -243,6 +244,7 @@ struct RunStarted {
     responses(
         (status = 202, description = "Queued", body = RunStarted),
         (status = 400, description = "A body that is not a StartRequest, or an artifact that is no run id", body = ErrorBody),
+        (status = 400, description = "A query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not the daemon's"),
         (status = 404, description = "No such drill, or no such stored artifact (the known runs are named)", body = ErrorBody),
         (status = 409, description = "The drill is running already, or has no stored artifact to pick", body = ErrorBody),
@@ -644,6 +646,7 @@ struct NotifyTestQuery {
     params(NotifyTestQuery),
     responses(
         (status = 200, description = "Each channel, and whether it took the page", body = Vec<actions::TestPage>),
+        (status = 400, description = "A query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not one this daemon accepts"),
         (status = 403, description = "The token's role is viewer", body = ErrorBody),
         (status = 404, description = "No channel of that name", body = ErrorBody),
@@ -654,8 +657,12 @@ async fn notify_test(
     State(d): State<Arc<Daemon>>,
     Extension(p): Extension<Principal>,
     Extension(src): Extension<Source>,
-    Query(q): Query<NotifyTestQuery>,
+    q: Result<Query<NotifyTestQuery>, QueryRejection>,
 ) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     match actions::notify_test(&d, &p, &src, q.channel.as_deref()).await {
         Ok(pages) => Json(pages).into_response(),
         Err((status, m)) => error(status, m),
@@ -736,6 +743,7 @@ struct PruneQuery {
     params(("name" = String, Path, description = "The drill's name"), PruneQuery),
     responses(
         (status = 200, description = "What was kept and deleted, and why", body = Object),
+        (status = 400, description = "A query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not one this daemon accepts"),
         (status = 403, description = "The token's role is not admin", body = ErrorBody),
         (status = 404, description = "No such drill (or not one the token is limited to)", body = ErrorBody),
@@ -747,8 +755,12 @@ async fn prune(
     Extension(p): Extension<Principal>,
     Extension(src): Extension<Source>,
     Path(name): Path<String>,
-    Query(q): Query<PruneQuery>,
+    q: Result<Query<PruneQuery>, QueryRejection>,
 ) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     match actions::prune(&d, &p, &src, &name, q.dry_run).await {
         Ok(r) => Json(r).into_response(),
         Err((status, m)) => error(status, m),
@@ -821,8 +833,12 @@ async fn drill_runs(
     State(d): State<Arc<Daemon>>,
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     if !p.sees(&name) {
         return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
     }
@@ -896,6 +912,7 @@ struct ArtifactsPage {
     params(("name" = String, Path, description = "The drill's name"), PageQuery),
     responses(
         (status = 200, description = "A page of artifacts", body = ArtifactsPage),
+        (status = 400, description = "A query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not one this daemon accepts"),
         (status = 404, description = "No such drill (or not one the token is limited to)", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
@@ -905,8 +922,12 @@ async fn drill_artifacts(
     State(d): State<Arc<Daemon>>,
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     if !p.sees(&name) || !d.drills().contains_key(&name) {
         return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
     }
@@ -942,8 +963,10 @@ async fn drill_artifacts(
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 struct AuditParams {
     /// Only entries at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Only entries at or before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
     /// Only entries older than the entry with this id (the next page).
     before: Option<i64>,
@@ -967,7 +990,7 @@ struct AuditPage {
     params(AuditParams),
     responses(
         (status = 200, description = "A page of the audit trail", body = AuditPage),
-        (status = 400, description = "A time that is not RFC 3339", body = ErrorBody),
+        (status = 400, description = "A time that is not RFC 3339, or a query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not one this daemon accepts"),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
         (status = 500, description = "The catalog could not be read", body = ErrorBody),
@@ -975,12 +998,17 @@ struct AuditPage {
 async fn audit(
     State(d): State<Arc<Daemon>>,
     Extension(p): Extension<Principal>,
-    Query(q): Query<AuditParams>,
+    q: Result<Query<AuditParams>, QueryRejection>,
 ) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     let time = |v: &Option<String>,
                 what: &str|
      -> std::result::Result<Option<jiff::Timestamp>, String> {
         v.as_deref()
+            .filter(|t| !t.is_empty())
             .map(|t| {
                 t.parse::<jiff::Timestamp>().map_err(|e| {
                     format!("{what}=`{t}` is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}")
