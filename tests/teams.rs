@@ -76,7 +76,7 @@ fn setup(dir: &Path, hook: &str) {
          [evidence]\nsigning_key = { file = \"signing.pem\" }\n\n\
          [daemon]\nlisten = \"127.0.0.1:0\"\ntoken = { env = \"FIREDRILL_TEST_ADMIN_TOKEN\" }\n\
          tokens_file = \"tokens.toml\"\ntrusted_proxies = [\"127.0.0.2\"]\n\n\
-         [notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"HOOK/hook\"\n"
+         [notify]\n[[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"HOOK\"\n"
             .replace("HOOK", hook),
     )
     .unwrap();
@@ -192,8 +192,7 @@ async fn dashboard_login(base: &str, token: &str, page: &str) -> (String, String
 async fn roles_tokens_audit_and_evidence_hold_over_the_api_the_dashboard_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let (hook, pages) =
-        support::daemon::receiver_on(support::daemon::reserve_port()).await;
+    let (hook, pages) = support::daemon::receiver_on(support::daemon::reserve_port()).await;
     setup(dir, &hook);
     let viewer = token(dir, "ci-viewer", "viewer", &[]);
     let operator = token(dir, "ci-operator", "operator", &[]);
@@ -395,10 +394,23 @@ async fn roles_tokens_audit_and_evidence_hold_over_the_api_the_dashboard_and_the
     );
 
     // A test page: operators and admins.
-    assert_eq!(status(c.post(url("/api/v1/notify/test")).bearer_auth(&viewer)).await, 403);
-    assert_eq!(status(c.post(url("/api/v1/notify/test?channel=nope")).bearer_auth(&operator)).await, 404);
+    assert_eq!(
+        status(c.post(url("/api/v1/notify/test")).bearer_auth(&viewer)).await,
+        403
+    );
+    assert_eq!(
+        status(
+            c.post(url("/api/v1/notify/test?channel=nope"))
+                .bearer_auth(&operator)
+        )
+        .await,
+        404
+    );
     let sent = json(c.post(url("/api/v1/notify/test")).bearer_auth(&operator)).await;
-    assert_eq!(sent, serde_json::json!([{"channel": "hook", "delivered": true}]));
+    assert_eq!(
+        sent,
+        serde_json::json!([{"channel": "hook", "delivered": true}])
+    );
     assert!(
         pages.lock().unwrap().iter().any(|p| p["kind"] == "test"),
         "{:?}",

@@ -266,13 +266,19 @@ pub async fn daemons_seen(c: &dyn Catalog, tag: &str) {
 /// The audit trail: appended in order, read newest first, by window and by page; a
 /// session keeps who opened it; a login state is taken back once, and never once expired.
 pub async fn audit_and_logins(c: &dyn Catalog, tag: &str) {
-    use crate::access::{Action, Actor, ActorKind, AuditEntry, AuditQuery, Outcome, Principal, Role};
+    use crate::access::{
+        Action, Actor, ActorKind, AuditEntry, AuditQuery, Outcome, Principal, Role,
+    };
     let t0 = jiff::Timestamp::now();
     let mut ids = Vec::new();
     for i in 0..5i64 {
         let mut e = AuditEntry::new(
             Actor::new(ActorKind::Token, format!("{tag}-ci")),
-            if i % 2 == 0 { Action::Trigger } else { Action::Cancel },
+            if i % 2 == 0 {
+                Action::Trigger
+            } else {
+                Action::Cancel
+            },
             if i == 4 { Outcome::Denied } else { Outcome::Ok },
         )
         .target(format!("{tag}-shop"))
@@ -314,7 +320,10 @@ pub async fn audit_and_logins(c: &dyn Catalog, tag: &str) {
         .unwrap(),
     );
     assert_eq!(
-        window.iter().filter_map(|e| e.detail.clone()).collect::<Vec<_>>(),
+        window
+            .iter()
+            .filter_map(|e| e.detail.clone())
+            .collect::<Vec<_>>(),
         ["entry 3", "entry 2", "entry 1"]
     );
     let page = mine(
@@ -349,12 +358,22 @@ pub async fn audit_and_logins(c: &dyn Catalog, tag: &str) {
         .await
         .unwrap();
     assert_eq!(
-        c.take_login_state(&format!("{tag}-st")).await.unwrap().as_deref(),
+        c.take_login_state(&format!("{tag}-st"))
+            .await
+            .unwrap()
+            .as_deref(),
         Some("{\"v\":1}")
     );
-    assert_eq!(c.take_login_state(&format!("{tag}-st")).await.unwrap(), None, "once");
+    assert_eq!(
+        c.take_login_state(&format!("{tag}-st")).await.unwrap(),
+        None,
+        "once"
+    );
     c.put_login_state(&format!("{tag}-old"), "x", now - 1)
         .await
         .unwrap();
-    assert_eq!(c.take_login_state(&format!("{tag}-old")).await.unwrap(), None);
+    assert_eq!(
+        c.take_login_state(&format!("{tag}-old")).await.unwrap(),
+        None
+    );
 }

@@ -403,12 +403,20 @@ pub(super) async fn notify_test(
             who,
             Some(source.0.clone()),
             Action::NotifyTest,
-            if failed == 0 { Outcome::Ok } else { Outcome::Failed },
+            if failed == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
         )
         .target(channel.unwrap_or("every channel"))
         .detail(format!(
             "test page through {}: {} delivered, {failed} not",
-            pages.iter().map(|p| p.channel.as_str()).collect::<Vec<_>>().join(", "),
+            pages
+                .iter()
+                .map(|p| p.channel.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             pages.len() - failed
         )),
     )

@@ -244,7 +244,6 @@ struct RunStarted {
     responses(
         (status = 202, description = "Queued", body = RunStarted),
         (status = 400, description = "A body that is not a StartRequest, or an artifact that is no run id", body = ErrorBody),
-        (status = 400, description = "A query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not the daemon's"),
         (status = 404, description = "No such drill, or no such stored artifact (the known runs are named)", body = ErrorBody),
         (status = 409, description = "The drill is running already, or has no stored artifact to pick", body = ErrorBody),
@@ -634,6 +633,7 @@ async fn alert_hook(
 
 /// Which channel to test.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct NotifyTestQuery {
     /// Only this channel (its `name`); default: every channel.
     channel: Option<String>,
@@ -730,6 +730,7 @@ struct Accepted {
 
 /// Whether to only say what a prune would delete.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PruneQuery {
     /// Say what would be deleted, delete nothing.
     #[serde(default)]
@@ -769,19 +770,38 @@ async fn prune(
 
 /// A page of a list: which and how many.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
-    /// At most this many (default 50, at most 500).
-    limit: Option<usize>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u64>,
     /// Skip this many of the newest first (default 0).
-    offset: Option<usize>,
+    #[param(minimum = 0, maximum = 100000)]
+    offset: Option<u64>,
+}
+
+/// A number of the query string within its documented bounds, or 400 naming them.
+fn within(
+    v: Option<u64>,
+    name: &str,
+    min: u64,
+    max: u64,
+    default: u64,
+) -> std::result::Result<usize, String> {
+    let v = v.unwrap_or(default);
+    if (min..=max).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(format!("{name}={v} is out of range: give {min} to {max}"))
+    }
 }
 
 impl PageQuery {
-    fn bounds(&self) -> (usize, usize) {
-        (
-            self.limit.unwrap_or(50).clamp(1, 500),
-            self.offset.unwrap_or(0).min(100_000),
-        )
+    fn bounds(&self) -> std::result::Result<(usize, usize), String> {
+        Ok((
+            within(self.limit, "limit", 1, 500, 50)?,
+            within(self.offset, "offset", 0, 100_000, 0)?,
+        ))
     }
 }
 
@@ -824,6 +844,7 @@ struct RunsPage {
     params(("name" = String, Path, description = "The drill's name"), PageQuery),
     responses(
         (status = 200, description = "A page of runs", body = RunsPage),
+        (status = 400, description = "A query parameter that does not parse", body = ErrorBody),
         (status = 401, description = "No token, or not one this daemon accepts"),
         (status = 404, description = "No such drill (or not one the token is limited to)", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
@@ -842,7 +863,10 @@ async fn drill_runs(
     if !p.sees(&name) {
         return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
     }
-    let (limit, offset) = q.bounds();
+    let (limit, offset) = match q.bounds() {
+        Ok(b) => b,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     let runs = match d.catalog.runs(Some(&name), offset + limit + 1).await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -931,7 +955,10 @@ async fn drill_artifacts(
     if !p.sees(&name) || !d.drills().contains_key(&name) {
         return error(StatusCode::NOT_FOUND, format!("no drill named {name}"));
     }
-    let (limit, offset) = q.bounds();
+    let (limit, offset) = match q.bounds() {
+        Ok(b) => b,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     let mut all = match d.catalog.artifacts(Some(&name)).await {
         Ok(a) => a,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -961,6 +988,7 @@ async fn drill_artifacts(
 
 /// Which audit entries: a time window, a page.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
     /// Only entries at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -970,8 +998,9 @@ struct AuditParams {
     until: Option<String>,
     /// Only entries older than the entry with this id (the next page).
     before: Option<i64>,
-    /// At most this many (default 100, at most 1000).
-    limit: Option<usize>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
 }
 
 /// A page of the audit trail, newest first.
@@ -1008,7 +1037,6 @@ async fn audit(
                 what: &str|
      -> std::result::Result<Option<jiff::Timestamp>, String> {
         v.as_deref()
-            .filter(|t| !t.is_empty())
             .map(|t| {
                 t.parse::<jiff::Timestamp>().map_err(|e| {
                     format!("{what}=`{t}` is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}")
@@ -1020,7 +1048,10 @@ async fn audit(
         (Ok(s), Ok(u)) => (s, u),
         (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = match within(q.limit, "limit", 1, 1000, 100) {
+        Ok(l) => l,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     let query = AuditQuery {
         since,
         until,
