@@ -162,17 +162,32 @@ fn config(dir: &Path, name: &str, port: u16, issuer: &str, callback_port: u16) {
     .unwrap();
 }
 
-fn drill_file(dir: &Path, name: &str) {
+/// A drill whose source is at `port` (nothing, or a server that never answers).
+fn drill_file(dir: &Path, name: &str, port: u16, recipient: &str) {
     std::fs::write(
         dir.join("drills").join(format!("{name}.toml")),
         format!(
             "description = \"the {name} database, nightly\"\n[schedule]\nrto = \"5m\"\nmax_age = \"1d\"\n\
-             [source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = 9\ndatabase = \"{name}\"\nuser = \"u\"\n\
+             [source]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"{name}\"\nuser = \"u\"\n\
              [storage]\ntype = \"local\"\npath = \"store\"\n\
-             [encryption]\nrecipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\nidentity = {{ file = \"id\" }}\n"
+             [encryption]\nrecipients = [\"{recipient}\"]\nidentity = {{ file = \"id\" }}\n"
         ),
     )
     .unwrap();
+}
+
+/// A source that accepts connections and never says a word: a drill of it stays in its
+/// dump stage until its timeouts.
+fn silent_server() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().map_while(Result::ok) {
+            held.push(s);
+        }
+    });
+    port
 }
 
 /// Waits until `f` holds of the page's source; returns it.
@@ -248,12 +263,19 @@ async fn single_sign_on_roles_and_layout_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     std::fs::create_dir_all(dir.join("drills")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["keygen", "--output"])
+        .arg(dir.join("drills/id"))
+        .output()
+        .unwrap();
+    let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
     for d in [
         "shop",
         "billing-and-invoicing-for-the-european-subsidiaries",
     ] {
-        drill_file(dir, d);
+        drill_file(dir, d, 9, &recipient);
     }
+    drill_file(dir, "slow", silent_server(), &recipient);
     let (_provider, issuer) = provider();
     let (p1, p2) = (free_port(), free_port());
     config(dir, "first.toml", p1, &issuer, p2);
@@ -364,6 +386,69 @@ async fn single_sign_on_roles_and_layout_in_headless_chromium() {
         })
     };
     assert!(by_alice("login") && by_alice("trigger"), "{audit:#}");
+
+    // A run in progress: its stage shows live (server-sent events into the page), and
+    // when it ends elsewhere (cancelled through the API) the page follows by itself,
+    // well before its 30-second fallback refresh.
+    c.goto(&format!("{second}/drills/slow")).await.unwrap();
+    c.find(Locator::Css("#run-now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "the slow run's page", |u, _| u.contains("/runs/")).await;
+    let slow = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/runs/")
+        .to_string();
+    let t = Instant::now();
+    loop {
+        let text = c
+            .execute(
+                "var e = document.getElementById('live-stage'); return e ? e.textContent : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if text.as_str().is_some_and(|s| s.contains("dump")) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no live stage: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        c.find(Locator::Css("#cancel")).await.is_ok(),
+        "an operator may cancel"
+    );
+    // A fresh load, so that its fallback refresh is 30 s away; the stream connects.
+    c.goto(&format!("{second}/runs/{slow}")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = http
+        .post(format!("{second}/api/v1/runs/{slow}/cancel"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let t = Instant::now();
+    until(&c, "the page to follow the cancel by itself", |_, s| {
+        !s.contains("id=\"live-stage\"") && s.contains("Stages")
+    })
+    .await;
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the page followed only after {:?}: the fallback refresh, not the stream",
+        t.elapsed()
+    );
+    let title = c.title().await.unwrap();
+    assert!(title.starts_with("cancelled"), "{title}");
 
     // Layout: no horizontal overflow at phone and desktop widths, screenshots kept.
     let shots = screenshots();

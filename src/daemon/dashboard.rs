@@ -1587,6 +1587,7 @@ async fn run_page(
                 .unwrap_or_else(jiff::Timestamp::now);
             let mut r = RunReport::empty(&drill, &id, started);
             r.finished_at = jiff::Timestamp::now().max(started);
+            r.started_by = d.run_trigger(&id).map(|t| Actor::parse(&t));
             r.stages = events
                 .into_iter()
                 .filter_map(|e| match e {

@@ -421,6 +421,15 @@ impl Daemon {
             .retain(|_, at| t.duration_since(*at) < interval);
     }
 
+    /// Who or what started a run this daemon holds (an [`crate::access::Actor`]'s text).
+    pub fn run_trigger(&self, id: &str) -> Option<String> {
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .get(id)
+            .map(|r| r.trigger.clone())
+    }
+
     /// How many runs the daemon holds in memory.
     pub fn runs_held(&self) -> usize {
         self.runs.lock().expect("runs lock").len()
