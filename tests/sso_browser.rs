@@ -499,9 +499,14 @@ async fn single_sign_on_roles_and_layout_in_headless_chromium() {
     let cookies = c.get_all_cookies().await.unwrap();
     let csrf = cookies
         .iter()
-        .find(|k| k.name() == "firedrill_csrf")
-        .map(|k| k.value().to_string())
-        .expect("a CSRF cookie");
+        .find(|k| k.name() == "firedrill_session")
+        .map(|k| {
+            use hmac::Mac as _;
+            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(k.value().as_bytes()).unwrap();
+            m.update(b"firedrill dashboard csrf v1");
+            hex::encode(m.finalize().into_bytes())
+        })
+        .expect("a session cookie");
     let cookie_header: String = cookies
         .iter()
         .map(|k| format!("{}={}", k.name(), k.value()))

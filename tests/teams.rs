@@ -178,14 +178,20 @@ async fn dashboard_login(base: &str, token: &str, page: &str) -> (String, String
         .find(|v| v.starts_with("firedrill_csrf="))
         .expect("the dashboard sets a CSRF cookie");
     assert!(csrf_cookie.contains("SameSite=Strict"), "{csrf_cookie}");
-    let csrf = csrf_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("firedrill_csrf=")
-        .to_string();
+    let cookie = csrf_cookie.split(';').next().unwrap().to_string();
     let body = r.text().await.unwrap();
-    (format!("{session}; firedrill_csrf={csrf}"), csrf, body)
+    // Logged in, forms carry a value derived from the session (what the page puts in
+    // them; a viewer's page has none, so it is derived here as the daemon does).
+    let value = session.split_once('=').unwrap().1;
+    let csrf = session_csrf(value);
+    (format!("{session}; {cookie}"), csrf, body)
+}
+
+fn session_csrf(session: &str) -> String {
+    use hmac::Mac as _;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(session.as_bytes()).unwrap();
+    m.update(b"firedrill dashboard csrf v1");
+    hex::encode(m.finalize().into_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,17 @@ use crate::drill::RunOptions;
 /// dashboard shows the message on an error page).
 pub(super) type Refusal = (StatusCode, String);
 
+/// Refuses a principal limited to some drills an action that reaches every drill.
+fn unlimited(who: &Principal, what: &str) -> Result<(), Refusal> {
+    if who.limited() {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("{} is limited to some drills; this {what}, so it needs an unlimited token", who.actor),
+        ));
+    }
+    Ok(())
+}
+
 /// A run to start: the newest backup, a chosen or a random stored artifact; kept or not.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Trigger {
@@ -316,6 +327,7 @@ pub(super) async fn prune(
 /// Reads the drill files again; returns how many drills are loaded.
 pub(super) async fn reload(d: &Daemon, who: &Principal, source: &Source) -> Result<usize, Refusal> {
     allow(d, who, source, Action::Reload, None).await?;
+    unlimited(who, "reloads every drill")?;
     match d.reload() {
         Ok(n) => {
             record(
@@ -366,6 +378,7 @@ pub(super) async fn notify_test(
     channel: Option<&str>,
 ) -> Result<Vec<TestPage>, Refusal> {
     allow(d, who, source, Action::NotifyTest, None).await?;
+    unlimited(who, "pages through every drill's channels")?;
     let Some(pager) = d.runner.pager.as_ref() else {
         return Err((
             StatusCode::CONFLICT,

@@ -1091,7 +1091,15 @@ fn esc(s: &str) -> String {
         (status = 401, description = "`metrics_public = false` and no token, or not the daemon's"),
         (status = 429, description = "Too many failed authentications from this address", body = String, content_type = "text/plain"),
     ))]
-async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+async fn metrics(State(d): State<Arc<Daemon>>, p: Option<Extension<Principal>>) -> Response {
+    // Behind the token (`metrics_public = false`), every drill's lines: not for a token
+    // limited to some of them.
+    if let Some(Extension(p)) = p.filter(|p| p.0.limited()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("{} is limited to some drills; /metrics names every drill", p.actor),
+        );
+    }
     let mut out = String::new();
     let help = |name: &str, kind: &str, text: &str, out: &mut String| {
         let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");

@@ -342,6 +342,14 @@ pub(super) async fn allow(
 ) -> std::result::Result<(), (StatusCode, String)> {
     if let Some(name) = drill {
         if !p.sees(name) {
+            // Probing another team's drills leaves a trace.
+            if action != Action::Read {
+                d.audit(
+                    AuditEntry::by(p, Some(source.0.clone()), action, Outcome::Denied)
+                        .detail(format!("{name}: not among the drills it is limited to")),
+                )
+                .await;
+            }
             return Err((StatusCode::NOT_FOUND, format!("no drill named {name}")));
         }
     }

@@ -316,16 +316,40 @@ async fn require_login(
     let now = jiff::Timestamp::now().as_second();
     let client = client_ip(&dash.daemon, peer.map(|p| (p.0).0), req.headers());
     req.extensions_mut().insert(Source(client.to_string()));
+    // A bearer token here is guessed as dearly as on the API.
+    let bearing = req.headers().contains_key(header::AUTHORIZATION);
+    if bearing {
+        if let Some(wait) = dash.daemon.throttle.refused(client) {
+            return too_many(wait);
+        }
+    }
     let (who, session) = match dash.access(req.headers(), now).await {
-        Access::Open(p) | Access::Bearer(p) => (p, false),
+        Access::Open(p) | Access::Bearer(p) => {
+            if bearing {
+                dash.daemon.throttle.succeeded(client);
+            }
+            (p, false)
+        }
         Access::Session(p) => (p, true),
         Access::WrongBearer => {
+            dash.daemon.throttle.failed(client);
+            dash.daemon
+                .audit(
+                    AuditEntry::new(
+                        Actor::new(ActorKind::Token, "?"),
+                        Action::LoginFailed,
+                        AuditOutcome::Denied,
+                    )
+                    .source(client.to_string())
+                    .detail(format!("a wrong bearer token on {}", req.uri().path())),
+                )
+                .await;
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
                 "",
             )
-                .into_response()
+                .into_response();
         }
         Access::Anonymous => {
             let back = req
@@ -344,7 +368,13 @@ async fn require_login(
     let existing = cookie(req.headers(), CSRF_COOKIE)
         .filter(|c| c.len() == 48 && c.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_string);
-    let csrf = existing.clone().unwrap_or_else(new_csrf);
+    // Logged in: the forms' value is derived from the session itself, which no other
+    // page (not even one on a sibling subdomain, which could plant a cookie) can know.
+    // Without a session: the double-submit cookie's.
+    let csrf = match cookie(req.headers(), COOKIE).filter(|_| session) {
+        Some(s) => session_csrf(s),
+        None => existing.clone().unwrap_or_else(new_csrf),
+    };
     let secure = dash.secure(req.headers());
     req.extensions_mut().insert(Viewer {
         who,
@@ -539,7 +569,14 @@ async fn logout(
 }
 
 /// Single sign-on: off to the provider.
-async fn oidc_login(State(dash): State<Arc<Dashboard>>, Query(q): Query<NextQuery>) -> Response {
+/// The cookie that ties a single sign-on login to the browser that started it.
+const OIDC_COOKIE: &str = "firedrill_oidc";
+
+async fn oidc_login(
+    State(dash): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let Some(o) = dash.daemon.oidc.as_ref() else {
         return error_page(
             StatusCode::NOT_FOUND,
@@ -551,7 +588,18 @@ async fn oidc_login(State(dash): State<Arc<Dashboard>>, Query(q): Query<NextQuer
         .begin(dash.daemon.catalog.as_ref(), safe_next(&q.next))
         .await
     {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok((url, state)) => (
+            [(
+                header::SET_COOKIE,
+                format!(
+                    "{OIDC_COOKIE}={}; Path=/oidc; Max-Age=600; HttpOnly; SameSite=Lax{}",
+                    crate::daemon::oidc::state_hash(&state),
+                    dash.secure(&headers)
+                ),
+            )],
+            Redirect::to(&url),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!("single sign-on could not start: {e}");
             (
@@ -609,6 +657,20 @@ async fn oidc_callback(
                     .unwrap_or_default()
             ),
         }),
+        // A callback in another browser than the one that started the login (a link an
+        // attacker sends, to log the victim in as the attacker) is refused.
+        None if !cookie(&headers, OIDC_COOKIE).is_some_and(|c| {
+            constant_time_eq(
+                c.as_bytes(),
+                crate::daemon::oidc::state_hash(&q.state).as_bytes(),
+            )
+        }) =>
+        {
+            Err(crate::daemon::oidc::Refused {
+                who: None,
+                why: "this login was not started in this browser (no matching login cookie); start again from the login page".into(),
+            })
+        }
         None => {
             o.finish(dash.daemon.catalog.as_ref(), &q.code, &q.state)
                 .await
@@ -1088,7 +1150,10 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
         ..options(&v)
     };
     let mut body = String::new();
-    if let Some((at, problems)) = d.reload_refused() {
+    // What the drill files said and how the daemons differ name every drill: not for a
+    // principal limited to some.
+    let everything = !v.who.limited();
+    if let Some((at, problems)) = d.reload_refused().filter(|_| everything) {
         let _ = writeln!(
             body,
             "<section class=\"refused\">\n<h2>Drills not reloaded</h2>\n<p>The reload {} refused the drill files; the old definitions keep running until they validate:</p>\n<pre>{}</pre>\n</section>",
@@ -1096,7 +1161,7 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
             html(&problems)
         );
     }
-    let (_, skew) = d.cluster();
+    let skew = if everything { d.cluster().1 } else { Vec::new() };
     if !skew.is_empty() {
         let me = d.leases.id();
         let rows: String = skew
@@ -1784,14 +1849,22 @@ struct ActionForm {
     keep: Option<String>,
 }
 
-/// A form is this site's own: it carries back the CSRF cookie's value.
+/// A form is this site's own: it carries back the value derived from the session (or,
+/// without one, the CSRF cookie's).
 fn csrf_ok(v: &Viewer, headers: &HeaderMap, f: &ActionForm) -> bool {
-    let Some(c) = cookie(headers, CSRF_COOKIE) else {
+    if f.csrf.is_empty() || !constant_time_eq(v.csrf.as_bytes(), f.csrf.as_bytes()) {
         return false;
-    };
-    !f.csrf.is_empty()
-        && constant_time_eq(c.as_bytes(), f.csrf.as_bytes())
-        && constant_time_eq(v.csrf.as_bytes(), f.csrf.as_bytes())
+    }
+    v.session
+        || cookie(headers, CSRF_COOKIE).is_some_and(|c| constant_time_eq(c.as_bytes(), f.csrf.as_bytes()))
+}
+
+/// The CSRF value of a session: a keyed hash of its (secret, HttpOnly) cookie.
+fn session_csrf(session_cookie: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(session_cookie.as_bytes())
+        .expect("HMAC takes any key");
+    m.update(b"firedrill dashboard csrf v1");
+    hex::encode(m.finalize().into_bytes())
 }
 
 fn refused_page(v: &Viewer, status: StatusCode, message: &str) -> Response {

@@ -194,8 +194,9 @@ impl Oidc {
     }
 
     /// Starts a login: keeps its state in the catalog and returns where to send the
-    /// browser.
-    pub async fn begin(&self, catalog: &dyn Catalog, next: &str) -> Result<String> {
+    /// browser, and the state (the browser keeps its hash in a cookie: a callback is
+    /// completed only in the browser that started the login).
+    pub async fn begin(&self, catalog: &dyn Catalog, next: &str) -> Result<(String, String)> {
         let p = self.provider(false).await?;
         let state = random(32);
         let nonce = random(32);
@@ -233,7 +234,7 @@ impl Oidc {
                 p.discovery.authorization_endpoint
             ))
         })?;
-        Ok(url.to_string())
+        Ok((url.to_string(), state))
     }
 
     /// Ends a login at the callback: the principal, and where to go.
@@ -388,6 +389,11 @@ impl Oidc {
             .iter()
             .map(String::as_str)
             .chain(["email", "preferred_username", "sub"])
+            // An address the provider did not verify names nobody in the audit trail.
+            .filter(|k| {
+                *k != "email"
+                    || claims.get("email_verified").and_then(|v| v.as_bool()) != Some(false)
+            })
             .find_map(|k| claims.get(k).and_then(|v| v.as_str()))
             .unwrap_or("unknown")
             .to_string();
@@ -420,13 +426,27 @@ impl Oidc {
     /// What sessions opened by single sign-on are tied to: a change of provider or client
     /// ends them.
     pub fn session_tag_input(&self) -> String {
-        format!("sso {} {}", self.settings.issuer, self.settings.client_id)
+        // A change of the role mapping ends them too: no session keeps a role the
+        // mapping no longer gives.
+        let roles: Vec<String> = self
+            .settings
+            .roles
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "sso {} {} {} {}",
+            self.settings.issuer,
+            self.settings.client_id,
+            self.settings.role_claim,
+            roles.join(",")
+        )
     }
 }
 
 /// The catalog keys a login state by the hash of its `state`: a copy of the catalog
 /// cannot complete anyone's login.
-fn state_hash(state: &str) -> String {
+pub fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
