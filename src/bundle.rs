@@ -107,12 +107,25 @@ fn summarise(input: &Input) -> Vec<DrillSummary> {
     for d in input.rto.keys() {
         by.entry(d.as_str()).or_default();
     }
+    // What each run proved is its signed report's verdict; the catalog's status only
+    // where a run has no report.
+    let verdict = |r: &RunRecord| -> RunStatus {
+        r.report
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|v| match v.get("verdict")?.as_str()? {
+                "passed" => Some(RunStatus::Passed),
+                "failed" => Some(RunStatus::Failed),
+                _ => Some(RunStatus::Error),
+            })
+            .unwrap_or(r.status)
+    };
     by.into_iter()
         .map(|(drill, mut runs)| {
             runs.sort_by_key(|r| r.started_at);
             let passed: Vec<&&RunRecord> = runs
                 .iter()
-                .filter(|r| r.status == RunStatus::Passed)
+                .filter(|r| verdict(r) == RunStatus::Passed)
                 .collect();
             let mut rtos: Vec<f64> = passed.iter().filter_map(|r| r.rto_seconds).collect();
             rtos.sort_by(|a, b| a.total_cmp(b));
@@ -132,11 +145,11 @@ fn summarise(input: &Input) -> Vec<DrillSummary> {
                 passed: passed.len(),
                 failed: runs
                     .iter()
-                    .filter(|r| r.status == RunStatus::Failed)
+                    .filter(|r| verdict(r) == RunStatus::Failed)
                     .count(),
                 inconclusive: runs
                     .iter()
-                    .filter(|r| !matches!(r.status, RunStatus::Passed | RunStatus::Failed))
+                    .filter(|r| !matches!(verdict(r), RunStatus::Passed | RunStatus::Failed))
                     .count(),
                 rto_target_s: target,
                 rto_max_s: rtos.last().copied(),
@@ -333,6 +346,9 @@ pub fn verify(bytes: &[u8], trusted: &VerifyingKey, name: &str) -> Result<Verdic
         return Err(bad("is larger than any bundle firedrill writes".into()));
     }
     let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Where the last entry's data ends: anything after it but the archive's zero blocks
+    // would be files a tar tool shows and nothing here checked.
+    let mut end = 0u64;
     let mut archive = tar::Archive::new(bytes);
     let list = archive
         .entries()
@@ -344,12 +360,21 @@ pub fn verify(bytes: &[u8], trusted: &VerifyingKey, name: &str) -> Result<Verdic
             .map_err(|e| bad(format!("holds a path that does not read: {e}")))?
             .to_string_lossy()
             .into_owned();
+        let size = e.size();
+        end = end.max(e.raw_file_position() + size.div_ceil(512) * 512);
         let mut body = Vec::new();
         e.read_to_end(&mut body)
             .map_err(|e| bad(format!("{path} does not read: {e}")))?;
         if entries.insert(path.clone(), body).is_some() {
             return Err(bad(format!("holds {path} twice")));
         }
+    }
+    let rest = bytes.get(end as usize..).unwrap_or_default();
+    if rest.iter().any(|b| *b != 0) {
+        return Err(bad(format!(
+            "holds {} bytes after its last entry that no manifest covers (files appended to it?)",
+            rest.len()
+        )));
     }
     let manifest_bytes = entries
         .remove(MANIFEST)
@@ -456,6 +481,11 @@ mod tests {
     ) -> RunRecord {
         let mut r = RunReport::empty(drill, id, t(at));
         r.finished_at = t(at);
+        r.verdict = match status {
+            RunStatus::Passed => crate::status::Verdict::Passed,
+            RunStatus::Failed => crate::status::Verdict::Failed,
+            _ => crate::status::Verdict::Error,
+        };
         r.rows = Some(42);
         crate::evidence::sign(&mut r, key);
         RunRecord {
@@ -585,6 +615,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("MANIFEST.json was edited after signing"), "{e}");
+
+        // A file appended after the archive's end.
+        let mut appended = bundle.clone();
+        let mut extra = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        extra
+            .append_data(&mut h, "reports/shop/r9.json", &b"{}"[..])
+            .unwrap();
+        appended.extend(extra.into_inner().unwrap());
+        let e = verify(&appended, &trusted, "b.tar").unwrap_err().to_string();
+        assert!(e.contains("after its last entry"), "{e}");
 
         // Another key.
         let (_, other) = crate::signing::generate().unwrap();
