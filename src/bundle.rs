@@ -626,7 +626,9 @@ mod tests {
             .append_data(&mut h, "reports/shop/r9.json", &b"{}"[..])
             .unwrap();
         appended.extend(extra.into_inner().unwrap());
-        let e = verify(&appended, &trusted, "b.tar").unwrap_err().to_string();
+        let e = verify(&appended, &trusted, "b.tar")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("after its last entry"), "{e}");
 
         // Another key.

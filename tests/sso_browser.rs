@@ -524,6 +524,19 @@ async fn single_sign_on_roles_and_layout_in_headless_chromium() {
     assert!(r.text().await.unwrap().contains("needs the operator role"));
     log_out(&c).await;
 
+    // A callback that did not start in this browser (a link someone sends) is refused.
+    let r = http
+        .get(format!("{second}/oidc/callback?code=abc&state=def"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("not started in this browser"));
+
     // Turned away: no mapped role, a token for another audience, an expired token.
     for (user, why) in [
         ("nobody", "has no firedrill role"),
@@ -560,7 +573,11 @@ async fn single_sign_on_roles_and_layout_in_headless_chromium() {
         .iter()
         .filter(|e| e["action"] == "login_failed")
         .collect();
-    assert_eq!(failed.len(), 3, "{audit:#}");
+    assert_eq!(
+        failed.len(),
+        4,
+        "the stray callback and three users: {audit:#}"
+    );
     assert!(failed
         .iter()
         .any(|e| e["actor"]["name"] == "nobody@example.test"));

@@ -412,6 +412,11 @@ async fn roles_tokens_audit_and_evidence_hold_over_the_api_the_dashboard_and_the
         .await,
         404
     );
+    assert_eq!(
+        status(c.post(url("/api/v1/notify/test")).bearer_auth(&shop_only)).await,
+        403,
+        "a limited token pages through no one's channels"
+    );
     let sent = json(c.post(url("/api/v1/notify/test")).bearer_auth(&operator)).await;
     assert_eq!(
         sent,

@@ -21,7 +21,10 @@ fn unlimited(who: &Principal, what: &str) -> Result<(), Refusal> {
     if who.limited() {
         return Err((
             StatusCode::FORBIDDEN,
-            format!("{} is limited to some drills; this {what}, so it needs an unlimited token", who.actor),
+            format!(
+                "{} is limited to some drills; this {what}, so it needs an unlimited token",
+                who.actor
+            ),
         ));
     }
     Ok(())

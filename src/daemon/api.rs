@@ -1097,7 +1097,10 @@ async fn metrics(State(d): State<Arc<Daemon>>, p: Option<Extension<Principal>>) 
     if let Some(Extension(p)) = p.filter(|p| p.0.limited()) {
         return error(
             StatusCode::FORBIDDEN,
-            format!("{} is limited to some drills; /metrics names every drill", p.actor),
+            format!(
+                "{} is limited to some drills; /metrics names every drill",
+                p.actor
+            ),
         );
     }
     let mut out = String::new();

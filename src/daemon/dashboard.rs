@@ -1161,7 +1161,11 @@ async fn index(State(dash): State<Arc<Dashboard>>, Extension(v): Extension<Viewe
             html(&problems)
         );
     }
-    let skew = if everything { d.cluster().1 } else { Vec::new() };
+    let skew = if everything {
+        d.cluster().1
+    } else {
+        Vec::new()
+    };
     if !skew.is_empty() {
         let me = d.leases.id();
         let rows: String = skew
@@ -1856,13 +1860,14 @@ fn csrf_ok(v: &Viewer, headers: &HeaderMap, f: &ActionForm) -> bool {
         return false;
     }
     v.session
-        || cookie(headers, CSRF_COOKIE).is_some_and(|c| constant_time_eq(c.as_bytes(), f.csrf.as_bytes()))
+        || cookie(headers, CSRF_COOKIE)
+            .is_some_and(|c| constant_time_eq(c.as_bytes(), f.csrf.as_bytes()))
 }
 
 /// The CSRF value of a session: a keyed hash of its (secret, HttpOnly) cookie.
 fn session_csrf(session_cookie: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(session_cookie.as_bytes())
-        .expect("HMAC takes any key");
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(session_cookie.as_bytes()).expect("HMAC takes any key");
     m.update(b"firedrill dashboard csrf v1");
     hex::encode(m.finalize().into_bytes())
 }
