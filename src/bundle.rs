@@ -99,33 +99,51 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// A run as the summary counts it: what it proved (its signed report's verdict; the
+/// catalog's status only where it has no report) and whether its report is signed. Each
+/// report is read once.
+struct Judged<'a> {
+    run: &'a RunRecord,
+    verdict: RunStatus,
+    signed: bool,
+}
+
+fn judge(r: &RunRecord) -> Judged<'_> {
+    let report = r
+        .report
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok());
+    let verdict = report
+        .as_ref()
+        .and_then(|v| match v.get("verdict")?.as_str()? {
+            "passed" => Some(RunStatus::Passed),
+            "failed" => Some(RunStatus::Failed),
+            _ => Some(RunStatus::Error),
+        })
+        .unwrap_or(r.status);
+    Judged {
+        run: r,
+        verdict,
+        signed: report.is_some_and(|v| v.get("signature").is_some()),
+    }
+}
+
 fn summarise(input: &Input) -> Vec<DrillSummary> {
-    let mut by: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+    let mut by: BTreeMap<&str, Vec<Judged<'_>>> = BTreeMap::new();
     for r in &input.runs {
-        by.entry(r.drill.as_str()).or_default().push(r);
+        by.entry(r.drill.as_str()).or_default().push(judge(r));
     }
     for d in input.rto.keys() {
         by.entry(d.as_str()).or_default();
     }
-    // What each run proved is its signed report's verdict; the catalog's status only
-    // where a run has no report.
-    let verdict = |r: &RunRecord| -> RunStatus {
-        r.report
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-            .and_then(|v| match v.get("verdict")?.as_str()? {
-                "passed" => Some(RunStatus::Passed),
-                "failed" => Some(RunStatus::Failed),
-                _ => Some(RunStatus::Error),
-            })
-            .unwrap_or(r.status)
-    };
     by.into_iter()
         .map(|(drill, mut runs)| {
-            runs.sort_by_key(|r| r.started_at);
-            let passed: Vec<&&RunRecord> = runs
+            runs.sort_by_key(|j| j.run.started_at);
+            let count = |v: RunStatus| runs.iter().filter(|j| j.verdict == v).count();
+            let passed: Vec<&RunRecord> = runs
                 .iter()
-                .filter(|r| verdict(r) == RunStatus::Passed)
+                .filter(|j| j.verdict == RunStatus::Passed)
+                .map(|j| j.run)
                 .collect();
             let mut rtos: Vec<f64> = passed.iter().filter_map(|r| r.rto_seconds).collect();
             rtos.sort_by(|a, b| a.total_cmp(b));
@@ -139,18 +157,13 @@ fn summarise(input: &Input) -> Vec<DrillSummary> {
             }
             let end = input.until.min(jiff::Timestamp::now());
             gap = gap.max(end.as_second() - from.as_second());
+            let (passed_n, failed_n) = (count(RunStatus::Passed), count(RunStatus::Failed));
             DrillSummary {
                 drill: drill.to_string(),
                 runs: runs.len(),
-                passed: passed.len(),
-                failed: runs
-                    .iter()
-                    .filter(|r| verdict(r) == RunStatus::Failed)
-                    .count(),
-                inconclusive: runs
-                    .iter()
-                    .filter(|r| !matches!(verdict(r), RunStatus::Passed | RunStatus::Failed))
-                    .count(),
+                passed: passed_n,
+                failed: failed_n,
+                inconclusive: runs.len() - passed_n - failed_n,
                 rto_target_s: target,
                 rto_max_s: rtos.last().copied(),
                 rto_median_s: rtos
@@ -159,15 +172,7 @@ fn summarise(input: &Input) -> Vec<DrillSummary> {
                     .filter(|_| !rtos.is_empty()),
                 rto_missed: target.map_or(0, |t| rtos.iter().filter(|x| **x > t).count()),
                 longest_gap_s: gap.max(0),
-                unsigned_reports: runs
-                    .iter()
-                    .filter(|r| {
-                        r.report
-                            .as_deref()
-                            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-                            .is_none_or(|v| v.get("signature").is_none())
-                    })
-                    .count(),
+                unsigned_reports: runs.iter().filter(|j| !j.signed).count(),
             }
         })
         .collect()

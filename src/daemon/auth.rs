@@ -305,18 +305,11 @@ pub(super) async fn bearer_auth(
     }
     let given = bearer(&headers).unwrap_or("");
     let Some(p) = bearer_principal(&d, given) else {
-        d.throttle.failed(client);
-        if !given.is_empty() {
-            d.audit(
-                AuditEntry::new(
-                    crate::access::Actor::new(crate::access::ActorKind::Token, "?"),
-                    Action::LoginFailed,
-                    Outcome::Denied,
-                )
-                .source(client.to_string())
-                .detail(format!("a wrong API token on {}", req.uri().path())),
-            )
-            .await;
+        if given.is_empty() {
+            d.throttle.failed(client);
+        } else {
+            d.wrong_token(client, format!("a wrong API token on {}", req.uri().path()))
+                .await;
         }
         return (
             StatusCode::UNAUTHORIZED,
@@ -379,6 +372,22 @@ impl Daemon {
     /// configured.
     pub(super) fn auth_required(&self) -> bool {
         self.token.is_some() || self.tokens.is_some() || self.config.daemon.oidc.is_some()
+    }
+
+    /// A token that is none of this daemon's: counted against the client, and kept in
+    /// the audit trail.
+    pub(super) async fn wrong_token(&self, client: IpAddr, detail: String) {
+        self.throttle.failed(client);
+        self.audit(
+            AuditEntry::new(
+                crate::access::Actor::new(crate::access::ActorKind::Token, "?"),
+                Action::LoginFailed,
+                Outcome::Denied,
+            )
+            .source(client.to_string())
+            .detail(detail),
+        )
+        .await;
     }
 
     /// Appends to the audit trail (and the log); a catalog that cannot take it is said

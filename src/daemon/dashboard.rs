@@ -250,6 +250,59 @@ impl Dashboard {
     }
 }
 
+/// How someone logged in to the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Login {
+    Token,
+    SingleSignOn,
+}
+
+impl Dashboard {
+    /// After a login was accepted: the session opened (or the login page, when the
+    /// catalog cannot keep it), the audit entry, and the way on to `next`.
+    async fn logged_in(
+        &self,
+        who: &Principal,
+        tag_input: &str,
+        headers: &HeaderMap,
+        client: std::net::IpAddr,
+        next: &str,
+        how: Login,
+    ) -> Response {
+        let sso = how == Login::SingleSignOn || self.daemon.oidc.is_some();
+        let set = match self.open_session(who, tag_input, headers).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("dashboard login not recorded: {e}");
+                let problem = match how {
+                    Login::Token => "The login could not be recorded in the catalog; try again, or use the API with the token.",
+                    Login::SingleSignOn => "The login could not be recorded in the catalog; try again.",
+                };
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Html(login_page(next, Some(problem), sso)),
+                )
+                    .into_response();
+            }
+        };
+        self.daemon
+            .audit(
+                AuditEntry::by(
+                    who,
+                    Some(client.to_string()),
+                    Action::Login,
+                    AuditOutcome::Ok,
+                )
+                .detail(match how {
+                    Login::Token => "dashboard login with a token",
+                    Login::SingleSignOn => "dashboard login through single sign-on",
+                }),
+            )
+            .await;
+        ([(header::SET_COOKIE, set)], Redirect::to(safe_next(next))).into_response()
+    }
+}
+
 /// What the catalog keeps of a session cookie: its SHA-256. The cookie is 32 random
 /// bytes, so no salt is needed.
 fn session_hash(cookie: &str) -> String {
@@ -332,16 +385,10 @@ async fn require_login(
         }
         Access::Session(p) => (p, true),
         Access::WrongBearer => {
-            dash.daemon.throttle.failed(client);
             dash.daemon
-                .audit(
-                    AuditEntry::new(
-                        Actor::new(ActorKind::Token, "?"),
-                        Action::LoginFailed,
-                        AuditOutcome::Denied,
-                    )
-                    .source(client.to_string())
-                    .detail(format!("a wrong bearer token on {}", req.uri().path())),
+                .wrong_token(
+                    client,
+                    format!("a wrong bearer token on {}", req.uri().path()),
                 )
                 .await;
             return (
@@ -463,18 +510,9 @@ async fn login(
     }
     let given = f.token.trim();
     let Some(who) = bearer_principal(&dash.daemon, given) else {
-        dash.daemon.throttle.failed(client);
         tracing::warn!("dashboard login with a wrong token from {client}");
         dash.daemon
-            .audit(
-                AuditEntry::new(
-                    Actor::new(ActorKind::Token, "?"),
-                    Action::LoginFailed,
-                    AuditOutcome::Denied,
-                )
-                .source(client.to_string())
-                .detail("a wrong token on the dashboard's login form"),
-            )
+            .wrong_token(client, "a wrong token on the dashboard's login form".into())
             .await;
         // Slows guessing down; other requests are not held up.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -489,40 +527,15 @@ async fn login(
             .into_response();
     };
     dash.daemon.throttle.succeeded(client);
-    let set = match dash
-        .open_session(&who, &crate::access::token_hash(given), &headers)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("dashboard login not recorded: {e}");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Html(login_page(
-                    &f.next,
-                    Some("The login could not be recorded in the catalog; try again, or use the API with the token."),
-                    sso,
-                )),
-            )
-                .into_response();
-        }
-    };
-    dash.daemon
-        .audit(
-            AuditEntry::by(
-                &who,
-                Some(client.to_string()),
-                Action::Login,
-                AuditOutcome::Ok,
-            )
-            .detail("dashboard login with a token"),
-        )
-        .await;
-    (
-        [(header::SET_COOKIE, set)],
-        Redirect::to(safe_next(&f.next)),
+    dash.logged_in(
+        &who,
+        &crate::access::token_hash(given),
+        &headers,
+        client,
+        &f.next,
+        Login::Token,
     )
-        .into_response()
+    .await
 }
 
 /// Ends the session for good (in the catalog, for every daemon), not only in this browser.
@@ -704,36 +717,15 @@ async fn oidc_callback(
         }
     };
     dash.daemon.throttle.succeeded(client);
-    let set = match dash
-        .open_session(&who, &o.session_tag_input(), &headers)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("dashboard login not recorded: {e}");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Html(login_page(
-                    &next,
-                    Some("The login could not be recorded in the catalog; try again."),
-                    true,
-                )),
-            )
-                .into_response();
-        }
-    };
-    dash.daemon
-        .audit(
-            AuditEntry::by(
-                &who,
-                Some(client.to_string()),
-                Action::Login,
-                AuditOutcome::Ok,
-            )
-            .detail("dashboard login through single sign-on"),
-        )
-        .await;
-    ([(header::SET_COOKIE, set)], Redirect::to(safe_next(&next))).into_response()
+    dash.logged_in(
+        &who,
+        &o.session_tag_input(),
+        &headers,
+        client,
+        &next,
+        Login::SingleSignOn,
+    )
+    .await
 }
 
 fn login_page(next: &str, problem: Option<&str>, sso: bool) -> String {
