@@ -511,3 +511,74 @@ async fn every_stage_and_failure_through_the_daemon() {
     cancel.abort();
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
+
+/// The fingerprint is read beside the dump, in its snapshot: when that reading fails, the
+/// dump stage fails with its error (also when the dump tool failed too, since a failed
+/// reading can end the snapshot the tool was importing), pages, and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fingerprint_that_fails_beside_the_dump_fails_the_dump_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let drills = drills_dir(dir.path());
+    let (tx, _entered) = tokio::sync::mpsc::unbounded_channel();
+    let world = World::new(tx);
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap());
+    let spec = notify();
+    let runner = Runner {
+        connector: Arc::new(FakeConnector(world.clone())),
+        catalog: Some(catalog.clone()),
+        reports: None,
+        pager: Pager::new(&spec, dir.path()).unwrap().map(Arc::new),
+        leases: None,
+    };
+    // Any drill file of the table will do: the script decides what its world does.
+    let (stage, case, _) = table()[0];
+    let n = name(stage, case);
+    let drill = firedrill::load_drill(&drills.join(format!("{n}.toml"))).unwrap();
+    for (script, why) in [
+        (Script::default().with_failing_fingerprint(), "alone"),
+        (
+            Script::at(Stage::Dump, Fault::Fails).with_failing_fingerprint(),
+            "with the dump tool",
+        ),
+    ] {
+        world.script(&n, script);
+        let r = runner
+            .run(&drill, &RunOptions::default(), &Silent, &Stop::new())
+            .await
+            .report;
+        assert_eq!(r.status(), RunStatus::Failed, "{why}: {r:?}");
+        assert_eq!(r.failed_stage, Some(Stage::Dump), "{why}");
+        let dump = r.stages.iter().find(|s| s.stage == Stage::Dump).unwrap();
+        let e = dump.error.as_ref().expect("the dump stage's error");
+        assert!(
+            e.message.contains("the fingerprint's query failed"),
+            "{why}: {}",
+            e.message
+        );
+        let upload = r.stages.iter().find(|s| s.stage == Stage::Upload).unwrap();
+        assert_ne!(upload.outcome, Outcome::Passed, "{why}");
+    }
+    let store = dir.path().join("store");
+    let stored: Vec<_> = walk(&store);
+    assert!(
+        stored.iter().all(|p| !p.ends_with("manifest.json")),
+        "nothing is stored: {stored:?}"
+    );
+    assert!(!pages(catalog.as_ref(), &n).await.is_empty(), "it paged");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}

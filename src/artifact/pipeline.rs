@@ -97,6 +97,10 @@ enum Ended<T> {
     Sibling,
 }
 
+/// How long a failed dump waits for the fingerprint read beside it to say whether it
+/// failed first.
+const BESIDE_GRACE: Duration = Duration::from_secs(2);
+
 /// How often a starved stage whose deadline passed looks again at its upstream.
 const STARVED_RECHECK: Duration = Duration::from_millis(200);
 
@@ -205,10 +209,21 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
     };
 
     let completion = started.completion;
+    let mut beside = started.beside;
     let never = || false;
     let dump_fut = pipeline_stage(Stage::Dump, b.dump_timeout, stop, &first, never, async {
         let judged = async {
-            completion.await?;
+            if let Err(e) = completion.await {
+                // A fingerprint that failed first may have ended the snapshot the tool
+                // was importing: then its error is the cause, and the one to report.
+                return Err(match beside.take() {
+                    Some(fp) => match tokio::time::timeout(BESIDE_GRACE, fp).await {
+                        Ok(Err(fp_err)) => fp_err,
+                        _ => e,
+                    },
+                    None => e,
+                });
+            }
             // The tool has exited; wait for its last bytes to be read before judging.
             let _ = eof.await;
             let inspection = inspected_rx.await.map_err(|_| {
@@ -216,18 +231,30 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
             })??;
             let plain = plain_count.load(Ordering::Relaxed);
             check_dump_size(plain, b.min_dump_bytes)?;
-            Ok((plain, inspection))
+            let beside = match beside.take() {
+                Some(fp) => Some(fp.await?),
+                None => None,
+            };
+            Ok((plain, inspection, beside))
         }
         .await;
         flow.dump_done.store(true, Ordering::SeqCst);
         // The upload is finished only for a dump judged good, after this stage has
         // claimed its failure (so that the encryption's "the dump failed" never does).
         match judged {
-            Ok((plain, inspection)) => {
-                let fp = inspection.fingerprint.unwrap_or_else(|| snapshot.clone());
+            Ok((plain, inspection, beside)) => {
+                // The fingerprint read beside the dump, else the stream's, else the
+                // snapshot's; the reading's own notes (its time) are for the report.
+                let (beside_fp, report_notes) =
+                    beside.map(|i| (i.fingerprint, i.notes)).unwrap_or_default();
+                let fp = beside_fp
+                    .or(inspection.fingerprint)
+                    .unwrap_or_else(|| snapshot.clone());
                 let _ = fp_tx.send((fp.clone(), inspection.notes.clone()));
                 let _ = ok_tx.send(true);
-                Ok((plain, fp, inspection.notes))
+                let mut notes = inspection.notes;
+                notes.extend(report_notes);
+                Ok((plain, fp, notes))
             }
             Err(e) => {
                 first.claim(Stage::Dump, &e);

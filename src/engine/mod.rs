@@ -72,7 +72,13 @@ pub fn dump_output(stdout: tokio::process::ChildStdout) -> Result<std::fs::File>
 /// tool has exited, with an error if it failed.
 pub struct StartedDump {
     pub meta: DumpMeta,
+    /// What the snapshot gave before the dump started (all of the fingerprint, or the part
+    /// the inspector completes from the stream).
     pub fingerprint: Fingerprint,
+    /// The fingerprint read in the dump's snapshot while the dump runs, when the engine
+    /// reads it there (PostgreSQL): an independent reading of the source, on its own
+    /// connection, that takes the place of `fingerprint`. Dropping it stops the reading.
+    pub beside: Option<BoxFuture<'static, Result<Inspection>>>,
     /// The tool's stdout, blocking: read on the pipeline's thread ([`dump_output`]).
     pub output: Box<dyn std::io::Read + Send>,
     pub completion: BoxFuture<'static, Result<()>>,
@@ -1154,7 +1160,12 @@ mod tests {
         assert_eq!(auto[3..], ["firedrill-restore", "shop", "123"]);
         assert!(auto[2].contains(BOUND_FN) && auto[2].contains("perl -e"));
         let stage = Engine::Postgres.stage_cmd(1000, 77).unwrap();
-        assert!(stage[2].contains("firedrill_bound \"$2\""), "{}", stage[2]);
+        assert!(
+            stage[2].contains("ulimit -f $(( $2 / 1024 + 1 ))"),
+            "{}",
+            stage[2]
+        );
+        assert!(stage[2].contains("-gt \"$2\""), "{}", stage[2]);
         assert_eq!((stage[4].as_str(), stage[5].as_str()), ("1000", "77"));
         let own = Engine::Postgres.restore_cmd(&["shop".into()], 77, 4);
         assert!(own[2].contains("-j \"$2\""), "{}", own[2]);

@@ -1316,6 +1316,7 @@ impl DumpSource for MysqlSource {
                 notes: access.unseen,
             },
             fingerprint,
+            beside: None,
             output: spawned.output,
             completion,
             inspector: Box::new(MysqlInspector {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::tool::{Place, ToolCall, ToolSite};
 use super::{
-    DumpMeta, DumpSource, Engine, NoInspection, StartedDump, BOUND_FN, SANDBOX_IDENTITY,
-    STAGES_DIR, STAGE_REPORT,
+    DumpMeta, DumpSource, Engine, NoInspection, StartedDump, SANDBOX_IDENTITY, STAGES_DIR,
+    STAGE_REPORT,
 };
 use crate::config::PostgresSpec;
 use crate::error::{Error, Result};
@@ -224,15 +224,24 @@ const STAGED_STATUS: &str = "staged";
 /// the artifact's hash, and a hash mismatch is reported as such. Nothing is restored
 /// before the hash is checked: the restore step ([`restore_cmd`]) runs after, and reports
 /// how each stage of the decryption ended.
+///
+/// zstd writes the file itself, under a file-size limit (`ulimit -f`) just past `$2`
+/// bytes, and the file's size is checked after: the same bound as [`super::BOUND_FN`]'s without
+/// another pipe for every byte of the dump to cross (in a sandbox under a CPU quota, that
+/// pipe cost more than the decompression).
 pub fn stage_cmd(size: u64, plain_bytes: u64) -> Vec<String> {
     let script = format!(
         r#"set -uo pipefail
-{BOUND_FN}
 d={STAGES_DIR}; rm -rf "$d"; mkdir -p "$d"
 rm -f {PLAIN_DUMP}
-head -c "$1" | tee -p >( age -d -i {SANDBOX_IDENTITY} 2>"$d/decrypt" | zstd -d -q 2>"$d/decompress" \
-  | firedrill_bound "$2" "the manifest's plain_bytes" 2>"$d/bound" > {PLAIN_DUMP}
-  echo "${{PIPESTATUS[*]}}" > "$d/{STAGED_STATUS}.tmp"; mv "$d/{STAGED_STATUS}.tmp" "$d/{STAGED_STATUS}" ) | wc -c
+head -c "$1" | tee -p >( age -d -i {SANDBOX_IDENTITY} 2>"$d/decrypt" \
+  | ( ulimit -f $(( $2 / 1024 + 1 )) && exec zstd -d -q -o {PLAIN_DUMP} ) 2>"$d/decompress"
+  st=("${{PIPESTATUS[@]}}") bound=0
+  if [ "$(stat -c %s {PLAIN_DUMP} 2>/dev/null || echo 0)" -gt "$2" ]; then
+    echo "firedrill: the decompressed dump exceeds $2 bytes (the manifest's plain_bytes); stopped there" > "$d/bound"
+    st[1]=0 bound=97
+  fi
+  echo "${{st[0]}} ${{st[1]}} $bound" > "$d/{STAGED_STATUS}.tmp"; mv "$d/{STAGED_STATUS}.tmp" "$d/{STAGED_STATUS}" ) | wc -c
 for _ in $(seq 1 1200); do [ -s "$d/{STAGED_STATUS}" ] && break; sleep 0.05; done"#
     );
     vec![
@@ -891,7 +900,8 @@ impl DumpSource for PostgresSource {
         let (place, tool_version) = self.place(server_major, &server_version).await?;
 
         // The fingerprint and the dump must see the same data: export a snapshot from a
-        // REPEATABLE READ transaction, count in it, and hand it to pg_dump.
+        // REPEATABLE READ transaction, hand it to pg_dump, and read the fingerprint in it
+        // while pg_dump runs (on this connection, not derived from the dump's stream).
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
@@ -901,14 +911,7 @@ impl DumpSource for PostgresSource {
             .await
             .map_err(q)?
             .get(0);
-        let fingerprint = snapshot_fingerprint(&client, checksum_plan).await?;
-        if fingerprint.tables.is_empty() {
-            return Err(Error::backup(format!(
-                "database {} on {}:{} has no user tables: a backup of it proves nothing",
-                spec.database, spec.host, spec.port
-            ))
-            .with_hint("point source.database at the database that holds the data, and check that source.user can see its tables"));
-        }
+        let client = std::sync::Arc::new(client);
 
         let tls_env = crate::tls::libpq_env(&spec.tls);
         let call = ToolCall {
@@ -942,7 +945,13 @@ impl DumpSource for PostgresSource {
             stdin: Vec::new(),
         };
         let spawned = super::tool::spawn(call, &place).await?;
-        // The snapshot transaction (the client) ends only once pg_dump is done with it.
+        let beside = fingerprint_beside(
+            client.clone(),
+            *checksum_plan,
+            format!("database {} on {}:{}", spec.database, spec.host, spec.port),
+        );
+        // The snapshot transaction (the client) ends only once pg_dump is done with it,
+        // and the fingerprint has been read in it.
         let completion = super::dump_completion(
             spawned.exit,
             self.password.clone(),
@@ -963,12 +972,53 @@ impl DumpSource for PostgresSource {
                 format: "custom".into(),
                 notes: access.unseen,
             },
-            fingerprint,
+            fingerprint: Fingerprint::default(),
+            beside: Some(beside),
             output: stdout,
             completion,
             inspector: Box::new(NoInspection),
         })
     }
+}
+
+/// Reads the fingerprint in the snapshot transaction open on `client` while the dump
+/// runs: its own task (stopped when the future is dropped), timed for the report.
+fn fingerprint_beside(
+    client: std::sync::Arc<tokio_postgres::Client>,
+    checksum_plan: ChecksumPlan,
+    what: String,
+) -> futures::future::BoxFuture<'static, Result<super::Inspection>> {
+    use futures::FutureExt;
+    let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        let t0 = std::time::Instant::now();
+        let fingerprint = snapshot_fingerprint(&client, &checksum_plan).await?;
+        let took = t0.elapsed();
+        if fingerprint.tables.is_empty() {
+            return Err(Error::backup(format!(
+                "{what} has no user tables: a backup of it proves nothing"
+            ))
+            .with_hint("point source.database at the database that holds the data, and check that source.user can see its tables"));
+        }
+        let note = format!(
+            "fingerprint of {} tables ({} checksummed) read beside the dump in {:.2} s",
+            fingerprint.tables.len(),
+            fingerprint
+                .tables
+                .iter()
+                .filter(|t| t.checksum.is_some())
+                .count(),
+            took.as_secs_f64()
+        );
+        Ok(super::Inspection {
+            fingerprint: Some(fingerprint),
+            notes: vec![note],
+        })
+    }));
+    async move {
+        task.await
+            .map_err(|e| Error::internal(format!("the fingerprint's task failed: {e}")))?
+    }
+    .boxed()
 }
 
 /// The server's version (`15.14`) and major (`15`).

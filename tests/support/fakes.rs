@@ -51,6 +51,8 @@ pub struct Script {
     /// The source trickles its dump out over a few seconds (so that a sibling's failure
     /// finds the dump still running).
     pub slow_dump: bool,
+    /// The fingerprint read beside the dump fails (as a query in the dump's snapshot can).
+    pub fingerprint_fails: bool,
 }
 
 impl Script {
@@ -59,6 +61,14 @@ impl Script {
             stage: Some(stage),
             fault: Some(fault),
             slow_dump: false,
+            fingerprint_fails: false,
+        }
+    }
+
+    pub fn with_failing_fingerprint(self) -> Self {
+        Script {
+            fingerprint_fails: true,
+            ..self
         }
     }
 
@@ -282,7 +292,24 @@ impl DumpSource for CannedSource {
                 format: "custom".into(),
                 notes: Vec::new(),
             },
-            fingerprint: shop_fingerprint(),
+            // Read beside the dump, as PostgreSQL's is.
+            fingerprint: Fingerprint::default(),
+            beside: Some(if self.script.fingerprint_fails {
+                async {
+                    Err(Error::backup(
+                        "the fingerprint's query failed: permission denied for table secrets",
+                    ))
+                }
+                .boxed()
+            } else {
+                async {
+                    Ok(firedrill::engine::Inspection {
+                        fingerprint: Some(shop_fingerprint()),
+                        notes: Vec::new(),
+                    })
+                }
+                .boxed()
+            }),
             output,
             completion,
             inspector,
