@@ -229,12 +229,14 @@ pub async fn take(b: Backup<'_>, stop: &Stop, progress: &dyn Progress) -> Backup
             let inspection = inspected_rx.await.map_err(|_| {
                 Error::internal("the encryption stopped reading the dump").with_source(Relayed)
             })??;
-            let plain = plain_count.load(Ordering::Relaxed);
-            check_dump_size(plain, b.min_dump_bytes)?;
+            // What the fingerprint says of the source (no tables, say) comes before
+            // what the dump's size says.
             let beside = match beside.take() {
                 Some(fp) => Some(fp.await?),
                 None => None,
             };
+            let plain = plain_count.load(Ordering::Relaxed);
+            check_dump_size(plain, b.min_dump_bytes)?;
             Ok((plain, inspection, beside))
         }
         .await;

@@ -35,6 +35,16 @@ pub const FINGERPRINT_SQL: &str = r#"SELECT coalesce(json_agg(json_build_array(s
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ) x"#;
 
+/// Whether the snapshot holds a user table at all ([`FINGERPRINT_SQL`]'s tables): asked
+/// before pg_dump starts, so that an empty database fails at once and nothing is uploaded.
+const HAS_TABLES_SQL: &str = r#"SELECT EXISTS (
+  SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))"#;
+
 /// Schema objects of user schemas by kind, as one JSON object; not those an extension
 /// owns, and not extensions firedrill itself may add in the sandbox (amcheck).
 pub const OBJECTS_SQL: &str = r#"WITH ns AS (
@@ -911,6 +921,15 @@ impl DumpSource for PostgresSource {
             .await
             .map_err(q)?
             .get(0);
+        let has_tables: bool = client
+            .query_one(HAS_TABLES_SQL, &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let what = format!("database {} on {}:{}", spec.database, spec.host, spec.port);
+        if !has_tables {
+            return Err(no_tables(&what));
+        }
         let client = std::sync::Arc::new(client);
 
         let tls_env = crate::tls::libpq_env(&spec.tls);
@@ -948,7 +967,7 @@ impl DumpSource for PostgresSource {
         let beside = fingerprint_beside(
             client.clone(),
             *checksum_plan,
-            format!("database {} on {}:{}", spec.database, spec.host, spec.port),
+            what,
         );
         // The snapshot transaction (the client) ends only once pg_dump is done with it,
         // and the fingerprint has been read in it.
@@ -981,6 +1000,13 @@ impl DumpSource for PostgresSource {
     }
 }
 
+fn no_tables(what: &str) -> Error {
+    Error::backup(format!(
+        "{what} has no user tables: a backup of it proves nothing"
+    ))
+    .with_hint("point source.database at the database that holds the data, and check that source.user can see its tables")
+}
+
 /// Reads the fingerprint in the snapshot transaction open on `client` while the dump
 /// runs: its own task (stopped when the future is dropped), timed for the report.
 fn fingerprint_beside(
@@ -994,10 +1020,7 @@ fn fingerprint_beside(
         let fingerprint = snapshot_fingerprint(&client, &checksum_plan).await?;
         let took = t0.elapsed();
         if fingerprint.tables.is_empty() {
-            return Err(Error::backup(format!(
-                "{what} has no user tables: a backup of it proves nothing"
-            ))
-            .with_hint("point source.database at the database that holds the data, and check that source.user can see its tables"));
+            return Err(no_tables(&what));
         }
         let note = format!(
             "fingerprint of {} tables ({} checksummed) read beside the dump in {:.2} s",
