@@ -263,7 +263,7 @@ perf_top() { # NAME: one drill under perf, the hottest symbols and commands (who
   {
     perf report -q -i "$dir/work/$1.perf" --no-children -g none --sort comm --stdio 2>/dev/null | sed 's/ *$//' | grep -v '^$' | head -12
     echo
-    perf report -q -i "$dir/work/$1.perf" --no-children -g none --sort comm,dso,symbol --percent-limit 1 --stdio 2>/dev/null | sed 's/ *$//' | grep -v '^$' | head -30
+    perf report -q -i "$dir/work/$1.perf" --no-children -g none --sort comm,dso,symbol --percent-limit 1 --stdio 2>/dev/null | sed -E 's/ +- +- *$//; s/ *$//' | grep -v '^$' | head -30
   } > "$dir/work/$1.perf.txt" || true
   perf_out+=("### perf: drill $1 (share of all samples, idle included)" "" '```' "$(cat "$dir/work/$1.perf.txt")" '```' "")
 }
