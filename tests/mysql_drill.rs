@@ -223,12 +223,12 @@ async fn a_truncated_dump_that_exited_zero_never_passes() {
         e.message
     );
     // Nothing that looks complete was stored.
-    let manifests: Vec<_> = walk(&fx.store())
+    let manifests: Vec<_> = support::files_under(&fx.store())
         .into_iter()
         .filter(|p| p.ends_with("manifest.json"))
         .collect();
     assert!(manifests.is_empty(), "{manifests:?}");
-    assert!(walk(&fx.store())
+    assert!(support::files_under(&fx.store())
         .iter()
         .all(|p| !p.ends_with("artifact.dump.zst.age")));
 }
@@ -261,19 +261,4 @@ async fn a_failing_assertion_fails_verify() {
         .contains("`too many rows`"));
     assert_eq!(r.assertions[0].actual.as_deref(), Some("100"));
     assert!(leftovers(&r.run_id).await.is_empty());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -382,14 +382,7 @@ async fn every_stage_and_failure_through_the_cli_path() {
     let world = World::new(tx);
     let catalog: Arc<dyn Catalog> =
         Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap());
-    let spec = notify();
-    let runner = Runner {
-        connector: Arc::new(FakeConnector(world.clone())),
-        catalog: Some(catalog.clone()),
-        reports: None,
-        pager: Pager::new(&spec, dir.path()).unwrap().map(Arc::new),
-        leases: None,
-    };
+    let runner = fake_runner(&world, &catalog, dir.path());
     let mut stops: HashMap<String, (Stage, Case, Stop)> = HashMap::new();
     let mut runs = Vec::new();
     for (stage, case, e) in table() {
@@ -523,14 +516,7 @@ async fn a_fingerprint_that_fails_beside_the_dump_fails_the_dump_stage() {
     let world = World::new(tx);
     let catalog: Arc<dyn Catalog> =
         Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap());
-    let spec = notify();
-    let runner = Runner {
-        connector: Arc::new(FakeConnector(world.clone())),
-        catalog: Some(catalog.clone()),
-        reports: None,
-        pager: Pager::new(&spec, dir.path()).unwrap().map(Arc::new),
-        leases: None,
-    };
+    let runner = fake_runner(&world, &catalog, dir.path());
     // Any drill file of the table will do: the script decides what its world does.
     let (stage, case, _) = table()[0];
     let n = name(stage, case);
@@ -560,7 +546,7 @@ async fn a_fingerprint_that_fails_beside_the_dump_fails_the_dump_stage() {
         assert_ne!(upload.outcome, Outcome::Passed, "{why}");
     }
     let store = dir.path().join("store");
-    let stored: Vec<_> = walk(&store);
+    let stored = support::files_under(&store);
     assert!(
         stored.iter().all(|p| !p.ends_with("manifest.json")),
         "nothing is stored: {stored:?}"
@@ -568,17 +554,13 @@ async fn a_fingerprint_that_fails_beside_the_dump_fails_the_dump_stage() {
     assert!(!pages(catalog.as_ref(), &n).await.is_empty(), "it paged");
 }
 
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p.display().to_string());
-            }
-        }
+/// The CLI's runner over the fakes, paging through [`notify`]'s channels.
+fn fake_runner(world: &Arc<World>, catalog: &Arc<dyn Catalog>, dir: &std::path::Path) -> Runner {
+    Runner {
+        connector: Arc::new(FakeConnector(world.clone())),
+        catalog: Some(catalog.clone()),
+        reports: None,
+        pager: Pager::new(&notify(), dir).unwrap().map(Arc::new),
+        leases: None,
     }
-    out
 }

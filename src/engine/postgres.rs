@@ -964,11 +964,7 @@ impl DumpSource for PostgresSource {
             stdin: Vec::new(),
         };
         let spawned = super::tool::spawn(call, &place).await?;
-        let beside = fingerprint_beside(
-            client.clone(),
-            *checksum_plan,
-            what,
-        );
+        let beside = fingerprint_beside(client.clone(), *checksum_plan, what);
         // The snapshot transaction (the client) ends only once pg_dump is done with it,
         // and the fingerprint has been read in it.
         let completion = super::dump_completion(
