@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use firedrill::catalog::{Catalog, SqliteCatalog};
@@ -122,7 +122,7 @@ impl World {
                 firedrill::report::render_human(r),
             ));
         }
-        for f in files(&self.fx.dir.path().join("reports")) {
+        for f in support::files_under(&self.fx.dir.path().join("reports")) {
             out.push((
                 format!("report file {}", f.display()),
                 String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
@@ -141,12 +141,15 @@ impl World {
         for item in self.catalog.outbox(1000).await.unwrap() {
             out.push((format!("outbox item {}", item.id), item.payload));
         }
-        for f in files(self.fx.dir.path()).into_iter().filter(|f| {
-            f.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("catalog.db")
-        }) {
+        for f in support::files_under(self.fx.dir.path())
+            .into_iter()
+            .filter(|f| {
+                f.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("catalog.db")
+            })
+        {
             out.push((
                 format!("catalog file {}", f.display()),
                 String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
@@ -187,19 +190,6 @@ impl World {
         }
         assert!(found.is_empty(), "{}", found.join("\n"));
     }
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn error_of(r: &RunReport) -> (String, String) {

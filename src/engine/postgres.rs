@@ -18,32 +18,38 @@ use crate::fingerprint::{ChecksumPlan, Fingerprint, TableFingerprint};
 use crate::secret::Secret;
 use crate::tls::{Checked, Negotiated, TlsMode};
 
-/// One JSON array of `[schema, table, exact row count, [[column, type], …], bytes]` for every user
-/// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
-/// the source inside the dump's snapshot and on the sandbox after restore: the same query
-/// on both sides makes the comparison exact.
-pub const FINGERPRINT_SQL: &str = r#"SELECT coalesce(json_agg(json_build_array(s, t, r, cols, b) ORDER BY s, t), '[]')::text FROM (
-  SELECT n.nspname AS s, c.relname AS t, pg_relation_size(c.oid) AS b,
-    (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint AS r,
-    coalesce((SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
-              FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json) AS cols
+/// The user tables (ordinary and partitioned; not catalogs, not tables owned by
+/// extensions) as `pg_class c` joined to `pg_namespace n`: one definition for the
+/// fingerprint and for the check that there is anything to back up.
+macro_rules! user_tables {
+    () => {
+        r#"
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-) x"#;
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"#
+    };
+}
+
+/// One JSON array of `[schema, table, exact row count, [[column, type], …], bytes]` for every user
+/// table (ordinary and partitioned; not catalogs, not tables owned by extensions). Run on
+/// the source inside the dump's snapshot and on the sandbox after restore: the same query
+/// on both sides makes the comparison exact.
+pub const FINGERPRINT_SQL: &str = concat!(
+    r#"SELECT coalesce(json_agg(json_build_array(s, t, r, cols, b) ORDER BY s, t), '[]')::text FROM (
+  SELECT n.nspname AS s, c.relname AS t, pg_relation_size(c.oid) AS b,
+    (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint AS r,
+    coalesce((SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+              FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json) AS cols"#,
+    user_tables!(),
+    "\n) x"
+);
 
 /// Whether the snapshot holds a user table at all ([`FINGERPRINT_SQL`]'s tables): asked
 /// before pg_dump starts, so that an empty database fails at once and nothing is uploaded.
-const HAS_TABLES_SQL: &str = r#"SELECT EXISTS (
-  SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p')
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))"#;
+const HAS_TABLES_SQL: &str = concat!("SELECT EXISTS (\n  SELECT 1", user_tables!(), ")");
 
 /// Schema objects of user schemas by kind, as one JSON object; not those an extension
 /// owns, and not extensions firedrill itself may add in the sandbox (amcheck).
