@@ -977,6 +977,12 @@ async fn barman_backups_recover_to_a_time_and_to_latest() {
         c
     };
     let db = connect().await;
+    // The ticks are the only commits (no autovacuum's ANALYZE): the archive's last
+    // commit is the last tick archived.
+    db.execute("ALTER SYSTEM SET autovacuum = off", &[])
+        .await
+        .unwrap();
+    db.execute("SELECT pg_reload_conf()", &[]).await.unwrap();
     db.batch_execute(
         "CREATE TABLE ticks(id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
          CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g;",
@@ -1082,6 +1088,34 @@ expect = "= {ticks}"
         .await
         .unwrap()
         .get(0);
+    // Nothing committed for 6 s, then the segment archived: every moment of the last
+    // 5 s is after the archive's last commit, where the state is in WAL not yet
+    // archived. A random time there is recovered to the archive's end instead.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    archive();
+    let r = run_file(&drill(
+        "bm-random-tail",
+        "target = \"random\"\nwithin = \"5s\"",
+        total,
+    ))
+    .await;
+    assert_passed(&r);
+    let rec = r.recovery.clone().unwrap();
+    assert_eq!(
+        rec.target, "latest (the end of the archived WAL)",
+        "{rec:?}"
+    );
+    assert!(
+        rec.target_reached
+            .starts_with("the end of the archived WAL"),
+        "{rec:?}"
+    );
+    let restore = stage_notes(&r, Stage::Restore);
+    assert!(
+        restore.contains("is after the archive's last commit"),
+        "{restore}"
+    );
+
     archive();
     let r = run_file(&drill("bm-latest", "", total)).await;
     assert_passed(&r);

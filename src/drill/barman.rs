@@ -75,6 +75,7 @@ impl Record<'_> {
             })?;
             Ok(Plan {
                 asked: crate::physical::asked(&spec.target, &target),
+                random: matches!(spec.target, crate::config::RecoveryTarget::Random { .. }),
                 server: spec.server.clone(),
                 backup,
                 major,
@@ -143,7 +144,6 @@ impl Record<'_> {
             "barman",
             plan.backup.id.clone(),
             plan.asked.clone(),
-            &plan.target,
             &r,
             plan.window,
             t0.elapsed(),

@@ -225,7 +225,6 @@ impl Record<'_> {
             "pgbackrest",
             format!("{} ({})", plan.set.label, plan.set.kind),
             plan.asked.clone(),
-            &plan.target,
             &r,
             (Some(plan.window.0), plan.window.1),
             t0.elapsed(),
@@ -355,14 +354,13 @@ pub(super) fn recovered(
     method: &str,
     backup_set: String,
     asked: String,
-    target: &Target,
     r: &crate::physical::Recovered,
     window: (Option<jiff::Timestamp>, Option<jiff::Timestamp>),
     took: Duration,
 ) -> (RecoveryReport, Vec<String>) {
     let wal = |n: Option<&crate::physical::wal::SegmentName>| n.map(|s| s.to_string());
     let mut notes = vec![
-        format!("backup set {backup_set}, target {}", target.describe()),
+        format!("backup set {backup_set}, target {}", r.target.describe()),
         format!("reached: {}", r.reached),
     ];
     if let (Some(a), Some(b)) = (r.log.restored.first(), r.log.restored.last()) {
@@ -378,7 +376,7 @@ pub(super) fn recovered(
         method: method.into(),
         backup_set,
         target_asked: asked,
-        target: target.describe(),
+        target: r.target.describe(),
         target_reached: r.reached.clone(),
         wal_from: wal(r.log.restored.first()),
         wal_to: wal(r.log.restored.last()),
@@ -478,6 +476,7 @@ async fn plan(
         archive,
         target,
         asked,
+        random: matches!(spec.target, RecoveryTarget::Random { .. }),
         sandbox_conf: host.sandbox_conf(repo_in_sandbox, DATA),
         staging,
     })

@@ -185,6 +185,8 @@ pub struct Plan {
     pub target: Target,
     /// The drill's target as it reads (`a random time in the last 7d: …`).
     pub asked: String,
+    /// The target is a random time in the window.
+    pub random: bool,
     /// The oldest backup's consistency and the archive's newest WAL.
     pub window: (Option<jiff::Timestamp>, Option<jiff::Timestamp>),
 }
@@ -276,6 +278,7 @@ pub async fn restore(
         archive: &plan.archive,
         newest_wal: plan.window.1,
         set: &plan.backup.id,
+        random: plan.random,
     };
     super::restore::recover(backend, sb, &from, notes, keep_going).await
 }

@@ -104,6 +104,8 @@ pub struct Plan {
     pub target: Target,
     /// The drill's target as it reads (`a random time in the last 7d`).
     pub asked: String,
+    /// The target is a random time in the window.
+    pub random: bool,
     /// The oldest backup's consistency and the archive's newest WAL: the recovery window.
     pub window: (jiff::Timestamp, Option<jiff::Timestamp>),
     /// The repository's settings for the sandbox's pgbackrest.conf (with its secret).

@@ -70,6 +70,12 @@ pub fn parse(log: &str) -> RecoveryLog {
     r
 }
 
+/// A time as the server logs it (`2026-12-01 09:29:39.880855+00`).
+pub fn log_time(t: &str) -> Option<jiff::Timestamp> {
+    let t = t.trim();
+    t.parse().ok().or_else(|| format!("{t}:00").parse().ok())
+}
+
 /// The level and message of a server log line.
 fn message(line: &str) -> Option<(&str, &str)> {
     for level in ["LOG", "FATAL", "PANIC"] {
@@ -132,6 +138,15 @@ mod tests {
         );
         assert_eq!(r.ends.len(), 1);
         assert!(!r.ended_before_target);
+        assert_eq!(
+            log_time(r.last_transaction.as_deref().unwrap()).map(|t| t.to_string()),
+            Some("2026-12-01T09:29:39.880855Z".into())
+        );
+        assert_eq!(
+            log_time("2026-12-01 09:29:39+05:30").map(|t| t.to_string()),
+            Some("2026-12-01T03:59:39Z".into())
+        );
+        assert_eq!(log_time("yesterday"), None);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Recovered {
     pub last_transaction: Option<String>,
     /// Facts worth showing (verify's findings in other sets, later gaps).
     pub notes: Vec<String>,
+    /// The target recovered to: the plan's, or the archive's end when a random time
+    /// fell after the archive's last commit.
+    pub target: Target,
 }
 
 fn pgbackrest(stanza: &str, args: &[String]) -> Vec<String> {
@@ -161,6 +164,7 @@ pub async fn restore(
         archive: &plan.archive,
         newest_wal: plan.window.1,
         set: &plan.set.label,
+        random: plan.random,
     };
     recover(backend, sb, &from, notes, keep_going).await
 }
@@ -173,6 +177,9 @@ pub struct From<'a> {
     pub archive: &'a Archive,
     pub newest_wal: Option<jiff::Timestamp>,
     pub set: &'a str,
+    /// The target is a random time in the window: the window's end is when the newest
+    /// segment was archived, which can be after its last commit.
+    pub random: bool,
 }
 
 /// The recovery of a backup restored into the sandbox's data volume with its recovery
@@ -205,17 +212,11 @@ pub async fn recover(
     if out.exit_code != 0 {
         return Err(Error::infra("cannot start the sandbox's server").with_stderr(said(&out)));
     }
-    let promoted = wait_for_promotion(backend, sb).await?;
-    let log_text = match backend
-        .exec(sb, &sh(&format!("cat {SERVER_LOG}")), None)
-        .await
-    {
-        Ok(out) if out.exit_code == 0 => out.stdout,
-        // A sandbox that ended anyway: the end of the log the entrypoint printed.
-        _ => backend.state(sb).await?.log_tail,
-    };
-    let log = recovery::parse(&log_text);
-    let facts = Facts {
+    let mut promoted = wait_for_promotion(backend, sb).await?;
+    let mut log_text = server_log(backend, sb).await?;
+    let mut log = recovery::parse(&log_text);
+    let latest = Target::Latest;
+    let mut facts = Facts {
         target: from.target,
         start: from.start,
         archive: from.archive,
@@ -224,9 +225,34 @@ pub async fn recover(
         set: from.set,
     };
     if !promoted {
-        return Err(facts
-            .failed(&log)
-            .with_stderr(crate::engine::tail(&log_text, 20)));
+        let Some(why) = facts.past_the_archive(&log, from.random) else {
+            return Err(facts
+                .failed(&log)
+                .with_stderr(crate::engine::tail(&log_text, 20)));
+        };
+        // The random time is after everything the archive holds: the state at that
+        // time is not in it (it was in WAL not yet archived). The nearest moment that
+        // is: the archive's end, which the same server now recovers to.
+        keep_going("recovery to the archive's end");
+        notes.push(why);
+        let out = backend.exec(sb, &again_to_latest(), None).await?;
+        if out.exit_code != 0 {
+            return Err(Error::infra(
+                "cannot start the sandbox's server again to the archive's end",
+            )
+            .with_stderr(said(&out)));
+        }
+        let before = log_text.len();
+        promoted = wait_for_promotion(backend, sb).await?;
+        log_text = server_log(backend, sb).await?;
+        log_text = log_text.get(before..).unwrap_or(&log_text).to_string();
+        log = recovery::parse(&log_text);
+        facts.target = &latest;
+        if !promoted {
+            return Err(facts
+                .failed(&log)
+                .with_stderr(crate::engine::tail(&log_text, 20)));
+        }
     }
     let out = backend
         .exec(
@@ -242,6 +268,7 @@ pub async fn recover(
     let replay_end = row.next().and_then(Lsn::parse);
     let last_transaction = row.next().filter(|s| !s.is_empty()).map(str::to_string);
     let (reached, timeline, mut later) = facts.reached(&log, replay_end)?;
+    let target = facts.target.clone();
     notes.append(&mut later);
     Ok(Recovered {
         log,
@@ -249,7 +276,31 @@ pub async fn recover(
         timeline,
         last_transaction,
         notes,
+        target,
     })
+}
+
+/// Rewrites the recovery settings to the archive's end (no target) and asks the
+/// entrypoint for one more start of the server that ended (containers/README.md).
+fn again_to_latest() -> Vec<String> {
+    sh(&format!(
+        "set -e; f={DATA}/postgresql.auto.conf; \
+         {{ grep -Ev '^recovery_target(_time|_name|_xid|_lsn|_inclusive|_action)?[[:space:]]*=' $f || true; }} > $f.firedrill; \
+         mv $f.firedrill $f; chown postgres:postgres $f; chmod 0600 $f; \
+         rm -f /run/firedrill/exited; touch /run/firedrill/again"
+    ))
+}
+
+/// The recovering server's log, or, from a sandbox that ended anyway, the end of the
+/// log the entrypoint printed.
+async fn server_log(backend: &dyn SandboxBackend, sb: &Sandbox) -> Result<String> {
+    match backend
+        .exec(sb, &sh(&format!("cat {SERVER_LOG}")), None)
+        .await
+    {
+        Ok(out) if out.exit_code == 0 => Ok(out.stdout),
+        _ => Ok(backend.state(sb).await?.log_tail),
+    }
 }
 
 /// The labels a backup set's restore reads: itself and the sets it references (for a
@@ -336,6 +387,31 @@ impl Facts<'_> {
             .missing(start.tli, start.no, last, self.seg_size);
         runs.first()
             .map(|&r| Gap::new(self.archive, start.tli, r, self.seg_size))
+    }
+
+    /// Whether a random target time that recovery never reached lies after the archive's
+    /// last commit (the server replayed all of it without a gap, and its last
+    /// transaction is before the target): then the archive's end is the nearest moment
+    /// it holds, and the words for the note say so.
+    pub fn past_the_archive(&self, log: &RecoveryLog, random: bool) -> Option<String> {
+        let Target::Time(at) = self.target else {
+            return None;
+        };
+        if !random || !log.ended_before_target || self.gap(None).is_some() {
+            return None;
+        }
+        let last = match &log.last_transaction {
+            Some(t) => Some(recovery::log_time(t)?),
+            None => None,
+        };
+        if last.is_some_and(|l| l >= *at) {
+            return None;
+        }
+        Some(format!(
+            "the random time {at} is after the archive's last commit ({}; its newest segment was archived at {}): the state at that time is in WAL not yet archived, so the drill recovered to the archive's end",
+            last.map_or("none replayed".into(), |l| l.to_string()),
+            self.newest_wal.map_or("an unknown time".into(), |t| t.to_string()),
+        ))
     }
 
     /// Why a recovery that never promoted failed, named.
@@ -581,6 +657,37 @@ mod tests {
                 .contains("restore point \"nope\" is not in the WAL"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_random_time_after_the_archives_last_commit_recovers_to_its_end() {
+        let a = archive(&[2, 3, 4]);
+        let at = Target::Time("2026-12-01T09:59:30Z".parse().unwrap());
+        let mut l = log(&[2, 3, 4], "0/4000100");
+        l.ended_before_target = true;
+        l.last_transaction = Some("2026-12-01 09:59:29.8+00".into());
+        let why = facts(&at, &a).past_the_archive(&l, true).unwrap();
+        assert!(
+            why.starts_with("the random time 2026-12-01T09:59:30Z is after the archive's last commit (2026-12-01T09:59:29.8Z"),
+            "{why}"
+        );
+        // A time the drill asked for is never moved.
+        assert_eq!(facts(&at, &a).past_the_archive(&l, false), None);
+        // A gap before the target: the archive lost WAL, the drill fails.
+        let holed = archive(&[2, 3, 5]);
+        assert_eq!(facts(&at, &holed).past_the_archive(&l, true), None);
+        // The server replayed a commit after the target and still ended: not this case.
+        l.last_transaction = Some("2026-12-01 09:59:31+00".into());
+        assert_eq!(facts(&at, &a).past_the_archive(&l, true), None);
+        // A recovery that failed for another reason.
+        l.last_transaction = None;
+        l.ended_before_target = false;
+        assert_eq!(facts(&at, &a).past_the_archive(&l, true), None);
+        l.ended_before_target = true;
+        assert!(facts(&at, &a)
+            .past_the_archive(&l, true)
+            .unwrap()
+            .contains("(none replayed;"));
     }
 
     #[test]
