@@ -206,7 +206,8 @@ pub struct TableFingerprint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// A checksum of the table's content, independent of row order, prefixed with its
-    /// algorithm (`md5sum:`, `xxh3sum:`); only for the tables this run checksummed.
+    /// algorithm (`md5sum:`, `rowhash64sum:`, `xxh3sum:`); only for the tables this run
+    /// checksummed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }

@@ -511,12 +511,7 @@ impl Record<'_> {
         let drill = self.drill;
         let manifest = expect.manifest;
         let backend = &parts.sandbox;
-        let checksummed: Vec<String> = manifest
-            .fingerprint
-            .checksummed()
-            .iter()
-            .map(|t| t.qualified())
-            .collect();
+        let checksummed = manifest.fingerprint.checksummed();
         let restored = engine
             .sandbox_fingerprint(backend.as_ref(), sandbox, &manifest.databases, &checksummed)
             .await?;

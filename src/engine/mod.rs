@@ -318,7 +318,7 @@ rm -f "$f""#
         backend: &dyn SandboxBackend,
         sandbox: &Sandbox,
         databases: &[String],
-        checksum: &[String],
+        checksum: &[&crate::fingerprint::TableFingerprint],
     ) -> Result<Fingerprint> {
         match self {
             Engine::Postgres => {
@@ -360,12 +360,26 @@ rm -f "$f""#
                     .await?;
                 let lo_sum = read(out, "large objects").map_err(|e| e.message);
                 fp.holdings = pg_holdings::parse_holdings(&holdings, lo_sum)?;
-                let tables: Vec<(&str, &str)> = fp
-                    .tables
-                    .iter()
-                    .filter(|t| checksum.contains(&t.qualified()))
-                    .map(|t| (t.schema.as_str(), t.name.as_str()))
-                    .collect();
+                // Each table summed as the source summed it.
+                let mut tables: Vec<(&str, &str, postgres::RowHash)> = Vec::new();
+                for t in &fp.tables {
+                    let Some(want) = checksum
+                        .iter()
+                        .find(|w| w.schema == t.schema && w.name == t.name)
+                    else {
+                        continue;
+                    };
+                    let value = want.checksum.as_deref().unwrap_or_default();
+                    let hash = postgres::RowHash::of(value).ok_or_else(|| {
+                        Error::config(format!(
+                            "the manifest's checksum of {} ({value}) names an algorithm this firedrill does not know",
+                            t.qualified()
+                        ))
+                        .with_hint("the backup was made by a newer firedrill: drill it with that version or later")
+                        .retryable(false)
+                    })?;
+                    tables.push((t.schema.as_str(), t.name.as_str(), hash));
+                }
                 if !tables.is_empty() {
                     let sql = format!(
                         "{}; {}",
@@ -379,7 +393,8 @@ rm -f "$f""#
                 Ok(fp)
             }
             Engine::Mariadb | Engine::Mysql => {
-                mysql::sandbox_fingerprint(self, backend, sandbox, databases, checksum).await
+                let names: Vec<String> = checksum.iter().map(|t| t.qualified()).collect();
+                mysql::sandbox_fingerprint(self, backend, sandbox, databases, &names).await
             }
         }
     }

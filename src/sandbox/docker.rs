@@ -249,6 +249,7 @@ impl DockerBackend {
     ) -> Result<ExecOutput> {
         let docker = self.client().await?;
         let what = cmd.first().map(String::as_str).unwrap_or("command");
+        let t0 = std::time::Instant::now();
         let exec = docker
             .create_exec(
                 &sandbox.name,
@@ -339,6 +340,19 @@ impl DockerBackend {
                 )));
             }
         }
+        // Where a stage's time went, exec by exec (RUST_LOG=firedrill=debug): a script
+        // run as `bash -c SCRIPT NAME` by its name.
+        let label = match cmd {
+            [sh, c, _, name, ..] if c == "-c" && (sh == "bash" || sh == "sh") => name.as_str(),
+            _ => what,
+        };
+        tracing::debug!(
+            sandbox = %sandbox.name,
+            command = label,
+            exit_code,
+            ms = t0.elapsed().as_millis() as u64,
+            "exec"
+        );
         Ok(ExecOutput {
             exit_code,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
