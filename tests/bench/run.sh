@@ -391,6 +391,6 @@ row "mariadb: restore stage vs mariadb < dump (volume)" "${my_fd_r[*]}" "${my_pe
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows_md[@]}"
   echo
-  [ "${#perf_out[@]}" -gt 0 ] && printf '%s\n' "${perf_out[@]}"
+  if [ "${#perf_out[@]}" -gt 0 ]; then printf '%s\n' "${perf_out[@]}"; fi
 } | tee "$out"
 fd_log "written to $out"
