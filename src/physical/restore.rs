@@ -224,12 +224,10 @@ pub async fn recover(
         seg_size: control.seg_size,
         set: from.set,
     };
-    if !promoted {
-        let Some(why) = facts.past_the_archive(&log, from.random) else {
-            return Err(facts
-                .failed(&log)
-                .with_stderr(crate::engine::tail(&log_text, 20)));
-        };
+    if let Some(why) = (!promoted)
+        .then(|| facts.past_the_archive(&log, from.random))
+        .flatten()
+    {
         // The random time is after everything the archive holds: the state at that
         // time is not in it (it was in WAL not yet archived). The nearest moment that
         // is: the archive's end, which the same server now recovers to.
@@ -248,11 +246,11 @@ pub async fn recover(
         log_text = log_text.get(before..).unwrap_or(&log_text).to_string();
         log = recovery::parse(&log_text);
         facts.target = &latest;
-        if !promoted {
-            return Err(facts
-                .failed(&log)
-                .with_stderr(crate::engine::tail(&log_text, 20)));
-        }
+    }
+    if !promoted {
+        return Err(facts
+            .failed(&log)
+            .with_stderr(crate::engine::tail(&log_text, 20)));
     }
     let out = backend
         .exec(
